@@ -1,0 +1,15 @@
+"""arspay engine: ARS (IVR) automatic card payment on Asterisk.
+
+Sub-packages, one capability each:
+
+- ``settings``  typed, frozen configuration (defaults -> arspay.toml -> ARSPAY_* env)
+- ``store``     SQLAlchemy tables, the database handle, Alembic migrations
+- ``domain``    state machines and ids shared by every service
+- ``dids``      the virtual-number (DID) pool and its leases (PRODUCT section 2)
+- ``merchants`` merchants, API keys, customers
+- ``requests``  call requests (registration / payment)
+- ``consent``   the hash-chained consent ledger (PRODUCT section 4.3)
+- ``cli``       the ``arspay`` command
+"""
+
+__version__ = "0.1.0"

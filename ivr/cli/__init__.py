@@ -1,0 +1,8 @@
+"""The ``arspay`` command. Each sub-module adds one group of commands to :data:`app`."""
+
+from __future__ import annotations
+
+from ivr.cli import config_cmd, db_cmd, dids_cmd, merchants_cmd, requests_cmd  # noqa: F401
+from ivr.cli.app import app, main
+
+__all__ = ["app", "main"]

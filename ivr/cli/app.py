@@ -1,0 +1,126 @@
+"""The root ``arspay`` Typer app, its global options and the helpers commands share.
+
+Commands never print tracebacks for expected errors: an :class:`~ivr.errors.ArspayError`
+becomes ``error: <message>`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ivr import __version__
+from ivr.errors import ArspayError
+from ivr.settings import Settings, load_settings
+from ivr.wiring import Services, build
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="arspay",
+    help="ARS (IVR) automatic card payment engine on Asterisk.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@dataclass
+class CliState:
+    config: Path | None = None
+    json: bool = False
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(None, "--config", "-c", help="path of arspay.toml"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    ctx.obj = CliState(config=config, json=as_json)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, CliState)
+    return obj
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one coroutine, turning expected errors into a clean message and exit 2."""
+    try:
+        return asyncio.run(coro)
+    except ArspayError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def with_services(ctx: typer.Context, body: Callable[[Services], Awaitable[T]]) -> T:
+    """Build the services from settings, run ``body``, close them."""
+    st = state(ctx)
+
+    async def _go() -> T:
+        services = build(st.settings)
+        try:
+            return await body(services)
+        finally:
+            await services.close()
+
+    try:
+        return run(_go())
+    except ArspayError as exc:  # raised while building (config)
+        Console(stderr=True).print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def emit(ctx: typer.Context, title: str, rows: list[dict[str, Any]]) -> None:
+    """Print rows as a table, or as JSON with ``--json``."""
+    if state(ctx).json:
+        sys.stdout.write(
+            json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], ensure_ascii=False)
+            + "\n"
+        )
+        return
+    table = Table(title=title)
+    for key in rows[0] if rows else ["(none)"]:
+        table.add_column(key, overflow="fold")
+    for r in rows:
+        table.add_row(*("" if v is None else str(_plain(v)) for v in r.values()))
+    Console().print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except ArspayError as exc:  # settings loaded lazily inside a command
+        Console(stderr=True).print(f"[red]error:[/red] {exc.message}", highlight=False)
+        sys.exit(2)

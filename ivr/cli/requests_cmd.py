@@ -1,0 +1,127 @@
+"""``arspay requests``, ``arspay sms`` and ``arspay consent``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from sqlalchemy import select
+
+from ivr.cli.app import app, emit, with_services
+from ivr.domain.states import CallRequestKind, CallRequestStatus
+from ivr.phone import normalize
+from ivr.store.tables import CallRequest, SmsMessage
+from ivr.wiring import Services
+
+requests_app = typer.Typer(help="Call requests (registration / payment).", no_args_is_help=True)
+sms_app = typer.Typer(help="SMS messages.", no_args_is_help=True)
+consent_app = typer.Typer(help="Consent evidence.", no_args_is_help=True)
+app.add_typer(requests_app, name="requests")
+app.add_typer(sms_app, name="sms")
+app.add_typer(consent_app, name="consent")
+
+
+def _row(r: CallRequest) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "kind": r.kind,
+        "status": r.status,
+        "did": normalize(r.did).display,
+        "mobile": r.mobile,
+        "amount": r.amount,
+        "expires_at": r.expires_at,
+        "calls": r.calls,
+    }
+
+
+@requests_app.command("create")
+def create(
+    ctx: typer.Context,
+    merchant_id: str,
+    customer_id: str,
+    kind: CallRequestKind = typer.Option(CallRequestKind.registration),
+    product: str = typer.Option(..., help="상품명, read out in the call"),
+    amount: int | None = typer.Option(None, help="KRW, payment requests only"),
+    minutes: int | None = typer.Option(None, help="lease lifetime (default from settings)"),
+) -> None:
+    """Create a call request: lease a DID to the customer's mobile and queue the SMS."""
+
+    async def body(s: Services) -> None:
+        new = await s.requests.create(
+            merchant_id, customer_id, kind, product_name=product, amount=amount,
+            lease_minutes=minutes,
+        )  # fmt: skip
+        emit(ctx, "Call request", [_row(new.request) | {"sms": new.sms.body}])
+
+    with_services(ctx, body)
+
+
+@requests_app.command("show")
+def show(ctx: typer.Context, request_id: str) -> None:
+    """Show a call request."""
+
+    async def body(s: Services) -> None:
+        emit(ctx, "Call request", [_row(await s.requests.get(None, request_id))])
+
+    with_services(ctx, body)
+
+
+@requests_app.command("cancel")
+def cancel(ctx: typer.Context, request_id: str) -> None:
+    """Cancel an open call request and release its DID lease."""
+
+    async def body(s: Services) -> None:
+        r = await s.requests.transition(request_id, CallRequestStatus.cancelled, actor="cli")
+        emit(ctx, "Call request", [_row(r)])
+
+    with_services(ctx, body)
+
+
+@requests_app.command("expire")
+def expire(ctx: typer.Context) -> None:
+    """Expire open requests past their lifetime (the engine does this continuously)."""
+
+    async def body(s: Services) -> int:
+        return await s.requests.expire_due()
+
+    typer.echo(f"{with_services(ctx, body)} request(s) expired")
+
+
+@sms_app.command("outbox")
+def outbox(
+    ctx: typer.Context,
+    deliver: bool = typer.Option(False, help="mark pending outbox messages sent first"),
+    limit: int = typer.Option(20, min=1, max=1000),
+) -> None:
+    """The development outbox: SMS the engine would have sent (newest first)."""
+
+    async def body(s: Services) -> None:
+        if deliver:
+            await s.outbox.deliver_pending()
+        async with s.db.sessions() as session:
+            rows = await session.scalars(
+                select(SmsMessage).order_by(SmsMessage.id.desc()).limit(limit)
+            )
+            emit(ctx, "SMS outbox", [
+                {"id": m.id, "to": m.to, "status": m.status, "body": m.body} for m in rows
+            ])  # fmt: skip
+
+    with_services(ctx, body)
+
+
+@consent_app.command("verify")
+def verify(ctx: typer.Context) -> None:
+    """Check the hash chain of every consent record; exit 1 if it is broken."""
+
+    async def body(s: Services) -> None:
+        result = await s.consent.verify()
+        if not result.ok:
+            typer.echo(
+                f"consent chain BROKEN at record {result.first_bad_seq}: {result.problem} "
+                f"({result.records} records verified before it)",
+                err=True,
+            )
+            raise typer.Exit(1)
+        typer.echo(f"consent chain intact: {result.records} record(s)")
+
+    with_services(ctx, body)

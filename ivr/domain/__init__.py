@@ -1,0 +1,1 @@
+"""Domain vocabulary shared by every service: statuses and their state machines, ids."""

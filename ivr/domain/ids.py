@@ -1,0 +1,42 @@
+"""Object ids: ``<prefix>_<ulid>``.
+
+A ULID (48-bit millisecond time + 80 random bits, Crockford base32) sorts by creation
+time, which is what cursor pagination needs, and carries no information about the
+object beyond when it was made. Random bits come from ``secrets``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+PREFIXES = frozenset(
+    {
+        "mer", "key", "cus", "did", "lse", "creq", "cses", "card", "pi", "pa", "rf",
+        "sch", "evt", "whe", "whd", "sms", "cns", "aud", "usr",
+    }
+)  # fmt: skip
+
+
+def ulid(now_ms: int | None = None) -> str:
+    """A 26-character ULID string."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (ms << 80) | secrets.randbits(80)
+    out = []
+    for _ in range(26):
+        out.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def new_id(prefix: str) -> str:
+    if prefix not in PREFIXES:
+        raise ValueError(f"unknown id prefix {prefix!r}")
+    return f"{prefix}_{ulid()}"
+
+
+def new_order_id() -> str:
+    """Order id sent to the PG for one charge attempt (PortOne ``merchant_uid``)."""
+    return f"ord_{ulid()}"

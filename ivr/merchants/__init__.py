@@ -1,0 +1,1 @@
+"""Merchants, their API keys (stored hashed) and their customers."""

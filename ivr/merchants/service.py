@@ -1,0 +1,224 @@
+"""Merchant, API key and customer services.
+
+API keys look like ``ak_<prefix>_<secret>``: the 12-character prefix finds the row, and
+only the SHA-256 of the whole key is stored. The key is returned once, at creation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ivr.audit import audit
+from ivr.clock import Clock
+from ivr.domain.ids import new_id
+from ivr.domain.states import API_KEY, MERCHANT, ApiKeyStatus, MerchantStatus
+from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.phone import PhoneError, normalize_mobile
+from ivr.store.db import Database
+from ivr.store.tables import ApiKey, Customer, Merchant
+
+_KEY_PREFIX = "ak_"
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    id: str
+    merchant_id: str
+    key: str  # shown once, never stored
+
+    def __repr__(self) -> str:
+        return f"NewApiKey(id={self.id!r}, merchant_id={self.merchant_id!r}, key='**********')"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    merchant_id: str
+    key_id: str
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _clean_name(name: str, what: str, limit: int = 100) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput(f"{what} must not be empty")
+    if len(name) > limit:
+        raise InvalidInput(f"{what} is longer than {limit} characters")
+    return name
+
+
+class MerchantService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def create(self, name: str, *, actor: str = "cli") -> Merchant:
+        now = self.clock.now()
+        m = Merchant(
+            id=new_id("mer"),
+            name=_clean_name(name, "merchant name"),
+            status=MerchantStatus.active.value,
+            settings={},
+            created_at=now,
+        )
+        async with self.db.transaction() as s:
+            s.add(m)
+            audit(
+                s,
+                self.clock,
+                actor=actor,
+                action="merchant.create",
+                object_type="merchant",
+                object_id=m.id,
+                merchant_id=m.id,
+            )
+        return m
+
+    async def get(self, merchant_id: str) -> Merchant:
+        async with self.db.sessions() as s:
+            m = await s.get(Merchant, merchant_id)
+        if m is None:
+            raise NotFound(f"merchant {merchant_id} not found")
+        return m
+
+    async def list(self) -> list[Merchant]:
+        async with self.db.sessions() as s:
+            return list(await s.scalars(select(Merchant).order_by(Merchant.id)))
+
+    async def set_status(self, merchant_id: str, status: MerchantStatus, *, actor: str) -> None:
+        async with self.db.transaction() as s:
+            m = await s.get(Merchant, merchant_id, with_for_update=True)
+            if m is None:
+                raise NotFound(f"merchant {merchant_id} not found")
+            m.status = MERCHANT.check(m.status, status).value
+            audit(
+                s,
+                self.clock,
+                actor=actor,
+                action=f"merchant.{status.value}",
+                object_type="merchant",
+                object_id=m.id,
+                merchant_id=m.id,
+            )
+
+    # ---------------------------------------------------------------- API keys
+
+    async def create_api_key(self, merchant_id: str, name: str, *, actor: str) -> NewApiKey:
+        await self.get(merchant_id)
+        prefix = secrets.token_hex(6)
+        key = f"{_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+        row = ApiKey(
+            id=new_id("key"),
+            merchant_id=merchant_id,
+            name=_clean_name(name, "key name"),
+            prefix=prefix,
+            secret_sha256=_digest(key),
+            status=ApiKeyStatus.active.value,
+            created_at=self.clock.now(),
+        )
+        async with self.db.transaction() as s:
+            s.add(row)
+            audit(
+                s,
+                self.clock,
+                actor=actor,
+                action="api_key.create",
+                object_type="api_key",
+                object_id=row.id,
+                merchant_id=merchant_id,
+            )
+        return NewApiKey(row.id, merchant_id, key)
+
+    async def revoke_api_key(self, merchant_id: str, key_id: str, *, actor: str) -> None:
+        async with self.db.transaction() as s:
+            row = await s.get(ApiKey, key_id, with_for_update=True)
+            if row is None or row.merchant_id != merchant_id:
+                raise NotFound(f"API key {key_id} not found")
+            row.status = API_KEY.check(row.status, ApiKeyStatus.revoked).value
+            row.revoked_at = self.clock.now()
+            audit(
+                s,
+                self.clock,
+                actor=actor,
+                action="api_key.revoke",
+                object_type="api_key",
+                object_id=row.id,
+                merchant_id=merchant_id,
+            )
+
+    async def authenticate(self, key: str) -> Principal | None:
+        """The merchant behind an API key, or None (unknown, revoked, malformed, suspended)."""
+        parts = key.split("_", 2) if key.startswith(_KEY_PREFIX) else []
+        if len(parts) != 3 or len(parts[1]) != 12:
+            return None
+        async with self.db.sessions() as s:
+            row = await s.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+            if row is None or not hmac.compare_digest(row.secret_sha256, _digest(key)):
+                return None
+            if row.status != ApiKeyStatus.active.value:
+                return None
+            merchant = await s.get(Merchant, row.merchant_id)
+            if merchant is None or merchant.status != MerchantStatus.active.value:
+                return None
+            return Principal(row.merchant_id, row.id)
+
+
+class CustomerService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def create(
+        self,
+        merchant_id: str,
+        *,
+        mobile: str,
+        name: str = "",
+        external_ref: str | None = None,
+        actor: str = "cli",
+    ) -> Customer:
+        try:
+            digits = normalize_mobile(mobile).digits
+        except PhoneError as exc:
+            raise InvalidInput(f"mobile: {exc}") from None
+        row = Customer(
+            id=new_id("cus"),
+            merchant_id=merchant_id,
+            external_ref=external_ref or None,
+            name=" ".join(name.split())[:100],
+            mobile=digits,
+            created_at=self.clock.now(),
+        )
+        try:
+            async with self.db.transaction() as s:
+                if await s.get(Merchant, merchant_id) is None:
+                    raise NotFound(f"merchant {merchant_id} not found")
+                s.add(row)
+                await s.flush()
+                audit(
+                    s,
+                    self.clock,
+                    actor=actor,
+                    action="customer.create",
+                    object_type="customer",
+                    object_id=row.id,
+                    merchant_id=merchant_id,
+                )
+        except IntegrityError:
+            raise Conflict(f"a customer with external_ref {external_ref!r} exists") from None
+        return row
+
+    async def get(self, merchant_id: str, customer_id: str) -> Customer:
+        async with self.db.sessions() as s:
+            row = await s.get(Customer, customer_id)
+        if row is None or row.merchant_id != merchant_id:
+            raise NotFound(f"customer {customer_id} not found")
+        return row

@@ -1,0 +1,235 @@
+"""Call request service: create (lease a DID + queue the SMS, in one transaction),
+move through the ``CALL_REQUEST`` state machine, expire, cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ivr.audit import audit
+from ivr.clock import Clock
+from ivr.dids.pool import DidPool
+from ivr.domain.ids import new_id
+from ivr.domain.states import (
+    CALL_REQUEST,
+    DELIVERY,
+    CallRequestKind,
+    CallRequestStatus,
+    DeliveryStatus,
+    LeaseStatus,
+)
+from ivr.errors import InvalidInput, NotFound
+from ivr.notify.templates import payment_sms, registration_sms
+from ivr.store.db import Database
+from ivr.store.tables import CallRequest, Customer, Lease, Merchant, SmsMessage
+
+MIN_AMOUNT = 100  # KRW, PRODUCT section 6
+MAX_AMOUNT = 100_000_000_000  # sanity bound (1,000억): read-out prompts go up to 억
+
+
+@dataclass(frozen=True, slots=True)
+class NewRequest:
+    request: CallRequest
+    sms: SmsMessage
+
+
+class CallRequestService:
+    def __init__(
+        self, db: Database, clock: Clock, pool: DidPool, *, sms_sender: str, sms_adapter: str
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.pool = pool
+        self.sms_sender = sms_sender
+        self.sms_adapter = sms_adapter
+
+    async def create(
+        self,
+        merchant_id: str,
+        customer_id: str,
+        kind: CallRequestKind,
+        *,
+        product_name: str,
+        amount: int | None = None,
+        lease_minutes: int | None = None,
+        actor: str = "cli",
+    ) -> NewRequest:
+        product_name = " ".join(product_name.split())
+        if not product_name or len(product_name) > 100:
+            raise InvalidInput("product_name must be 1-100 characters")
+        if kind is CallRequestKind.payment:
+            if amount is None or isinstance(amount, bool) or not isinstance(amount, int):
+                raise InvalidInput("a payment request needs an integer amount in KRW")
+            if not MIN_AMOUNT <= amount <= MAX_AMOUNT:
+                raise InvalidInput(f"amount must be between {MIN_AMOUNT} and {MAX_AMOUNT} KRW")
+        elif amount is not None:
+            raise InvalidInput("a registration request takes no amount")
+        now = self.clock.now()
+        async with self.db.transaction() as s:
+            merchant = await s.get(Merchant, merchant_id)
+            customer = await s.get(Customer, customer_id)
+            if merchant is None:
+                raise NotFound(f"merchant {merchant_id} not found")
+            if customer is None or customer.merchant_id != merchant_id:
+                raise NotFound(f"customer {customer_id} not found")
+            request_id = new_id("creq")
+            lease = await self.pool.lease_in(
+                s, customer.mobile, kind.value, call_request_id=request_id, minutes=lease_minutes
+            )
+            req = CallRequest(
+                id=request_id,
+                merchant_id=merchant_id,
+                customer_id=customer_id,
+                kind=kind.value,
+                status=CALL_REQUEST.initial.value,
+                did=lease.did,
+                mobile=lease.mobile,
+                lease_id=lease.id,
+                product_name=product_name,
+                amount=amount,
+                calls=0,
+                created_at=now,
+                updated_at=now,
+                expires_at=lease.expires_at,
+            )
+            if kind is CallRequestKind.registration:
+                body = registration_sms(merchant.name, lease.did, lease.expires_at)
+            else:
+                assert amount is not None
+                body = payment_sms(merchant.name, product_name, amount, lease.did, lease.expires_at)
+            sms = SmsMessage(
+                id=new_id("sms"),
+                merchant_id=merchant_id,
+                call_request_id=request_id,
+                kind=kind.value,
+                to=lease.mobile,
+                sender=self.sms_sender,
+                body=body,
+                adapter=self.sms_adapter,
+                status=DeliveryStatus.pending.value,
+                attempts=0,
+                created_at=now,
+            )
+            s.add_all([req, sms])
+            audit(
+                s,
+                self.clock,
+                actor=actor,
+                action="call_request.create",
+                object_type="call_request",
+                object_id=req.id,
+                merchant_id=merchant_id,
+                details={"kind": kind.value, "did": lease.did},
+            )
+        return NewRequest(req, sms)
+
+    async def get(self, merchant_id: str | None, request_id: str) -> CallRequest:
+        async with self.db.sessions() as s:
+            row = await s.get(CallRequest, request_id)
+        if row is None or (merchant_id is not None and row.merchant_id != merchant_id):
+            raise NotFound(f"call request {request_id} not found")
+        return row
+
+    async def transition(
+        self, request_id: str, target: CallRequestStatus, *, actor: str
+    ) -> CallRequest:
+        async with self.db.transaction() as s:
+            return await self.transition_in(s, request_id, target, actor=actor)
+
+    async def transition_in(
+        self, s: AsyncSession, request_id: str, target: CallRequestStatus, *, actor: str
+    ) -> CallRequest:
+        """Lock the request row, check the transition, apply it; end the lease when the
+        request ends (released on an outcome, expired on expiry)."""
+        req = await s.get(CallRequest, request_id, with_for_update=True)
+        if req is None:
+            raise NotFound(f"call request {request_id} not found")
+        previous = req.status
+        req.status = CALL_REQUEST.check(req.status, target).value
+        now = self.clock.now()
+        req.updated_at = now
+        if target is CallRequestStatus.in_call:
+            req.calls += 1
+        if CALL_REQUEST.is_terminal(target):
+            req.ended_at = now
+            lease = await s.get(Lease, req.lease_id)
+            if lease is not None and lease.status == LeaseStatus.active.value:
+                end = (
+                    LeaseStatus.expired
+                    if target is CallRequestStatus.expired
+                    else LeaseStatus.released
+                )
+                await self.pool.end_in(s, lease.id, end)
+        audit(
+            s,
+            self.clock,
+            actor=actor,
+            action=f"call_request.{target.value}",
+            object_type="call_request",
+            object_id=req.id,
+            merchant_id=req.merchant_id,
+            details={"from": previous},
+        )
+        return req
+
+    async def expire_due(self) -> int:
+        """Expire every open request past its lifetime that is not in a call now."""
+        now = self.clock.now()
+        open_states = [CallRequestStatus.created.value, CallRequestStatus.sms_sent.value]
+        async with self.db.sessions() as s:
+            ids = list(
+                await s.scalars(
+                    select(CallRequest.id).where(
+                        CallRequest.status.in_(open_states), CallRequest.expires_at <= now
+                    )
+                )
+            )
+        done = 0
+        for rid in ids:
+            async with self.db.transaction() as s:
+                req = await s.get(CallRequest, rid, with_for_update=True)
+                if req is None or req.status not in open_states:
+                    continue  # someone else moved it meanwhile
+                await self.transition_in(s, rid, CallRequestStatus.expired, actor="system")
+                done += 1
+        return done
+
+
+class DevOutbox:
+    """The development SMS outbox: messages are stored and shown, never sent. Marks
+    pending outbox messages ``sent`` and their requests ``sms_sent``."""
+
+    def __init__(self, db: Database, clock: Clock, requests: CallRequestService) -> None:
+        self.db = db
+        self.clock = clock
+        self.requests = requests
+
+    async def deliver_pending(self) -> int:
+        async with self.db.sessions() as s:
+            ids = list(
+                await s.scalars(
+                    select(SmsMessage.id).where(
+                        SmsMessage.adapter == "outbox",
+                        SmsMessage.status == DeliveryStatus.pending.value,
+                    )
+                )
+            )
+        for sms_id in ids:
+            async with self.db.transaction() as s:
+                sms = await s.get(SmsMessage, sms_id, with_for_update=True)
+                if sms is None or sms.status != DeliveryStatus.pending.value:
+                    continue
+                # The outbox "sends" by keeping the message: pending -> sending -> sent.
+                DELIVERY.check(sms.status, DeliveryStatus.sending)
+                sms.status = DELIVERY.check(DeliveryStatus.sending, DeliveryStatus.sent).value
+                sms.attempts += 1
+                sms.sent_at = self.clock.now()
+                if sms.call_request_id:
+                    req = await s.get(CallRequest, sms.call_request_id, with_for_update=True)
+                    if req is not None and req.status == CallRequestStatus.created.value:
+                        await self.requests.transition_in(
+                            s, req.id, CallRequestStatus.sms_sent, actor="system"
+                        )
+        return len(ids)

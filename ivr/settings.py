@@ -1,0 +1,210 @@
+"""Typed, frozen settings, built once: defaults -> ``arspay.toml`` -> ``ARSPAY_*`` env.
+
+Every field lives in a section; its environment variable is
+``ARSPAY_<SECTION>_<FIELD>`` in upper case (``database.url`` -> ``ARSPAY_DATABASE_URL``).
+The file is ``./arspay.toml`` unless ``ARSPAY_CONFIG`` names another. Unknown keys and
+values of the wrong type are errors (:class:`~ivr.errors.ConfigError`) naming the key.
+
+Secrets are :class:`pydantic.SecretStr`: their ``repr`` and ``str`` are masked, and
+:func:`render` (``arspay config show``) prints them masked. Nothing here is global: the
+CLI builds one :class:`Settings` and passes it down.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from ivr.errors import ConfigError
+
+ENV_PREFIX = "ARSPAY_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PathsSettings(_Section):
+    var_dir: Path = Field(Path("var"), description="runtime data: database, logs, sockets")
+
+
+class DatabaseSettings(_Section):
+    url: SecretStr = Field(
+        SecretStr(""),
+        description="SQLAlchemy async URL; empty = sqlite+aiosqlite:///<var_dir>/arspay.db. "
+        "PostgreSQL: postgresql+asyncpg://user:pass@host/db",
+    )
+    busy_timeout_ms: int = Field(15_000, ge=0, description="SQLite busy timeout")
+    pool_size: int = Field(10, ge=1)
+    echo: bool = False
+
+
+class DidSettings(_Section):
+    lease_minutes: int = Field(30, ge=1, le=7 * 24 * 60, description="default lease lifetime")
+    cooldown_minutes: int = Field(
+        10, ge=0, description="a released (DID, mobile) pair is not re-leased for this long"
+    )
+
+
+class CallSettings(_Section):
+    max_calls_per_request: int = Field(5, ge=1)
+    max_wrong_entries: int = Field(3, ge=1)
+    first_digit_timeout_s: float = Field(8.0, gt=0)
+    inter_digit_timeout_s: float = Field(5.0, gt=0)
+    senior_mode: bool = Field(False, description="doubles the digit timeouts")
+    readback: bool = Field(True, description="read back the card's last 4 digits")
+    agent_destination: str = Field("", description="dialplan target for key 0 in menus")
+
+
+class AsteriskSettings(_Section):
+    ari_url: str = "http://127.0.0.1:8088"
+    ari_user: str = "arspay"
+    ari_password: SecretStr = SecretStr("arspay-dev-only")
+    app: str = "arspay"
+    sip_port: int = Field(5070, ge=1, le=65535)
+    agi_port: int = Field(4573, ge=1, le=65535)
+    rtp_start: int = Field(10000, ge=1024, le=65535)
+    rtp_end: int = Field(10999, ge=1024, le=65535)
+
+
+class VaultSettings(_Section):
+    kek_provider: Literal["file", "pkcs11"] = "file"
+    key_file: Path = Path("var/vault/kek.key")
+    key_passphrase: SecretStr = SecretStr("")
+    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_token: str = "arspay"  # noqa: S105 - a token label, not a secret
+    pkcs11_pin: SecretStr = SecretStr("")
+    socket: Path = Path("var/vault/vault.sock")
+
+
+class GatewaySettings(_Section):
+    kind: Literal["sandbox", "portone"] = "sandbox"
+    base_url: str = "http://127.0.0.1:8090"
+    api_key: str = ""
+    api_secret: SecretStr = SecretStr("")
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class SmsSettings(_Section):
+    adapter: Literal["outbox", "smpp", "http"] = "outbox"
+    sender: str = Field("1588-0000", description="registered sender number (발신번호)")
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_format: bool = True
+
+
+class Settings(_Section):
+    paths: PathsSettings = PathsSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    dids: DidSettings = DidSettings()
+    calls: CallSettings = CallSettings()
+    asterisk: AsteriskSettings = AsteriskSettings()
+    vault: VaultSettings = VaultSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    sms: SmsSettings = SmsSettings()
+    api: ApiSettings = ApiSettings()
+    log: LogSettings = LogSettings()
+
+    @property
+    def database_url(self) -> str:
+        """The effective database URL (the default SQLite file under ``var_dir``)."""
+        url = self.database.url.get_secret_value()
+        if url:
+            return url
+        return f"sqlite+aiosqlite:///{self.paths.var_dir / 'arspay.db'}"
+
+
+def _sections() -> dict[str, type[_Section]]:
+    out: dict[str, type[_Section]] = {}
+    for name, info in Settings.model_fields.items():
+        annotation = info.annotation
+        assert isinstance(annotation, type)
+        assert issubclass(annotation, _Section)
+        out[name] = annotation
+    return out
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    known: set[str] = {ENV_PREFIX + "CONFIG"}
+    for section, model in _sections().items():
+        for field_name in model.model_fields:
+            var = f"{ENV_PREFIX}{section}_{field_name}".upper()
+            known.add(var)
+            if var in env:
+                found.setdefault(section, {})[field_name] = env[var]
+    # A variable naming a known section but no field of it is a typo worth stopping for;
+    # other ARSPAY_* variables (ARSPAY_TEST_PG_URL, script knobs) are not settings.
+    sections = tuple(f"{ENV_PREFIX}{name.upper()}_" for name in _sections())
+    unknown = sorted(k for k in env if k.startswith(sections) and k not in known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in the environment: {', '.join(unknown)}")
+    return found
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(
+    config_file: Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings once. ``env`` defaults to ``os.environ``."""
+    environ = os.environ if env is None else env
+    path = config_file or Path(environ.get(ENV_PREFIX + "CONFIG", "arspay.toml"))
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    elif config_file is not None:
+        raise ConfigError(f"{path}: no such configuration file")
+    data = _merge(data, _from_env(environ))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return '"**********"' if value.get_secret_value() else '""'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render(settings: Settings) -> str:
+    """The effective configuration as TOML, secrets masked (``arspay config show``)."""
+    lines: list[str] = []
+    for section in _sections():
+        lines.append(f"[{section}]")
+        model = getattr(settings, section)
+        for field_name in type(model).model_fields:
+            lines.append(f"{field_name} = {_toml_value(getattr(model, field_name))}")
+        lines.append("")
+    return "\n".join(lines)

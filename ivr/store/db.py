@@ -1,0 +1,104 @@
+"""The async database handle: one engine, one session factory, one way to transact.
+
+SQLite (default) runs in WAL mode with a busy timeout, and every transaction starts with
+``BEGIN IMMEDIATE``: a deferred transaction that reads and then writes can fail with
+``SQLITE_BUSY`` at once when another process wrote in between, whatever the timeout;
+taking the write lock up front makes concurrent writers wait their turn instead.
+PostgreSQL runs at READ COMMITTED and callers lock the rows they change
+(``SELECT … FOR UPDATE``) or lean on unique indexes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool
+
+from ivr.errors import ConfigError
+
+
+class Database:
+    """Owns the engine. ``async with db.transaction() as s:`` commits or rolls back."""
+
+    def __init__(
+        self, url: str, *, busy_timeout_ms: int = 15_000, pool_size: int = 10, echo: bool = False
+    ) -> None:
+        try:
+            parsed = make_url(url)
+        except Exception:  # sqlalchemy raises ArgumentError with the URL inside
+            raise ConfigError("database URL is not a valid SQLAlchemy URL") from None
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ConfigError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+        self.url = parsed
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
+            kwargs["poolclass"] = NullPool if parsed.database in (None, "", ":memory:") else None
+            if kwargs["poolclass"] is None:
+                del kwargs["poolclass"]
+                kwargs["pool_size"] = pool_size
+                kwargs["max_overflow"] = 0
+                kwargs["pool_timeout"] = 120
+        else:
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = pool_size
+            kwargs["pool_timeout"] = 120
+            kwargs["pool_pre_ping"] = True
+        self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
+        if self.dialect == "sqlite":
+            _sqlite_tuning(self.engine, busy_timeout_ms)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Database:
+        return cls(
+            settings.database_url,
+            busy_timeout_ms=settings.database.busy_timeout_ms,
+            pool_size=settings.database.pool_size,
+            echo=settings.database.echo,
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_tuning(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to the "begin" hook below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

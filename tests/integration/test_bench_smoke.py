@@ -1,0 +1,29 @@
+"""The benchmarks keep running (tiny sizes); their numbers come from scripts, not tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def test_dids_bench_prints_rates_for_both_databases(pg_factory: object) -> None:
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "dids.py"), "--ops", "20", "--concurrency", "1,4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        env={**os.environ, "ARSPAY_TEST_PG_URL": pg_factory.base_url},  # type: ignore[attr-defined]
+    )
+    rows = [line.split() for line in out.stdout.splitlines()[1:]]
+    assert {(r[0], r[1]) for r in rows} == {
+        ("sqlite", "1"),
+        ("sqlite", "4"),
+        ("postgresql", "1"),
+        ("postgresql", "4"),
+    }
+    assert all(float(r[3]) > 0 for r in rows)

@@ -1,0 +1,119 @@
+"""The ``arspay`` command, run as a real subprocess against real databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ARSPAY = [sys.executable, "-m", "ivr.cli"]
+
+
+def arspay(
+    *args: str, url: str | None = None, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
+    full_env["ARSPAY_CONFIG"] = "/nonexistent/arspay.toml" if cwd is None else "arspay.toml"
+    if url:
+        full_env["ARSPAY_DATABASE_URL"] = url
+    full_env.update(env or {})
+    return subprocess.run(
+        [*ARSPAY, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_help_lists_every_command_group() -> None:
+    out = arspay("--help")
+    assert out.returncode == 0
+    for cmd in (
+        "migrate",
+        "config",
+        "db",
+        "dids",
+        "merchants",
+        "keys",
+        "customers",
+        "requests",
+        "sms",
+        "consent",
+        "version",
+    ):
+        assert cmd in out.stdout
+
+
+def test_config_show_masks_secrets() -> None:
+    secret = "hunter2-Very-Secret"
+    out = arspay(
+        "config",
+        "show",
+        env={"ARSPAY_ASTERISK_ARI_PASSWORD": secret, "ARSPAY_DIDS_LEASE_MINUTES": "45"},
+    )
+    assert out.returncode == 0
+    assert secret not in out.stdout
+    assert "lease_minutes = 45" in out.stdout
+    assert 'ari_password = "**********"' in out.stdout
+
+
+def test_bad_config_is_a_clean_error() -> None:
+    out = arspay("config", "show", env={"ARSPAY_DIDS_LEASE_MINUTES": "soon"})
+    assert out.returncode == 2
+    assert "dids.lease_minutes" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_migrate_check_and_a_registration_request(empty_db_url: str) -> None:
+    assert arspay("db", "current", url=empty_db_url).stdout.strip() == "(empty database)"
+    out = arspay("migrate", url=empty_db_url)
+    assert out.returncode == 0, out.stderr
+    assert "schema at revision 0001" in out.stdout
+    out = arspay("db", "check", url=empty_db_url)
+    assert out.returncode == 0, out.stderr
+    assert "matches" in out.stdout
+    assert (
+        "10 added"
+        in arspay("dids", "import", "0505-000-0000..0505-000-0009", url=empty_db_url).stdout
+    )
+    assert "0 added" in arspay("dids", "import", "0505-000-0005", url=empty_db_url).stdout
+
+    def j(*args: str) -> list[dict[str, object]]:
+        res = arspay("--json", *args, url=empty_db_url)
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)  # type: ignore[no-any-return]
+
+    mid = str(j("merchants", "create", "행복치과")[0]["id"])
+    cid = str(j("customers", "create", mid, "--mobile", "+82 10-1234-5678")[0]["id"])
+    req = j("requests", "create", mid, cid, "--product", "정기권")[0]
+    assert req["status"] == "created"
+    assert str(req["did"]).startswith("0505-000-000")
+    leases = j("dids", "leases")
+    assert [(x["mobile"], x["request"]) for x in leases] == [("01012345678", req["id"])]
+    sms = j("sms", "outbox", "--deliver")
+    assert sms[0]["status"] == "sent"
+    assert "자동결제 카드 등록" in str(sms[0]["body"])
+    assert j("requests", "show", str(req["id"]))[0]["status"] == "sms_sent"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("dids", "import", "0505-000-0009..0505-000-0001"), "end comes before the start"),
+        (("customers", "create", "mer_nope", "--mobile", "010-1234-5678"), "not found"),
+        (("customers", "create", "mer_nope", "--mobile", "anonymous"), "withheld"),
+        (("requests", "show", "creq_nope"), "not found"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(db_url: str, args: tuple[str, ...], message: str) -> None:
+    out = arspay(*args, url=db_url)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,88 @@
+"""Settings: defaults -> arspay.toml -> ARSPAY_* env, frozen, secrets masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic
+import pytest
+
+from ivr.errors import ConfigError
+from ivr.settings import load_settings, render
+
+SECRET = "s3cr3t-Pa55"
+
+
+def test_defaults_without_file_or_env(tmp_path: Path) -> None:
+    s = load_settings(env={"ARSPAY_CONFIG": str(tmp_path / "none.toml")})
+    assert s.dids.lease_minutes == 30
+    assert s.dids.cooldown_minutes == 10
+    assert s.calls.first_digit_timeout_s == 8.0
+    assert s.database_url == "sqlite+aiosqlite:///var/arspay.db"
+
+
+def test_file_then_env_precedence(tmp_path: Path) -> None:
+    cfg = tmp_path / "arspay.toml"
+    cfg.write_text('[dids]\nlease_minutes = 45\ncooldown_minutes = 3\n[sms]\nsender = "02-000"\n')
+    s = load_settings(cfg, env={"ARSPAY_DIDS_LEASE_MINUTES": "60"})
+    assert s.dids.lease_minutes == 60  # env wins over the file
+    assert s.dids.cooldown_minutes == 3  # file wins over defaults
+    assert s.sms.sender == "02-000"
+
+
+def test_database_url_from_env() -> None:
+    url = f"postgresql+asyncpg://arspay:{SECRET}@db/arspay"
+    s = load_settings(env={"ARSPAY_DATABASE_URL": url, "ARSPAY_CONFIG": "/nonexistent.toml"})
+    assert s.database_url == url
+
+
+def test_secrets_are_masked_everywhere(tmp_path: Path) -> None:
+    env = {
+        "ARSPAY_CONFIG": str(tmp_path / "none.toml"),
+        "ARSPAY_DATABASE_URL": f"postgresql+asyncpg://u:{SECRET}@h/d",
+        "ARSPAY_ASTERISK_ARI_PASSWORD": SECRET,
+        "ARSPAY_GATEWAY_API_SECRET": SECRET,
+        "ARSPAY_VAULT_PKCS11_PIN": SECRET,
+    }
+    s = load_settings(env=env)
+    for text in (repr(s), str(s), render(s), repr(s.asterisk), str(s.database)):
+        assert SECRET not in text
+    assert s.asterisk.ari_password.get_secret_value() == SECRET
+    assert '"**********"' in render(s)
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings(env={"ARSPAY_CONFIG": "/nonexistent.toml"})
+    with pytest.raises(pydantic.ValidationError):
+        s.dids.lease_minutes = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "message"),
+    [
+        ("[dids]\nlease_minutes = 'soon'\n", {}, "dids.lease_minutes"),
+        ("[dids]\nlease_minute = 5\n", {}, "dids.lease_minute"),
+        ("[nosuch]\nx = 1\n", {}, "nosuch"),
+        ("[dids\n", {}, "not valid TOML"),
+        ("", {"ARSPAY_DIDS_LEASE_MINUTES": "-1"}, "dids.lease_minutes"),
+        ("", {"ARSPAY_DIDS_LEASEMINUTES": "5"}, "ARSPAY_DIDS_LEASEMINUTES"),
+        ("", {"ARSPAY_VAULT_KEK_PROVIDER": "hsm"}, "vault.kek_provider"),
+    ],
+)
+def test_bad_configuration_is_a_clear_error(
+    tmp_path: Path, toml: str, env: dict[str, str], message: str
+) -> None:
+    cfg = tmp_path / "arspay.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(cfg, env=env)
+
+
+def test_named_config_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_settings(tmp_path / "missing.toml", env={})
+
+
+def test_non_setting_arspay_variables_are_ignored() -> None:
+    env = {"ARSPAY_CONFIG": "/nonexistent.toml", "ARSPAY_PYTHON": "python3", "ARSPAY_TEST_X": "1"}
+    assert load_settings(env=env).dids.lease_minutes == 30
