@@ -1,0 +1,233 @@
+"""FastAGI: an asyncio TCP server and :class:`AgiCall`, the ``Call`` over AGI.
+
+For operators who keep their own dialplan: ``AGI(agi://127.0.0.1:4573/arspay)`` hands
+the call to the engine. Protocol: Asterisk sends ``agi_*: value`` lines and a blank
+line; we send one command per line and read ``200 result=…`` answers. When the channel
+hangs up Asterisk writes ``HANGUP`` on the socket (possibly between a command and its
+answer) and later commands fail with ``511``. Answers to key-reading commands carry the
+key as an ASCII code: they are parsed here and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+
+from ivr.telephony.call import (
+    DTMF_KEYS,
+    Call,
+    CollectResult,
+    CollectSpec,
+    DigitBuffer,
+    collect_digits,
+    parse_destination,
+)
+from ivr.telephony.errors import AgiError, CallHungUp
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 4096
+MAX_HEADERS = 100
+_RESULT = re.compile(r"^(\d{3})[ -]result=(-?\d+)")
+ESCAPE_KEYS = "0123456789*#"
+
+CallHandler = Callable[[Call], Awaitable[None]]
+
+
+class AgiCall:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, env: dict[str, str]
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.env = env
+        self.buffer = DigitBuffer()
+        self._lock = asyncio.Lock()
+        self.transferred = False
+
+    @property
+    def call_id(self) -> str:
+        return self.env.get("agi_uniqueid", "")
+
+    @property
+    def did(self) -> str:
+        return self.env.get("agi_extension", "")
+
+    @property
+    def caller_id(self) -> str:
+        return self.env.get("agi_callerid", "")
+
+    @property
+    def hung_up(self) -> bool:
+        return self.buffer.hung_up
+
+    async def command(self, line: str) -> int:
+        """Send one command, return its ``result=`` value; CallHungUp when dead."""
+        if self.buffer.hung_up:
+            raise CallHungUp
+        async with self._lock:
+            try:
+                self._writer.write(line.encode() + b"\n")
+                await self._writer.drain()
+                while True:
+                    raw = await self._reader.readline()
+                    if not raw:
+                        self.buffer.hang_up()
+                        raise CallHungUp
+                    text = raw.decode(errors="replace").strip()
+                    if text.startswith("HANGUP"):
+                        self.buffer.hang_up()
+                        continue
+                    match = _RESULT.match(text)
+                    if match is None:
+                        if text.startswith("520-"):  # multi-line usage text: skip to the end
+                            continue
+                        code = text[:3]
+                        if code == "511":
+                            self.buffer.hang_up()
+                            raise CallHungUp
+                        raise AgiError(f"AGI {line.split()[0]}: unexpected answer {code!r}")
+                    status, result = int(match.group(1)), int(match.group(2))
+                    if status == 511:
+                        self.buffer.hang_up()
+                        raise CallHungUp
+                    if status != 200:
+                        raise AgiError(f"AGI {line.split()[0]}: status {status}")
+                    return result
+            except (ConnectionError, OSError):
+                self.buffer.hang_up()
+                raise CallHungUp from None
+
+    async def answer(self) -> None:
+        await self.command("ANSWER")
+
+    async def play(self, prompts: Sequence[str], *, barge_in: bool = True) -> bool:
+        if barge_in and self.buffer.pending():
+            return True
+        escape = ESCAPE_KEYS if barge_in else ""
+        for prompt in prompts:
+            if not re.fullmatch(r"[A-Za-z0-9_./-]+", prompt):
+                raise ValueError("prompt names are [A-Za-z0-9_./-]")
+            result = await self.command(f'STREAM FILE {prompt} "{escape}"')
+            if result < 0:
+                # -1: the file failed or the channel hung up; the next command tells
+                if self.buffer.hung_up:
+                    raise CallHungUp
+                continue
+            if result > 0 and chr(result) in DTMF_KEYS:
+                self.buffer.put(chr(result))
+                return True
+        return False
+
+    async def _next_key(self, timeout_s: float) -> str | None:
+        if self.buffer.pending():
+            return await self.buffer.next_key(0)
+        result = await self.command(f"WAIT FOR DIGIT {max(1, int(timeout_s * 1000))}")
+        if result < 0:
+            self.buffer.hang_up()
+            raise CallHungUp
+        if result == 0:
+            return None
+        key = chr(result)
+        return key if key in DTMF_KEYS else None
+
+    async def collect(self, spec: CollectSpec) -> CollectResult:
+        return await collect_digits(self._next_key, spec)
+
+    async def transfer(self, destination: str) -> None:
+        context, exten, priority = parse_destination(destination)
+        await self.command(f"SET CONTEXT {context}")
+        await self.command(f"SET EXTENSION {exten}")
+        await self.command(f"SET PRIORITY {priority}")
+        self.transferred = True  # the dialplan continues there when we close
+
+    async def hangup(self) -> None:
+        if not self.buffer.hung_up:
+            with contextlib.suppress(CallHungUp, AgiError):
+                await self.command("HANGUP")
+            self.buffer.hang_up()
+
+    async def wait_hangup(self, timeout_s: float | None = None) -> bool:
+        if self.buffer.hung_up:
+            return True
+
+        # AGI only tells us about a hang-up in a command's answer or an idle HANGUP line
+        async def watch() -> None:
+            async with self._lock:
+                raw = await self._reader.readline()
+                if not raw or raw.startswith(b"HANGUP"):
+                    self.buffer.hang_up()
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watch(), timeout_s)
+        return self.buffer.hung_up
+
+
+async def read_env(reader: asyncio.StreamReader) -> dict[str, str]:
+    """The ``agi_*`` header block, up to the blank line."""
+    env: dict[str, str] = {}
+    for _ in range(MAX_HEADERS):
+        raw = await reader.readline()
+        if not raw:
+            raise AgiError("AGI peer closed before the headers ended")
+        if len(raw) > MAX_LINE:
+            raise AgiError("AGI header line too long")
+        line = raw.decode(errors="replace").rstrip("\r\n")
+        if not line:
+            return env
+        key, sep, value = line.partition(":")
+        if sep and key.startswith("agi_"):
+            env[key.strip()] = value.strip()
+    raise AgiError("too many AGI header lines")
+
+
+class AgiServer:
+    """FastAGI server: one handler task per connection."""
+
+    def __init__(self, handler: CallHandler, host: str = "127.0.0.1", port: int = 4573) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._on_connect, self.host, self.port, limit=MAX_LINE
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            try:
+                env = await asyncio.wait_for(read_env(reader), 10)
+            except (AgiError, TimeoutError, ConnectionError, ValueError):
+                return
+            call = AgiCall(reader, writer, env)
+            try:
+                await self.handler(call)
+            except CallHungUp:
+                pass
+            except Exception:
+                log.exception("AGI call handler failed", extra={"call_id": call.call_id})
+            if not call.transferred:
+                await call.hangup()
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()

@@ -1,0 +1,210 @@
+"""The ``Call`` interface: what a flow can do with a phone call.
+
+Flows (registration, payment) are written once against :class:`Call`; the ARI and
+FastAGI implementations and the in-process :class:`~ivr.telephony.fake.FakeCall` all
+provide it. Semantics every implementation shares:
+
+- Keys pressed at any time (during a prompt too) go to a per-call buffer in order.
+- ``play(prompts)`` plays the prompts in sequence; with ``barge_in`` a key press stops
+  the playback (the key stays in the buffer for the next ``collect``), and if keys are
+  already buffered the prompts are skipped (type-ahead).
+- ``collect(spec)`` reads keys: the first-digit timeout runs until a key arrives, the
+  inter-digit timeout after each key; it ends at ``max_digits``, at the terminator (not
+  included) or on a timeout. A first key equal to ``spec.repeat_key`` returns
+  ``CollectEnd.repeat`` at once ("*" repeats the prompt, PRODUCT section 4).
+- Once the caller hangs up every operation raises :class:`CallHungUp`.
+
+Digits are sensitive (card numbers): :class:`CollectResult` keeps them out of ``repr``
+and nothing in this package logs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from ivr.telephony.errors import CallHungUp
+
+DTMF_KEYS = frozenset("0123456789*#ABCD")
+
+
+class CollectEnd(StrEnum):
+    max_digits = "max_digits"  # got max_digits keys
+    terminator = "terminator"  # the terminator key ended it
+    timeout = "timeout"  # nothing pressed before the first-digit timeout
+    inter_digit_timeout = "inter_digit_timeout"  # some keys, then silence
+    repeat = "repeat"  # the repeat key was pressed first
+
+
+@dataclass(frozen=True, slots=True)
+class CollectSpec:
+    max_digits: int
+    min_digits: int = 1
+    terminator: str | None = "#"
+    first_timeout_s: float = 8.0
+    inter_timeout_s: float = 5.0
+    repeat_key: str | None = "*"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_digits <= self.max_digits:
+            raise ValueError("need 1 <= min_digits <= max_digits")
+        if self.first_timeout_s <= 0 or self.inter_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+        for key in (self.terminator, self.repeat_key):
+            if key is not None and key not in DTMF_KEYS:
+                raise ValueError(f"{key!r} is not a DTMF key")
+
+    def scaled(self, factor: float) -> CollectSpec:
+        """The same spec with both timeouts multiplied (senior mode doubles them)."""
+        return CollectSpec(
+            self.max_digits,
+            self.min_digits,
+            self.terminator,
+            self.first_timeout_s * factor,
+            self.inter_timeout_s * factor,
+            self.repeat_key,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CollectResult:
+    digits: str = field(repr=False)  # never in repr: may be a card number
+    end: CollectEnd
+
+    @property
+    def count(self) -> int:
+        return len(self.digits)
+
+
+class Call(Protocol):
+    """One phone call, as seen by a flow."""
+
+    @property
+    def call_id(self) -> str:
+        """Unique id of the call (ARI channel id / AGI unique id)."""
+        ...
+
+    @property
+    def did(self) -> str:
+        """The dialled number (the DID), as Asterisk gives it."""
+        ...
+
+    @property
+    def caller_id(self) -> str:
+        """The caller-ID number as Asterisk gives it (may be empty or 'anonymous')."""
+        ...
+
+    @property
+    def hung_up(self) -> bool: ...
+
+    async def answer(self) -> None: ...
+
+    async def play(self, prompts: Sequence[str], *, barge_in: bool = True) -> bool:
+        """Play sound names in order. Return True if a key press interrupted them
+        (or they were skipped because keys were already buffered)."""
+        ...
+
+    async def collect(self, spec: CollectSpec) -> CollectResult: ...
+
+    async def transfer(self, destination: str) -> None:
+        """Hand the call to a dialplan destination ``context,exten,priority``."""
+        ...
+
+    async def hangup(self) -> None: ...
+
+    async def wait_hangup(self, timeout_s: float | None = None) -> bool:
+        """Wait until the call ends; True if it did within the timeout."""
+        ...
+
+
+# ---------------------------------------------------------------- shared machinery
+
+
+class DigitBuffer:
+    """Keys pressed on one call, in order, with hang-up as a terminal signal."""
+
+    def __init__(self) -> None:
+        self._keys: asyncio.Queue[str] = asyncio.Queue()
+        self._hangup = asyncio.Event()
+        self.arrived = asyncio.Event()  # set on every key; cleared by who waits on it
+
+    def put(self, key: str) -> None:
+        if key in DTMF_KEYS:
+            self._keys.put_nowait(key)
+            self.arrived.set()
+
+    def hang_up(self) -> None:
+        self._hangup.set()
+        self.arrived.set()
+
+    @property
+    def hung_up(self) -> bool:
+        return self._hangup.is_set()
+
+    def pending(self) -> bool:
+        return not self._keys.empty()
+
+    def clear(self) -> None:
+        while not self._keys.empty():
+            self._keys.get_nowait()
+
+    async def wait_hangup(self, timeout_s: float | None) -> bool:
+        try:
+            await asyncio.wait_for(self._hangup.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def next_key(self, timeout_s: float) -> str | None:
+        """The next key, or None after ``timeout_s``; raises CallHungUp."""
+        if not self._keys.empty():
+            return self._keys.get_nowait()
+        if self.hung_up:
+            raise CallHungUp
+        getter = asyncio.ensure_future(self._keys.get())
+        hang = asyncio.ensure_future(self._hangup.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {getter, hang}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (getter, hang):
+                if not task.done():
+                    task.cancel()
+        if getter in done:
+            return getter.result()
+        if hang in done:
+            raise CallHungUp
+        return None
+
+
+async def collect_digits(
+    next_key: Callable[[float], Awaitable[str | None]], spec: CollectSpec
+) -> CollectResult:
+    """The collect algorithm shared by every :class:`Call` implementation."""
+    digits: list[str] = []
+    while True:
+        timeout = spec.first_timeout_s if not digits else spec.inter_timeout_s
+        key = await next_key(timeout)
+        if key is None:
+            end = CollectEnd.inter_digit_timeout if digits else CollectEnd.timeout
+            return CollectResult("".join(digits), end)
+        if not digits and spec.repeat_key is not None and key == spec.repeat_key:
+            return CollectResult("", CollectEnd.repeat)
+        if spec.terminator is not None and key == spec.terminator:
+            return CollectResult("".join(digits), CollectEnd.terminator)
+        digits.append(key)
+        if len(digits) >= spec.max_digits:
+            return CollectResult("".join(digits), CollectEnd.max_digits)
+
+
+def parse_destination(destination: str) -> tuple[str, str, int]:
+    """``context,exten[,priority]`` -> parts; the agent destination setting uses it."""
+    parts = [p.strip() for p in destination.split(",")]
+    if len(parts) not in (2, 3) or not all(parts[:2]):
+        raise ValueError("destination must be 'context,exten[,priority]'")
+    priority = int(parts[2]) if len(parts) == 3 and parts[2] else 1
+    return parts[0], parts[1], priority

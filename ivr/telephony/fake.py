@@ -1,0 +1,145 @@
+"""An in-process :class:`~ivr.telephony.call.Call` for fast flow tests.
+
+The caller is a script of actions consumed in order whenever the flow waits for the
+caller — during a prompt (with barge-in) or in ``collect``:
+
+    FakeCall(did="05050000000", caller_id="01012345678",
+             script=[Press("1"), Press("4111111111111111#"), Silence(), HangUp()])
+
+``Press(keys)`` types keys (they land in the buffer, interrupting a barge-in prompt);
+``Silence()`` makes the next wait time out; ``HangUp()`` ends the call. When the script
+runs out the caller is silent (timeouts), so a flow that keeps asking ends by its own
+retry limit. Everything played is recorded in ``played`` (sound names, in order).
+Time does not pass: timeouts are immediate, so a whole call runs in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ivr.telephony.call import (
+    DTMF_KEYS,
+    CollectResult,
+    CollectSpec,
+    DigitBuffer,
+    collect_digits,
+    parse_destination,
+)
+from ivr.telephony.errors import CallHungUp
+
+
+@dataclass(frozen=True, slots=True)
+class Press:
+    keys: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.keys or any(k not in DTMF_KEYS for k in self.keys):
+            raise ValueError("Press needs DTMF keys")
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class HangUp:
+    pass
+
+
+Action = Press | Silence | HangUp
+
+
+class FakeCall:
+    def __init__(
+        self,
+        *,
+        did: str = "05050000000",
+        caller_id: str = "01012345678",
+        script: Iterable[Action] = (),
+        call_id: str = "fake-1",
+    ) -> None:
+        self._did = did
+        self._caller_id = caller_id
+        self._call_id = call_id
+        self.script: deque[Action] = deque(script)
+        self.buffer = DigitBuffer()
+        self.answered = False
+        self.played: list[str] = []
+        self.transferred_to: str | None = None
+        self.collects = 0
+
+    @property
+    def call_id(self) -> str:
+        return self._call_id
+
+    @property
+    def did(self) -> str:
+        return self._did
+
+    @property
+    def caller_id(self) -> str:
+        return self._caller_id
+
+    @property
+    def hung_up(self) -> bool:
+        return self.buffer.hung_up
+
+    def _check(self) -> None:
+        if self.buffer.hung_up:
+            raise CallHungUp
+
+    def _caller_acts(self) -> bool:
+        """Run the caller's next action; True if it typed keys."""
+        if not self.script:
+            return False
+        action = self.script.popleft()
+        if isinstance(action, HangUp):
+            self.buffer.hang_up()
+            raise CallHungUp
+        if isinstance(action, Press):
+            for key in action.keys:
+                self.buffer.put(key)
+            return True
+        return False  # Silence
+
+    async def answer(self) -> None:
+        self._check()
+        self.answered = True
+
+    async def play(self, prompts: Sequence[str], *, barge_in: bool = True) -> bool:
+        self._check()
+        if barge_in and self.buffer.pending():
+            return True
+        for prompt in prompts:
+            self.played.append(prompt)
+            if barge_in and self.script and isinstance(self.script[0], Press | HangUp):
+                self._caller_acts()  # a key press cuts off the rest of the sequence
+                return True
+            if not barge_in and self.script and isinstance(self.script[0], HangUp):
+                self._caller_acts()
+        return False
+
+    async def _next_key(self, timeout_s: float) -> str | None:
+        if not self.buffer.pending() and not self._caller_acts():
+            return None  # silence: the timeout passes at once
+        return await self.buffer.next_key(0)
+
+    async def collect(self, spec: CollectSpec) -> CollectResult:
+        self._check()
+        self.collects += 1
+        return await collect_digits(self._next_key, spec)
+
+    async def transfer(self, destination: str) -> None:
+        self._check()
+        parse_destination(destination)
+        self.transferred_to = destination
+        self.buffer.hang_up()
+
+    async def hangup(self) -> None:
+        self.buffer.hang_up()
+
+    async def wait_hangup(self, timeout_s: float | None = None) -> bool:
+        return self.buffer.hung_up
