@@ -1,0 +1,67 @@
+"""Every call gets a session row and a step log of prompt ids and outcomes — no digits."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ivr.clock import FakeClock
+from ivr.engine import Engine
+from ivr.settings import load_settings
+from ivr.store.db import Database
+from ivr.store.tables import CallSession, CallStep
+from ivr.telephony.call import CollectSpec
+from ivr.telephony.errors import CallHungUp
+from ivr.telephony.fake import FakeCall, HangUp, Press
+from ivr.telephony.session_log import LoggedCall
+from ivr.wiring import build
+
+pytestmark = pytest.mark.anyio
+
+CANARY = "4012888888881881"
+
+
+async def card_flow(call: LoggedCall) -> str:
+    await call.answer()
+    await call.play(["arspay/card.number"])
+    result = await call.collect(CollectSpec(max_digits=16, min_digits=14))
+    await call.play(["arspay/common.wait"], barge_in=False)
+    return "ok" if result.count == 16 else "bad"
+
+
+async def test_steps_are_logged_without_digits(db: Database, db_url: str, tmp_path: Path) -> None:
+    settings = load_settings(env={"ARSPAY_DATABASE_URL": db_url, "ARSPAY_CONFIG": "/none"})
+    services = build(settings, clock=FakeClock(), db=db)
+    engine = Engine(services, card_flow, ari=False, agi=False)
+    writer = asyncio.create_task(engine.session_log.run())
+    try:
+        await engine.handle(FakeCall(call_id="chan-7", script=[Press(CANARY)]))
+        with pytest.raises(CallHungUp):
+            await engine.handle(FakeCall(call_id="chan-8", script=[HangUp()]))
+        await engine.session_log.flush()
+    finally:
+        writer.cancel()
+    async with db.sessions() as s:
+        sessions = {r.channel_id: r for r in await s.scalars(select(CallSession))}
+        steps = list(await s.scalars(select(CallStep).order_by(CallStep.session_id, CallStep.seq)))
+    done, hung = sessions["chan-7"], sessions["chan-8"]
+    assert (done.status, done.outcome, done.did, done.caller_id) == (
+        "ended",
+        "ok",
+        "05050000000",
+        "01012345678",
+    )
+    assert (hung.status, hung.outcome) == ("ended", "caller_hung_up")
+    trail = [(x.step, x.prompt_id, x.outcome) for x in steps if x.session_id == done.id]
+    assert trail == [
+        ("answer", None, "ok"),
+        ("play", "arspay/card.number", "interrupted"),
+        ("collect", None, "max_digits"),
+        ("play", "arspay/common.wait", "done"),
+    ]
+    if db_url.startswith("sqlite"):
+        for f in Path(db_url.split("///", 1)[1]).parent.glob("*.db*"):
+            assert CANARY.encode() not in f.read_bytes()
