@@ -1,0 +1,100 @@
+"""Render the Asterisk configuration in ``asterisk-config/`` from :class:`Settings`.
+
+Every ``*.conf`` there is a :class:`string.Template`: ``${name}`` is filled from the
+``asterisk`` settings (see :func:`values`), ``$$`` is a literal ``$``. A placeholder with
+no value, or a value Asterisk's config parser would misread, is a
+:class:`~ivr.errors.ConfigError`. ``ari.conf`` carries the ARI password, so files are
+written with mode 0640.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from string import Template
+from urllib.parse import urlsplit
+
+from ivr.errors import ConfigError
+from ivr.settings import Settings
+
+TEMPLATE_DIR = Path(__file__).parents[2] / "asterisk-config"
+FILE_MODE = 0o640
+
+# Names that become config section names or dialplan arguments: no brackets, commas,
+# semicolons or spaces.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _name(key: str, value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ConfigError(f"asterisk.{key}: use letters, digits, '_', '.', '-' only")
+    return value
+
+
+def _value(key: str, value: str) -> str:
+    """A value on the right of ``=``: one line; ``;`` would start a comment, so escape it."""
+    if not value or any(ord(c) < 32 or c == "\x7f" for c in value) or value != value.strip():
+        raise ConfigError(f"asterisk.{key}: must be non-empty, one line, no surrounding spaces")
+    return value.replace(";", r"\;")
+
+
+def _http_port(ari_url: str) -> int:
+    url = urlsplit(ari_url)
+    if url.scheme != "http" or not url.hostname:
+        # TLS for ARI is not part of the rendered config; put a TLS proxy in front instead.
+        raise ConfigError("asterisk.ari_url: must be http://host[:port]")
+    try:
+        return url.port or 80
+    except ValueError:
+        raise ConfigError("asterisk.ari_url: invalid port") from None
+
+
+def values(settings: Settings) -> dict[str, str]:
+    """The placeholder values the templates may use."""
+    a = settings.asterisk
+    if a.rtp_start >= a.rtp_end:
+        raise ConfigError("asterisk.rtp_start must be below asterisk.rtp_end")
+    return {
+        "app": _name("app", a.app),
+        "ari_user": _name("ari_user", a.ari_user),
+        "ari_password": _value("ari_password", a.ari_password.get_secret_value()),
+        "http_port": str(_http_port(a.ari_url)),
+        "sip_port": str(a.sip_port),
+        "agi_port": str(a.agi_port),
+        "rtp_start": str(a.rtp_start),
+        "rtp_end": str(a.rtp_end),
+    }
+
+
+def render(settings: Settings, template_dir: Path = TEMPLATE_DIR) -> dict[str, str]:
+    """File name -> rendered text, for every ``*.conf`` in ``template_dir``."""
+    subst = values(settings)
+    out: dict[str, str] = {}
+    templates = sorted(template_dir.glob("*.conf"))
+    if not templates:
+        raise ConfigError(f"{template_dir}: no Asterisk config templates")
+    for path in templates:
+        try:
+            out[path.name] = Template(path.read_text(encoding="utf-8")).substitute(subst)
+        except KeyError as exc:
+            raise ConfigError(f"{path.name}: no value for placeholder ${{{exc.args[0]}}}") from None
+        except ValueError as exc:  # a lone "$": write "$$" for a literal dollar sign
+            raise ConfigError(f"{path.name}: {exc}") from None
+    return out
+
+
+def write(settings: Settings, out_dir: Path, template_dir: Path = TEMPLATE_DIR) -> list[Path]:
+    """Render into ``out_dir`` (created if needed); files get mode 0640. Returns the paths."""
+    files = render(settings, template_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name, text in files.items():
+        path = out_dir / name
+        # Create with 0640 so the password is never readable by others, not even briefly.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), FILE_MODE)
+            fh.write(text)
+        written.append(path)
+    return written

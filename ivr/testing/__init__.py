@@ -1,0 +1,1 @@
+"""Helpers that tests and benchmarks use to drive real processes (Asterisk, SIPp)."""
