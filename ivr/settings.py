@@ -80,6 +80,14 @@ class VaultSettings(_Section):
     pkcs11_token: str = "arspay"  # noqa: S105 - a token label, not a secret
     pkcs11_pin: SecretStr = SecretStr("")
     socket: Path = Path("var/vault/vault.sock")
+    database_url: SecretStr = Field(
+        SecretStr(""),
+        description="the vault's own database; empty = sqlite+aiosqlite:///<var_dir>/vault/vault.db",
+    )
+    fingerprint_key_file: Path = Path("var/vault/fingerprint.key")
+    max_frame_bytes: int = Field(65_536, ge=1_024, le=16 * 1024 * 1024)
+    softhsm_conf: str = Field("", description="SOFTHSM2_CONF for the pkcs11 provider (empty: env)")
+    rotation_batch: int = Field(500, ge=1, le=100_000, description="records re-wrapped per batch")
 
 
 class GatewaySettings(_Section):
@@ -88,6 +96,31 @@ class GatewaySettings(_Section):
     api_key: str = ""
     api_secret: SecretStr = SecretStr("")
     timeout_s: float = Field(10.0, gt=0)
+    connect_timeout_s: float = Field(
+        3.0, gt=0, description="TCP connect timeout; a failure here never reached the PG"
+    )
+    token_margin_s: float = Field(
+        60.0, ge=0, description="renew the PortOne access token this long before it expires"
+    )
+    channel_key: str = Field(
+        "", description="PortOne channel key sent when issuing billing keys (empty: not sent)"
+    )
+    sandbox_host: str = Field("127.0.0.1", description="arspay sandbox-pg: listen address")
+    sandbox_port: int = Field(8090, ge=0, le=65535, description="arspay sandbox-pg: port")
+    sandbox_latency_ms: int = Field(30, ge=0, description="sandbox: added to every API call")
+    sandbox_error_rate: float = Field(
+        0.0, ge=0, le=1, description="sandbox: share of payment calls answered HTTP 500"
+    )
+    sandbox_timeout_rate: float = Field(
+        0.0, ge=0, le=1, description="sandbox: share of new charges that time out after recording"
+    )
+    sandbox_hang_ms: int = Field(
+        0, ge=0, description="sandbox: how long a timed-out charge hangs before the drop"
+    )
+    sandbox_ledger: Path = Field(
+        Path("var/sandbox-pg/ledger.db"), description="sandbox: SQLite ledger file"
+    )
+    sandbox_token_ttl_s: int = Field(1800, ge=1, description="sandbox: access token lifetime")
 
 
 class SmsSettings(_Section):

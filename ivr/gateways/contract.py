@@ -1,0 +1,250 @@
+"""The connector contract: what the engine asks of any PG, as dataclasses in and out.
+
+Amounts are ``int`` KRW (PRODUCT §6; minimum card charge 100 KRW). ``order_id`` is the
+id of one charge attempt (PortOne ``merchant_uid``, see
+:func:`ivr.domain.ids.new_order_id`); ``customer_uid`` names one registered card at the
+PG (its billing key). Card fields are ``repr=False``: printing a request never shows
+them.
+
+How a caller reads the outcome of a charge:
+
+* ``ChargeResult.status == succeeded`` — paid; ``pg_tx_id``/``approval_no`` set.
+* ``ChargeResult.status == failed`` — declined; ``decline`` says soft/hard, why, and the
+  prompt to play. Nothing was charged.
+* :class:`~ivr.gateways.errors.GatewayUnavailable` — not charged; retry per ``retry_safe``.
+* :class:`~ivr.gateways.errors.OutcomeUnknown` — maybe charged: call :meth:`Gateway.find`
+  with the same ``order_id`` before anything else. Retrying with the *same* order id is
+  idempotent at the sandbox; a new order id is a new charge.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Final, Protocol
+
+from ivr.errors import InvalidInput
+from ivr.gateways.declines import Decline
+
+MIN_AMOUNT: Final = 100
+MAX_INSTALLMENT_MONTHS: Final = 36
+_UID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_ORDER = re.compile(r"[A-Za-z0-9_-]{1,40}")  # PortOne merchant_uid: at most 40 characters
+_PAN = re.compile(r"\d{14,16}")
+_EXPIRY = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_BIRTH = re.compile(r"\d{6}|\d{10}")
+_PWD = re.compile(r"\d{2}")
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise InvalidInput(f"invalid {what}")  # never echo the value: it may be card data
+
+
+def _check_uid(value: str, what: str, pattern: re.Pattern[str] = _UID) -> None:
+    _check(isinstance(value, str) and pattern.fullmatch(value) is not None, what)
+
+
+def _check_amount(amount: object) -> None:
+    _check(type(amount) is int and amount >= MIN_AMOUNT, "amount (int KRW >= 100)")
+
+
+def _check_installment(months: int) -> None:
+    _check(
+        type(months) is int and (months == 0 or 2 <= months <= MAX_INSTALLMENT_MONTHS),
+        "installment months (0 = 일시불, or 2..36)",
+    )
+
+
+class CardType(StrEnum):
+    credit = "credit"
+    check = "check"  # 체크카드 (debit): no installments
+
+
+@dataclass(frozen=True)
+class CardData:
+    """What the payer keyed (PRODUCT §2 "카-유-생-비"). Lives in memory only."""
+
+    number: str = field(repr=False)  # 14-16 digits, no separators
+    expiry: str = field(repr=False)  # YYYY-MM
+    birth: str = field(repr=False)  # YYMMDD, or the 10-digit BRN of a corporate card
+    password_2digits: str = field(repr=False)  # first two digits of the card password
+
+    def __post_init__(self) -> None:
+        _check(_PAN.fullmatch(self.number) is not None, "card number")
+        _check(_EXPIRY.fullmatch(self.expiry) is not None, "card expiry (YYYY-MM)")
+        _check(_BIRTH.fullmatch(self.birth) is not None, "birth date / BRN")
+        _check(_PWD.fullmatch(self.password_2digits) is not None, "card password digits")
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
+
+
+@dataclass(frozen=True)
+class BillingKeyRequest:
+    customer_uid: str
+    card: CardData
+
+    def __post_init__(self) -> None:
+        _check_uid(self.customer_uid, "customer_uid")
+
+
+@dataclass(frozen=True)
+class BillingKey:
+    customer_uid: str
+    issuer: str | None  # 카드사명, e.g. "KB국민카드"
+    issuer_code: str | None  # PortOne card_code
+    last4: str | None
+    card_type: CardType | None
+    pg_provider: str | None
+    registered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    """Charge a registered card (PortOne "again")."""
+
+    customer_uid: str
+    order_id: str
+    amount: int
+    order_name: str
+    installment_months: int = 0  # 0 = 일시불
+    interest_free: bool = False  # merchant pays the installment interest (무이자)
+
+    def __post_init__(self) -> None:
+        _check_uid(self.customer_uid, "customer_uid")
+        _check_uid(self.order_id, "order_id", _ORDER)
+        _check_amount(self.amount)
+        _check(bool(self.order_name.strip()), "order name")
+        _check_installment(self.installment_months)
+
+
+@dataclass(frozen=True)
+class KeyedChargeRequest:
+    """One-time charge with card data (PortOne "onetime"). ``save_as_customer_uid``
+    also registers the card under that uid when the charge succeeds (PRODUCT
+    ``pay.save_card``)."""
+
+    card: CardData
+    order_id: str
+    amount: int
+    order_name: str
+    installment_months: int = 0
+    interest_free: bool = False
+    save_as_customer_uid: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_uid(self.order_id, "order_id", _ORDER)
+        _check_amount(self.amount)
+        _check(bool(self.order_name.strip()), "order name")
+        _check_installment(self.installment_months)
+        if self.save_as_customer_uid is not None:
+            _check_uid(self.save_as_customer_uid, "customer_uid")
+
+
+class ChargeStatus(StrEnum):
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    order_id: str
+    status: ChargeStatus
+    amount: int
+    pg_tx_id: str | None  # PortOne imp_uid
+    approval_no: str | None  # 승인번호 (apply_num)
+    card_issuer: str | None
+    card_last4: str | None
+    card_type: CardType | None
+    installment_months: int
+    paid_at: datetime | None
+    decline: Decline | None = None  # set when status is failed
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is ChargeStatus.succeeded
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """Cancel ``amount`` (``None`` = everything left). ``checksum`` is the refundable
+    balance the caller believes is left; the PG refuses when its own differs."""
+
+    order_id: str
+    reason: str
+    checksum: int
+    amount: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_uid(self.order_id, "order_id", _ORDER)
+        _check(type(self.checksum) is int and self.checksum >= 0, "checksum")
+        if self.amount is not None:
+            _check(type(self.amount) is int and self.amount > 0, "cancel amount")
+            _check(self.amount <= self.checksum, "cancel amount (over the refundable balance)")
+        _check(bool(self.reason.strip()), "cancel reason")
+
+
+class PgState(StrEnum):
+    """The PG's view of an order (PortOne ``status``). A partly cancelled order stays
+    ``paid`` with ``cancelled_amount > 0``."""
+
+    ready = "ready"
+    paid = "paid"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+@dataclass(frozen=True)
+class OrderStatus:
+    order_id: str
+    state: PgState
+    amount: int
+    cancelled_amount: int
+    pg_tx_id: str | None
+    approval_no: str | None
+    card_issuer: str | None
+    card_last4: str | None
+    paid_at: datetime | None
+    failed_at: datetime | None
+    cancelled_at: datetime | None
+    decline: Decline | None = None  # set when state is failed
+
+    @property
+    def refundable(self) -> int:
+        if self.state in (PgState.paid, PgState.cancelled):
+            return self.amount - self.cancelled_amount
+        return 0
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    order_id: str
+    pg_tx_id: str | None
+    cancelled_now: int  # by this request
+    cancelled_total: int
+    refundable: int  # left after this request
+    state: PgState
+    cancelled_at: datetime | None
+
+
+class Gateway(Protocol):
+    """A payment gateway. Implementations: PortOne v1 (also speaks to the sandbox PG)."""
+
+    async def issue_billing_key(self, req: BillingKeyRequest) -> BillingKey:
+        """Register a card; raises CardDeclined when the issuer refuses it. Safe to
+        repeat with the same ``customer_uid`` (the PG replaces the key)."""
+        ...
+
+    async def charge_billing_key(self, req: ChargeRequest) -> ChargeResult: ...
+
+    async def keyed_charge(self, req: KeyedChargeRequest) -> ChargeResult: ...
+
+    async def cancel(self, req: CancelRequest) -> CancelResult: ...
+
+    async def find(self, order_id: str) -> OrderStatus | None:
+        """The PG's record of an order; ``None`` when the PG never saw it."""
+        ...

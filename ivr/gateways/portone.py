@@ -1,0 +1,239 @@
+"""PortOne REST API v1 connector on aiohttp (also the client of the sandbox PG).
+
+    async with PortOneGateway(PortOneConfig.from_settings(settings.gateway)) as pg:
+        result = await pg.charge_billing_key(ChargeRequest(...))
+
+Endpoints: ``POST /users/getToken``, ``POST /subscribe/customers/{customer_uid}``,
+``POST /subscribe/payments/again``, ``POST /subscribe/payments/onetime``,
+``POST /payments/cancel``, ``GET /payments/find/{merchant_uid}``. Every answer goes
+through the tables of :mod:`ivr.gateways.portone_errors`. Logs carry the operation,
+the order id and the HTTP status — never card data or response bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from ivr.errors import InvalidInput
+from ivr.gateways import portone_results as results
+from ivr.gateways import portone_wire as wire
+from ivr.gateways.contract import (
+    BillingKey,
+    BillingKeyRequest,
+    CancelRequest,
+    CancelResult,
+    ChargeRequest,
+    ChargeResult,
+    KeyedChargeRequest,
+    OrderStatus,
+)
+from ivr.gateways.errors import (
+    AuthenticationFailed,
+    GatewayError,
+    GatewayRejected,
+    GatewayUnavailable,
+)
+from ivr.gateways.portone_auth import TokenCache
+from ivr.gateways.portone_errors import Http, http_outcome, pg_code, transport_error
+from ivr.gateways.portone_results import Call, unreadable
+from ivr.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+_ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+@dataclass(frozen=True)
+class PortOneConfig:
+    base_url: str  # https://api.iamport.kr, or the sandbox PG
+    imp_key: str
+    imp_secret: str = field(repr=False)
+    timeout_s: float = 10.0  # longest silence while waiting for an answer
+    connect_timeout_s: float = 3.0
+    token_margin_s: float = 60.0
+    channel_key: str = ""  # PortOne channel for billing keys; empty: the account default
+
+    @classmethod
+    def from_settings(cls, gw: GatewaySettings) -> PortOneConfig:
+        return cls(
+            base_url=gw.base_url,
+            imp_key=gw.api_key,
+            imp_secret=gw.api_secret.get_secret_value(),
+            timeout_s=gw.timeout_s,
+            connect_timeout_s=gw.connect_timeout_s,
+            token_margin_s=gw.token_margin_s,
+            channel_key=gw.channel_key,
+        )
+
+
+class PortOneGateway:
+    """:class:`~ivr.gateways.contract.Gateway` for PortOne REST v1."""
+
+    def __init__(
+        self,
+        config: PortOneConfig,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._base = config.base_url.rstrip("/")
+        self._session = session
+        self._own_session = session is None
+        self.tokens = TokenCache(self._fetch_token, clock=clock, margin_s=config.token_margin_s)
+
+    async def __aenter__(self) -> PortOneGateway:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created lazily: it needs the running loop
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                connect=self._config.connect_timeout_s,
+                sock_read=self._config.timeout_s,
+            )
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    async def _send(
+        self, method: str, path: str, body: dict[str, Any] | None, token: str | None
+    ) -> tuple[int, bytes]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self._http().request(
+            method, self._base + path, json=body, headers=headers
+        ) as resp:
+            return resp.status, await resp.read()
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        body = {"imp_key": self._config.imp_key, "imp_secret": self._config.imp_secret}
+        try:
+            status, raw = await self._send("POST", "/users/getToken", body, None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise transport_error(exc, op="getToken", mutating=False) from exc
+        outcome = http_outcome(status)
+        if status in (401, 403):
+            raise AuthenticationFailed("PortOne refused imp_key/imp_secret", pg_status=status)
+        if outcome is not Http.envelope:
+            if outcome in (Http.rejected, Http.not_found):  # 404 here: a wrong base_url
+                raise GatewayRejected(f"PortOne getToken: HTTP {status}", pg_status=status)
+            raise GatewayUnavailable(f"PortOne getToken: HTTP {status}", retry_safe=True)
+        try:
+            env = wire.parse_envelope(raw)
+            if env.code != 0 or env.response is None:
+                raise AuthenticationFailed("PortOne refused imp_key/imp_secret", pg_status=status)
+            token = wire.get_str(env.response, "access_token")
+            lifetime = wire.get_int(env.response, "expired_at") - wire.get_int(env.response, "now")
+        except wire.WireError:
+            raise GatewayUnavailable(
+                "PortOne getToken: malformed answer", retry_safe=True
+            ) from None
+        if token is None:
+            raise GatewayUnavailable("PortOne getToken: no access_token", retry_safe=True)
+        return token, float(max(lifetime, 0))
+
+    async def _call(
+        self, method: str, path: str, call: Call, body: dict[str, Any] | None = None
+    ) -> wire.Envelope | None:
+        """One API call with the access token (renewed once on 401). Returns the
+        envelope, or ``None`` for HTTP 404; raises the contract error otherwise."""
+        for attempt in (1, 2):
+            token = await self.tokens.get()
+            started = time.perf_counter()
+            try:
+                status, raw = await self._send(method, path, body, token)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("portone %s %s: %s", call.op, call.order_id or "-", type(exc).__name__)
+                raise transport_error(
+                    exc, op=call.op, mutating=call.mutating, order_id=call.order_id
+                ) from exc
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            log.debug("portone %s %s -> HTTP %d in %.0f ms", call.op, call.order_id or "-",
+                      status, elapsed_ms)  # fmt: skip
+            outcome = http_outcome(status)
+            if outcome is Http.reauth:
+                self.tokens.invalidate(token)
+                if attempt == 1:
+                    continue  # a 401 was refused before processing: resending is safe
+                raise AuthenticationFailed(
+                    f"PortOne {call.op}: 401 with a fresh token", pg_status=401
+                )
+            if outcome is Http.envelope:
+                try:
+                    return wire.parse_envelope(raw)
+                except wire.WireError:
+                    raise unreadable(call, f"malformed answer (HTTP {status})") from None
+            if outcome is Http.not_found:
+                return None
+            raise self._http_error(call, outcome, status, raw)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _http_error(self, call: Call, outcome: Http, status: int, raw: bytes) -> GatewayError:
+        if outcome is Http.throttled:
+            return GatewayUnavailable(f"PortOne {call.op}: HTTP {status}", retry_safe=True)
+        if outcome is Http.rejected:
+            code: str | None = None
+            try:
+                env = wire.parse_envelope(raw)
+                code = pg_code(env.message, env.code)
+            except wire.WireError:
+                pass
+            return GatewayRejected(
+                f"PortOne {call.op}: HTTP {status}", pg_status=status, pg_code=code
+            )
+        return unreadable(call, f"HTTP {status}")
+
+    async def _post(self, path: str, call: Call, body: dict[str, Any]) -> wire.Envelope:
+        env = await self._call("POST", path, call, body)
+        if env is None:
+            raise GatewayRejected(f"PortOne {call.op}: HTTP 404", pg_status=404)
+        return env
+
+    async def issue_billing_key(self, req: BillingKeyRequest) -> BillingKey:
+        call = Call("issue_billing_key", mutating=True)
+        path = f"/subscribe/customers/{req.customer_uid}"
+        body = wire.billing_key_body(req.card, self._config.channel_key)
+        env = await self._post(path, call, body)
+        return results.billing_key(env, call, req.customer_uid)
+
+    async def charge_billing_key(self, req: ChargeRequest) -> ChargeResult:
+        call = Call("charge_billing_key", mutating=True, order_id=req.order_id)
+        env = await self._post("/subscribe/payments/again", call, wire.again_body(req))
+        return results.charge(env, call, req.amount, req.installment_months)
+
+    async def keyed_charge(self, req: KeyedChargeRequest) -> ChargeResult:
+        call = Call("keyed_charge", mutating=True, order_id=req.order_id)
+        env = await self._post("/subscribe/payments/onetime", call, wire.onetime_body(req))
+        return results.charge(env, call, req.amount, req.installment_months)
+
+    async def cancel(self, req: CancelRequest) -> CancelResult:
+        call = Call("cancel", mutating=True, order_id=req.order_id)
+        env = await self._post("/payments/cancel", call, wire.cancel_body(req))
+        return results.cancel(env, call, req.checksum)
+
+    async def find(self, order_id: str) -> OrderStatus | None:
+        if _ORDER_ID.fullmatch(order_id) is None:
+            raise InvalidInput("invalid order id")
+        call = Call("find", mutating=False, order_id=order_id)
+        env = await self._call("GET", f"/payments/find/{order_id}", call)
+        return results.order_status(env, call)

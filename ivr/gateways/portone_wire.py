@@ -1,0 +1,225 @@
+"""PortOne REST v1 wire format: request bodies out, envelope and payment objects in.
+
+Field names follow PortOne's v1 OpenAPI document (docs/portone.md cites it): card
+numbers go as ``dddd-dddd-dddd-dddd``, expiry as ``YYYY-MM``, ``pwd_2digit``, ``birth``;
+payments come back as ``PaymentAnnotation`` (``imp_uid``, ``merchant_uid``, ``status``,
+``amount``, ``cancel_amount``, ``apply_num``, ``card_name``, ``card_number``, …) and
+billing keys as ``CustomerAnnotation``. Times are UNIX seconds; 0 means "not yet".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ivr.gateways.contract import (
+    BillingKey,
+    CancelRequest,
+    CardData,
+    CardType,
+    ChargeRequest,
+    KeyedChargeRequest,
+)
+
+Json = dict[str, Any]
+
+
+class WireError(ValueError):
+    """The answer is not the shape PortOne documents."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    code: int
+    message: str | None
+    response: Mapping[str, Any] | None
+
+
+def parse_envelope(raw: bytes) -> Envelope:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise WireError("not JSON") from None
+    if not isinstance(data, dict) or type(data.get("code")) is not int:
+        raise WireError("no integer 'code'")
+    message = data.get("message")
+    response = data.get("response")
+    if response is not None and not isinstance(response, dict):
+        raise WireError("'response' is not an object")
+    return Envelope(
+        code=data["code"],
+        message=message if isinstance(message, str) else None,
+        response=response,
+    )
+
+
+def card_number(number: str) -> str:
+    """``dddd-dddd-dddd-dddd`` for 16 digits (the documented form); others as they are."""
+    if len(number) == 16:
+        return "-".join(number[i : i + 4] for i in range(0, 16, 4))
+    return number
+
+
+def _card_fields(card: CardData) -> Json:
+    return {
+        "card_number": card_number(card.number),
+        "expiry": card.expiry,
+        "birth": card.birth,
+        "pwd_2digit": card.password_2digits,
+    }
+
+
+def _payment_options(installment_months: int, interest_free: bool) -> Json:
+    out: Json = {}
+    if installment_months:
+        out["card_quota"] = installment_months
+    if interest_free:
+        out["interest_free_by_merchant"] = True
+    return out
+
+
+def billing_key_body(card: CardData, channel_key: str = "") -> Json:
+    """POST /subscribe/customers/{customer_uid} (``channel_key``: which PortOne channel
+    issues the key; the current OpenAPI marks it required, older accounts use a default)."""
+    body = _card_fields(card)
+    if channel_key:
+        body["channel_key"] = channel_key
+    return body
+
+
+def again_body(req: ChargeRequest) -> Json:
+    """POST /subscribe/payments/again"""
+    return {
+        "customer_uid": req.customer_uid,
+        "merchant_uid": req.order_id,
+        "amount": req.amount,
+        "name": req.order_name,
+        **_payment_options(req.installment_months, req.interest_free),
+    }
+
+
+def onetime_body(req: KeyedChargeRequest) -> Json:
+    """POST /subscribe/payments/onetime"""
+    body: Json = {
+        "merchant_uid": req.order_id,
+        "amount": req.amount,
+        "name": req.order_name,
+        **_card_fields(req.card),
+        **_payment_options(req.installment_months, req.interest_free),
+    }
+    if req.save_as_customer_uid is not None:
+        body["customer_uid"] = req.save_as_customer_uid
+    return body
+
+
+def cancel_body(req: CancelRequest) -> Json:
+    """POST /payments/cancel (``amount`` omitted = cancel everything left)."""
+    body: Json = {"merchant_uid": req.order_id, "reason": req.reason, "checksum": req.checksum}
+    if req.amount is not None:
+        body["amount"] = req.amount
+    return body
+
+
+def get_str(obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    return value if isinstance(value, str) and value != "" else None
+
+
+def get_int(obj: Mapping[str, Any], key: str, default: int = 0) -> int:
+    value = obj.get(key)
+    if isinstance(value, bool) or value is None:
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # PortOne documents amounts as "number"
+    raise WireError(f"'{key}' is not an integer")
+
+
+def get_time(obj: Mapping[str, Any], key: str) -> datetime | None:
+    seconds = get_int(obj, key)
+    return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
+
+
+def card_type(obj: Mapping[str, Any]) -> CardType | None:
+    value = obj.get("card_type")  # 0 credit, 1 check; null when the PG does not say
+    if value in (0, "0"):
+        return CardType.credit
+    if value in (1, "1"):
+        return CardType.check
+    return None
+
+
+def last4(obj: Mapping[str, Any]) -> str | None:
+    masked = get_str(obj, "card_number")
+    if masked and len(masked) >= 4 and masked[-4:].isdigit():
+        return masked[-4:]
+    return None
+
+
+def billing_key(customer: Mapping[str, Any], customer_uid: str) -> BillingKey:
+    """A ``CustomerAnnotation``."""
+    return BillingKey(
+        customer_uid=get_str(customer, "customer_uid") or customer_uid,
+        issuer=get_str(customer, "card_name"),
+        issuer_code=get_str(customer, "card_code"),
+        last4=last4(customer),
+        card_type=card_type(customer),
+        pg_provider=get_str(customer, "pg_provider"),
+        registered_at=get_time(customer, "inserted"),
+    )
+
+
+@dataclass(frozen=True)
+class Payment:
+    """The part of a ``PaymentAnnotation`` the contract uses."""
+
+    imp_uid: str | None
+    merchant_uid: str
+    status: str
+    amount: int
+    cancel_amount: int
+    apply_num: str | None
+    card_name: str | None
+    card_last4: str | None
+    card_type: CardType | None
+    card_quota: int
+    paid_at: datetime | None
+    failed_at: datetime | None
+    cancelled_at: datetime | None
+    fail_reason: str | None
+    last_cancel_at: datetime | None  # of the latest cancel_history entry
+
+
+def payment(obj: Mapping[str, Any]) -> Payment:
+    merchant_uid = get_str(obj, "merchant_uid")
+    status = get_str(obj, "status")
+    if merchant_uid is None or status is None:
+        raise WireError("payment without merchant_uid/status")
+    history = obj.get("cancel_history")
+    last_cancel_at: datetime | None = None
+    if isinstance(history, list) and history:
+        entries = [h for h in history if isinstance(h, dict)]
+        if entries:
+            latest = max(entries, key=lambda h: get_int(h, "cancelled_at"))
+            last_cancel_at = get_time(latest, "cancelled_at")
+    return Payment(
+        imp_uid=get_str(obj, "imp_uid"),
+        merchant_uid=merchant_uid,
+        status=status,
+        amount=get_int(obj, "amount"),
+        cancel_amount=get_int(obj, "cancel_amount"),
+        apply_num=get_str(obj, "apply_num"),
+        card_name=get_str(obj, "card_name"),
+        card_last4=last4(obj),
+        card_type=card_type(obj),
+        card_quota=get_int(obj, "card_quota"),
+        paid_at=get_time(obj, "paid_at"),
+        failed_at=get_time(obj, "failed_at"),
+        cancelled_at=get_time(obj, "cancelled_at"),
+        fail_reason=get_str(obj, "fail_reason"),
+        last_cancel_at=last_cancel_at,
+    )

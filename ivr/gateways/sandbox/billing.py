@@ -1,0 +1,191 @@
+"""Sandbox endpoints that touch cards: register a billing key, charge it, keyed charge.
+
+``POST /subscribe/customers/{customer_uid}``: card data -> a customer (billing key);
+refusals are HTTP 200 with ``code -1`` and ``[CODE] message``.
+``POST /subscribe/payments/again`` and ``/subscribe/payments/onetime``: idempotent per
+``merchant_uid`` — a known order gets its recorded payment back. A new order is recorded
+as ``paid`` or ``failed`` (``fail_reason``) and answered ``code 0``; for
+``unknown_first`` cards (and ``timeout_rate``) the answer is dropped *after* recording.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from ivr.gateways.sandbox import cards
+from ivr.gateways.sandbox import http as h
+from ivr.gateways.sandbox.cards import Failure, Scenario
+from ivr.gateways.sandbox.records import CustomerRecord, PaymentRecord, customer_to_portone
+from ivr.gateways.sandbox.state import STATE, SandboxState
+
+_EXPIRY = r"\d{4}-(0[1-9]|1[0-2])"
+
+
+def _card(data: Mapping[str, Any]) -> tuple[str, str, str | None, str | None]:
+    raw = h.text(data, "card_number") or ""
+    number = raw.replace("-", "")
+    expiry = h.text(data, "expiry") or ""
+    if not number.isdigit() or re.fullmatch(_EXPIRY, expiry) is None:
+        raise h.BadRequest("card_number (dddd-dddd-dddd-dddd) and expiry (YYYY-MM) required")
+    return (
+        number,
+        expiry,
+        h.text(data, "birth", required=False),
+        h.text(data, "pwd_2digit", required=False),
+    )
+
+
+def _customer(st: SandboxState, customer_uid: str, number: str) -> CustomerRecord:
+    name, code = cards.issuer(number)
+    now = st.now()
+    return CustomerRecord(customer_uid=customer_uid, scenario=cards.scenario(number).value,
+                          card_masked=cards.mask(number), card_name=name, card_code=code,
+                          card_type=1 if cards.is_check_card(number) else 0,
+                          inserted=now, updated=now)  # fmt: skip
+
+
+async def register(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    try:
+        customer_uid = h.uid(request.match_info["customer_uid"], h.UID, "customer_uid")
+        number, expiry, birth, pwd = _card(await h.read_body(request))
+    except h.BadRequest as exc:
+        return h.bad_request(str(exc))
+    if not cards.luhn_ok(number):
+        return h.refused(cards.INVALID_CARD_NUMBER)
+    scn = cards.scenario(number)
+    if scn is Scenario.pg_error:
+        return h.server_error(cards.PG_ERROR)
+    failure = cards.card_status(scn, expiry, st.today()) or cards.holder_check(pwd, birth)
+    if failure is not None:
+        return h.refused(failure)
+    record = _customer(st, customer_uid, number)
+    await st.ledger.put_customer(record)
+    return h.ok(customer_to_portone(record))
+
+
+def _payment(
+    st: SandboxState,
+    *,
+    merchant_uid: str,
+    customer_uid: str | None,
+    name: str | None,
+    amount: int,
+    quota: int,
+    customer: CustomerRecord,
+    failure: Failure | None,
+) -> PaymentRecord:
+    now = st.now()
+    paid = failure is None
+    return PaymentRecord(
+        imp_uid=f"imp_{secrets.randbelow(10**12):012d}",
+        merchant_uid=merchant_uid,
+        customer_uid=customer_uid,
+        name=name,
+        amount=amount,
+        cancel_amount=0,
+        status="paid" if paid else "failed",
+        card_quota=quota,
+        apply_num=f"{secrets.randbelow(10**8):08d}" if paid else None,
+        pg_tid=f"sbx_{secrets.token_hex(8)}",
+        card_name=customer.card_name,
+        card_code=customer.card_code,
+        card_masked=customer.card_masked,
+        card_type=customer.card_type,
+        scenario=customer.scenario,
+        fail_reason=None if failure is None else failure.text,
+        started_at=now,
+        paid_at=now if paid else 0,
+        failed_at=0 if paid else now,
+        cancelled_at=0,
+    )
+
+
+async def _answer(
+    request: web.Request, st: SandboxState, payment: PaymentRecord, created: bool
+) -> web.Response:
+    if created and (payment.scenario == Scenario.unknown_first or st.inject_timeout()):
+        st.faults["dropped"] += 1
+        return await h.drop(request, st.config.hang_ms)
+    return h.ok(payment.to_portone())
+
+
+async def again(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    try:
+        data = await h.read_body(request)
+        customer_uid = h.uid(h.text(data, "customer_uid"), h.UID, "customer_uid")
+        merchant_uid = h.uid(h.text(data, "merchant_uid"), h.MERCHANT_UID, "merchant_uid")
+        amount = h.number(data, "amount") or 0
+        name = h.text(data, "name")
+        quota = h.number(data, "card_quota", required=False) or 0
+    except h.BadRequest as exc:
+        return h.bad_request(str(exc))
+    if amount <= 0:
+        return h.bad_request("amount must be positive")
+    await st.ledger.note_request(merchant_uid)
+    if st.inject_500():
+        return h.server_error(cards.INJECTED)
+    existing = await st.ledger.replay(merchant_uid)
+    if existing is not None:
+        return h.ok(existing.to_portone())
+    customer = await st.ledger.customer(customer_uid)
+    if customer is None:
+        return h.refused(cards.NO_CUSTOMER)
+    failure = cards.charge_check(Scenario(customer.scenario), amount, quota,
+                                 check_card=customer.card_type == 1)  # fmt: skip
+    payment, created = await st.ledger.charge(
+        merchant_uid,
+        lambda: _payment(st, merchant_uid=merchant_uid, customer_uid=customer_uid, name=name,
+                         amount=amount, quota=quota, customer=customer, failure=failure),
+    )  # fmt: skip
+    return await _answer(request, st, payment, created)
+
+
+async def onetime(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    try:
+        data = await h.read_body(request)
+        merchant_uid = h.uid(h.text(data, "merchant_uid"), h.MERCHANT_UID, "merchant_uid")
+        amount = h.number(data, "amount") or 0
+        name = h.text(data, "name", required=False)
+        quota = h.number(data, "card_quota", required=False) or 0
+        save_as = h.text(data, "customer_uid", required=False)
+        if save_as is not None:
+            h.uid(save_as, h.UID, "customer_uid")
+        number, expiry, birth, pwd = _card(data)
+    except h.BadRequest as exc:
+        return h.bad_request(str(exc))
+    if amount <= 0:
+        return h.bad_request("amount must be positive")
+    await st.ledger.note_request(merchant_uid)
+    if st.inject_500():
+        return h.server_error(cards.INJECTED)
+    existing = await st.ledger.replay(merchant_uid)
+    if existing is not None:
+        return h.ok(existing.to_portone())
+    if not cards.luhn_ok(number):
+        return h.refused(cards.INVALID_CARD_NUMBER)
+    scn = cards.scenario(number)
+    if scn is Scenario.pg_error:
+        return h.server_error(cards.PG_ERROR)
+    holder = cards.holder_check(pwd, birth)
+    if holder is not None:
+        return h.refused(holder)  # 카드정보 인증 실패: refused before any payment exists
+    customer = _customer(st, save_as or "", number)
+    failure = cards.card_status(scn, expiry, st.today()) or cards.charge_check(
+        scn, amount, quota, check_card=customer.card_type == 1
+    )
+    payment, created = await st.ledger.charge(
+        merchant_uid,
+        lambda: _payment(st, merchant_uid=merchant_uid, customer_uid=save_as, name=name,
+                         amount=amount, quota=quota, customer=customer, failure=failure),
+    )  # fmt: skip
+    if created and save_as is not None and payment.status == "paid":
+        await st.ledger.put_customer(customer)
+    return await _answer(request, st, payment, created)
