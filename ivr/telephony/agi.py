@@ -113,9 +113,9 @@ class AgiCall:
                 raise ValueError("prompt names are [A-Za-z0-9_./-]")
             result = await self.command(f'STREAM FILE {prompt} "{escape}"')
             if result < 0:
-                # -1: the file failed or the channel hung up; the next command tells
-                if self.buffer.hung_up:
-                    raise CallHungUp
+                # -1: the file failed or the channel hung up. Ask: on a dead channel
+                # CHANNEL STATUS answers 511, which raises CallHungUp.
+                await self.command("CHANNEL STATUS")
                 continue
             if result > 0 and chr(result) in DTMF_KEYS:
                 self.buffer.put(chr(result))
