@@ -404,7 +404,7 @@ class SippCall:
     did: str
     caller_id: str = "01012345678"
     script: CallScript = field(default_factory=CallScript)
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, hash=False)
     answer_timeout_ms: int = 10_000
     expect_status: int = 200
 

@@ -1,0 +1,173 @@
+"""Payment intents and refunds.
+
+A refund row is committed before the PG cancel request; the amount is checked against
+what is left (``amount - refunded_amount``) under the intent's row lock, and that
+balance goes to the PG as the checksum so a stale view is refused there too.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ivr.audit import audit
+from ivr.clock import Clock
+from ivr.domain.ids import new_id
+from ivr.domain.states import PAYMENT_INTENT, AttemptStatus, CardStatus, PaymentIntentStatus
+from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.gateways.contract import CancelRequest, Gateway
+from ivr.gateways.errors import GatewayError
+from ivr.store.db import Database
+from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
+
+MIN_AMOUNT = 100
+MAX_AMOUNT = 100_000_000_000
+
+
+class PaymentService:
+    def __init__(self, db: Database, clock: Clock, gateway: Gateway) -> None:
+        self.db = db
+        self.clock = clock
+        self.gateway = gateway
+
+    async def create_intent(
+        self,
+        merchant_id: str,
+        card_id: str,
+        *,
+        amount: int,
+        order_name: str,
+        installment_months: int = 0,
+        source: str = "api",
+        schedule_id: str | None = None,
+        actor: str = "cli",
+    ) -> PaymentIntent:
+        if type(amount) is not int or not MIN_AMOUNT <= amount <= MAX_AMOUNT:
+            raise InvalidInput(f"amount must be an integer between {MIN_AMOUNT} and {MAX_AMOUNT}")
+        if installment_months not in (0, *range(2, 37)):
+            raise InvalidInput("installment_months must be 0 (일시불) or 2-36")
+        order_name = " ".join(order_name.split())
+        if not order_name or len(order_name) > 100:
+            raise InvalidInput("order_name must be 1-100 characters")
+        now = self.clock.now()
+        async with self.db.transaction() as s:
+            card = await s.get(Card, card_id)
+            if card is None or card.merchant_id != merchant_id:
+                raise NotFound(f"card {card_id} not found")
+            if card.status != CardStatus.active.value:
+                raise Conflict(f"card {card_id} is {card.status}")
+            intent = PaymentIntent(
+                id=new_id("pi"),
+                merchant_id=merchant_id,
+                customer_id=card.customer_id,
+                card_id=card.id,
+                schedule_id=schedule_id,
+                source=source,
+                order_name=order_name,
+                amount=amount,
+                currency="KRW",
+                installment_months=installment_months,
+                interest_free=False,
+                refunded_amount=0,
+                status=PAYMENT_INTENT.initial.value,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(intent)
+            audit(
+                s,
+                self.clock,
+                actor=actor,
+                action="payment_intent.create",
+                object_type="payment_intent",
+                object_id=intent.id,
+                merchant_id=merchant_id,
+                details={"amount": amount},
+            )
+        return intent
+
+    async def refund(
+        self,
+        merchant_id: str,
+        intent_id: str,
+        *,
+        amount: int | None = None,
+        reason: str = "merchant request",
+        actor: str = "cli",
+    ) -> Refund:
+        """Refund all that is left (``amount=None``) or part of it."""
+        now = self.clock.now()
+        async with self.db.transaction() as s:
+            intent = await s.get(PaymentIntent, intent_id, with_for_update=True)
+            if intent is None or intent.merchant_id != merchant_id:
+                raise NotFound(f"payment intent {intent_id} not found")
+            if intent.status not in (
+                PaymentIntentStatus.succeeded.value,
+                PaymentIntentStatus.partially_refunded.value,
+            ):
+                raise Conflict(f"payment intent {intent_id} is {intent.status}: nothing to refund")
+            left = intent.amount - intent.refunded_amount
+            value = left if amount is None else amount
+            if type(value) is not int or value <= 0:
+                raise InvalidInput("refund amount must be a positive integer")
+            if value > left:
+                raise InvalidInput(f"refund of {value} exceeds the refundable {left} KRW")
+            attempt = await s.scalar(
+                select(PaymentAttempt).where(
+                    PaymentAttempt.intent_id == intent_id,
+                    PaymentAttempt.status == AttemptStatus.succeeded.value,
+                )
+            )
+            if attempt is None:
+                raise Conflict(f"payment intent {intent_id} has no successful charge")
+            refund = Refund(
+                id=new_id("rf"),
+                intent_id=intent_id,
+                attempt_id=attempt.id,
+                amount=value,
+                reason=reason[:200],
+                status=AttemptStatus.pending.value,
+                created_at=now,
+            )
+            s.add(refund)
+            order_id, checksum = attempt.order_id, left
+        request = CancelRequest(
+            order_id=order_id,
+            reason=reason or "refund",
+            checksum=checksum,
+            amount=None if value == checksum else value,
+        )
+        try:
+            await self.gateway.cancel(request)
+        except GatewayError:
+            async with self.db.transaction() as s:
+                row = await s.get(Refund, refund.id, with_for_update=True)
+                assert row is not None
+                row.status = AttemptStatus.failed.value
+                row.finished_at = self.clock.now()
+            raise
+        async with self.db.transaction() as s:
+            intent = await s.get(PaymentIntent, intent_id, with_for_update=True)
+            row = await s.get(Refund, refund.id, with_for_update=True)
+            assert intent is not None
+            assert row is not None
+            intent.refunded_amount += value
+            target = (
+                PaymentIntentStatus.refunded
+                if intent.refunded_amount == intent.amount
+                else PaymentIntentStatus.partially_refunded
+            )
+            intent.status = PAYMENT_INTENT.check(intent.status, target).value
+            intent.updated_at = self.clock.now()
+            row.status = AttemptStatus.succeeded.value
+            row.finished_at = self.clock.now()
+            audit(
+                s,
+                self.clock,
+                actor=actor,
+                action=f"payment_intent.{target.value}",
+                object_type="payment_intent",
+                object_id=intent_id,
+                merchant_id=merchant_id,
+                details={"amount": value},
+            )
+            return row

@@ -1,0 +1,178 @@
+"""The charging engine against the sandbox PG over HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ivr.clock import SystemClock
+from ivr.domain.states import PaymentIntentStatus
+from ivr.errors import Conflict, InvalidInput
+from ivr.gateways.errors import OutcomeUnknown
+from ivr.gateways.portone import PortOneGateway
+from ivr.payments.charger import ChargePolicy, Charger
+from ivr.payments.service import PaymentService
+from ivr.store.db import Database
+from ivr.store.tables import PaymentAttempt, PaymentIntent
+from tests.gateways.support import Sandbox, connector, running_sandbox
+from tests.payments.support import merchant_with_cards
+
+pytestmark = pytest.mark.anyio
+
+OK, TIMEOUT_ONCE, SOFT, PG_5XX = (
+    "4111111111111111",
+    "4000000000003220",
+    "4000000000009995",
+    "4000000000000119",
+)
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    async with running_sandbox(tmp_path / "ledger.db") as sbx:
+        yield sbx
+
+
+@pytest.fixture
+async def pg(sandbox: Sandbox) -> AsyncIterator[PortOneGateway]:
+    async with connector(sandbox.url, timeout_s=1.0) as gateway:
+        yield gateway
+
+
+async def attempts(db: Database, intent_id: str) -> list[PaymentAttempt]:
+    async with db.sessions() as s:
+        q = select(PaymentAttempt).where(PaymentAttempt.intent_id == intent_id)
+        return list(await s.scalars(q.order_by(PaymentAttempt.created_at)))
+
+
+async def charge(db: Database, pg: PortOneGateway, number: str, amount: int = 53_000):
+    mid, cards = await merchant_with_cards(db, pg, [number])
+    payments = PaymentService(db, SystemClock(), pg)
+    intent = await payments.create_intent(mid, cards[number], amount=amount, order_name="임플란트")
+    charger = Charger(db, SystemClock(), pg, ChargePolicy(blind_backoff_s=0.01))
+    return mid, intent, payments, charger, await charger.drive(intent.id)
+
+
+async def test_a_charge_succeeds_once(db: Database, pg: PortOneGateway, sandbox: Sandbox) -> None:
+    _, intent, _, _, status = await charge(db, pg, OK)
+    assert status is PaymentIntentStatus.succeeded
+    [attempt] = await attempts(db, intent.id)
+    assert attempt.status == "succeeded"
+    assert attempt.approval_no
+    [payment] = (await sandbox.ledger(attempt.order_id))["payments"]
+    assert payment["status"] == "paid"
+
+
+async def test_timeout_after_recording_is_resolved_by_lookup(
+    db: Database, pg: PortOneGateway, sandbox: Sandbox
+) -> None:
+    _, intent, _, _, status = await charge(db, pg, TIMEOUT_ONCE)
+    assert status is PaymentIntentStatus.succeeded
+    [attempt] = await attempts(db, intent.id)  # one attempt: unknown -> succeeded by find
+    assert attempt.status == "succeeded"
+    summary = await sandbox.summary()
+    assert summary["paid"] == 1, summary  # exactly one charge in the ledger
+
+
+async def test_soft_decline_fails_without_retry(db: Database, pg: PortOneGateway) -> None:
+    _, intent, _, _, status = await charge(db, pg, SOFT)
+    assert status is PaymentIntentStatus.failed
+    [attempt] = await attempts(db, intent.id)
+    assert (attempt.status, attempt.decline_class) == ("failed", "soft")
+    assert attempt.decline_code in ("insufficient_funds", "limit_exceeded")
+
+
+class LostRequests:
+    """The real sandbox, except every charge request is lost on the way (a 5xx or a
+    reset before the PG recorded it): the engine only learns that the outcome is unknown."""
+
+    def __init__(self, pg: PortOneGateway) -> None:
+        self.pg = pg
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.pg, name)
+
+    async def charge_billing_key(self, req: object) -> object:
+        raise OutcomeUnknown("lost", order_id=getattr(req, "order_id", None))
+
+
+async def test_unknown_outcomes_not_at_the_pg_are_retried_with_new_order_ids(
+    db: Database, pg: PortOneGateway, sandbox: Sandbox
+) -> None:
+    mid, cards = await merchant_with_cards(db, pg, [OK])
+    intent = await PaymentService(db, SystemClock(), pg).create_intent(
+        mid, cards[OK], amount=9_900, order_name="x"
+    )
+    charger = Charger(db, SystemClock(), LostRequests(pg))  # type: ignore[arg-type]
+    assert await charger.drive(intent.id) is PaymentIntentStatus.failed
+    rows = await attempts(db, intent.id)
+    assert len(rows) == 3  # max_attempts, each a fresh order id after "not at the PG"
+    assert len({r.order_id for r in rows}) == 3
+    assert {(r.status, r.decline_code) for r in rows} == {("failed", "not_at_pg")}
+    assert (await sandbox.summary())["paid"] == 0
+
+
+async def test_partial_then_full_refund_and_over_refund_rejected(
+    db: Database, pg: PortOneGateway, sandbox: Sandbox
+) -> None:
+    mid, intent, payments, _, status = await charge(db, pg, OK, amount=50_000)
+    assert status is PaymentIntentStatus.succeeded
+    await payments.refund(mid, intent.id, amount=20_000)
+    with pytest.raises(InvalidInput, match="exceeds the refundable 30000"):
+        await payments.refund(mid, intent.id, amount=30_001)
+    await payments.refund(mid, intent.id)  # the rest
+    async with db.sessions() as s:
+        row = await s.get(PaymentIntent, intent.id)
+    assert row is not None
+    assert (row.status, row.refunded_amount) == ("refunded", 50_000)
+    with pytest.raises(Conflict, match="nothing to refund"):
+        await payments.refund(mid, intent.id, amount=1)
+    [attempt] = await attempts(db, intent.id)
+    [payment] = (await sandbox.ledger(attempt.order_id))["payments"]
+    assert payment["cancel_amount"] == 50_000
+
+
+async def test_a_crash_after_saving_the_attempt_is_recovered_without_double_charge(
+    db: Database, pg: PortOneGateway, sandbox: Sandbox
+) -> None:
+    mid, cards = await merchant_with_cards(db, pg, [OK, "4242424242424242"])
+    payments = PaymentService(db, SystemClock(), pg)
+    charger = Charger(db, SystemClock(), pg)
+    # A: attempt saved and sent, then the process died before recording the answer.
+    a = await payments.create_intent(mid, cards[OK], amount=10_000, order_name="a")
+    step = await charger._next_step(a.id, recovering=False)
+    assert isinstance(step, PaymentAttempt)
+    from ivr.gateways.contract import ChargeRequest
+
+    await charger._mark_sent(step.id)
+    await pg.charge_billing_key(
+        ChargeRequest(await _uid(db, cards[OK]), step.order_id, 10_000, "a")
+    )
+    # B: attempt saved, process died before sending.
+    b = await payments.create_intent(mid, cards["4242424242424242"], amount=20_000, order_name="b")
+    step_b = await charger._next_step(b.id, recovering=False)
+    assert isinstance(step_b, PaymentAttempt)
+    # Restart: the sweep resolves both: A (sent) by lookup -> paid; B (never sent) is sent
+    # now with its saved order id.
+    await Charger(db, SystemClock(), pg).reconcile(older_than_s=0)
+    for intent_id in (a.id, b.id):
+        async with db.sessions() as s:
+            row = await s.get(PaymentIntent, intent_id)
+        assert row is not None
+        assert row.status == "succeeded"
+    assert len(await attempts(db, a.id)) == 1
+    assert [x.status for x in await attempts(db, b.id)] == ["succeeded"]
+    assert (await sandbox.summary())["paid"] == 2
+
+
+async def _uid(db: Database, card_id: str) -> str:
+    from ivr.store.tables import Card
+
+    async with db.sessions() as s:
+        card = await s.get(Card, card_id)
+    assert card is not None
+    assert card.billing_key_ref is not None
+    return card.billing_key_ref
