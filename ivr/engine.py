@@ -2,8 +2,8 @@
 
 ``Engine.run()`` runs, in one ``TaskGroup``: the ARI Stasis app (reconnecting), the
 FastAGI server, the call-session log writer and the sweeper that expires leases and
-call requests. Each incoming call — over ARI or FastAGI — gets a call-session row and
-is handed, wrapped in a :class:`~ivr.telephony.session_log.LoggedCall`, to ``flow``.
+call requests and reconciles charge attempts whose outcome is unknown. Each incoming
+call — over ARI or FastAGI — gets a call-session row and is handed, wrapped in a :class:`~ivr.telephony.session_log.LoggedCall`, to ``flow``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from ivr.payments.charger import Charger
 from ivr.telephony.agi import AgiServer
 from ivr.telephony.ari import AriClient
 from ivr.telephony.ari_app import AriApp
@@ -36,8 +37,10 @@ class Engine:
         sweep_interval_s: float = 30.0,
         ari: bool = True,
         agi: bool = True,
+        charger: Charger | None = None,
     ) -> None:
         self.services = services
+        self.charger = charger
         self.flow = flow
         self.sweep_interval_s = sweep_interval_s
         settings = services.settings.asterisk
@@ -86,6 +89,8 @@ class Engine:
             try:
                 await self.services.requests.expire_due()
                 await self.services.dids.expire_due()
+                if self.charger is not None:  # attempts left unknown or pending: ask the PG
+                    await self.charger.reconcile()
             except Exception:
                 log.exception("sweeper failed")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -176,3 +177,42 @@ async def _uid(db: Database, card_id: str) -> str:
     assert card is not None
     assert card.billing_key_ref is not None
     return card.billing_key_ref
+
+
+async def test_the_engine_sweeper_reconciles_unknown_attempts(
+    db: Database, db_url: str, pg: PortOneGateway, sandbox: Sandbox
+) -> None:
+    from ivr.engine import Engine, running
+    from ivr.settings import load_settings
+    from ivr.wiring import build
+
+    mid, cards = await merchant_with_cards(db, pg, [TIMEOUT_ONCE])
+    intent = await PaymentService(db, SystemClock(), pg).create_intent(
+        mid, cards[TIMEOUT_ONCE], amount=5_000, order_name="x"
+    )
+    # The first request times out after the PG recorded it; a "lost" process stops there.
+    charger = Charger(db, SystemClock(), pg, ChargePolicy(settle_s=0))
+    step = await charger._next_step(intent.id, recovering=False)
+    assert isinstance(step, PaymentAttempt)
+    await charger._send(step)
+    assert [a.status for a in await attempts(db, intent.id)] == ["unknown"]
+    settings = load_settings(env={"ARSPAY_CONFIG": "/none", "ARSPAY_DATABASE_URL": db_url})
+
+    async def no_flow(call: object) -> str:
+        return "none"
+
+    engine = Engine(
+        build(settings, db=db),
+        no_flow,
+        ari=False,
+        agi=False,  # type: ignore[arg-type]
+        sweep_interval_s=0.05,
+        charger=charger,
+    )
+    async with running(engine):
+        for _ in range(100):
+            if [a.status for a in await attempts(db, intent.id)] == ["succeeded"]:
+                break
+            await asyncio.sleep(0.05)
+    assert [a.status for a in await attempts(db, intent.id)] == ["succeeded"]
+    assert (await sandbox.summary())["paid"] == 1
