@@ -12,15 +12,13 @@ from sqlalchemy import select
 from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
+from ivr.domain.money import check_amount
 from ivr.domain.states import PAYMENT_INTENT, AttemptStatus, CardStatus, PaymentIntentStatus
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.gateways.contract import CancelRequest, Gateway
 from ivr.gateways.errors import GatewayError
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
-
-MIN_AMOUNT = 100
-MAX_AMOUNT = 100_000_000_000
 
 
 class PaymentService:
@@ -41,8 +39,7 @@ class PaymentService:
         schedule_id: str | None = None,
         actor: str = "cli",
     ) -> PaymentIntent:
-        if type(amount) is not int or not MIN_AMOUNT <= amount <= MAX_AMOUNT:
-            raise InvalidInput(f"amount must be an integer between {MIN_AMOUNT} and {MAX_AMOUNT}")
+        check_amount(amount)
         if installment_months not in (0, *range(2, 37)):
             raise InvalidInput("installment_months must be 0 (일시불) or 2-36")
         order_name = " ".join(order_name.split())

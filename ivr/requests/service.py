@@ -12,6 +12,7 @@ from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.dids.pool import DidPool
 from ivr.domain.ids import new_id
+from ivr.domain.money import check_amount
 from ivr.domain.states import (
     CALL_REQUEST,
     DELIVERY,
@@ -24,9 +25,6 @@ from ivr.errors import InvalidInput, NotFound
 from ivr.notify.templates import payment_sms, registration_sms
 from ivr.store.db import Database
 from ivr.store.tables import CallRequest, Customer, Lease, Merchant, SmsMessage
-
-MIN_AMOUNT = 100  # KRW, PRODUCT section 6
-MAX_AMOUNT = 100_000_000_000  # sanity bound (1,000억): read-out prompts go up to 억
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +58,9 @@ class CallRequestService:
         if not product_name or len(product_name) > 100:
             raise InvalidInput("product_name must be 1-100 characters")
         if kind is CallRequestKind.payment:
-            if amount is None or isinstance(amount, bool) or not isinstance(amount, int):
+            if amount is None:
                 raise InvalidInput("a payment request needs an integer amount in KRW")
-            if not MIN_AMOUNT <= amount <= MAX_AMOUNT:
-                raise InvalidInput(f"amount must be between {MIN_AMOUNT} and {MAX_AMOUNT} KRW")
+            check_amount(amount)
         elif amount is not None:
             raise InvalidInput("a registration request takes no amount")
         now = self.clock.now()
