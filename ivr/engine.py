@@ -3,7 +3,8 @@
 ``Engine.run()`` runs, in one ``TaskGroup``: the ARI Stasis app (reconnecting), the
 FastAGI server, the call-session log writer and the sweeper that expires leases and
 call requests and reconciles charge attempts whose outcome is unknown. Each incoming
-call — over ARI or FastAGI — gets a call-session row and is handed, wrapped in a :class:`~ivr.telephony.session_log.LoggedCall`, to ``flow``.
+call — over ARI or FastAGI — gets a call-session row and is handed, wrapped in a
+:class:`~ivr.telephony.session_log.LoggedCall`, to ``flow``.
 """
 
 from __future__ import annotations
