@@ -1,0 +1,196 @@
+"""``arspay vault``: init, status, audit, rotate-kek and serve, as real processes — and
+a rotation in one process while another keeps reading and writing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from test_canary import _env, arspay, start_server, stop_server
+from vault_helpers import CANARY, RecordingGateway, SoftHsm, random_card
+
+from ivr.settings import load_settings
+from vault.card import CardData
+from vault.factory import kek_provider, open_vault
+from vault.remote import RemoteVault
+
+pytestmark = pytest.mark.anyio
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def _exists(path: Path) -> bool:
+    return path.exists()
+
+
+def _hsm(kind: str, request: pytest.FixtureRequest) -> SoftHsm | None:
+    return request.getfixturevalue("softhsm") if kind == "pkcs11" else None
+
+
+def test_help_lists_the_vault_commands() -> None:
+    out = arspay(dict(os.environ), "vault", "--help")
+    assert out.returncode == 0
+    for cmd in ("init", "serve", "rotate-kek", "audit", "status"):
+        assert cmd in out.stdout
+
+
+@pytest.mark.parametrize("kind", ["file", "pkcs11"])
+def test_init_status_rotate_audit(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    env = _env(tmp_path, kind, _hsm(kind, request))
+    first = arspay(env, "--json", "vault", "init")
+    assert first.returncode == 0, first.stderr
+    [made] = json.loads(first.stdout)
+    assert made["kek_created"] is True
+    assert made["fingerprint_key_created"] is True
+    again = arspay(env, "--json", "vault", "init")  # idempotent
+    [same] = json.loads(again.stdout)
+    assert (same["kek"], same["kek_created"], same["fingerprint_key_created"]) == (
+        made["kek"], False, False
+    )  # fmt: skip
+    if kind == "file":
+        key = Path(env["ARSPAY_VAULT_KEY_FILE"])
+        assert oct(key.stat().st_mode & 0o777) == "0o600"
+    status = arspay(env, "--json", "vault", "status")
+    [st] = json.loads(status.stdout)
+    assert st["current_kek"] == made["kek"]
+    assert st["records"] == 0
+    assert st["kek_provider"] == kind
+    rotate = arspay(env, "--json", "vault", "rotate-kek")
+    assert rotate.returncode == 0, rotate.stderr
+    [report] = json.loads(rotate.stdout)
+    assert report["retired"] == made["kek"]
+    [st] = json.loads(arspay(env, "--json", "vault", "status").stdout)
+    assert [k["state"] for k in st["keks"]] == ["retired", "current"]
+    plain = arspay(env, "vault", "status")
+    assert f"current KEK {report['new_kek']}" in plain.stdout
+    audit = arspay(env, "--json", "vault", "audit", "--limit", "5")
+    assert audit.returncode == 0
+    assert json.loads(audit.stdout) == []
+
+
+async def test_audit_lists_decrypts_by_token(tmp_path: Path) -> None:
+    env = _env(tmp_path, "file", None)
+    assert arspay(env, "vault", "init").returncode == 0
+    vault = await open_vault(load_settings(env=env), gateway=RecordingGateway())
+    try:
+        a = await vault.tokenize("mer_1", CANARY, who="flow:reg")
+        b = await vault.tokenize("mer_1", random_card(1), who="flow:reg")
+        await vault.issue_billing_key(a.token, "mer_1", password2="12", customer_uid="c",
+                                      who="flow:reg", why="registration call")  # fmt: skip
+    finally:
+        await vault.close()
+    out = arspay(env, "--json", "vault", "audit", "--token", a.token)
+    rows = json.loads(out.stdout)
+    assert [(r["action"], r["who"], r["why"]) for r in rows] == [
+        ("issue_billing_key", "flow:reg", "registration call"),
+        ("tokenize", "flow:reg", ""),
+    ]
+    assert all(r["token"] == a.token for r in rows)
+    assert len(json.loads(arspay(env, "--json", "vault", "audit", "--limit", "1").stdout)) == 1
+    table = arspay({**env, "COLUMNS": "250"}, "vault", "audit")
+    assert b.token in table.stdout
+    assert CANARY.pan not in table.stdout
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = _env(tmp_path, "file", None)
+    out = arspay(env, "vault", "status")  # no keys yet
+    assert out.returncode == 2
+    assert "error:" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert arspay(env, "vault", "init").returncode == 0
+    os.chmod(env["ARSPAY_VAULT_KEY_FILE"], 0o644)
+    out = arspay(env, "vault", "status")
+    assert out.returncode == 2
+    assert "chmod 600" in out.stderr
+    bad = arspay(env, "vault", "audit", "--token", "nope")
+    assert bad.returncode == 2
+
+
+@pytest.mark.parametrize("kind", ["file", "pkcs11"])
+async def test_rotation_in_another_process_while_this_one_reads_and_writes(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """``arspay vault rotate-kek`` runs as its own process; this process keeps revealing
+    and tokenizing with a KEK provider that goes stale under it. Nothing is lost."""
+    env = _env(tmp_path, kind, _hsm(kind, request))
+    env["ARSPAY_VAULT_ROTATION_BATCH"] = "10"
+    assert arspay(env, "vault", "init").returncode == 0
+    settings = load_settings(env=env)
+    vault = await open_vault(settings)
+    try:
+        cards: dict[str, CardData] = {}
+        for i in range(300):
+            cards[(await vault.tokenize("mer_1", random_card(i), who="seed")).token] = random_card(
+                i
+            )
+        old = vault.kek.current_id
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ivr.cli", "--json", "vault", "rotate-kek", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        reads, writes = 0, 0
+        rng = random.Random(1)
+
+        async def load() -> None:
+            nonlocal reads, writes
+            while proc.returncode is None:
+                token = rng.choice(list(cards))
+                async with vault.reveal(token, "mer_1", who="reader", why="rotation") as card:
+                    assert card == cards[token]
+                reads += 1
+                if reads % 5 == 0:
+                    card = random_card(10_000 + writes)
+                    cards[(await vault.tokenize("mer_1", card, who="writer")).token] = card
+                    writes += 1
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(load())
+            out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        [report] = json.loads(out)
+        assert report["retired"] == old
+        assert reads > 10
+        for token, card in cards.items():
+            async with vault.reveal(token, "mer_1", who="check", why="after rotation") as got:
+                assert got == card
+        status = await vault.status()
+        assert status.records == len(cards)
+        assert {k.kek_id: k.records for k in status.keks if k.records} == {
+            report["new_kek"]: len(cards)
+        }
+        fresh = kek_provider(settings)
+        assert fresh.kek_ids() == [report["new_kek"]]  # the old KEK is gone for good
+        fresh.close()
+    finally:
+        await vault.close()
+
+
+@pytest.mark.parametrize("kind", ["file", "pkcs11"])
+async def test_serve_stops_cleanly_and_removes_its_socket(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    env = _env(tmp_path, kind, _hsm(kind, request))
+    assert arspay(env, "vault", "init").returncode == 0
+    log = tmp_path / "serve.log"
+    server = start_server(env, log)
+    sock = Path(env["ARSPAY_VAULT_SOCKET"])
+    try:
+        assert _mode(sock) == 0o600
+        remote = RemoteVault(sock)
+        meta = await remote.tokenize("mer_1", CANARY, who="t")
+        [entry] = await remote.audit(token=meta.token)
+        assert entry.peer == f"uid={os.getuid()},pid={os.getpid()}"
+        await remote.close()
+    finally:
+        assert stop_server(server) == 0
+    assert not _exists(sock)

@@ -1,0 +1,228 @@
+"""One suite, two implementations: the vault in-process (LocalVault) and behind its
+Unix socket (RemoteVault), each with the key-file and the SoftHSM2 KEK."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+from vault_helpers import CANARY, RecordingGateway, random_card
+
+from vault.card import CardData
+from vault.client import VaultClient
+from vault.errors import (
+    GatewayFailed,
+    InvalidBirthOrBrn,
+    InvalidCardNumber,
+    InvalidExpiry,
+    InvalidPassword,
+    InvalidRequest,
+    TokenNotFound,
+)
+from vault.forwarding import BillingKeyResult, ChargeResult
+from vault.tokens import TOKEN_RE
+
+pytestmark = pytest.mark.anyio
+
+CORPORATE = CardData(pan="5555555555554444", expiry="0227", birth="1248100998")
+
+
+async def test_tokenize_returns_metadata_only(client: VaultClient) -> None:
+    meta = await client.tokenize("mer_1", CANARY, who="flow:reg")
+    assert TOKEN_RE.fullmatch(meta.token)
+    assert (meta.bin6, meta.last4, meta.brand, meta.owner_type) == (
+        "401288", "1881", "visa", "personal"
+    )  # fmt: skip
+    assert meta.issuer == "테스트카드"
+    assert len(meta.fingerprint) == 64
+    assert CANARY.pan not in repr(meta)
+    assert CANARY.birth not in repr(meta)
+    assert await client.metadata(meta.token, "mer_1") == meta
+
+
+async def test_tokens_are_random_fingerprints_are_per_merchant(client: VaultClient) -> None:
+    a = await client.tokenize("mer_1", CANARY, who="t")
+    b = await client.tokenize("mer_1", CANARY, who="t")
+    c = await client.tokenize("mer_2", CANARY, who="t")
+    d = await client.tokenize("mer_1", random_card(7), who="t")
+    assert len({a.token, b.token, c.token}) == 3  # never derived from the card
+    assert a.fingerprint == b.fingerprint  # same card, same merchant
+    assert a.fingerprint != c.fingerprint  # another merchant cannot link it
+    assert a.fingerprint != d.fingerprint
+
+
+async def test_corporate_card_with_business_number(client: VaultClient) -> None:
+    meta = await client.tokenize("mer_1", CORPORATE, who="t")
+    assert meta.owner_type == "corporate"
+    assert meta.brand == "mastercard"
+
+
+@pytest.mark.parametrize(
+    ("card", "error"),
+    [
+        (dataclasses.replace(CANARY, pan="4012888888881882"), InvalidCardNumber),
+        (dataclasses.replace(CANARY, pan="401288888888"), InvalidCardNumber),
+        (dataclasses.replace(CANARY, expiry="1225"), InvalidExpiry),
+        (dataclasses.replace(CANARY, expiry="1326"), InvalidExpiry),
+        (dataclasses.replace(CANARY, birth="900230"), InvalidBirthOrBrn),
+        (dataclasses.replace(CANARY, birth="1248100999"), InvalidBirthOrBrn),
+    ],
+)
+async def test_invalid_cards_are_refused(
+    client: VaultClient, card: CardData, error: type[Exception]
+) -> None:
+    with pytest.raises(error) as err:
+        await client.tokenize("mer_1", card, who="t")
+    assert card.pan not in str(err.value)
+    assert card.birth not in str(err.value)
+    assert (await client.status()).records == 0
+
+
+async def test_issue_billing_key_forwards_the_card_and_password(
+    client: VaultClient, gateway: RecordingGateway
+) -> None:
+    meta = await client.tokenize("mer_1", CANARY, who="flow:reg")
+    result = await client.issue_billing_key(
+        meta.token, "mer_1", password2="37", customer_uid="cus_1",
+        who="flow:reg", why="registration call creq_1",
+    )  # fmt: skip
+    assert result == BillingKeyResult(ok=True, customer_uid="cus_1", card_issuer="테스트카드",
+                                      card_type="credit")  # fmt: skip
+    [got] = gateway.received
+    assert got.card == CANARY
+    assert got.password2 == "37"
+    assert got.args == {"uid": "cus_1"}
+
+
+async def test_keyed_charge(client: VaultClient, gateway: RecordingGateway) -> None:
+    meta = await client.tokenize("mer_1", CORPORATE, who="t")
+    result = await client.keyed_charge(
+        meta.token, "mer_1", password2="12", order_id="ord_1", amount=53_000,
+        order_name="임플란트", installment_months=3, who="flow:pay", why="payment call",
+    )  # fmt: skip
+    expected = ChargeResult(status="succeeded", order_id="ord_1", amount=53_000,
+                            pg_transaction_id="imp_1", approval_number="12345678")  # fmt: skip
+    assert result == expected
+    [got] = gateway.received
+    assert got.card == CORPORATE
+    assert got.args["installment_months"] == 3
+    assert got.args["order_name"] == "임플란트"
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"password2": "1"}, InvalidPassword),
+        ({"password2": "123"}, InvalidPassword),
+        ({"amount": 99}, InvalidRequest),
+        ({"installment_months": 1}, InvalidRequest),
+        ({"order_id": "ord 1"}, InvalidRequest),
+        ({"why": ""}, InvalidRequest),
+        ({"who": "x" * 129}, InvalidRequest),
+        ({"why": "see card 4012888888881881"}, InvalidRequest),
+    ],
+)
+async def test_forwarding_arguments_are_checked(
+    client: VaultClient, gateway: RecordingGateway, changes: dict[str, object], error: type
+) -> None:
+    meta = await client.tokenize("mer_1", CANARY, who="t")
+    args: dict[str, object] = {"password2": "12", "order_id": "ord_1", "amount": 1000,
+                               "order_name": "x", "installment_months": 0, "who": "t",
+                               "why": "pay"}  # fmt: skip
+    args.update(changes)
+    with pytest.raises(error):
+        await client.keyed_charge(meta.token, "mer_1", **args)  # type: ignore[arg-type]
+    assert gateway.received == []
+
+
+async def test_records_are_scoped_to_their_merchant(client: VaultClient) -> None:
+    meta = await client.tokenize("mer_1", CANARY, who="t")
+    with pytest.raises(TokenNotFound):
+        await client.metadata(meta.token, "mer_2")
+    with pytest.raises(TokenNotFound):
+        await client.issue_billing_key(meta.token, "mer_2", password2="12", customer_uid="c",
+                                       who="t", why="x")  # fmt: skip
+    with pytest.raises(TokenNotFound):
+        await client.delete(meta.token, "mer_2", who="t", why="x")
+    with pytest.raises(TokenNotFound):
+        await client.metadata("tok_aaaaaaaaaaaaaaaaaaaaaaaa", "mer_1")
+    with pytest.raises(InvalidRequest):
+        await client.metadata("not-a-token", "mer_1")
+
+
+async def test_delete_erases_for_good(client: VaultClient, gateway: RecordingGateway) -> None:
+    meta = await client.tokenize("mer_1", CANARY, who="t")
+    await client.delete(meta.token, "mer_1", who="admin:kim", why="customer asked")
+    with pytest.raises(TokenNotFound):
+        await client.metadata(meta.token, "mer_1")
+    with pytest.raises(TokenNotFound):
+        await client.issue_billing_key(meta.token, "mer_1", password2="12", customer_uid="c",
+                                       who="t", why="x")  # fmt: skip
+    with pytest.raises(TokenNotFound):
+        await client.delete(meta.token, "mer_1", who="t", why="again")
+    assert gateway.received == []
+
+
+async def test_every_decrypt_is_audited(client: VaultClient) -> None:
+    meta = await client.tokenize("mer_1", CANARY, who="flow:reg")
+    other = await client.tokenize("mer_1", random_card(1), who="flow:reg")
+    await client.issue_billing_key(meta.token, "mer_1", password2="12", customer_uid="cus_1",
+                                   who="flow:reg", why="registration call")  # fmt: skip
+    await client.keyed_charge(meta.token, "mer_1", password2="12", order_id="o1", amount=100,
+                              order_name="x", installment_months=0, who="billing",
+                              why="schedule sch_1 cycle 3")  # fmt: skip
+    await client.delete(meta.token, "mer_1", who="admin", why="erase")
+    entries = await client.audit(token=meta.token)
+    assert [(e.action, e.who, e.why) for e in entries] == [
+        ("delete", "admin", "erase"),
+        ("keyed_charge", "billing", "schedule sch_1 cycle 3"),
+        ("issue_billing_key", "flow:reg", "registration call"),
+        ("tokenize", "flow:reg", ""),
+    ]
+    assert all(e.token == meta.token and e.merchant_id == "mer_1" for e in entries)
+    assert entries[0].at is not None
+    assert entries[0].peer  # "in-process", or the socket peer's uid/pid
+    everything = await client.audit(limit=2)
+    assert len(everything) == 2
+    assert everything[0].action == "delete"
+    assert other.token in {e.token for e in await client.audit(limit=100)}
+
+
+async def test_no_api_stores_the_password(client: VaultClient, gateway: RecordingGateway) -> None:
+    meta = await client.tokenize("mer_1", CANARY, who="t")
+    await client.issue_billing_key(meta.token, "mer_1", password2="73", customer_uid="c",
+                                   who="t", why="x")  # fmt: skip
+    for entry in await client.audit(limit=100):
+        assert "73" not in (entry.why + entry.who)
+    # CardData has no password field, and tokenize takes no password argument
+    assert "password" not in {f.name for f in dataclasses.fields(CardData)}
+
+
+async def test_gateway_errors_are_reported_without_details(
+    client: VaultClient, gateway: RecordingGateway
+) -> None:
+    meta = await client.tokenize("mer_1", CANARY, who="t")
+    gateway.fail_with = RuntimeError(f"boom {CANARY.pan}")  # a careless connector
+    with pytest.raises(GatewayFailed) as err:
+        await client.issue_billing_key(meta.token, "mer_1", password2="12", customer_uid="c",
+                                       who="t", why="x")  # fmt: skip
+    assert CANARY.pan not in str(err.value)
+    assert "RuntimeError" in str(err.value)
+
+
+async def test_status_never_shows_card_data(client: VaultClient) -> None:
+    await client.tokenize("mer_1", CANARY, who="t")
+    st = await client.status()
+    assert st.records == 1
+    assert st.current_kek in {k.kek_id for k in st.keks}
+    assert CANARY.pan not in repr(st)
+
+
+async def test_concurrent_clients(client: VaultClient) -> None:
+    metas = await asyncio.gather(
+        *(client.tokenize("mer_1", random_card(i), who="t") for i in range(40))
+    )
+    assert len({m.token for m in metas}) == 40
+    again = await asyncio.gather(*(client.metadata(m.token, "mer_1") for m in metas))
+    assert list(again) == list(metas)

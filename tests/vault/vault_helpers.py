@@ -1,0 +1,186 @@
+"""Helpers for the vault tests (fixtures live in conftest.py): the canary card, card
+generators, the SoftHSM2 token pool, KEK set-ups, the recording gateway, builders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ivr.clock import FakeClock
+from vault.card import CardData, random_into
+from vault.forwarding import BillingKeyResult, ChargeResult
+from vault.kek import KekProvider
+from vault.kek.file import FileKekProvider
+from vault.server import VaultServer
+from vault.service import LocalVault
+from vault.store import VaultStore
+from vault.tokens import Fingerprinter
+
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+PIN = "1234"
+SO_PIN = "5678"
+TEST_SCRYPT_N = 1 << 10  # keep passphrase tests fast; production default is 2**15
+
+CANARY = CardData(pan="4012888888881881", expiry="1230", birth="900101")
+NOW = datetime(2026, 1, 15, 3, 0, tzinfo=UTC)
+
+
+def luhn_complete(prefix: str) -> str:
+    """``prefix`` plus the Luhn check digit."""
+    total = 0
+    for i, ch in enumerate(reversed(prefix)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return prefix + str((10 - total % 10) % 10)
+
+
+def random_card(n: int) -> CardData:
+    return CardData(pan=luhn_complete(f"5555{n:011d}"), expiry="0130", birth="851231")
+
+
+# --------------------------------------------------------------------------- SoftHSM2
+
+
+class SoftHsm:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tokendir = root / "tokens"
+        self.tokendir.mkdir(parents=True)
+        self.conf = root / "softhsm2.conf"
+        self.conf.write_text(
+            f"directories.tokendir = {self.tokendir}\nobjectstore.backend = file\n"
+            "log.level = ERROR\nslots.removable = false\n"
+        )
+        self._free: list[str] = []
+        self._made = 0
+        self.loaded = False
+
+    def _make(self, count: int) -> None:
+        env = {**os.environ, "SOFTHSM2_CONF": str(self.conf)}
+        for _ in range(count):
+            self._made += 1
+            label = f"t{self._made}"
+            subprocess.run(
+                ["softhsm2-util", "--init-token", "--free", "--label", label,
+                 "--pin", PIN, "--so-pin", SO_PIN],
+                check=True, capture_output=True, env=env, timeout=30,
+            )  # fmt: skip
+            self._free.append(label)
+
+    def take(self) -> str:
+        """A fresh, empty token label."""
+        if not self._free:
+            self._make(20)
+            if self.loaded:  # the library only sees tokens present at initialisation
+                import pkcs11
+
+                pkcs11.lib(SOFTHSM_MODULE).reinitialize()
+        self.loaded = True
+        return self._free.pop(0)
+
+    def provider(self, label: str) -> KekProvider:
+        from vault.kek.pkcs11 import Pkcs11KekProvider
+
+        return Pkcs11KekProvider(SOFTHSM_MODULE, label, PIN, softhsm_conf=str(self.conf))
+
+
+# --------------------------------------------------------------------------- KEKs
+
+
+@dataclass
+class KekSetup:
+    kind: str
+    provider: KekProvider
+    key_file: Path | None = None
+    token: str | None = None
+    paths: list[Path] = field(default_factory=list)  # where key material lives on disk
+
+
+def make_kek(kind: str, tmp_path: Path, softhsm: SoftHsm | None) -> KekSetup:
+    if kind == "file":
+        path = tmp_path / "keys" / "kek.key"
+        provider: KekProvider = FileKekProvider(path)
+        provider.generate_new()
+        return KekSetup(kind, provider, key_file=path, paths=[path.parent])
+    assert softhsm is not None
+    label = softhsm.take()
+    provider = softhsm.provider(label)
+    provider.generate_new()
+    return KekSetup(kind, provider, token=label, paths=[softhsm.tokendir])
+
+
+# --------------------------------------------------------------------------- gateway
+
+
+@dataclass
+class Received:
+    op: str
+    card: CardData
+    password2: str
+    args: dict[str, Any]
+
+
+class RecordingGateway:
+    """A CardGateway that records what it was given and answers success."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.fail_with: Exception | None = None
+
+    async def issue_billing_key(
+        self, card: CardData, password2: str, customer_uid: str
+    ) -> BillingKeyResult:
+        self.received.append(Received("billing_key", card, password2, {"uid": customer_uid}))
+        if self.fail_with is not None:
+            raise self.fail_with
+        return BillingKeyResult(ok=True, customer_uid=customer_uid, card_issuer="테스트카드",
+                                card_type="credit")  # fmt: skip
+
+    async def keyed_charge(
+        self,
+        card: CardData,
+        password2: str,
+        order_id: str,
+        amount: int,
+        order_name: str,
+        installment_months: int,
+    ) -> ChargeResult:
+        args = {"order_id": order_id, "amount": amount, "order_name": order_name,
+                "installment_months": installment_months}  # fmt: skip
+        self.received.append(Received("keyed_charge", card, password2, args))
+        if self.fail_with is not None:
+            raise self.fail_with
+        return ChargeResult(status="succeeded", order_id=order_id, amount=amount,
+                            pg_transaction_id="imp_1", approval_number="12345678")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- builders
+
+
+async def build_vault(
+    url: str, kek: KekProvider, clock: FakeClock, gateway: RecordingGateway | None = None,
+    *, rotation_batch: int = 500,
+) -> LocalVault:  # fmt: skip
+    vault = LocalVault(
+        VaultStore(url),
+        kek,
+        Fingerprinter(random_into(32)),
+        clock=clock,
+        gateway=gateway,
+        rotation_batch=rotation_batch,
+    )
+    await vault.start()
+    return vault
+
+
+def make_server(vault: LocalVault, socket_dir: Path) -> VaultServer:
+    return VaultServer(vault, socket_dir / "run" / "vault.sock", max_frame_bytes=4096,
+                       body_timeout_s=0.5)  # fmt: skip

@@ -1,0 +1,67 @@
+"""The interface the engine uses to reach the vault, in-process or over a socket.
+
+:class:`VaultClient` is implemented by :class:`vault.service.LocalVault` (in this
+process) and :class:`vault.remote.RemoteVault` (the ``arspay vault serve`` process over
+its Unix socket); the vault test suite runs against both. Plaintext card data only
+flows *into* the vault (``tokenize``, and the password into forwarding calls); what
+comes back is metadata, gateway results and audit entries.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from vault.card import CardData
+from vault.forwarding import BillingKeyResult, ChargeResult
+from vault.models import AuditEntry, CardMetadata, VaultStatus
+
+
+class VaultClient(Protocol):
+    async def tokenize(self, merchant_id: str, card: CardData, *, who: str) -> CardMetadata:
+        """Validate and store a card; a fresh random token every time."""
+        ...
+
+    async def metadata(self, token: str, merchant_id: str) -> CardMetadata:
+        """What is known about a stored card without decrypting it."""
+        ...
+
+    async def issue_billing_key(
+        self,
+        token: str,
+        merchant_id: str,
+        *,
+        password2: str,
+        customer_uid: str,
+        who: str,
+        why: str,
+    ) -> BillingKeyResult:
+        """Decrypt (audited) and ask the gateway for a billing key."""
+        ...
+
+    async def keyed_charge(
+        self,
+        token: str,
+        merchant_id: str,
+        *,
+        password2: str,
+        order_id: str,
+        amount: int,
+        order_name: str,
+        installment_months: int,
+        who: str,
+        why: str,
+    ) -> ChargeResult:
+        """Decrypt (audited) and make a one-time keyed charge."""
+        ...
+
+    async def delete(self, token: str, merchant_id: str, *, who: str, why: str) -> None:
+        """Erase the record for good (audited)."""
+        ...
+
+    async def audit(self, *, token: str | None = None, limit: int = 50) -> list[AuditEntry]:
+        """Newest first."""
+        ...
+
+    async def status(self) -> VaultStatus: ...
+
+    async def close(self) -> None: ...

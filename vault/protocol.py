@@ -1,0 +1,168 @@
+"""The vault socket protocol: length-prefixed JSON frames and the operation table.
+
+A frame is a 4-byte big-endian unsigned length followed by that many bytes of UTF-8
+JSON holding one object. Requests are ``{"op": "<name>", "args": {…}}``; replies are
+``{"ok": true, "result": …}`` or ``{"ok": false, "error": {"id", "message", "status"}}``.
+Frames above ``max_frame_bytes`` are refused before their body is read. Arguments are
+checked against :data:`OPERATIONS` exactly: no missing, extra or wrongly typed field
+(``true`` is not an integer). Error messages name fields, never values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import struct
+import types
+from datetime import datetime
+from typing import Any, Final, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from vault.errors import FrameTooLarge, InvalidRequest, MalformedFrame, UnknownOperation
+
+HEADER: Final = struct.Struct(">I")
+T = TypeVar("T")
+
+_CARD: Final = {"pan": str, "expiry": str, "birth": str}
+_CALLER: Final = {"who": str, "why": str}
+_RECORD: Final = {"token": str, "merchant_id": str}
+
+OPERATIONS: Final[dict[str, dict[str, Any]]] = {
+    "tokenize": {"merchant_id": str, "card": _CARD, "who": str},
+    "metadata": dict(_RECORD),
+    "issue_billing_key": {**_RECORD, **_CALLER, "password2": str, "customer_uid": str},
+    "keyed_charge": {
+        **_RECORD,
+        **_CALLER,
+        "password2": str,
+        "order_id": str,
+        "amount": int,
+        "order_name": str,
+        "installment_months": int,
+    },
+    "delete": {**_RECORD, **_CALLER},
+    "audit": {"token": (str, type(None)), "limit": int},
+    "status": {},
+}
+"""Every operation and its arguments: a type, a tuple of types, or a nested table."""
+
+
+def encode_frame(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return HEADER.pack(len(body)) + body
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedFrame("frame is not valid UTF-8 JSON") from None
+    if not isinstance(message, dict):
+        raise MalformedFrame("frame must hold a JSON object")
+    return message
+
+
+async def read_frame(
+    reader: asyncio.StreamReader, max_bytes: int, *, body_timeout_s: float | None = None
+) -> dict[str, Any] | None:
+    """The next frame, or ``None`` on a clean end of stream. :class:`FrameTooLarge`
+    leaves the stream unsynchronised (close it); :class:`MalformedFrame` does not."""
+    try:
+        header = await reader.readexactly(HEADER.size)
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise
+    (size,) = HEADER.unpack(header)
+    if size > max_bytes:
+        raise FrameTooLarge(f"frame of {size} bytes is above the limit of {max_bytes}")
+    if size == 0:
+        raise MalformedFrame("empty frame")
+    async with asyncio.timeout(body_timeout_s):
+        body = await reader.readexactly(size)
+    return parse_body(body)
+
+
+def _safe_name(name: str) -> str:
+    return name if name.isidentifier() and len(name) <= 32 else "?"
+
+
+def _check(spec: dict[str, Any], args: Any, where: str) -> None:
+    if not isinstance(args, dict):
+        raise InvalidRequest(f"{where} must be an object")
+    for key in args:
+        if key not in spec:
+            raise InvalidRequest(f"{where}: unexpected argument {_safe_name(str(key))}")
+    for key, want in spec.items():
+        if key not in args:
+            raise InvalidRequest(f"{where}: missing argument {key}")
+        value = args[key]
+        if isinstance(want, dict):
+            _check(want, value, f"{where}.{key}")
+            continue
+        allowed = want if isinstance(want, tuple) else (want,)
+        if type(value) not in allowed:
+            raise InvalidRequest(f"{where}: argument {key} has the wrong type")
+
+
+def parse_request(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(op, args)`` once both are checked against :data:`OPERATIONS`."""
+    op = message.get("op")
+    if set(message) - {"op", "args"}:
+        raise InvalidRequest("request has fields other than op and args")
+    if not isinstance(op, str):
+        raise InvalidRequest("request needs an op string")
+    spec = OPERATIONS.get(op)
+    if spec is None:
+        raise UnknownOperation(f"unknown operation {_safe_name(op)}")
+    args = message.get("args", {})
+    _check(spec, args, op)
+    return op, args
+
+
+# ---------------------------------------------------------------------- values
+
+
+def dump(value: Any) -> Any:
+    """Dataclasses, datetimes, tuples and lists as JSON-ready values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [dump(v) for v in value]
+    return value
+
+
+def load(cls: type[T], data: Any) -> T:
+    """The inverse of :func:`dump` for the vault's flat, frozen result dataclasses."""
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{cls.__name__} must be an object")
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            raise InvalidRequest(f"{cls.__name__}: missing {f.name}")
+        kwargs[f.name] = _load_value(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def _load_value(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        inner = [a for a in get_args(tp) if a is not type(None)]
+        return _load_value(inner[0], value) if len(inner) == 1 else value
+    if tp is datetime:
+        return datetime.fromisoformat(value)
+    if origin is tuple:
+        (item, _ellipsis) = get_args(tp)
+        return tuple(_load_value(item, v) for v in value)
+    if dataclasses.is_dataclass(tp):
+        return load(tp, value)  # type: ignore[arg-type]
+    return value

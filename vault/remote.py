@@ -1,0 +1,158 @@
+"""``RemoteVault``: the :class:`~vault.client.VaultClient` that talks to
+``arspay vault serve`` over its Unix socket.
+
+Up to ``pool_size`` connections are kept open and used one request at a time each.
+Nothing is retried: a tokenize or a charge that may have reached the vault must not be
+sent twice, so a broken connection is a :class:`~vault.errors.VaultUnavailable` for the
+caller to resolve. Errors the server reports come back as the same vault error classes
+(by ``error_id``); ids this client does not know become
+:class:`~vault.errors.RemoteError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from vault.card import CardData
+from vault.errors import BY_ID, FrameTooLarge, RemoteError, VaultError, VaultUnavailable
+from vault.forwarding import BillingKeyResult, ChargeResult
+from vault.models import AuditEntry, CardMetadata, VaultStatus
+from vault.protocol import encode_frame, load, read_frame
+
+_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def _rebuild(error: Any) -> VaultError:
+    if not isinstance(error, dict):
+        return RemoteError("the vault replied with a malformed error")
+    error_id = str(error.get("id", "vault-error"))
+    message = str(error.get("message", ""))
+    cls = BY_ID.get(error_id)
+    if cls is not None:
+        return cls(message)
+    status = error.get("status")
+    return RemoteError(message, error_id, status if isinstance(status, int) else 500)
+
+
+class RemoteVault:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_frame_bytes: int = 65_536,
+        pool_size: int = 8,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.path = path
+        self.max_frame_bytes = max_frame_bytes
+        self.timeout_s = timeout_s
+        self._slots = asyncio.Semaphore(pool_size)
+        self._idle: list[_Conn] = []
+
+    async def _connect(self) -> _Conn:
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer
+            writer.close()
+        try:
+            return await asyncio.open_unix_connection(self.path)
+        except OSError as exc:
+            raise VaultUnavailable(f"cannot reach the vault socket ({exc.strerror})") from None
+
+    async def call(self, op: str, args: dict[str, Any]) -> Any:
+        """One request; the reply's ``result`` or the rebuilt error."""
+        async with self._slots:
+            reader, writer = await self._connect()
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    writer.write(encode_frame({"op": op, "args": args}))
+                    await writer.drain()
+                    reply = await read_frame(reader, self.max_frame_bytes)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, VaultError) as exc:
+                writer.close()
+                raise VaultUnavailable(
+                    f"vault connection failed during {op} ({type(exc).__name__})"
+                ) from None
+            except BaseException:
+                writer.close()
+                raise
+            if reply is None:
+                writer.close()
+                raise VaultUnavailable(f"the vault closed the connection during {op}")
+            error = reply.get("error")
+            if isinstance(error, dict) and error.get("id") == FrameTooLarge.error_id:
+                writer.close()  # the server closes after an oversize frame
+            else:
+                self._idle.append((reader, writer))
+        if reply.get("ok") is True:
+            return reply.get("result")
+        raise _rebuild(reply.get("error"))
+
+    # ------------------------------------------------------------------ VaultClient
+
+    async def tokenize(self, merchant_id: str, card: CardData, *, who: str) -> CardMetadata:
+        wire_card = {"pan": card.pan, "expiry": card.expiry, "birth": card.birth}
+        result = await self.call(
+            "tokenize", {"merchant_id": merchant_id, "card": wire_card, "who": who}
+        )
+        return load(CardMetadata, result)
+
+    async def metadata(self, token: str, merchant_id: str) -> CardMetadata:
+        result = await self.call("metadata", {"token": token, "merchant_id": merchant_id})
+        return load(CardMetadata, result)
+
+    async def issue_billing_key(
+        self,
+        token: str,
+        merchant_id: str,
+        *,
+        password2: str,
+        customer_uid: str,
+        who: str,
+        why: str,
+    ) -> BillingKeyResult:
+        args = {"token": token, "merchant_id": merchant_id, "password2": password2,
+                "customer_uid": customer_uid, "who": who, "why": why}  # fmt: skip
+        return load(BillingKeyResult, await self.call("issue_billing_key", args))
+
+    async def keyed_charge(
+        self,
+        token: str,
+        merchant_id: str,
+        *,
+        password2: str,
+        order_id: str,
+        amount: int,
+        order_name: str,
+        installment_months: int,
+        who: str,
+        why: str,
+    ) -> ChargeResult:
+        args = {"token": token, "merchant_id": merchant_id, "password2": password2,
+                "order_id": order_id, "amount": amount, "order_name": order_name,
+                "installment_months": installment_months, "who": who, "why": why}  # fmt: skip
+        return load(ChargeResult, await self.call("keyed_charge", args))
+
+    async def delete(self, token: str, merchant_id: str, *, who: str, why: str) -> None:
+        args = {"token": token, "merchant_id": merchant_id, "who": who, "why": why}
+        await self.call("delete", args)
+
+    async def audit(self, *, token: str | None = None, limit: int = 50) -> list[AuditEntry]:
+        result = await self.call("audit", {"token": token, "limit": limit})
+        if not isinstance(result, list):
+            raise RemoteError("the vault replied with a malformed audit list")
+        return [load(AuditEntry, r) for r in result]
+
+    async def status(self) -> VaultStatus:
+        return load(VaultStatus, await self.call("status", {}))
+
+    async def close(self) -> None:
+        while self._idle:
+            _reader, writer = self._idle.pop()
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()

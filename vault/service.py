@@ -1,0 +1,296 @@
+"""The vault itself, in this process: :class:`LocalVault`.
+
+Implements :class:`~vault.client.VaultClient` plus what only an operator or the vault
+process does: :meth:`LocalVault.reveal` (an audited decrypt, never served over the
+socket), :meth:`LocalVault.rotate_kek` and status.
+
+Every decrypt first appends an audit row (who, when, why, token) and only then
+unwraps; a failed audit write means no decrypt. Plaintext buffers are wiped when the
+``reveal`` block ends, whatever happens in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Final, TypeVar
+
+from ivr.clock import Clock
+from ivr.errors import ArspayError
+from vault import bins, log
+from vault.card import CardData, decode, encode, wipe
+from vault.crypto import Envelope
+from vault.errors import (
+    GatewayFailed,
+    GatewayNotConfigured,
+    IntegrityFailure,
+    InvalidRequest,
+    KekError,
+    KekNotFound,
+    TokenNotFound,
+)
+from vault.forwarding import BillingKeyResult, CardGateway, ChargeResult
+from vault.kek import KekProvider
+from vault.models import AuditEntry, CardMetadata, KekInfo, RotationReport, VaultStatus
+from vault.rotation import rotate
+from vault.store import AuditRow, StoredRecord, VaultStore
+from vault.tokens import Fingerprinter, check_token, new_token
+from vault.validation import (
+    check_merchant_id,
+    check_text,
+    validate_card,
+    validate_password2,
+)
+
+T = TypeVar("T")
+
+IN_PROCESS: Final = "in-process"
+MIN_CHARGE_KRW: Final = 100
+_REF_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+def _check_ref(field: str, value: str) -> None:
+    if not _REF_RE.fullmatch(value):
+        raise InvalidRequest(f"{field} must be 1-100 characters of [A-Za-z0-9_.:-]")
+
+
+def _check_caller(who: str, why: str | None) -> None:
+    check_text("who", who, 128)
+    if why is not None:
+        check_text("why", why, 200)
+
+
+class LocalVault:
+    def __init__(
+        self,
+        store: VaultStore,
+        kek: KekProvider,
+        fingerprinter: Fingerprinter,
+        *,
+        clock: Clock,
+        gateway: CardGateway | None = None,
+        rotation_batch: int = 500,
+    ) -> None:
+        self.store = store
+        self.kek = kek
+        self.envelope = Envelope(kek)
+        self.fingerprinter = fingerprinter
+        self.clock = clock
+        self.gateway = gateway
+        self.rotation_batch = rotation_batch
+
+    async def start(self) -> None:
+        """Create the schema if needed and register the provider's current KEK."""
+        await self.store.open()
+        await self._sync_registry()
+
+    async def close(self) -> None:
+        await self.store.close()
+        self.kek.close()
+        self.fingerprinter.close()
+
+    async def _sync_registry(self) -> None:
+        await self.store.sync_keks(self.kek.kind, self.kek.current_id, self.clock.now())
+
+    # ------------------------------------------------------------------ writing
+
+    async def tokenize(
+        self, merchant_id: str, card: CardData, *, who: str, peer: str = IN_PROCESS
+    ) -> CardMetadata:
+        check_merchant_id(merchant_id)
+        _check_caller(who, None)
+        now = self.clock.now()
+        validate_card(card, now)
+        info = bins.lookup(card.pan)
+        meta = CardMetadata(
+            token=new_token(),
+            merchant_id=merchant_id,
+            bin6=card.bin6,
+            last4=card.last4,
+            brand=info.brand,
+            issuer=info.issuer,
+            card_type=info.card_type,
+            owner_type=card.owner_type,
+            fingerprint=self.fingerprinter.fingerprint(merchant_id, card.pan),
+            created_at=now,
+        )
+        audit = AuditRow(now, who, peer, "tokenize", "", meta.token, merchant_id)
+        plaintext = encode(card)
+        try:
+            for _attempt in range(3):
+                sealed = self.envelope.seal(plaintext, token=meta.token, merchant_id=merchant_id)
+                if await self.store.insert(StoredRecord(meta, sealed), audit):
+                    break
+                # Another process rotated: pick up its KEK and seal again.
+                self.kek.refresh()
+                await self._sync_registry()
+            else:
+                raise KekError("the current KEK kept changing while storing a card")
+        finally:
+            wipe(plaintext)
+        log.event("tokenize", token=meta.token, merchant_id=merchant_id, kek_id=sealed.kek_id)
+        return meta
+
+    async def delete(
+        self, token: str, merchant_id: str, *, who: str, why: str, peer: str = IN_PROCESS
+    ) -> None:
+        check_token(token)
+        check_merchant_id(merchant_id)
+        _check_caller(who, why)
+        audit = AuditRow(self.clock.now(), who, peer, "delete", why, token, merchant_id)
+        if not await self.store.delete(token, merchant_id, audit):
+            raise TokenNotFound("no such card token for this merchant")
+        log.event("delete", token=token, merchant_id=merchant_id)
+
+    # ------------------------------------------------------------------ reading
+
+    async def metadata(self, token: str, merchant_id: str) -> CardMetadata:
+        check_token(token)
+        check_merchant_id(merchant_id)
+        record = await self.store.get(token, merchant_id)
+        if record is None:
+            raise TokenNotFound("no such card token for this merchant")
+        return record.meta
+
+    @asynccontextmanager
+    async def reveal(
+        self,
+        token: str,
+        merchant_id: str,
+        *,
+        who: str,
+        why: str,
+        peer: str = IN_PROCESS,
+        action: str = "reveal",
+    ) -> AsyncIterator[CardData]:
+        """Audited decrypt, for code inside the vault process only."""
+        check_token(token)
+        check_merchant_id(merchant_id)
+        _check_caller(who, why)
+        record = await self.store.get(token, merchant_id)
+        if record is None:
+            raise TokenNotFound("no such card token for this merchant")
+        await self.store.add_audit(
+            AuditRow(self.clock.now(), who, peer, action, why, token, merchant_id)
+        )
+        plaintext = await self._open(record, token, merchant_id)
+        try:
+            card = decode(plaintext)
+            log.event(action, token=token, merchant_id=merchant_id, peer=peer)
+            yield card
+        finally:
+            wipe(plaintext)
+
+    async def _open(self, record: StoredRecord, token: str, merchant_id: str) -> bytearray:
+        for attempt in (1, 2):
+            try:
+                return self.envelope.open(record.sealed, token=token, merchant_id=merchant_id)
+            except KekNotFound:
+                # Re-wrapped and its old KEK retired since we read it: read it again.
+                fresh = await self.store.get(token, merchant_id)
+                if attempt == 2 or fresh is None or fresh.sealed == record.sealed:
+                    log.event("decrypt", level=logging.WARNING, token=token,
+                              error_id=KekNotFound.error_id)  # fmt: skip
+                    raise
+                record = fresh
+            except IntegrityFailure as exc:
+                log.event("decrypt", level=logging.WARNING, token=token, error_id=exc.error_id)
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ forwarding
+
+    def _gateway(self) -> CardGateway:
+        if self.gateway is None:
+            raise GatewayNotConfigured("no card gateway is configured in the vault")
+        return self.gateway
+
+    async def _forward(self, action: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except ArspayError as exc:
+            log.event(action, level=logging.WARNING, error_id=exc.error_id)
+            raise
+        except Exception as exc:
+            log.event(action, level=logging.WARNING, error_id=GatewayFailed.error_id)
+            raise GatewayFailed(f"the card gateway failed ({type(exc).__name__})") from None
+
+    async def issue_billing_key(
+        self,
+        token: str,
+        merchant_id: str,
+        *,
+        password2: str,
+        customer_uid: str,
+        who: str,
+        why: str,
+        peer: str = IN_PROCESS,
+    ) -> BillingKeyResult:
+        gateway = self._gateway()
+        validate_password2(password2)
+        _check_ref("customer_uid", customer_uid)
+        async with self.reveal(
+            token, merchant_id, who=who, why=why, peer=peer, action="issue_billing_key"
+        ) as card:
+            call = gateway.issue_billing_key(card, password2, customer_uid)
+            return await self._forward("issue_billing_key", call)
+
+    async def keyed_charge(
+        self,
+        token: str,
+        merchant_id: str,
+        *,
+        password2: str,
+        order_id: str,
+        amount: int,
+        order_name: str,
+        installment_months: int,
+        who: str,
+        why: str,
+        peer: str = IN_PROCESS,
+    ) -> ChargeResult:
+        gateway = self._gateway()
+        validate_password2(password2)
+        _check_ref("order_id", order_id)
+        check_text("order_name", order_name, 100)
+        if amount < MIN_CHARGE_KRW:
+            raise InvalidRequest(f"amount must be at least {MIN_CHARGE_KRW} KRW")
+        if installment_months != 0 and not 2 <= installment_months <= 36:
+            raise InvalidRequest("installment_months must be 0 (lump sum) or 2-36")
+        async with self.reveal(
+            token, merchant_id, who=who, why=why, peer=peer, action="keyed_charge"
+        ) as card:
+            call = gateway.keyed_charge(
+                card, password2, order_id, amount, order_name, installment_months
+            )
+            return await self._forward("keyed_charge", call)
+
+    # ------------------------------------------------------------------ operations
+
+    async def audit(self, *, token: str | None = None, limit: int = 50) -> list[AuditEntry]:
+        if token is not None:
+            check_token(token)
+        if not 1 <= limit <= 10_000:
+            raise InvalidRequest("limit must be 1-10000")
+        return await self.store.audit_entries(token=token, limit=limit)
+
+    async def status(self) -> VaultStatus:
+        counts = await self.store.count_by_kek()
+        keks = tuple(
+            KekInfo(r.kek_id, r.state, counts.get(r.kek_id, 0), r.created_at, r.retired_at)
+            for r in await self.store.keks()
+        )
+        return VaultStatus(
+            kek_provider=self.kek.kind,
+            current_kek=self.kek.current_id,
+            keks=keks,
+            records=sum(counts.values()),
+        )
+
+    async def rotate_kek(self, *, progress: Callable[[int], None] | None = None) -> RotationReport:
+        """New KEK, every data key re-wrapped online, old KEK(s) destroyed."""
+        return await rotate(
+            self.store, self.envelope, self.clock, batch=self.rotation_batch, progress=progress
+        )
