@@ -22,7 +22,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
-from vault_helpers import (
+
+from ivr.clock import FakeClock
+from tests.vault.vault_helpers import (
     NOW,
     SOFTHSM_MODULE,
     KekSetup,
@@ -32,8 +34,6 @@ from vault_helpers import (
     make_kek,
     make_server,
 )
-
-from ivr.clock import FakeClock
 from vault.client import VaultClient
 from vault.remote import RemoteVault
 from vault.server import VaultServer

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vault_helpers import CANARY, KekSetup, RecordingGateway, SoftHsm
 
+from tests.vault.vault_helpers import CANARY, KekSetup, RecordingGateway, SoftHsm
 from vault.card import CardData
 from vault.client import VaultClient
 from vault.remote import RemoteVault

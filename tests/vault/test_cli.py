@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_canary import _env, arspay, start_server, stop_server
-from vault_helpers import CANARY, RecordingGateway, SoftHsm, random_card
 
 from ivr.settings import load_settings
+from tests.vault.test_canary import _env, arspay, start_server, stop_server
+from tests.vault.vault_helpers import CANARY, RecordingGateway, SoftHsm, random_card
 from vault.card import CardData
 from vault.factory import kek_provider, open_vault
 from vault.remote import RemoteVault

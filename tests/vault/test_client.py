@@ -7,8 +7,8 @@ import asyncio
 import dataclasses
 
 import pytest
-from vault_helpers import CANARY, RecordingGateway, random_card
 
+from tests.vault.vault_helpers import CANARY, RecordingGateway, random_card
 from vault.card import CardData
 from vault.client import VaultClient
 from vault.errors import (

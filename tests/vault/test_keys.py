@@ -10,8 +10,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from vault_helpers import TEST_SCRYPT_N, SoftHsm
 
+from tests.vault.vault_helpers import TEST_SCRYPT_N, SoftHsm
 from vault.card import random_into
 from vault.errors import KekNotFound, KeyFileInsecure, KeyUnwrapFailed, VaultConfigError, VaultError
 from vault.kek.file import FileKekProvider

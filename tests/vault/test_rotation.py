@@ -9,9 +9,9 @@ import random
 
 import pytest
 from sqlalchemy import update
-from vault_helpers import NOW, KekSetup, build_vault, random_card
 
 from ivr.clock import FakeClock
+from tests.vault.vault_helpers import NOW, KekSetup, build_vault, random_card
 from vault.card import CardData
 from vault.errors import RotationIncomplete
 from vault.kek import KekProvider

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vault_helpers import CANARY
 
+from tests.vault.vault_helpers import CANARY
 from vault.errors import FrameTooLarge, VaultConfigError, VaultUnavailable
 from vault.remote import RemoteVault
 from vault.server import VaultServer

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from vault_helpers import CANARY, NOW, KekSetup, build_vault, random_card
 
 from ivr.clock import FakeClock
+from tests.vault.vault_helpers import CANARY, NOW, KekSetup, build_vault, random_card
 from vault.crypto import EncryptedRecord
 from vault.errors import TokenNotFound, VaultConfigError
 from vault.models import CardMetadata

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
-from vault_helpers import CANARY, KekSetup, SoftHsm
 
 from ivr.clock import FakeClock
+from tests.vault.vault_helpers import CANARY, KekSetup, SoftHsm
 from vault.card import CardData, encode, random_into
 from vault.crypto import Envelope, associated_data
 from vault.errors import (
