@@ -216,8 +216,7 @@ def test_pkcs11_keys_are_found_by_id_not_label(softhsm: SoftHsm) -> None:
 
 
 def test_pkcs11_wrong_pin_and_missing_token(softhsm: SoftHsm) -> None:
-    from vault_helpers import SOFTHSM_MODULE
-
+    from tests.vault.vault_helpers import SOFTHSM_MODULE
     from vault.kek.pkcs11 import Pkcs11KekProvider
 
     label = softhsm.take()
