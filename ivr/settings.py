@@ -73,6 +73,11 @@ class AsteriskSettings(_Section):
 
 
 class VaultSettings(_Section):
+    mode: Literal["local", "remote"] = Field(
+        "local",
+        description="local: the engine opens the vault in-process; remote: it talks to "
+        "`arspay vault serve` over vault.socket",
+    )
     kek_provider: Literal["file", "pkcs11"] = "file"
     key_file: Path = Path("var/vault/kek.key")
     key_passphrase: SecretStr = SecretStr("")
@@ -128,6 +133,19 @@ class SmsSettings(_Section):
     sender: str = Field("1588-0000", description="registered sender number (발신번호)")
 
 
+class PromptSettings(_Section):
+    manifest: Path = Field(Path("prompts/manifest"), description="prompt id -> Korean text")
+    recorded_dir: Path = Field(
+        Path("prompts/recorded"), description="operator recordings that override generated audio"
+    )
+    sounds_dir: Path = Field(
+        Path("var/sounds/arspay"),
+        description="where built WAVs go; Asterisk plays them as sound:arspay/NAME",
+    )
+    voice: str = Field("ko", description="espeak-ng voice")
+    speed_wpm: int = Field(150, ge=80, le=450, description="espeak-ng speed (words per minute)")
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -147,6 +165,7 @@ class Settings(_Section):
     vault: VaultSettings = VaultSettings()
     gateway: GatewaySettings = GatewaySettings()
     sms: SmsSettings = SmsSettings()
+    prompts: PromptSettings = PromptSettings()
     api: ApiSettings = ApiSettings()
     log: LogSettings = LogSettings()
 

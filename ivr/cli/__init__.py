@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ivr.cli.asterisk_cmd  # noqa: F401, RUF100
 import ivr.cli.gateway_cmd  # noqa: F401, RUF100
+import ivr.cli.prompts_cmd  # noqa: F401, RUF100
 import ivr.cli.vault_cmd  # noqa: F401
 from ivr.cli import config_cmd, db_cmd, dids_cmd, merchants_cmd, requests_cmd  # noqa: F401
 from ivr.cli.app import app, main

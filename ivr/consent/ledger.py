@@ -34,6 +34,7 @@ KINDS = frozenset({"registration_consent", "payment_confirmation"})
 class PlayedPrompt:
     prompt_id: str
     sha256: str  # of the audio file that played
+    sound: str | None = None  # the file's sound name, when a prompt is built from segments
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,11 @@ class ConsentLedger:
             call_started_at=item.call_started_at,
             decided_at=item.decided_at,
             prompts={
-                "played": [{"prompt_id": p.prompt_id, "sha256": p.sha256} for p in item.prompts]
+                "played": [
+                    {"prompt_id": p.prompt_id, "sha256": p.sha256}
+                    | ({"sound": p.sound} if p.sound else {})
+                    for p in item.prompts
+                ]
             },
             key_pressed=item.key_pressed,
             details=dict(item.details),

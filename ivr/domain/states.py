@@ -221,7 +221,8 @@ CALL_SESSION = StateMachine(
                 CallSessionStatus.ringing,
                 [CallSessionStatus.active, CallSessionStatus.rejected, CallSessionStatus.ended],
             ),
-            (CallSessionStatus.active, [CallSessionStatus.ended]),
+            # Rejected after answering: the caller hears auth.rejected (PRODUCT §4.1).
+            (CallSessionStatus.active, [CallSessionStatus.rejected, CallSessionStatus.ended]),
         ]
     ),
 )

@@ -35,10 +35,15 @@ class PaymentService:
         amount: int,
         order_name: str,
         installment_months: int = 0,
+        interest_free: bool = False,
         source: str = "api",
         schedule_id: str | None = None,
         actor: str = "cli",
+        one_off_card: bool = False,
     ) -> PaymentIntent:
+        """A new intent to charge ``card_id``. ``one_off_card``: the payer keyed a card in
+        a call without saving it; its row is ``deleted`` from the start, but its billing
+        key may be charged for this intent."""
         check_amount(amount)
         if installment_months not in (0, *range(2, 37)):
             raise InvalidInput("installment_months must be 0 (일시불) or 2-36")
@@ -50,7 +55,7 @@ class PaymentService:
             card = await s.get(Card, card_id)
             if card is None or card.merchant_id != merchant_id:
                 raise NotFound(f"card {card_id} not found")
-            if card.status != CardStatus.active.value:
+            if card.status != CardStatus.active.value and not one_off_card:
                 raise Conflict(f"card {card_id} is {card.status}")
             intent = PaymentIntent(
                 id=new_id("pi"),
@@ -63,7 +68,7 @@ class PaymentService:
                 amount=amount,
                 currency="KRW",
                 installment_months=installment_months,
-                interest_free=False,
+                interest_free=interest_free and installment_months > 0,
                 refunded_amount=0,
                 status=PAYMENT_INTENT.initial.value,
                 created_at=now,

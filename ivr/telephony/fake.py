@@ -7,7 +7,8 @@ caller — during a prompt (with barge-in) or in ``collect``:
              script=[Press("1"), Press("4111111111111111#"), Silence(), HangUp()])
 
 ``Press(keys)`` types keys (they land in the buffer, interrupting a barge-in prompt);
-``Silence()`` makes the next wait time out; ``HangUp()`` ends the call. When the script
+``Silence()`` makes the next wait time out; ``HangUp()`` ends the call; ``Listen()``
+lets one prompt play to its end. When the script
 runs out the caller is silent (timeouts), so a flow that keeps asking ends by its own
 retry limit. Everything played is recorded in ``played`` (sound names, in order).
 Time does not pass: timeouts are immediate, so a whole call runs in milliseconds.
@@ -49,7 +50,13 @@ class HangUp:
     pass
 
 
-Action = Press | Silence | HangUp
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """The caller hears one whole prompt out before the next action (without it, a
+    ``Press`` next in the script interrupts the first prompt that allows barge-in)."""
+
+
+Action = Press | Silence | HangUp | Listen
 
 
 class FakeCall:
@@ -103,7 +110,7 @@ class FakeCall:
             for key in action.keys:
                 self.buffer.put(key)
             return True
-        return False  # Silence
+        return False  # Silence (or a Listen outside a prompt)
 
     async def answer(self) -> None:
         self._check()
@@ -115,6 +122,9 @@ class FakeCall:
             return True
         for prompt in prompts:
             self.played.append(prompt)
+            if self.script and isinstance(self.script[0], Listen):
+                self.script.popleft()
+                continue
             if barge_in and self.script and isinstance(self.script[0], Press | HangUp):
                 self._caller_acts()  # a key press cuts off the rest of the sequence
                 return True

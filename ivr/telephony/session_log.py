@@ -190,8 +190,11 @@ class LoggedCall:
         if self.session.status is CallSessionStatus.ringing:
             self.session.transition(CallSessionStatus.active)
 
-    async def play(self, prompts: Sequence[str], *, barge_in: bool = True) -> bool:
-        seq = self.session.step("play", prompts[0] if prompts else None)
+    async def play(
+        self, prompts: Sequence[str], *, barge_in: bool = True, label: str | None = None
+    ) -> bool:
+        """``label``: the prompt id to log (default: the first sound name)."""
+        seq = self.session.step("play", label or (prompts[0] if prompts else None))
         op = self.inner.play(prompts, barge_in=barge_in)
         return await self._logged(seq, op, lambda cut: "interrupted" if cut else "done")
 

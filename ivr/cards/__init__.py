@@ -1,0 +1,1 @@
+"""Registered cards (engine side: tokens and masked data only)."""

@@ -1,0 +1,226 @@
+"""The payment-consent call (PRODUCT §4.2): details, card choice, installments,
+confirmation, charge, approval number.
+
+Money rules: the charge goes through :class:`~ivr.payments.charger.Charger` (order id
+committed before the PG request; an unknown outcome is looked up, never re-sent). The
+request remembers its payment intent, so a payer who calls back after a call that
+ended mid-charge hears that charge's result instead of being charged again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ivr.clock import SEOUL
+from ivr.domain.states import AttemptStatus, CallRequestStatus, CardType, PaymentIntentStatus
+from ivr.flows.card_entry import enter_card
+from ivr.flows.registration import attach, decline_prompt, tokenize_and_verify
+from ivr.flows.run import CallRun, Outcome
+from ivr.flows.voice import TooManyTries, say
+from ivr.gateways.declines import DeclineReason, Stage
+from ivr.store.tables import CallRequest, Card, PaymentAttempt
+
+INSTALLMENT_FROM = 50_000  # KRW (PRODUCT §4.2)
+
+
+@dataclass(frozen=True, slots=True)
+class Charged:
+    status: PaymentIntentStatus
+    approval_no: str | None = None
+    decline_code: str | None = None
+
+
+async def payment_call(run: CallRun) -> Outcome:
+    a = run.admission
+    voice = run.voice
+    assert a.amount is not None
+    if a.payment_intent_id is not None:  # an earlier call started a charge
+        earlier = await run.while_waiting(settle_intent(run, a.payment_intent_id))
+        if earlier.status is PaymentIntentStatus.succeeded:
+            await voice.say("pay.done", barge_in=False, approval=earlier.approval_no or "")
+            return "completed"
+        if earlier.status is PaymentIntentStatus.processing:
+            await voice.say("pay.pending", barge_in=False)
+            return "payment_pending"
+        # failed: nothing was charged; the payer may pay now
+
+    # Not interruptible: the payer must hear who is charging and how much.
+    await voice.say("pay.greeting", barge_in=False, merchant=a.merchant_name)
+    await voice.say("pay.details", barge_in=False, product=a.product_name, amount=a.amount)
+    cards = await run.deps.cards.active_for(a.merchant_id, a.customer_id)
+    registered = cards[0] if cards else None
+    use_other = registered is None
+    failures = 0
+    while True:
+        if failures >= run.timing.max_tries:
+            raise TooManyTries
+        card: Card | None = None
+        if not use_other:
+            assert registered is not None
+            choice = await voice.menu(
+                [say("pay.card_choice", issuer=registered.issuer, last4=registered.last4)],
+                "123",
+            )
+            if choice == "3":
+                await run.record_consent("payment_confirmation", "3", _details(run, None, 0))
+                await run.finish(CallRequestStatus.declined)
+                await voice.say("pay.declined", barge_in=False)
+                return "declined"
+            if choice == "1":
+                card = registered
+            else:
+                use_other = True
+        if card is None:
+            keyed = await other_card(run)
+            if isinstance(keyed, str):
+                failures += 1
+                await voice.say(decline_prompt(run, Stage.payment, keyed))
+                if await voice.menu([say("pay.retry")], "23") == "3":
+                    await voice.say("common.goodbye", barge_in=False)
+                    return "card_declined"
+                continue
+            card = keyed
+        months, interest_free = await choose_installments(run, card)
+        confirm = (
+            say("pay.confirm.installment", amount=a.amount, months=months)
+            if months
+            else say("pay.confirm.lump_sum", amount=a.amount)
+        )
+        key = await voice.menu([confirm], "1")
+        await run.record_consent(
+            "payment_confirmation", key, _details(run, card, months, interest_free)
+        )
+        charged = await run.while_waiting(charge(run, card, months, interest_free))
+        if charged.status is PaymentIntentStatus.succeeded:
+            await voice.say("pay.done", barge_in=False, approval=charged.approval_no or "")
+            return "completed"
+        if charged.status is PaymentIntentStatus.processing:
+            await voice.say("pay.pending", barge_in=False)
+            return "payment_pending"
+        failures += 1
+        await voice.say(decline_prompt(run, Stage.payment, charged.decline_code))
+        if await voice.menu([say("pay.retry")], "23") == "3":
+            await voice.say("common.goodbye", barge_in=False)
+            return "payment_failed"
+        use_other = True
+
+
+def _details(
+    run: CallRun, card: Card | None, months: int, interest_free: bool = False
+) -> dict[str, object]:
+    a = run.admission
+    out: dict[str, object] = {
+        "product": a.product_name,
+        "amount": a.amount,
+        "installment_months": months,
+    }
+    if card is not None:
+        out |= {"card_id": card.id, "last4": card.last4, "issuer": card.issuer}
+        out["interest_free"] = interest_free
+    return out
+
+
+async def other_card(run: CallRun) -> Card | str:
+    """Card steps, PG verification, optional save. Returns the card or a decline code."""
+    a = run.admission
+    entered = await enter_card(run.voice, run.now(), readback=run.timing.readback)
+    meta, key = await run.while_waiting(tokenize_and_verify(run, entered, why="payment"))
+    entered.forget_password()
+    if not key.ok:
+        return key.decline_code or DeclineReason.rejected.value
+    save = False
+    if a.policy.allow_save_card:
+        save = await run.voice.menu([say("pay.save_card")], "12") == "1"
+    return await attach(run, meta, key, complete=False, save=save)
+
+
+async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
+    """(months, interest free). Asked only where PRODUCT §4.2 allows installments."""
+    a = run.admission
+    policy = a.policy
+    assert a.amount is not None
+    eligible = (
+        a.amount >= INSTALLMENT_FROM
+        and policy.installments
+        and card.card_type == CardType.credit.value
+        and (card.owner_type == "personal" or policy.corporate_installments)
+    )
+    if not eligible:
+        return 0, False
+    today = run.now().astimezone(SEOUL).date()
+    promo = policy.interest_free_for(card.issuer, today)
+    prompts = [say("pay.installment")]
+    if promo is not None:
+        prompts.append(
+            say(
+                "pay.interest_free",
+                issuer=card.issuer,
+                min_months=promo.min_months,
+                max_months=min(promo.max_months, policy.max_installment_months),
+            )
+        )
+    if await run.voice.menu(prompts, "12") == "1":
+        return 0, False
+    top = policy.max_installment_months
+
+    def check(r: object) -> str | None:
+        digits = getattr(r, "digits", "")
+        ok = digits.isdigit() and 2 <= int(digits) <= top
+        return None if ok else "err.invalid_months"
+
+    months = int(
+        await run.voice.ask(
+            [say("pay.installment_months")], run.voice.spec(2, terminator="#"), check
+        )
+    )
+    free = promo is not None and promo.min_months <= months <= promo.max_months
+    return months, free
+
+
+async def charge(run: CallRun, card: Card, months: int, interest_free: bool) -> Charged:
+    """Create the intent (linked to the request first), drive it, complete the request."""
+    a = run.admission
+    assert a.amount is not None
+    deps = run.deps
+    intent = await deps.payments.create_intent(
+        a.merchant_id,
+        card.id,
+        amount=a.amount,
+        order_name=a.product_name,
+        installment_months=months,
+        interest_free=interest_free,
+        source="call",
+        actor=run.who,
+        one_off_card=card.status != "active",
+    )
+    async with deps.services.db.transaction() as s:
+        req = await s.get(CallRequest, a.request_id, with_for_update=True)
+        assert req is not None
+        req.payment_intent_id = intent.id
+        req.card_id = card.id
+    return await settle_intent(run, intent.id)
+
+
+async def settle_intent(run: CallRun, intent_id: str) -> Charged:
+    """Drive the intent to an end (or leave it processing) and complete the request
+    when it succeeded."""
+    deps = run.deps
+    status = await deps.charger.drive(intent_id, recovering=True)
+    async with deps.services.db.sessions() as s:
+        attempts = list(
+            await s.scalars(
+                select(PaymentAttempt)
+                .where(PaymentAttempt.intent_id == intent_id)
+                .order_by(PaymentAttempt.created_at)
+            )
+        )
+    won = next((x for x in attempts if x.status == AttemptStatus.succeeded.value), None)
+    if status is PaymentIntentStatus.succeeded:
+        await run.finish(CallRequestStatus.completed)
+        return Charged(status, approval_no=won.approval_no if won else None)
+    code = next((x.decline_code for x in reversed(attempts) if x.decline_code), None)
+    if code == "not_at_pg":
+        code = DeclineReason.pg_error.value
+    return Charged(status, decline_code=code)

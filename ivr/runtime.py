@@ -1,0 +1,96 @@
+"""The engine process's whole stack, assembled once: services, PG connector, vault
+(in-process or over its socket), prompt book, charger, and the call flows.
+
+``arspay engine run``, ``scripts/demo`` and the end-to-end tests all start the engine
+through :func:`open_runtime`, so they run the same wiring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ivr.cards.service import CardService
+from ivr.clock import Clock
+from ivr.engine import Engine
+from ivr.flows.router import CallFlows
+from ivr.flows.run import FlowDeps
+from ivr.flows.voice import Book
+from ivr.gateways.contract import Gateway
+from ivr.gateways.factory import build_gateway
+from ivr.gateways.vault_forwarding import VaultCardGateway
+from ivr.payments.charger import Charger
+from ivr.payments.service import PaymentService
+from ivr.settings import Settings
+from ivr.store.db import Database
+from ivr.wiring import Services, build
+from vault.client import VaultClient
+
+
+@dataclass
+class Runtime:
+    services: Services
+    gateway: Gateway
+    vault: VaultClient
+    book: Book
+    charger: Charger
+    deps: FlowDeps
+
+    def engine(
+        self, *, sweep_interval_s: float = 30.0, ari: bool = True, agi: bool = True
+    ) -> Engine:
+        return Engine(
+            self.services,
+            CallFlows(self.deps),
+            charger=self.charger,
+            sweep_interval_s=sweep_interval_s,
+            ari=ari,
+            agi=agi,
+        )
+
+    async def close(self) -> None:
+        await self.vault.close()
+        close = getattr(self.gateway, "aclose", None)
+        if close is not None:
+            await close()
+        await self.services.close()
+
+
+async def open_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    book: Book | None = None,
+    gateway: Gateway | None = None,
+    vault: VaultClient | None = None,
+    transcript: Callable[[str, str], None] | None = None,
+) -> Runtime:
+    services = build(settings, clock=clock, db=db)
+    pg: Gateway = gateway or build_gateway(settings.gateway)
+    if vault is None:
+        if settings.vault.mode == "remote":
+            from vault.remote import RemoteVault
+
+            vault = RemoteVault(
+                settings.vault.socket, max_frame_bytes=settings.vault.max_frame_bytes
+            )
+        else:
+            from vault.factory import open_vault
+
+            vault = await open_vault(settings, clock=clock, gateway=VaultCardGateway(pg))
+    if book is None:
+        from ivr.prompts import PromptBook
+
+        book = PromptBook.from_settings(settings.prompts)
+    charger = Charger(services.db, services.clock, pg)
+    deps = FlowDeps(
+        services=services,
+        book=book,
+        vault=vault,
+        cards=CardService(services.db, services.clock, vault),
+        payments=PaymentService(services.db, services.clock, pg),
+        charger=charger,
+        transcript=transcript,
+    )
+    return Runtime(services, pg, vault, book, charger, deps)
