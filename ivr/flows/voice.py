@@ -146,6 +146,8 @@ class Voice:
                 return result.digits
             failures += 1
             if self.transcript is not None:
-                self.transcript(f"☎ entry not accepted ({error})")
+                self.transcript(
+                    f"☎ entry not accepted: {result.count} key(s), {result.end.value} ({error})"
+                )
             if failures >= self.timing.max_tries:
                 raise TooManyTries

@@ -33,6 +33,7 @@ from ivr.wiring import Services, build
 
 REPO = Path(__file__).resolve().parents[2]
 SENT_DIGITS: list[str] = []  # every DTMF sequence sent in this run, for the log scan
+CANARY_DIRS: list[Path] = []  # every directory an e2e engine stack wrote, for the scan
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
