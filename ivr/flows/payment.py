@@ -16,7 +16,7 @@ from sqlalchemy import select
 from ivr.clock import SEOUL
 from ivr.domain.states import AttemptStatus, CallRequestStatus, CardType, PaymentIntentStatus
 from ivr.flows.card_entry import enter_card
-from ivr.flows.registration import attach, decline_prompt, tokenize_and_verify
+from ivr.flows.registration import attach, decline_prompt, spoken_issuer, tokenize_and_verify
 from ivr.flows.run import CallRun, Outcome
 from ivr.flows.voice import TooManyTries, say
 from ivr.gateways.declines import DeclineReason, Stage
@@ -60,7 +60,13 @@ async def payment_call(run: CallRun) -> Outcome:
         if not use_other:
             assert registered is not None
             choice = await voice.menu(
-                [say("pay.card_choice", issuer=registered.issuer, last4=registered.last4)],
+                [
+                    say(
+                        "pay.card_choice",
+                        issuer=spoken_issuer(registered.issuer),
+                        last4=registered.last4,
+                    )
+                ],
                 "123",
             )
             if choice == "3":
@@ -156,7 +162,7 @@ async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
         prompts.append(
             say(
                 "pay.interest_free",
-                issuer=card.issuer,
+                issuer=spoken_issuer(card.issuer),
                 min_months=promo.min_months,
                 max_months=min(promo.max_months, policy.max_installment_months),
             )

@@ -18,6 +18,11 @@ from vault.forwarding import BillingKeyResult
 from vault.models import CardMetadata
 
 
+def spoken_issuer(issuer: str) -> str:
+    """The issuer as read before the word 카드 ("신한카드" -> "신한": "신한 카드 끝자리…")."""
+    return issuer.removesuffix("카드").strip() or issuer
+
+
 def restart_field(reason: str | None) -> Field:
     """Which field a re-entry starts from after a decline."""
     if reason == DeclineReason.wrong_password.value:
@@ -59,7 +64,7 @@ async def registration_call(run: CallRun) -> Outcome:
         entered.forget_password()
         if isinstance(outcome, tuple):
             issuer, last4 = outcome
-            await voice.say("reg.done", barge_in=False, issuer=issuer, last4=last4)
+            await voice.say("reg.done", barge_in=False, issuer=spoken_issuer(issuer), last4=last4)
             return "completed"
         await voice.say(decline_prompt(run, Stage.registration, outcome))
         if await voice.menu([say("reg.retry")], "12") == "2":
