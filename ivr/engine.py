@@ -2,7 +2,8 @@
 
 ``Engine.run()`` runs, in one ``TaskGroup``: the ARI Stasis app (reconnecting), the
 FastAGI server, the call-session log writer and the sweeper that expires leases and
-call requests and reconciles charge attempts whose outcome is unknown. Each incoming
+call requests, releases requests a dead engine left ``in_call``, and reconciles charge
+attempts whose outcome is unknown. Each incoming
 call — over ARI or FastAGI — gets a call-session row and is handed, wrapped in a
 :class:`~ivr.telephony.session_log.LoggedCall`, to ``flow``.
 """
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
 from ivr.payments.charger import Charger
 from ivr.telephony.agi import AgiServer
@@ -89,6 +91,10 @@ class Engine:
             await asyncio.sleep(self.sweep_interval_s)
             try:
                 await self.services.requests.expire_due()
+                await self.services.requests.release_stale_calls(
+                    older_than=timedelta(minutes=30),
+                    max_calls=self.services.settings.calls.max_calls_per_request,
+                )
                 await self.services.dids.expire_due()
                 if self.charger is not None:  # attempts left unknown or pending: ask the PG
                     await self.charger.reconcile()

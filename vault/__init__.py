@@ -1,6 +1,9 @@
 """The card vault: the only code that ever sees a plaintext card number after capture.
 
-Envelope encryption (AES-256-GCM data keys wrapped by a KEK in PKCS#11 or a key file),
-random tokens, audited decrypts and PG forwarding arrive with the vault issue (#4); until
-then the engine stores no card data at all.
+Cards are stored with envelope encryption (a random AES-256-GCM data key per record,
+wrapped by a versioned KEK held in a PKCS#11 token or a 0600 key file), behind random
+tokens; decrypts are audited (who, when, why) and happen only to forward a card to the
+payment gateway. The engine reaches the vault through :class:`vault.client.VaultClient`
+— in-process (:class:`vault.service.LocalVault`) or over the ``arspay vault serve``
+Unix socket (:class:`vault.remote.RemoteVault`). See docs/vault.md.
 """

@@ -1,14 +1,19 @@
-"""Group commit: concurrent writers share one transaction.
+"""Group commit (and read coalescing): concurrent callers share one round trip.
 
-A database commit costs far more than encrypting a card, and SQLite has one writer at a
-time, so tokenizing one card per transaction tops out at a few hundred per second.
+A database commit (an fsync) costs far more than encrypting a card, and SQLite has one
+writer at a time, so one card per transaction tops out at about a thousand per second.
 :class:`GroupCommit` queues each write with a future; one drain task takes up to
 ``max_batch`` queued writes, hands them to ``flush`` (one transaction) and resolves the
 futures with the per-item results. A lone caller waits no longer than before; under load
 batches grow by themselves. If ``flush`` fails, every write of that batch gets the
 error (nothing of the batch was committed).
 
-A caller cancelled while waiting does not cancel its write, which may still commit.
+The store batches audited reads (a decrypt's record read and audit row) the same way,
+and coalesces concurrent point reads into one ``SELECT … WHERE token IN (…)``: each
+batch is one hop to a database thread instead of one per caller.
+
+A caller cancelled while waiting does not cancel its write, which may still commit: the
+item stays queued (or in flight) and only the caller's future is cancelled.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ class GroupCommit(Generic[T, R]):
         self._queue.append((item, future))
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._drain())
-        return await asyncio.shield(future)
+        return await future  # cancelling the caller cancels this future only (see above)
 
     async def _drain(self) -> None:
         while self._queue:

@@ -7,6 +7,7 @@ acquirer's BIN table, and the PG's answer to a billing-key request is authoritat
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -25,6 +26,7 @@ _ISSUERS: Final[tuple[tuple[str, str, str], ...]] = (
     ("555555", "테스트카드", "check"),  # Mastercard test card 5555 5555 5555 4444
     ("400000", "테스트카드", "credit"),  # sandbox PG scenario cards (PRODUCT §7)
 )
+assert all(len(prefix) <= 6 for prefix, _, _ in _ISSUERS)  # lookup() caches by BIN6
 
 
 def _brand(pan: str) -> str:
@@ -47,11 +49,17 @@ def _brand(pan: str) -> str:
 
 
 def lookup(pan: str) -> BinInfo:
-    """Network from the IIN ranges; issuer and type from the sample table."""
+    """Network from the IIN ranges; issuer and type from the sample table. Both depend on
+    the first six digits only, so answers are cached by BIN6 (never by card number)."""
+    return _lookup_bin6(pan[:6])
+
+
+@functools.lru_cache(maxsize=4096)
+def _lookup_bin6(bin6: str) -> BinInfo:
     issuer: str | None = None
     card_type: str | None = None
     best = 0
     for prefix, name, kind in _ISSUERS:
-        if pan.startswith(prefix) and len(prefix) > best:
+        if bin6.startswith(prefix) and len(prefix) > best:
             issuer, card_type, best = name, kind, len(prefix)
-    return BinInfo(brand=_brand(pan), issuer=issuer, card_type=card_type)
+    return BinInfo(brand=_brand(bin6), issuer=issuer, card_type=card_type)

@@ -19,6 +19,7 @@ from typing import Final
 from vault.errors import IntegrityFailure
 
 FORMAT: Final = 1
+PAN_AT: Final = 1  # the PAN's offset in the record plaintext
 _SEP: Final = ord("|")
 
 

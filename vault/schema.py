@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     Column,
+    Connection,
     Index,
     LargeBinary,
     MetaData,
@@ -24,7 +25,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ivr.store.types import BigIntPK, UtcDateTime
 from vault.errors import VaultConfigError
@@ -102,19 +102,19 @@ _PG_TRIGGERS = [
 ]
 
 
-async def create(conn: AsyncConnection) -> None:
+def create(conn: Connection) -> None:
     """Create what is missing and check the schema version (inside one transaction)."""
     postgres = conn.dialect.name == "postgresql"
     if postgres:  # two processes opening a new database at once
-        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('arspay-vault-schema'))"))
-    await conn.run_sync(metadata.create_all)
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('arspay-vault-schema'))"))
+    metadata.create_all(conn)
     for statement in _PG_TRIGGERS if postgres else _SQLITE_TRIGGERS:
-        await conn.execute(text(statement))
-    found = (
-        await conn.execute(select(vault_meta.c.value).where(vault_meta.c.key == "schema_version"))
+        conn.execute(text(statement))
+    found = conn.execute(
+        select(vault_meta.c.value).where(vault_meta.c.key == "schema_version")
     ).scalar()
     if found is None:
-        await conn.execute(vault_meta.insert().values(key="schema_version", value=SCHEMA_VERSION))
+        conn.execute(vault_meta.insert().values(key="schema_version", value=SCHEMA_VERSION))
     elif found != SCHEMA_VERSION:
         raise VaultConfigError(
             f"vault database has schema version {found}; this release reads {SCHEMA_VERSION}"

@@ -20,7 +20,7 @@ from typing import Final, TypeVar
 from ivr.clock import Clock
 from ivr.errors import ArspayError
 from vault import bins, log
-from vault.card import CardData, decode, encode, wipe
+from vault.card import PAN_AT, CardData, decode, encode, wipe
 from vault.crypto import Envelope
 from vault.errors import (
     GatewayFailed,
@@ -104,23 +104,27 @@ class LocalVault:
         now = self.clock.now()
         validate_card(card, now)
         info = bins.lookup(card.pan)
-        meta = CardMetadata(
-            token=new_token(),
-            merchant_id=merchant_id,
-            bin6=card.bin6,
-            last4=card.last4,
-            brand=info.brand,
-            issuer=info.issuer,
-            card_type=info.card_type,
-            owner_type=card.owner_type,
-            fingerprint=self.fingerprinter.fingerprint(merchant_id, card.pan),
-            created_at=now,
-        )
-        audit = AuditRow(now, who, peer, "tokenize", "", meta.token, merchant_id)
+        token = new_token()
         plaintext = encode(card)
         try:
+            # The fingerprint reads the PAN out of the plaintext buffer: no further copy.
+            with memoryview(plaintext)[PAN_AT : PAN_AT + len(card.pan)] as pan:
+                fingerprint = self.fingerprinter.fingerprint(merchant_id, pan)
+            meta = CardMetadata(
+                token=token,
+                merchant_id=merchant_id,
+                bin6=card.bin6,
+                last4=card.last4,
+                brand=info.brand,
+                issuer=info.issuer,
+                card_type=info.card_type,
+                owner_type=card.owner_type,
+                fingerprint=fingerprint,
+                created_at=now,
+            )
+            audit = AuditRow(now, who, peer, "tokenize", "", token, merchant_id)
             for _attempt in range(3):
-                sealed = self.envelope.seal(plaintext, token=meta.token, merchant_id=merchant_id)
+                sealed = self.envelope.seal(plaintext, token=token, merchant_id=merchant_id)
                 if await self.store.insert(StoredRecord(meta, sealed), audit):
                     break
                 # Another process rotated: pick up its KEK and seal again.
@@ -169,12 +173,12 @@ class LocalVault:
         check_token(token)
         check_merchant_id(merchant_id)
         _check_caller(who, why)
-        record = await self.store.get(token, merchant_id)
-        if record is None:
-            raise TokenNotFound("no such card token for this merchant")
-        await self.store.add_audit(
+        # Read and audit in one transaction, committed before anything is unwrapped.
+        record = await self.store.get_audited(
             AuditRow(self.clock.now(), who, peer, action, why, token, merchant_id)
         )
+        if record is None:
+            raise TokenNotFound("no such card token for this merchant")
         plaintext = await self._open(record, token, merchant_id)
         try:
             card = decode(plaintext)

@@ -7,8 +7,10 @@ and tokens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import logging
+import resource
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,6 +21,8 @@ import typer
 from rich.console import Console
 
 from ivr.cli.app import app, emit, run, state
+from ivr.gateways.factory import build_gateway
+from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.settings import Settings
 from vault.factory import database_url, init_keys, open_vault
 from vault.server import VaultServer
@@ -121,31 +125,62 @@ def audit(
     ])  # fmt: skip
 
 
+@vault_app.command("erase")
+def erase(
+    ctx: typer.Context,
+    token: str = typer.Argument(..., help="the card token (tok_…)"),
+    merchant: str = typer.Option(..., "--merchant", help="the merchant the card belongs to"),
+    why: str = typer.Option(..., "--why", help="reason, kept in the audit log"),
+) -> None:
+    """Erase one card record (audited). Run rotate-kek afterwards to crypto-shred it.
+
+    Cards the engine knows are erased by deleting the card in the engine, which also
+    marks its row deleted; this command is for records the engine no longer refers to."""
+    settings = state(ctx).settings
+    _with_vault(settings, lambda v: v.delete(token, merchant, who=_operator(), why=why))
+    emit(ctx, "Erased", [{"token": token, "merchant": merchant}])
+
+
 @vault_app.command("serve")
 def serve(ctx: typer.Context) -> None:
-    """Run the vault service on its Unix socket (vault.socket, mode 0600) until stopped."""
+    """Run the vault service on its Unix socket (vault.socket, mode 0600) until stopped.
+
+    Card forwarding (billing keys, keyed charges) goes to the configured PG
+    (gateway.*) when gateway.api_key is set; without it those calls are refused with
+    vault-gateway-not-configured."""
     settings = state(ctx).settings
     logging.basicConfig(
         level=settings.log.level.upper(), stream=sys.stderr, format="%(asctime)s %(message)s"
     )
+    # No core file of the process that holds keys and decrypted cards.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
     async def go() -> None:
-        # Card forwarding needs a CardGateway: the payment-gateway connectors bring one.
-        vault = await open_vault(settings)
-        server = VaultServer(
-            vault, settings.vault.socket, max_frame_bytes=settings.vault.max_frame_bytes
-        )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            # Forwarding needs the PG connector inside the vault: the card never leaves it.
+            card_gateway = None
+            if settings.gateway.api_key:
+                pg = await stack.enter_async_context(build_gateway(settings.gateway))
+                card_gateway = VaultCardGateway(pg)
+            vault = await open_vault(settings, gateway=card_gateway)
+            stack.push_async_callback(vault.close)
+            server = VaultServer(
+                vault, settings.vault.socket, max_frame_bytes=settings.vault.max_frame_bytes
+            )
+            stack.push_async_callback(server.close)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
             await server.start()
-            typer.echo(f"vault serving on {settings.vault.socket} ({database_url_kind(settings)})")
+            forwarding = (
+                f"gateway {settings.gateway.kind}" if card_gateway else "no gateway configured"
+            )
+            typer.echo(
+                f"vault serving on {settings.vault.socket} "
+                f"({database_url_kind(settings)}, {forwarding})"
+            )
             await stop.wait()
-        finally:
-            await server.close()
-            await vault.close()
 
     run(go())
 

@@ -11,7 +11,6 @@ allowed calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import select
 
@@ -111,21 +110,7 @@ async def admit(
 
 
 async def release(
-    db: Database, requests: CallRequestService, request_id: str, *, max_calls: int
+    requests: CallRequestService, request_id: str, *, max_calls: int
 ) -> CallRequestStatus | None:
-    """After a call: a request still ``in_call`` goes back to ``sms_sent`` (the payer may
-    call again), or to ``failed`` when it has had its ``max_calls`` calls or its lease
-    has run out. Returns the new status, or None when the flow already ended it."""
-    async with db.transaction() as s:
-        req = await s.get(CallRequest, request_id, with_for_update=True)
-        if req is None or req.status != CallRequestStatus.in_call.value:
-            return None
-        now: datetime = requests.clock.now()
-        if req.expires_at <= now:
-            target = CallRequestStatus.expired
-        elif req.calls >= max_calls:
-            target = CallRequestStatus.failed
-        else:
-            target = CallRequestStatus.sms_sent
-        await requests.transition_in(s, request_id, target, actor="call")
-        return target
+    """After a call: see :meth:`CallRequestService.release_call`."""
+    return await requests.release_call(request_id, max_calls=max_calls)

@@ -83,7 +83,6 @@ class CallFlows:
             # Shielded: the request must leave in_call even if the engine is stopping.
             await asyncio.shield(
                 release(
-                    services.db,
                     services.requests,
                     admission.request_id,
                     max_calls=calls.max_calls_per_request,

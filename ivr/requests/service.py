@@ -4,6 +4,7 @@ move through the ``CALL_REQUEST`` state machine, expire, cancel."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -170,6 +171,52 @@ class CallRequestService:
             details={"from": previous},
         )
         return req
+
+    def after_call(self, req: CallRequest, max_calls: int) -> CallRequestStatus:
+        """Where a request goes when a call ends without an outcome: back to waiting for
+        the next call, or ``failed`` after ``max_calls`` calls, or ``expired``."""
+        if req.expires_at <= self.clock.now():
+            return CallRequestStatus.expired
+        if req.calls >= max_calls:
+            return CallRequestStatus.failed
+        return CallRequestStatus.sms_sent
+
+    async def release_call(self, request_id: str, *, max_calls: int) -> CallRequestStatus | None:
+        """After a call: a request still ``in_call`` moves on (:meth:`after_call`).
+        Returns the new status, or None when the call's flow already ended it."""
+        async with self.db.transaction() as s:
+            req = await s.get(CallRequest, request_id, with_for_update=True)
+            if req is None or req.status != CallRequestStatus.in_call.value:
+                return None
+            target = self.after_call(req, max_calls)
+            await self.transition_in(s, request_id, target, actor="call")
+            return target
+
+    async def release_stale_calls(self, *, older_than: timedelta, max_calls: int) -> int:
+        """Requests left ``in_call`` by an engine that died mid-call (no call lasts this
+        long): release them as if the call had ended."""
+        cutoff = self.clock.now() - older_than
+        async with self.db.sessions() as s:
+            ids = list(
+                await s.scalars(
+                    select(CallRequest.id).where(
+                        CallRequest.status == CallRequestStatus.in_call.value,
+                        CallRequest.updated_at <= cutoff,
+                    )
+                )
+            )
+        done = 0
+        for rid in ids:
+            async with self.db.transaction() as s:
+                req = await s.get(CallRequest, rid, with_for_update=True)
+                if req is None or req.status != CallRequestStatus.in_call.value:
+                    continue
+                if req.updated_at > cutoff:
+                    continue  # a new call took it meanwhile
+                target = self.after_call(req, max_calls)
+                await self.transition_in(s, rid, target, actor="system")
+                done += 1
+        return done
 
     async def expire_due(self) -> int:
         """Expire every open request past its lifetime that is not in a call now."""

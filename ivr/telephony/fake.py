@@ -77,6 +77,7 @@ class FakeCall:
         self.played: list[str] = []
         self.transferred_to: str | None = None
         self.collects = 0
+        self.specs: list[CollectSpec] = []  # every collect's spec, in order
 
     @property
     def call_id(self) -> str:
@@ -140,6 +141,7 @@ class FakeCall:
     async def collect(self, spec: CollectSpec) -> CollectResult:
         self._check()
         self.collects += 1
+        self.specs.append(spec)
         return await collect_digits(self._next_key, spec)
 
     async def transfer(self, destination: str) -> None:

@@ -241,6 +241,20 @@ async def test_registration_with_a_success_card(calls: Calls) -> None:
     assert (await calls.runtime.services.consent.verify()).ok
 
 
+async def test_registration_over_fastagi(calls: Calls) -> None:
+    """The same flow through the dialplan's AGI() route (FastAGI server in the engine)."""
+    req = await calls.request(CallRequestKind.registration)
+    dialogue = Dialogue(headers={"X-Arspay-Endpoint": "sipp-agi-info"})
+    result = await calls.talk(req, dialogue.at("reg.consent", "1").card())
+    assert result.ok, result.errors
+    [session] = await calls.harness.wait_sessions_closed(1)
+    assert session.outcome == "completed"
+    assert session.channel_id  # the AGI unique id
+    assert (await calls.reload(req.id)).status == CallRequestStatus.completed.value
+    [card] = await calls.cards()
+    assert card.last4 == "1111"
+
+
 async def test_wrong_caller_is_rejected(calls: Calls) -> None:
     req = await calls.request(CallRequestKind.registration)
     dialogue = Dialogue()

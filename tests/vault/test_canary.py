@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.gateways.support import KEY, SECRET, running_sandbox
 from tests.vault.vault_helpers import CANARY, KekSetup, RecordingGateway, SoftHsm
 from vault.card import CardData
 from vault.client import VaultClient
@@ -181,29 +184,61 @@ def stop_server(proc: subprocess.Popen[bytes]) -> int:
 async def test_canary_through_the_vault_processes(
     tmp_path: Path, kek_kind: str, request: pytest.FixtureRequest
 ) -> None:
+    """``arspay vault init``, ``serve`` (forwarding to the sandbox PG over HTTP) and a
+    ``rotate-kek`` in its own process while serving; then every file is scanned."""
     hsm = request.getfixturevalue("softhsm") if kek_kind == "pkcs11" else None
     env = _env(tmp_path, kek_kind, hsm)
     logs = tmp_path / "logs"
     logs.mkdir()
     init = arspay(env, "vault", "init")
     assert init.returncode == 0, init.stderr
-    server = start_server(env, logs / "serve.log")
+    pg_dir = Path(tempfile.mkdtemp(prefix="pg-ledger-"))  # the PG's own data: not the vault's
     try:
-        remote = RemoteVault(Path(env["ARSPAY_VAULT_SOCKET"]))
+        async with running_sandbox(pg_dir / "ledger.db") as sandbox:
+            env["ARSPAY_GATEWAY_KIND"] = "sandbox"
+            env["ARSPAY_GATEWAY_BASE_URL"] = sandbox.url
+            env["ARSPAY_GATEWAY_API_KEY"] = KEY
+            env["ARSPAY_GATEWAY_API_SECRET"] = SECRET
+            server = start_server(env, logs / "serve.log")
+            try:
+                outputs = await _exercise(env)
+            finally:
+                assert stop_server(server) == 0
+    finally:
+        shutil.rmtree(pg_dir, ignore_errors=True)
+    (logs / "cli.log").write_text("\n".join(outputs))
+    roots = [tmp_path] + ([hsm.tokendir] if hsm is not None else [])
+    assert scan(*roots) == []
+    serve_log = _read(logs / "serve.log")
+    assert b"vault.tokenize" in serve_log
+    assert b"vault.issue_billing_key" in serve_log
+
+
+async def _exercise(env: dict[str, str]) -> list[str]:
+    remote = RemoteVault(Path(env["ARSPAY_VAULT_SOCKET"]))
+    try:
         meta = await remote.tokenize("mer_1", CANARY, who="canary")
-        await remote.tokenize("mer_1", CORPORATE_CANARY, who="canary")
+        corp = await remote.tokenize("mer_1", CORPORATE_CANARY, who="canary")
+        key = await remote.issue_billing_key(meta.token, "mer_1", password2=PASSWORD,
+                                             customer_uid="cu_canary", who="canary",
+                                             why="registration")  # fmt: skip
+        assert key.ok, key
+        charge = await remote.keyed_charge(corp.token, "mer_1", password2=PASSWORD,
+                                           order_id="ord_canary_1", amount=53_000,
+                                           order_name="임플란트", installment_months=0,
+                                           who="canary", why="payment")  # fmt: skip
+        assert charge.status == "succeeded", charge
         rotate = arspay(env, "vault", "rotate-kek")  # a separate process, while serving
         assert rotate.returncode == 0, rotate.stderr
-        assert (await remote.metadata(meta.token, "mer_1")).last4 == "1881"
+        again = await remote.issue_billing_key(meta.token, "mer_1", password2=PASSWORD,
+                                               customer_uid="cu_canary_2", who="canary",
+                                               why="after rotation")  # fmt: skip
+        assert again.ok, again
         outputs = [rotate.stdout + rotate.stderr]
         for args in (("vault", "audit"), ("vault", "status"), ("--json", "vault", "audit")):
             out = arspay(env, *args)
             assert out.returncode == 0, out.stderr
             outputs.append(out.stdout + out.stderr)
-        await remote.close()
+        return outputs
     finally:
-        assert stop_server(server) == 0
-    (logs / "cli.log").write_text("\n".join(outputs))
-    roots = [tmp_path] + ([hsm.tokendir] if hsm is not None else [])
-    assert scan(*roots) == []
-    assert b"vault.tokenize" in _read(logs / "serve.log")
+        await remote.close()

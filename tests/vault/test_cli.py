@@ -16,6 +16,7 @@ from ivr.settings import load_settings
 from tests.vault.test_canary import _env, arspay, start_server, stop_server
 from tests.vault.vault_helpers import CANARY, RecordingGateway, SoftHsm, random_card
 from vault.card import CardData
+from vault.errors import GatewayNotConfigured
 from vault.factory import kek_provider, open_vault
 from vault.remote import RemoteVault
 
@@ -30,6 +31,13 @@ def _exists(path: Path) -> bool:
     return path.exists()
 
 
+def _core_limit(pid: int) -> list[str]:
+    """Soft and hard "Max core file size" of a process."""
+    limits = Path(f"/proc/{pid}/limits").read_text()
+    [core] = [line.split() for line in limits.splitlines() if line.startswith("Max core")]
+    return core[4:6]
+
+
 def _hsm(kind: str, request: pytest.FixtureRequest) -> SoftHsm | None:
     return request.getfixturevalue("softhsm") if kind == "pkcs11" else None
 
@@ -37,7 +45,7 @@ def _hsm(kind: str, request: pytest.FixtureRequest) -> SoftHsm | None:
 def test_help_lists_the_vault_commands() -> None:
     out = arspay(dict(os.environ), "vault", "--help")
     assert out.returncode == 0
-    for cmd in ("init", "serve", "rotate-kek", "audit", "status"):
+    for cmd in ("init", "serve", "rotate-kek", "audit", "status", "erase"):
         assert cmd in out.stdout
 
 
@@ -99,6 +107,35 @@ async def test_audit_lists_decrypts_by_token(tmp_path: Path) -> None:
     table = arspay({**env, "COLUMNS": "250"}, "vault", "audit")
     assert b.token in table.stdout
     assert CANARY.pan not in table.stdout
+
+
+async def test_erase_deletes_one_record_and_audits_it(tmp_path: Path) -> None:
+    env = _env(tmp_path, "file", None)
+    assert arspay(env, "vault", "init").returncode == 0
+    vault = await open_vault(load_settings(env=env))
+    try:
+        a = await vault.tokenize("mer_1", CANARY, who="flow:reg")
+        b = await vault.tokenize("mer_1", random_card(1), who="flow:reg")
+    finally:
+        await vault.close()
+    wrong = arspay(env, "vault", "erase", a.token, "--merchant", "mer_2", "--why", "x")
+    assert wrong.returncode == 2  # another merchant's token: not found, nothing erased
+    assert "no such card token" in wrong.stderr
+    out = arspay(env, "--json", "vault", "erase", a.token, "--merchant", "mer_1",
+                 "--why", "customer asked (ticket 81)")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [{"token": a.token, "merchant": "mer_1"}]
+    [st] = json.loads(arspay(env, "--json", "vault", "status").stdout)
+    assert st["records"] == 1
+    [entry, _tokenize] = json.loads(arspay(env, "--json", "vault", "audit", "--token",
+                                           a.token).stdout)  # fmt: skip
+    assert (entry["action"], entry["why"]) == ("delete", "customer asked (ticket 81)")
+    assert entry["who"].startswith("cli:")
+    vault = await open_vault(load_settings(env=env))
+    try:
+        assert (await vault.metadata(b.token, "mer_1")).last4 == random_card(1).pan[-4:]
+    finally:
+        await vault.close()
 
 
 def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -186,11 +223,26 @@ async def test_serve_stops_cleanly_and_removes_its_socket(
     sock = Path(env["ARSPAY_VAULT_SOCKET"])
     try:
         assert _mode(sock) == 0o600
+        assert _core_limit(server.pid) == ["0", "0"]  # no core dump of the vault process
         remote = RemoteVault(sock)
         meta = await remote.tokenize("mer_1", CANARY, who="t")
         [entry] = await remote.audit(token=meta.token)
         assert entry.peer == f"uid={os.getuid()},pid={os.getpid()}"
+        with pytest.raises(GatewayNotConfigured):  # no gateway.api_key in this environment
+            await remote.issue_billing_key(meta.token, "mer_1", password2="12",
+                                           customer_uid="cu_1", who="t", why="x")  # fmt: skip
         await remote.close()
     finally:
         assert stop_server(server) == 0
     assert not _exists(sock)
+    assert b"no gateway configured" in log.read_bytes()
+
+
+def test_serve_refuses_a_half_configured_gateway(tmp_path: Path) -> None:
+    env = _env(tmp_path, "file", None)
+    assert arspay(env, "vault", "init").returncode == 0
+    env["ARSPAY_GATEWAY_API_KEY"] = "imp-key"  # but no secret
+    out = arspay(env, "vault", "serve")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "api_secret" in out.stderr
+    assert not Path(env["ARSPAY_VAULT_SOCKET"]).exists()

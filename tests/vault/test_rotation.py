@@ -125,10 +125,11 @@ async def test_a_record_that_cannot_be_rewrapped_keeps_its_kek(
     good = [(await vault.tokenize("mer_1", random_card(i), who="t")).token for i in range(5)]
     bad = (await vault.tokenize("mer_1", random_card(99), who="t")).token
     old = kek.provider.current_id
-    async with vault.store.writer.begin() as conn:
-        await conn.execute(
+    await vault.store.write(
+        lambda c: c.execute(
             update(vault_records).where(vault_records.c.token == bad).values(wrapped_key=b"\0" * 60)
         )
+    )
     with pytest.raises(RotationIncomplete) as err:
         await vault.rotate_kek()
     assert err.value.failed == (bad,)

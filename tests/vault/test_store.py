@@ -4,13 +4,15 @@ group-committed inserts, compare-and-swap re-wrapping, erase, append-only audit.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import stat
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -37,11 +39,11 @@ def _audit(token: str | None, action: str = "tokenize") -> AuditRow:
 
 
 @pytest.fixture
-async def store(vault_db_url: str) -> VaultStore:
+async def store(vault_db_url: str) -> AsyncIterator[VaultStore]:
     s = VaultStore(vault_db_url)
     await s.open()
     await s.sync_keks("file", "v1-00000001", NOW)
-    yield s  # type: ignore[misc]
+    yield s
     await s.close()
 
 
@@ -49,12 +51,11 @@ async def test_open_creates_every_table_and_is_idempotent(vault_db_url: str) -> 
     for _ in range(2):
         s = VaultStore(vault_db_url)
         await s.open()
-        async with s.reader.connect() as conn:
-            names = await conn.run_sync(lambda c: set(__import__("sqlalchemy").inspect(c)
-                                                      .get_table_names()))  # fmt: skip
-            version = (
-                await conn.execute(text("SELECT value FROM vault_meta WHERE key='schema_version'"))
-            ).scalar()
+        names = await s.read(lambda c: set(inspect(c).get_table_names()))
+        version = await s.read(
+            lambda c: c.execute(text("SELECT value FROM vault_meta WHERE key='schema_version'"))
+            .scalar()
+        )  # fmt: skip
         await s.close()
     assert set(metadata.tables) <= names
     assert version == SCHEMA_VERSION
@@ -63,8 +64,7 @@ async def test_open_creates_every_table_and_is_idempotent(vault_db_url: str) -> 
 async def test_newer_schema_version_is_refused(vault_db_url: str) -> None:
     s = VaultStore(vault_db_url)
     await s.open()
-    async with s.writer.begin() as conn:
-        await conn.execute(text("UPDATE vault_meta SET value='99' WHERE key='schema_version'"))
+    await s.write(lambda c: c.execute(text("UPDATE vault_meta SET value='99'")))
     await s.close()
     s = VaultStore(vault_db_url)
     with pytest.raises(VaultConfigError, match="schema version 99"):
@@ -95,7 +95,7 @@ async def test_insert_refuses_a_kek_that_is_not_current(store: VaultStore) -> No
         store.insert(new, _audit(new.meta.token)),
         store.insert(unknown, _audit(unknown.meta.token)),
     )
-    assert results == [False, True, False]
+    assert list(results) == [False, True, False]
     assert await store.get(old.meta.token, "mer_1") is None
     assert await store.record_count() == 1
     # the refused writes left no audit rows either
@@ -155,9 +155,15 @@ async def test_audit_is_append_only(store: VaultStore) -> None:
         statements.append("TRUNCATE vault_audit")
     for sql in statements:
         with pytest.raises(DBAPIError, match="append-only"):
-            async with store.writer.begin() as conn:
-                await conn.execute(text(sql))
+            await store.write(functools.partial(_execute, sql))
     assert len(await store.audit_entries()) == 1
+
+
+def _execute(sql: str, conn: Connection) -> None:
+    conn.execute(text(sql))
+
+
+PRAGMAS = ("secure_delete", "journal_mode", "synchronous")
 
 
 def _modes(path: Path) -> dict[str, int]:
@@ -173,10 +179,9 @@ async def test_sqlite_files_are_private_and_secure_delete_is_on(sqlite_url: str)
     rec = _record("v1-00000001")
     await store.insert(rec, _audit(rec.meta.token))
     path = Path(make_url(sqlite_url).database or "")
-    async with store.writer.connect() as conn:
-        assert (await conn.exec_driver_sql("PRAGMA secure_delete")).scalar() == 1
-        assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
-        assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 2  # FULL
+    for run in (store.write, store.read):  # the writer and a reader connection
+        pragmas = await run(lambda c: [c.exec_driver_sql(f"PRAGMA {p}").scalar() for p in PRAGMAS])
+        assert pragmas == [1, "wal", 2]  # 2 = FULL
     assert _modes(path) == {"": 0o600, "-wal": 0o600, "-shm": 0o600, "dir": 0o700}
     await store.close()
 

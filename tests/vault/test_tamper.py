@@ -38,17 +38,17 @@ def flip(data: bytes, bit: int = 0) -> bytes:
 
 
 async def _row(vault: LocalVault, token: str) -> Any:
-    async with vault.store.reader.connect() as conn:
-        return (
-            await conn.execute(select(vault_records).where(vault_records.c.token == token))
-        ).one()
+    return await vault.store.read(
+        lambda c: c.execute(select(vault_records).where(vault_records.c.token == token)).one()
+    )
 
 
 async def _set(vault: LocalVault, token: str, **values: Any) -> None:
-    async with vault.store.writer.begin() as conn:
-        await conn.execute(
+    await vault.store.write(
+        lambda c: c.execute(
             update(vault_records).where(vault_records.c.token == token).values(**values)
         )
+    )
 
 
 async def _reveal(vault: LocalVault, token: str, merchant: str = "mer_1") -> CardData:

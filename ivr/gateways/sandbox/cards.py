@@ -13,10 +13,17 @@
 |                      |                 | recorded, then the connection is dropped           |
 | password ``00``      | —               | INVALID_PASSWORD (registration, keyed charge)      |
 | birth ``000000``     | —               | IDENTITY_MISMATCH (registration, keyed charge)     |
+| birth ``000101``     | —               | IDENTITY_MISMATCH (registration, keyed charge)     |
 
 Checks, in order: Luhn → PG error → card status (reject, lost/stolen, expired — also a
 past expiry date) → password → birth. BINs starting with 5 are check cards: no
 installments. Installments also need 50,000 KRW or more (PortOne ``card_quota``).
+
+``000000`` is PRODUCT §7's trigger, but it is not a date, so the vault (and the IVR's
+card-entry validation) refuses it before any PG sees it; ``000101`` (1 January 2000) is a
+valid YYMMDD that reaches the sandbox through the IVR and the vault and plays the same
+identity mismatch. In the sandbox only: a real payer born on that day cannot register
+here.
 """
 
 from __future__ import annotations
@@ -54,7 +61,9 @@ TEST_CARDS: Final[tuple[TestCard, ...]] = (
 )
 _BY_NUMBER: Final = {c.number: c.scenario for c in TEST_CARDS}
 INVALID_PASSWORD: Final = "00"  # noqa: S105 - the sandbox's documented trigger value
-BIRTH_MISMATCH: Final = "000000"
+BIRTH_MISMATCH: Final = "000000"  # PRODUCT §7; not a date, so only reachable over raw HTTP
+BIRTH_MISMATCH_VALID_DATE: Final = "000101"  # a real YYMMDD: reachable through the IVR
+BIRTH_MISMATCHES: Final = frozenset({BIRTH_MISMATCH, BIRTH_MISMATCH_VALID_DATE})
 LIMIT_FROM: Final = 100_000  # soft_decline: from here on "limit", below "insufficient funds"
 INSTALLMENT_FROM: Final = 50_000
 
@@ -147,7 +156,7 @@ def holder_check(password: str | None, birth: str | None) -> Failure | None:
     """The card-holder factors (PRODUCT §2): password digits, then birth date / BRN."""
     if password == INVALID_PASSWORD:
         return WRONG_PASSWORD
-    if birth == BIRTH_MISMATCH:
+    if birth in BIRTH_MISMATCHES:
         return IDENTITY
     return None
 
