@@ -131,6 +131,25 @@ class GatewaySettings(_Section):
 class SmsSettings(_Section):
     adapter: Literal["outbox", "smpp", "http"] = "outbox"
     sender: str = Field("1588-0000", description="registered sender number (발신번호)")
+    smpp_host: str = Field("127.0.0.1", description="SMSC host (adapter smpp)")
+    smpp_port: int = Field(2775, ge=1, le=65535)
+    smpp_system_id: str = Field("", description="SMPP bind system_id")
+    smpp_password: SecretStr = SecretStr("")
+    http_url: str = Field("", description="HTTP SMS provider endpoint (adapter http)")
+    http_api_key: SecretStr = SecretStr("")
+    timeout_s: float = Field(10.0, gt=0, description="per send")
+    max_attempts: int = Field(8, ge=1, le=100, description="sends before a message is failed")
+
+
+class WebhookSettings(_Section):
+    timeout_s: float = Field(10.0, gt=0, description="per delivery request")
+    retry_hours: float = Field(
+        26.0, gt=0, description="keep retrying a delivery (exponential backoff) this long"
+    )
+    disable_after_hours: float = Field(
+        72.0, gt=0, description="disable an endpoint whose deliveries all failed this long"
+    )
+    workers: int = Field(4, ge=1, le=64, description="concurrent deliveries per process")
 
 
 class PromptSettings(_Section):
@@ -149,6 +168,9 @@ class PromptSettings(_Section):
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    enabled: bool = Field(True, description="serve the REST API from the engine process")
+    rate_limit_per_minute: int = Field(600, ge=1, description="requests per API key per minute")
+    page_size_max: int = Field(100, ge=1, le=1000)
 
 
 class LogSettings(_Section):
@@ -166,6 +188,7 @@ class Settings(_Section):
     gateway: GatewaySettings = GatewaySettings()
     sms: SmsSettings = SmsSettings()
     prompts: PromptSettings = PromptSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     api: ApiSettings = ApiSettings()
     log: LogSettings = LogSettings()
 
