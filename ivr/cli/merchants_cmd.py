@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
 
 from ivr.cli.app import app, emit, with_services
+from ivr.merchants.policy import MerchantPolicy
 from ivr.wiring import Services
 
 merchants_app = typer.Typer(help="Merchants.", no_args_is_help=True)
@@ -33,6 +38,51 @@ def list_merchants(ctx: typer.Context) -> None:
     async def body(s: Services) -> None:
         rows = await s.merchants.list()
         emit(ctx, "Merchants", [{"id": m.id, "name": m.name, "status": m.status} for m in rows])
+
+    with_services(ctx, body)
+
+
+@merchants_app.command("policy")
+def merchant_policy(
+    ctx: typer.Context,
+    merchant_id: str,
+    set_: list[str] = typer.Option(
+        [], "--set", help="KEY=JSON, e.g. max_installment_months=6 or senior_mode=true"
+    ),
+    unset: list[str] = typer.Option([], "--unset", help="KEY to remove (back to the default)"),
+    file: Path | None = typer.Option(None, "--file", help="a JSON file replacing the policy"),
+) -> None:
+    """Show or change a merchant's call policy (installments, senior mode, agent key,
+    interest-free table …; see docs/flows.md). Bad keys or values are refused."""
+    changes: dict[str, Any] = {}
+    for item in set_:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--set wants KEY=JSON, got {item!r}")
+        try:
+            changes[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            changes[key] = raw  # a bare string such as agents,100,1
+    for key in unset:
+        changes[key] = None
+    replace = False
+    if file is not None:
+        try:
+            loaded = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise typer.BadParameter(f"--file: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise typer.BadParameter("--file must hold a JSON object")
+        changes, replace = loaded, True
+
+    async def body(s: Services) -> None:
+        if changes or replace:
+            policy = await s.merchants.set_policy(
+                merchant_id, changes, replace=replace, actor="cli"
+            )
+        else:
+            policy = MerchantPolicy.parse((await s.merchants.get(merchant_id)).settings)
+        emit(ctx, "Policy", [policy.model_dump(mode="json")])
 
     with_services(ctx, body)
 

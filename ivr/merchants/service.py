@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,7 @@ from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import API_KEY, MERCHANT, ApiKeyStatus, MerchantStatus
 from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.merchants.policy import MerchantPolicy
 from ivr.phone import PhoneError, normalize_mobile
 from ivr.store.db import Database
 from ivr.store.tables import ApiKey, Customer, Merchant
@@ -108,6 +110,35 @@ class MerchantService:
                 object_id=m.id,
                 merchant_id=m.id,
             )
+
+    async def set_policy(
+        self, merchant_id: str, changes: dict[str, Any], *, replace: bool = False, actor: str
+    ) -> MerchantPolicy:
+        """Merge ``changes`` into the merchant's call policy (``None`` removes a key), or
+        replace it; the result is validated before anything is stored."""
+        async with self.db.transaction() as s:
+            m = await s.get(Merchant, merchant_id, with_for_update=True)
+            if m is None:
+                raise NotFound(f"merchant {merchant_id} not found")
+            merged: dict[str, Any] = {} if replace else dict(m.settings or {})
+            for key, value in changes.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            policy = MerchantPolicy.parse(merged)
+            m.settings = policy.model_dump(mode="json", exclude_unset=True)
+            audit(
+                s,
+                self.clock,
+                actor=actor,
+                action="merchant.policy",
+                object_type="merchant",
+                object_id=m.id,
+                merchant_id=m.id,
+                details={"keys": sorted(changes)},
+            )
+            return policy
 
     # ---------------------------------------------------------------- API keys
 

@@ -23,6 +23,7 @@ from ivr.domain.states import (
     LeaseStatus,
 )
 from ivr.errors import InvalidInput, NotFound
+from ivr.merchants.policy import MerchantPolicy
 from ivr.notify.templates import payment_sms, registration_sms
 from ivr.store.db import Database
 from ivr.store.tables import CallRequest, Customer, Lease, Merchant, SmsMessage
@@ -72,6 +73,8 @@ class CallRequestService:
                 raise NotFound(f"merchant {merchant_id} not found")
             if customer is None or customer.merchant_id != merchant_id:
                 raise NotFound(f"customer {customer_id} not found")
+            if lease_minutes is None:  # the merchant's default, else the operator's
+                lease_minutes = MerchantPolicy.parse(merchant.settings).lease_minutes
             request_id = new_id("creq")
             lease = await self.pool.lease_in(
                 s, customer.mobile, kind.value, call_request_id=request_id, minutes=lease_minutes

@@ -82,3 +82,15 @@ async def test_a_request_left_in_call_by_a_dead_engine_is_released(stack: Stack)
     )
     assert released == 1
     assert (await stack.reload(req.id)).status == CallRequestStatus.expired.value
+
+
+async def test_policy_changes_are_validated_merged_and_used_for_leases(stack: Stack) -> None:
+    merchants = stack.runtime.services.merchants
+    policy = await merchants.set_policy(stack.merchant_id, {"lease_minutes": 5}, actor="test")
+    assert policy.lease_minutes == 5
+    with pytest.raises(InvalidInput, match="lease_minutes"):
+        await merchants.set_policy(stack.merchant_id, {"lease_minutes": 0}, actor="test")
+    policy = await merchants.set_policy(stack.merchant_id, {"senior_mode": True}, actor="test")
+    assert (policy.lease_minutes, policy.senior_mode) == (5, True)  # merged
+    req = await stack.request(CallRequestKind.registration)
+    assert req.expires_at - stack.clock.now() == timedelta(minutes=5)
