@@ -286,17 +286,20 @@ class DidPool:
 
     async def match(self, did: str, mobile: str) -> LeaseInfo | None:
         """The active, unexpired lease for an incoming call's (called DID, caller ID)."""
-        now = self.clock.now()
         async with self.db.sessions() as s:
-            row = await s.scalar(
-                select(Lease).where(
-                    Lease.did == did,
-                    Lease.mobile == mobile,
-                    Lease.status == LeaseStatus.active.value,
-                    Lease.expires_at > now,
-                )
-            )
+            row = await self.match_in(s, did, mobile)
             return LeaseInfo.of(row) if row else None
+
+    async def match_in(self, s: AsyncSession, did: str, mobile: str) -> Lease | None:
+        """:meth:`match` in the caller's transaction (the possession check)."""
+        return await s.scalar(
+            select(Lease).where(
+                Lease.did == did,
+                Lease.mobile == mobile,
+                Lease.status == LeaseStatus.active.value,
+                Lease.expires_at > self.clock.now(),
+            )
+        )
 
     async def active_leases(self, mobile: str | None = None) -> list[LeaseInfo]:
         now = self.clock.now()

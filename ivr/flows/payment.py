@@ -38,12 +38,9 @@ async def payment_call(run: CallRun) -> Outcome:
     assert a.amount is not None
     if a.payment_intent_id is not None:  # an earlier call started a charge
         earlier = await run.while_waiting(settle_intent(run, a.payment_intent_id))
-        if earlier.status is PaymentIntentStatus.succeeded:
-            await voice.say("pay.done", barge_in=False, approval=earlier.approval_no or "")
-            return "completed"
-        if earlier.status is PaymentIntentStatus.processing:
-            await voice.say("pay.pending", barge_in=False)
-            return "payment_pending"
+        said = await announce(run, earlier)
+        if said is not None:
+            return said
         # failed: nothing was charged; the payer may pay now
 
     # Not interruptible: the payer must hear who is charging and how much.
@@ -99,18 +96,30 @@ async def payment_call(run: CallRun) -> Outcome:
             "payment_confirmation", key, _details(run, card, months, interest_free)
         )
         charged = await run.while_waiting(charge(run, card, months, interest_free))
-        if charged.status is PaymentIntentStatus.succeeded:
-            await voice.say("pay.done", barge_in=False, approval=charged.approval_no or "")
-            return "completed"
-        if charged.status is PaymentIntentStatus.processing:
-            await voice.say("pay.pending", barge_in=False)
-            return "payment_pending"
+        said = await announce(run, charged)
+        if said is not None:
+            return said
         failures += 1
         await voice.say(decline_prompt(run, Stage.payment, charged.decline_code))
         if await voice.menu([say("pay.retry")], "23") == "3":
             await voice.say("common.goodbye", barge_in=False)
             return "payment_failed"
         use_other = True
+
+
+async def announce(run: CallRun, charged: Charged) -> Outcome | None:
+    """Tell the payer a charge's result; None when it failed (the caller offers more)."""
+    if charged.status is PaymentIntentStatus.succeeded:
+        approval = charged.approval_no or ""
+        if approval.isascii() and approval.isdigit():
+            await run.voice.say("pay.done", barge_in=False, approval=approval)
+        else:  # the PG gave no (or no numeric) approval number
+            await run.voice.say("pay.done_plain", barge_in=False)
+        return "completed"
+    if charged.status is PaymentIntentStatus.processing:
+        await run.voice.say("pay.pending", barge_in=False)
+        return "payment_pending"
+    return None
 
 
 def _details(

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from ivr.clock import Clock
-from ivr.domain.states import CallRequestKind, CallRequestStatus, LeaseStatus
+from ivr.domain.states import CallRequestKind, CallRequestStatus
 from ivr.merchants.policy import MerchantPolicy
 from ivr.phone import PhoneError, normalize, normalize_mobile
 from ivr.requests.service import CallRequestService
 from ivr.store.db import Database
-from ivr.store.tables import CallRequest, Customer, Lease, Merchant
+from ivr.store.tables import CallRequest, Customer, Merchant
 
 OPEN = (CallRequestStatus.created.value, CallRequestStatus.sms_sent.value)
 
@@ -54,7 +51,6 @@ def _did_digits(raw: str) -> str | None:
 
 async def admit(
     db: Database,
-    clock: Clock,
     requests: CallRequestService,
     *,
     did: str,
@@ -68,16 +64,8 @@ async def admit(
     number = _did_digits(did)
     if number is None:
         return Rejection("unknown_did")
-    now = clock.now()
     async with db.transaction() as s:
-        lease = await s.scalar(
-            select(Lease).where(
-                Lease.did == number,
-                Lease.mobile == mobile,
-                Lease.status == LeaseStatus.active.value,
-                Lease.expires_at > now,
-            )
-        )
+        lease = await requests.pool.match_in(s, number, mobile)
         if lease is None or lease.call_request_id is None:
             return Rejection("no_lease")
         req = await s.get(CallRequest, lease.call_request_id, with_for_update=True)

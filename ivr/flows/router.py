@@ -39,7 +39,6 @@ class CallFlows:
         started = services.clock.now()
         admission = await admit(
             services.db,
-            services.clock,
             services.requests,
             did=call.did,
             caller_id=call.caller_id,

@@ -198,3 +198,32 @@ async def test_hang_up_during_the_charge_keeps_the_charge_and_a_call_back_report
     [intent] = await intents(stack)
     assert intent.status == "succeeded"
     assert (await stack.reload(req.id)).status == CallRequestStatus.completed.value
+
+
+@pytest.mark.parametrize(
+    ("approval", "played"),
+    [
+        ("12345678", "arspay/pay.done"),
+        (None, "arspay/pay.done_plain"),
+        ("A1-2", "arspay/pay.done_plain"),
+    ],
+)
+async def test_success_without_a_numeric_approval_number_is_still_announced(
+    approval: str | None, played: str
+) -> None:
+    from types import SimpleNamespace
+
+    from ivr.domain.states import PaymentIntentStatus
+    from ivr.flows.payment import Charged, announce
+    from ivr.flows.voice import Voice
+    from ivr.merchants.policy import CallTiming, MerchantPolicy
+    from ivr.settings import CallSettings
+    from ivr.telephony.fake import FakeCall
+
+    from .conftest import FakeBook
+
+    call = FakeCall()
+    voice = Voice(call, FakeBook(), CallTiming.effective(CallSettings(), MerchantPolicy()))
+    run = SimpleNamespace(voice=voice)
+    outcome = await announce(run, Charged(PaymentIntentStatus.succeeded, approval_no=approval))  # type: ignore[arg-type]
+    assert (outcome, call.played) == ("completed", [played])
