@@ -1,0 +1,1 @@
+"""Recurring billing: schedules, their calendar, retries and dunning (issue #8)."""
