@@ -1,0 +1,1 @@
+"""Durable background work shared by every engine process (the ``jobs`` table)."""

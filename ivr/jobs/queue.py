@@ -1,0 +1,179 @@
+"""The durable job queue in the ``jobs`` table: how every engine process shares work.
+
+- :meth:`JobQueue.enqueue_in` adds a job in the caller's transaction; a ``dedupe_key``
+  makes enqueueing the same work twice a no-op (the unique index decides, so two
+  processes racing still make one job).
+- :meth:`JobQueue.claim` takes due jobs for this worker: ``queued`` ones whose
+  ``run_at`` has come, and ``running`` ones whose lock expired (their worker died). On
+  PostgreSQL the candidates are locked ``FOR UPDATE SKIP LOCKED`` so claimers never wait
+  on each other or take the same job; SQLite has one writer at a time (BEGIN IMMEDIATE),
+  which gives the same guarantee on one node.
+- :meth:`JobQueue.complete` / :meth:`JobQueue.fail` end a claim; ``fail`` re-queues
+  with a delay until ``max_attempts``, then the job is ``dead`` (visible, never lost).
+  Both check the claim is still this worker's, so a worker whose lock expired cannot
+  overwrite the newer owner's result.
+
+A job handler must be idempotent with respect to its effects (a worker can die after
+the effect and before ``complete``); the charging engine's order ids make charges so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ivr.clock import Clock
+from ivr.domain.states import JOB, JobStatus
+from ivr.errors import InvalidInput
+from ivr.store.db import Database
+from ivr.store.tables import Job
+
+
+class JobQueue:
+    def __init__(self, db: Database, clock: Clock, *, worker_id: str) -> None:
+        if not worker_id or len(worker_id) > 64:
+            raise InvalidInput("worker_id must be 1-64 characters")
+        self.db = db
+        self.clock = clock
+        self.worker_id = worker_id
+
+    # ------------------------------------------------------------------ adding
+
+    async def enqueue_in(
+        self,
+        s: AsyncSession,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        run_at: datetime | None = None,
+        dedupe_key: str | None = None,
+        max_attempts: int = 10,
+    ) -> bool:
+        """Add a job; False if ``dedupe_key`` already named one (nothing added)."""
+        if not kind or len(kind) > 40:
+            raise InvalidInput("job kind must be 1-40 characters")
+        if dedupe_key is not None and not 1 <= len(dedupe_key) <= 120:
+            raise InvalidInput("dedupe_key must be 1-120 characters")
+        now = self.clock.now()
+        values = {
+            "kind": kind,
+            "dedupe_key": dedupe_key,
+            "payload": payload,
+            "status": JOB.initial.value,
+            "run_at": run_at or now,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "created_at": now,
+        }
+        insert = pg_insert if self.db.is_postgres else sqlite_insert
+        stmt = insert(Job).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        result = await s.execute(stmt)
+        return bool(getattr(result, "rowcount", 1))
+
+    async def enqueue(self, kind: str, payload: dict[str, Any], **options: Any) -> bool:
+        async with self.db.transaction() as s:
+            return await self.enqueue_in(s, kind, payload, **options)
+
+    # ------------------------------------------------------------------ taking
+
+    async def claim(
+        self, kinds: Sequence[str], *, limit: int = 10, lease_s: float = 60.0
+    ) -> list[Job]:
+        """Claim up to ``limit`` due jobs of these kinds for ``lease_s`` seconds."""
+        now = self.clock.now()
+        due = or_(
+            (Job.status == JobStatus.queued.value) & (Job.run_at <= now),
+            (Job.status == JobStatus.running.value) & (Job.locked_until < now),
+        )
+        query = (
+            select(Job)
+            .where(Job.kind.in_(list(kinds)), due)
+            .order_by(Job.run_at, Job.id)
+            .limit(limit)
+        )
+        if self.db.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        async with self.db.transaction() as s:
+            jobs = list(await s.scalars(query))
+            for job in jobs:
+                if job.status == JobStatus.queued.value:
+                    job.status = JOB.check(job.status, JobStatus.running).value
+                job.locked_by = self.worker_id
+                job.locked_until = now + timedelta(seconds=lease_s)
+                job.attempts += 1
+        return jobs
+
+    async def extend(self, job_id: int, lease_s: float) -> bool:
+        """Keep a long job's claim alive; False if the claim was lost."""
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.locked_by == self.worker_id,
+                    Job.status == JobStatus.running.value,
+                )
+                .values(locked_until=self.clock.now() + timedelta(seconds=lease_s))
+            )
+        return bool(getattr(result, "rowcount", 0))
+
+    # ------------------------------------------------------------------ ending
+
+    async def complete(self, job_id: int) -> bool:
+        return await self._finish(job_id, JobStatus.done, error=None, retry_in_s=None)
+
+    async def fail(self, job_id: int, error: str, *, retry_in_s: float = 60.0) -> JobStatus | None:
+        """Re-queue after ``retry_in_s`` (or ``dead`` when attempts are used up).
+        ``error`` is stored: it must hold no card data (callers pass error ids)."""
+        async with self.db.transaction() as s:
+            job = await s.get(Job, job_id, with_for_update=True)
+            if not self._mine(job):
+                return None
+            assert job is not None
+            target = JobStatus.dead if job.attempts >= job.max_attempts else JobStatus.queued
+            self._end(job, target, error[:500])
+            if target is JobStatus.queued:
+                job.run_at = self.clock.now() + timedelta(seconds=retry_in_s)
+            return target
+
+    async def _finish(
+        self, job_id: int, target: JobStatus, *, error: str | None, retry_in_s: float | None
+    ) -> bool:
+        async with self.db.transaction() as s:
+            job = await s.get(Job, job_id, with_for_update=True)
+            if not self._mine(job):
+                return False
+            assert job is not None
+            self._end(job, target, error)
+            return True
+
+    def _mine(self, job: Job | None) -> bool:
+        return (
+            job is not None
+            and job.status == JobStatus.running.value
+            and job.locked_by == self.worker_id
+        )
+
+    def _end(self, job: Job, target: JobStatus, error: str | None) -> None:
+        job.status = JOB.check(job.status, target).value
+        job.locked_by = None
+        job.locked_until = None
+        job.last_error = error
+        if target in (JobStatus.done, JobStatus.dead):
+            job.finished_at = self.clock.now()
+
+    async def counts(self, kind: str | None = None) -> dict[str, int]:
+        """Jobs per status (for progress and monitoring)."""
+        from sqlalchemy import func
+
+        q = select(Job.status, func.count()).group_by(Job.status)
+        if kind is not None:
+            q = q.where(Job.kind == kind)
+        async with self.db.sessions() as s:
+            return {status: n for status, n in (await s.execute(q)).all()}
