@@ -7,7 +7,10 @@ balance goes to the PG as the checksum so a stale view is refused there too.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.audit import audit
 from ivr.clock import Clock
@@ -27,8 +30,14 @@ class PaymentService:
         self.clock = clock
         self.gateway = gateway
 
-    async def create_intent(
+    async def create_intent(self, merchant_id: str, card_id: str, **options: Any) -> PaymentIntent:
+        """A new intent to charge ``card_id`` (see :meth:`create_intent_in`)."""
+        async with self.db.transaction() as s:
+            return await self.create_intent_in(s, merchant_id, card_id, **options)
+
+    async def create_intent_in(
         self,
+        s: AsyncSession,
         merchant_id: str,
         card_id: str,
         *,
@@ -51,40 +60,39 @@ class PaymentService:
         if not order_name or len(order_name) > 100:
             raise InvalidInput("order_name must be 1-100 characters")
         now = self.clock.now()
-        async with self.db.transaction() as s:
-            card = await s.get(Card, card_id)
-            if card is None or card.merchant_id != merchant_id:
-                raise NotFound(f"card {card_id} not found")
-            if card.status != CardStatus.active.value and not one_off_card:
-                raise Conflict(f"card {card_id} is {card.status}")
-            intent = PaymentIntent(
-                id=new_id("pi"),
-                merchant_id=merchant_id,
-                customer_id=card.customer_id,
-                card_id=card.id,
-                schedule_id=schedule_id,
-                source=source,
-                order_name=order_name,
-                amount=amount,
-                currency="KRW",
-                installment_months=installment_months,
-                interest_free=interest_free and installment_months > 0,
-                refunded_amount=0,
-                status=PAYMENT_INTENT.initial.value,
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(intent)
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action="payment_intent.create",
-                object_type="payment_intent",
-                object_id=intent.id,
-                merchant_id=merchant_id,
-                details={"amount": amount},
-            )
+        card = await s.get(Card, card_id)
+        if card is None or card.merchant_id != merchant_id:
+            raise NotFound(f"card {card_id} not found")
+        if card.status != CardStatus.active.value and not one_off_card:
+            raise Conflict(f"card {card_id} is {card.status}")
+        intent = PaymentIntent(
+            id=new_id("pi"),
+            merchant_id=merchant_id,
+            customer_id=card.customer_id,
+            card_id=card.id,
+            schedule_id=schedule_id,
+            source=source,
+            order_name=order_name,
+            amount=amount,
+            currency="KRW",
+            installment_months=installment_months,
+            interest_free=interest_free and installment_months > 0,
+            refunded_amount=0,
+            status=PAYMENT_INTENT.initial.value,
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(intent)
+        audit(
+            s,
+            self.clock,
+            actor=actor,
+            action="payment_intent.create",
+            object_type="payment_intent",
+            object_id=intent.id,
+            merchant_id=merchant_id,
+            details={"amount": amount},
+        )
         return intent
 
     async def refund(
