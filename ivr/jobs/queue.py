@@ -142,6 +142,33 @@ class JobQueue:
                 job.run_at = self.clock.now() + timedelta(seconds=retry_in_s)
             return target
 
+    async def defer(
+        self, job_id: int, run_at: datetime, payload: dict[str, Any] | None = None
+    ) -> bool:
+        """Put a claimed job back to wait until ``run_at`` (a planned next step, not a
+        failure: its attempt count starts again), optionally with a new payload."""
+        async with self.db.transaction() as s:
+            job = await s.get(Job, job_id, with_for_update=True)
+            if not self._mine(job):
+                return False
+            assert job is not None
+            self._end(job, JobStatus.queued, None)
+            job.run_at = run_at
+            job.attempts = 0
+            if payload is not None:
+                job.payload = payload
+            return True
+
+    async def save_payload_in(self, s: AsyncSession, job_id: int, payload: dict[str, Any]) -> bool:
+        """Record a claimed job's progress in the caller's transaction (so an effect and
+        the note that it happened commit together)."""
+        job = await s.get(Job, job_id, with_for_update=True)
+        if not self._mine(job):
+            return False
+        assert job is not None
+        job.payload = payload
+        return True
+
     async def _finish(
         self, job_id: int, target: JobStatus, *, error: str | None, retry_in_s: float | None
     ) -> bool:

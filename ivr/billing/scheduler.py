@@ -1,0 +1,319 @@
+"""The scheduler: turns due schedule cycles into jobs and runs them, exactly once.
+
+:meth:`Scheduler.tick` starts every due cycle: under the schedule's row lock it enqueues
+one ``schedule.cycle`` job (dedupe key ``sched:<id>:<cycle>``) and advances ``runs`` and
+``next_run_at`` in the same transaction, so a cycle is started once however many engine
+processes tick. :meth:`Scheduler.run_jobs` claims cycle jobs (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL) and runs them; the job's payload is the cycle's memory:
+
+- ``intents``: the payment intents of this cycle (the first try and each retry). A new
+  intent is created in the same transaction that records it in the payload, so a worker
+  that dies and is replaced never creates a second one; an intent left open is driven
+  (looked up at the PG) before anything else — never charged blindly again.
+- ``request_id``: the consent call request (modes ``consent``, ``consent_then_auto``).
+- ``dunning_request_id``: the payment call request sent after the last retry or a hard
+  decline (one per cycle, so a payer gets at most one failure notice per cycle).
+
+Modes (PRODUCT §8): ``auto`` charges the registered card and queues an SMS receipt;
+``consent`` sends a payment call request and is done; ``consent_then_auto`` sends the
+request, waits until its deadline, and charges automatically once if the payer has not
+paid by call.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from ivr.billing.retry import Attempt, Next, after_failure
+from ivr.billing.schedules import SchedulePlan
+from ivr.clock import Clock
+from ivr.domain.states import (
+    SCHEDULE,
+    CallRequestKind,
+    CallRequestStatus,
+    DeliveryStatus,
+    PaymentIntentStatus,
+    ScheduleStatus,
+)
+from ivr.errors import ArspayError, Conflict
+from ivr.jobs.queue import JobQueue
+from ivr.notify.templates import receipt_sms
+from ivr.payments.charger import Charger
+from ivr.payments.service import PaymentService
+from ivr.requests.service import CallRequestService
+from ivr.store.db import Database
+from ivr.store.tables import (
+    CallRequest,
+    Card,
+    Customer,
+    Job,
+    Merchant,
+    PaymentAttempt,
+    PaymentIntent,
+    Schedule,
+    SmsMessage,
+)
+from vault.bins import lookup
+
+log = logging.getLogger(__name__)
+
+CYCLE = "schedule.cycle"
+UNKNOWN_RECHECK_S = 60.0  # an unknown charge outcome is looked up again after this
+MAX_LEASE_MINUTES = 7 * 24 * 60  # the DID pool's longest lease
+
+
+class LostClaim(Conflict):
+    error_id = "job-claim-lost"
+
+
+class Scheduler:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        queue: JobQueue,
+        payments: PaymentService,
+        charger: Charger,
+        requests: CallRequestService,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.queue = queue
+        self.payments = payments
+        self.charger = charger
+        self.requests = requests
+
+    # ------------------------------------------------------------------ starting cycles
+
+    async def tick(self, limit: int = 200) -> int:
+        """Start every cycle that is due; returns how many were started."""
+        now = self.clock.now()
+        async with self.db.sessions() as s:
+            ids = list(
+                await s.scalars(
+                    select(Schedule.id)
+                    .where(
+                        Schedule.status == ScheduleStatus.active.value,
+                        Schedule.next_run_at <= now,
+                    )
+                    .order_by(Schedule.next_run_at)
+                    .limit(limit)
+                )
+            )
+        started = 0
+        for sid in ids:
+            async with self.db.transaction() as s:
+                row = await s.get(Schedule, sid, with_for_update=True)
+                if row is None or row.status != ScheduleStatus.active.value:
+                    continue
+                if row.next_run_at is None or row.next_run_at > now:
+                    continue  # another process started it meanwhile
+                cycle = row.runs
+                await self.queue.enqueue_in(
+                    s,
+                    CYCLE,
+                    {"schedule_id": sid, "cycle": cycle, "intents": []},
+                    dedupe_key=f"sched:{sid}:{cycle}",
+                )
+                row.runs += 1
+                row.next_run_at = SchedulePlan.of(row).plan.next_due(row.runs)
+                row.updated_at = now
+                if row.next_run_at is None:
+                    row.status = SCHEDULE.check(row.status, ScheduleStatus.completed).value
+                started += 1
+        return started
+
+    # ------------------------------------------------------------------ running cycles
+
+    async def run_jobs(self, limit: int = 20) -> int:
+        jobs = await self.queue.claim([CYCLE], limit=limit, lease_s=300)
+        for job in jobs:
+            try:
+                await self.handle(job)
+            except LostClaim:
+                continue  # another worker owns it now
+            except ArspayError as exc:
+                await self.queue.fail(job.id, exc.error_id, retry_in_s=300)
+            except Exception as exc:
+                log.exception("schedule job %s failed", job.id)
+                await self.queue.fail(job.id, type(exc).__name__, retry_in_s=300)
+        return len(jobs)
+
+    async def handle(self, job: Job) -> None:
+        payload: dict[str, Any] = dict(job.payload)
+        async with self.db.sessions() as s:
+            row = await s.get(Schedule, payload["schedule_id"])
+        if row is None or row.status == ScheduleStatus.cancelled.value:
+            await self.queue.complete(job.id)
+            return
+        if row.mode == "consent":
+            if not payload.get("request_id"):
+                await self._consent_request(job, row, payload)
+            await self.queue.complete(job.id)
+            return
+        if row.mode == "consent_then_auto" and not payload.get("auto"):
+            if not payload.get("request_id"):
+                deadline = await self._consent_request(job, row, payload)
+                await self.queue.defer(job.id, deadline, payload)
+                return
+            req = await self.requests.get(None, payload["request_id"])
+            if req.status == CallRequestStatus.completed.value:
+                await self.queue.complete(job.id)  # the payer paid by call
+                return
+            if req.status == CallRequestStatus.in_call.value:
+                await self.queue.defer(job.id, self.clock.now() + timedelta(minutes=10))
+                return
+            if req.status in (CallRequestStatus.created.value, CallRequestStatus.sms_sent.value):
+                await self.requests.transition(
+                    req.id, CallRequestStatus.cancelled, actor="scheduler"
+                )
+            payload["auto"] = True  # from here on: charge automatically, once
+        await self._auto(job, row, payload)
+
+    async def _consent_request(self, job: Job, row: Schedule, payload: dict[str, Any]) -> datetime:
+        hours = SchedulePlan.of(row).consent_hours
+        new = await self.requests.create(
+            row.merchant_id, row.customer_id, CallRequestKind.payment,
+            product_name=row.order_name, amount=row.amount,
+            lease_minutes=min(hours * 60, MAX_LEASE_MINUTES), actor="scheduler",
+        )  # fmt: skip
+        payload["request_id"] = new.request.id
+        async with self.db.transaction() as s:
+            if not await self.queue.save_payload_in(s, job.id, payload):
+                raise LostClaim("the job's claim was lost")
+        return new.request.expires_at
+
+    async def _auto(self, job: Job, row: Schedule, payload: dict[str, Any]) -> None:
+        intents: list[str] = list(payload.get("intents", []))
+        status = None
+        if intents:
+            status = await self.charger.drive(intents[-1], recovering=True)
+        if status is None or (status is PaymentIntentStatus.failed and payload.get("retry_due")):
+            payload["retry_due"] = False
+            intent_id = await self._new_intent(job, row, payload)
+            intents = payload["intents"]
+            status = await self.charger.drive(intent_id, recovering=True)
+        if status is PaymentIntentStatus.succeeded:
+            await self._receipt(row, intents[-1])
+            await self.queue.complete(job.id)
+            return
+        if status in (PaymentIntentStatus.processing, PaymentIntentStatus.created):
+            at = self.clock.now() + timedelta(seconds=UNKNOWN_RECHECK_S)
+            await self.queue.defer(job.id, at, payload)  # look the outcome up again
+            return
+        decision = await self._after_failure(row, intents)
+        if decision.next is Next.retry and decision.at is not None:
+            payload["retry_due"] = True
+            await self.queue.defer(job.id, decision.at, payload)
+            return
+        if not payload.get("dunning_request_id"):
+            new = await self.requests.create(
+                row.merchant_id, row.customer_id, CallRequestKind.payment,
+                product_name=row.order_name, amount=row.amount, actor="scheduler:dunning",
+            )  # fmt: skip
+            payload["dunning_request_id"] = new.request.id
+            async with self.db.transaction() as s:
+                await self.queue.save_payload_in(s, job.id, payload)
+        await self.queue.complete(job.id)
+
+    async def _new_intent(self, job: Job, row: Schedule, payload: dict[str, Any]) -> str:
+        """Create the cycle's next intent and record it in the job, in one transaction."""
+        if row.card_id is None:
+            raise Conflict(f"schedule {row.id} has no card to charge")
+        async with self.db.transaction() as s:
+            intent = await self.payments.create_intent_in(
+                s, row.merchant_id, row.card_id, amount=row.amount, order_name=row.order_name,
+                source="schedule", schedule_id=row.id, actor="scheduler",
+            )  # fmt: skip
+            payload["intents"] = [*payload.get("intents", []), intent.id]
+            if not await self.queue.save_payload_in(s, job.id, payload):
+                raise LostClaim("the job's claim was lost")  # rolls the intent back
+        return intent.id
+
+    async def _after_failure(self, row: Schedule, intents: list[str]) -> Any:
+        now = self.clock.now()
+        async with self.db.sessions() as s:
+            cycle: list[Attempt] = []
+            for iid in intents:
+                intent = await s.get(PaymentIntent, iid)
+                last = await s.scalar(
+                    select(PaymentAttempt)
+                    .where(PaymentAttempt.intent_id == iid)
+                    .order_by(PaymentAttempt.created_at.desc())
+                    .limit(1)
+                )
+                if intent is not None:
+                    kind = last.decline_class if last is not None else None
+                    cycle.append(Attempt(intent.created_at, kind or "soft"))
+            card = await s.get(Card, row.card_id) if row.card_id else None
+            card_attempts = list(
+                await s.scalars(
+                    select(PaymentAttempt.created_at)
+                    .join(PaymentIntent, PaymentIntent.id == PaymentAttempt.intent_id)
+                    .where(
+                        PaymentIntent.card_id == row.card_id,
+                        PaymentAttempt.created_at >= now - timedelta(days=31),
+                    )
+                )
+            )
+        brand = lookup(card.bin6).brand if card is not None else "unknown"
+        policy = SchedulePlan.of(row).retry
+        return after_failure(policy, cycle, card_attempts, brand=brand, now=now)
+
+    async def _receipt(self, row: Schedule, intent_id: str) -> None:
+        """Queue the SMS receipt of a successful automatic charge (once per intent)."""
+        receipt_id = "sms_" + intent_id.removeprefix("pi_")  # one receipt per intent
+        async with self.db.transaction() as s:
+            if await s.get(SmsMessage, receipt_id) is not None:
+                return
+            merchant = await s.get(Merchant, row.merchant_id)
+            customer = await s.get(Customer, row.customer_id)
+            card = await s.get(Card, row.card_id) if row.card_id else None
+            attempt = await s.scalar(
+                select(PaymentAttempt).where(
+                    PaymentAttempt.intent_id == intent_id, PaymentAttempt.status == "succeeded"
+                )
+            )
+            if merchant is None or customer is None or card is None or attempt is None:
+                return
+            s.add(
+                SmsMessage(
+                    id=receipt_id,
+                    merchant_id=row.merchant_id,
+                    call_request_id=None,
+                    kind="receipt",
+                    to=customer.mobile,
+                    sender=self.requests.sms_sender,
+                    body=receipt_sms(
+                        merchant.name,
+                        row.amount,
+                        card.issuer,
+                        card.last4,
+                        attempt.approval_no or "-",
+                    ),
+                    adapter=self.requests.sms_adapter,
+                    status=DeliveryStatus.pending.value,
+                    attempts=0,
+                    created_at=self.clock.now(),
+                )
+            )
+
+
+async def pending_requests_for(db: Database, schedule_id: str) -> list[CallRequest]:
+    """Helper for tests and the console: call requests a schedule created (via jobs)."""
+    async with db.sessions() as s:
+        jobs = list(await s.scalars(select(Job).where(Job.kind == CYCLE)))
+        ids = [
+            rid
+            for j in jobs
+            if j.payload.get("schedule_id") == schedule_id
+            for rid in (j.payload.get("request_id"), j.payload.get("dunning_request_id"))
+            if rid
+        ]
+        if not ids:
+            return []
+        return list(await s.scalars(select(CallRequest).where(CallRequest.id.in_(ids))))
