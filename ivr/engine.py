@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from datetime import timedelta
+from typing import Any
 
 from ivr.payments.charger import Charger
 from ivr.telephony.agi import AgiServer
@@ -41,10 +42,14 @@ class Engine:
         ari: bool = True,
         agi: bool = True,
         charger: Charger | None = None,
+        workers: Mapping[str, Callable[[], Coroutine[Any, Any, None]]] | None = None,
     ) -> None:
+        """``workers``: more long-running loops for the task group, by name (the
+        scheduler, the webhook and SMS dispatchers, the REST API server)."""
         self.services = services
         self.charger = charger
         self.flow = flow
+        self.workers = dict(workers or {})
         self.sweep_interval_s = sweep_interval_s
         settings = services.settings.asterisk
         self.session_log = CallSessionLog(services.db, services.clock)
@@ -74,6 +79,8 @@ class Engine:
         async with self.ari_client, asyncio.TaskGroup() as tg:
             tg.create_task(self.session_log.run(), name="session-log")
             tg.create_task(self._sweeper(), name="sweeper")
+            for name, worker in self.workers.items():
+                tg.create_task(worker(), name=name)
             if self.agi_server is not None:
                 await self.agi_server.start()
             try:

@@ -7,9 +7,13 @@ through :func:`open_runtime`, so they run the same wiring.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import socket
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
+from ivr.billing.scheduler import Scheduler
 from ivr.cards.service import CardService
 from ivr.clock import Clock
 from ivr.engine import Engine
@@ -19,6 +23,7 @@ from ivr.flows.voice import Book
 from ivr.gateways.contract import Gateway
 from ivr.gateways.factory import build_gateway
 from ivr.gateways.vault_forwarding import VaultCardGateway
+from ivr.jobs.queue import JobQueue
 from ivr.payments.charger import Charger
 from ivr.payments.service import PaymentService
 from ivr.settings import Settings
@@ -35,10 +40,20 @@ class Runtime:
     book: Book
     charger: Charger
     deps: FlowDeps
+    scheduler: Scheduler
 
     def engine(
-        self, *, sweep_interval_s: float = 30.0, ari: bool = True, agi: bool = True
+        self,
+        *,
+        sweep_interval_s: float = 30.0,
+        ari: bool = True,
+        agi: bool = True,
+        scheduler: bool = True,
     ) -> Engine:
+        """The engine process: calls, the sweeper, and the background workers."""
+        workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
+        if scheduler:
+            workers["scheduler"] = self.scheduler.run
         return Engine(
             self.services,
             CallFlows(self.deps),
@@ -46,6 +61,7 @@ class Runtime:
             sweep_interval_s=sweep_interval_s,
             ari=ari,
             agi=agi,
+            workers=workers,
         )
 
     async def close(self) -> None:
@@ -93,4 +109,8 @@ async def open_runtime(
         charger=charger,
         transcript=transcript,
     )
-    return Runtime(services, pg, vault, book, charger, deps)
+    queue = JobQueue(services.db, services.clock, worker_id=f"{socket.gethostname()}:{os.getpid()}")
+    scheduler = Scheduler(
+        services.db, services.clock, queue, deps.payments, charger, services.requests
+    )
+    return Runtime(services, pg, vault, book, charger, deps, scheduler)

@@ -22,6 +22,7 @@ paid by call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -126,6 +127,18 @@ class Scheduler:
                     row.status = SCHEDULE.check(row.status, ScheduleStatus.completed).value
                 started += 1
         return started
+
+    async def run(self, *, poll_s: float = 5.0) -> None:
+        """Start due cycles and run cycle jobs until cancelled (one per engine process;
+        several processes share the work through the jobs table)."""
+        while True:
+            try:
+                await self.tick()
+                while await self.run_jobs():
+                    pass
+            except Exception:
+                log.exception("scheduler pass failed")
+            await asyncio.sleep(poll_s)
 
     # ------------------------------------------------------------------ running cycles
 
