@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.billing.scheduler import Scheduler
+from ivr.bulk.charges import BulkCharges
 from ivr.cards.service import CardService
 from ivr.clock import Clock
 from ivr.engine import Engine
@@ -41,6 +42,7 @@ class Runtime:
     charger: Charger
     deps: FlowDeps
     scheduler: Scheduler
+    bulk: BulkCharges
 
     def engine(
         self,
@@ -54,6 +56,7 @@ class Runtime:
         workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         if scheduler:
             workers["scheduler"] = self.scheduler.run
+            workers["bulk"] = self.bulk.run
         return Engine(
             self.services,
             CallFlows(self.deps),
@@ -113,4 +116,5 @@ async def open_runtime(
     scheduler = Scheduler(
         services.db, services.clock, queue, deps.payments, charger, services.requests
     )
-    return Runtime(services, pg, vault, book, charger, deps, scheduler)
+    bulk = BulkCharges(services.db, services.clock, queue, deps.payments, charger)
+    return Runtime(services, pg, vault, book, charger, deps, scheduler, bulk)

@@ -1,0 +1,1 @@
+"""Bulk jobs: many registrations or charges in one file (PRODUCT §8)."""

@@ -1,0 +1,343 @@
+"""Bulk charges (PRODUCT §8): a CSV or JSON list of charges of registered cards,
+processed concurrently within the PG's rate limit, exactly once per row.
+
+Storage is the jobs table: the bulk job is one ``bulk`` row (its payload: merchant,
+counts, invalid rows) and each valid row is one ``bulk.charge`` job with dedupe key
+``bulk:<id>:<row>``, all inserted in one transaction with the submission. A row job
+creates its payment intent in the same transaction that records the intent id in the
+job's payload (and only while the job is still this worker's claim), then drives it
+through the charging engine (order id committed before the request; unknown outcomes
+looked up). A worker killed at any point leaves either no intent (the row is redone)
+or a recorded one (it is driven, never re-created): one charge per row.
+
+Rows: ``card_id, amount, order_name[, installment_months][, ref]`` — CSV with a header,
+or a JSON list of objects. Invalid rows are reported with their row number and the
+reason; valid rows are processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ivr.audit import audit
+from ivr.clock import Clock
+from ivr.domain.ids import new_id
+from ivr.domain.money import check_amount
+from ivr.domain.states import JOB, JobStatus, PaymentIntentStatus
+from ivr.errors import ArspayError, InvalidInput, NotFound
+from ivr.jobs.queue import JobQueue
+from ivr.payments.charger import Charger
+from ivr.payments.service import PaymentService
+from ivr.store.db import Database
+from ivr.store.tables import Job, PaymentAttempt
+
+log = logging.getLogger(__name__)
+
+PARENT = "bulk"
+ROW = "bulk.charge"
+MAX_ROWS = 100_000
+MAX_BYTES = 20 * 1024 * 1024
+FIELDS = ("card_id", "amount", "order_name", "installment_months", "ref")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    bulk_id: str
+    valid: int
+    invalid: list[dict[str, Any]]  # {"row": n, "error": "..."}
+
+
+def parse_rows(data: bytes, fmt: str) -> list[dict[str, Any]]:
+    """Raw rows from CSV (header line) or JSON (a list of objects)."""
+    if len(data) > MAX_BYTES:
+        raise InvalidInput(f"bulk file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("bulk file must be UTF-8") from None
+    if fmt == "json":
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"bulk JSON is malformed at line {exc.lineno}") from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise InvalidInput("bulk JSON must be a list of objects")
+    elif fmt == "csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if reader.fieldnames is None or not {"card_id", "amount", "order_name"} <= set(
+            reader.fieldnames
+        ):
+            raise InvalidInput("bulk CSV needs a header with card_id, amount, order_name")
+        rows = [dict(r) for r in reader]
+    else:
+        raise InvalidInput("bulk format must be csv or json")
+    if not rows:
+        raise InvalidInput("bulk file has no rows")
+    if len(rows) > MAX_ROWS:
+        raise InvalidInput(f"bulk file has more than {MAX_ROWS} rows")
+    return rows
+
+
+def check_row(raw: dict[str, Any]) -> dict[str, Any]:
+    """A clean charge row, or InvalidInput naming the field (never echoing values)."""
+    extra = set(raw) - set(FIELDS)
+    if extra:
+        raise InvalidInput(f"unknown column(s): {', '.join(sorted(extra))}")
+    card_id = str(raw.get("card_id") or "").strip()
+    if not card_id.startswith("card_") or len(card_id) > 40:
+        raise InvalidInput("card_id must be a card id (card_…)")
+    try:
+        amount = int(str(raw.get("amount", "")).replace(",", "").strip())
+    except ValueError:
+        raise InvalidInput("amount must be an integer number of KRW") from None
+    check_amount(amount)
+    order_name = " ".join(str(raw.get("order_name") or "").split())
+    if not order_name or len(order_name) > 100:
+        raise InvalidInput("order_name must be 1-100 characters")
+    months_raw = str(raw.get("installment_months") or "0").strip()
+    if not months_raw.isdigit() or int(months_raw) not in (0, *range(2, 37)):
+        raise InvalidInput("installment_months must be 0 or 2-36")
+    ref = str(raw.get("ref") or "")[:100]
+    return {"card_id": card_id, "amount": amount, "order_name": order_name,
+            "installment_months": int(months_raw), "ref": ref}  # fmt: skip
+
+
+class BulkCharges:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        queue: JobQueue,
+        payments: PaymentService,
+        charger: Charger,
+        *,
+        rate_per_s: float = 50.0,
+        concurrency: int = 16,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.queue = queue
+        self.payments = payments
+        self.charger = charger
+        self.rate_per_s = rate_per_s
+        self.concurrency = concurrency
+        self._next_slot = 0.0
+
+    # ------------------------------------------------------------------ submitting
+
+    async def submit(self, merchant_id: str, data: bytes, fmt: str, *, actor: str) -> Submitted:
+        rows = parse_rows(data, fmt)
+        valid: list[tuple[int, dict[str, Any]]] = []
+        invalid: list[dict[str, Any]] = []
+        for n, raw in enumerate(rows, start=1):
+            try:
+                valid.append((n, check_row(raw)))
+            except ArspayError as exc:
+                invalid.append({"row": n, "error": exc.message})
+        bulk_id = new_id("bulk")
+        now = self.clock.now()
+        async with self.db.transaction() as s:
+            s.add(
+                Job(
+                    kind=PARENT,
+                    dedupe_key=bulk_id,
+                    payload={
+                        "bulk_id": bulk_id,
+                        "merchant_id": merchant_id,
+                        "rows": len(rows),
+                        "valid": len(valid),
+                        "invalid": invalid,
+                    },
+                    status=JOB.initial.value,
+                    run_at=now,
+                    attempts=0,
+                    max_attempts=1,
+                    created_at=now,
+                )
+            )
+            for n, row in valid:
+                await self.queue.enqueue_in(
+                    s,
+                    ROW,
+                    {"bulk_id": bulk_id, "merchant_id": merchant_id, "row": n, **row},
+                    dedupe_key=f"bulk:{bulk_id}:{n}",
+                    max_attempts=20,
+                )
+            audit(s, self.clock, actor=actor, action="bulk.submit", object_type="bulk",
+                  object_id=bulk_id, merchant_id=merchant_id,
+                  details={"rows": len(rows), "invalid": len(invalid)})  # fmt: skip
+        return Submitted(bulk_id, len(valid), invalid)
+
+    # ------------------------------------------------------------------ processing
+
+    async def run_once(self) -> int:
+        """Claim a batch of row jobs and process them concurrently; returns how many."""
+        jobs = await self.queue.claim([ROW], limit=self.concurrency, lease_s=120)
+        if jobs:
+            await asyncio.gather(*(self._row(job) for job in jobs))
+            await self._finish_parents({j.payload["bulk_id"] for j in jobs})
+        return len(jobs)
+
+    async def run(self, *, poll_s: float = 1.0) -> None:
+        while True:
+            try:
+                while await self.run_once():
+                    pass
+            except Exception:
+                log.exception("bulk pass failed")
+            await asyncio.sleep(poll_s)
+
+    async def _pace(self) -> None:
+        """The PG rate limit: start at most ``rate_per_s`` new charges per second."""
+        now = time.monotonic()
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + 1.0 / self.rate_per_s
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    async def _row(self, job: Job) -> None:
+        payload = dict(job.payload)
+        try:
+            intent_id = payload.get("intent_id")
+            if intent_id is None:
+                await self._pace()
+                async with self.db.transaction() as s:
+                    intent = await self.payments.create_intent_in(
+                        s, payload["merchant_id"], payload["card_id"],
+                        amount=payload["amount"], order_name=payload["order_name"],
+                        installment_months=payload["installment_months"], source="bulk",
+                        actor=f"bulk:{payload['bulk_id']}",
+                    )  # fmt: skip
+                    payload["intent_id"] = intent.id
+                    if not await self.queue.save_payload_in(s, job.id, payload):
+                        raise _Lost
+                intent_id = intent.id
+            status = await self.charger.drive(intent_id, recovering=True)
+            if status in (PaymentIntentStatus.created, PaymentIntentStatus.processing):
+                await self.queue.defer(job.id, self.clock.now().replace(microsecond=0), payload)
+                return
+            payload["result"] = status.value
+            async with self.db.transaction() as s:
+                if not await self.queue.save_payload_in(s, job.id, payload):
+                    return
+            await self.queue.complete(job.id)
+        except _Lost:
+            return
+        except ArspayError as exc:  # e.g. card not found / deleted: the row's result
+            payload["result"] = "invalid"
+            payload["error"] = exc.message
+            async with self.db.transaction() as s:
+                if not await self.queue.save_payload_in(s, job.id, payload):
+                    return
+            await self.queue.complete(job.id)
+
+    async def _finish_parents(self, bulk_ids: set[str]) -> None:
+        for bulk_id in bulk_ids:
+            p = await self.progress_of(bulk_id)
+            if p["pending"] == 0:
+                async with self.db.transaction() as s:
+                    parent = await s.scalar(select(Job).where(Job.dedupe_key == bulk_id))
+                    if parent is not None and parent.status == JobStatus.queued.value:
+                        parent.status = JOB.check(parent.status, JobStatus.running).value
+                        parent.status = JOB.check(parent.status, JobStatus.done).value
+                        parent.finished_at = self.clock.now()
+
+    # ------------------------------------------------------------------ reading
+
+    async def _parent(self, merchant_id: str | None, bulk_id: str) -> Job:
+        async with self.db.sessions() as s:
+            parent = await s.scalar(
+                select(Job).where(Job.kind == PARENT, Job.dedupe_key == bulk_id)
+            )
+        if parent is None or (
+            merchant_id is not None and parent.payload["merchant_id"] != merchant_id
+        ):
+            raise NotFound(f"bulk job {bulk_id} not found")
+        return parent
+
+    async def progress(self, merchant_id: str, bulk_id: str) -> dict[str, Any]:
+        await self._parent(merchant_id, bulk_id)
+        return await self.progress_of(bulk_id)
+
+    async def progress_of(self, bulk_id: str) -> dict[str, Any]:
+        parent = await self._parent(None, bulk_id)
+        like = f"bulk:{bulk_id}:%"
+        async with self.db.sessions() as s:
+            by_status = dict(
+                (
+                    await s.execute(
+                        select(Job.status, func.count())
+                        .where(Job.dedupe_key.like(like))
+                        .group_by(Job.status)
+                    )
+                ).all()
+            )
+        done = by_status.get("done", 0) + by_status.get("dead", 0)
+        valid = int(parent.payload["valid"])
+        return {
+            "bulk_id": bulk_id,
+            "status": "done" if parent.status == JobStatus.done.value else "running",
+            "rows": parent.payload["rows"],
+            "invalid": len(parent.payload["invalid"]),
+            "valid": valid,
+            "processed": done,
+            "pending": valid - done,
+        }
+
+    async def results(self, merchant_id: str, bulk_id: str) -> list[dict[str, Any]]:
+        """Per-row results (the result file): invalid rows and processed rows."""
+        parent = await self._parent(merchant_id, bulk_id)
+        out: list[dict[str, Any]] = [
+            {"row": r["row"], "result": "invalid", "error": r["error"]}
+            for r in parent.payload["invalid"]
+        ]
+        async with self.db.sessions() as s:
+            jobs = list(
+                await s.scalars(select(Job).where(Job.dedupe_key.like(f"bulk:{bulk_id}:%")))
+            )
+            approvals = dict(
+                (
+                    await s.execute(
+                        select(PaymentAttempt.intent_id, PaymentAttempt.approval_no).where(
+                            PaymentAttempt.intent_id.in_(
+                                [j.payload["intent_id"] for j in jobs if j.payload.get("intent_id")]
+                            ),
+                            PaymentAttempt.status == "succeeded",
+                        )
+                    )
+                ).all()
+            )
+        for j in jobs:
+            p = j.payload
+            intent_id = p.get("intent_id")
+            out.append({
+                "row": p["row"], "ref": p.get("ref", ""), "card_id": p["card_id"],
+                "amount": p["amount"], "result": p.get("result") or j.status,
+                "intent_id": intent_id, "approval_no": approvals.get(intent_id or ""),
+                "error": p.get("error"),
+            })  # fmt: skip
+        return sorted(out, key=lambda r: int(r["row"]))
+
+    @staticmethod
+    def results_csv(rows: Sequence[dict[str, Any]]) -> str:
+        buf = io.StringIO()
+        cols = ["row", "ref", "card_id", "amount", "result", "intent_id", "approval_no", "error"]
+        writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: r.get(k) for k in cols})
+        return buf.getvalue()
+
+
+class _Lost(Exception):
+    pass
