@@ -25,6 +25,8 @@ from ivr.gateways.contract import Gateway
 from ivr.gateways.factory import build_gateway
 from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.jobs.queue import JobQueue
+from ivr.notify.sms import build_sender
+from ivr.notify.sms.dispatch import SmsDispatcher
 from ivr.payments.charger import Charger
 from ivr.payments.service import PaymentService
 from ivr.settings import Settings
@@ -43,6 +45,7 @@ class Runtime:
     deps: FlowDeps
     scheduler: Scheduler
     bulk: BulkCharges
+    sms: SmsDispatcher
 
     def engine(
         self,
@@ -57,6 +60,7 @@ class Runtime:
         if scheduler:
             workers["scheduler"] = self.scheduler.run
             workers["bulk"] = self.bulk.run
+            workers["sms"] = self.sms.run
         return Engine(
             self.services,
             CallFlows(self.deps),
@@ -68,6 +72,7 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        await self.sms.sender.close()
         await self.vault.close()
         close = getattr(self.gateway, "aclose", None)
         if close is not None:
@@ -117,4 +122,11 @@ async def open_runtime(
         services.db, services.clock, queue, deps.payments, charger, services.requests
     )
     bulk = BulkCharges(services.db, services.clock, queue, deps.payments, charger)
-    return Runtime(services, pg, vault, book, charger, deps, scheduler, bulk)
+    sms = SmsDispatcher(
+        services.db,
+        services.clock,
+        build_sender(settings.sms),
+        settings.sms,
+        services.requests,
+    )
+    return Runtime(services, pg, vault, book, charger, deps, scheduler, bulk, sms)
