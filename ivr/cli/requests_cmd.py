@@ -8,7 +8,8 @@ import typer
 from sqlalchemy import select
 
 from ivr.cli.app import app, emit, with_services
-from ivr.domain.states import CallRequestKind, CallRequestStatus
+from ivr.domain.states import DELIVERY, CallRequestKind, CallRequestStatus, DeliveryStatus
+from ivr.errors import NotFound
 from ivr.phone import normalize
 from ivr.store.tables import CallRequest, SmsMessage
 from ivr.wiring import Services
@@ -91,20 +92,44 @@ def expire(ctx: typer.Context) -> None:
 def outbox(
     ctx: typer.Context,
     deliver: bool = typer.Option(False, help="mark pending outbox messages sent first"),
+    status: str | None = typer.Option(None, help="only messages in this status"),
     limit: int = typer.Option(20, min=1, max=1000),
 ) -> None:
-    """The development outbox: SMS the engine would have sent (newest first)."""
+    """SMS messages, newest first: status, attempts and the last error (never sent
+    anywhere by the development outbox adapter)."""
 
     async def body(s: Services) -> None:
         if deliver:
             await s.outbox.deliver_pending()
         async with s.db.sessions() as session:
-            rows = await session.scalars(
-                select(SmsMessage).order_by(SmsMessage.id.desc()).limit(limit)
-            )
-            emit(ctx, "SMS outbox", [
-                {"id": m.id, "to": m.to, "status": m.status, "body": m.body} for m in rows
+            q = select(SmsMessage).order_by(SmsMessage.id.desc()).limit(limit)
+            if status:
+                q = q.where(SmsMessage.status == status)
+            rows = await session.scalars(q)
+            emit(ctx, "SMS", [
+                {"id": m.id, "kind": m.kind, "to": m.to, "adapter": m.adapter,
+                 "status": m.status, "attempts": m.attempts, "last_error": m.last_error,
+                 "sent_at": m.sent_at, "delivered_at": m.delivered_at, "body": m.body}
+                for m in rows
             ])  # fmt: skip
+
+    with_services(ctx, body)
+
+
+@sms_app.command("retry")
+def retry(ctx: typer.Context, sms_id: str) -> None:
+    """Send a failed message again (it goes back to pending, attempts reset)."""
+
+    async def body(s: Services) -> None:
+        async with s.db.transaction() as session:
+            m = await session.get(SmsMessage, sms_id, with_for_update=True)
+            if m is None:
+                raise NotFound(f"SMS {sms_id} not found")
+            m.status = DELIVERY.check(m.status, DeliveryStatus.pending).value
+            m.attempts = 0
+            m.last_error = None
+            m.created_at = s.clock.now()  # the retry schedule counts from here
+        emit(ctx, "SMS", [{"id": sms_id, "status": "pending"}])
 
     with_services(ctx, body)
 
