@@ -150,10 +150,10 @@ class Scheduler:
             except LostClaim:
                 continue  # another worker owns it now
             except ArspayError as exc:
-                await self.queue.fail(job.id, exc.error_id, retry_in_s=300)
+                await self.queue.fail(job, exc.error_id, retry_in_s=300)
             except Exception as exc:
                 log.exception("schedule job %s failed", job.id)
-                await self.queue.fail(job.id, type(exc).__name__, retry_in_s=300)
+                await self.queue.fail(job, type(exc).__name__, retry_in_s=300)
         return len(jobs)
 
     async def handle(self, job: Job) -> None:
@@ -161,24 +161,24 @@ class Scheduler:
         async with self.db.sessions() as s:
             row = await s.get(Schedule, payload["schedule_id"])
         if row is None or row.status == ScheduleStatus.cancelled.value:
-            await self.queue.complete(job.id)
+            await self.queue.complete(job)
             return
         if row.mode == "consent":
             if not payload.get("request_id"):
                 await self._consent_request(job, row, payload)
-            await self.queue.complete(job.id)
+            await self.queue.complete(job)
             return
         if row.mode == "consent_then_auto" and not payload.get("auto"):
             if not payload.get("request_id"):
                 deadline = await self._consent_request(job, row, payload)
-                await self.queue.defer(job.id, deadline, payload)
+                await self.queue.defer(job, deadline, payload)
                 return
             req = await self.requests.get(None, payload["request_id"])
             if req.status == CallRequestStatus.completed.value:
-                await self.queue.complete(job.id)  # the payer paid by call
+                await self.queue.complete(job)  # the payer paid by call
                 return
             if req.status == CallRequestStatus.in_call.value:
-                await self.queue.defer(job.id, self.clock.now() + timedelta(minutes=10))
+                await self.queue.defer(job, self.clock.now() + timedelta(minutes=10))
                 return
             if req.status in (CallRequestStatus.created.value, CallRequestStatus.sms_sent.value):
                 await self.requests.transition(
@@ -196,7 +196,7 @@ class Scheduler:
         )  # fmt: skip
         payload["request_id"] = new.request.id
         async with self.db.transaction() as s:
-            if not await self.queue.save_payload_in(s, job.id, payload):
+            if not await self.queue.save_payload_in(s, job, payload):
                 raise LostClaim("the job's claim was lost")
         return new.request.expires_at
 
@@ -212,16 +212,16 @@ class Scheduler:
             status = await self.charger.drive(intent_id, recovering=True)
         if status is PaymentIntentStatus.succeeded:
             await self._receipt(row, intents[-1])
-            await self.queue.complete(job.id)
+            await self.queue.complete(job)
             return
         if status in (PaymentIntentStatus.processing, PaymentIntentStatus.created):
             at = self.clock.now() + timedelta(seconds=UNKNOWN_RECHECK_S)
-            await self.queue.defer(job.id, at, payload)  # look the outcome up again
+            await self.queue.defer(job, at, payload)  # look the outcome up again
             return
         decision = await self._after_failure(row, intents)
         if decision.next is Next.retry and decision.at is not None:
             payload["retry_due"] = True
-            await self.queue.defer(job.id, decision.at, payload)
+            await self.queue.defer(job, decision.at, payload)
             return
         if not payload.get("dunning_request_id"):
             new = await self.requests.create(
@@ -230,8 +230,8 @@ class Scheduler:
             )  # fmt: skip
             payload["dunning_request_id"] = new.request.id
             async with self.db.transaction() as s:
-                await self.queue.save_payload_in(s, job.id, payload)
-        await self.queue.complete(job.id)
+                await self.queue.save_payload_in(s, job, payload)
+        await self.queue.complete(job)
 
     async def _new_intent(self, job: Job, row: Schedule, payload: dict[str, Any]) -> str:
         """Create the cycle's next intent and record it in the job, in one transaction."""
@@ -243,7 +243,7 @@ class Scheduler:
                 source="schedule", schedule_id=row.id, actor="scheduler",
             )  # fmt: skip
             payload["intents"] = [*payload.get("intents", []), intent.id]
-            if not await self.queue.save_payload_in(s, job.id, payload):
+            if not await self.queue.save_payload_in(s, job, payload):
                 raise LostClaim("the job's claim was lost")  # rolls the intent back
         return intent.id
 

@@ -123,6 +123,7 @@ class BulkCharges:
         *,
         rate_per_s: float = 50.0,
         concurrency: int = 16,
+        lease_s: float = 120.0,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -131,6 +132,7 @@ class BulkCharges:
         self.charger = charger
         self.rate_per_s = rate_per_s
         self.concurrency = concurrency
+        self.lease_s = lease_s
         self._next_slot = 0.0
 
     # ------------------------------------------------------------------ submitting
@@ -182,20 +184,43 @@ class BulkCharges:
 
     async def run_once(self) -> int:
         """Claim a batch of row jobs and process them concurrently; returns how many."""
-        jobs = await self.queue.claim([ROW], limit=self.concurrency, lease_s=120)
+        jobs = await self.queue.claim([ROW], limit=self.concurrency, lease_s=self.lease_s)
         if jobs:
             await asyncio.gather(*(self._row(job) for job in jobs))
             await self._finish_parents({j.payload["bulk_id"] for j in jobs})
         return len(jobs)
 
-    async def run(self, *, poll_s: float = 1.0) -> None:
+    async def run(self, *, poll_s: float = 1.0, until_idle: bool = False) -> None:
+        """Keep up to ``concurrency`` rows in flight, claiming more as each one ends
+        (a slow row — a PG timeout being looked up — never holds the others back).
+        ``until_idle``: return when no row is claimable (tests, ``--here``)."""
+        in_flight: set[asyncio.Task[None]] = set()
+        touched: set[str] = set()
         while True:
-            try:
-                while await self.run_once():
-                    pass
-            except Exception:
-                log.exception("bulk pass failed")
-            await asyncio.sleep(poll_s)
+            free = self.concurrency - len(in_flight)
+            jobs = []
+            if free > 0:
+                try:
+                    jobs = await self.queue.claim([ROW], limit=free, lease_s=self.lease_s)
+                except Exception:
+                    log.exception("bulk claim failed")
+            for job in jobs:
+                touched.add(job.payload["bulk_id"])
+                in_flight.add(asyncio.create_task(self._row(job)))
+            if not in_flight:
+                if touched:
+                    await self._finish_parents(touched)
+                    touched.clear()
+                if until_idle:
+                    return
+                await asyncio.sleep(poll_s)
+                continue
+            done, in_flight = await asyncio.wait(
+                in_flight, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                if task.exception() is not None:
+                    log.error("bulk row failed: %s", type(task.exception()).__name__)
 
     async def _pace(self) -> None:
         """The PG rate limit: start at most ``rate_per_s`` new charges per second."""
@@ -219,27 +244,27 @@ class BulkCharges:
                         actor=f"bulk:{payload['bulk_id']}",
                     )  # fmt: skip
                     payload["intent_id"] = intent.id
-                    if not await self.queue.save_payload_in(s, job.id, payload):
+                    if not await self.queue.save_payload_in(s, job, payload):
                         raise _Lost
                 intent_id = intent.id
             status = await self.charger.drive(intent_id, recovering=True)
             if status in (PaymentIntentStatus.created, PaymentIntentStatus.processing):
-                await self.queue.defer(job.id, self.clock.now().replace(microsecond=0), payload)
+                await self.queue.defer(job, self.clock.now().replace(microsecond=0), payload)
                 return
             payload["result"] = status.value
             async with self.db.transaction() as s:
-                if not await self.queue.save_payload_in(s, job.id, payload):
+                if not await self.queue.save_payload_in(s, job, payload):
                     return
-            await self.queue.complete(job.id)
+            await self.queue.complete(job)
         except _Lost:
             return
         except ArspayError as exc:  # e.g. card not found / deleted: the row's result
             payload["result"] = "invalid"
             payload["error"] = exc.message
             async with self.db.transaction() as s:
-                if not await self.queue.save_payload_in(s, job.id, payload):
+                if not await self.queue.save_payload_in(s, job, payload):
                     return
-            await self.queue.complete(job.id)
+            await self.queue.complete(job)
 
     async def _finish_parents(self, bulk_ids: set[str]) -> None:
         for bulk_id in bulk_ids:
@@ -253,6 +278,16 @@ class BulkCharges:
                         parent.finished_at = self.clock.now()
 
     # ------------------------------------------------------------------ reading
+
+    async def pending_rows(self) -> int:
+        """Row jobs of every bulk job not finished yet (queued or running)."""
+        async with self.db.sessions() as s:
+            n = await s.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.kind == ROW, Job.status.in_(["queued", "running"]))
+            )
+        return int(n or 0)
 
     async def _parent(self, merchant_id: str | None, bulk_id: str) -> Job:
         async with self.db.sessions() as s:

@@ -10,8 +10,9 @@
   which gives the same guarantee on one node.
 - :meth:`JobQueue.complete` / :meth:`JobQueue.fail` end a claim; ``fail`` re-queues
   with a delay until ``max_attempts``, then the job is ``dead`` (visible, never lost).
-  Both check the claim is still this worker's, so a worker whose lock expired cannot
-  overwrite the newer owner's result.
+  Both take the claimed :class:`Job` and check the stored row is still held by that very
+  claim (a token per claim), so a claim whose lock expired — in another process or in
+  this one — cannot overwrite the newer claim's result.
 
 A job handler must be idempotent with respect to its effects (a worker can die after
 the effect and before ``complete``); the charging engine's order ids make charges so.
@@ -19,6 +20,7 @@ the effect and before ``complete``); the charging engine's order ids make charge
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -104,19 +106,21 @@ class JobQueue:
             for job in jobs:
                 if job.status == JobStatus.queued.value:
                     job.status = JOB.check(job.status, JobStatus.running).value
-                job.locked_by = self.worker_id
+                # A token per claim: a worker that re-claims its own expired job must not
+                # be mistaken for the earlier claim still running in the same process.
+                job.locked_by = f"{self.worker_id}/{secrets.token_hex(4)}"
                 job.locked_until = now + timedelta(seconds=lease_s)
                 job.attempts += 1
         return jobs
 
-    async def extend(self, job_id: int, lease_s: float) -> bool:
+    async def extend(self, claim: Job, lease_s: float) -> bool:
         """Keep a long job's claim alive; False if the claim was lost."""
         async with self.db.transaction() as s:
             result = await s.execute(
                 update(Job)
                 .where(
-                    Job.id == job_id,
-                    Job.locked_by == self.worker_id,
+                    Job.id == claim.id,
+                    Job.locked_by == claim.locked_by,
                     Job.status == JobStatus.running.value,
                 )
                 .values(locked_until=self.clock.now() + timedelta(seconds=lease_s))
@@ -125,15 +129,15 @@ class JobQueue:
 
     # ------------------------------------------------------------------ ending
 
-    async def complete(self, job_id: int) -> bool:
-        return await self._finish(job_id, JobStatus.done, error=None, retry_in_s=None)
+    async def complete(self, claim: Job) -> bool:
+        return await self._finish(claim, JobStatus.done, error=None)
 
-    async def fail(self, job_id: int, error: str, *, retry_in_s: float = 60.0) -> JobStatus | None:
+    async def fail(self, claim: Job, error: str, *, retry_in_s: float = 60.0) -> JobStatus | None:
         """Re-queue after ``retry_in_s`` (or ``dead`` when attempts are used up).
         ``error`` is stored: it must hold no card data (callers pass error ids)."""
         async with self.db.transaction() as s:
-            job = await s.get(Job, job_id, with_for_update=True)
-            if not self._mine(job):
+            job = await s.get(Job, claim.id, with_for_update=True)
+            if not self._mine(job, claim):
                 return None
             assert job is not None
             target = JobStatus.dead if job.attempts >= job.max_attempts else JobStatus.queued
@@ -143,13 +147,13 @@ class JobQueue:
             return target
 
     async def defer(
-        self, job_id: int, run_at: datetime, payload: dict[str, Any] | None = None
+        self, claim: Job, run_at: datetime, payload: dict[str, Any] | None = None
     ) -> bool:
         """Put a claimed job back to wait until ``run_at`` (a planned next step, not a
         failure: its attempt count starts again), optionally with a new payload."""
         async with self.db.transaction() as s:
-            job = await s.get(Job, job_id, with_for_update=True)
-            if not self._mine(job):
+            job = await s.get(Job, claim.id, with_for_update=True)
+            if not self._mine(job, claim):
                 return False
             assert job is not None
             self._end(job, JobStatus.queued, None)
@@ -159,32 +163,33 @@ class JobQueue:
                 job.payload = payload
             return True
 
-    async def save_payload_in(self, s: AsyncSession, job_id: int, payload: dict[str, Any]) -> bool:
+    async def save_payload_in(self, s: AsyncSession, claim: Job, payload: dict[str, Any]) -> bool:
         """Record a claimed job's progress in the caller's transaction (so an effect and
         the note that it happened commit together)."""
-        job = await s.get(Job, job_id, with_for_update=True)
-        if not self._mine(job):
+        job = await s.get(Job, claim.id, with_for_update=True)
+        if not self._mine(job, claim):
             return False
         assert job is not None
         job.payload = payload
         return True
 
-    async def _finish(
-        self, job_id: int, target: JobStatus, *, error: str | None, retry_in_s: float | None
-    ) -> bool:
+    async def _finish(self, claim: Job, target: JobStatus, *, error: str | None) -> bool:
         async with self.db.transaction() as s:
-            job = await s.get(Job, job_id, with_for_update=True)
-            if not self._mine(job):
+            job = await s.get(Job, claim.id, with_for_update=True)
+            if not self._mine(job, claim):
                 return False
             assert job is not None
             self._end(job, target, error)
             return True
 
-    def _mine(self, job: Job | None) -> bool:
+    @staticmethod
+    def _mine(job: Job | None, claim: Job) -> bool:
+        """Is the stored job still held by this very claim?"""
         return (
             job is not None
             and job.status == JobStatus.running.value
-            and job.locked_by == self.worker_id
+            and claim.locked_by is not None
+            and job.locked_by == claim.locked_by
         )
 
     def _end(self, job: Job, target: JobStatus, error: str | None) -> None:

@@ -85,7 +85,7 @@ async def test_a_worker_dying_mid_row_never_charges_twice(billing: Billing) -> N
                 s, b.merchant_id, payload["card_id"], amount=payload["amount"],
                 order_name=payload["order_name"], source="bulk")  # fmt: skip
             payload["intent_id"] = intent.id
-            assert await first.queue.save_payload_in(s, job.id, payload)
+            assert await first.queue.save_payload_in(s, job, payload)
     b.clock.advance(61)  # its claims expire
     second = bulk(b, "takes-over")
     while await second.run_once():
