@@ -252,6 +252,7 @@ class BulkCharges:
                 await self.queue.defer(job, self.clock.now().replace(microsecond=0), payload)
                 return
             payload["result"] = status.value
+            payload["worker"] = self.queue.worker_id  # who finished it (monitoring)
             async with self.db.transaction() as s:
                 if not await self.queue.save_payload_in(s, job, payload):
                     return

@@ -1,0 +1,122 @@
+"""Issue #8 acceptance: a bulk job of 10,000 charges, the engine SIGKILLed mid-job and
+restarted -> exactly one charge per row at the sandbox ledger (a separate process, with
+injected 5xx and timeouts-after-recording)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from ivr.bulk.charges import BulkCharges
+from ivr.clock import SystemClock
+from ivr.gateways.errors import GatewayError
+from ivr.jobs.queue import JobQueue
+from ivr.payments.charger import Charger
+from ivr.payments.service import PaymentService
+from ivr.store import migrate
+from ivr.store.db import Database
+from ivr.store.tables import PaymentAttempt, PaymentIntent
+from tests.gateways.support import connector, luhn_complete
+from tests.payments.support import merchant_with_cards
+from tests.payments.test_crash import start_sandbox
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+ROWS = int(os.environ.get("ARSPAY_BULK_CRASH_ROWS", "10000"))
+CARDS = 50
+
+
+def start_worker(db_url: str, sandbox: str, name: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.billing.bulk_worker", db_url, sandbox, name, "32"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+async def processed(db: Database) -> int:
+    async with db.sessions() as s:
+        n = await s.scalar(
+            select(func.count())
+            .select_from(PaymentIntent)
+            .where(PaymentIntent.status.in_(["succeeded", "failed"]))
+        )
+    return int(n or 0)
+
+
+async def test_sigkill_mid_bulk_job_charges_each_row_once(tmp_path: Path) -> None:
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'engine.db'}"
+    db = Database(db_url)
+    await migrate.upgrade(db)
+    ledger = tmp_path / "ledger.db"
+    sandbox, url = start_sandbox(ledger)
+    started = time.monotonic()
+    try:
+        numbers = [luhn_complete(f"411111{i:09d}") for i in range(CARDS)]
+        async with connector(url, timeout_s=3.0) as pg:
+            for _ in range(20):
+                try:
+                    mid, cards = await merchant_with_cards(db, pg, numbers)
+                    break
+                except GatewayError:
+                    continue
+            clock = SystemClock()
+            bulk = BulkCharges(db, clock, JobQueue(db, clock, worker_id="submit"),
+                               PaymentService(db, clock, pg), Charger(db, clock, pg))  # fmt: skip
+            rows = [{"card_id": cards[numbers[i % CARDS]], "amount": 1000 + i,
+                     "order_name": f"회비 {i}", "ref": f"r{i}"} for i in range(ROWS)]  # fmt: skip
+            sub = await bulk.submit(mid, json.dumps(rows).encode(), "json", actor="test")
+            assert sub.valid == ROWS
+
+        kills = []
+        for n, threshold in enumerate((ROWS // 5, ROWS // 2)):
+            worker = start_worker(db_url, url, f"w{n}")
+            deadline = time.monotonic() + 600
+            while await processed(db) < threshold:
+                assert worker.poll() is None, "worker ended before it was killed"
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.2)
+            worker.send_signal(signal.SIGKILL)
+            worker.communicate()
+            kills.append(await processed(db))
+        worker = start_worker(db_url, url, "last")
+        out, _ = await asyncio.to_thread(worker.communicate, timeout=1200)
+        assert worker.returncode == 0
+        assert out.strip().endswith("done")
+    finally:
+        sandbox.send_signal(signal.SIGTERM)
+        sandbox.communicate(timeout=30)
+    print(f"\nbulk crash test: {ROWS} rows, kills at {kills}, {time.monotonic() - started:.0f} s")
+
+    async with db.sessions() as s:
+        intents = list(await s.scalars(select(PaymentIntent)))
+        attempts = list(await s.scalars(select(PaymentAttempt)))
+    results = await BulkCharges(db, SystemClock(), JobQueue(db, SystemClock(), worker_id="r"),
+                                None, None).results(mid, sub.bulk_id)  # type: ignore[arg-type]  # fmt: skip
+    await db.close()
+    assert len(intents) == ROWS  # one intent per row, none created twice
+    assert {i.status for i in intents} <= {"succeeded", "failed"}
+    assert len(results) == ROWS
+    assert {r["result"] for r in results} <= {"succeeded", "failed"}
+    succeeded = {a.order_id for a in attempts if a.status == "succeeded"}
+    per_intent: dict[str, int] = {}
+    for a in attempts:
+        if a.status == "succeeded":
+            per_intent[a.intent_id] = per_intent.get(a.intent_id, 0) + 1
+    assert max(per_intent.values()) == 1
+    # the PG's own ledger: exactly the orders we recorded as paid, each charged once
+    with sqlite3.connect(ledger) as pgdb:
+        paid = {r[0] for r in pgdb.execute("SELECT merchant_uid FROM payments WHERE status='paid'")}
+    assert paid == succeeded
+    paid_intents = {a.intent_id for a in attempts if a.order_id in paid}
+    assert len(paid_intents) == len(paid)  # no intent paid under two order ids

@@ -1,0 +1,88 @@
+"""Issue #8 acceptance: two engine processes on one PostgreSQL process 10,000 due
+charges (a bulk job's rows): every row charged exactly once, and both did work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from ivr.bulk.charges import ROW, BulkCharges
+from ivr.clock import SystemClock
+from ivr.gateways.errors import GatewayError
+from ivr.jobs.queue import JobQueue
+from ivr.payments.charger import Charger
+from ivr.payments.service import PaymentService
+from ivr.store.db import Database
+from ivr.store.tables import Job, PaymentAttempt, PaymentIntent
+from tests.gateways.support import connector, luhn_complete
+from tests.payments.support import merchant_with_cards
+from tests.payments.test_crash import start_sandbox
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.postgres]
+
+REPO = Path(__file__).resolve().parents[2]
+ROWS = int(os.environ.get("ARSPAY_TWO_NODE_ROWS", "10000"))
+
+
+def start_node(db_url: str, sandbox: str, name: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.billing.bulk_worker", db_url, sandbox, name, "32"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def test_two_nodes_on_postgres_share_the_work_without_duplicates(
+    pg_factory: object, tmp_path: Path
+) -> None:
+    db_url: str = await pg_factory.new()  # type: ignore[attr-defined]
+    db = Database(db_url)
+    sandbox, url = start_sandbox(tmp_path / "ledger.db")
+    started = time.monotonic()
+    try:
+        numbers = [luhn_complete(f"411111{i:09d}") for i in range(50)]
+        async with connector(url, timeout_s=3.0) as pg:
+            for _ in range(20):
+                try:
+                    mid, cards = await merchant_with_cards(db, pg, numbers)
+                    break
+                except GatewayError:
+                    continue
+            clock = SystemClock()
+            bulk = BulkCharges(db, clock, JobQueue(db, clock, worker_id="submit"),
+                               PaymentService(db, clock, pg), Charger(db, clock, pg))  # fmt: skip
+            rows = [{"card_id": cards[numbers[i % 50]], "amount": 1000 + i,
+                     "order_name": f"회비 {i}"} for i in range(ROWS)]  # fmt: skip
+            await bulk.submit(mid, json.dumps(rows).encode(), "json", actor="test")
+        workers = [start_node(db_url, url, name) for name in ("node-a", "node-b")]
+        outs = [await asyncio.to_thread(w.communicate, timeout=1200) for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], outs
+    finally:
+        sandbox.send_signal(signal.SIGTERM)
+        sandbox.communicate(timeout=30)
+    print(f"\ntwo nodes: {ROWS} rows in {time.monotonic() - started:.0f} s")
+    async with db.sessions() as s:
+        intents = await s.scalar(select(func.count()).select_from(PaymentIntent))
+        paid = list(
+            await s.scalars(
+                select(PaymentAttempt.intent_id).where(PaymentAttempt.status == "succeeded")
+            )
+        )
+        done = list(await s.scalars(select(Job).where(Job.kind == ROW)))
+    await db.close()
+    assert intents == ROWS
+    assert len(paid) == len(set(paid))  # no intent charged twice
+    by_worker = Counter(j.payload.get("worker") for j in done)
+    assert set(by_worker) == {"node-a", "node-b"}, by_worker  # both did work
+    assert sum(by_worker.values()) == ROWS
