@@ -91,7 +91,9 @@ async def setup(db_url: str, url: str, rows: int) -> tuple[str, bytes, list[str]
 
 
 async def node(db_url: str, url: str, name: str, concurrency: int) -> None:
-    db = Database(db_url, pool_size=concurrency + 4)
+    # PostgreSQL allows 100 connections: two nodes share it (pool_size + overflow each)
+    pool = concurrency + 4 if db_url.startswith("sqlite") else min(concurrency, 20)
+    db = Database(db_url, pool_size=pool)
     clock = SystemClock()
     async with connector(url, timeout_s=10.0) as pg:
         bulk = BulkCharges(db, clock, JobQueue(db, clock, worker_id=name),
