@@ -28,7 +28,7 @@ from tests.gateways.support import connector, luhn_complete
 from tests.payments.support import merchant_with_cards
 from tests.payments.test_crash import start_sandbox
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS = int(os.environ.get("ARSPAY_TWO_NODE_ROWS", "10000"))
