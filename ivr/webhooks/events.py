@@ -1,0 +1,115 @@
+"""Webhook events and the outbox write.
+
+:func:`emit_in` runs inside the caller's transaction: the event row and one pending
+delivery per subscribed, enabled endpoint commit together with the change they
+describe (or not at all). The dispatcher picks the deliveries up afterwards.
+
+The body a receiver gets is the stored ``payload``:
+``{"type": ..., "timestamp": ISO 8601, "data": {...}}``. Payloads never hold card
+data: any run of 13 or more digits (spaces or dashes allowed between them) is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ivr.clock import Clock
+from ivr.domain.ids import new_id
+from ivr.domain.states import DeliveryStatus, EndpointStatus
+from ivr.errors import InvalidInput
+from ivr.store.tables import WebhookDelivery, WebhookEndpoint, WebhookEvent
+
+EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "registration.completed",
+        "registration.declined",
+        "registration.failed",
+        "registration.expired",
+        "payment.succeeded",
+        "payment.failed",
+        "payment.refunded",
+        "call_request.expired",
+        "schedule.charge_failed",
+        "bulk_job.completed",
+    }
+)
+
+_CARD_LIKE = re.compile(r"\d(?:[ -]?\d){12,}")
+
+
+def check_event_types(types: list[str] | None) -> list[str]:
+    """Validate a subscription list; empty or None means every type."""
+    out = sorted(set(types or []))
+    unknown = [t for t in out if t not in EVENT_TYPES]
+    if unknown:
+        raise InvalidInput(f"unknown webhook event type(s): {', '.join(unknown)}")
+    return out
+
+
+def subscribed_types(endpoint: WebhookEndpoint) -> list[str]:
+    """The endpoint's event types; an empty list means all."""
+    types = (endpoint.event_types or {}).get("types") or []
+    return [str(t) for t in types]
+
+
+def wants(endpoint: WebhookEndpoint, event_type: str) -> bool:
+    types = subscribed_types(endpoint)
+    return not types or event_type in types
+
+
+def check_payload(data: dict[str, Any]) -> str:
+    """The data as JSON, after refusing anything that looks like a card number."""
+    try:
+        text = json.dumps(data, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        raise InvalidInput("webhook data must be JSON-serialisable") from None
+    if _CARD_LIKE.search(text):
+        raise InvalidInput("webhook data holds a 13+ digit run (card data is never sent)")
+    return text
+
+
+async def emit_in(
+    s: AsyncSession, clock: Clock, merchant_id: str, type: str, data: dict[str, Any]
+) -> WebhookEvent:
+    """Write an event and its deliveries in the caller's transaction ``s``."""
+    if type not in EVENT_TYPES:
+        raise InvalidInput(f"unknown webhook event type {type!r}")
+    check_payload(data)
+    now = clock.now()
+    event = WebhookEvent(
+        id=new_id("evt"),
+        merchant_id=merchant_id,
+        type=type,
+        payload={"type": type, "timestamp": now.isoformat(), "data": data},
+        created_at=now,
+    )
+    s.add(event)
+    await s.flush()
+    endpoints = await s.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.merchant_id == merchant_id,
+            WebhookEndpoint.status == EndpointStatus.enabled.value,
+        )
+    )
+    for endpoint in endpoints:
+        if wants(endpoint, type):
+            s.add(new_delivery(event.id, endpoint.id, clock))
+    return event
+
+
+def new_delivery(event_id: str, endpoint_id: str, clock: Clock) -> WebhookDelivery:
+    now = clock.now()
+    return WebhookDelivery(
+        id=new_id("whd"),
+        event_id=event_id,
+        endpoint_id=endpoint_id,
+        status=DeliveryStatus.pending.value,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
