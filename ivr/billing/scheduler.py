@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ivr.billing.retry import Attempt, Next, after_failure
+from ivr.billing.retry import Attempt, Decision, Next, after_failure
 from ivr.billing.schedules import SchedulePlan
 from ivr.clock import Clock
 from ivr.domain.states import (
@@ -247,7 +247,7 @@ class Scheduler:
                 raise LostClaim("the job's claim was lost")  # rolls the intent back
         return intent.id
 
-    async def _after_failure(self, row: Schedule, intents: list[str]) -> Any:
+    async def _after_failure(self, row: Schedule, intents: list[str]) -> Decision:
         now = self.clock.now()
         async with self.db.sessions() as s:
             cycle: list[Attempt] = []

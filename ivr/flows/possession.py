@@ -34,6 +34,8 @@ class Admission:
     amount: int | None
     payment_intent_id: str | None
     call_number: int  # 1 for the first call of this request
+    did: str  # the called DID, national digits (as leased)
+    caller: str  # the caller ID, normalized mobile digits (as leased)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,8 @@ async def admit(
             amount=req.amount,
             payment_intent_id=req.payment_intent_id,
             call_number=req.calls,
+            did=number,
+            caller=mobile,
         )
 
 

@@ -20,7 +20,6 @@ from ivr.flows.registration import registration_call
 from ivr.flows.run import FlowDeps, new_run
 from ivr.flows.voice import AgentTransfer, TooManyTries, Voice
 from ivr.merchants.policy import CallTiming, MerchantPolicy
-from ivr.phone import PhoneError, normalize, normalize_mobile
 from ivr.telephony.errors import CallHungUp
 from ivr.telephony.session_log import LoggedCall
 
@@ -52,8 +51,8 @@ class CallFlows:
             self.deps,
             call,
             admission,
-            caller=normalize_mobile(call.caller_id).digits,
-            did=_digits(call.did),
+            caller=admission.caller,
+            did=admission.did,
             started_at=started,
         )
         outcome = "abandoned"
@@ -114,10 +113,3 @@ async def _last_words(voice: Voice, prompt_id: str, call: LoggedCall) -> None:
     with contextlib.suppress(Exception):
         await voice.say(prompt_id, barge_in=False)
         await call.hangup()
-
-
-def _digits(did: str) -> str:
-    try:
-        return normalize(did).digits
-    except PhoneError:
-        return "".join(c for c in did if c.isdigit())[:16]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
@@ -56,7 +56,6 @@ class CallRun:
     caller: str  # the normalized caller number (010…)
     did: str
     card_id: str | None = None
-    hung_up_during_work: bool = field(default=False)
 
     @property
     def who(self) -> str:
@@ -134,7 +133,6 @@ class CallRun:
                 await asyncio.wait_for(asyncio.shield(task), timeout=10)
             raise
         if hung_up:
-            self.hung_up_during_work = True
             raise CallHungUp
         return result
 

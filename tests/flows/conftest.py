@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -34,10 +34,8 @@ MOBILE = "01012345678"
 
 
 class FakeBook:
-    """The prompt book without audio: sound names are ``arspay/<id>``; every prompt id
-    rendered is remembered so a test can check them against the manifest."""
-
-    rendered: ClassVar[set[str]] = set()  # across the whole session
+    """The prompt book without audio: sound names are ``arspay/<id>``; texts and ids
+    come from the real manifest (an unknown id or a missing value fails the call)."""
 
     def __init__(self) -> None:
         from ivr.prompts import PromptBook
@@ -52,7 +50,6 @@ class FakeBook:
 
     async def render(self, prompt_id: str, **values: Any) -> list[str]:
         self.real.text(prompt_id, **values)  # unknown ids / missing values fail here
-        FakeBook.rendered.add(prompt_id)
         return [f"arspay/{prompt_id}"]
 
     def sha256(self, sound_name: str) -> str:
