@@ -94,6 +94,7 @@ class ScheduleService:
         mode: str = "auto",
         card_id: str | None = None,
         actor: str = "cli",
+        schedule_id: str | None = None,
     ) -> Schedule:
         check_amount(amount)
         if mode not in MODES:
@@ -117,7 +118,7 @@ class ScheduleService:
                 if card.status != CardStatus.active.value:
                     raise Conflict(f"card {card_id} is {card.status}")
             row = Schedule(
-                id=new_id("sch"),
+                id=schedule_id or new_id("sch"),
                 merchant_id=merchant_id,
                 customer_id=customer_id,
                 card_id=card_id,

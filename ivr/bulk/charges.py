@@ -137,7 +137,9 @@ class BulkCharges:
 
     # ------------------------------------------------------------------ submitting
 
-    async def submit(self, merchant_id: str, data: bytes, fmt: str, *, actor: str) -> Submitted:
+    async def submit(
+        self, merchant_id: str, data: bytes, fmt: str, *, actor: str, bulk_id: str | None = None
+    ) -> Submitted:
         rows = parse_rows(data, fmt)
         valid: list[tuple[int, dict[str, Any]]] = []
         invalid: list[dict[str, Any]] = []
@@ -146,7 +148,7 @@ class BulkCharges:
                 valid.append((n, check_row(raw)))
             except ArspayError as exc:
                 invalid.append({"row": n, "error": exc.message})
-        bulk_id = new_id("bulk")
+        bulk_id = bulk_id or new_id("bulk")
         now = self.clock.now()
         async with self.db.transaction() as s:
             s.add(

@@ -215,13 +215,14 @@ class CustomerService:
         name: str = "",
         external_ref: str | None = None,
         actor: str = "cli",
+        customer_id: str | None = None,
     ) -> Customer:
         try:
             digits = normalize_mobile(mobile).digits
         except PhoneError as exc:
             raise InvalidInput(f"mobile: {exc}") from None
         row = Customer(
-            id=new_id("cus"),
+            id=customer_id or new_id("cus"),
             merchant_id=merchant_id,
             external_ref=external_ref or None,
             name=" ".join(name.split())[:100],

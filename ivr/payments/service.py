@@ -49,6 +49,7 @@ class PaymentService:
         schedule_id: str | None = None,
         actor: str = "cli",
         one_off_card: bool = False,
+        intent_id: str | None = None,
     ) -> PaymentIntent:
         """A new intent to charge ``card_id``. ``one_off_card``: the payer keyed a card in
         a call without saving it; its row is ``deleted`` from the start, but its billing
@@ -66,7 +67,7 @@ class PaymentService:
         if card.status != CardStatus.active.value and not one_off_card:
             raise Conflict(f"card {card_id} is {card.status}")
         intent = PaymentIntent(
-            id=new_id("pi"),
+            id=intent_id or new_id("pi"),
             merchant_id=merchant_id,
             customer_id=card.customer_id,
             card_id=card.id,
@@ -103,6 +104,7 @@ class PaymentService:
         amount: int | None = None,
         reason: str = "merchant request",
         actor: str = "cli",
+        refund_id: str | None = None,
     ) -> Refund:
         """Refund all that is left (``amount=None``) or part of it."""
         now = self.clock.now()
@@ -130,7 +132,7 @@ class PaymentService:
             if attempt is None:
                 raise Conflict(f"payment intent {intent_id} has no successful charge")
             refund = Refund(
-                id=new_id("rf"),
+                id=refund_id or new_id("rf"),
                 intent_id=intent_id,
                 attempt_id=attempt.id,
                 amount=value,

@@ -55,6 +55,7 @@ class CallRequestService:
         amount: int | None = None,
         lease_minutes: int | None = None,
         actor: str = "cli",
+        request_id: str | None = None,
     ) -> NewRequest:
         product_name = " ".join(product_name.split())
         if not product_name or len(product_name) > 100:
@@ -75,7 +76,7 @@ class CallRequestService:
                 raise NotFound(f"customer {customer_id} not found")
             if lease_minutes is None:  # the merchant's default, else the operator's
                 lease_minutes = MerchantPolicy.parse(merchant.settings).lease_minutes
-            request_id = new_id("creq")
+            request_id = request_id or new_id("creq")
             lease = await self.pool.lease_in(
                 s, customer.mobile, kind.value, call_request_id=request_id, minutes=lease_minutes
             )

@@ -350,6 +350,33 @@ class SmsMessage(Base):
     delivered_at: Mapped[datetime | None]
 
 
+# --------------------------------------------------------------------------- API
+
+
+class IdempotencyKey(Base):
+    """One ``Idempotency-Key`` of a merchant (PRODUCT section 6).
+
+    ``fingerprint`` is SHA-256 over method, path and the canonical body; ``resource_id``
+    is allocated before the handler runs and becomes the id of what the request creates,
+    so a retry after a crash finds that object instead of creating a second one.
+    ``locked_until`` bounds how long an ``in_progress`` row refuses a duplicate (409)."""
+
+    __tablename__ = "idempotency_keys"
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(300))
+    resource_id: Mapped[str] = mapped_column(String(26))  # a ULID; the handler adds a prefix
+    state: Mapped[str] = mapped_column(Status)  # in_progress | done
+    locked_until: Mapped[datetime]
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    response_headers: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 # --------------------------------------------------------------------------- evidence, audit
 
 

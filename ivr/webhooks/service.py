@@ -46,11 +46,17 @@ class WebhookService:
     # ------------------------------------------------------------------ endpoints
 
     async def create_endpoint(
-        self, merchant_id: str, url: str, event_types: list[str] | None, *, actor: str
+        self,
+        merchant_id: str,
+        url: str,
+        event_types: list[str] | None,
+        *,
+        actor: str,
+        endpoint_id: str | None = None,
     ) -> tuple[WebhookEndpoint, str]:
         secret = new_secret()
         endpoint = WebhookEndpoint(
-            id=new_id("whe"),
+            id=endpoint_id or new_id("whe"),
             merchant_id=merchant_id,
             url=check_url(url),
             secret=secret,

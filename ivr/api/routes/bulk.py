@@ -1,0 +1,102 @@
+"""Bulk jobs: a CSV or JSON list of charges, processed by the engine's workers within
+the PG rate limit; progress, per-row results and a result file."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import File, Form, Query, Request, UploadFile
+from starlette.responses import Response
+
+from ivr.api import schemas as S
+from ivr.api.route import actor, new_object_id
+from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Deps, Me
+from ivr.api.routes.common import router as make_router
+from ivr.bulk.charges import MAX_BYTES, BulkCharges
+from ivr.errors import InvalidInput, NotFound
+
+router = make_router("bulk jobs")
+
+
+async def _view(d: Deps, merchant_id: str, bulk_id: str) -> S.BulkJobOut:
+    progress = await d.bulk.progress(merchant_id, bulk_id)
+    invalid = [r for r in await d.bulk.results(merchant_id, bulk_id) if r["result"] == "invalid"]
+    return S.BulkJobOut(
+        id=bulk_id,
+        status=str(progress["status"]),
+        progress=progress,
+        invalid_rows=[{"row": r["row"], "error": r["error"]} for r in invalid],
+    )
+
+
+async def _submit(request: Request, d: Deps, me: Me, data: bytes, fmt: str) -> S.BulkJobOut:
+    rid = new_object_id(request, "bulk")
+    try:
+        return await _view(d, me.merchant_id, rid)  # a retried request: already submitted
+    except NotFound:
+        pass
+    submitted = await d.bulk.submit(me.merchant_id, data, fmt, actor=actor(me), bulk_id=rid)
+    return await _view(d, me.merchant_id, submitted.bulk_id)
+
+
+@router.post(
+    "/bulk-jobs",
+    status_code=201,
+    response_model=S.BulkJobOut,
+    responses=WRITE_ERRORS,
+    summary="Submit charges as JSON; invalid rows are reported, valid rows processed",
+)
+async def create_bulk_job(body: S.BulkJobIn, request: Request, d: Deps, me: Me) -> S.BulkJobOut:
+    data = json.dumps(body.rows, ensure_ascii=False).encode()
+    return await _submit(request, d, me, data, "json")
+
+
+@router.post(
+    "/bulk-jobs/upload",
+    status_code=201,
+    response_model=S.BulkJobOut,
+    responses=WRITE_ERRORS,
+    summary="Submit charges as a CSV (header: ref,card_id,amount,order_name,…) or JSON file",
+)
+async def upload_bulk_job(
+    request: Request,
+    d: Deps,
+    me: Me,
+    file: Annotated[UploadFile, File(description="UTF-8 CSV with a header line, or JSON")],
+    kind: Annotated[Literal["charges"], Form()] = "charges",
+    format: Annotated[Literal["csv", "json"], Form()] = "csv",
+) -> S.BulkJobOut:
+    data = await file.read(MAX_BYTES + 1)
+    if not data:
+        raise InvalidInput("the uploaded file is empty")
+    return await _submit(request, d, me, data, format)
+
+
+@router.get("/bulk-jobs/{bulk_id}", response_model=S.BulkJobOut, responses=ERRORS)
+async def get_bulk_job(bulk_id: str, d: Deps, me: Me) -> S.BulkJobOut:
+    return await _view(d, me.merchant_id, bulk_id)
+
+
+@router.get(
+    "/bulk-jobs/{bulk_id}/results",
+    responses={
+        **ERRORS,
+        200: {
+            "description": "one line per row: the result file",
+            "content": {"text/csv": {}, "application/json": {}},
+        },
+    },
+    response_class=Response,
+)
+async def bulk_job_results(
+    bulk_id: str, d: Deps, me: Me, format: Literal["csv", "json"] = Query("csv")
+) -> Response:
+    rows: list[dict[str, Any]] = await d.bulk.results(me.merchant_id, bulk_id)
+    if format == "json":
+        return Response(json.dumps(rows, ensure_ascii=False), media_type="application/json")
+    return Response(
+        BulkCharges.results_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{bulk_id}.csv"'},
+    )

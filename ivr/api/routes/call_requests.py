@@ -1,0 +1,185 @@
+"""Call requests (registration and payment-consent calls), their call sessions with the
+step timeline, and the consent evidence they produced."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import Query, Request
+from sqlalchemy import select
+
+from ivr.api import schemas as S
+from ivr.api import views
+from ivr.api.pagination import page_query, split_page
+from ivr.api.route import actor, new_object_id
+from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
+from ivr.api.routes.common import router as make_router
+from ivr.domain.states import CallRequestKind, CallRequestStatus
+from ivr.store.tables import CallRequest, CallSession, CallStep
+
+router = make_router("call requests")
+
+
+async def _create(
+    request: Request,
+    d: Deps,
+    me: Me,
+    kind: CallRequestKind,
+    customer_id: str,
+    product_name: str,
+    amount: int | None,
+    lease_minutes: int | None,
+) -> S.CallRequestOut:
+    rid = new_object_id(request, "creq")
+    async with d.db.sessions() as s:
+        done = await existing(s, CallRequest, rid, me.merchant_id)
+    if done is not None:
+        return views.call_request(done)
+    new = await d.requests.create(
+        me.merchant_id,
+        customer_id,
+        kind,
+        product_name=product_name,
+        amount=amount,
+        lease_minutes=lease_minutes,
+        actor=actor(me),
+        request_id=rid,
+    )
+    return views.call_request(new.request)
+
+
+@router.post(
+    "/registration-requests",
+    status_code=201,
+    response_model=S.CallRequestOut,
+    responses=WRITE_ERRORS,
+    summary="Ask a payer to register a card by phone (leases a number, sends the SMS)",
+)
+async def create_registration_request(
+    body: S.RegistrationRequestIn, request: Request, d: Deps, me: Me
+) -> S.CallRequestOut:
+    return await _create(
+        request,
+        d,
+        me,
+        CallRequestKind.registration,
+        body.customer_id,
+        body.product_name,
+        None,
+        body.lease_minutes,
+    )
+
+
+@router.post(
+    "/payment-requests",
+    status_code=201,
+    response_model=S.CallRequestOut,
+    responses=WRITE_ERRORS,
+    summary="Ask a payer to confirm one payment in a short call",
+)
+async def create_payment_request(
+    body: S.PaymentRequestIn, request: Request, d: Deps, me: Me
+) -> S.CallRequestOut:
+    return await _create(
+        request,
+        d,
+        me,
+        CallRequestKind.payment,
+        body.customer_id,
+        body.product_name,
+        body.amount,
+        body.lease_minutes,
+    )
+
+
+@router.get("/call-requests", response_model=S.Page[S.CallRequestOut], responses=ERRORS)
+async def list_call_requests(
+    d: Deps,
+    me: Me,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+    status: CallRequestStatus | None = None,
+    kind: Literal["registration", "payment"] | None = None,
+    customer_id: str | None = Query(None, max_length=40),
+) -> S.Page[S.CallRequestOut]:
+    q = select(CallRequest).where(CallRequest.merchant_id == me.merchant_id)
+    if status is not None:
+        q = q.where(CallRequest.status == status.value)
+    if kind is not None:
+        q = q.where(CallRequest.kind == kind)
+    if customer_id is not None:
+        q = q.where(CallRequest.customer_id == customer_id)
+    async with d.db.sessions() as s:
+        rows = list(await s.scalars(page_query(q, CallRequest.id, cursor, limit)))
+    page, nxt = split_page(rows, limit, lambda r: r.id)
+    return S.Page[S.CallRequestOut](
+        data=[views.call_request(r) for r in page], has_more=nxt is not None, next_cursor=nxt
+    )
+
+
+@router.get("/call-requests/{request_id}", response_model=S.CallRequestOut, responses=ERRORS)
+async def get_call_request(request_id: str, d: Deps, me: Me) -> S.CallRequestOut:
+    async with d.db.sessions() as s:
+        row = await owned(s, CallRequest, request_id, me.merchant_id, "call request")
+    return views.call_request(row)
+
+
+@router.post(
+    "/call-requests/{request_id}/cancel",
+    response_model=S.CallRequestOut,
+    responses=WRITE_ERRORS,
+    summary="Cancel an open request (its number stops answering for this payer)",
+)
+async def cancel_call_request(request_id: str, d: Deps, me: Me) -> S.CallRequestOut:
+    async with d.db.sessions() as s:
+        row = await owned(s, CallRequest, request_id, me.merchant_id, "call request")
+    if row.status == CallRequestStatus.cancelled.value:
+        return views.call_request(row)  # cancelling twice is not an error
+    row = await d.requests.transition(request_id, CallRequestStatus.cancelled, actor=actor(me))
+    return views.call_request(row)
+
+
+@router.get(
+    "/call-requests/{request_id}/sessions",
+    response_model=list[S.CallSessionOut],
+    responses=ERRORS,
+    summary="Each call made for the request, with its step timeline (never digits)",
+)
+async def list_call_sessions(request_id: str, d: Deps, me: Me) -> list[S.CallSessionOut]:
+    async with d.db.sessions() as s:
+        await owned(s, CallRequest, request_id, me.merchant_id, "call request")
+        sessions = list(
+            await s.scalars(
+                select(CallSession)
+                .where(CallSession.call_request_id == request_id)
+                .order_by(CallSession.started_at, CallSession.id)
+            )
+        )
+        steps = list(
+            await s.scalars(
+                select(CallStep)
+                .where(CallStep.session_id.in_([x.id for x in sessions]))
+                .order_by(CallStep.session_id, CallStep.seq)
+            )
+        )
+    by_session: dict[str, list[CallStep]] = {}
+    for st in steps:
+        by_session.setdefault(st.session_id, []).append(st)
+    return [views.call_session(x, by_session.get(x.id, [])) for x in sessions]
+
+
+@router.get(
+    "/call-requests/{request_id}/consent",
+    response_model=S.ConsentExportOut,
+    responses=ERRORS,
+    summary="Consent evidence: the hash-chained records written in the calls",
+)
+async def export_consent(request_id: str, d: Deps, me: Me) -> S.ConsentExportOut:
+    async with d.db.sessions() as s:
+        await owned(s, CallRequest, request_id, me.merchant_id, "call request")
+    records = await d.consent.for_request(me.merchant_id, request_id)
+    return S.ConsentExportOut(
+        call_request_id=request_id,
+        exported_at=d.clock.now(),
+        records=[views.consent_record(r) for r in records],
+    )

@@ -1,0 +1,56 @@
+"""Helpers shared by the resource modules."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ivr.api.deps import ApiDeps
+from ivr.api.route import ApiRoute, deps, principal
+from ivr.errors import NotFound
+from ivr.merchants.service import Principal
+
+M = TypeVar("M")
+
+Deps = Annotated[ApiDeps, Depends(deps)]
+Me = Annotated[Principal, Depends(principal)]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="next_cursor of the previous page")
+]
+Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or invalid API key"},
+    404: {"description": "no such object (or not yours)"},
+    422: {"description": "invalid request"},
+    429: {"description": "rate limited"},
+}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    409: {"description": "conflict, or a duplicate of a request still running"},
+}
+
+
+def router(tag: str) -> APIRouter:
+    return APIRouter(prefix="/v1", tags=[tag], route_class=ApiRoute)
+
+
+async def owned(s: AsyncSession, model: type[M], object_id: str, merchant_id: str, what: str) -> M:
+    """The row if it exists and belongs to the merchant; else 404 (never 403: another
+    merchant's ids are not even confirmed to exist)."""
+    row: Any = await s.get(model, object_id)
+    if row is None or row.merchant_id != merchant_id:
+        raise NotFound(f"{what} {object_id} not found")
+    result: M = row
+    return result
+
+
+async def existing(s: AsyncSession, model: type[M], object_id: str, merchant_id: str) -> M | None:
+    """The object a retried idempotent request already created, if any."""
+    row: Any = await s.get(model, object_id)
+    if row is None or row.merchant_id != merchant_id:
+        return None
+    result: M = row
+    return result

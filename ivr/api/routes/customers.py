@@ -1,0 +1,55 @@
+"""Customers: the merchant's payers (a mobile number and the merchant's own ref)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from sqlalchemy import select
+
+from ivr.api import schemas as S
+from ivr.api import views
+from ivr.api.pagination import page_query, split_page
+from ivr.api.route import actor, new_object_id
+from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
+from ivr.api.routes.common import router as make_router
+from ivr.store.tables import Customer
+
+router = make_router("customers")
+
+
+@router.post("/customers", status_code=201, response_model=S.CustomerOut, responses=WRITE_ERRORS)
+async def create_customer(body: S.CustomerIn, request: Request, d: Deps, me: Me) -> S.CustomerOut:
+    rid = new_object_id(request, "cus")
+    async with d.db.sessions() as s:
+        done = await existing(s, Customer, rid, me.merchant_id)
+    if done is not None:
+        return views.customer(done)
+    row = await d.customers.create(
+        me.merchant_id,
+        mobile=body.mobile,
+        name=body.name,
+        external_ref=body.external_ref,
+        actor=actor(me),
+        customer_id=rid,
+    )
+    return views.customer(row)
+
+
+@router.get("/customers", response_model=S.Page[S.CustomerOut], responses=ERRORS)
+async def list_customers(
+    d: Deps, me: Me, cursor: Cursor = None, limit: Limit = 20, external_ref: str | None = None
+) -> S.Page[S.CustomerOut]:
+    q = select(Customer).where(Customer.merchant_id == me.merchant_id)
+    if external_ref is not None:
+        q = q.where(Customer.external_ref == external_ref)
+    async with d.db.sessions() as s:
+        rows = list(await s.scalars(page_query(q, Customer.id, cursor, limit)))
+    page, nxt = split_page(rows, limit, lambda r: r.id)
+    return S.Page[S.CustomerOut](
+        data=[views.customer(r) for r in page], has_more=nxt is not None, next_cursor=nxt
+    )
+
+
+@router.get("/customers/{customer_id}", response_model=S.CustomerOut, responses=ERRORS)
+async def get_customer(customer_id: str, d: Deps, me: Me) -> S.CustomerOut:
+    async with d.db.sessions() as s:
+        return views.customer(await owned(s, Customer, customer_id, me.merchant_id, "customer"))

@@ -1,0 +1,177 @@
+"""Charges of a registered card with no call, payments, refunds, and cards."""
+
+from __future__ import annotations
+
+from fastapi import Query, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ivr.api import schemas as S
+from ivr.api import views
+from ivr.api.pagination import page_query, split_page
+from ivr.api.route import actor, new_object_id
+from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
+from ivr.api.routes.common import router as make_router
+from ivr.domain.states import CardStatus, PaymentIntentStatus
+from ivr.errors import Conflict, InvalidInput
+from ivr.flows.payment import INSTALLMENT_FROM
+from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
+
+router = make_router("payments")
+
+
+async def payment_view(s: AsyncSession, intent: PaymentIntent) -> S.PaymentOut:
+    attempts = await s.scalars(
+        select(PaymentAttempt)
+        .where(PaymentAttempt.intent_id == intent.id)
+        .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
+    )
+    refunds = await s.scalars(
+        select(Refund).where(Refund.intent_id == intent.id).order_by(Refund.id)
+    )
+    return views.payment(intent, list(attempts), list(refunds))
+
+
+def _check_installments(card: Card, amount: int, months: int) -> None:
+    if months == 0:
+        return
+    if months == 1 or months > 36:
+        raise InvalidInput("installment_months must be 0 (일시불) or 2-36")
+    if card.card_type != "credit":
+        raise InvalidInput("check cards take no installments")
+    if amount < INSTALLMENT_FROM:
+        raise InvalidInput(f"installments need an amount of at least {INSTALLMENT_FROM} KRW")
+
+
+@router.post(
+    "/charges",
+    status_code=201,
+    response_model=S.PaymentOut,
+    responses=WRITE_ERRORS,
+    summary="Charge a registered card now, with no call (answers when the PG has)",
+)
+async def create_charge(body: S.ChargeIn, request: Request, d: Deps, me: Me) -> S.PaymentOut:
+    rid = new_object_id(request, "pi")
+    async with d.db.transaction() as s:
+        found = await existing(s, PaymentIntent, rid, me.merchant_id)
+        if found is None:
+            card = await owned(s, Card, body.card_id, me.merchant_id, "card")
+            if card.status != CardStatus.active.value:
+                raise Conflict(f"card {card.id} is {card.status}")
+            _check_installments(card, body.amount, body.installment_months)
+            await d.payments.create_intent_in(
+                s,
+                me.merchant_id,
+                card.id,
+                amount=body.amount,
+                order_name=body.order_name,
+                installment_months=body.installment_months,
+                source="api",
+                actor=actor(me),
+                intent_id=rid,
+            )
+    # A retry after a crash drives the same intent: its open attempt is looked up at
+    # the PG, never sent blindly again.
+    await d.charger.drive(rid, recovering=found is not None)
+    async with d.db.sessions() as s:
+        intent = await owned(s, PaymentIntent, rid, me.merchant_id, "payment")
+        return await payment_view(s, intent)
+
+
+@router.get("/payments", response_model=S.Page[S.PaymentOut], responses=ERRORS)
+async def list_payments(
+    d: Deps,
+    me: Me,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+    status: PaymentIntentStatus | None = None,
+    customer_id: str | None = Query(None, max_length=40),
+) -> S.Page[S.PaymentOut]:
+    q = select(PaymentIntent).where(PaymentIntent.merchant_id == me.merchant_id)
+    if status is not None:
+        q = q.where(PaymentIntent.status == status.value)
+    if customer_id is not None:
+        q = q.where(PaymentIntent.customer_id == customer_id)
+    async with d.db.sessions() as s:
+        rows = list(await s.scalars(page_query(q, PaymentIntent.id, cursor, limit)))
+        page, nxt = split_page(rows, limit, lambda r: r.id)
+        data = [await payment_view(s, r) for r in page]
+    return S.Page[S.PaymentOut](data=data, has_more=nxt is not None, next_cursor=nxt)
+
+
+@router.get("/payments/{payment_id}", response_model=S.PaymentOut, responses=ERRORS)
+async def get_payment(payment_id: str, d: Deps, me: Me) -> S.PaymentOut:
+    async with d.db.sessions() as s:
+        intent = await owned(s, PaymentIntent, payment_id, me.merchant_id, "payment")
+        return await payment_view(s, intent)
+
+
+@router.post(
+    "/payments/{payment_id}/refunds",
+    status_code=201,
+    response_model=S.RefundOut,
+    responses={**WRITE_ERRORS, 502: {"description": "the PG did not complete the cancel"}},
+    summary="Refund all that is left, or part of it",
+)
+async def create_refund(
+    payment_id: str, body: S.RefundIn, request: Request, d: Deps, me: Me
+) -> S.RefundOut:
+    rid = new_object_id(request, "rf")
+    async with d.db.sessions() as s:
+        await owned(s, PaymentIntent, payment_id, me.merchant_id, "payment")
+        done = await s.get(Refund, rid)
+    if done is not None and done.intent_id == payment_id:
+        return views.refund(done)
+    row = await d.payments.refund(
+        me.merchant_id,
+        payment_id,
+        amount=body.amount,
+        reason=body.reason,
+        actor=actor(me),
+        refund_id=rid,
+    )
+    return views.refund(row)
+
+
+# ---------------------------------------------------------------------- cards
+
+
+@router.get("/cards", response_model=S.Page[S.CardOut], responses=ERRORS, tags=["cards"])
+async def list_cards(
+    d: Deps,
+    me: Me,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+    customer_id: str | None = Query(None, max_length=40),
+    status: CardStatus | None = None,
+) -> S.Page[S.CardOut]:
+    q = select(Card).where(Card.merchant_id == me.merchant_id)
+    if customer_id is not None:
+        q = q.where(Card.customer_id == customer_id)
+    if status is not None:
+        q = q.where(Card.status == status.value)
+    async with d.db.sessions() as s:
+        rows = list(await s.scalars(page_query(q, Card.id, cursor, limit)))
+    page, nxt = split_page(rows, limit, lambda r: r.id)
+    return S.Page[S.CardOut](
+        data=[views.card(r) for r in page], has_more=nxt is not None, next_cursor=nxt
+    )
+
+
+@router.get("/cards/{card_id}", response_model=S.CardOut, responses=ERRORS, tags=["cards"])
+async def get_card(card_id: str, d: Deps, me: Me) -> S.CardOut:
+    async with d.db.sessions() as s:
+        return views.card(await owned(s, Card, card_id, me.merchant_id, "card"))
+
+
+@router.delete(
+    "/cards/{card_id}",
+    response_model=S.CardOut,
+    responses=WRITE_ERRORS,
+    tags=["cards"],
+    summary="Delete a card: the row is marked deleted and its vault record erased",
+)
+async def delete_card(card_id: str, d: Deps, me: Me) -> S.CardOut:
+    # Idempotent: deleting again retries the vault erase of a half-finished delete.
+    row = await d.cards.delete(me.merchant_id, card_id, actor=actor(me), why="api delete")
+    return views.card(row)

@@ -1,0 +1,121 @@
+"""Recurring charge schedules and their timeline (past charges with every attempt,
+retries, and the next due dates)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Query, Request
+from sqlalchemy import select
+
+from ivr.api import schemas as S
+from ivr.api import views
+from ivr.api.pagination import page_query, split_page
+from ivr.api.route import actor, new_object_id
+from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
+from ivr.api.routes.common import router as make_router
+from ivr.domain.states import ScheduleStatus
+from ivr.store.tables import PaymentAttempt, PaymentIntent, Schedule
+
+router = make_router("schedules")
+
+
+@router.post("/schedules", status_code=201, response_model=S.ScheduleOut, responses=WRITE_ERRORS)
+async def create_schedule(body: S.ScheduleIn, request: Request, d: Deps, me: Me) -> S.ScheduleOut:
+    rid = new_object_id(request, "sch")
+    async with d.db.sessions() as s:
+        done = await existing(s, Schedule, rid, me.merchant_id)
+    if done is not None:
+        return views.schedule(done)
+    row = await d.schedules.create(
+        me.merchant_id,
+        body.customer_id,
+        plan=body.plan,
+        amount=body.amount,
+        order_name=body.order_name,
+        mode=body.mode,
+        card_id=body.card_id,
+        actor=actor(me),
+        schedule_id=rid,
+    )
+    return views.schedule(row)
+
+
+@router.get("/schedules", response_model=S.Page[S.ScheduleOut], responses=ERRORS)
+async def list_schedules(
+    d: Deps,
+    me: Me,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+    status: ScheduleStatus | None = None,
+    customer_id: str | None = Query(None, max_length=40),
+) -> S.Page[S.ScheduleOut]:
+    q = select(Schedule).where(Schedule.merchant_id == me.merchant_id)
+    if status is not None:
+        q = q.where(Schedule.status == status.value)
+    if customer_id is not None:
+        q = q.where(Schedule.customer_id == customer_id)
+    async with d.db.sessions() as s:
+        rows = list(await s.scalars(page_query(q, Schedule.id, cursor, limit)))
+    page, nxt = split_page(rows, limit, lambda r: r.id)
+    return S.Page[S.ScheduleOut](
+        data=[views.schedule(r) for r in page], has_more=nxt is not None, next_cursor=nxt
+    )
+
+
+@router.get("/schedules/{schedule_id}", response_model=S.ScheduleOut, responses=ERRORS)
+async def get_schedule(schedule_id: str, d: Deps, me: Me) -> S.ScheduleOut:
+    async with d.db.sessions() as s:
+        return views.schedule(await owned(s, Schedule, schedule_id, me.merchant_id, "schedule"))
+
+
+@router.get("/schedules/{schedule_id}/timeline", response_model=S.TimelineOut, responses=ERRORS)
+async def schedule_timeline(
+    schedule_id: str, d: Deps, me: Me, upcoming: int = Query(3, ge=0, le=24)
+) -> S.TimelineOut:
+    timeline = await d.schedules.timeline(me.merchant_id, schedule_id, upcoming=upcoming)
+    async with d.db.sessions() as s:
+        rows = await s.execute(
+            select(PaymentAttempt)
+            .join(PaymentIntent, PaymentIntent.id == PaymentAttempt.intent_id)
+            .where(PaymentIntent.schedule_id == schedule_id)
+            .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
+        )
+        attempts: dict[str, list[dict[str, Any]]] = {}
+        for (a,) in rows:
+            attempts.setdefault(a.intent_id, []).append(
+                {
+                    "attempt_id": a.id,
+                    "status": a.status,
+                    "decline_class": a.decline_class,
+                    "decline_code": a.decline_code,
+                    "created_at": a.created_at.isoformat(),
+                }
+            )
+    for charge in timeline["charges"]:
+        charge["attempts"] = attempts.get(charge["intent_id"], [])
+    return S.TimelineOut(schedule_id=schedule_id, timeline=timeline)
+
+
+async def _set(schedule_id: str, d: Deps, me: Me, target: ScheduleStatus) -> S.ScheduleOut:
+    row = await d.schedules.set_status(me.merchant_id, schedule_id, target, actor=actor(me))
+    return views.schedule(row)
+
+
+@router.post("/schedules/{schedule_id}/pause", response_model=S.ScheduleOut, responses=WRITE_ERRORS)
+async def pause_schedule(schedule_id: str, d: Deps, me: Me) -> S.ScheduleOut:
+    return await _set(schedule_id, d, me, ScheduleStatus.paused)
+
+
+@router.post(
+    "/schedules/{schedule_id}/resume", response_model=S.ScheduleOut, responses=WRITE_ERRORS
+)
+async def resume_schedule(schedule_id: str, d: Deps, me: Me) -> S.ScheduleOut:
+    return await _set(schedule_id, d, me, ScheduleStatus.active)
+
+
+@router.post(
+    "/schedules/{schedule_id}/cancel", response_model=S.ScheduleOut, responses=WRITE_ERRORS
+)
+async def cancel_schedule(schedule_id: str, d: Deps, me: Me) -> S.ScheduleOut:
+    return await _set(schedule_id, d, me, ScheduleStatus.cancelled)

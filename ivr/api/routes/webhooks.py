@@ -1,0 +1,125 @@
+"""Webhook endpoints (secret shown once, rotation with a 24 h overlap, re-enable after
+persistent failure), events, and redelivery."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from sqlalchemy import select
+
+from ivr.api import schemas as S
+from ivr.api import views
+from ivr.api.pagination import page_query, split_page
+from ivr.api.route import actor, new_object_id
+from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing
+from ivr.api.routes.common import router as make_router
+from ivr.store.tables import WebhookEndpoint, WebhookEvent
+
+router = make_router("webhooks")
+
+
+@router.post(
+    "/webhook-endpoints",
+    status_code=201,
+    response_model=S.WebhookEndpointCreated,
+    responses=WRITE_ERRORS,
+    summary="Add an endpoint; its signing secret is shown only in this answer",
+)
+async def create_endpoint(
+    body: S.WebhookEndpointIn, request: Request, d: Deps, me: Me
+) -> S.WebhookEndpointCreated:
+    rid = new_object_id(request, "whe")
+    async with d.db.sessions() as s:
+        done = await existing(s, WebhookEndpoint, rid, me.merchant_id)
+    if done is not None:  # a retry whose first answer was lost: the secret is the newest
+        secret = done.secret.split(" ")[0]
+        return S.WebhookEndpointCreated(**views.endpoint(done).model_dump(), secret=secret)
+    row, secret = await d.webhooks.create_endpoint(
+        me.merchant_id, body.url, body.event_types, actor=actor(me), endpoint_id=rid
+    )
+    return S.WebhookEndpointCreated(**views.endpoint(row).model_dump(), secret=secret)
+
+
+@router.get("/webhook-endpoints", response_model=list[S.WebhookEndpointOut], responses=ERRORS)
+async def list_endpoints(d: Deps, me: Me) -> list[S.WebhookEndpointOut]:
+    return [views.endpoint(r) for r in await d.webhooks.list_endpoints(me.merchant_id)]
+
+
+@router.get(
+    "/webhook-endpoints/{endpoint_id}", response_model=S.WebhookEndpointOut, responses=ERRORS
+)
+async def get_endpoint(endpoint_id: str, d: Deps, me: Me) -> S.WebhookEndpointOut:
+    return views.endpoint(await d.webhooks.get_endpoint(me.merchant_id, endpoint_id))
+
+
+@router.patch(
+    "/webhook-endpoints/{endpoint_id}",
+    response_model=S.WebhookEndpointOut,
+    responses=WRITE_ERRORS,
+    summary="Change the URL or event types; enabled=true re-enables a disabled endpoint",
+)
+async def update_endpoint(
+    endpoint_id: str, body: S.WebhookEndpointPatch, d: Deps, me: Me
+) -> S.WebhookEndpointOut:
+    row = await d.webhooks.update_endpoint(
+        me.merchant_id,
+        endpoint_id,
+        url=body.url,
+        event_types=body.event_types,
+        enabled=body.enabled,
+        actor=actor(me),
+    )
+    return views.endpoint(row)
+
+
+@router.delete("/webhook-endpoints/{endpoint_id}", status_code=204, responses=WRITE_ERRORS)
+async def delete_endpoint(endpoint_id: str, d: Deps, me: Me) -> None:
+    await d.webhooks.delete_endpoint(me.merchant_id, endpoint_id, actor=actor(me))
+
+
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/rotate-secret",
+    response_model=S.SecretOut,
+    responses=WRITE_ERRORS,
+    summary="A new signing secret; messages carry both signatures for 24 h",
+)
+async def rotate_secret(endpoint_id: str, d: Deps, me: Me) -> S.SecretOut:
+    secret = await d.webhooks.rotate_secret(me.merchant_id, endpoint_id, actor=actor(me))
+    return S.SecretOut(endpoint_id=endpoint_id, secret=secret)
+
+
+@router.get("/events", response_model=S.Page[S.EventOut], responses=ERRORS)
+async def list_events(
+    d: Deps, me: Me, cursor: Cursor = None, limit: Limit = 20, type: str | None = None
+) -> S.Page[S.EventOut]:
+    q = select(WebhookEvent).where(WebhookEvent.merchant_id == me.merchant_id)
+    if type is not None:
+        q = q.where(WebhookEvent.type == type)
+    async with d.db.sessions() as s:
+        rows = list(await s.scalars(page_query(q, WebhookEvent.id, cursor, limit)))
+    page, nxt = split_page(rows, limit, lambda r: r.id)
+    return S.Page[S.EventOut](
+        data=[views.event(r) for r in page], has_more=nxt is not None, next_cursor=nxt
+    )
+
+
+@router.get("/events/{event_id}", response_model=S.EventDetailOut, responses=ERRORS)
+async def get_event(event_id: str, d: Deps, me: Me) -> S.EventDetailOut:
+    row = await d.webhooks.get_event(me.merchant_id, event_id)
+    deliveries = await d.webhooks.deliveries(me.merchant_id, event_id)
+    return S.EventDetailOut(
+        **views.event(row).model_dump(), deliveries=[views.delivery(x) for x in deliveries]
+    )
+
+
+@router.post(
+    "/events/{event_id}/redeliver",
+    status_code=202,
+    response_model=S.RedeliverOut,
+    responses=WRITE_ERRORS,
+    summary="Queue the event again now (same webhook-id: receivers dedupe)",
+)
+async def redeliver_event(event_id: str, body: S.RedeliverIn, d: Deps, me: Me) -> S.RedeliverOut:
+    n = await d.webhooks.redeliver(
+        me.merchant_id, event_id, endpoint_id=body.endpoint_id, actor=actor(me)
+    )
+    return S.RedeliverOut(event_id=event_id, queued=n)

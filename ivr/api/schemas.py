@@ -1,0 +1,350 @@
+"""Request and response models. The OpenAPI document (``docs/openapi.json``) is built
+from these; a test fails when the checked-in copy drifts from the code.
+
+Amounts are integers in KRW. Times are RFC 3339 in UTC. Cards are shown as BIN (first
+6) and last 4 only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+def _amount() -> Any:
+    return Field(ge=100, le=100_000_000, description="KRW, integer won (minimum card charge 100)")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(_Out, Generic[T]):
+    data: list[T]
+    has_more: bool
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class ProblemOut(_Out):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="stable error id; branch on this, not on detail")
+    instance: str | None = None
+
+
+# ------------------------------------------------------------------ customers
+
+
+class CustomerIn(_In):
+    mobile: str = Field(min_length=1, max_length=20, description="Korean mobile, 010-1234-5678")
+    name: str = Field("", max_length=100)
+    external_ref: str | None = Field(
+        None, min_length=1, max_length=100, description="your own id, unique per merchant"
+    )
+
+
+class CustomerOut(_Out):
+    id: str
+    object: Literal["customer"] = "customer"
+    mobile: str
+    name: str
+    external_ref: str | None
+    created_at: datetime
+
+
+# ------------------------------------------------------------------ call requests
+
+
+class RegistrationRequestIn(_In):
+    customer_id: str = Field(min_length=1, max_length=40)
+    product_name: str = Field(
+        "자동결제", min_length=1, max_length=100, description="what the card is registered for"
+    )
+    lease_minutes: int | None = Field(
+        None, ge=5, le=1440, description="how long the number stays valid (default: merchant's)"
+    )
+
+
+class PaymentRequestIn(_In):
+    customer_id: str = Field(min_length=1, max_length=40)
+    product_name: str = Field(min_length=1, max_length=100)
+    amount: int = _amount()
+    lease_minutes: int | None = Field(None, ge=5, le=1440)
+
+
+class CallRequestOut(_Out):
+    id: str
+    object: Literal["call_request"] = "call_request"
+    kind: Literal["registration", "payment"]
+    status: str
+    customer_id: str
+    did: str = Field(description="the virtual number the payer calls, 0505-123-4567")
+    mobile: str
+    product_name: str
+    amount: int | None
+    calls: int
+    card_id: str | None
+    payment_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+
+
+class CallStepOut(_Out):
+    seq: int
+    step: str
+    prompt_id: str | None
+    outcome: str | None = Field(description="ok, invalid, timeout, hangup, repeat… never digits")
+    started_at: datetime
+    ended_at: datetime | None
+
+
+class CallSessionOut(_Out):
+    id: str
+    object: Literal["call_session"] = "call_session"
+    did: str
+    caller_id: str
+    status: str
+    outcome: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    steps: list[CallStepOut]
+
+
+class ConsentRecordOut(_Out):
+    id: str
+    seq: int
+    kind: str
+    call_request_id: str
+    did: str
+    caller_id: str
+    call_id: str
+    call_started_at: datetime
+    decided_at: datetime
+    prompts: list[dict[str, Any]] = Field(description="prompt id and sha256 of each audio played")
+    key_pressed: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+    hash_valid: bool = Field(description="the record's hash recomputed from its fields matches")
+
+
+class ConsentExportOut(_Out):
+    object: Literal["consent_export"] = "consent_export"
+    call_request_id: str
+    exported_at: datetime
+    records: list[ConsentRecordOut]
+
+
+# ------------------------------------------------------------------ cards
+
+
+class CardOut(_Out):
+    id: str
+    object: Literal["card"] = "card"
+    customer_id: str
+    bin: str = Field(description="first 6 digits")
+    last4: str
+    issuer: str
+    card_type: str = Field(description="credit | check")
+    owner_type: str = Field(description="personal | corporate")
+    status: str
+    created_at: datetime
+    deleted_at: datetime | None
+
+
+# ------------------------------------------------------------------ payments
+
+
+class ChargeIn(_In):
+    card_id: str = Field(min_length=1, max_length=40)
+    amount: int = _amount()
+    order_name: str = Field(min_length=1, max_length=100)
+    installment_months: int = Field(0, ge=0, le=36, description="0 = 일시불, else 2-36")
+
+
+class AttemptOut(_Out):
+    id: str
+    order_id: str = Field(description="the order id sent to the PG (merchant_uid)")
+    amount: int
+    status: str
+    approval_no: str | None
+    decline_code: str | None
+    decline_class: str | None = Field(description="soft (retry later) | hard (another card)")
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class RefundIn(_In):
+    amount: int | None = Field(
+        None, ge=1, le=100_000_000, description="KRW; omitted = all that is left"
+    )
+    reason: str = Field("merchant request", min_length=1, max_length=200)
+
+
+class RefundOut(_Out):
+    id: str
+    object: Literal["refund"] = "refund"
+    payment_id: str
+    amount: int
+    reason: str
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class PaymentOut(_Out):
+    id: str
+    object: Literal["payment"] = "payment"
+    status: str
+    amount: int
+    refunded_amount: int
+    currency: Literal["KRW"] = "KRW"
+    order_name: str
+    installment_months: int
+    interest_free: bool
+    customer_id: str
+    card_id: str | None
+    source: str
+    schedule_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    attempts: list[AttemptOut]
+    refunds: list[RefundOut]
+
+
+# ------------------------------------------------------------------ schedules
+
+
+class ScheduleIn(_In):
+    customer_id: str = Field(min_length=1, max_length=40)
+    card_id: str | None = Field(None, min_length=1, max_length=40)
+    amount: int = _amount()
+    order_name: str = Field(min_length=1, max_length=100)
+    mode: Literal["auto", "consent", "consent_then_auto"] = "auto"
+    plan: dict[str, Any] = Field(
+        description='e.g. {"rule": {"every": "month", "day": 31}, "start": "2027-01-31", '
+        '"count": 12} (docs/billing.md)'
+    )
+
+
+class ScheduleOut(_Out):
+    id: str
+    object: Literal["schedule"] = "schedule"
+    customer_id: str
+    card_id: str | None
+    amount: int
+    order_name: str
+    mode: str
+    plan: dict[str, Any]
+    status: str
+    next_run_at: datetime | None
+    runs: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TimelineOut(_Out):
+    object: Literal["schedule_timeline"] = "schedule_timeline"
+    schedule_id: str
+    timeline: dict[str, Any]
+
+
+# ------------------------------------------------------------------ bulk jobs
+
+
+class BulkJobIn(_In):
+    kind: Literal["charges"] = "charges"
+    rows: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=100_000,
+        description='each {"ref", "card_id", "amount", "order_name", "installment_months"}',
+    )
+
+
+class BulkJobOut(_Out):
+    id: str
+    object: Literal["bulk_job"] = "bulk_job"
+    kind: Literal["charges"] = "charges"
+    status: str
+    progress: dict[str, Any]
+    invalid_rows: list[dict[str, Any]]
+
+
+# ------------------------------------------------------------------ webhooks
+
+
+class WebhookEndpointIn(_In):
+    url: str = Field(min_length=1, max_length=500)
+    event_types: list[str] = Field(default_factory=list, description="empty = every type")
+
+
+class WebhookEndpointPatch(_In):
+    url: str | None = Field(None, min_length=1, max_length=500)
+    event_types: list[str] | None = None
+    enabled: bool | None = Field(
+        None, description="true re-enables an endpoint disabled after persistent failure"
+    )
+
+
+class WebhookEndpointOut(_Out):
+    id: str
+    object: Literal["webhook_endpoint"] = "webhook_endpoint"
+    url: str
+    status: str
+    event_types: list[str]
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+class WebhookEndpointCreated(WebhookEndpointOut):
+    secret: str = Field(description="whsec_…; shown only here and on rotation")
+
+
+class SecretOut(_Out):
+    endpoint_id: str
+    secret: str = Field(description="the new whsec_…; the old one stays valid for 24 h")
+
+
+class DeliveryOut(_Out):
+    id: str
+    endpoint_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+class EventOut(_Out):
+    id: str = Field(description="the webhook-id header; stable across redeliveries")
+    object: Literal["event"] = "event"
+    type: str
+    created_at: datetime
+    payload: dict[str, Any]
+
+
+class EventDetailOut(EventOut):
+    deliveries: list[DeliveryOut]
+
+
+class RedeliverIn(_In):
+    endpoint_id: str | None = Field(None, min_length=1, max_length=40)
+
+
+class RedeliverOut(_Out):
+    event_id: str
+    queued: int
