@@ -32,6 +32,8 @@ from ivr.settings import ApiSettings
 
 log = logging.getLogger("arspay.api")
 
+ROUTERS = tuple(m.router for m in (customers, call_requests, payments, schedules, bulk, webhooks))
+
 DESCRIPTION = """\
 The arspay merchant API: register payers' cards by phone (ARS), ask for a payment in a
 short call, charge registered cards, schedule recurring charges, submit bulk jobs, and
@@ -62,8 +64,8 @@ def create_app(deps: ApiDeps, *, key_cache_s: float = 5.0) -> FastAPI:
         RateLimiter(deps.settings.rate_limit_per_minute),
         IdempotencyStore(deps.db, deps.clock),
     )
-    for module in (customers, call_requests, payments, schedules, bulk, webhooks):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/health", tags=["health"], summary="Liveness (no auth)")
     async def health() -> dict[str, str]:
