@@ -54,13 +54,19 @@ class Runtime:
         ari: bool = True,
         agi: bool = True,
         scheduler: bool = True,
+        api: bool = False,
     ) -> Engine:
-        """The engine process: calls, the sweeper, and the background workers."""
+        """The engine process: calls, the sweeper, and the background workers;
+        ``api``: also serve the merchant REST API (``settings.api``)."""
         workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         if scheduler:
             workers["scheduler"] = self.scheduler.run
             workers["bulk"] = self.bulk.run
             workers["sms"] = self.sms.run
+        if api:
+            from ivr.api.app import api_worker
+
+            workers["api"] = lambda: api_worker(self)
         return Engine(
             self.services,
             CallFlows(self.deps),

@@ -14,10 +14,12 @@ import contextlib
 import json
 import logging
 from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -25,10 +27,16 @@ from ivr import __version__
 from ivr.api.auth import KeyCache, RateLimiter
 from ivr.api.deps import ApiDeps
 from ivr.api.idempotency import IdempotencyStore
+from ivr.api.problems import MEDIA_TYPE as PROBLEM
 from ivr.api.problems import problem_for
 from ivr.api.route import Gate
 from ivr.api.routes import bulk, call_requests, customers, payments, schedules, webhooks
+from ivr.api.schemas import ProblemOut
+from ivr.errors import ConfigError
 from ivr.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from ivr.runtime import Runtime
 
 log = logging.getLogger("arspay.api")
 
@@ -50,7 +58,8 @@ receive webhooks.
 """
 
 
-def create_app(deps: ApiDeps, *, key_cache_s: float = 5.0) -> FastAPI:
+def create_app(deps: ApiDeps | None, *, key_cache_s: float = 5.0) -> FastAPI:
+    """The app; ``deps=None`` builds it only to render the OpenAPI document."""
     app = FastAPI(
         title="arspay",
         version=__version__,
@@ -58,12 +67,13 @@ def create_app(deps: ApiDeps, *, key_cache_s: float = 5.0) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.gate = Gate(
-        deps,
-        KeyCache(deps.merchants.authenticate, ttl_s=key_cache_s),
-        RateLimiter(deps.settings.rate_limit_per_minute),
-        IdempotencyStore(deps.db, deps.clock),
-    )
+    if deps is not None:
+        app.state.gate = Gate(
+            deps,
+            KeyCache(deps.merchants.authenticate, ttl_s=key_cache_s),
+            RateLimiter(deps.settings.rate_limit_per_minute),
+            IdempotencyStore(deps.db, deps.clock),
+        )
     for router in ROUTERS:
         app.include_router(router)
 
@@ -71,12 +81,43 @@ def create_app(deps: ApiDeps, *, key_cache_s: float = 5.0) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = with_problem_responses(get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            ))  # fmt: skip
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     async def as_problem(request: Request, exc: Exception) -> Response:
         return problem_for(exc).response(request.url.path)
 
     app.add_exception_handler(StarletteHTTPException, as_problem)
     app.add_exception_handler(RequestValidationError, as_problem)
     return app
+
+
+def with_problem_responses(doc: dict[str, Any]) -> dict[str, Any]:
+    """Every 4xx/5xx answer is documented as ``application/problem+json`` with the
+    :class:`ProblemOut` schema (FastAPI would say ``application/json`` and, for 422,
+    its own validation-error shape)."""
+    components = doc.setdefault("components", {}).setdefault("schemas", {})
+    components["ProblemOut"] = ProblemOut.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    ref = {"$ref": "#/components/schemas/ProblemOut"}
+    for ops in doc.get("paths", {}).values():
+        for op in ops.values():
+            for status, response in op.get("responses", {}).items():
+                if status[0] in "45":
+                    response["content"] = {PROBLEM: {"schema": ref}}
+    return doc
 
 
 def openapi_document(app: FastAPI) -> str:
@@ -90,6 +131,25 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+async def api_worker(rt: Runtime, *, purge_every_s: float = 3600.0) -> None:
+    """The engine's API worker: serve the app and purge expired idempotency keys."""
+    deps = ApiDeps.from_runtime(rt)
+    app = create_app(deps)
+
+    async def purge() -> None:
+        store = IdempotencyStore(deps.db, deps.clock)
+        while True:
+            try:
+                await store.purge()
+            except Exception:  # a database hiccup must not stop the API
+                log.exception("idempotency key purge failed")
+            await asyncio.sleep(purge_every_s)
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(purge(), name="api-purge")
+        tg.create_task(serve(app, deps.settings), name="api-serve")
 
 
 async def serve(app: FastAPI, settings: ApiSettings) -> None:
@@ -110,3 +170,7 @@ async def serve(app: FastAPI, settings: ApiSettings) -> None:
     except asyncio.CancelledError:
         server.should_exit = True
         raise
+    except SystemExit:  # uvicorn exits when it cannot bind
+        raise ConfigError(
+            f"the API cannot listen on {settings.host}:{settings.port} (in use?)"
+        ) from None

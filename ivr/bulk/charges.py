@@ -57,6 +57,9 @@ class Submitted:
     invalid: list[dict[str, Any]]  # {"row": n, "error": "..."}
 
 
+EXTRA_FIELDS = "\x00extra"  # DictReader's key for fields beyond the header
+
+
 def parse_rows(data: bytes, fmt: str) -> list[dict[str, Any]]:
     """Raw rows from CSV (header line) or JSON (a list of objects)."""
     if len(data) > MAX_BYTES:
@@ -73,12 +76,16 @@ def parse_rows(data: bytes, fmt: str) -> list[dict[str, Any]]:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise InvalidInput("bulk JSON must be a list of objects")
     elif fmt == "csv":
-        reader = csv.DictReader(io.StringIO(text))
-        if reader.fieldnames is None or not {"card_id", "amount", "order_name"} <= set(
-            reader.fieldnames
-        ):
-            raise InvalidInput("bulk CSV needs a header with card_id, amount, order_name")
-        rows = [dict(r) for r in reader]
+        # newline="" semantics: quoted fields may hold line breaks; a stray CR is an error
+        reader = csv.DictReader(io.StringIO(text, newline=""), restkey=EXTRA_FIELDS)
+        try:
+            if reader.fieldnames is None or not {"card_id", "amount", "order_name"} <= set(
+                reader.fieldnames
+            ):
+                raise InvalidInput("bulk CSV needs a header with card_id, amount, order_name")
+            rows = [dict(r) for r in reader]
+        except csv.Error as exc:
+            raise InvalidInput(f"bulk CSV is malformed at line {reader.line_num}: {exc}") from None
     else:
         raise InvalidInput("bulk format must be csv or json")
     if not rows:
@@ -90,7 +97,9 @@ def parse_rows(data: bytes, fmt: str) -> list[dict[str, Any]]:
 
 def check_row(raw: dict[str, Any]) -> dict[str, Any]:
     """A clean charge row, or InvalidInput naming the field (never echoing values)."""
-    extra = set(raw) - set(FIELDS)
+    if EXTRA_FIELDS in raw:
+        raise InvalidInput("the row has more fields than the header")
+    extra = {str(k) for k in raw} - set(FIELDS)
     if extra:
         raise InvalidInput(f"unknown column(s): {', '.join(sorted(extra))}")
     card_id = str(raw.get("card_id") or "").strip()

@@ -61,7 +61,7 @@ def engine_run(
             if build_prompts and isinstance(runtime.book, PromptBook):
                 report = await runtime.book.build()
                 typer.echo(f"prompts: {report.total} segments ready ({report.built} built)")
-            engine = runtime.engine()
+            engine = runtime.engine(api=settings.api.enabled)
             task = asyncio.create_task(engine.run())
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -72,6 +72,11 @@ def engine_run(
                 typer.echo(
                     f"engine ready: ARI {settings.asterisk.ari_url} app {settings.asterisk.app}, "
                     f"FastAGI 127.0.0.1:{settings.asterisk.agi_port}"
+                    + (
+                        f", API http://{settings.api.host}:{settings.api.port}"
+                        if settings.api.enabled
+                        else ""
+                    )
                 )
             with contextlib.suppress(asyncio.CancelledError):
                 await task

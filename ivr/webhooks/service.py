@@ -32,7 +32,13 @@ MAX_PAGE = 100
 
 def check_url(url: str) -> str:
     url = url.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. "http://[" (a broken IPv6 literal)
+        host = None
+    if host is None:
+        raise InvalidInput("webhook url must be an http(s) URL of at most 500 characters")
     if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 500:
         raise InvalidInput("webhook url must be an http(s) URL of at most 500 characters")
     return url

@@ -21,14 +21,16 @@ Cursor = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
 
-ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {  # all application/problem+json (app.py)
     401: {"description": "missing or invalid API key"},
     404: {"description": "no such object (or not yours)"},
-    422: {"description": "invalid request"},
-    429: {"description": "rate limited"},
+    422: {"description": "the request does not match the schema, or its values are refused"},
+    429: {"description": "rate limited (see Retry-After)"},
+    500: {"description": "internal error"},
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
+    400: {"description": "malformed Idempotency-Key"},
     409: {"description": "conflict, or a duplicate of a request still running"},
 }
 
