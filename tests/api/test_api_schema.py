@@ -112,6 +112,7 @@ def test_api_conforms_to_its_schema(server: dict[str, Any], tmp_path: Path) -> N
             "--report", "junit",
             "--report-dir", str(tmp_path),
         ],
+        cwd=tmp_path,  # st keeps a .schemathesis/ cache in its working directory
         capture_output=True,
         text=True,
         timeout=900,
