@@ -127,7 +127,15 @@ async def open_runtime(
     scheduler = Scheduler(
         services.db, services.clock, queue, deps.payments, charger, services.requests
     )
-    bulk = BulkCharges(services.db, services.clock, queue, deps.payments, charger)
+    bulk = BulkCharges(
+        services.db,
+        services.clock,
+        queue,
+        deps.payments,
+        charger,
+        customers=services.customers,
+        requests=services.requests,
+    )
     sms = SmsDispatcher(
         services.db,
         services.clock,

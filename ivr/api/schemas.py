@@ -266,18 +266,20 @@ class TimelineOut(_Out):
 
 
 class BulkJobIn(_In):
-    kind: Literal["charges"] = "charges"
+    kind: Literal["charges", "registrations"] = "charges"
     rows: list[dict[str, Any]] = Field(
         min_length=1,
         max_length=100_000,
-        description='each {"ref", "card_id", "amount", "order_name", "installment_months"}',
+        description='charges: each {"ref", "card_id", "amount", "order_name", '
+        '"installment_months"}; registrations: each {"ref", "customer_id"} or {"ref", '
+        '"mobile", "name", "external_ref"}, optionally "product_name", "lease_minutes"',
     )
 
 
 class BulkJobOut(_Out):
     id: str
     object: Literal["bulk_job"] = "bulk_job"
-    kind: Literal["charges"] = "charges"
+    kind: Literal["charges", "registrations"]
     status: str
     progress: dict[str, Any]
     invalid_rows: list[dict[str, Any]]

@@ -173,6 +173,27 @@ class JobQueue:
         job.payload = payload
         return True
 
+    async def held_in(self, s: AsyncSession, claims: Sequence[Job]) -> dict[int, Job]:
+        """The stored rows of ``claims`` still held by those very claims, locked in the
+        caller's transaction with one query (batch work: note progress or finish many
+        jobs in one transaction with :meth:`complete_in`)."""
+        if not claims:
+            return {}
+        by_id = {c.id: c for c in claims}
+        rows = await s.scalars(select(Job).where(Job.id.in_(list(by_id))).with_for_update())
+        return {job.id: job for job in rows if self._mine(job, by_id[job.id])}
+
+    def complete_in(self, job: Job) -> None:
+        """Mark a row returned by :meth:`held_in` done (committed with the caller's
+        transaction)."""
+        self._end(job, JobStatus.done, None)
+
+    def defer_in(self, job: Job, run_at: datetime) -> None:
+        """:meth:`defer` for a row returned by :meth:`held_in`."""
+        self._end(job, JobStatus.queued, None)
+        job.run_at = run_at
+        job.attempts = 0
+
     async def _finish(self, claim: Job, target: JobStatus, *, error: str | None) -> bool:
         async with self.db.transaction() as s:
             job = await s.get(Job, claim.id, with_for_update=True)

@@ -43,25 +43,41 @@ class Database:
             raise ConfigError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
         self.url = parsed
         kwargs: dict[str, Any] = {"echo": echo}
+        file_sqlite = self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:")
         if self.dialect == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            if file_sqlite:
+                Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
-            kwargs["poolclass"] = NullPool if parsed.database in (None, "", ":memory:") else None
-            if kwargs["poolclass"] is None:
-                del kwargs["poolclass"]
-                kwargs["pool_size"] = pool_size
-                kwargs["max_overflow"] = 0
-                kwargs["pool_timeout"] = 120
+            if not file_sqlite:
+                kwargs["poolclass"] = NullPool
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
             kwargs["pool_timeout"] = 120
             kwargs["pool_pre_ping"] = True
-        self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
-        if self.dialect == "sqlite":
-            _sqlite_tuning(self.engine, busy_timeout_ms)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        if file_sqlite:
+            # SQLite has one writer at a time. Writers share ONE connection, so this
+            # process's transactions queue in order for it instead of sleep-polling
+            # SQLite's lock (which collapses throughput under concurrency); readers
+            # get their own pool and, in WAL mode, never wait for the writer.
+            self.engine: AsyncEngine = create_async_engine(
+                parsed,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=2 * busy_timeout_ms / 1000,
+                **kwargs,
+            )
+            self.read_engine: AsyncEngine = create_async_engine(
+                parsed, pool_size=pool_size, max_overflow=0, pool_timeout=120, **kwargs
+            )
+            _sqlite_tuning(self.engine, busy_timeout_ms, immediate=True)
+            _sqlite_tuning(self.read_engine, busy_timeout_ms, immediate=False)
+        else:
+            self.engine = self.read_engine = create_async_engine(parsed, **kwargs)
+            if self.dialect == "sqlite":
+                _sqlite_tuning(self.engine, busy_timeout_ms, immediate=True)
+        self.sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._writes = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Database:
@@ -78,14 +94,19 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session, session.begin():
+        """A read-write transaction (on SQLite: the process's one writer connection,
+        ``BEGIN IMMEDIATE``). Never open a second one inside it: it would wait for
+        itself. ``sessions()`` are for reads."""
+        async with self._writes() as session, session.begin():
             yield session
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
-def _sqlite_tuning(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+def _sqlite_tuning(engine: AsyncEngine, busy_timeout_ms: int, *, immediate: bool) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -101,4 +122,6 @@ def _sqlite_tuning(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the lock up front (no deadlocking read-to-write upgrades);
+        # readers take a snapshot and never block anyone in WAL mode.
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

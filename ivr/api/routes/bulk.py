@@ -24,19 +24,24 @@ async def _view(d: Deps, merchant_id: str, bulk_id: str) -> S.BulkJobOut:
     invalid = [r for r in await d.bulk.results(merchant_id, bulk_id) if r["result"] == "invalid"]
     return S.BulkJobOut(
         id=bulk_id,
+        kind=progress["kind"],
         status=str(progress["status"]),
         progress=progress,
-        invalid_rows=[{"row": r["row"], "error": r["error"]} for r in invalid],
+        invalid_rows=[{"row": r["row"], "ref": r["ref"], "error": r["error"]} for r in invalid],
     )
 
 
-async def _submit(request: Request, d: Deps, me: Me, data: bytes, fmt: str) -> S.BulkJobOut:
+async def _submit(
+    request: Request, d: Deps, me: Me, data: bytes, fmt: str, kind: str
+) -> S.BulkJobOut:
     rid = new_object_id(request, "bulk")
     try:
         return await _view(d, me.merchant_id, rid)  # a retried request: already submitted
     except NotFound:
         pass
-    submitted = await d.bulk.submit(me.merchant_id, data, fmt, actor=actor(me), bulk_id=rid)
+    submitted = await d.bulk.submit(
+        me.merchant_id, data, fmt, actor=actor(me), bulk_id=rid, kind=kind
+    )
     return await _view(d, me.merchant_id, submitted.bulk_id)
 
 
@@ -45,11 +50,12 @@ async def _submit(request: Request, d: Deps, me: Me, data: bytes, fmt: str) -> S
     status_code=201,
     response_model=S.BulkJobOut,
     responses=WRITE_ERRORS,
-    summary="Submit charges as JSON; invalid rows are reported, valid rows processed",
+    summary="Submit charges or registrations as JSON; invalid rows are reported, valid rows "
+    "processed",
 )
 async def create_bulk_job(body: S.BulkJobIn, request: Request, d: Deps, me: Me) -> S.BulkJobOut:
     data = json.dumps(body.rows, ensure_ascii=False).encode()
-    return await _submit(request, d, me, data, "json")
+    return await _submit(request, d, me, data, "json", body.kind)
 
 
 @router.post(
@@ -57,20 +63,20 @@ async def create_bulk_job(body: S.BulkJobIn, request: Request, d: Deps, me: Me) 
     status_code=201,
     response_model=S.BulkJobOut,
     responses=WRITE_ERRORS,
-    summary="Submit charges as a CSV (header: ref,card_id,amount,order_name,…) or JSON file",
+    summary="Submit a CSV (with a header line) or JSON file of charges or registrations",
 )
 async def upload_bulk_job(
     request: Request,
     d: Deps,
     me: Me,
     file: Annotated[UploadFile, File(description="UTF-8 CSV with a header line, or JSON")],
-    kind: Annotated[Literal["charges"], Form()] = "charges",
+    kind: Annotated[Literal["charges", "registrations"], Form()] = "charges",
     format: Annotated[Literal["csv", "json"], Form()] = "csv",
 ) -> S.BulkJobOut:
     data = await file.read(MAX_BYTES + 1)
     if not data:
         raise InvalidInput("the uploaded file is empty")
-    return await _submit(request, d, me, data, format)
+    return await _submit(request, d, me, data, format, kind)
 
 
 @router.get("/bulk-jobs/{bulk_id}", response_model=S.BulkJobOut, responses=ERRORS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import Request
 from sqlalchemy import select
+from starlette.responses import Response
 
 from ivr.api import schemas as S
 from ivr.api import views
@@ -71,9 +72,15 @@ async def update_endpoint(
     return views.endpoint(row)
 
 
-@router.delete("/webhook-endpoints/{endpoint_id}", status_code=204, responses=WRITE_ERRORS)
-async def delete_endpoint(endpoint_id: str, d: Deps, me: Me) -> None:
+@router.delete(
+    "/webhook-endpoints/{endpoint_id}",
+    status_code=204,
+    responses=WRITE_ERRORS,
+    response_class=Response,
+)
+async def delete_endpoint(endpoint_id: str, d: Deps, me: Me) -> Response:
     await d.webhooks.delete_endpoint(me.merchant_id, endpoint_id, actor=actor(me))
+    return Response(status_code=204)
 
 
 @router.post(
