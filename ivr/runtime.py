@@ -31,6 +31,7 @@ from ivr.payments.charger import Charger
 from ivr.payments.service import PaymentService
 from ivr.settings import Settings
 from ivr.store.db import Database
+from ivr.webhooks.delivery import WebhookDispatcher
 from ivr.wiring import Services, build
 from vault.client import VaultClient
 
@@ -46,6 +47,7 @@ class Runtime:
     scheduler: Scheduler
     bulk: BulkCharges
     sms: SmsDispatcher
+    webhooks: WebhookDispatcher
 
     def engine(
         self,
@@ -63,6 +65,7 @@ class Runtime:
             workers["scheduler"] = self.scheduler.run
             workers["bulk"] = self.bulk.run
             workers["sms"] = self.sms.run
+            workers["webhooks"] = self.webhooks.run
         if api:
             from ivr.api.app import api_worker
 
@@ -79,6 +82,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.sms.sender.close()
+        await self.webhooks.close()
         await self.vault.close()
         close = getattr(self.gateway, "aclose", None)
         if close is not None:
@@ -143,4 +147,5 @@ async def open_runtime(
         settings.sms,
         services.requests,
     )
-    return Runtime(services, pg, vault, book, charger, deps, scheduler, bulk, sms)
+    webhooks = WebhookDispatcher(services.db, services.clock, settings.webhooks)
+    return Runtime(services, pg, vault, book, charger, deps, scheduler, bulk, sms, webhooks)

@@ -58,6 +58,7 @@ from ivr.store.tables import (
     Schedule,
     SmsMessage,
 )
+from ivr.webhooks.notices import schedule_charge_failed_in
 from vault.bins import lookup
 
 log = logging.getLogger(__name__)
@@ -221,7 +222,7 @@ class Scheduler:
         decision = await self._after_failure(row, intents)
         if decision.next is Next.retry and decision.at is not None:
             payload["retry_due"] = True
-            await self.queue.defer(job, decision.at, payload)
+            await self._record_failure(job, row, payload, retry_at=decision.at)
             return
         if not payload.get("dunning_request_id"):
             new = await self.requests.create(
@@ -229,9 +230,40 @@ class Scheduler:
                 product_name=row.order_name, amount=row.amount, actor="scheduler:dunning",
             )  # fmt: skip
             payload["dunning_request_id"] = new.request.id
-            async with self.db.transaction() as s:
-                await self.queue.save_payload_in(s, job, payload)
-        await self.queue.complete(job)
+        await self._record_failure(job, row, payload, retry_at=None)
+
+    async def _record_failure(
+        self, job: Job, row: Schedule, payload: dict[str, Any], *, retry_at: datetime | None
+    ) -> None:
+        """Note the cycle's failure decision in its job — deferred to the retry, or done
+        after dunning — and tell the merchant (``schedule.charge_failed``), in one
+        transaction: once per failed charge, and only while the job is still ours."""
+        async with self.db.transaction() as s:
+            held = (await self.queue.held_in(s, [job])).get(job.id)
+            if held is None:
+                raise LostClaim("the job's claim was lost")
+            intent_id = payload["intents"][-1]
+            last = await s.scalar(
+                select(PaymentAttempt)
+                .where(PaymentAttempt.intent_id == intent_id)
+                .order_by(PaymentAttempt.created_at.desc(), PaymentAttempt.id.desc())
+            )
+            held.payload = payload
+            if retry_at is not None:
+                self.queue.defer_in(held, retry_at)
+            else:
+                self.queue.complete_in(held)
+            await schedule_charge_failed_in(s, self.clock, row.merchant_id, {
+                "schedule_id": row.id,
+                "cycle": payload.get("cycle"),
+                "payment_id": intent_id,
+                "attempt": len(payload["intents"]),
+                "decline": {"code": last.decline_code if last else None,
+                            "kind": last.decline_class if last else None},
+                "will_retry": retry_at is not None,
+                "next_retry_at": retry_at.isoformat() if retry_at else None,
+                "dunning_request_id": payload.get("dunning_request_id"),
+            })  # fmt: skip
 
     async def _new_intent(self, job: Job, row: Schedule, payload: dict[str, Any]) -> str:
         """Create the cycle's next intent and record it in the job, in one transaction."""

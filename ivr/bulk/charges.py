@@ -52,6 +52,7 @@ from ivr.payments.service import PaymentService
 from ivr.requests.service import CallRequestService
 from ivr.store.db import Database
 from ivr.store.tables import Card, Job, PaymentAttempt
+from ivr.webhooks.notices import bulk_completed_in
 
 log = logging.getLogger(__name__)
 
@@ -410,8 +411,11 @@ class BulkCharges:
             p = await self.progress_of(bulk_id)
             if p["pending"] == 0:
                 async with self.db.transaction() as s:
-                    parent = await s.scalar(select(Job).where(Job.dedupe_key == bulk_id))
+                    parent = await s.scalar(
+                        select(Job).where(Job.dedupe_key == bulk_id).with_for_update()
+                    )
                     if parent is not None and parent.status == JobStatus.queued.value:
+                        await bulk_completed_in(s, self.clock, parent.payload["merchant_id"], p)
                         parent.status = JOB.check(parent.status, JobStatus.running).value
                         parent.status = JOB.check(parent.status, JobStatus.done).value
                         parent.finished_at = self.clock.now()

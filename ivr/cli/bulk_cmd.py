@@ -48,17 +48,22 @@ def submit(
     fmt: str | None = typer.Option(None, "--format", help="csv | json (default: by extension)"),
     follow: bool = typer.Option(False, "--follow", help="show a progress bar until done"),
     here: bool = typer.Option(False, "--here", help="process in this process (no engine running)"),
+    kind: str = typer.Option(
+        "charges", "--kind", help="charges | registrations (registration call requests)"
+    ),
 ) -> None:
-    """Submit charges: columns card_id, amount, order_name[, installment_months][, ref].
-    Invalid rows are listed; valid rows are charged exactly once each."""
-    kind = fmt or file.suffix.lstrip(".").lower()
+    """Submit charges (columns card_id, amount, order_name[, installment_months][, ref])
+    or registrations (customer_id, or mobile[, name][, external_ref]; [product_name],
+    [lease_minutes], [ref]). Invalid rows are listed; valid rows are processed exactly
+    once each."""
+    file_format = fmt or file.suffix.lstrip(".").lower()
     try:
         data = file.read_bytes()
     except OSError as exc:
         raise typer.BadParameter(f"{file}: {exc.strerror}") from None
 
     async def body(rt: Runtime) -> dict[str, Any]:
-        sub = await rt.bulk.submit(merchant_id, data, kind, actor="cli")
+        sub = await rt.bulk.submit(merchant_id, data, file_format, actor="cli", kind=kind)
         typer.echo(
             f"bulk job {sub.bulk_id}: {sub.valid} valid row(s), {len(sub.invalid)} invalid",
             err=True,
@@ -70,7 +75,9 @@ def submit(
                 "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                 TimeElapsedColumn(), transient=False,
             ) as bar:  # fmt: skip
-                task = bar.add_task("charging", total=sub.valid)
+                task = bar.add_task(
+                    "charging" if kind == "charges" else "requesting", total=sub.valid
+                )
                 while True:
                     if here:
                         await rt.bulk.run_once()

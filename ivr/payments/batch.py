@@ -33,6 +33,7 @@ from ivr.gateways.errors import GatewayError, GatewayUnavailable
 from ivr.payments.charger import ChargePolicy
 from ivr.payments.service import PaymentService
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent
+from ivr.webhooks.notices import payment_ended_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +172,10 @@ class ChargeBatch:
         for answer in answers:
             attempt = attempts[answer.opened.attempt_id]
             intent = intents[answer.opened.intent_id]
+            before = intent.status
             out[intent.id] = self._apply(attempt, intent, answer)
+            if intent.status != before:  # payment.succeeded / payment.failed, once
+                await payment_ended_in(s, self.clock, intent, attempt)
         return out
 
     def _apply(

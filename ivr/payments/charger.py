@@ -37,6 +37,7 @@ from ivr.gateways.contract import ChargeRequest, ChargeResult, ChargeStatus, Gat
 from ivr.gateways.errors import GatewayError, GatewayUnavailable, OutcomeUnknown
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent
+from ivr.webhooks.notices import payment_ended_in
 
 OPEN = (AttemptStatus.pending.value, AttemptStatus.unknown.value)
 
@@ -96,15 +97,20 @@ class Charger:
                     .order_by(PaymentAttempt.created_at)
                 )
             )
-            if any(a.status == AttemptStatus.succeeded.value for a in attempts):
-                return self._finish(intent, PaymentIntentStatus.succeeded, now)
+            won = [a for a in attempts if a.status == AttemptStatus.succeeded.value]
+            if won:
+                done = self._finish(intent, PaymentIntentStatus.succeeded, now)
+                await payment_ended_in(s, self.clock, intent, won[0])  # payment.succeeded
+                return done
             open_ = [a for a in attempts if a.status in OPEN]
             if open_:
                 return open_[0]
             failed = [a for a in attempts if a.status == AttemptStatus.failed.value]
             declined = any(a.decline_class is not None for a in failed)
             if declined or len(failed) >= self.policy.max_attempts:
-                return self._finish(intent, PaymentIntentStatus.failed, now)
+                done = self._finish(intent, PaymentIntentStatus.failed, now)
+                await payment_ended_in(s, self.clock, intent, failed[-1] if failed else None)
+                return done
             if status is PaymentIntentStatus.created:
                 intent.status = PAYMENT_INTENT.check(status, PaymentIntentStatus.processing)
                 intent.updated_at = now

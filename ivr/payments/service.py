@@ -22,6 +22,7 @@ from ivr.gateways.contract import CancelRequest, Gateway
 from ivr.gateways.errors import GatewayError
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
+from ivr.webhooks.notices import refunded_in
 
 
 class PaymentService:
@@ -182,4 +183,5 @@ class PaymentService:
                 merchant_id=merchant_id,
                 details={"amount": value},
             )
+            await refunded_in(s, self.clock, intent, row)  # payment.refunded
             return row

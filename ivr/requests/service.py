@@ -27,6 +27,7 @@ from ivr.merchants.policy import MerchantPolicy
 from ivr.notify.templates import payment_sms, registration_sms
 from ivr.store.db import Database
 from ivr.store.tables import CallRequest, Customer, Lease, Merchant, SmsMessage
+from ivr.webhooks.notices import request_ended_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,8 @@ class CallRequestService:
             merchant_id=req.merchant_id,
             details={"from": previous},
         )
+        if CALL_REQUEST.is_terminal(target):  # registration.*, call_request.expired
+            await request_ended_in(s, self.clock, req)
         return req
 
     def after_call(self, req: CallRequest, max_calls: int) -> CallRequestStatus:

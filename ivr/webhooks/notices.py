@@ -1,0 +1,108 @@
+"""What the engine tells merchants, built from its rows: one function per event family,
+each called *inside the transaction that makes the change* (so the event exists exactly
+when the change committed — the outbox pattern) and only on the transition itself (so
+re-driving a finished object emits nothing).
+
+Data carry ids, amounts and outcomes; cards appear as BIN + last 4 at most.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ivr.clock import Clock
+from ivr.domain.states import CallRequestKind, CallRequestStatus, PaymentIntentStatus
+from ivr.store.tables import CallRequest, PaymentAttempt, PaymentIntent, Refund
+from ivr.webhooks.events import CARD_LIKE, emit_in
+
+
+def _text(value: str) -> str:
+    """Merchant free text (an order name) with any card-like digit run masked: the
+    event must go out (``emit_in`` refuses card-like runs), and it carries no card."""
+    return CARD_LIKE.sub(lambda m: "•" * len(m.group()), value)
+
+
+_REGISTRATION = {
+    CallRequestStatus.completed: "registration.completed",
+    CallRequestStatus.declined: "registration.declined",
+    CallRequestStatus.failed: "registration.failed",
+    CallRequestStatus.expired: "registration.expired",
+}
+
+
+async def request_ended_in(s: AsyncSession, clock: Clock, req: CallRequest) -> None:
+    """A call request reached a final status (``registration.*``,
+    ``call_request.expired``; a payment request's outcome is its ``payment.*``)."""
+    status = CallRequestStatus(req.status)
+    data: dict[str, Any] = {
+        "call_request_id": req.id,
+        "kind": req.kind,
+        "status": req.status,
+        "customer_id": req.customer_id,
+        "card_id": req.card_id,
+        "payment_id": req.payment_intent_id,
+        "calls": req.calls,
+    }
+    if req.kind == CallRequestKind.registration.value and status in _REGISTRATION:
+        await emit_in(s, clock, req.merchant_id, _REGISTRATION[status], data)
+    if status is CallRequestStatus.expired:
+        await emit_in(s, clock, req.merchant_id, "call_request.expired", data)
+
+
+async def payment_ended_in(
+    s: AsyncSession, clock: Clock, intent: PaymentIntent, attempt: PaymentAttempt | None
+) -> None:
+    """An intent became ``succeeded`` or ``failed`` (``attempt``: the deciding one)."""
+    status = PaymentIntentStatus(intent.status)
+    if status not in (PaymentIntentStatus.succeeded, PaymentIntentStatus.failed):
+        return
+    data: dict[str, Any] = {
+        "payment_id": intent.id,
+        "status": intent.status,
+        "amount": intent.amount,
+        "currency": intent.currency,
+        "order_name": _text(intent.order_name),
+        "installment_months": intent.installment_months,
+        "customer_id": intent.customer_id,
+        "card_id": intent.card_id,
+        "source": intent.source,
+        "schedule_id": intent.schedule_id,
+    }
+    if attempt is not None:
+        data["order_id"] = attempt.order_id
+        if status is PaymentIntentStatus.succeeded:
+            data["approval_no"] = attempt.approval_no
+        else:
+            data["decline"] = {"code": attempt.decline_code, "kind": attempt.decline_class}
+    event = "payment.succeeded" if status is PaymentIntentStatus.succeeded else "payment.failed"
+    await emit_in(s, clock, intent.merchant_id, event, data)
+
+
+async def refunded_in(s: AsyncSession, clock: Clock, intent: PaymentIntent, refund: Refund) -> None:
+    await emit_in(
+        s,
+        clock,
+        intent.merchant_id,
+        "payment.refunded",
+        {
+            "payment_id": intent.id,
+            "refund_id": refund.id,
+            "amount": refund.amount,
+            "refunded_amount": intent.refunded_amount,
+            "status": intent.status,
+        },
+    )
+
+
+async def schedule_charge_failed_in(
+    s: AsyncSession, clock: Clock, merchant_id: str, data: dict[str, Any]
+) -> None:
+    await emit_in(s, clock, merchant_id, "schedule.charge_failed", data)
+
+
+async def bulk_completed_in(
+    s: AsyncSession, clock: Clock, merchant_id: str, progress: dict[str, Any]
+) -> None:
+    await emit_in(s, clock, merchant_id, "bulk_job.completed", progress)

@@ -1,0 +1,162 @@
+"""The engine's state changes emit webhook events: in the transaction of the change
+(none if it rolls back), once per change (re-driving a finished object emits nothing),
+and the engine's dispatcher delivers them signed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import standardwebhooks
+from sqlalchemy import select
+
+from ivr.domain.states import CallRequestKind, CallRequestStatus
+from ivr.store.tables import WebhookEvent
+from ivr.webhooks.service import WebhookService
+from tests.api.conftest import Api, add_card, api  # noqa: F401 - the fixture
+from tests.billing.conftest import Billing, billing  # noqa: F401 - the fixture
+from tests.webhooks.conftest import Receiver, receiver  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.anyio
+
+
+async def events(db: Any, type_: str | None = None) -> list[WebhookEvent]:
+    async with db.sessions() as s:
+        q = select(WebhookEvent).order_by(WebhookEvent.id)
+        if type_ is not None:
+            q = q.where(WebhookEvent.type == type_)
+        return list(await s.scalars(q))
+
+
+async def test_charges_and_refunds_emit_payment_events_once(api: Api) -> None:  # noqa: F811
+    a = await api.tenant("행복치과")
+    pay = (
+        await a.client.post(
+            "/v1/charges", json={"card_id": a.card_id, "amount": 9_000, "order_name": "교재"}
+        )
+    ).json()
+    soft = await add_card(api, a.merchant_id, a.customer_id, "4000000000009995")
+    bad = (
+        await a.client.post(
+            "/v1/charges", json={"card_id": soft, "amount": 9_000, "order_name": "교재"}
+        )
+    ).json()
+    await api.deps.charger.drive(pay["id"], recovering=True)  # again: nothing new
+    await api.deps.charger.drive(bad["id"], recovering=True)
+    ok, failed = await events(api.db, "payment.succeeded"), await events(api.db, "payment.failed")
+    assert [e.payload["data"]["payment_id"] for e in ok] == [pay["id"]]
+    assert ok[0].payload["data"]["approval_no"] == pay["attempts"][0]["approval_no"]
+    assert [e.payload["data"]["payment_id"] for e in failed] == [bad["id"]]
+    assert failed[0].payload["data"]["decline"]["kind"] == "soft"
+    await a.client.post(f"/v1/payments/{pay['id']}/refunds", json={"amount": 4_000})
+    [refunded] = await events(api.db, "payment.refunded")
+    assert refunded.payload["data"]["refunded_amount"] == 4_000
+    assert refunded.payload["data"]["status"] == "partially_refunded"
+
+
+async def test_request_endings_emit_registration_and_expiry_events(api: Api) -> None:  # noqa: F811
+    a = await api.tenant("행복치과")
+    requests = api.runtime.services.requests
+    done = (await requests.create(a.merchant_id, a.customer_id, CallRequestKind.registration,
+                                  product_name="정기결제")).request  # fmt: skip
+    await requests.transition(done.id, CallRequestStatus.in_call, actor="t")
+    await requests.transition(done.id, CallRequestStatus.completed, actor="t")
+    left = (await requests.create(a.merchant_id, a.customer_id, CallRequestKind.registration,
+                                  product_name="정기결제")).request  # fmt: skip
+    pay = (await requests.create(a.merchant_id, a.customer_id, CallRequestKind.payment,
+                                 product_name="치료비", amount=5_000)).request  # fmt: skip
+    api.clock.advance(timedelta(hours=2))
+    assert await requests.expire_due() == 2
+    assert await requests.expire_due() == 0
+    types = [(e.type, e.payload["data"]["call_request_id"]) for e in await events(api.db)]
+    assert types == [
+        ("registration.completed", done.id),
+        ("registration.expired", left.id),
+        ("call_request.expired", left.id),
+        ("call_request.expired", pay.id),
+    ]
+
+
+async def test_no_event_when_the_change_rolls_back(api: Api) -> None:  # noqa: F811
+    a = await api.tenant("행복치과")
+    requests = api.runtime.services.requests
+    req = (await requests.create(a.merchant_id, a.customer_id, CallRequestKind.registration,
+                                 product_name="정기결제")).request  # fmt: skip
+
+    async def expire_then_fail() -> None:
+        async with api.db.transaction() as s:
+            await requests.transition_in(s, req.id, CallRequestStatus.expired, actor="t")
+            raise RuntimeError("the caller failed after the transition")
+
+    with pytest.raises(RuntimeError):
+        await expire_then_fail()
+    assert await events(api.db) == []
+    assert (await requests.get(None, req.id)).status == CallRequestStatus.created.value
+
+
+async def test_failed_schedule_charges_and_bulk_completion_emit_events(
+    billing: Billing,  # noqa: F811
+) -> None:
+    b = billing
+    await b.schedules.create(
+        b.merchant_id, b.customer_id, card_id=b.card_id, amount=30_000, order_name="월회비",
+        plan={"rule": {"every": "month", "day": 1}, "start": "2026-12-01", "count": 1},
+    )  # fmt: skip
+    b.pg.declines = ["soft", "hard"]
+    await b.run_until(b.clock.now() + timedelta(days=3))
+    failed = [e.payload["data"] for e in await events(b.db, "schedule.charge_failed")]
+    assert [(f["will_retry"], f["decline"]["kind"]) for f in failed] == [
+        (True, "soft"),
+        (False, "hard"),
+    ]
+    assert failed[0]["next_retry_at"] is not None
+    assert failed[1]["dunning_request_id"] is not None
+    assert len(await events(b.db, "payment.failed")) == 2
+
+    from ivr.bulk.charges import BulkCharges
+    from ivr.jobs.queue import JobQueue
+
+    bulk = BulkCharges(b.db, b.clock, JobQueue(b.db, b.clock, worker_id="w"), b.payments,
+                       b.charger)  # fmt: skip
+    rows = f'[{{"card_id": "{b.card_id}", "amount": 1000, "order_name": "x"}}, {{"x": 1}}]'
+    sub = await bulk.submit(b.merchant_id, rows.encode(), "json", actor="t")
+    await bulk.run(until_idle=True, poll_s=0.01)
+    await bulk.run(until_idle=True, poll_s=0.01)  # finishing again emits nothing
+    [done] = await events(b.db, "bulk_job.completed")
+    assert done.payload["data"]["bulk_id"] == sub.bulk_id
+    assert (done.payload["data"]["valid"], done.payload["data"]["invalid"]) == (1, 1)
+
+
+async def test_the_engine_delivers_events_signed(api: Api, receiver: Receiver) -> None:  # noqa: F811
+    api.clock.advance(datetime.now(UTC) - api.clock.now())  # the library checks the time
+    a = await api.tenant("행복치과")
+    _, secret = await WebhookService(api.db, api.clock).create_endpoint(
+        a.merchant_id, receiver.url, ["payment.succeeded"], actor="t"
+    )
+    pay = (
+        await a.client.post(
+            "/v1/charges", json={"card_id": a.card_id, "amount": 9_000, "order_name": "교재"}
+        )
+    ).json()
+    assert await api.runtime.webhooks.run_once() == 1
+    [hit] = receiver.hits
+    body = standardwebhooks.Webhook(secret).verify(hit.body, hit.headers)
+    assert body["type"] == "payment.succeeded"
+    assert body["data"]["payment_id"] == pay["id"]
+    assert "4111111111111111" not in hit.body.decode()
+    assert "webhooks" in api.runtime.engine(ari=False, agi=False).workers
+
+
+async def test_a_card_like_order_name_is_masked_and_the_charge_still_finishes(
+    api: Api,  # noqa: F811
+) -> None:
+    a = await api.tenant("행복치과")
+    r = await a.client.post(
+        "/v1/charges",
+        json={"card_id": a.card_id, "amount": 9_000, "order_name": "주문 4111111111111111"},
+    )
+    assert r.json()["status"] == "succeeded"
+    [event] = await events(api.db, "payment.succeeded")
+    assert "4111111111111111" not in str(event.payload)
+    assert event.payload["data"]["order_name"].startswith("주문 •")
