@@ -150,6 +150,11 @@ class WebhookSettings(_Section):
         72.0, gt=0, description="disable an endpoint whose deliveries all failed this long"
     )
     workers: int = Field(4, ge=1, le=64, description="concurrent deliveries per process")
+    allow_private_targets: bool = Field(
+        False,
+        description="deliver to loopback/private/link-local addresses (development only: "
+        "otherwise a merchant's URL could reach the operator's internal services)",
+    )
 
 
 class PromptSettings(_Section):

@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import aiohttp
 from sqlalchemy import select
@@ -29,7 +30,7 @@ from ivr.domain.states import DELIVERY, ENDPOINT, DeliveryStatus, EndpointStatus
 from ivr.settings import WebhookSettings
 from ivr.store.db import Database
 from ivr.store.tables import WebhookDelivery, WebhookEndpoint, WebhookEvent
-from ivr.webhooks import backoff, health, keyring
+from ivr.webhooks import backoff, health, keyring, targets
 from ivr.webhooks.signing import headers_for
 
 log = logging.getLogger(__name__)
@@ -175,8 +176,12 @@ class WebhookDispatcher:
         headers["user-agent"] = USER_AGENT
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
         if self._http is None:
-            self._http = aiohttp.ClientSession()
+            self._http = aiohttp.ClientSession(
+                connector=targets.connector(self.settings.allow_private_targets)
+            )
         try:
+            if not self.settings.allow_private_targets:
+                targets.check_literal(urlsplit(job.url).hostname or "")
             async with self._http.post(
                 job.url, data=job.body, headers=headers, timeout=timeout, allow_redirects=False
             ) as resp:
@@ -186,7 +191,12 @@ class WebhookDispatcher:
                 return _Outcome(False, resp.status, f"HTTP {resp.status}")
         except TimeoutError:
             return _Outcome(False, None, f"timeout after {self.settings.timeout_s:g} s")
+        except targets.TargetNotAllowed as exc:  # retried like any failure: the merchant
+            return _Outcome(False, None, str(exc))  # sees why, and can fix the URL
         except aiohttp.ClientError as exc:
+            refused = getattr(exc, "os_error", None)  # the guarded resolver's refusal
+            if isinstance(refused, targets.TargetNotAllowed):
+                return _Outcome(False, None, str(refused))
             return _Outcome(False, None, f"{type(exc).__name__}: connection failed")
         except Exception as exc:  # a bad URL etc. must not lose the delivery
             log.warning("webhook delivery %s: %s", job.delivery_id, type(exc).__name__)

@@ -116,6 +116,7 @@ def api_settings(tmp_path: Path, sandbox_url: str, **extra: str) -> Settings:
         "ARSPAY_GATEWAY_BASE_URL": sandbox_url,
         "ARSPAY_GATEWAY_API_KEY": KEY,
         "ARSPAY_GATEWAY_API_SECRET": SECRET,
+        "ARSPAY_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",  # the test receivers are local
         **extra,
     }
     settings = load_settings(env=env)

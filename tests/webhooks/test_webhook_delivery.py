@@ -26,7 +26,9 @@ from ivr.webhooks.signing import verify
 from tests.webhooks.conftest import Receiver, make_merchant
 
 pytestmark = pytest.mark.anyio
-SETTINGS = WebhookSettings(timeout_s=2, retry_hours=26, disable_after_hours=72, workers=4)
+SETTINGS = WebhookSettings(
+    timeout_s=2, retry_hours=26, disable_after_hours=72, workers=4, allow_private_targets=True
+)
 
 
 @pytest.fixture
@@ -211,3 +213,25 @@ async def test_given_a_dispatcher_died_mid_send_then_the_delivery_is_sent_again(
     assert [h.headers["webhook-id"] for h in receiver.accepted] == [event_id]
     [row] = await rows(db)
     assert row.status == DeliveryStatus.sent.value
+
+
+async def test_given_private_targets_are_not_allowed_then_nothing_reaches_them(
+    db: Database, receiver: Receiver
+) -> None:
+    """A merchant's URL must not reach the operator's own network (SSRF): loopback by
+    IP and by name, private and link-local addresses are refused at connect time."""
+    clock = FakeClock(datetime.now(UTC))
+    merchant = await make_merchant(db, clock)
+    svc = WebhookService(db, clock)
+    port = receiver.port
+    for url in (receiver.url, f"http://localhost:{port}/hook", "http://169.254.169.254/x",
+                "http://10.1.2.3/x", "http://[::1]:9/x"):  # fmt: skip
+        await svc.create_endpoint(merchant, url, [], actor="test")
+    await emit(db, clock, merchant)
+    strict = WebhookSettings(timeout_s=2, allow_private_targets=False)
+    async with WebhookDispatcher(db, clock, strict) as d:
+        assert await d.run_once() == 5
+    assert receiver.hits == []
+    for row in await rows(db):
+        assert row.status == DeliveryStatus.retrying.value
+        assert "public address" in (row.last_error or "")

@@ -22,7 +22,7 @@ from ivr.webhooks.service import WebhookService
 from tests.webhooks.conftest import Receiver, make_merchant
 
 pytestmark = pytest.mark.anyio
-SETTINGS = WebhookSettings(timeout_s=2)
+SETTINGS = WebhookSettings(timeout_s=2, allow_private_targets=True)
 
 
 async def test_given_two_merchants_then_neither_sees_the_others_objects(
