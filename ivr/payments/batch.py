@@ -33,7 +33,8 @@ from ivr.gateways.errors import GatewayError, GatewayUnavailable
 from ivr.payments.charger import ChargePolicy
 from ivr.payments.service import PaymentService
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent
-from ivr.webhooks.notices import payment_ended_in
+from ivr.webhooks.events import emit_many_in
+from ivr.webhooks.notices import payment_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,13 +170,15 @@ class ChargeBatch:
             )
         }
         out: dict[str, PaymentIntentStatus] = {}
+        ended = []
         for answer in answers:
             attempt = attempts[answer.opened.attempt_id]
             intent = intents[answer.opened.intent_id]
             before = intent.status
             out[intent.id] = self._apply(attempt, intent, answer)
             if intent.status != before:  # payment.succeeded / payment.failed, once
-                await payment_ended_in(s, self.clock, intent, attempt)
+                ended.append(payment_event(intent, attempt))
+        await emit_many_in(s, self.clock, [e for e in ended if e is not None])
         return out
 
     def _apply(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -77,29 +78,47 @@ async def emit_in(
     s: AsyncSession, clock: Clock, merchant_id: str, type: str, data: dict[str, Any]
 ) -> WebhookEvent:
     """Write an event and its deliveries in the caller's transaction ``s``."""
-    if type not in EVENT_TYPES:
-        raise InvalidInput(f"unknown webhook event type {type!r}")
-    check_payload(data)
+    [event] = await emit_many_in(s, clock, [(merchant_id, type, data)])
+    return event
+
+
+async def emit_many_in(
+    s: AsyncSession, clock: Clock, items: Sequence[tuple[str, str, dict[str, Any]]]
+) -> list[WebhookEvent]:
+    """:func:`emit_in` for many ``(merchant_id, type, data)`` at once: one flush and one
+    endpoint query for the lot (a batch of charges emits one event per charge)."""
     now = clock.now()
-    event = WebhookEvent(
-        id=new_id("evt"),
-        merchant_id=merchant_id,
-        type=type,
-        payload={"type": type, "timestamp": now.isoformat(), "data": data},
-        created_at=now,
-    )
-    s.add(event)
-    await s.flush()
-    endpoints = await s.scalars(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.merchant_id == merchant_id,
-            WebhookEndpoint.status == EndpointStatus.enabled.value,
+    events = []
+    for merchant_id, type, data in items:
+        if type not in EVENT_TYPES:
+            raise InvalidInput(f"unknown webhook event type {type!r}")
+        check_payload(data)
+        events.append(
+            WebhookEvent(
+                id=new_id("evt"),
+                merchant_id=merchant_id,
+                type=type,
+                payload={"type": type, "timestamp": now.isoformat(), "data": data},
+                created_at=now,
+            )
+        )
+    if not events:
+        return []
+    s.add_all(events)
+    await s.flush()  # events before their deliveries (no ORM relationship orders them)
+    endpoints = list(
+        await s.scalars(
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.merchant_id.in_({e.merchant_id for e in events}),
+                WebhookEndpoint.status == EndpointStatus.enabled.value,
+            )
         )
     )
-    for endpoint in endpoints:
-        if wants(endpoint, type):
-            s.add(new_delivery(event.id, endpoint.id, clock))
-    return event
+    for event in events:
+        for endpoint in endpoints:
+            if endpoint.merchant_id == event.merchant_id and wants(endpoint, event.type):
+                s.add(new_delivery(event.id, endpoint.id, clock))
+    return events
 
 
 def new_delivery(event_id: str, endpoint_id: str, clock: Clock) -> WebhookDelivery:

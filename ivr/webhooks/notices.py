@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ivr.clock import Clock
 from ivr.domain.states import CallRequestKind, CallRequestStatus, PaymentIntentStatus
 from ivr.store.tables import CallRequest, PaymentAttempt, PaymentIntent, Refund
-from ivr.webhooks.events import CARD_LIKE, emit_in
+from ivr.webhooks.events import CARD_LIKE, emit_in, emit_many_in
 
 
 def _text(value: str) -> str:
@@ -51,13 +51,14 @@ async def request_ended_in(s: AsyncSession, clock: Clock, req: CallRequest) -> N
         await emit_in(s, clock, req.merchant_id, "call_request.expired", data)
 
 
-async def payment_ended_in(
-    s: AsyncSession, clock: Clock, intent: PaymentIntent, attempt: PaymentAttempt | None
-) -> None:
-    """An intent became ``succeeded`` or ``failed`` (``attempt``: the deciding one)."""
+def payment_event(
+    intent: PaymentIntent, attempt: PaymentAttempt | None
+) -> tuple[str, str, dict[str, Any]] | None:
+    """``(merchant_id, type, data)`` for an intent that became ``succeeded`` or
+    ``failed`` (``attempt``: the deciding one); None for any other status."""
     status = PaymentIntentStatus(intent.status)
     if status not in (PaymentIntentStatus.succeeded, PaymentIntentStatus.failed):
-        return
+        return None
     data: dict[str, Any] = {
         "payment_id": intent.id,
         "status": intent.status,
@@ -77,7 +78,16 @@ async def payment_ended_in(
         else:
             data["decline"] = {"code": attempt.decline_code, "kind": attempt.decline_class}
     event = "payment.succeeded" if status is PaymentIntentStatus.succeeded else "payment.failed"
-    await emit_in(s, clock, intent.merchant_id, event, data)
+    return intent.merchant_id, event, data
+
+
+async def payment_ended_in(
+    s: AsyncSession, clock: Clock, intent: PaymentIntent, attempt: PaymentAttempt | None
+) -> None:
+    """``payment.succeeded`` / ``payment.failed`` for an intent that just finished."""
+    item = payment_event(intent, attempt)
+    if item is not None:
+        await emit_many_in(s, clock, [item])
 
 
 async def refunded_in(s: AsyncSession, clock: Clock, intent: PaymentIntent, refund: Refund) -> None:
