@@ -58,7 +58,7 @@ def check_key(key: str) -> str:
     if not key or len(key) > MAX_KEY or not key.isascii() or not key.isprintable():
         raise Problem(
             400,
-            "invalid-input",
+            "invalid-idempotency-key",
             f"{HEADER} must be 1-{MAX_KEY} printable ASCII characters",
         )
     return key

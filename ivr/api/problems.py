@@ -34,8 +34,16 @@ TITLES: dict[str, str] = {
     "did-pool-exhausted": "No virtual number is free for this mobile now",
     "idempotency-key-reused": "The Idempotency-Key was used with a different request",
     "idempotency-in-progress": "A request with this Idempotency-Key is still being processed",
+    "invalid-idempotency-key": "The Idempotency-Key header is not valid",
     "rate-limited": "Too many requests for this API key",
     "gateway-error": "The payment gateway did not complete the request",
+    "gateway-unavailable": "The payment gateway could not be reached",
+    "gateway-outcome-unknown": "The payment gateway did not answer in time",
+    "gateway-rejected": "The payment gateway refused the request",
+    "gateway-auth-failed": "The payment gateway refused the engine's credentials",
+    "card-declined": "The card was declined",
+    "cancel-refused": "The payment gateway refused the cancellation",
+    "vault-invalid-request": "Internal error",
     "internal-error": "Internal error",
 }
 

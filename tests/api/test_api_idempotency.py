@@ -188,4 +188,4 @@ async def test_bad_keys_are_refused(api: Api) -> None:
         "/v1/customers", json={"mobile": "010-1111-2222"}, headers={"Idempotency-Key": "x" * 256}
     )
     assert r.status_code == 400
-    assert problem(r)["code"] == "invalid-input"
+    assert problem(r)["code"] == "invalid-idempotency-key"
