@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.audit import audit
 from ivr.bulk.registrations import REGISTER, check_registration_row, register_row
@@ -250,12 +251,21 @@ class BulkCharges:
         size = max(1, self.concurrency // self.lanes)
 
         async def lane() -> None:
+            touched: set[str] = set()  # bulk jobs this lane worked on since its last check
             while True:
                 try:
                     jobs = await self.queue.claim(ROWS, limit=size, lease_s=self.lease_s)
                 except Exception:
                     log.exception("bulk claim failed")
                     jobs = []
+                if len(jobs) < size and touched:
+                    # The queue is draining: are those bulk jobs finished? (Counting a
+                    # job's rows costs a scan, so not after every batch.)
+                    try:
+                        await self._finish_parents(touched)
+                        touched.clear()
+                    except Exception:
+                        log.exception("bulk finish check failed")
                 if not jobs:
                     if until_idle:
                         return
@@ -263,9 +273,9 @@ class BulkCharges:
                     continue
                 try:
                     await self._batch(jobs)
-                    await self._finish_parents({j.payload["bulk_id"] for j in jobs})
                 except Exception:  # the claims lapse and the rows are taken up again
                     log.exception("bulk batch failed")
+                touched |= {j.payload["bulk_id"] for j in jobs}
 
         async with asyncio.TaskGroup() as tg:
             for n in range(self.lanes):
@@ -415,10 +425,31 @@ class BulkCharges:
                         select(Job).where(Job.dedupe_key == bulk_id).with_for_update()
                     )
                     if parent is not None and parent.status == JobStatus.queued.value:
-                        await bulk_completed_in(s, self.clock, parent.payload["merchant_id"], p)
                         parent.status = JOB.check(parent.status, JobStatus.running).value
                         parent.status = JOB.check(parent.status, JobStatus.done).value
                         parent.finished_at = self.clock.now()
+                        counts = await self._counts_in(s, bulk_id, parent)
+                        await bulk_completed_in(
+                            s, self.clock, parent.payload["merchant_id"],
+                            {**p, "status": "done", "total": p["rows"], **counts},
+                        )  # fmt: skip
+
+    @staticmethod
+    async def _counts_in(s: AsyncSession, bulk_id: str, parent: Job) -> dict[str, int]:
+        """Rows by result — ``succeeded``, ``failed``, ``invalid`` (at submission or when
+        processed), ``requested`` (registrations), ``error`` (rows given up on) — so
+        that they add up to the job's total rows."""
+        result = Job.payload["result"].as_string()
+        rows = await s.execute(
+            select(result, func.count())
+            .where(Job.dedupe_key.like(f"bulk:{bulk_id}:%"))
+            .group_by(result)
+        )
+        counts = {"succeeded": 0, "failed": 0, "invalid": len(parent.payload["invalid"])}
+        for value, n in rows.all():
+            key = str(value or "error")
+            counts[key] = counts.get(key, 0) + int(n)
+        return counts
 
     # ------------------------------------------------------------------ reading
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.clock import Clock
 from ivr.domain.states import CallRequestKind, CallRequestStatus, PaymentIntentStatus
+from ivr.gateways.declines import PROMPT_TEXT, DeclineReason
 from ivr.store.tables import CallRequest, PaymentAttempt, PaymentIntent, Refund
 from ivr.webhooks.events import CARD_LIKE, emit_in, emit_many_in
 
@@ -51,6 +52,14 @@ async def request_ended_in(s: AsyncSession, clock: Clock, req: CallRequest) -> N
         await emit_in(s, clock, req.merchant_id, "call_request.expired", data)
 
 
+def _decline(attempt: PaymentAttempt) -> dict[str, str | None]:
+    """The normalized reason (``code``), ``soft`` or ``hard``, and the Korean text the
+    payer hears for it (None for engine codes such as ``no_billing_key``)."""
+    code = attempt.decline_code or ""
+    message = PROMPT_TEXT.get(DeclineReason(code)) if code in DeclineReason.__members__ else None
+    return {"code": attempt.decline_code, "kind": attempt.decline_class, "message": message}
+
+
 def payment_event(
     intent: PaymentIntent, attempt: PaymentAttempt | None
 ) -> tuple[str, str, dict[str, Any]] | None:
@@ -76,7 +85,7 @@ def payment_event(
         if status is PaymentIntentStatus.succeeded:
             data["approval_no"] = attempt.approval_no
         else:
-            data["decline"] = {"code": attempt.decline_code, "kind": attempt.decline_class}
+            data["decline"] = _decline(attempt)
     event = "payment.succeeded" if status is PaymentIntentStatus.succeeded else "payment.failed"
     return intent.merchant_id, event, data
 
