@@ -13,6 +13,7 @@ import re
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ivr.api.problems import Problem
@@ -50,3 +51,15 @@ def split_page(rows: list[T], limit: int, id_of: Any) -> tuple[list[T], str | No
         rows = rows[:limit]
         return rows, encode_cursor(id_of(rows[-1]))
     return rows, None
+
+
+async def fetch_page(
+    s: AsyncSession,
+    query: Select[Any],
+    id_column: InstrumentedAttribute[str],
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    """The rows of one page of ``query`` (newest first) and the next cursor."""
+    rows = list(await s.scalars(page_query(query, id_column, cursor, limit)))
+    return split_page(rows, limit, lambda r: r.id)

@@ -32,6 +32,10 @@ class Page(_Out, Generic[T]):
     has_more: bool
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
 
+    @classmethod
+    def of(cls, data: list[T], next_cursor: str | None) -> Page[T]:
+        return cls(data=data, has_more=next_cursor is not None, next_cursor=next_cursor)
+
 
 class ProblemOut(_Out):
     model_config = ConfigDict(extra="allow")

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ivr.api import schemas as S
 from ivr.api import views
-from ivr.api.pagination import page_query, split_page
+from ivr.api.pagination import fetch_page
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
@@ -110,11 +110,8 @@ async def list_call_requests(
     if customer_id is not None:
         q = q.where(CallRequest.customer_id == customer_id)
     async with d.db.sessions() as s:
-        rows = list(await s.scalars(page_query(q, CallRequest.id, cursor, limit)))
-    page, nxt = split_page(rows, limit, lambda r: r.id)
-    return S.Page[S.CallRequestOut](
-        data=[views.call_request(r) for r in page], has_more=nxt is not None, next_cursor=nxt
-    )
+        page, nxt = await fetch_page(s, q, CallRequest.id, cursor, limit)
+    return S.Page[S.CallRequestOut].of([views.call_request(r) for r in page], nxt)
 
 
 @router.get("/call-requests/{request_id}", response_model=S.CallRequestOut, responses=ERRORS)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ivr.api import schemas as S
 from ivr.api import views
-from ivr.api.pagination import page_query, split_page
+from ivr.api.pagination import fetch_page
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
@@ -42,11 +42,8 @@ async def list_customers(
     if external_ref is not None:
         q = q.where(Customer.external_ref == external_ref)
     async with d.db.sessions() as s:
-        rows = list(await s.scalars(page_query(q, Customer.id, cursor, limit)))
-    page, nxt = split_page(rows, limit, lambda r: r.id)
-    return S.Page[S.CustomerOut](
-        data=[views.customer(r) for r in page], has_more=nxt is not None, next_cursor=nxt
-    )
+        page, nxt = await fetch_page(s, q, Customer.id, cursor, limit)
+    return S.Page[S.CustomerOut].of([views.customer(r) for r in page], nxt)
 
 
 @router.get("/customers/{customer_id}", response_model=S.CustomerOut, responses=ERRORS)

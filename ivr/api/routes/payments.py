@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.api import schemas as S
 from ivr.api import views
-from ivr.api.pagination import page_query, split_page
+from ivr.api.pagination import fetch_page
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
@@ -93,10 +93,9 @@ async def list_payments(
     if customer_id is not None:
         q = q.where(PaymentIntent.customer_id == customer_id)
     async with d.db.sessions() as s:
-        rows = list(await s.scalars(page_query(q, PaymentIntent.id, cursor, limit)))
-        page, nxt = split_page(rows, limit, lambda r: r.id)
+        page, nxt = await fetch_page(s, q, PaymentIntent.id, cursor, limit)
         data = [await payment_view(s, r) for r in page]
-    return S.Page[S.PaymentOut](data=data, has_more=nxt is not None, next_cursor=nxt)
+    return S.Page[S.PaymentOut].of(data, nxt)
 
 
 @router.get("/payments/{payment_id}", response_model=S.PaymentOut, responses=ERRORS)
@@ -151,11 +150,8 @@ async def list_cards(
     if status is not None:
         q = q.where(Card.status == status.value)
     async with d.db.sessions() as s:
-        rows = list(await s.scalars(page_query(q, Card.id, cursor, limit)))
-    page, nxt = split_page(rows, limit, lambda r: r.id)
-    return S.Page[S.CardOut](
-        data=[views.card(r) for r in page], has_more=nxt is not None, next_cursor=nxt
-    )
+        page, nxt = await fetch_page(s, q, Card.id, cursor, limit)
+    return S.Page[S.CardOut].of([views.card(r) for r in page], nxt)
 
 
 @router.get("/cards/{card_id}", response_model=S.CardOut, responses=ERRORS, tags=["cards"])

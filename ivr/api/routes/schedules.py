@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ivr.api import schemas as S
 from ivr.api import views
-from ivr.api.pagination import page_query, split_page
+from ivr.api.pagination import fetch_page
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
@@ -56,11 +56,8 @@ async def list_schedules(
     if customer_id is not None:
         q = q.where(Schedule.customer_id == customer_id)
     async with d.db.sessions() as s:
-        rows = list(await s.scalars(page_query(q, Schedule.id, cursor, limit)))
-    page, nxt = split_page(rows, limit, lambda r: r.id)
-    return S.Page[S.ScheduleOut](
-        data=[views.schedule(r) for r in page], has_more=nxt is not None, next_cursor=nxt
-    )
+        page, nxt = await fetch_page(s, q, Schedule.id, cursor, limit)
+    return S.Page[S.ScheduleOut].of([views.schedule(r) for r in page], nxt)
 
 
 @router.get("/schedules/{schedule_id}", response_model=S.ScheduleOut, responses=ERRORS)

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from ivr.api import schemas as S
 from ivr.api import views
-from ivr.api.pagination import page_query, split_page
+from ivr.api.pagination import fetch_page
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing
 from ivr.api.routes.common import router as make_router
@@ -102,11 +102,8 @@ async def list_events(
     if type is not None:
         q = q.where(WebhookEvent.type == type)
     async with d.db.sessions() as s:
-        rows = list(await s.scalars(page_query(q, WebhookEvent.id, cursor, limit)))
-    page, nxt = split_page(rows, limit, lambda r: r.id)
-    return S.Page[S.EventOut](
-        data=[views.event(r) for r in page], has_more=nxt is not None, next_cursor=nxt
-    )
+        page, nxt = await fetch_page(s, q, WebhookEvent.id, cursor, limit)
+    return S.Page[S.EventOut].of([views.event(r) for r in page], nxt)
 
 
 @router.get("/events/{event_id}", response_model=S.EventDetailOut, responses=ERRORS)
