@@ -34,7 +34,7 @@ from ivr.payments.charger import ChargePolicy
 from ivr.payments.service import PaymentService
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent
 from ivr.webhooks.events import emit_many_in
-from ivr.webhooks.notices import payment_event
+from ivr.webhooks.notices import masked, payment_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +178,7 @@ class ChargeBatch:
             out[intent.id] = self._apply(attempt, intent, answer)
             if intent.status != before:  # payment.succeeded / payment.failed, once
                 ended.append(payment_event(intent, attempt))
-        await emit_many_in(s, self.clock, [e for e in ended if e is not None])
+        await emit_many_in(s, self.clock, [masked(e) for e in ended if e is not None])
         return out
 
     def _apply(

@@ -16,7 +16,32 @@ from ivr.clock import Clock
 from ivr.domain.states import CallRequestKind, CallRequestStatus, PaymentIntentStatus
 from ivr.gateways.declines import PROMPT_TEXT, DeclineReason
 from ivr.store.tables import CallRequest, PaymentAttempt, PaymentIntent, Refund
-from ivr.webhooks.events import CARD_LIKE, emit_in, emit_many_in
+from ivr.webhooks.events import CARD_LIKE, emit_in
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with every card-like digit run in its strings masked."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+async def _emit(
+    s: AsyncSession, clock: Clock, merchant_id: str, type: str, data: dict[str, Any]
+) -> None:
+    """Emit with card-like runs masked: ``emit_in`` would refuse them, and a refusal
+    must never undo the change being reported (a payment, a refund)."""
+    await emit_in(s, clock, merchant_id, type, _masked(data))
+
+
+def masked(item: tuple[str, str, dict[str, Any]]) -> tuple[str, str, dict[str, Any]]:
+    """An ``(merchant_id, type, data)`` item with its data masked (see :func:`_emit`)."""
+    merchant_id, type, data = item
+    return merchant_id, type, _masked(data)
 
 
 def _text(value: str) -> str:
@@ -47,9 +72,9 @@ async def request_ended_in(s: AsyncSession, clock: Clock, req: CallRequest) -> N
         "calls": req.calls,
     }
     if req.kind == CallRequestKind.registration.value and status in _REGISTRATION:
-        await emit_in(s, clock, req.merchant_id, _REGISTRATION[status], data)
+        await _emit(s, clock, req.merchant_id, _REGISTRATION[status], data)
     if status is CallRequestStatus.expired:
-        await emit_in(s, clock, req.merchant_id, "call_request.expired", data)
+        await _emit(s, clock, req.merchant_id, "call_request.expired", data)
 
 
 def _decline(attempt: PaymentAttempt) -> dict[str, str | None]:
@@ -96,11 +121,11 @@ async def payment_ended_in(
     """``payment.succeeded`` / ``payment.failed`` for an intent that just finished."""
     item = payment_event(intent, attempt)
     if item is not None:
-        await emit_many_in(s, clock, [item])
+        await _emit(s, clock, *item)
 
 
 async def refunded_in(s: AsyncSession, clock: Clock, intent: PaymentIntent, refund: Refund) -> None:
-    await emit_in(
+    await _emit(
         s,
         clock,
         intent.merchant_id,
@@ -118,10 +143,10 @@ async def refunded_in(s: AsyncSession, clock: Clock, intent: PaymentIntent, refu
 async def schedule_charge_failed_in(
     s: AsyncSession, clock: Clock, merchant_id: str, data: dict[str, Any]
 ) -> None:
-    await emit_in(s, clock, merchant_id, "schedule.charge_failed", data)
+    await _emit(s, clock, merchant_id, "schedule.charge_failed", data)
 
 
 async def bulk_completed_in(
     s: AsyncSession, clock: Clock, merchant_id: str, progress: dict[str, Any]
 ) -> None:
-    await emit_in(s, clock, merchant_id, "bulk_job.completed", progress)
+    await _emit(s, clock, merchant_id, "bulk_job.completed", progress)

@@ -173,3 +173,18 @@ async def test_given_a_sent_event_when_redelivered_then_sent_again_with_the_same
     with pytest.raises(Conflict):
         await svc.redeliver(merchant, event.id, endpoint_id=ep.id, actor="t")
     assert await svc.redeliver(merchant, event.id, actor="t") == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["pi_01KX1234567890123ABCDEFGH", "ord_01M8J2T3CN1234567890123", "evt_0123456789012X"],
+)
+async def test_given_an_id_with_a_long_digit_run_when_emitting_then_it_goes_out(
+    db: Database, clock: FakeClock, value: str
+) -> None:
+    """A ULID's random part can hold 13 digits in a row; that is an id, not a card (the
+    100,000-row bulk bench once failed a whole batch on one)."""
+    merchant = await make_merchant(db, clock)
+    async with db.transaction() as s:
+        event = await emit_in(s, clock, merchant, "payment.succeeded", {"payment_id": value})
+    assert event.payload["data"]["payment_id"] == value
