@@ -4,6 +4,7 @@ and the engine's dispatcher delivers them signed."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import standardwebhooks
 from sqlalchemy import select
 
 from ivr.domain.states import CallRequestKind, CallRequestStatus
+from ivr.gateways.declines import PROMPT_TEXT, DeclineReason
 from ivr.store.tables import WebhookEvent
 from ivr.webhooks.service import WebhookService
 from tests.api.conftest import Api, add_card, api  # noqa: F401 - the fixture
@@ -160,3 +162,73 @@ async def test_a_card_like_order_name_is_masked_and_the_charge_still_finishes(
     [event] = await events(api.db, "payment.succeeded")
     assert "4111111111111111" not in str(event.payload)
     assert event.payload["data"]["order_name"].startswith("주문 •")
+
+
+async def test_registration_declined_and_failed_emit_their_events(api: Api) -> None:  # noqa: F811
+    a = await api.tenant("행복치과")
+    requests = api.runtime.services.requests
+
+    async def in_call() -> str:
+        req = (await requests.create(a.merchant_id, a.customer_id, CallRequestKind.registration,
+                                     product_name="정기결제")).request  # fmt: skip
+        await requests.transition(req.id, CallRequestStatus.in_call, actor="t")
+        return req.id
+
+    declined = await in_call()
+    await requests.transition(declined, CallRequestStatus.declined, actor="t")
+    failed = await in_call()
+    assert await requests.release_call(failed, max_calls=1) is CallRequestStatus.failed
+    got = [(e.type, e.payload["data"]["call_request_id"], e.payload["data"]["status"])
+           for e in await events(api.db)]  # fmt: skip
+    assert got == [
+        ("registration.declined", declined, "declined"),
+        ("registration.failed", failed, "failed"),
+    ]
+
+
+async def test_a_payment_failed_event_says_why_in_words(api: Api) -> None:  # noqa: F811
+    a = await api.tenant("행복치과")
+    soft = await add_card(api, a.merchant_id, a.customer_id, "4000000000009995")
+    await a.client.post("/v1/charges", json={"card_id": soft, "amount": 9_000, "order_name": "x"})
+    [failed] = await events(api.db, "payment.failed")
+    decline = failed.payload["data"]["decline"]
+    assert decline["kind"] == "soft"
+    assert decline["message"] == PROMPT_TEXT[DeclineReason(decline["code"])]
+
+
+async def test_two_workers_finishing_a_bulk_job_together_emit_one_event(
+    billing: Billing,  # noqa: F811
+) -> None:
+    """The parent's status transition, under its row lock, decides who reports it."""
+    import asyncio
+
+    from ivr.bulk.charges import BulkCharges
+    from ivr.jobs.queue import JobQueue
+
+    b = billing
+
+    def worker(name: str) -> BulkCharges:
+        return BulkCharges(b.db, b.clock, JobQueue(b.db, b.clock, worker_id=name), b.payments,
+                           b.charger)  # fmt: skip
+
+    one, two = worker("w1"), worker("w2")
+    rows = [{"card_id": b.card_id, "amount": 1000 + n, "order_name": "x"} for n in range(3)]
+    rows += [{"card_id": "card_missing", "amount": 1000, "order_name": "x"}, {"x": 1}]
+    sub = await one.submit(b.merchant_id, json.dumps(rows).encode(), "json", actor="t")
+    b.pg.declines = ["hard"]
+
+    async def no_finish(bulk_ids: set[str]) -> None:
+        return None
+
+    one._finish_parents = no_finish  # type: ignore[method-assign]  # rows only, first
+    while await one.run_once():
+        pass
+    assert await events(b.db, "bulk_job.completed") == []
+    del one._finish_parents  # back to the class's
+    await asyncio.gather(one._finish_parents({sub.bulk_id}), two._finish_parents({sub.bulk_id}))
+    await two._finish_parents({sub.bulk_id})
+    [done] = await events(b.db, "bulk_job.completed")
+    data = done.payload["data"]
+    assert data["status"] == "done"
+    counts = {k: data[k] for k in ("total", "succeeded", "failed", "invalid")}
+    assert counts == {"total": 5, "succeeded": 2, "failed": 1, "invalid": 2}
