@@ -10,6 +10,7 @@ the same bytes and the same sha256.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -112,7 +113,11 @@ class AudioTools:
         finally:
             if proc.returncode is None:
                 proc.kill()
-                await proc.wait()
+                # Bounded: once in CI a child's exit was never reported to the loop and
+                # this wait hung the caller for good; an error is better than a hang.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5):
+                        await proc.wait()
         if proc.returncode != 0:
             detail = ""
             if show_stderr and stderr.strip():
