@@ -178,6 +178,18 @@ class ApiSettings(_Section):
     page_size_max: int = Field(100, ge=1, le=1000)
 
 
+class ConsoleSettings(_Section):
+    enabled: bool = Field(True, description="serve the admin console at /console with the API")
+    session_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="log out after idle")
+    session_max_hours: int = Field(12, ge=1, le=24 * 7, description="log in again after")
+    lockout_failures: int = Field(5, ge=1, le=100, description="failed logins before lockout")
+    lockout_minutes: int = Field(15, ge=1, le=24 * 60, description="how long a lockout lasts")
+    secure_cookie: bool = Field(
+        False, description="mark the session cookie Secure (set when served over HTTPS)"
+    )
+    language: Literal["ko", "en"] = Field("ko", description="default page language")
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_format: bool = True
@@ -195,6 +207,7 @@ class Settings(_Section):
     prompts: PromptSettings = PromptSettings()
     webhooks: WebhookSettings = WebhookSettings()
     api: ApiSettings = ApiSettings()
+    console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()
 
     @property

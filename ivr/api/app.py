@@ -36,6 +36,7 @@ from ivr.errors import ConfigError
 from ivr.settings import ApiSettings
 
 if TYPE_CHECKING:
+    from ivr.console.web import ConsoleDeps
     from ivr.runtime import Runtime
 
 log = logging.getLogger("arspay.api")
@@ -58,8 +59,12 @@ receive webhooks.
 """
 
 
-def create_app(deps: ApiDeps | None, *, key_cache_s: float = 5.0) -> FastAPI:
-    """The app; ``deps=None`` builds it only to render the OpenAPI document."""
+def create_app(
+    deps: ApiDeps | None, *, key_cache_s: float = 5.0, console: ConsoleDeps | None = None
+) -> FastAPI:
+    """The app; ``deps=None`` builds it only to render the OpenAPI document. With
+    ``console`` the admin console is mounted at ``/console`` (not part of the API's
+    OpenAPI document)."""
     app = FastAPI(
         title="arspay",
         version=__version__,
@@ -76,6 +81,10 @@ def create_app(deps: ApiDeps | None, *, key_cache_s: float = 5.0) -> FastAPI:
         )
     for router in ROUTERS:
         app.include_router(router)
+    if console is not None:
+        from ivr.console.web import PREFIX, create_console
+
+        app.mount(PREFIX, create_console(console))
 
     @app.get("/health", tags=["health"], summary="Liveness (no auth)")
     async def health() -> dict[str, str]:
@@ -136,13 +145,20 @@ class _Server(uvicorn.Server):
 async def api_worker(rt: Runtime, *, purge_every_s: float = 3600.0) -> None:
     """The engine's API worker: serve the app and purge expired idempotency keys."""
     deps = ApiDeps.from_runtime(rt)
-    app = create_app(deps)
+    console = None
+    if rt.services.settings.console.enabled:
+        from ivr.console.web import ConsoleDeps
+
+        console = ConsoleDeps.from_runtime(rt, deps)
+    app = create_app(deps, console=console)
 
     async def purge() -> None:
         store = IdempotencyStore(deps.db, deps.clock)
         while True:
             try:
                 await store.purge()
+                if console is not None:
+                    await console.sessions.purge()
             except Exception:  # a database hiccup must not stop the API
                 log.exception("idempotency key purge failed")
             await asyncio.sleep(purge_every_s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +119,7 @@ class PromptBook:
                 reading = slots.reading(prompt_id, part.name, value)
                 segments += [FIXED_SEGMENTS[name] for name in reading.segments]
         unique = {s.name: s for s in segments}
-        await asyncio.gather(*(self._store.ensure(s) for s in unique.values()))
+        await _all(self._store.ensure(s) for s in unique.values())
         return [s.sound for s in segments]
 
     def sha256(self, sound_name: str) -> str:
@@ -133,9 +133,7 @@ class PromptBook:
         chosen = sorted(self.ids) if ids is None else [self._prompt(i).id for i in ids]
         wanted = {s.name: s for i in chosen for s in static_segments(self._prompt(i))}
         wanted |= FIXED_SEGMENTS
-        outcomes = await asyncio.gather(
-            *(self._store.ensure(s, recheck=True) for s in wanted.values())
-        )
+        outcomes = await _all(self._store.ensure(s, recheck=True) for s in wanted.values())
         known = {s.name for p in self._manifest.prompts.values() for s in static_segments(p)}
         known |= set(FIXED_SEGMENTS)
         recordings = self._store.recordings()
@@ -168,3 +166,15 @@ class PromptBook:
             if extra:
                 problems.append("unexpected value(s) " + ", ".join(extra))
             raise PromptError(f"prompt {prompt.id}: {'; '.join(problems)}")
+
+
+async def _all(jobs: Iterable[Awaitable[Outcome]]) -> list[Outcome]:
+    """Await every job, then raise the first failure. Plain ``gather`` raises at the
+    first failure and leaves the other sox/espeak jobs running unowned; one cancelled
+    later while its subprocess was still starting hangs Python 3.11's subprocess
+    transport for good (it waits for pipes that will never connect)."""
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [r for r in results if not isinstance(r, BaseException)]

@@ -377,6 +377,41 @@ class IdempotencyKey(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
+# --------------------------------------------------------------------------- console
+
+
+class ConsoleUser(Base):
+    """A person who logs in to the admin console. ``role`` is ``operator`` (every
+    merchant) or ``merchant`` (``merchant_id``'s data only). The password is an argon2id
+    hash; ``failed_logins`` and ``locked_until`` implement the lockout."""
+
+    __tablename__ = "console_users"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(Status)
+    merchant_id: Mapped[str | None] = mapped_column(ForeignKey("merchants.id"))
+    status: Mapped[str] = mapped_column(Status)  # active | disabled
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class ConsoleSession(Base):
+    """A logged-in browser. The cookie holds a random token; only its SHA-256 is kept
+    here, so a copy of the database does not log anyone in. ``csrf`` is the token every
+    POST of this session must carry."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256(token) hex
+    user_id: Mapped[str] = mapped_column(ForeignKey("console_users.id"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 # --------------------------------------------------------------------------- evidence, audit
 
 

@@ -1,0 +1,164 @@
+"""Call requests: list (live), create a payment or registration request, detail with
+each call's step timeline (live until the request ends), cancel.
+
+A step shows its prompt id, its outcome and how long it took; where the payer keyed
+something the page shows "•" marks, never digits (the engine never stored them)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from sqlalchemy import select
+from starlette.responses import RedirectResponse, Response
+
+from ivr.console.access import Deps, Reader, Writer
+from ivr.console.pages.common import acting_merchant, merchant_names, owned, page_of, scoped
+from ivr.console.render import page
+from ivr.domain.states import CALL_REQUEST, CallRequestKind, CallRequestStatus
+from ivr.store.tables import CallRequest, CallSession, CallStep, Customer
+
+router = APIRouter()
+STOP_POLLING = 286  # htmx stops an ``every`` trigger on this status
+STATUSES = [s.value for s in CallRequestStatus]
+INPUT_STEPS = ("card", "expiry", "birth", "password", "installment", "confirm", "menu")
+
+
+def keyed(step: CallStep) -> bool:
+    """Whether the payer keyed digits in this step (shown as •, never the digits)."""
+    return step.outcome == "ok" and any(word in step.step for word in INPUT_STEPS)
+
+
+Rows = list[tuple[CallRequest, Customer]]
+
+
+async def _rows(
+    deps: Deps, who: Reader, status: str | None, cursor: str | None
+) -> tuple[Rows, str | None, dict[str, str]]:
+    q = scoped(select(CallRequest), CallRequest.merchant_id, who)
+    if status in STATUSES:
+        q = q.where(CallRequest.status == status)
+    async with deps.api.db.sessions() as s:
+        rows, nxt = await page_of(s, q, CallRequest.id, cursor)
+        customers = {
+            c.id: c
+            for c in await s.scalars(
+                select(Customer).where(Customer.id.in_({r.customer_id for r in rows}))
+            )
+        }
+        names = await merchant_names(s, who)
+    return [(r, customers[r.customer_id]) for r in rows], nxt, names
+
+
+@router.get("/call-requests")
+async def list_requests(
+    request: Request,
+    deps: Deps,
+    who: Reader,
+    status: Annotated[str | None, Query(max_length=24)] = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    rows, nxt, names = await _rows(deps, who, status, cursor)
+    return page(request, who, "call_requests.html", rows=rows, next_cursor=nxt, names=names,
+                status=status or "", statuses=STATUSES, live=cursor is None)  # fmt: skip
+
+
+@router.get("/call-requests/rows")
+async def list_rows(
+    request: Request,
+    deps: Deps,
+    who: Reader,
+    status: Annotated[str | None, Query(max_length=24)] = None,
+) -> Response:
+    rows, _, names = await _rows(deps, who, status, None)
+    return page(request, who, "fragments/call_request_rows.html", rows=rows, names=names)
+
+
+@router.get("/call-requests/new")
+async def new_request(request: Request, deps: Deps, who: Reader) -> Response:
+    async with deps.api.db.sessions() as s:
+        customers = list(
+            await s.scalars(
+                scoped(select(Customer), Customer.merchant_id, who)
+                .order_by(Customer.id.desc())
+                .limit(500)
+            )
+        )
+        names = await merchant_names(s, who)
+    return page(request, who, "call_request_new.html", customers=customers, names=names,
+                error=None)  # fmt: skip
+
+
+@router.post("/call-requests")
+async def create_request(
+    request: Request,
+    deps: Deps,
+    who: Writer,
+    customer_id: Annotated[str, Form(max_length=40)],
+    kind: Annotated[str, Form(max_length=16)],
+    product_name: Annotated[str, Form(max_length=100)],
+    amount: Annotated[str, Form(max_length=12)] = "",
+) -> Response:
+    async with deps.api.db.sessions() as s:
+        customer = await owned(s, Customer, customer_id, who, "customer")
+    merchant_id = acting_merchant(who, customer.merchant_id)
+    kind_ = CallRequestKind.payment if kind == "payment" else CallRequestKind.registration
+    value = int(amount) if amount.strip().isdigit() else None
+    new = await deps.api.requests.create(
+        merchant_id, customer.id, kind_, product_name=product_name,
+        amount=value if kind_ is CallRequestKind.payment else None, actor=who.actor,
+    )  # fmt: skip
+    return RedirectResponse(f"/console/call-requests/{new.request.id}", status_code=303)
+
+
+async def _detail(deps: Deps, who: Reader, request_id: str) -> dict[str, Any]:
+    async with deps.api.db.sessions() as s:
+        row = await owned(s, CallRequest, request_id, who, "call request")
+        customer = await s.get(Customer, row.customer_id)
+        sessions = list(
+            await s.scalars(
+                select(CallSession)
+                .where(CallSession.call_request_id == row.id)
+                .order_by(CallSession.started_at, CallSession.id)
+            )
+        )
+        steps = list(
+            await s.scalars(
+                select(CallStep)
+                .where(CallStep.session_id.in_([x.id for x in sessions]))
+                .order_by(CallStep.session_id, CallStep.seq)
+            )
+        )
+    by_session: dict[str, list[CallStep]] = {}
+    for st in steps:
+        by_session.setdefault(st.session_id, []).append(st)
+    return {
+        "r": row,
+        "customer": customer,
+        "sessions": [(x, by_session.get(x.id, [])) for x in sessions],
+        "terminal": CALL_REQUEST.is_terminal(row.status),
+        "keyed": keyed,
+    }
+
+
+@router.get("/call-requests/{request_id}")
+async def show_request(request_id: str, request: Request, deps: Deps, who: Reader) -> Response:
+    return page(request, who, "call_request.html", **await _detail(deps, who, request_id))
+
+
+@router.get("/call-requests/{request_id}/live")
+async def live_request(request_id: str, request: Request, deps: Deps, who: Reader) -> Response:
+    """The live part of the detail page; once the request has ended, htmx is told to
+    stop polling."""
+    values = await _detail(deps, who, request_id)
+    code = STOP_POLLING if values["terminal"] else 200
+    return page(request, who, "fragments/call_request_live.html", status_code=code, **values)
+
+
+@router.post("/call-requests/{request_id}/cancel")
+async def cancel_request(request_id: str, deps: Deps, who: Writer) -> Response:
+    async with deps.api.db.sessions() as s:
+        row = await owned(s, CallRequest, request_id, who, "call request")
+    if row.status != CallRequestStatus.cancelled.value:
+        await deps.api.requests.transition(row.id, CallRequestStatus.cancelled, actor=who.actor)
+    return RedirectResponse(f"/console/call-requests/{row.id}", status_code=303)

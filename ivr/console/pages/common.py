@@ -1,0 +1,67 @@
+"""What every page module shares: merchant scoping of queries and rows, pagination,
+and the merchant picker an operator uses where an object must belong to someone."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from ivr.api.pagination import fetch_page
+from ivr.api.problems import Problem
+from ivr.console.access import Viewer
+from ivr.errors import InvalidInput, NotFound
+from ivr.store.tables import Merchant
+
+M = TypeVar("M")
+Q = TypeVar("Q", bound="Select[*tuple[Any, ...]]")
+PAGE = 25
+
+
+def scoped(query: Q, merchant_column: Any, viewer: Viewer) -> Q:
+    """``query`` limited to the viewer's merchant (operators: unchanged)."""
+    if viewer.scope is None:
+        return query
+    limited: Q = query.where(merchant_column == viewer.scope)
+    return limited
+
+
+async def owned(s: AsyncSession, model: type[M], object_id: str, viewer: Viewer, what: str) -> M:
+    """The row if it exists and the viewer may see it; else 404 (never 403)."""
+    row: Any = await s.get(model, object_id)
+    if row is None:
+        raise NotFound(f"{what} not found")
+    viewer.own(row.merchant_id, what)
+    result: M = row
+    return result
+
+
+async def page_of(
+    s: AsyncSession,
+    query: Select[Any],
+    id_column: InstrumentedAttribute[str],
+    cursor: str | None,
+    limit: int = PAGE,
+) -> tuple[list[Any], str | None]:
+    try:
+        return await fetch_page(s, query, id_column, cursor or None, limit)
+    except Problem:
+        raise InvalidInput("bad page cursor") from None
+
+
+async def merchant_names(s: AsyncSession, viewer: Viewer) -> dict[str, str]:
+    """Merchant id → name, for the merchant column and picker operators see."""
+    q = scoped(select(Merchant.id, Merchant.name), Merchant.id, viewer).order_by(Merchant.name)
+    return {mid: name for mid, name in (await s.execute(q)).all()}
+
+
+def acting_merchant(viewer: Viewer, chosen: str | None) -> str:
+    """The merchant a new object belongs to: a merchant user's own, or the one an
+    operator chose in the form."""
+    if viewer.scope is not None:
+        return viewer.scope
+    if not chosen:
+        raise InvalidInput("choose a merchant")
+    return chosen

@@ -1,0 +1,193 @@
+"""The dashboard: amount collected per day (an SVG bar chart drawn here, no chart
+library), charge success rate, retry recovery rate, DID pool usage and calls in
+progress. Numbers are the viewer's merchant's (operators: all merchants); DID pool
+usage is the operator's alone. The figures refresh every 10 s (htmx)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from fastapi import APIRouter, Request
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from ivr.console.access import Deps, Reader, Viewer
+from ivr.console.pages.common import scoped
+from ivr.console.render import SEOUL, page
+from ivr.domain.states import AttemptStatus, CallRequestStatus, CallSessionStatus, LeaseStatus
+from ivr.store.tables import (
+    CallRequest,
+    CallSession,
+    Did,
+    Lease,
+    PaymentAttempt,
+    PaymentIntent,
+)
+
+router = APIRouter()
+DAYS = 14
+WINDOW = timedelta(days=30)
+OPEN = (CallRequestStatus.created, CallRequestStatus.sms_sent, CallRequestStatus.in_call)
+PAID = ("succeeded", "partially_refunded", "refunded")
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    day: date
+    amount: int
+    x: int
+    y: int
+    height: int
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    ok: int
+    total: int
+
+    @property
+    def percent(self) -> str:
+        return "—" if self.total == 0 else f"{100 * self.ok / self.total:.1f}%"
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    bars: list[Bar]
+    collected: int
+    success: Ratio
+    recovery: Ratio
+    calls_now: int
+    open_requests: int
+    dids: Ratio | None  # operators only
+
+
+CHART_W, CHART_H, BAR_GAP = 700, 160, 6
+
+
+def _bars(per_day: dict[date, int], today: date) -> list[Bar]:
+    days = [today - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
+    top = max([per_day.get(d, 0) for d in days] + [1])
+    width = CHART_W // DAYS
+    bars = []
+    for i, d in enumerate(days):
+        amount = per_day.get(d, 0)
+        height = round(CHART_H * amount / top)
+        bars.append(Bar(d, amount, i * width + BAR_GAP // 2, CHART_H - height, height,
+                        d.strftime("%m/%d")))  # fmt: skip
+    return bars
+
+
+async def figures(s: AsyncSession, viewer: Viewer, deps: Deps) -> Figures:
+    now = deps.api.clock.now()
+    since_chart = now - timedelta(days=DAYS + 1)
+    rows = await s.execute(
+        scoped(
+            select(PaymentAttempt.finished_at, PaymentAttempt.amount)
+            .join(PaymentIntent, PaymentIntent.id == PaymentAttempt.intent_id)
+            .where(
+                PaymentAttempt.status == AttemptStatus.succeeded.value,
+                PaymentAttempt.finished_at >= since_chart,
+            ),
+            PaymentIntent.merchant_id,
+            viewer,
+        )
+    )
+    per_day: dict[date, int] = {}
+    for at, amount in rows.all():
+        if at is not None:
+            day = at.astimezone(SEOUL).date()
+            per_day[day] = per_day.get(day, 0) + amount
+    bars = _bars(per_day, now.astimezone(SEOUL).date())
+
+    counts: dict[str, int] = dict(
+        (
+            await s.execute(
+                scoped(
+                    select(PaymentAttempt.status, func.count())
+                    .join(PaymentIntent, PaymentIntent.id == PaymentAttempt.intent_id)
+                    .where(PaymentAttempt.created_at >= now - WINDOW)
+                    .group_by(PaymentAttempt.status),
+                    PaymentIntent.merchant_id,
+                    viewer,
+                )
+            )
+        ).all()
+    )
+    ok = counts.get(AttemptStatus.succeeded.value, 0)
+    success = Ratio(ok, ok + counts.get(AttemptStatus.failed.value, 0))
+
+    tries = (
+        select(PaymentAttempt.intent_id.label("intent_id"))
+        .join(PaymentIntent, PaymentIntent.id == PaymentAttempt.intent_id)
+        .where(PaymentIntent.created_at >= now - WINDOW)
+        .group_by(PaymentAttempt.intent_id)
+        .having(func.count() > 1)
+    )
+    retried = (
+        await s.execute(
+            scoped(
+                select(PaymentIntent.status, func.count())
+                .where(PaymentIntent.id.in_(tries))
+                .group_by(PaymentIntent.status),
+                PaymentIntent.merchant_id,
+                viewer,
+            )
+        )
+    ).all()
+    recovery = Ratio(sum(n for st, n in retried if st in PAID), sum(n for _, n in retried))
+
+    live_calls = (
+        select(func.count())
+        .select_from(CallSession)
+        .where(CallSession.status.in_([CallSessionStatus.ringing, CallSessionStatus.active]))
+    )
+    if viewer.scope is not None:
+        live_calls = live_calls.join(
+            CallRequest, CallRequest.id == CallSession.call_request_id
+        ).where(CallRequest.merchant_id == viewer.scope)
+    calls_now = await s.scalar(live_calls) or 0
+    open_requests = (
+        await s.scalar(
+            scoped(
+                select(func.count())
+                .select_from(CallRequest)
+                .where(CallRequest.status.in_([st.value for st in OPEN])),
+                CallRequest.merchant_id,
+                viewer,
+            )
+        )
+        or 0
+    )
+    dids = None
+    if viewer.scope is None:
+        total = await s.scalar(select(func.count()).select_from(Did)) or 0
+        used = (
+            await s.scalar(
+                select(func.count(func.distinct(Lease.did))).where(
+                    and_(Lease.status == LeaseStatus.active.value, Lease.expires_at > now)
+                )
+            )
+            or 0
+        )
+        dids = Ratio(used, total)
+    return Figures(bars, sum(b.amount for b in bars), success, recovery, calls_now,
+                   open_requests, dids)  # fmt: skip
+
+
+@router.get("/")
+async def dashboard(request: Request, deps: Deps, who: Reader) -> Response:
+    async with deps.api.db.sessions() as s:
+        numbers = await figures(s, who, deps)
+    return page(request, who, "dashboard.html", f=numbers, chart_w=CHART_W, chart_h=CHART_H,
+                bar_w=CHART_W // DAYS - BAR_GAP)  # fmt: skip
+
+
+@router.get("/dashboard/figures")
+async def dashboard_figures(request: Request, deps: Deps, who: Reader) -> Response:
+    async with deps.api.db.sessions() as s:
+        numbers = await figures(s, who, deps)
+    return page(request, who, "fragments/figures.html", f=numbers, chart_w=CHART_W,
+                chart_h=CHART_H, bar_w=CHART_W // DAYS - BAR_GAP)  # fmt: skip

@@ -1,0 +1,217 @@
+"""Console users: create, log in (with lockout), change password, disable.
+
+Lockout: ``settings.lockout_failures`` wrong passwords in a row lock the user for
+``settings.lockout_minutes``; while locked even the right password is refused (and not
+checked, so a locked account cannot be used as a password oracle). A successful login
+resets the count. Every change is in the audit log (actor ``console:usr_…`` or ``cli``);
+failed logins are audited too, never with the password tried.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from sqlalchemy import select
+
+from ivr.audit import audit
+from ivr.clock import Clock
+from ivr.console.errors import LockedOut, LoginFailed
+from ivr.console.passwords import hash_password, needs_rehash, verify_password
+from ivr.domain.ids import new_id
+from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.settings import ConsoleSettings
+from ivr.store.db import Database
+from ivr.store.tables import ConsoleUser, Merchant
+
+Role = Literal["operator", "merchant"]
+ROLES: tuple[Role, ...] = ("operator", "merchant")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}$")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+    role: Role
+    merchant_id: str | None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == "operator"
+
+    @property
+    def actor(self) -> str:
+        return f"console:{self.id}"
+
+
+def user_view(row: ConsoleUser) -> User:
+    role: Role = "operator" if row.role == "operator" else "merchant"
+    return User(row.id, row.email, role, row.merchant_id)
+
+
+def clean_email(email: str) -> str:
+    email = email.strip().lower()
+    if not _EMAIL.match(email):
+        raise InvalidInput("not an email address")
+    return email
+
+
+class ConsoleUsers:
+    def __init__(self, db: Database, clock: Clock, settings: ConsoleSettings) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+
+    async def create(
+        self,
+        email: str,
+        password: str,
+        *,
+        role: Role,
+        merchant_id: str | None = None,
+        actor: str = "cli",
+    ) -> User:
+        email = clean_email(email)
+        if role not in ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+        if (role == "merchant") != (merchant_id is not None):
+            raise InvalidInput("a merchant user needs a merchant; an operator has none")
+        hashed = await hash_password(password)
+        async with self.db.transaction() as s:
+            if merchant_id is not None and await s.get(Merchant, merchant_id) is None:
+                raise NotFound(f"merchant {merchant_id} not found")
+            taken = await s.scalar(select(ConsoleUser.id).where(ConsoleUser.email == email))
+            if taken is not None:
+                raise Conflict("a console user with this email exists")
+            row = ConsoleUser(
+                id=new_id("usr"),
+                email=email,
+                password_hash=hashed,
+                role=role,
+                merchant_id=merchant_id,
+                status="active",
+                failed_logins=0,
+                locked_until=None,
+                last_login_at=None,
+                created_at=self.clock.now(),
+            )
+            s.add(row)
+            audit(
+                s,
+                self.clock,
+                actor=actor,
+                action="console_user.created",
+                object_type="console_user",
+                object_id=row.id,
+                merchant_id=merchant_id,
+                details={"role": role},
+            )
+        return user_view(row)
+
+    async def get(self, user_id: str) -> User:
+        async with self.db.sessions() as s:
+            row = await s.get(ConsoleUser, user_id)
+        if row is None or row.status != "active":
+            raise NotFound(f"console user {user_id} not found")
+        return user_view(row)
+
+    async def list(self, merchant_id: str | None = None) -> list[User]:
+        q = select(ConsoleUser).where(ConsoleUser.status == "active").order_by(ConsoleUser.email)
+        if merchant_id is not None:
+            q = q.where(ConsoleUser.merchant_id == merchant_id)
+        async with self.db.sessions() as s:
+            return [user_view(r) for r in await s.scalars(q)]
+
+    async def login(self, email: str, password: str) -> User:
+        """The user, or :class:`LoginFailed` / :class:`LockedOut`."""
+        try:
+            email = clean_email(email)
+        except InvalidInput:
+            await verify_password(None, password)
+            raise LoginFailed("wrong email or password") from None
+        async with self.db.sessions() as s:
+            row = await s.scalar(select(ConsoleUser).where(ConsoleUser.email == email))
+        now = self.clock.now()
+        if row is not None and row.locked_until is not None and row.locked_until > now:
+            raise LockedOut("too many failed logins; try again later")
+        usable = row is not None and row.status == "active"
+        ok = await verify_password(row.password_hash if usable and row else None, password)
+        if row is None:
+            raise LoginFailed("wrong email or password")
+        rehash = await hash_password(password) if ok and needs_rehash(row.password_hash) else None
+        async with self.db.transaction() as s:
+            row = await s.get(ConsoleUser, row.id, with_for_update=True)
+            assert row is not None
+            if ok:
+                row.failed_logins = 0
+                row.locked_until = None
+                row.last_login_at = now
+                if rehash is not None:
+                    row.password_hash = rehash
+                audit(
+                    s,
+                    self.clock,
+                    actor=f"console:{row.id}",
+                    action="console.login",
+                    object_type="console_user",
+                    object_id=row.id,
+                    merchant_id=row.merchant_id,
+                )
+            else:
+                row.failed_logins += 1
+                locked = row.failed_logins >= self.settings.lockout_failures
+                if locked:
+                    row.failed_logins = 0
+                    row.locked_until = now + timedelta(minutes=self.settings.lockout_minutes)
+                audit(
+                    s,
+                    self.clock,
+                    actor="console:anonymous",
+                    action="console.login_failed",
+                    object_type="console_user",
+                    object_id=row.id,
+                    merchant_id=row.merchant_id,
+                    details={"locked": locked},
+                )
+            user = user_view(row)
+        if not ok:
+            raise LoginFailed("wrong email or password")
+        return user
+
+    async def set_password(self, user_id: str, password: str, *, actor: str) -> None:
+        hashed = await hash_password(password)
+        async with self.db.transaction() as s:
+            row = await s.get(ConsoleUser, user_id)
+            if row is None:
+                raise NotFound(f"console user {user_id} not found")
+            row.password_hash = hashed
+            row.failed_logins = 0
+            row.locked_until = None
+            audit(
+                s,
+                self.clock,
+                actor=actor,
+                action="console_user.password_set",
+                object_type="console_user",
+                object_id=row.id,
+                merchant_id=row.merchant_id,
+            )
+
+    async def disable(self, user_id: str, *, actor: str) -> None:
+        async with self.db.transaction() as s:
+            row = await s.get(ConsoleUser, user_id)
+            if row is None:
+                raise NotFound(f"console user {user_id} not found")
+            row.status = "disabled"
+            audit(
+                s,
+                self.clock,
+                actor=actor,
+                action="console_user.disabled",
+                object_type="console_user",
+                object_id=row.id,
+                merchant_id=row.merchant_id,
+            )
