@@ -184,7 +184,11 @@ async def serve(app: FastAPI, settings: ApiSettings) -> None:
     try:
         await server.serve()
     except asyncio.CancelledError:
+        # Close the listening socket and the open connections before going: cancelling
+        # uvicorn's main loop skips its own shutdown.
         server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.shutdown(), timeout=5)
         raise
     except SystemExit:  # uvicorn exits when it cannot bind
         raise ConfigError(

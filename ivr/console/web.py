@@ -1,7 +1,7 @@
 """The console's ASGI app, mounted by the API app at ``/console``.
 
 Every answer carries strict security headers (a CSP allowing only this site's scripts
-and styles, no framing, no referrer, ``no-store``). Errors become a page in the
+and styles, no framing, referrers only within the site, ``no-store``). Errors become a page in the
 viewer's language with the API's status codes; an expired session sends a page to
 the login form and an htmx request to it via ``HX-Redirect``.
 """
@@ -45,7 +45,7 @@ HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make Chromium send "Origin: null"
     "Cache-Control": "no-store",
 }
 

@@ -1,0 +1,161 @@
+"""The console in a real browser: Playwright driving Debian's Chromium against the
+engine's API app served by uvicorn on a TCP port (console mounted at /console).
+
+One journey per test, with screenshots of the main pages saved as artifacts
+(``build/artifacts/console/``), and every HTML document and htmx fragment the browser
+received scanned for the test card numbers: nothing may show more than BIN + last 4.
+The real-call journey (SIPp through Asterisk, the request turning ``completed`` on the
+page) is in tests/e2e/test_console_call.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Page, expect
+
+from ivr.api.app import serve
+from ivr.domain.states import CallRequestStatus
+from tests.api.conftest import VISA
+from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for
+from tests.console.conftest import PASSWORD, Console
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+CARDS = (VISA,)
+TIMEOUT_MS = 10_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def site(console: Console) -> AsyncIterator[str]:
+    """The API app (with the console) served for real; the bulk and SMS workers run."""
+    api = console.api.settings.api.model_copy(update={"port": _free_port()})
+    server = asyncio.create_task(serve(console.api.app, api))
+    rt = console.api.runtime
+    workers = [asyncio.create_task(rt.bulk.run(poll_s=0.2)), asyncio.create_task(rt.sms.run())]
+    url = f"http://127.0.0.1:{api.port}"
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", api.port)
+            writer.close()
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    try:
+        yield url
+    finally:
+        for task in (server, *workers):
+            task.cancel()
+        await asyncio.gather(server, *workers, return_exceptions=True)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with open_browser(artifacts_dir()) as b:
+        yield b
+        await b.settle()
+        assert not b.unread, f"responses the card scan could not read: {b.unread}"
+        hits = scan_for(b.seen_html, CARDS)
+        assert not hits, f"a page showed a full card number: {hits}"
+
+
+async def log_in(page: Page, email: str, password: str = PASSWORD) -> None:
+    await page.goto("/console/login")
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", password)
+    await page.click("button[type=submit]")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_login_create_a_payment_request_and_watch_it_complete(
+    console: Console, site: str, browser: Browser
+) -> None:
+    tenant, _ = await console.tenant("행복치과")
+    email = f"{tenant.merchant_id.lower()}@shop.test"
+    page = await browser.new_page(site)
+
+    await page.goto("/console/")
+    await expect(page).to_have_url(re.compile(r"/console/login\?next=/console/"))
+    await browser.screenshot(page, "login")
+    await log_in(page, email, "wrong password!!")
+    await expect(page.get_by_test_id("login-error")).to_be_visible()
+    await log_in(page, email)
+    await expect(page.get_by_test_id("who")).to_contain_text(email)
+    await browser.screenshot(page, "dashboard")
+
+    await page.click("a[href='/console/call-requests']")
+    await page.get_by_test_id("new-request").click()
+    form = page.get_by_test_id("new-request-form")
+    await form.locator("select[name=kind]").select_option("payment")
+    await form.locator("input[name=product_name]").fill("임플란트 상담료")
+    await form.locator("input[name=amount]").fill("55000")
+    await form.locator("button[type=submit]").click()
+    await expect(page).to_have_url(re.compile(r"/console/call-requests/creq_"), timeout=TIMEOUT_MS)
+    request_id = page.url.rsplit("/", 1)[1]
+    status = page.get_by_test_id("request-status")
+    await expect(status).to_have_text("문자 발송")
+    await browser.screenshot(page, "call-request")
+
+    # The payer calls: the page follows without a reload (htmx polling).
+    marker = await page.evaluate("window.__arspay_marker = Math.random()")
+    requests = console.api.runtime.services.requests
+    await requests.transition(request_id, CallRequestStatus.in_call, actor="test")
+    await expect(status).to_have_text("통화 중", timeout=TIMEOUT_MS)
+    await requests.transition(request_id, CallRequestStatus.completed, actor="test")
+    await expect(status).to_have_text("완료", timeout=TIMEOUT_MS)
+    assert await page.evaluate("window.__arspay_marker") == marker  # same document
+    await expect(page.get_by_test_id("cancel-request")).to_have_count(0)  # nothing to cancel
+    await page.wait_for_timeout(2500)  # the finished request stopped polling (286)
+    await browser.screenshot(page, "call-request-completed")
+
+    await page.click("a[href='/console/call-requests']")
+    await expect(page.get_by_test_id("call-requests")).to_contain_text("완료")
+    await browser.screenshot(page, "call-requests")
+
+    await page.get_by_role("link", name="English").click()
+    await expect(page.locator("nav.side")).to_contain_text("Call requests")
+    await expect(page.get_by_test_id("call-requests")).to_contain_text("completed")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_merchant_cannot_open_another_merchants_pages_in_the_browser(
+    console: Console, site: str, browser: Browser
+) -> None:
+    a, _ = await console.tenant("행복치과")
+    b, _ = await console.tenant("튼튼정형외과")
+    made = await a.client.post(
+        "/v1/payment-requests",
+        json={"customer_id": a.customer_id, "product_name": "치료비", "amount": 30000},
+    )
+    assert made.status_code == 201, made.text
+    page = await browser.new_page(site)
+    await log_in(page, f"{b.merchant_id.lower()}@shop.test")
+    await expect(page.get_by_test_id("who")).to_be_visible()
+    response = await page.goto(f"/console/call-requests/{made.json()['id']}")
+    assert response is not None
+    assert response.status == 404
+    await expect(page.get_by_test_id("error")).to_be_visible()
+    await page.goto("/console/call-requests")
+    await expect(page.get_by_test_id("call-requests")).not_to_contain_text(made.json()["id"])
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_lockout_in_the_browser(console: Console, site: str, browser: Browser) -> None:
+    await console.user("op@arspay.test")
+    page = await browser.new_page(site)
+    for _ in range(console.api.settings.console.lockout_failures):
+        await log_in(page, "op@arspay.test", "wrong password!!")
+        await expect(page.get_by_test_id("login-error")).to_be_visible()
+    await log_in(page, "op@arspay.test")
+    await expect(page.get_by_test_id("login-error")).to_contain_text("잠")
+    await browser.screenshot(page, "lockout")
