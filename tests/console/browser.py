@@ -10,7 +10,6 @@ all that was rendered for card numbers with :func:`scan_for`.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import time
@@ -19,7 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from playwright.async_api import Browser as PlaywrightBrowser
-from playwright.async_api import BrowserContext, Page, Response, async_playwright
+from playwright.async_api import BrowserContext, Page, Route, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,7 +49,6 @@ class Browser:
         self.unread: list[tuple[str, str]] = []
         """(url, error) of HTML responses whose body could not be read: scans missed them."""
         self._contexts: list[BrowserContext] = []
-        self._pending: set[asyncio.Task[None]] = set()
 
     async def new_page(self, base_url: str, lang: str = "ko") -> Page:
         """A page in a fresh context (own cookies), with the HTML recorder installed."""
@@ -60,8 +58,10 @@ class Browser:
             viewport={"width": VIEWPORT_WIDTH, "height": VIEWPORT_HEIGHT},
         )
         self._contexts.append(context)
-        # On the context rather than the page, so popups and new tabs are recorded too.
-        context.on("response", self._on_response)
+        # Every request goes through the recorder (on the context, so popups and new
+        # tabs too): the body is read before the browser gets it, so a page the test
+        # navigates away from at once is still recorded.
+        await context.route("**/*", self._route)
         return await context.new_page()
 
     async def screenshot(self, page: Page, name: str) -> Path:
@@ -71,36 +71,29 @@ class Browser:
         return path
 
     async def settle(self) -> None:
-        """Wait until every response received so far has been recorded.
-
-        Bodies are read in the background; call this before looking at ``seen_html``.
-        """
-        while self._pending:
-            await asyncio.gather(*self._pending)
+        """Kept for callers: bodies are recorded before the browser receives them, so
+        there is nothing to wait for."""
 
     async def close(self) -> None:
-        await self.settle()
         for context in self._contexts:
             await context.close()
         await self.browser.close()
 
-    def _on_response(self, response: Response) -> None:
-        task = asyncio.get_running_loop().create_task(self._record(response))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _record(self, response: Response) -> None:
-        content_type = response.headers.get("content-type", "")
-        if not content_type.lower().startswith("text/html"):
-            return
-        if 300 <= response.status < 400:
-            return  # a redirect has no body for the browser to render
+    async def _route(self, route: Route) -> None:
         try:
-            body = await response.text()
+            # max_redirects=0: the browser itself follows a redirect (its URL changes)
+            response = await route.fetch(max_redirects=0)
         except PlaywrightError as exc:
-            self.unread.append((response.url, str(exc)))
+            self.unread.append((route.request.url, str(exc)))
+            await route.abort()
             return
-        self.seen_html.append((response.url, body))
+        content_type = response.headers.get("content-type", "")
+        if content_type.lower().startswith("text/html") and not 300 <= response.status < 400:
+            try:
+                self.seen_html.append((route.request.url, await response.text()))
+            except PlaywrightError as exc:
+                self.unread.append((route.request.url, str(exc)))
+        await route.fulfill(response=response)
 
 
 @asynccontextmanager
