@@ -10,6 +10,7 @@ all that was rendered for card numbers with :func:`scan_for`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -93,7 +94,9 @@ class Browser:
                 self.seen_html.append((route.request.url, await response.text()))
             except PlaywrightError as exc:
                 self.unread.append((route.request.url, str(exc)))
-        await route.fulfill(response=response)
+        # the page or its context may have closed meanwhile (a poll in flight at the end)
+        with contextlib.suppress(PlaywrightError):
+            await route.fulfill(response=response)
 
 
 @asynccontextmanager

@@ -115,5 +115,8 @@ async def _journey(browser: Browser, url: str, email: str, stack: Calls) -> None
     assert result.ok, result.errors
     await expect(status).to_have_text("완료", timeout=15_000)
     assert await page.evaluate("window.__arspay_marker") == marker  # never reloaded
-    await expect(page.get_by_test_id("call-session")).to_contain_text("pay.done")
+    session = page.get_by_test_id("call-session")
+    await expect(session).to_contain_text("pay.done")
+    await expect(page.get_by_test_id("session-status")).to_have_text("종료", timeout=15_000)
+    await expect(session).to_contain_text("•••")  # the keys pressed, as marks only
     await browser.screenshot(page, "call-completed")

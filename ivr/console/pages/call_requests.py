@@ -6,6 +6,7 @@ something the page shows "•" marks, never digits (the engine never stored them
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -21,12 +22,14 @@ from ivr.store.tables import CallRequest, CallSession, CallStep, Customer
 router = APIRouter()
 STOP_POLLING = 286  # htmx stops an ``every`` trigger on this status
 STATUSES = [s.value for s in CallRequestStatus]
-INPUT_STEPS = ("card", "expiry", "birth", "password", "installment", "confirm", "menu")
+KEYED = frozenset({"max_digits", "terminator", "inter_digit_timeout", "repeat"})
+SETTLE = timedelta(seconds=60)  # after the request ends, wait this long for its calls' ends
 
 
 def keyed(step: CallStep) -> bool:
-    """Whether the payer keyed digits in this step (shown as •, never the digits)."""
-    return step.outcome == "ok" and any(word in step.step for word in INPUT_STEPS)
+    """Whether the payer keyed something in this step (a collect that ended on keys):
+    shown as "•••", never the digits, which the engine does not keep."""
+    return step.step == "collect" and step.outcome in KEYED
 
 
 Rows = list[tuple[CallRequest, Customer]]
@@ -132,11 +135,17 @@ async def _detail(deps: Deps, who: Reader, request_id: str) -> dict[str, Any]:
     by_session: dict[str, list[CallStep]] = {}
     for st in steps:
         by_session.setdefault(st.session_id, []).append(st)
+    terminal = CALL_REQUEST.is_terminal(row.status)
+    # Live until the request has ended and so have its calls (a call's last steps are
+    # logged a moment after the request's outcome), or for SETTLE at most.
+    calls_open = any(x.ended_at is None for x in sessions)
+    ended_long_ago = row.ended_at is not None and deps.api.clock.now() - row.ended_at > SETTLE
     return {
         "r": row,
         "customer": customer,
         "sessions": [(x, by_session.get(x.id, [])) for x in sessions],
-        "terminal": CALL_REQUEST.is_terminal(row.status),
+        "terminal": terminal,
+        "settled": terminal and (not calls_open or ended_long_ago),
         "keyed": keyed,
     }
 
@@ -148,10 +157,10 @@ async def show_request(request_id: str, request: Request, deps: Deps, who: Reade
 
 @router.get("/call-requests/{request_id}/live")
 async def live_request(request_id: str, request: Request, deps: Deps, who: Reader) -> Response:
-    """The live part of the detail page; once the request has ended, htmx is told to
-    stop polling."""
+    """The live part of the detail page; once the request and its calls have ended,
+    htmx is told to stop polling."""
     values = await _detail(deps, who, request_id)
-    code = STOP_POLLING if values["terminal"] else 200
+    code = STOP_POLLING if values["settled"] else 200
     return page(request, who, "fragments/call_request_live.html", status_code=code, **values)
 
 
