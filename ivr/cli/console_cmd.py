@@ -14,11 +14,12 @@ from ivr.wiring import Services
 console_app = typer.Typer(help="Admin console users.", no_args_is_help=True)
 app.add_typer(console_app, name="console")
 
-PASSWORD_ENV = "ARSPAY_CONSOLE_PASSWORD"  # noqa: S105 (a variable name, not a password)
+PASSWORD_ENV = "ARSPAY_NEW_USER_PASSWORD"  # noqa: S105 (a variable name, not a password)
 
 
 def _password() -> str:
-    """From ``ARSPAY_CONSOLE_PASSWORD`` (scripts) or asked twice, hidden (people)."""
+    """From ``ARSPAY_NEW_USER_PASSWORD`` (scripts) or asked twice, hidden (people).
+    Not ``ARSPAY_CONSOLE_…``: that prefix belongs to the ``console`` settings section."""
     given = os.environ.get(PASSWORD_ENV)
     if given:
         return given
@@ -48,7 +49,7 @@ def add_user(
     role: str = typer.Option(..., help="operator | merchant"),
     merchant: str | None = typer.Option(None, help="merchant id (role merchant)"),
 ) -> None:
-    """Create a console user. The password comes from ARSPAY_CONSOLE_PASSWORD or a
+    """Create a console user. The password comes from ARSPAY_NEW_USER_PASSWORD or a
     hidden prompt; it is stored as an argon2id hash."""
     _role(role)
     password = _password()

@@ -117,3 +117,27 @@ def test_bad_input_exits_2_with_a_message(db_url: str, args: tuple[str, ...], me
     assert out.returncode == 2
     assert message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_console_users_from_the_command_line(db_url: str) -> None:
+    """The first operator is created on the command line; its password is hashed, a
+    weak one is refused, and a disabled user no longer appears."""
+    password = {"ARSPAY_NEW_USER_PASSWORD": "correct horse battery"}
+    out = arspay("--json", "console", "add-user", "Ops@Example.com", "--role", "operator",
+                 url=db_url, env=password)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    [user] = json.loads(out.stdout)
+    assert (user["email"], user["role"]) == ("ops@example.com", "operator")
+    weak = arspay("console", "add-user", "b@example.com", "--role", "operator", url=db_url,
+                  env={"ARSPAY_NEW_USER_PASSWORD": "short"})  # fmt: skip
+    assert weak.returncode == 2
+    assert "at least 10 characters" in weak.stderr
+    nobody = arspay("console", "add-user", "c@example.com", "--role", "merchant",
+                    "--merchant", "mer_nope", url=db_url, env=password)  # fmt: skip
+    assert nobody.returncode != 0
+    assert "not found" in nobody.stderr
+    listed = arspay("--json", "console", "users", url=db_url)
+    assert [u["email"] for u in json.loads(listed.stdout)] == ["ops@example.com"]
+    assert "correct horse" not in listed.stdout
+    assert arspay("console", "disable", user["id"], url=db_url).returncode == 0
+    assert json.loads(arspay("--json", "console", "users", url=db_url).stdout) == []
