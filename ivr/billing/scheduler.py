@@ -32,6 +32,7 @@ from sqlalchemy import select
 from ivr.billing.retry import Attempt, Decision, Next, after_failure
 from ivr.billing.schedules import SchedulePlan
 from ivr.clock import Clock
+from ivr.domain.ids import new_id
 from ivr.domain.states import (
     SCHEDULE,
     CallRequestKind,
@@ -40,7 +41,7 @@ from ivr.domain.states import (
     PaymentIntentStatus,
     ScheduleStatus,
 )
-from ivr.errors import ArspayError, Conflict
+from ivr.errors import ArspayError, Conflict, NotFound
 from ivr.jobs.queue import JobQueue
 from ivr.notify.templates import receipt_sms
 from ivr.payments.charger import Charger
@@ -165,16 +166,15 @@ class Scheduler:
             await self.queue.complete(job)
             return
         if row.mode == "consent":
-            if not payload.get("request_id"):
-                await self._consent_request(job, row, payload)
+            await self._consent_request(job, row, payload)
             await self.queue.complete(job)
             return
         if row.mode == "consent_then_auto" and not payload.get("auto"):
-            if not payload.get("request_id"):
-                deadline = await self._consent_request(job, row, payload)
-                await self.queue.defer(job, deadline, payload)
+            req = await self._consent_request(job, row, payload)
+            open_ = (CallRequestStatus.created.value, CallRequestStatus.sms_sent.value)
+            if req.status in open_ and self.clock.now() < req.expires_at:
+                await self.queue.defer(job, req.expires_at, payload)  # the payer's deadline
                 return
-            req = await self.requests.get(None, payload["request_id"])
             if req.status == CallRequestStatus.completed.value:
                 await self.queue.complete(job)  # the payer paid by call
                 return
@@ -188,18 +188,51 @@ class Scheduler:
             payload["auto"] = True  # from here on: charge automatically, once
         await self._auto(job, row, payload)
 
-    async def _consent_request(self, job: Job, row: Schedule, payload: dict[str, Any]) -> datetime:
+    async def _consent_request(
+        self, job: Job, row: Schedule, payload: dict[str, Any]
+    ) -> CallRequest:
         hours = SchedulePlan.of(row).consent_hours
+        return await self._request_once(
+            job,
+            row,
+            payload,
+            "request_id",
+            actor="scheduler",
+            lease_minutes=min(hours * 60, MAX_LEASE_MINUTES),
+        )
+
+    async def _request_once(
+        self,
+        job: Job,
+        row: Schedule,
+        payload: dict[str, Any],
+        key: str,
+        *,
+        actor: str,
+        lease_minutes: int | None = None,
+    ) -> CallRequest:
+        """The cycle's payment call request named by ``payload[key]``, created once.
+
+        Its id is reserved in the job *before* the request (and its SMS) exists; a
+        worker that dies in between is replaced by one that creates the request with the
+        same id — never a second request and a second SMS to the payer."""
+        rid = payload.get(key)
+        if rid is None:
+            rid = new_id("creq")
+            payload[key] = rid
+            async with self.db.transaction() as s:
+                if not await self.queue.save_payload_in(s, job, payload):
+                    raise LostClaim("the job's claim was lost")
+        try:
+            return await self.requests.get(None, rid)
+        except NotFound:
+            pass
         new = await self.requests.create(
             row.merchant_id, row.customer_id, CallRequestKind.payment,
-            product_name=row.order_name, amount=row.amount,
-            lease_minutes=min(hours * 60, MAX_LEASE_MINUTES), actor="scheduler",
+            product_name=row.order_name, amount=row.amount, lease_minutes=lease_minutes,
+            actor=actor, request_id=rid,
         )  # fmt: skip
-        payload["request_id"] = new.request.id
-        async with self.db.transaction() as s:
-            if not await self.queue.save_payload_in(s, job, payload):
-                raise LostClaim("the job's claim was lost")
-        return new.request.expires_at
+        return new.request
 
     async def _auto(self, job: Job, row: Schedule, payload: dict[str, Any]) -> None:
         intents: list[str] = list(payload.get("intents", []))
@@ -224,12 +257,7 @@ class Scheduler:
             payload["retry_due"] = True
             await self._record_failure(job, row, payload, retry_at=decision.at)
             return
-        if not payload.get("dunning_request_id"):
-            new = await self.requests.create(
-                row.merchant_id, row.customer_id, CallRequestKind.payment,
-                product_name=row.order_name, amount=row.amount, actor="scheduler:dunning",
-            )  # fmt: skip
-            payload["dunning_request_id"] = new.request.id
+        await self._request_once(job, row, payload, "dunning_request_id", actor="scheduler:dunning")
         await self._record_failure(job, row, payload, retry_at=None)
 
     async def _record_failure(

@@ -62,6 +62,10 @@ CATALOG: dict[str, tuple[str, str]] = {
         "보안 토큰이 없거나 맞지 않습니다. 페이지를 새로 고친 뒤 다시 시도하세요.",
         "The security token is missing or wrong. Reload the page and try again.",
     ),
+    "error.invalid": (
+        "입력값이 올바르지 않습니다. 확인 후 다시 시도하세요.",
+        "Some input is not valid. Check it and try again.",
+    ),
     "error.generic": ("요청을 처리하지 못했습니다.", "The request could not be processed."),
     # login
     "login.title": ("로그인", "Log in"),
@@ -124,6 +128,10 @@ STATUS: dict[str, tuple[str, str]] = {
     "rejected": ("거부", "rejected"),
     "dead": ("중단", "dead"),
     "pending": ("대기", "pending"),
+    "sending": ("발송 중", "sending"),
+    "retrying": ("재시도 대기", "retrying"),
+    "invalid": ("오류 행", "invalid"),
+    "enabled": ("사용", "enabled"),
     "sms_sent": ("문자 발송", "SMS sent"),
     "in_call": ("통화 중", "in call"),
     "completed": ("완료", "completed"),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
@@ -107,6 +108,8 @@ def create_console(deps: ConsoleDeps) -> FastAPI:
         viewer = getattr(request.state, "viewer", None)
         if isinstance(exc, CsrfRefused):
             status, message = 403, text(lang, "error.csrf")
+        elif isinstance(exc, RequestValidationError):
+            status, message = 422, text(lang, "error.invalid")
         elif isinstance(exc, StarletteHTTPException):
             status = exc.status_code
             message = text(lang, "error.not_found" if status == 404 else "error.generic")
@@ -127,4 +130,5 @@ def create_console(deps: ConsoleDeps) -> FastAPI:
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(ArspayError, error_page)
     app.add_exception_handler(StarletteHTTPException, error_page)
+    app.add_exception_handler(RequestValidationError, error_page)
     return app

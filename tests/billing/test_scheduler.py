@@ -12,7 +12,7 @@ from ivr.billing.scheduler import Scheduler, pending_requests_for
 from ivr.clock import SEOUL
 from ivr.domain.states import CallRequestStatus
 from ivr.jobs.queue import JobQueue
-from ivr.store.tables import PaymentAttempt, SmsMessage
+from ivr.store.tables import CallRequest, PaymentAttempt, SmsMessage
 
 from .conftest import Billing
 
@@ -164,3 +164,44 @@ async def test_pause_skips_missed_cycles_and_cancel_stops(billing: Billing) -> N
     await b.schedules.set_status(b.merchant_id, sched.id, ScheduleStatus.cancelled, actor="t")
     await b.run_until(datetime(2027, 6, 1, tzinfo=UTC))
     assert len(await b.intents()) == 1
+
+
+@pytest.mark.parametrize("mode", ["consent", "dunning"])
+async def test_a_worker_dying_after_creating_a_call_request_does_not_send_a_second(
+    billing: Billing, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request's id is reserved in the job first: the worker that takes over after
+    a crash right after ``create`` finds that request instead of creating another (and
+    texting the payer twice)."""
+    b = billing
+    sched = await b.schedules.create(
+        b.merchant_id, b.customer_id, plan=monthly(5, 1), amount=30_000, order_name="학원비",
+        mode="consent" if mode == "consent" else "auto", card_id=b.card_id,
+    )  # fmt: skip
+    b.pg.declines = ["hard"]
+    create = b.services.requests.create
+    crashes = [1]
+
+    async def create_then_die(*args: object, **kwargs: object) -> object:
+        made = await create(*args, **kwargs)  # type: ignore[arg-type]
+        if crashes:
+            crashes.pop()
+            raise RuntimeError("the worker died here")
+        return made
+
+    monkeypatch.setattr(b.services.requests, "create", create_then_die)
+    await b.run_until(datetime(2026, 12, 5, 12, tzinfo=UTC))
+    assert not crashes  # it did die once
+    await b.run_until(datetime(2026, 12, 7, tzinfo=UTC))  # the job is retried (5 min later)
+    [request] = await pending_requests_for(b.db, sched.id)
+    async with b.db.sessions() as s:
+        made = list(
+            await s.scalars(select(CallRequest).where(CallRequest.customer_id == b.customer_id))
+        )
+        texts = await s.scalar(
+            select(func.count())
+            .select_from(SmsMessage)
+            .where(SmsMessage.call_request_id.in_([r.id for r in made]))
+        )
+    assert [r.id for r in made] == [request.id]  # one request, the one the job knows
+    assert texts == 1

@@ -25,6 +25,17 @@ from tests.flows.conftest import FakeBook
 from tests.gateways.support import running_sandbox
 
 PASSWORD = "correct horse battery"
+# Every HTML page and fragment any console test received (httpx and the browser), for
+# the suite-wide card scan in test_zz_card_scan.py: (url, body).
+RENDERED: list[tuple[str, str]] = []
+
+
+async def _keep_html(response: httpx.Response) -> None:
+    if response.headers.get("content-type", "").startswith("text/html"):
+        await response.aread()
+        RENDERED.append((str(response.url), response.text))
+
+
 BASE = "http://console.test"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -43,7 +54,10 @@ class Console:
 
     def client(self) -> httpx.AsyncClient:
         c = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.api.app), base_url=BASE, follow_redirects=False
+            transport=httpx.ASGITransport(app=self.api.app),
+            base_url=BASE,
+            follow_redirects=False,
+            event_hooks={"response": [_keep_html]},
         )
         self.clients.append(c)
         return c

@@ -154,3 +154,12 @@ async def test_security_headers(console: Console) -> None:
     cookie = (await try_login(console.client(), "op@arspay.test", PASSWORD)).headers["set-cookie"]
     assert "HttpOnly" in cookie
     assert "samesite=strict" in cookie.lower()
+
+
+async def test_a_form_missing_a_field_gets_an_error_page_not_json(console: Console) -> None:
+    t, c = await console.tenant("행복치과")
+    r = await post(c, "/console/call-requests/new", "/console/call-requests",
+                   {"customer_id": t.customer_id, "kind": "payment"})  # fmt: skip
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("text/html")
+    assert "입력값이 올바르지 않습니다" in r.text

@@ -11,6 +11,8 @@ page) is in tests/e2e/test_console_call.py.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -22,7 +24,7 @@ from ivr.api.app import serve
 from ivr.domain.states import CallRequestStatus
 from tests.api.conftest import VISA
 from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for
-from tests.console.conftest import PASSWORD, Console
+from tests.console.conftest import PASSWORD, RENDERED, Console
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 CARDS = (VISA,)
@@ -65,6 +67,7 @@ async def browser() -> AsyncIterator[Browser]:
         yield b
         await b.settle()
         assert not b.unread, f"responses the card scan could not read: {b.unread}"
+        RENDERED.extend(b.seen_html)
         hits = scan_for(b.seen_html, CARDS)
         assert not hits, f"a page showed a full card number: {hits}"
 
@@ -159,3 +162,73 @@ async def test_lockout_in_the_browser(console: Console, site: str, browser: Brow
     await log_in(page, "op@arspay.test")
     await expect(page.get_by_test_id("login-error")).to_contain_text("잠")
     await browser.screenshot(page, "lockout")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_refund_a_payment_and_a_bulk_upload_with_one_bad_row(
+    console: Console, site: str, browser: Browser
+) -> None:
+    tenant, _ = await console.tenant("행복치과")
+    charged = await tenant.client.post(
+        "/v1/charges",
+        json={"card_id": tenant.card_id, "amount": 60_000, "order_name": "교정 상담"},
+    )
+    assert charged.status_code == 201, charged.text
+    payment_id = charged.json()["id"]
+    page = await browser.new_page(site)
+    await log_in(page, f"{tenant.merchant_id.lower()}@shop.test")
+    await expect(page.get_by_test_id("who")).to_be_visible()
+
+    # a partial refund, in the browser
+    await page.click("a[href='/console/payments']")
+    await expect(page.get_by_test_id("payments")).to_contain_text("60,000원")
+    await browser.screenshot(page, "payments")
+    await page.click(f"a[href='/console/payments/{payment_id}']")
+    form = page.get_by_test_id("refund-form")
+    await form.locator("input[name=amount]").fill("15000")
+    await form.locator("input[name=reason]").fill("부분 환불")
+    await page.get_by_test_id("refund").click()
+    await expect(page.get_by_test_id("flash")).to_be_visible(timeout=TIMEOUT_MS)
+    await expect(page.get_by_test_id("refunded")).to_have_text("15,000원")
+    await expect(page.get_by_test_id("left")).to_have_text("45,000원")
+    await browser.screenshot(page, "payment-refunded")
+    [ledger] = (await console.api.sandbox.ledger(charged.json()["attempts"][0]["order_id"]))[
+        "payments"
+    ]
+    assert ledger["cancel_amount"] == 15_000  # the PG's own record
+
+    # a bulk CSV with one bad row: the good rows are charged, the bad one reported
+    rows_in = "\n".join([
+        "card_id,amount,order_name,installment_months,ref",
+        f"{tenant.card_id},1000,회비,0,good1",
+        f"{tenant.card_id},abc,회비,0,bad1",
+        f"{tenant.card_id},2000,회비,0,good2",
+    ]) + "\n"  # fmt: skip
+    await page.click("a[href='/console/bulk']")
+    upload = page.get_by_test_id("bulk-upload")
+    await upload.get_by_test_id("bulk-file").set_input_files(
+        {"name": "charges.csv", "mimeType": "text/csv", "buffer": rows_in.encode()}
+    )
+    await browser.screenshot(page, "bulk")
+    await upload.get_by_test_id("bulk-submit").click()
+    await expect(page).to_have_url(re.compile(r"/console/bulk/bulk_"), timeout=TIMEOUT_MS)
+    await expect(page.get_by_test_id("bulk-status")).to_have_text("완료", timeout=30_000)
+    await expect(page.get_by_test_id("bulk-invalid")).to_contain_text("bad1")
+    await browser.screenshot(page, "bulk-job")
+    async with page.expect_download() as waiting:
+        await page.get_by_test_id("bulk-result").click()
+    download = await waiting.value
+    result = (await download.path()).read_text(encoding="utf-8-sig")
+    rows = {r["ref"]: r for r in csv.DictReader(io.StringIO(result))}
+    assert set(rows) == {"good1", "bad1", "good2"}, result
+    assert (rows["good1"]["result"], rows["good2"]["result"]) == ("succeeded", "succeeded")
+    assert rows["bad1"]["result"] != "succeeded"
+    assert "amount" in rows["bad1"]["error"]
+
+    # the other main pages, for the record (screenshots) and the card scan
+    for name in ("customers", "cards", "schedules", "webhooks", "sms", "consent", "settings",
+                 "audit"):  # fmt: skip
+        await page.goto(f"/console/{name}")
+        await expect(page.locator("main h1")).to_be_visible()
+        await browser.screenshot(page, name)
+    await expect(page.locator("main")).to_contain_text("console:")  # the audit log

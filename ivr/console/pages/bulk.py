@@ -1,0 +1,318 @@
+"""Bulk jobs: the merchant's bulk jobs with their progress, an upload form (a CSV or JSON
+file of charges or registrations, through :class:`~ivr.bulk.charges.BulkCharges` as
+the API's upload does), a job page whose progress refreshes live until the job ends,
+and the result file (every row: the outcome of the processed ones, the error of the
+invalid ones).
+
+A bad file (empty, not CSV/JSON, no usable header, not UTF-8) is refused on the page
+with 422 and nothing is submitted. The upload form carries a one-time job id, so a form
+sent twice (a double click, a browser resubmitting) lands on the job it already made
+instead of charging every row again."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from starlette.responses import RedirectResponse, Response
+
+from ivr.bulk.charges import KINDS, MAX_BYTES, PARENT, BulkCharges
+from ivr.console.access import Deps, Reader, Viewer, Writer
+from ivr.console.i18n import register
+from ivr.console.pages.common import PAGE, acting_merchant, merchant_names
+from ivr.console.render import page
+from ivr.domain.ids import new_id
+from ivr.domain.states import JobStatus
+from ivr.errors import InvalidInput, NotFound
+from ivr.store.tables import Job, Merchant
+
+router = APIRouter()
+STOP_POLLING = 286  # htmx stops an ``every`` trigger on this status
+SHOWN_INVALID = 100  # invalid rows listed on the job page (all are in the result file)
+_BULK_ID = re.compile(r"^bulk_[0-9A-HJKMNP-TV-Z]{26}$")
+
+register(
+    {
+        "bulk.title": ("대량 작업", "Bulk jobs"),
+        "bulk.upload": ("파일 올리기", "Upload a file"),
+        "bulk.upload_help": (
+            "CSV(첫 줄은 열 이름) 또는 JSON 파일. 결제: card_id, amount, order_name "
+            "[, installment_months, ref]. 카드 등록: customer_id 또는 mobile [, name, "
+            "external_ref, product_name, lease_minutes, ref]. 잘못된 행은 따로 알려 드리고 "
+            "나머지 행은 처리합니다.",
+            "CSV (first line: column names) or JSON. Charges: card_id, amount, order_name "
+            "[, installment_months, ref]. Registrations: customer_id or mobile [, name, "
+            "external_ref, product_name, lease_minutes, ref]. Invalid rows are reported, the "
+            "other rows are processed.",
+        ),
+        "bulk.file": ("파일", "File"),
+        "bulk.kind": ("종류", "Kind"),
+        "bulk.kind.charges": ("결제", "Charges"),
+        "bulk.kind.registrations": ("카드 등록 요청", "Registration requests"),
+        "bulk.submit": ("올리기", "Upload"),
+        "bulk.refused": ("파일을 받지 못했습니다", "The file was refused"),
+        "bulk.not_csv_json": (
+            "CSV 또는 JSON 파일만 올릴 수 있습니다.",
+            "Only CSV or JSON files can be uploaded.",
+        ),
+        "bulk.empty": ("빈 파일입니다.", "The file is empty."),
+        "bulk.no_file": ("파일을 선택하세요.", "Choose a file."),
+        "bulk.rows": ("전체 행", "Rows"),
+        "bulk.valid": ("처리 대상", "Valid"),
+        "bulk.invalid": ("잘못된 행", "Invalid"),
+        "bulk.processed": ("처리됨", "Processed"),
+        "bulk.pending": ("남음", "Pending"),
+        "bulk.progress": ("진행", "Progress"),
+        "bulk.finished": ("완료 시각", "Finished"),
+        "bulk.result_file": ("결과 파일 (CSV)", "Result file (CSV)"),
+        "bulk.result_help": (
+            "행마다 결과(성공·실패·잘못된 행의 사유)가 들어 있습니다.",
+            "One line per row: the outcome, or why the row was invalid.",
+        ),
+        "bulk.invalid_rows": ("잘못된 행", "Invalid rows"),
+        "bulk.row": ("행", "Row"),
+        "bulk.ref": ("참조", "Ref"),
+        "bulk.error": ("사유", "Reason"),
+        "bulk.more_invalid": (
+            "외 {n}행은 결과 파일에 있습니다.",
+            "{n} more are in the result file.",
+        ),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """A bulk job as the pages show it (progress from the bulk service)."""
+
+    id: str
+    merchant_id: str
+    kind: str
+    status: str  # running | done
+    rows: int
+    valid: int
+    invalid: int
+    processed: int
+    pending: int
+    created_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status == JobStatus.done.value
+
+
+def _merchant_of(parent: Job) -> str:
+    return str(parent.payload["merchant_id"])
+
+
+async def _view(bulk: BulkCharges, parent: Job) -> JobView:
+    p: dict[str, Any] = {}
+    if parent.status != JobStatus.done.value:
+        p = await bulk.progress_of(str(parent.dedupe_key))
+    valid = int(parent.payload["valid"])
+    pending = int(p.get("pending", 0))
+    # A job whose rows were all invalid has nothing to process: it is finished although
+    # no worker ever marks it done.
+    done = parent.status == JobStatus.done.value or pending == 0
+    return JobView(
+        id=str(parent.dedupe_key),
+        merchant_id=_merchant_of(parent),
+        kind=str(parent.payload.get("kind", "charges")),
+        status=JobStatus.done.value if done else JobStatus.running.value,
+        rows=int(parent.payload["rows"]),
+        valid=valid,
+        invalid=len(parent.payload["invalid"]),
+        processed=int(p.get("processed", valid)),
+        pending=pending,
+        created_at=parent.created_at,
+        finished_at=parent.finished_at,
+    )
+
+
+def _parents(who: Viewer) -> Any:
+    q = select(Job).where(Job.kind == PARENT)
+    if who.scope is not None:
+        q = q.where(Job.payload["merchant_id"].as_string() == who.scope)
+    return q
+
+
+async def _list(deps: Deps, who: Viewer, before: int | None
+                ) -> tuple[list[JobView], int | None, dict[str, str]]:  # fmt: skip
+    q = _parents(who)
+    if before is not None:
+        q = q.where(Job.id < before)
+    async with deps.api.db.sessions() as s:
+        found = list(await s.scalars(q.order_by(Job.id.desc()).limit(PAGE + 1)))
+        names = await merchant_names(s, who)
+    more = len(found) > PAGE
+    found = found[:PAGE]
+    views = [await _view(deps.api.bulk, j) for j in found]
+    return views, (found[-1].id if more else None), names
+
+
+async def _owned_job(deps: Deps, who: Viewer, bulk_id: str) -> Job:
+    """The bulk job's parent row if the viewer may see it; else 404."""
+    async with deps.api.db.sessions() as s:
+        parent = await s.scalar(select(Job).where(Job.kind == PARENT, Job.dedupe_key == bulk_id))
+    if parent is None:
+        raise NotFound("bulk job not found")
+    who.own(_merchant_of(parent), "bulk job")
+    return parent
+
+
+async def _list_page(request: Request, deps: Deps, who: Viewer, *, before: int | None = None,
+                     error: str | None = None, kind: str = "charges",
+                     chosen: str = "") -> Response:  # fmt: skip
+    jobs, nxt, names = await _list(deps, who, before)
+    return page(
+        request, who, "bulk.html", jobs=jobs, next_before=nxt, names=names, error=error,
+        kind=kind, kinds=KINDS, chosen=chosen, upload_id=new_id("bulk"),
+        live=before is None and any(not j.finished for j in jobs),
+        status_code=422 if error else 200,
+    )  # fmt: skip
+
+
+@router.get("/bulk")
+async def list_jobs(
+    request: Request,
+    deps: Deps,
+    who: Reader,
+    before: Annotated[str, Query(max_length=18)] = "",
+) -> Response:
+    return await _list_page(request, deps, who, before=int(before) if before.isdecimal() else None)
+
+
+@router.get("/bulk/rows")
+async def list_rows(request: Request, deps: Deps, who: Reader) -> Response:
+    """The first page's rows (htmx); polling stops once none of them is running."""
+    jobs, _, names = await _list(deps, who, None)
+    code = 200 if any(not j.finished for j in jobs) else STOP_POLLING
+    return page(request, who, "fragments/bulk_rows.html", jobs=jobs, names=names,
+                status_code=code)  # fmt: skip
+
+
+def _format(filename: str, content_type: str, data: bytes) -> str | None:
+    """``csv`` or ``json`` from the file's name, else its type, else its first byte."""
+    name = filename.lower()
+    if name.endswith(".json"):
+        return "json"
+    if name.endswith((".csv", ".txt")):
+        return "csv"
+    if "." in name.rsplit("/", 1)[-1]:
+        return None  # .xlsx, .pdf …: not a file the engine reads
+    if "json" in content_type:
+        return "json"
+    if "csv" in content_type or content_type.startswith("text/"):
+        return "csv"
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if head in (b"[", b"{"):
+        return "json"
+    return "csv" if head else None
+
+
+@router.post("/bulk")
+async def upload(
+    request: Request,
+    deps: Deps,
+    who: Writer,
+    file: Annotated[UploadFile | None, File()] = None,
+    kind: Annotated[str, Form(max_length=20)] = "charges",
+    merchant_id: Annotated[str, Form(max_length=40)] = "",
+    upload_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Submit the file; a refused file re-renders the list with the reason (422)."""
+    kind = kind if kind in KINDS else "charges"
+
+    async def refuse(message: str) -> Response:
+        return await _list_page(request, deps, who, error=message, kind=kind, chosen=merchant_id)
+
+    try:
+        target = acting_merchant(who, merchant_id)
+    except InvalidInput as exc:
+        return await refuse(exc.message)
+    async with deps.api.db.sessions() as s:
+        if await s.get(Merchant, target) is None:
+            raise NotFound("merchant not found")
+    bulk_id = upload_id if _BULK_ID.match(upload_id) else new_id("bulk")
+    done = await _already(deps, who, bulk_id)
+    if done is not None:
+        return done
+    data = await file.read(MAX_BYTES + 1) if file is not None else b""
+    if file is None or not (file.filename or data):
+        return await refuse(who.t("bulk.no_file"))
+    if not data.strip(b"\xef\xbb\xbf \t\r\n"):
+        return await refuse(who.t("bulk.empty"))
+    fmt = _format(file.filename or "", file.content_type or "", data)
+    if fmt is None:
+        return await refuse(who.t("bulk.not_csv_json"))
+    try:
+        await deps.api.bulk.submit(target, data, fmt, actor=who.actor, bulk_id=bulk_id,
+                                   kind=kind)  # fmt: skip
+    except InvalidInput as exc:
+        return await refuse(exc.message)
+    except IntegrityError:  # the same form sent twice at once: the other one made it
+        done = await _already(deps, who, bulk_id)
+        if done is None:
+            raise
+        return done
+    return RedirectResponse(f"/console/bulk/{bulk_id}", status_code=303)
+
+
+async def _already(deps: Deps, who: Viewer, bulk_id: str) -> Response | None:
+    """The job this form already submitted (a resubmission), if any."""
+    try:
+        await _owned_job(deps, who, bulk_id)
+    except NotFound:
+        async with deps.api.db.sessions() as s:
+            taken = await s.scalar(select(Job.id).where(Job.dedupe_key == bulk_id))
+        if taken is not None:
+            raise  # another merchant's job: the id is not this form's to use
+        return None
+    return RedirectResponse(f"/console/bulk/{bulk_id}", status_code=303)
+
+
+async def _detail(deps: Deps, who: Viewer, bulk_id: str) -> dict[str, Any]:
+    parent = await _owned_job(deps, who, bulk_id)
+    job = await _view(deps.api.bulk, parent)
+    invalid: list[dict[str, Any]] = list(parent.payload["invalid"])
+    async with deps.api.db.sessions() as s:
+        merchant = await s.get(Merchant, job.merchant_id)
+    return {
+        "job": job,
+        "merchant_name": merchant.name if merchant is not None else job.merchant_id,
+        "invalid_rows": invalid[:SHOWN_INVALID],
+        "more_invalid": max(0, len(invalid) - SHOWN_INVALID),
+    }
+
+
+@router.get("/bulk/{bulk_id}")
+async def show_job(bulk_id: str, request: Request, deps: Deps, who: Reader) -> Response:
+    return page(request, who, "bulk_job.html", **await _detail(deps, who, bulk_id))
+
+
+@router.get("/bulk/{bulk_id}/progress")
+async def job_progress(bulk_id: str, request: Request, deps: Deps, who: Reader) -> Response:
+    """The live part of the job page; once the job has finished htmx stops polling."""
+    parent = await _owned_job(deps, who, bulk_id)
+    job = await _view(deps.api.bulk, parent)
+    code = STOP_POLLING if job.finished else 200
+    return page(request, who, "fragments/bulk_progress.html", job=job, status_code=code)
+
+
+@router.get("/bulk/{bulk_id}/results.csv")
+async def job_results(bulk_id: str, deps: Deps, who: Reader) -> Response:
+    """The result file, the same as the API's: processed rows with their outcome and
+    invalid rows with their error."""
+    parent = await _owned_job(deps, who, bulk_id)
+    rows = await deps.api.bulk.results(_merchant_of(parent), bulk_id)
+    return Response(
+        BulkCharges.results_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{bulk_id}.csv"'},
+    )

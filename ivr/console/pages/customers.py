@@ -1,0 +1,171 @@
+"""Customers: list (search by the merchant's external ref or the mobile's last 4
+digits), detail with the customer's cards, call requests, payments and schedules, and
+the form that adds a customer (:meth:`CustomerService.create`, as the API does).
+
+A mobile number is shown masked everywhere (``010-****-5678``); a card only as BIN +
+last 4."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from sqlalchemy import or_, select
+from starlette.responses import RedirectResponse, Response
+
+from ivr.console.access import Deps, Reader, Viewer, Writer
+from ivr.console.i18n import register
+from ivr.console.pages.cards import labels as card_labels
+from ivr.console.pages.common import merchant_names, owned, page_of, scoped
+from ivr.console.pages.payments import labels as payment_labels
+from ivr.console.pages.schedules import labels as schedule_labels
+from ivr.console.render import page
+from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.store.tables import CallRequest, Card, Customer, PaymentIntent, Schedule
+
+router = APIRouter()
+RELATED = 50  # rows of each kind on the detail page (newest first)
+
+register(
+    {
+        "cus.title": ("고객", "Customers"),
+        "cus.detail": ("고객 정보", "Customer"),
+        "cus.new": ("고객 등록", "New customer"),
+        "cus.external_ref": ("외부 참조", "External ref"),
+        "cus.search": (
+            "외부 참조 또는 휴대폰 뒤 4자리",
+            "External ref or the mobile's last 4 digits",
+        ),
+        "cus.mobile_hint": ("예: 010-1234-5678", "e.g. 010-1234-5678"),
+        "cus.cards": ("등록 카드", "Cards"),
+        "cus.requests": ("ARS 요청", "Call requests"),
+        "cus.payments": ("결제", "Payments"),
+        "cus.schedules": ("정기결제", "Schedules"),
+        "cus.choose_merchant": ("가맹점을 선택하세요.", "Choose a merchant."),
+        "cus.bad_mobile": (
+            "휴대폰 번호가 올바르지 않습니다 (010으로 시작하는 번호).",
+            "The mobile number is not valid (a 010 number).",
+        ),
+        "cus.bad_input": ("입력값을 확인하세요.", "Check what you entered."),
+        "cus.ref_taken": (
+            "같은 외부 참조를 쓰는 고객이 이미 있습니다.",
+            "A customer with this external ref already exists.",
+        ),
+        "cus.created": ("고객을 등록했습니다.", "The customer was added."),
+    }
+)
+
+
+@router.get("/customers")
+async def list_customers(
+    request: Request,
+    deps: Deps,
+    who: Reader,
+    q: Annotated[str, Query(max_length=100)] = "",
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    query = scoped(select(Customer), Customer.merchant_id, who)
+    term = q.strip()
+    if term:
+        match = Customer.external_ref == term
+        if len(term) == 4 and term.isdigit():
+            query = query.where(or_(match, Customer.mobile.endswith(term)))
+        else:
+            query = query.where(match)
+    async with deps.api.db.sessions() as s:
+        rows, nxt = await page_of(s, query, Customer.id, cursor)
+        names = await merchant_names(s, who)
+    return page(request, who, "customers.html", rows=rows, names=names, next_cursor=nxt, q=term,
+                form=None)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerForm:
+    merchant_id: str = ""
+    mobile: str = ""
+    name: str = ""
+    external_ref: str = ""
+    error: str | None = None
+
+
+async def _form(request: Request, deps: Deps, who: Viewer, form: CustomerForm,
+                status_code: int = 200) -> Response:  # fmt: skip
+    async with deps.api.db.sessions() as s:
+        names = await merchant_names(s, who)
+    return page(request, who, "customers.html", status_code=status_code, form=form,
+                names=names, rows=[], next_cursor=None, q="")  # fmt: skip
+
+
+@router.get("/customers/new")
+async def new_customer(request: Request, deps: Deps, who: Reader) -> Response:
+    return await _form(request, deps, who, CustomerForm())
+
+
+@router.post("/customers")
+async def create_customer(
+    request: Request,
+    deps: Deps,
+    who: Writer,
+    mobile: Annotated[str, Form(max_length=40)] = "",
+    name: Annotated[str, Form(max_length=100)] = "",
+    external_ref: Annotated[str, Form(max_length=100)] = "",
+    merchant_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    form = CustomerForm(merchant_id, mobile, name, external_ref)
+    chosen = who.scope or merchant_id
+    async with deps.api.db.sessions() as s:
+        allowed = chosen in await merchant_names(s, who)
+    if not allowed:
+        return await _form(request, deps, who, _failed(form, who.t("cus.choose_merchant")), 422)
+    try:
+        row = await deps.api.customers.create(
+            chosen, mobile=mobile, name=name, external_ref=external_ref.strip() or None,
+            actor=who.actor,
+        )  # fmt: skip
+    except InvalidInput as exc:
+        key = "cus.bad_mobile" if exc.message.startswith("mobile") else "cus.bad_input"
+        return await _form(request, deps, who, _failed(form, who.t(key)), 422)
+    except Conflict:
+        return await _form(request, deps, who, _failed(form, who.t("cus.ref_taken")), 422)
+    except NotFound:
+        return await _form(request, deps, who, _failed(form, who.t("cus.choose_merchant")), 422)
+    return RedirectResponse(f"/console/customers/{row.id}?created=1", status_code=303)
+
+
+def _failed(form: CustomerForm, error: str) -> CustomerForm:
+    return CustomerForm(form.merchant_id, form.mobile, form.name, form.external_ref, error)
+
+
+@router.get("/customers/{customer_id}")
+async def show_customer(
+    customer_id: str,
+    request: Request,
+    deps: Deps,
+    who: Reader,
+    created: Annotated[str | None, Query(max_length=4)] = None,
+) -> Response:
+    async with deps.api.db.sessions() as s:
+        row = await owned(s, Customer, customer_id, who, "customer")
+
+        async def newest(model: type[Card | CallRequest | PaymentIntent | Schedule]
+                         ) -> list[object]:  # fmt: skip
+            return list(
+                await s.scalars(
+                    select(model)
+                    .where(model.customer_id == row.id)
+                    .order_by(model.id.desc())
+                    .limit(RELATED)
+                )
+            )
+
+        cards = await newest(Card)
+        requests = await newest(CallRequest)
+        payments = await newest(PaymentIntent)
+        schedules = await newest(Schedule)
+        names = await merchant_names(s, who)
+    return page(
+        request, who, "customer.html", c=row, cards=cards, requests=requests,
+        payments=payments, schedules=schedules, names=names, created=bool(created),
+        **payment_labels(who), **schedule_labels(who), **card_labels(who),
+    )  # fmt: skip

@@ -1,0 +1,207 @@
+"""The DID pool (operators only): usage, the numbers with their status and when each was
+last leased, the active leases, importing numbers and enabling or disabling one.
+
+A merchant user gets 403 here (the page is an operator page, not another merchant's
+object). Imports go through :func:`~ivr.dids.numbers.parse_dids` (the CLI's parser:
+one number or range per line) and :meth:`DidPool.import_numbers`; any bad line refuses
+the whole import (422, every bad line named). Both actions are audited."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from sqlalchemy import func, select
+from starlette.responses import RedirectResponse, Response
+
+from ivr.audit import audit
+from ivr.console.access import Deps, Reader, Viewer, Writer
+from ivr.console.i18n import register
+from ivr.console.render import page
+from ivr.dids.numbers import parse_dids
+from ivr.dids.pool import NEVER
+from ivr.domain.states import DidStatus, LeaseStatus
+from ivr.errors import InvalidInput
+from ivr.phone import PhoneError, normalize
+from ivr.store.tables import Did, Lease
+
+router = APIRouter()
+NUMBERS_PAGE = 100
+SHOWN_LEASES = 200
+SHOWN_ERRORS = 20
+MAX_TEXT = 200_000
+
+register(
+    {
+        "dids.title": ("DID 번호", "DID pool"),
+        "dids.usage": ("사용 현황", "Usage"),
+        "dids.total": ("전체 번호", "Numbers"),
+        "dids.active_numbers": ("사용 가능 번호", "Active numbers"),
+        "dids.active_leases": ("진행 중인 임대", "Active leases"),
+        "dids.mobiles": ("임대 중인 휴대폰", "Mobiles holding a lease"),
+        "dids.numbers": ("번호", "Numbers"),
+        "dids.number": ("번호", "Number"),
+        "dids.last_leased": ("마지막 임대", "Last leased"),
+        "dids.never": ("없음", "never"),
+        "dids.leases_now": ("현재 임대", "Leases now"),
+        "dids.disable": ("중지", "Disable"),
+        "dids.enable": ("사용", "Enable"),
+        "dids.purpose": ("용도", "Purpose"),
+        "dids.request": ("ARS 요청", "Call request"),
+        "dids.expires": ("만료", "Expires"),
+        "dids.more_leases": (
+            "처음 {shown}건만 표시합니다 (전체 {total}건).",
+            "Showing the first {shown} of {total}.",
+        ),
+        "dids.import": ("번호 추가", "Import numbers"),
+        "dids.import_help": (
+            "한 줄에 번호 하나 또는 범위(0505-000-0000..0505-000-0099). 이미 있는 번호는 "
+            "그대로 둡니다.",
+            "One number or range (0505-000-0000..0505-000-0099) per line. Numbers already in "
+            "the pool are left as they are.",
+        ),
+        "dids.import_submit": ("추가", "Import"),
+        "dids.import_refused": (
+            "잘못된 번호가 있어 아무 번호도 추가하지 않았습니다.",
+            "Nothing was imported: some lines are not valid numbers.",
+        ),
+        "dids.imported": (
+            "{added}개를 추가했습니다 ({existing}개는 이미 있음).",
+            "{added} added ({existing} already in the pool).",
+        ),
+        "dids.search": ("번호 검색", "Find a number"),
+    }
+)
+
+
+def dial(number: str) -> str:
+    """A DID as people dial it (``0505-111-0000``); stored digits if it does not parse."""
+    try:
+        return normalize(number).display
+    except PhoneError:
+        return number
+
+
+async def _page(
+    request: Request,
+    deps: Deps,
+    who: Viewer,
+    *,
+    after: str = "",
+    q: str = "",
+    text: str = "",
+    errors: list[str] | None = None,
+    flash: str = "",
+) -> Response:
+    who.operator_only()
+    now = deps.api.clock.now()
+    stats = await deps.dids.stats()
+    leases = await deps.dids.active_leases()
+    digits = "".join(c for c in q if c in "0123456789")
+    numbers_q = select(Did)
+    if digits:
+        numbers_q = numbers_q.where(Did.number.like(f"%{digits}%"))
+    if after:
+        numbers_q = numbers_q.where(Did.number > after)
+    async with deps.api.db.sessions() as s:
+        numbers = list(await s.scalars(numbers_q.order_by(Did.number).limit(NUMBERS_PAGE + 1)))
+        more = len(numbers) > NUMBERS_PAGE
+        numbers = numbers[:NUMBERS_PAGE]
+        in_use = dict(
+            (
+                await s.execute(
+                    select(Lease.did, func.count())
+                    .where(
+                        Lease.did.in_([d.number for d in numbers]),
+                        Lease.status == LeaseStatus.active.value,
+                        Lease.expires_at > now,
+                    )
+                    .group_by(Lease.did)
+                )
+            ).all()
+        )
+    return page(
+        request, who, "dids.html", stats=stats, leases=leases[:SHOWN_LEASES],
+        lease_total=len(leases), numbers=numbers, in_use=in_use, dial=dial, q=q,
+        next_after=numbers[-1].number if more else None, text=text, errors=errors or [],
+        flash=flash, never=NEVER, status_code=422 if errors else 200,
+    )  # fmt: skip
+
+
+@router.get("/dids")
+async def show_pool(
+    request: Request,
+    deps: Deps,
+    who: Reader,
+    after: Annotated[str, Query(max_length=16)] = "",
+    q: Annotated[str, Query(max_length=32)] = "",
+    added: Annotated[str, Query(max_length=7)] = "",
+    existing: Annotated[str, Query(max_length=7)] = "",
+) -> Response:
+    flash = ""
+    if added.isdecimal() and existing.isdecimal():
+        flash = who.t("dids.imported", added=int(added), existing=int(existing))
+    return await _page(request, deps, who, after=after, q=q, flash=flash)
+
+
+def check_lines(text: str) -> tuple[list[str], list[str]]:
+    """Every number the text names (one number or range per line) and the errors of
+    its bad lines; a number is imported only if there is no error at all."""
+    errors: list[str] = []
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for n, line in enumerate(lines, start=1):
+        try:
+            parse_dids([line])
+        except InvalidInput as exc:
+            errors.append(f"{n}: {exc.message}")
+    if errors:
+        return [], errors
+    try:
+        return parse_dids(lines), []  # the whole: no numbers at all, too many
+    except InvalidInput as exc:
+        return [], [exc.message]
+
+
+@router.post("/dids/import")
+async def import_numbers(
+    request: Request,
+    deps: Deps,
+    who: Writer,
+    numbers: Annotated[str, Form(max_length=MAX_TEXT)] = "",
+) -> Response:
+    who.operator_only()
+    found, errors = check_lines(numbers)
+    if errors:
+        shown = errors[:SHOWN_ERRORS]
+        if len(errors) > SHOWN_ERRORS:
+            shown.append(f"… (+{len(errors) - SHOWN_ERRORS})")
+        return await _page(request, deps, who, text=numbers, errors=shown)
+    added = await deps.dids.import_numbers(found)
+    async with deps.api.db.transaction() as s:  # DidPool does not audit: the console does
+        audit(s, deps.api.clock, actor=who.actor, action="did.import", object_type="did",
+              object_id=found[0], details={"numbers": len(found), "added": added,
+                                           "first": found[0], "last": found[-1]})  # fmt: skip
+    return RedirectResponse(
+        f"/console/dids?added={added}&existing={len(found) - added}", status_code=303
+    )
+
+
+@router.post("/dids/{number}/status")
+async def set_status(
+    number: str,
+    deps: Deps,
+    who: Writer,
+    status: Annotated[str, Form(max_length=16)],
+) -> Response:
+    who.operator_only()
+    try:
+        target = DidStatus(status)
+    except ValueError:
+        raise InvalidInput("status must be active or disabled") from None
+    digits = "".join(c for c in number if c in "0123456789")[:16]
+    await deps.dids.set_status(digits, target)  # 404 for a number not in the pool
+    action = "did.enable" if target is DidStatus.active else "did.disable"
+    async with deps.api.db.transaction() as s:
+        audit(s, deps.api.clock, actor=who.actor, action=action, object_type="did",
+              object_id=digits)  # fmt: skip
+    return RedirectResponse("/console/dids", status_code=303)

@@ -1,0 +1,256 @@
+"""Payments: list (filter by status), detail with every attempt at the PG and every
+refund, and the refund form (all that is left, or part of it).
+
+A refund goes through :meth:`PaymentService.refund`, as the API's refund route does;
+the form carries a refund id made when the page was shown, so a second submit of the
+same form (a double click, a reload) finds the refund already made instead of making
+another. A refund larger than what is left is refused by the service: the page shows
+why, with status 422, and nothing changes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from starlette.responses import RedirectResponse, Response
+
+from ivr.console.access import Deps, Reader, Viewer, Writer
+from ivr.console.i18n import CATALOG, register
+from ivr.console.pages.common import merchant_names, owned, page_of, scoped
+from ivr.console.render import money, page
+from ivr.domain.ids import new_id
+from ivr.domain.states import PaymentIntentStatus
+from ivr.errors import Conflict, InvalidInput
+from ivr.gateways.errors import GatewayError
+from ivr.store.tables import Card, Customer, PaymentAttempt, PaymentIntent, Refund
+
+router = APIRouter()
+STATUSES = [s.value for s in PaymentIntentStatus]
+REFUNDABLE = (PaymentIntentStatus.succeeded.value, PaymentIntentStatus.partially_refunded.value)
+REFUND_ID = re.compile(r"^rf_[0-9A-Z]{26}$")
+
+register(
+    {
+        "pay.title": ("결제", "Payments"),
+        "pay.detail": ("결제 상세", "Payment"),
+        "pay.order_name": ("주문명", "Order name"),
+        "pay.installments": ("할부", "Installments"),
+        "pay.lump_sum": ("일시불", "Lump sum"),
+        "pay.months": ("{n}개월", "{n} months"),
+        "pay.refunded": ("환불 금액", "Refunded"),
+        "pay.refundable": ("환불 가능 금액", "Refundable"),
+        "pay.source": ("경로", "Source"),
+        "pay.source.call": ("ARS 통화", "Call"),
+        "pay.source.api": ("API", "API"),
+        "pay.source.schedule": ("정기결제", "Schedule"),
+        "pay.source.bulk": ("대량 결제", "Bulk"),
+        "pay.schedule": ("정기결제", "Schedule"),
+        "pay.attempts": ("결제 시도", "Attempts"),
+        "pay.order_id": ("주문 번호", "Order id"),
+        "pay.approval_no": ("승인 번호", "Approval no."),
+        "pay.decline_code": ("거절 코드", "Decline code"),
+        "pay.decline_class": ("거절 구분", "Decline class"),
+        "pay.decline.soft": ("일시적", "soft"),
+        "pay.decline.hard": ("영구적", "hard"),
+        "pay.sent": ("전송 시각", "Sent"),
+        "pay.finished": ("완료 시각", "Finished"),
+        "pay.refunds": ("환불 내역", "Refunds"),
+        "pay.reason": ("사유", "Reason"),
+        "pay.refund": ("환불", "Refund"),
+        "pay.refund_submit": ("환불하기", "Refund"),
+        "pay.refund_amount": (
+            "환불 금액 (비워 두면 남은 금액 전체)",
+            "Amount (leave empty to refund all that is left)",
+        ),
+        "pay.refund_done": ("환불되었습니다.", "The refund was made."),
+        "pay.refund_too_much": (
+            "환불 금액이 환불 가능 금액({left})보다 큽니다. 아무것도 변경되지 않았습니다.",
+            "The refund is larger than what is left to refund ({left}). Nothing was changed.",
+        ),
+        "pay.bad_amount": (
+            "환불 금액은 1 이상의 숫자로 입력하세요.",
+            "Enter the refund amount as a whole number of at least 1.",
+        ),
+        "pay.not_refundable": (
+            "이 결제는 지금 상태에서 환불할 수 없습니다.",
+            "This payment cannot be refunded in its current state.",
+        ),
+        "pay.gateway_failed": (
+            "PG사가 환불을 완료하지 못했습니다. 잠시 후 다시 시도하세요.",
+            "The payment gateway did not complete the refund. Try again later.",
+        ),
+        "pay.default_reason": ("관리 콘솔 환불", "console refund"),
+    }
+)
+
+
+def word(who: Viewer, prefix: str, value: str | None) -> str:
+    """The text for ``prefix.value`` if the catalog has it, else the value itself."""
+    if value is None:
+        return "—"
+    key = f"{prefix}.{value}"
+    return who.t(key) if key in CATALOG else value
+
+
+def installments(who: Viewer, months: int) -> str:
+    return who.t("pay.lump_sum") if months == 0 else who.t("pay.months", n=months)
+
+
+def labels(who: Viewer) -> dict[str, Any]:
+    """Helpers templates use to show payment words in the viewer's language."""
+    return {
+        "installments": lambda months: installments(who, months),
+        "source": lambda value: word(who, "pay.source", value),
+        "decline_class": lambda value: word(who, "pay.decline", value),
+    }
+
+
+@router.get("/payments")
+async def list_payments(
+    request: Request,
+    deps: Deps,
+    who: Reader,
+    status: Annotated[str | None, Query(max_length=24)] = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    q = scoped(select(PaymentIntent), PaymentIntent.merchant_id, who)
+    if status in STATUSES:
+        q = q.where(PaymentIntent.status == status)
+    async with deps.api.db.sessions() as s:
+        rows, nxt = await page_of(s, q, PaymentIntent.id, cursor)
+        customers = {
+            c.id: c
+            for c in await s.scalars(
+                select(Customer).where(Customer.id.in_({r.customer_id for r in rows}))
+            )
+        }
+        names = await merchant_names(s, who)
+    return page(request, who, "payments.html", rows=rows, customers=customers, names=names,
+                next_cursor=nxt, status=status or "", statuses=STATUSES,
+                **labels(who))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RefundForm:
+    refund_id: str
+    amount: str = ""
+    reason: str = ""
+    error: str | None = None
+
+
+async def _detail(
+    request: Request, deps: Deps, who: Viewer, payment_id: str, form: RefundForm,
+    *, status_code: int = 200, refunded: str | None = None,
+) -> Response:  # fmt: skip
+    async with deps.api.db.sessions() as s:
+        intent = await owned(s, PaymentIntent, payment_id, who, "payment")
+        customer = await s.get(Customer, intent.customer_id)
+        card = await s.get(Card, intent.card_id) if intent.card_id else None
+        attempts = list(
+            await s.scalars(
+                select(PaymentAttempt)
+                .where(PaymentAttempt.intent_id == intent.id)
+                .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
+            )
+        )
+        refunds = list(
+            await s.scalars(select(Refund).where(Refund.intent_id == intent.id).order_by(Refund.id))
+        )
+        names = await merchant_names(s, who)
+    return page(
+        request, who, "payment.html", status_code=status_code, p=intent, customer=customer,
+        card=card, attempts=attempts, refunds=refunds, names=names, form=form,
+        done=next((r for r in refunds if r.id == refunded), None),
+        left=intent.amount - intent.refunded_amount, refundable=intent.status in REFUNDABLE,
+        **labels(who),
+    )  # fmt: skip
+
+
+@router.get("/payments/{payment_id}")
+async def show_payment(
+    payment_id: str,
+    request: Request,
+    deps: Deps,
+    who: Reader,
+    refunded: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    return await _detail(request, deps, who, payment_id, RefundForm(new_id("rf")),
+                         refunded=refunded)  # fmt: skip
+
+
+def _amount(raw: str) -> int | None:
+    """The amount typed in the form (``10,000`` is fine); empty: all that is left."""
+    cleaned = raw.replace(",", "").replace(" ", "").removesuffix("원")
+    if not cleaned:
+        return None
+    if not cleaned.isdigit() or len(cleaned) > 12:
+        raise ValueError("not an amount")
+    return int(cleaned)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why the refund form was refused: a text key, the answer's status, its values."""
+
+    key: str
+    status_code: int
+    values: dict[str, object]
+
+
+async def _refund(deps: Deps, who: Viewer, intent: PaymentIntent, form: RefundForm
+                  ) -> Refund | Refusal:  # fmt: skip
+    try:
+        value = _amount(form.amount)
+    except ValueError:
+        return Refusal("pay.bad_amount", 422, {})
+    left = intent.amount - intent.refunded_amount
+    try:
+        return await deps.api.payments.refund(
+            intent.merchant_id, intent.id, amount=value,
+            reason=form.reason.strip() or who.t("pay.default_reason"),
+            actor=who.actor, refund_id=form.refund_id,
+        )  # fmt: skip
+    except InvalidInput:
+        if value is not None and value > left:
+            return Refusal("pay.refund_too_much", 422, {"left": money(left, who.lang)})
+        return Refusal("pay.bad_amount", 422, {})
+    except Conflict:
+        return Refusal("pay.not_refundable", 409, {})
+    except GatewayError:
+        return Refusal("pay.gateway_failed", 502, {})
+
+
+@router.post("/payments/{payment_id}/refund")
+async def refund_payment(
+    payment_id: str,
+    request: Request,
+    deps: Deps,
+    who: Writer,
+    amount: Annotated[str, Form(max_length=40)] = "",
+    reason: Annotated[str, Form(max_length=200)] = "",
+    refund_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    known = REFUND_ID.match(refund_id) is not None
+    async with deps.api.db.sessions() as s:
+        intent = await owned(s, PaymentIntent, payment_id, who, "payment")
+        done = await s.get(Refund, refund_id) if known else None
+    target = f"/console/payments/{intent.id}"
+    if done is not None:  # this form was sent before: show what it did
+        if done.intent_id != intent.id:
+            raise InvalidInput("this form belongs to another payment")
+        return RedirectResponse(f"{target}?refunded={done.id}", status_code=303)
+    form = RefundForm(refund_id if known else new_id("rf"), amount, reason)
+    try:
+        result = await _refund(deps, who, intent, form)
+    except IntegrityError:  # the same form sent twice at once: the other one refunded
+        return RedirectResponse(f"{target}?refunded={form.refund_id}", status_code=303)
+    if isinstance(result, Refund):
+        return RedirectResponse(f"{target}?refunded={result.id}", status_code=303)
+    # A refund the PG failed keeps its id (a failed refund row); the form gets a new one.
+    fresh = new_id("rf") if result.status_code == 502 else form.refund_id
+    shown = RefundForm(fresh, amount, reason, who.t(result.key, **result.values))
+    return await _detail(request, deps, who, intent.id, shown, status_code=result.status_code)

@@ -1,0 +1,397 @@
+"""Settings of a merchant: its API keys (list, create — the key shown once — revoke),
+its call policy (installments, interest-free promotions, senior mode, read-back, the
+agent destination, digit timeouts, the lease lifetime) and the engine-wide lease
+lifetime from ``arspay.toml``. A merchant user manages its own merchant; an operator
+picks one (``?merchant=``) and also sees every merchant with a suspend/activate action
+and the system's health (database, PG, Asterisk ARI).
+
+The policy form is the whole policy: each field left empty goes back to the operator's
+default. The values are handed to :meth:`MerchantService.set_policy`, whose model
+(:class:`~ivr.merchants.policy.MerchantPolicy`) validates them; a refusal shows the
+form again as it was submitted (422) and stores nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Form, Query, Request
+from sqlalchemy import select, text
+from starlette.datastructures import FormData
+from starlette.responses import RedirectResponse, Response
+
+from ivr.console.access import Deps, Reader, Viewer, Writer
+from ivr.console.i18n import register
+from ivr.console.pages.common import acting_merchant
+from ivr.console.render import page
+from ivr.domain.states import ApiKeyStatus, MerchantStatus
+from ivr.errors import InvalidInput, NotFound
+from ivr.merchants.policy import MerchantPolicy
+from ivr.settings import Settings
+from ivr.store.db import Database
+from ivr.store.tables import ApiKey, Merchant
+
+router = APIRouter()
+HEALTH_TIMEOUT_S = 2.0
+BLANK_PROMOTIONS = 3  # empty interest-free rows offered under the existing ones
+CHECKBOXES = ("installments", "corporate_installments", "allow_save_card")
+TRISTATE = ("senior_mode", "readback")
+TEXTS = ("max_installment_months", "agent_destination", "first_digit_timeout_s",
+         "inter_digit_timeout_s", "lease_minutes")  # fmt: skip
+PROMO_FIELDS = ("issuer", "min_months", "max_months", "starts", "ends")
+
+register(
+    {
+        "settings.title": ("설정", "Settings"),
+        "settings.choose": ("가맹점 선택", "Choose a merchant"),
+        "settings.show": ("보기", "Show"),
+        "settings.keys": ("API 키", "API keys"),
+        "settings.key_prefix": ("키 앞부분", "Key prefix"),
+        "settings.key_name": ("키 이름", "Key name"),
+        "settings.key_last_used": ("마지막 사용", "Last used"),
+        "settings.key_revoked_at": ("폐기 시각", "Revoked at"),
+        "settings.key_new": ("새 API 키 만들기", "Create an API key"),
+        "settings.key_created": ("새 API 키", "New API key"),
+        "settings.key_once": (
+            "이 키는 지금 한 번만 표시됩니다. 안전한 곳에 복사해 두세요.",
+            "This key is shown only now. Copy it to a safe place.",
+        ),
+        "settings.key_copied": ("복사했습니다", "I have copied it"),
+        "settings.key_revoke": ("폐기", "Revoke"),
+        "settings.policy": ("통화 정책", "Call policy"),
+        "settings.policy_hint": (
+            "비워 둔 항목은 운영자 기본값을 따릅니다.",
+            "A field left empty follows the operator's default.",
+        ),
+        "settings.policy_saved": ("통화 정책을 저장했습니다.", "The call policy was saved."),
+        "settings.policy_refused": (
+            "저장하지 않았습니다. 값을 고친 뒤 다시 저장하세요:",
+            "Nothing was saved. Correct the values and save again:",
+        ),
+        "settings.installment_table": ("할부", "Installments"),
+        "settings.installments": ("할부 허용", "Allow installments"),
+        "settings.max_installment_months": ("최대 할부 개월", "Maximum months"),
+        "settings.corporate_installments": (
+            "법인카드 할부 허용",
+            "Installments on corporate cards",
+        ),
+        "settings.allow_save_card": ("카드 저장 허용", "Offer to save the card"),
+        "settings.interest_free": ("무이자 할부 행사", "Interest-free promotions"),
+        "settings.if_issuer": ("카드사", "Issuer"),
+        "settings.if_min": ("최소 개월", "From months"),
+        "settings.if_max": ("최대 개월", "To months"),
+        "settings.if_starts": ("시작일", "Starts"),
+        "settings.if_ends": ("종료일", "Ends"),
+        "settings.if_hint": (
+            "행을 지우려면 모든 칸을 비우세요.",
+            "Empty every cell of a row to remove it.",
+        ),
+        "settings.call": ("통화", "Calls"),
+        "settings.senior_mode": (
+            "어르신 모드 (입력 시간 2배)",
+            "Senior mode (double digit timeouts)",
+        ),
+        "settings.readback": ("카드 끝 4자리 읽어 주기", "Read back the card's last 4 digits"),
+        "settings.default": ("기본값 ({value})", "Default ({value})"),
+        "settings.on": ("켬", "On"),
+        "settings.off": ("끔", "Off"),
+        "settings.agent_destination": ("상담원 연결 (0번)", "Agent destination (key 0)"),
+        "settings.agent_hint": (
+            "예: agents,100,1 (context,exten[,priority])",
+            "e.g. agents,100,1 (context,exten[,priority])",
+        ),
+        "settings.first_digit_timeout_s": ("첫 입력 대기 (초)", "First digit timeout (s)"),
+        "settings.inter_digit_timeout_s": ("다음 입력 대기 (초)", "Inter-digit timeout (s)"),
+        "settings.lease": ("번호 임대 시간", "Lease lifetime"),
+        "settings.lease_minutes": ("이 가맹점의 임대 시간 (분)", "This merchant's lease (minutes)"),
+        "settings.lease_engine": ("엔진 기본 임대 시간", "Engine default lease"),
+        "settings.lease_engine_value": ("{n}분", "{n} minutes"),
+        "settings.lease_note": (
+            "엔진 기본값은 arspay.toml 의 [dids] lease_minutes 에서 정하며 "
+            "여기서 바꿀 수 없습니다.",
+            "The engine default is set in arspay.toml ([dids] lease_minutes) and cannot be "
+            "changed here.",
+        ),
+        "settings.merchants": ("가맹점", "Merchants"),
+        "settings.suspend": ("정지", "Suspend"),
+        "settings.activate": ("다시 사용", "Activate"),
+        "settings.health": ("시스템 상태", "System health"),
+        "settings.health_db": ("데이터베이스", "Database"),
+        "settings.health_pg": ("PG (결제 대행)", "Payment gateway"),
+        "settings.health_ari": ("Asterisk ARI", "Asterisk ARI"),
+        "settings.health_ok": ("정상", "ok"),
+        "settings.health_down": ("연결 안 됨", "unreachable"),
+        "settings.health_check": ("상태 확인", "Check"),
+    }
+)
+
+
+# ------------------------------------------------------------------ health
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    key: str  # text key of the thing checked
+    target: str  # what was tried (never a password: URLs only, the database's kind)
+    ok: bool
+
+
+async def reachable(url: str, timeout_s: float = HEALTH_TIMEOUT_S) -> bool:
+    """Whether anything answers HTTP at ``url`` (any status counts); never raises."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as client:
+            await client.get(url)
+    except Exception:  # unreachable, refused, timed out, a malformed URL: all "no"
+        return False
+    return True
+
+
+async def database_ok(db: Database) -> bool:
+    try:
+        async with db.sessions() as s:
+            await asyncio.wait_for(s.execute(text("SELECT 1")), HEALTH_TIMEOUT_S)
+    except Exception:
+        return False
+    return True
+
+
+async def health(db: Database, settings: Settings) -> list[Check]:
+    """Database, payment gateway and Asterisk ARI reachability, checked together."""
+    gateway, ari = settings.gateway.base_url, settings.asterisk.ari_url
+    db_ok, pg_ok, ari_ok = await asyncio.gather(database_ok(db), reachable(gateway),
+                                                reachable(ari))  # fmt: skip
+    kind = "postgresql" if db.is_postgres else "sqlite"
+    return [
+        Check("settings.health_db", kind, db_ok),
+        Check("settings.health_pg", f"{settings.gateway.kind} · {gateway}", pg_ok),
+        Check("settings.health_ari", ari, ari_ok),
+    ]
+
+
+# ------------------------------------------------------------------ the policy form
+
+
+@dataclass
+class PolicyForm:
+    """The policy form's values as text (what was stored, or what was submitted)."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    promotions: list[dict[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, stored: dict[str, Any]) -> PolicyForm:
+        defaults = MerchantPolicy()
+        values: dict[str, str] = {}
+        for name in CHECKBOXES:
+            values[name] = "on" if stored.get(name, getattr(defaults, name)) else ""
+        for name in TRISTATE:
+            value = stored.get(name)
+            values[name] = "" if value is None else ("true" if value else "false")
+        for name in TEXTS:
+            value = stored.get(name, getattr(defaults, name))
+            values[name] = "" if value is None else str(value)
+        promos = [
+            {k: "" if p.get(k) is None else str(p.get(k)) for k in PROMO_FIELDS}
+            for p in stored.get("interest_free") or []
+            if isinstance(p, dict)
+        ]
+        return cls(values, promos)
+
+    @classmethod
+    def submitted(cls, form: FormData) -> PolicyForm:
+        def one(name: str) -> str:
+            value = form.get(name)
+            return value.strip() if isinstance(value, str) else ""
+
+        values = {name: "on" if one(name) else "" for name in CHECKBOXES}
+        values |= {name: one(name) for name in TRISTATE + TEXTS}
+        columns = [
+            [v.strip() if isinstance(v, str) else "" for v in form.getlist(f"if_{k}")]
+            for k in PROMO_FIELDS
+        ]
+        rows = max((len(c) for c in columns), default=0)
+        promos = []
+        for i in range(rows):
+            row = {
+                k: (col[i] if i < len(col) else "")
+                for k, col in zip(PROMO_FIELDS, columns, strict=True)
+            }
+            if any(row.values()):
+                promos.append(row)
+        return cls(values, promos)
+
+    def changes(self) -> dict[str, Any]:
+        """What to hand to ``set_policy``: ``None`` for an empty field (the default).
+        Text is passed as it is; the policy model converts and checks it."""
+        out: dict[str, Any] = {name: bool(self.values.get(name)) for name in CHECKBOXES}
+        for name in TRISTATE:
+            value = self.values.get(name, "")
+            out[name] = {"": None, "true": True, "false": False}.get(value, value)
+        for name in TEXTS:
+            out[name] = self.values.get(name) or None
+        promos = [{k: v for k, v in p.items() if v} for p in self.promotions]
+        out["interest_free"] = promos or None
+        return out
+
+    @property
+    def rows(self) -> list[dict[str, str]]:
+        blank = dict.fromkeys(PROMO_FIELDS, "")
+        return self.promotions + [dict(blank) for _ in range(BLANK_PROMOTIONS)]
+
+
+# ------------------------------------------------------------------ pages
+
+
+def _target(who: Viewer, chosen: str | None) -> str | None:
+    """The merchant the page is about: a merchant user's own (another one: 404), or the
+    one an operator chose (None: not chosen yet)."""
+    if who.scope is not None:
+        if chosen:
+            who.own(chosen, "merchant")
+        return who.scope
+    return chosen or None
+
+
+def _back(who: Viewer, merchant_id: str) -> str:
+    return "/console/settings" if who.scope else f"/console/settings?merchant={merchant_id}"
+
+
+async def _settings_page(
+    request: Request,
+    deps: Deps,
+    who: Viewer,
+    merchant_id: str | None,
+    *,
+    form: PolicyForm | None = None,
+    policy_error: str | None = None,
+    key_error: str | None = None,
+    new_key: str | None = None,
+    saved: bool = False,
+    status_code: int = 200,
+) -> Response:
+    merchant: Merchant | None = None
+    keys: list[ApiKey] = []
+    async with deps.api.db.sessions() as s:
+        if merchant_id is not None:
+            merchant = await s.get(Merchant, merchant_id)
+            if merchant is None:
+                raise NotFound("merchant not found")
+            keys = list(
+                await s.scalars(
+                    select(ApiKey)
+                    .where(ApiKey.merchant_id == merchant.id)
+                    .order_by(ApiKey.id.desc())
+                )
+            )
+        merchants = (
+            list(await s.scalars(select(Merchant).order_by(Merchant.name)))
+            if who.scope is None
+            else []
+        )
+    if merchant is not None and form is None:
+        form = PolicyForm.of(dict(merchant.settings or {}))
+    calls = deps.settings.calls
+    defaults = {
+        "senior_mode": calls.senior_mode,
+        "readback": calls.readback,
+        "agent_destination": calls.agent_destination or "—",
+        "first_digit_timeout_s": calls.first_digit_timeout_s,
+        "inter_digit_timeout_s": calls.inter_digit_timeout_s,
+        "lease_minutes": deps.settings.dids.lease_minutes,
+    }
+    return page(request, who, "settings.html", status_code=status_code, merchant=merchant,
+                keys=keys, merchants=merchants, form=form, defaults=defaults,
+                policy_error=policy_error, key_error=key_error, new_key=new_key, saved=saved,
+                engine_lease=deps.settings.dids.lease_minutes)  # fmt: skip
+
+
+@router.get("/settings")
+async def show_settings(
+    request: Request,
+    deps: Deps,
+    who: Reader,
+    merchant: Annotated[str | None, Query(max_length=40)] = None,
+    saved: Annotated[int | None, Query(ge=0, le=1)] = None,
+) -> Response:
+    return await _settings_page(request, deps, who, _target(who, merchant), saved=bool(saved))
+
+
+@router.post("/settings/api-keys")
+async def create_key(
+    request: Request,
+    deps: Deps,
+    who: Writer,
+    name: Annotated[str, Form(max_length=200)] = "",
+    merchant_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """A new key, shown in this answer only (the page itself, not a redirect: the key
+    must not travel in a URL or be kept anywhere)."""
+    owner = _target(who, merchant_id)
+    try:
+        created = await deps.api.merchants.create_api_key(
+            acting_merchant(who, owner), name, actor=who.actor
+        )
+    except InvalidInput as exc:
+        return await _settings_page(request, deps, who, owner, key_error=exc.message,
+                                    status_code=422)  # fmt: skip
+    return await _settings_page(request, deps, who, created.merchant_id, new_key=created.key)
+
+
+@router.post("/settings/api-keys/{key_id}/revoke")
+async def revoke_key(key_id: str, deps: Deps, who: Writer) -> Response:
+    async with deps.api.db.sessions() as s:
+        row = await s.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound("API key not found")
+    who.own(row.merchant_id, "API key")
+    if row.status == ApiKeyStatus.active.value:
+        await deps.api.merchants.revoke_api_key(row.merchant_id, row.id, actor=who.actor)
+    return RedirectResponse(_back(who, row.merchant_id), status_code=303)
+
+
+@router.post("/settings/policy")
+async def save_policy(
+    request: Request,
+    deps: Deps,
+    who: Writer,
+    merchant_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    target = acting_merchant(who, _target(who, merchant_id))
+    form = PolicyForm.submitted(await request.form())
+    try:
+        await deps.api.merchants.set_policy(target, form.changes(), actor=who.actor)
+    except InvalidInput as exc:
+        return await _settings_page(request, deps, who, target, form=form,
+                                    policy_error=exc.message, status_code=422)  # fmt: skip
+    back = _back(who, target)
+    return RedirectResponse(back + ("&" if "?" in back else "?") + "saved=1", status_code=303)
+
+
+# ------------------------------------------------------------------ operators only
+
+
+@router.post("/settings/merchants/{merchant_id}/status")
+async def set_merchant_status(
+    merchant_id: str,
+    deps: Deps,
+    who: Writer,
+    status: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    who.operator_only()
+    try:
+        wanted = MerchantStatus(status)
+    except ValueError:
+        raise InvalidInput("status must be active or suspended") from None
+    current = await deps.api.merchants.get(merchant_id)
+    if current.status != wanted.value:
+        await deps.api.merchants.set_status(merchant_id, wanted, actor=who.actor)
+    return RedirectResponse("/console/settings", status_code=303)
+
+
+@router.get("/settings/health")
+async def health_box(request: Request, deps: Deps, who: Reader) -> Response:
+    who.operator_only()
+    checks = await health(deps.api.db, deps.settings)
+    return page(request, who, "fragments/settings_health.html", checks=checks)

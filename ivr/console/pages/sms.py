@@ -1,0 +1,68 @@
+"""The SMS outbox: every message the engine queued (the ``sms_messages`` table, which
+carries the merchant of each message), newest first, with its delivery status.
+
+The texts are the engine's templates (ivr/notify/templates.py): the merchant's name, a
+product and an amount, the number to call, and for receipts the issuer, the last 4
+digits and the approval number — never card data, so the body is shown. The recipient's
+mobile is shown masked."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
+from starlette.responses import Response
+
+from ivr.console.access import Deps, Reader
+from ivr.console.i18n import register
+from ivr.console.pages.common import merchant_names, page_of, scoped
+from ivr.console.render import page
+from ivr.domain.states import DeliveryStatus
+from ivr.store.tables import SmsMessage
+
+router = APIRouter()
+STATUSES = [s.value for s in DeliveryStatus]
+KINDS = ["registration", "payment", "receipt", "notice"]
+
+register(
+    {
+        "sms.title": ("문자 발송함", "SMS outbox"),
+        "sms.to": ("받는 사람", "To"),
+        "sms.kind": ("종류", "Kind"),
+        "sms.kind.registration": ("카드 등록 안내", "Registration"),
+        "sms.kind.payment": ("결제 요청", "Payment request"),
+        "sms.kind.receipt": ("결제 완료", "Receipt"),
+        "sms.kind.notice": ("알림", "Notice"),
+        "sms.attempts": ("시도", "Attempts"),
+        "sms.sent": ("발송", "Sent"),
+        "sms.body": ("내용", "Text"),
+        "sms.request": ("ARS 요청", "Call request"),
+        "sms.last_error": ("마지막 오류", "Last error"),
+    }
+)
+
+
+@router.get("/sms")
+async def outbox(
+    request: Request,
+    deps: Deps,
+    who: Reader,
+    status: Annotated[str | None, Query(max_length=24)] = None,
+    kind: Annotated[str | None, Query(max_length=24)] = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    status = status if status in STATUSES else None
+    kind = kind if kind in KINDS else None
+    q = scoped(select(SmsMessage), SmsMessage.merchant_id, who)
+    if status:
+        q = q.where(SmsMessage.status == status)
+    if kind:
+        q = q.where(SmsMessage.kind == kind)
+    async with deps.api.db.sessions() as s:
+        rows, nxt = await page_of(s, q, SmsMessage.id, cursor)
+        names = await merchant_names(s, who)
+    filters = "".join(f"&{k}={v}" for k, v in (("status", status), ("kind", kind)) if v)
+    return page(request, who, "sms.html", rows=rows, next_cursor=nxt, names=names,
+                status=status or "", kind=kind or "", statuses=STATUSES, kinds=KINDS,
+                filters=filters)  # fmt: skip

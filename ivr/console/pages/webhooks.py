@@ -1,0 +1,328 @@
+"""Webhooks: endpoints (create, rotate the signing secret, enable/disable, delete) and
+the recent events with their deliveries (live), each with a redeliver button.
+
+A signing secret is shown once: the answer to the create or rotate POST is the
+endpoint's page holding it (status 200, not a redirect: the secret never travels in a
+URL, a cookie or the database in the clear); any later GET of any page lacks it. A
+disabled endpoint says why: disabled automatically after persistent delivery failure
+(the dispatcher's audit row) or by whom. Every change goes through
+:class:`~ivr.webhooks.service.WebhookService` with the console user as the actor, which
+audits it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import RedirectResponse, Response
+
+from ivr.console.access import Deps, Reader, Viewer, Writer
+from ivr.console.i18n import register
+from ivr.console.pages.common import acting_merchant, merchant_names, owned, page_of, scoped
+from ivr.console.render import page
+from ivr.domain.states import EndpointStatus
+from ivr.errors import InvalidInput, NotFound
+from ivr.store.tables import AuditLog, Merchant, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from ivr.webhooks.events import EVENT_TYPES, subscribed_types
+
+router = APIRouter()
+EVENT_CHOICES = sorted(EVENT_TYPES)
+DISABLE_ACTION = "webhook_endpoint.disable"
+
+register(
+    {
+        "wh.title": ("웹훅", "Webhooks"),
+        "wh.endpoints": ("수신 주소", "Endpoints"),
+        "wh.endpoint": ("수신 주소", "Endpoint"),
+        "wh.url": ("URL", "URL"),
+        "wh.event_types": ("받을 이벤트", "Event types"),
+        "wh.all_types": ("전체 이벤트", "All events"),
+        "wh.all_types_hint": (
+            "하나도 고르지 않으면 모든 이벤트를 받습니다.",
+            "Choose none to receive every event type.",
+        ),
+        "wh.new": ("수신 주소 추가", "Add an endpoint"),
+        "wh.state.enabled": ("사용", "enabled"),
+        "wh.state.disabled": ("중지", "disabled"),
+        "wh.why.failing": (
+            "{hours}시간 넘게 전송이 계속 실패하여 자동으로 중지됨",
+            "disabled automatically: deliveries kept failing for {hours} h",
+        ),
+        "wh.why.by": ("{actor} 님이 중지함", "disabled by {actor}"),
+        "wh.disabled_at": ("중지 시각", "Disabled at"),
+        "wh.secret": ("서명 비밀키", "Signing secret"),
+        "wh.secret_once": (
+            "이 비밀키는 지금 한 번만 표시됩니다. 안전한 곳에 복사해 두세요.",
+            "This secret is shown only now. Copy it to a safe place.",
+        ),
+        "wh.secret_rotated": (
+            "새 비밀키입니다. 24시간 동안은 이전 비밀키로 만든 서명도 함께 보냅니다.",
+            "The new secret. For 24 hours messages carry a signature made with the old "
+            "one as well.",
+        ),
+        "wh.copied": ("복사했습니다", "I have copied it"),
+        "wh.rotate": ("비밀키 교체", "Rotate the secret"),
+        "wh.enable": ("다시 사용", "Enable"),
+        "wh.enable_hint": (
+            "다시 사용하면 대기 중이거나 실패한 전송을 새로 시도합니다.",
+            "Enabling it schedules its waiting and failed deliveries again.",
+        ),
+        "wh.disable": ("중지", "Disable"),
+        "wh.delete": ("삭제", "Delete"),
+        "wh.delete_hint": (
+            "삭제하면 이 주소의 전송 기록도 지워집니다 (이벤트는 남습니다).",
+            "Deleting removes this endpoint's delivery records (events stay).",
+        ),
+        "wh.events": ("최근 이벤트", "Recent events"),
+        "wh.event": ("이벤트", "Event"),
+        "wh.type": ("종류", "Type"),
+        "wh.deliveries": ("전송", "Deliveries"),
+        "wh.no_deliveries": ("전송 대상 없음", "No deliveries"),
+        "wh.attempts": ("시도", "Attempts"),
+        "wh.last_code": ("마지막 응답", "Last response"),
+        "wh.next_attempt": ("다음 시도", "Next attempt"),
+        "wh.delivered_at": ("전달 시각", "Delivered at"),
+        "wh.last_error": ("마지막 오류", "Last error"),
+        "wh.redeliver": ("다시 보내기", "Redeliver"),
+        "wh.redeliver_one": ("이 주소로 다시 보내기", "Redeliver to this endpoint"),
+        "wh.redelivered": ("{n}건을 다시 보내도록 예약했습니다.", "{n} deliveries queued again."),
+        "wh.recent_deliveries": ("최근 전송", "Recent deliveries"),
+        "wh.choose_merchant": ("가맹점을 고르세요", "Choose a merchant"),
+        "wh.delivery.pending": ("대기", "pending"),
+        "wh.delivery.sending": ("전송 중", "sending"),
+        "wh.delivery.retrying": ("재시도 예정", "retrying"),
+        "wh.delivery.sent": ("전송됨", "sent"),
+        "wh.delivery.delivered": ("전달", "delivered"),
+        "wh.delivery.failed": ("실패", "failed"),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointView:
+    row: WebhookEndpoint
+    types: list[str]
+    why: AuditLog | None  # the audit row of the last disable, when disabled
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    row: WebhookEvent
+    deliveries: list[WebhookDelivery]
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What the create form held (shown again after a refusal)."""
+
+    url: str = ""
+    types: tuple[str, ...] = ()
+    merchant_id: str = ""
+
+
+async def _why(s: AsyncSession, endpoints: list[WebhookEndpoint]) -> dict[str, AuditLog]:
+    """The last disable audit row of each disabled endpoint."""
+    ids = [e.id for e in endpoints if e.status == EndpointStatus.disabled.value]
+    if not ids:
+        return {}
+    rows = await s.scalars(
+        select(AuditLog)
+        .where(
+            AuditLog.object_type == "webhook_endpoint",
+            AuditLog.object_id.in_(ids),
+            AuditLog.action == DISABLE_ACTION,
+        )
+        .order_by(AuditLog.id)
+    )
+    return {row.object_id: row for row in rows}  # the newest wins
+
+
+async def _endpoints(s: AsyncSession, who: Viewer) -> list[EndpointView]:
+    rows = list(
+        await s.scalars(
+            scoped(select(WebhookEndpoint), WebhookEndpoint.merchant_id, who).order_by(
+                WebhookEndpoint.id.desc()
+            )
+        )
+    )
+    why = await _why(s, rows)
+    return [EndpointView(r, subscribed_types(r), why.get(r.id)) for r in rows]
+
+
+async def _events(
+    s: AsyncSession, who: Viewer, cursor: str | None
+) -> tuple[list[EventView], str | None, dict[str, str]]:
+    q = scoped(select(WebhookEvent), WebhookEvent.merchant_id, who)
+    rows, nxt = await page_of(s, q, WebhookEvent.id, cursor)
+    deliveries: dict[str, list[WebhookDelivery]] = {}
+    urls: dict[str, str] = {}
+    if rows:
+        for d in await s.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.event_id.in_([r.id for r in rows]))
+            .order_by(WebhookDelivery.id)
+        ):
+            deliveries.setdefault(d.event_id, []).append(d)
+        ids = {d.endpoint_id for ds in deliveries.values() for d in ds}
+        if ids:
+            found = await s.execute(
+                select(WebhookEndpoint.id, WebhookEndpoint.url).where(WebhookEndpoint.id.in_(ids))
+            )
+            urls = {eid: url for eid, url in found.all()}
+    return [EventView(r, deliveries.get(r.id, [])) for r in rows], nxt, urls
+
+
+async def _list_page(
+    request: Request,
+    deps: Deps,
+    who: Viewer,
+    *,
+    cursor: str | None = None,
+    draft: Draft | None = None,
+    error: str | None = None,
+    flash: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    async with deps.api.db.sessions() as s:
+        endpoints = await _endpoints(s, who)
+        events, nxt, urls = await _events(s, who, cursor)
+        names = await merchant_names(s, who)
+    return page(request, who, "webhooks.html", status_code=status_code, endpoints=endpoints,
+                events=events, urls=urls, next_cursor=nxt, names=names, live=cursor is None,
+                event_choices=EVENT_CHOICES, draft=draft or Draft(), error=error,
+                flash=flash)  # fmt: skip
+
+
+@router.get("/webhooks")
+async def list_webhooks(
+    request: Request,
+    deps: Deps,
+    who: Reader,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    queued: Annotated[int | None, Query(ge=0, le=10_000)] = None,
+) -> Response:
+    flash = who.t("wh.redelivered", n=queued) if queued is not None else None
+    return await _list_page(request, deps, who, cursor=cursor, flash=flash)
+
+
+@router.get("/webhooks/events")
+async def event_rows(request: Request, deps: Deps, who: Reader) -> Response:
+    """The events table's rows (polled by the list page)."""
+    async with deps.api.db.sessions() as s:
+        events, _, urls = await _events(s, who, None)
+        names = await merchant_names(s, who)
+    return page(request, who, "fragments/webhooks_events.html", events=events, urls=urls,
+                names=names)  # fmt: skip
+
+
+@router.post("/webhooks/endpoints")
+async def create_endpoint(
+    request: Request,
+    deps: Deps,
+    who: Writer,
+    url: Annotated[str, Form(max_length=600)] = "",
+    event_types: Annotated[list[str] | None, Form()] = None,
+    merchant_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    draft = Draft(url, tuple(event_types or ()), merchant_id)
+    try:
+        owner = acting_merchant(who, merchant_id)
+        async with deps.api.db.sessions() as s:
+            if await s.get(Merchant, owner) is None:
+                raise InvalidInput("choose a merchant")
+        row, secret = await deps.api.webhooks.create_endpoint(
+            owner, url, list(draft.types), actor=who.actor
+        )
+    except InvalidInput as exc:
+        return await _list_page(request, deps, who, draft=draft, error=exc.message,
+                                status_code=422)  # fmt: skip
+    return await _detail_page(request, deps, who, row.id, secret=secret, rotated=False)
+
+
+async def _detail_page(
+    request: Request,
+    deps: Deps,
+    who: Viewer,
+    endpoint_id: str,
+    *,
+    secret: str | None = None,
+    rotated: bool = False,
+) -> Response:
+    async with deps.api.db.sessions() as s:
+        ep = await owned(s, WebhookEndpoint, endpoint_id, who, "webhook endpoint")
+        why = (await _why(s, [ep])).get(ep.id)
+        recent = (
+            await s.execute(
+                select(WebhookDelivery, WebhookEvent)
+                .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
+                .where(WebhookDelivery.endpoint_id == ep.id)
+                .order_by(WebhookDelivery.id.desc())
+                .limit(25)
+            )
+        ).all()
+        names = await merchant_names(s, who)
+    return page(request, who, "webhook.html", e=EndpointView(ep, subscribed_types(ep), why),
+                deliveries=[(d, ev) for d, ev in recent], names=names, secret=secret,
+                rotated=rotated)  # fmt: skip
+
+
+@router.get("/webhooks/endpoints/{endpoint_id}")
+async def show_endpoint(endpoint_id: str, request: Request, deps: Deps, who: Reader) -> Response:
+    return await _detail_page(request, deps, who, endpoint_id)
+
+
+async def _mine(deps: Deps, who: Viewer, endpoint_id: str) -> WebhookEndpoint:
+    async with deps.api.db.sessions() as s:
+        return await owned(s, WebhookEndpoint, endpoint_id, who, "webhook endpoint")
+
+
+@router.post("/webhooks/endpoints/{endpoint_id}/rotate")
+async def rotate_secret(endpoint_id: str, request: Request, deps: Deps, who: Writer) -> Response:
+    ep = await _mine(deps, who, endpoint_id)
+    secret = await deps.api.webhooks.rotate_secret(ep.merchant_id, ep.id, actor=who.actor)
+    return await _detail_page(request, deps, who, ep.id, secret=secret, rotated=True)
+
+
+async def _set_enabled(deps: Deps, who: Viewer, endpoint_id: str, enabled: bool) -> Response:
+    ep = await _mine(deps, who, endpoint_id)
+    await deps.api.webhooks.update_endpoint(ep.merchant_id, ep.id, enabled=enabled,
+                                            actor=who.actor)  # fmt: skip
+    return RedirectResponse(f"/console/webhooks/endpoints/{ep.id}", status_code=303)
+
+
+@router.post("/webhooks/endpoints/{endpoint_id}/enable")
+async def enable_endpoint(endpoint_id: str, deps: Deps, who: Writer) -> Response:
+    return await _set_enabled(deps, who, endpoint_id, True)
+
+
+@router.post("/webhooks/endpoints/{endpoint_id}/disable")
+async def disable_endpoint(endpoint_id: str, deps: Deps, who: Writer) -> Response:
+    return await _set_enabled(deps, who, endpoint_id, False)
+
+
+@router.post("/webhooks/endpoints/{endpoint_id}/delete")
+async def delete_endpoint(endpoint_id: str, deps: Deps, who: Writer) -> Response:
+    ep = await _mine(deps, who, endpoint_id)
+    await deps.api.webhooks.delete_endpoint(ep.merchant_id, ep.id, actor=who.actor)
+    return RedirectResponse("/console/webhooks", status_code=303)
+
+
+@router.post("/webhooks/events/{event_id}/redeliver")
+async def redeliver_event(
+    event_id: str,
+    deps: Deps,
+    who: Writer,
+    endpoint_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    async with deps.api.db.sessions() as s:
+        event = await s.get(WebhookEvent, event_id)
+        if event is None:
+            raise NotFound("webhook event not found")
+        who.own(event.merchant_id, "webhook event")
+    n = await deps.api.webhooks.redeliver(
+        event.merchant_id, event.id, endpoint_id=endpoint_id or None, actor=who.actor
+    )
+    return RedirectResponse(f"/console/webhooks?queued={n}", status_code=303)
