@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import LEASE, DidStatus, LeaseStatus
@@ -86,8 +87,9 @@ class DidPool:
 
     # ------------------------------------------------------------------ import
 
-    async def import_numbers(self, numbers: Sequence[str]) -> int:
-        """Add DIDs (already normalized digits); return how many were new."""
+    async def import_numbers(self, numbers: Sequence[str], *, actor: str = "cli") -> int:
+        """Add DIDs (already normalized digits); return how many were new. Audited in
+        the same transaction."""
         now = self.clock.now()
         rows = [
             {
@@ -106,14 +108,21 @@ class DidPool:
                 await s.execute(insert(Did).on_conflict_do_nothing(), rows[i : i + 1000])
             after = await s.scalar(select(func.count()).select_from(Did)) or 0
             added = after - before
+            if numbers:
+                details = {"numbers": len(numbers), "added": added, "first": numbers[0],
+                           "last": numbers[-1]}  # fmt: skip
+                audit(s, self.clock, actor=actor, action="did.import", object_type="did",
+                      object_id=numbers[0], details=details)  # fmt: skip
         return added
 
-    async def set_status(self, number: str, status: DidStatus) -> None:
+    async def set_status(self, number: str, status: DidStatus, *, actor: str = "cli") -> None:
         async with self.db.transaction() as s:
             did = await s.get(Did, number, with_for_update=True)
             if did is None:
                 raise NotFound(f"DID {number} is not in the pool")
             did.status = status.value
+            action = "did.enable" if status is DidStatus.active else "did.disable"
+            audit(s, self.clock, actor=actor, action=action, object_type="did", object_id=number)
 
     # ------------------------------------------------------------------ lease
 

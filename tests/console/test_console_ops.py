@@ -45,8 +45,15 @@ async def bulk_jobs(console: Console) -> int:
 
 
 async def audit_actions(console: Console, action: str) -> list[AuditLog]:
+    """Console users' audit rows of ``action`` (the fixture's own setup is not theirs)."""
     async with console.api.db.sessions() as s:
-        return list(await s.scalars(select(AuditLog).where(AuditLog.action == action)))
+        return list(
+            await s.scalars(
+                select(AuditLog).where(
+                    AuditLog.action == action, AuditLog.actor.startswith("console:")
+                )
+            )
+        )
 
 
 # --------------------------------------------------------------------------- bulk jobs

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Form, Query, Request
 from sqlalchemy import func, select
 from starlette.responses import RedirectResponse, Response
 
-from ivr.audit import audit
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
 from ivr.console.render import page
@@ -176,11 +175,7 @@ async def import_numbers(
         if len(errors) > SHOWN_ERRORS:
             shown.append(f"… (+{len(errors) - SHOWN_ERRORS})")
         return await _page(request, deps, who, text=numbers, errors=shown)
-    added = await deps.dids.import_numbers(found)
-    async with deps.api.db.transaction() as s:  # DidPool does not audit: the console does
-        audit(s, deps.api.clock, actor=who.actor, action="did.import", object_type="did",
-              object_id=found[0], details={"numbers": len(found), "added": added,
-                                           "first": found[0], "last": found[-1]})  # fmt: skip
+    added = await deps.dids.import_numbers(found, actor=who.actor)  # audited with it
     return RedirectResponse(
         f"/console/dids?added={added}&existing={len(found) - added}", status_code=303
     )
@@ -199,9 +194,5 @@ async def set_status(
     except ValueError:
         raise InvalidInput("status must be active or disabled") from None
     digits = "".join(c for c in number if c in "0123456789")[:16]
-    await deps.dids.set_status(digits, target)  # 404 for a number not in the pool
-    action = "did.enable" if target is DidStatus.active else "did.disable"
-    async with deps.api.db.transaction() as s:
-        audit(s, deps.api.clock, actor=who.actor, action=action, object_type="did",
-              object_id=digits)  # fmt: skip
+    await deps.dids.set_status(digits, target, actor=who.actor)  # 404 if not in the pool
     return RedirectResponse("/console/dids", status_code=303)
