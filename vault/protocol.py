@@ -48,7 +48,12 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        body = json.dumps(
+            message, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
+    except ValueError:  # NaN/Infinity, an int above 4300 digits, a lone surrogate
+        raise MalformedFrame("message cannot be sent as a UTF-8 JSON frame") from None
     return HEADER.pack(len(body)) + body
 
 
@@ -159,8 +164,13 @@ def _load_value(tp: Any, value: Any) -> Any:
         inner = [a for a in get_args(tp) if a is not type(None)]
         return _load_value(inner[0], value) if len(inner) == 1 else value
     if tp is datetime:
-        return datetime.fromisoformat(value)
+        try:
+            return datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise InvalidRequest("a time is not an ISO 8601 string") from None
     if origin is tuple:
+        if not isinstance(value, list):
+            raise InvalidRequest("a tuple is not a JSON list")
         (item, _ellipsis) = get_args(tp)
         return tuple(_load_value(item, v) for v in value)
     if dataclasses.is_dataclass(tp):

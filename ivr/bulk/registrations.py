@@ -50,7 +50,9 @@ def check_registration_row(raw: dict[str, Any], extra_key: str) -> dict[str, Any
     if len(product) > 100:
         raise InvalidInput("product_name must be at most 100 characters")
     minutes_raw = str(raw.get("lease_minutes") or "").strip()
-    if minutes_raw and (not minutes_raw.isdigit() or not 5 <= int(minutes_raw) <= 1440):
+    # ASCII digits only, and short: "²".isdigit() is true but int() refuses it
+    plain = minutes_raw.isascii() and minutes_raw.isdigit() and len(minutes_raw) <= 4
+    if minutes_raw and (not plain or not 5 <= int(minutes_raw) <= 1440):
         raise InvalidInput("lease_minutes must be 5-1440")
     return {
         "customer_id": customer_id or None,

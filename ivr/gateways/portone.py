@@ -148,9 +148,9 @@ class PortOneGateway:
             raise GatewayUnavailable(
                 "PortOne getToken: malformed answer", retry_safe=True
             ) from None
-        if token is None:
+        if token is None or not token.isprintable():  # it goes into a header as it is
             raise GatewayUnavailable("PortOne getToken: no access_token", retry_safe=True)
-        return token, float(max(lifetime, 0))
+        return token, float(min(max(lifetime, 0), 86_400))  # float(): at most a day
 
     async def _call(
         self, method: str, path: str, call: Call, body: dict[str, Any] | None = None

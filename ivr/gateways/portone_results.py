@@ -73,7 +73,10 @@ def billing_key(env: wire.Envelope, call: Call, customer_uid: str) -> BillingKey
         raise CardDeclined(f"PortOne: card not registered ({d.reason})", decline=d)
     if env.response is None:
         raise unreadable(call, "no billing key in the answer")
-    return wire.billing_key(env.response, customer_uid)
+    try:
+        return wire.billing_key(env.response, customer_uid)
+    except wire.WireError:
+        raise unreadable(call, "malformed billing key") from None
 
 
 def charge(env: wire.Envelope, call: Call, amount: int, months: int) -> ChargeResult:

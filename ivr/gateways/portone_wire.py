@@ -41,7 +41,7 @@ class Envelope:
 def parse_envelope(raw: bytes) -> Envelope:
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # (deep nesting)
         raise WireError("not JSON") from None
     if not isinstance(data, dict) or type(data.get("code")) is not int:
         raise WireError("no integer 'code'")
@@ -141,7 +141,10 @@ def get_int(obj: Mapping[str, Any], key: str, default: int = 0) -> int:
 
 def get_time(obj: Mapping[str, Any], key: str) -> datetime | None:
     seconds = get_int(obj, key)
-    return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
+    try:
+        return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
+    except (OverflowError, OSError, ValueError):  # beyond time_t, or past the year 9999
+        raise WireError(f"'{key}' is not a time") from None
 
 
 def card_type(obj: Mapping[str, Any]) -> CardType | None:
