@@ -5,7 +5,9 @@ FastAGI server, the call-session log writer and the sweeper that expires leases 
 call requests, releases requests a dead engine left ``in_call``, and reconciles charge
 attempts whose outcome is unknown. Each incoming
 call — over ARI or FastAGI — gets a call-session row and is handed, wrapped in a
-:class:`~ivr.telephony.session_log.LoggedCall`, to ``flow``.
+:class:`~ivr.telephony.session_log.LoggedCall`, to ``flow``. Once ARI is up, calls an
+earlier engine process left open (it was killed mid-call) are ended at once, so their
+payers can call again without waiting for the sweeper.
 """
 
 from __future__ import annotations
@@ -13,16 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select, update
+
+from ivr.domain.states import CallSessionStatus
 from ivr.payments.charger import Charger
+from ivr.store.tables import CallSession, CallStep
 from ivr.telephony.agi import AgiServer
 from ivr.telephony.ari import AriClient
 from ivr.telephony.ari_app import AriApp
 from ivr.telephony.call import Call
-from ivr.telephony.errors import CallHungUp
+from ivr.telephony.errors import AriError, CallHungUp
 from ivr.telephony.session_log import CallSessionLog, LoggedCall
 from ivr.wiring import Services
 
@@ -30,6 +37,8 @@ log = logging.getLogger(__name__)
 
 Flow = Callable[[LoggedCall], Awaitable[str | None]]
 """A call flow: runs the call, returns the session outcome word (or None)."""
+
+LOST = "engine_lost"  # outcome of a call (and its open step) a dead engine process left
 
 
 class Engine:
@@ -76,6 +85,7 @@ class Engine:
             handle.close(outcome or "ended")
 
     async def run(self) -> None:
+        started = self.services.clock.now()
         async with self.ari_client, asyncio.TaskGroup() as tg:
             tg.create_task(self.session_log.run(), name="session-log")
             tg.create_task(self._sweeper(), name="sweeper")
@@ -87,11 +97,72 @@ class Engine:
                 if self.ari_app is not None:
                     tg.create_task(self.ari_app.run(), name="ari")
                     await self.ari_app.connected.wait()
+                    try:
+                        await self.end_orphaned_calls(before=started)
+                    except Exception:
+                        log.exception("could not end the calls of an earlier engine process")
                 self.ready.set()
                 await asyncio.Event().wait()  # until cancelled
             finally:
                 if self.agi_server is not None:
                     await self.agi_server.stop()
+
+    async def end_orphaned_calls(self, *, before: datetime) -> int:
+        """End the calls an earlier engine process left open (it died mid-call: their
+        flow state died with it). A channel still in our Stasis app is hung up; the
+        session (and its open step) ends ``engine_lost`` and its request is released
+        as after any call without an outcome. Without this the request stays
+        ``in_call`` (the payer is rejected as busy) until the sweeper's 30 minutes.
+
+        Only channels of this engine's Asterisk are judged: ids carrying its system name
+        (``NAME-epoch.seq``), or plain ``epoch.seq`` ids when it has none — engines on
+        several Asterisks sharing one database need a distinct ``systemname`` each.
+        Returns how many sessions were ended."""
+        db = self.services.db
+        async with db.sessions() as s:
+            rows = (
+                await s.execute(
+                    select(CallSession.id, CallSession.channel_id, CallSession.call_request_id)
+                    .where(CallSession.ended_at.is_(None), CallSession.started_at < before)
+                    .order_by(CallSession.started_at)
+                )
+            ).all()
+        if not rows:
+            return 0
+        info = await self.ari_client.info()
+        name = str((info.get("config") or {}).get("name") or "")
+        own_id = re.compile(re.escape(f"{name}-") + r"\d+\.\d+" if name else r"\d+\.\d+")
+        rows = [r for r in rows if own_id.fullmatch(r.channel_id)]
+        live = {c["id"] for c in await self.ari_client.request("GET", "/channels") or []}
+        app = await self.ari_client.request("GET", f"/applications/{self.ari_client.app}")
+        in_app = set(app.get("channel_ids", [])) if isinstance(app, dict) else set()
+        ended = 0
+        for session_id, channel_id, request_id in rows:
+            if channel_id in live:
+                if channel_id not in in_app:
+                    continue  # not ours to judge (another app, or still in the dialplan)
+                with contextlib.suppress(AriError):
+                    await self.ari_client.hangup(channel_id)
+            now = self.services.clock.now()
+            async with db.transaction() as s:
+                await s.execute(
+                    update(CallSession)
+                    .where(CallSession.id == session_id, CallSession.ended_at.is_(None))
+                    .values(status=CallSessionStatus.ended.value, outcome=LOST, ended_at=now)
+                )
+                await s.execute(
+                    update(CallStep)
+                    .where(CallStep.session_id == session_id, CallStep.outcome.is_(None))
+                    .values(outcome=LOST, ended_at=now)
+                )
+            if request_id is not None:
+                await self.services.requests.release_call(
+                    request_id, max_calls=self.services.settings.calls.max_calls_per_request
+                )
+            ended += 1
+        if ended:
+            log.warning("ended %d call(s) left open by an earlier engine process", ended)
+        return ended
 
     async def _sweeper(self) -> None:
         while True:
