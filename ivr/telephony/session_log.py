@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -25,8 +26,12 @@ from ivr.store.tables import CallSession, CallStep
 from ivr.telephony.call import Call, CollectResult, CollectSpec
 from ivr.telephony.errors import CallHungUp
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Write = Callable[[AsyncSession], Awaitable[None]]
+
+
+RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 class CallSessionLog:
@@ -45,20 +50,39 @@ class CallSessionLog:
                 await self._write_batch(first)
         finally:
             with contextlib.suppress(Exception):
-                while not self._queue.empty():
-                    await self._write_batch(self._queue.get_nowait())
+                while not self._queue.empty():  # shutting down: one try each
+                    await self._write_batch(self._queue.get_nowait(), delays=())
 
-    async def _write_batch(self, first: Write | None) -> None:
+    async def _write_batch(
+        self, first: Write | None, *, delays: tuple[float, ...] | None = None
+    ) -> None:
         batch = [first]
         while not self._queue.empty() and len(batch) < 200:
             batch.append(self._queue.get_nowait())
         writes = [w for w in batch if w is not None]
         if writes:
-            async with self.db.transaction() as s:
-                for write in writes:
-                    await write(s)
+            await self._write_with_retries(writes, RETRY_DELAYS_S if delays is None else delays)
         if self._queue.empty():
             self._idle.set()
+
+    async def _write_with_retries(self, writes: list[Write], delays: tuple[float, ...]) -> None:
+        """A database outage must not stop the engine (this task is in its task group):
+        the batch is retried with backoff for about half a minute, then dropped with an
+        error — the step log is a record of calls, not of money."""
+        for delay in (*delays, None):
+            try:
+                async with self.db.transaction() as s:
+                    for write in writes:
+                        await write(s)
+                return
+            except Exception as exc:
+                if delay is None:
+                    log.error("call-session log: dropped %d writes (%s)", len(writes),
+                              type(exc).__name__)  # fmt: skip
+                    return
+                log.warning("call-session log: write failed (%s); retrying in %.1f s",
+                            type(exc).__name__, delay)  # fmt: skip
+                await asyncio.sleep(delay)
 
     def _put(self, write: Write) -> None:
         self._idle.clear()

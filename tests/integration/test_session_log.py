@@ -65,3 +65,38 @@ async def test_steps_are_logged_without_digits(db: Database, db_url: str, tmp_pa
     if db_url.startswith("sqlite"):
         for f in Path(db_url.split("///", 1)[1]).parent.glob("*.db*"):
             assert CANARY.encode() not in f.read_bytes()
+
+
+async def test_a_database_outage_does_not_stop_the_writer(
+    db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer runs in the engine's task group: an exception there would end the
+    engine. A failing write is retried with backoff and the steps arrive afterwards."""
+    settings = load_settings(env={"ARSPAY_DATABASE_URL": db_url, "ARSPAY_CONFIG": "/none"})
+    services = build(settings, clock=FakeClock(), db=db)
+    engine = Engine(services, card_flow, ari=False, agi=False)
+    log = engine.session_log
+    monkeypatch.setattr("ivr.telephony.session_log.RETRY_DELAYS_S", (0.01, 0.01, 0.01))
+    real = db.transaction
+    failures = [1, 2]
+
+    def flaky() -> object:
+        if failures:
+            failures.pop()
+            raise ConnectionResetError("database went away")
+        return real()
+
+    monkeypatch.setattr(db, "transaction", flaky)
+    writer = asyncio.create_task(log.run())
+    try:
+        await engine.handle(FakeCall(call_id="chan-9", script=[Press("1234567890123456")]))
+        await asyncio.wait_for(log.flush(), 5)
+        assert not writer.done()
+    finally:
+        writer.cancel()
+    assert failures == []
+    async with db.sessions() as s:
+        [session] = list(await s.scalars(select(CallSession)))
+        steps = list(await s.scalars(select(CallStep)))
+    assert session.outcome == "ok"
+    assert len(steps) == 4
