@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,12 +25,37 @@ def audit(
     """Add an audit row to the caller's transaction (it commits with the change)."""
     s.add(
         AuditLog(
-            at=clock.now(),
-            actor=actor,
-            merchant_id=merchant_id,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            details=details or {},
+            **audit_values(
+                clock.now(),
+                actor=actor,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                merchant_id=merchant_id,
+                details=details,
+            )
         )
     )
+
+
+def audit_values(
+    at: datetime,
+    *,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    merchant_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An ``audit_log`` row as plain values, for batch writers that insert many rows
+    with one statement (:func:`audit` adds one row as an ORM object)."""
+    return {
+        "at": at,
+        "actor": actor,
+        "merchant_id": merchant_id,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "details": details or {},
+    }

@@ -11,11 +11,13 @@ looked up). A worker killed at any point leaves either no intent (the row is red
 or a recorded one (it is driven, never re-created): one charge per row.
 
 Rows are processed in batches (:class:`~ivr.payments.batch.ChargeBatch`): one
-transaction opens the intents, first attempts and job notes of a whole batch, the PG
-requests go out concurrently (paced to the rate limit), and one transaction records
-every answer and finishes the jobs — three transactions per batch instead of several
-per row. Rows that already have an intent (a crash, an unknown outcome) take the
-one-by-one path through :meth:`Charger.drive`, which looks open attempts up first.
+transaction claims a batch of rows and opens their intents, first attempts and job
+notes, the PG requests go out concurrently (paced to the rate limit), and one
+transaction records the answers and finishes the jobs — two transactions per batch
+instead of several per row. :meth:`BulkCharges.run` keeps ``concurrency`` rows in
+flight and sizes the batches to the load (see there). Rows that already have an
+intent (a crash, an unknown outcome) take the one-by-one path through
+:meth:`Charger.drive`, which looks open attempts up first.
 
 Rows: ``card_id, amount, order_name[, installment_months][, ref]`` — CSV with a header,
 or a JSON list of objects. Invalid rows are reported with their row number and the
@@ -31,7 +33,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +54,7 @@ from ivr.payments.charger import Charger
 from ivr.payments.service import PaymentService
 from ivr.requests.service import CallRequestService
 from ivr.store.db import Database
-from ivr.store.tables import Card, Job, PaymentAttempt
+from ivr.store.tables import Job, PaymentAttempt
 from ivr.webhooks.notices import bulk_completed_in
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,17 @@ class Submitted:
     invalid: list[dict[str, Any]]  # {"row": n, "error": "..."}
 
 
+_Opened = dict[int, Opened]  # job id -> its opened charge
+_Notes = dict[int, dict[str, Any]]  # job id -> its payload with the intent id
+
 EXTRA_FIELDS = "\x00extra"  # DictReader's key for fields beyond the header
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # json.loads would keep the last value, drop the others
+        raise InvalidInput("bulk JSON names a key twice in one object")
+    return obj
 
 
 def parse_rows(
@@ -89,9 +101,11 @@ def parse_rows(
         raise InvalidInput("bulk file must be UTF-8") from None
     if fmt == "json":
         try:
-            rows = json.loads(text)
+            rows = json.loads(text, object_pairs_hook=_json_object)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"bulk JSON is malformed at line {exc.lineno}") from None
+        except (ValueError, RecursionError):  # an int of > 4300 digits; deep nesting
+            raise InvalidInput("bulk JSON is malformed") from None
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise InvalidInput("bulk JSON must be a list of objects")
     elif fmt == "csv":
@@ -100,6 +114,8 @@ def parse_rows(
         try:
             if reader.fieldnames is None or not set(required) <= set(reader.fieldnames):
                 raise InvalidInput(f"bulk CSV needs a header with {', '.join(required)}")
+            if len(set(reader.fieldnames)) != len(reader.fieldnames):  # DictReader keeps one
+                raise InvalidInput("bulk CSV header names a column twice")
             rows = [dict(r) for r in reader]
         except csv.Error as exc:
             raise InvalidInput(f"bulk CSV is malformed at line {reader.line_num}: {exc}") from None
@@ -131,11 +147,15 @@ def check_row(raw: dict[str, Any]) -> dict[str, Any]:
     if not order_name or len(order_name) > 100:
         raise InvalidInput("order_name must be 1-100 characters")
     months_raw = str(raw.get("installment_months") or "0").strip()
-    if not months_raw.isdigit() or int(months_raw) not in (0, *range(2, 37)):
+    try:
+        months = int(months_raw) if months_raw.isdigit() else -1
+    except ValueError:  # digits int() refuses: "²", more than 4300 of them
+        months = -1
+    if months not in (0, *range(2, 37)):
         raise InvalidInput("installment_months must be 0 or 2-36")
     ref = str(raw.get("ref") or "")[:100]
     return {"card_id": card_id, "amount": amount, "order_name": order_name,
-            "installment_months": int(months_raw), "ref": ref}  # fmt: skip
+            "installment_months": months, "ref": ref}  # fmt: skip
 
 
 class BulkCharges:
@@ -150,12 +170,10 @@ class BulkCharges:
         rate_per_s: float = 50.0,
         concurrency: int = 16,
         lease_s: float = 120.0,
-        lanes: int = 4,
         customers: CustomerService | None = None,
         requests: CallRequestService | None = None,
     ) -> None:
-        """``concurrency``: rows in flight at once, split over ``lanes`` batches that
-        overlap (one lane's PG requests run while another commits)."""
+        """``concurrency``: rows in flight at once (sent, or waiting to be)."""
         self.db = db
         self.clock = clock
         self.queue = queue
@@ -164,7 +182,6 @@ class BulkCharges:
         self.rate_per_s = rate_per_s
         self.concurrency = concurrency
         self.lease_s = lease_s
-        self.lanes = max(1, min(lanes, concurrency))
         self.customers = customers
         self.requests = requests
         self._next_slot = 0.0
@@ -239,57 +256,133 @@ class BulkCharges:
 
     async def run_once(self) -> int:
         """Claim one batch of row jobs and process it; returns how many."""
-        jobs = await self.queue.claim(ROWS, limit=self.concurrency, lease_s=self.lease_s)
+        jobs, opened, notes = await self._claim_and_open(self.concurrency)
         if jobs:
-            await self._batch(jobs)
+            await self._batch(jobs, opened, notes)
             await self._finish_parents({j.payload["bulk_id"] for j in jobs})
         return len(jobs)
 
     async def run(self, *, poll_s: float = 1.0, until_idle: bool = False) -> None:
-        """Process rows in ``lanes`` overlapping batches until cancelled.
-        ``until_idle``: return when no row is claimable (tests, ``--here``)."""
-        size = max(1, self.concurrency // self.lanes)
+        """Process rows until cancelled, keeping ``concurrency`` rows in flight.
+        ``until_idle``: return when no row is claimable (tests, ``--here``).
 
-        async def lane() -> None:
-            touched: set[str] = set()  # bulk jobs this lane worked on since its last check
+        One loop owns the writes (SQLite has one writer): each turn settles, in one
+        transaction, every answer that came back since the last turn, then claims
+        and opens as many new rows as there is room for, in another. Batches size
+        themselves: the busier the writer, the more answers wait for the next turn
+        and the fewer transactions per row. The requests run as tasks in between, so
+        no batch waits for its slowest request."""
+        flow = _Flow()
+        touched: set[str] = set()  # bulk jobs worked on since the last finish check
+        async with asyncio.TaskGroup() as tg:
             while True:
-                try:
-                    jobs = await self.queue.claim(ROWS, limit=size, lease_s=self.lease_s)
-                except Exception:
-                    log.exception("bulk claim failed")
-                    jobs = []
-                if len(jobs) < size and touched:
-                    # The queue is draining: are those bulk jobs finished? (Counting a
-                    # job's rows costs a scan, so not after every batch.)
+                if flow.answers:
+                    await self._settle_answers(flow.take_answers())
+                room = self.concurrency - flow.in_flight
+                jobs = await self._claim_more(tg, flow, room) if room else []
+                touched |= {j.payload["bulk_id"] for j in jobs}
+                idle = not (flow.in_flight or flow.answers)
+                if len(jobs) < room and idle and touched:
+                    # The queue is draining and every row taken is done: are those
+                    # bulk jobs finished? (Counting a job's rows costs a scan, so not
+                    # after every turn.)
                     try:
                         await self._finish_parents(touched)
                         touched.clear()
                     except Exception:
                         log.exception("bulk finish check failed")
-                if not jobs:
-                    if until_idle:
-                        return
+                if not idle:
+                    await flow.wait(poll_s)
+                elif until_idle and not jobs:
+                    return
+                elif not jobs:
                     await asyncio.sleep(poll_s)
-                    continue
-                try:
-                    await self._batch(jobs)
-                except Exception:  # the claims lapse and the rows are taken up again
-                    log.exception("bulk batch failed")
-                touched |= {j.payload["bulk_id"] for j in jobs}
 
-        async with asyncio.TaskGroup() as tg:
-            for n in range(self.lanes):
-                tg.create_task(lane(), name=f"bulk-lane-{n}")
+    async def _claim_more(self, tg: asyncio.TaskGroup, flow: _Flow, room: int) -> list[Job]:
+        """Claim and open up to ``room`` rows and start them: each new charge's request
+        (its answer goes to ``flow``), each row that already has an intent one by one,
+        the registration rows in file order."""
+        try:
+            jobs, opened, notes = await self._claim_and_open_or_claim(room)
+        except Exception:
+            log.exception("bulk claim failed")
+            return []
+        by_id = {j.id: j for j in jobs}
+        for job_id, o in opened.items():
+            flow.start(tg, self._answer(by_id[job_id], o, notes[job_id]))
+        for job in jobs:
+            if job.kind == ROW and not _fresh(job):
+                flow.start(tg, self._logged(self._row(job)))
+        registrations = [j for j in jobs if j.kind == REGISTER]
+        if registrations:
+            flow.start(tg, self._logged(self._registrations(registrations)))
+        return jobs
 
-    async def _batch(self, jobs: Sequence[Job]) -> None:
-        """New charge rows in one batch; charge rows that already have an intent one by
-        one; registration rows one by one (each is a lease and an SMS)."""
-        charges = [j for j in jobs if j.kind == ROW]
-        fresh = [j for j in charges if j.payload.get("intent_id") is None]
-        again = [j for j in charges if j.payload.get("intent_id") is not None]
+    async def _answer(self, job: Job, o: Opened, note: dict[str, Any]) -> _Answered:
+        """One new charge's request (paced); an unexpected error makes its outcome
+        unknown (it is looked up, never sent again)."""
+        await self._pace()
+        try:
+            return job, await self.batch.send(o), note
+        except Exception:
+            log.exception("bulk charge request failed")
+            return job, Answer(o, None), note
+
+    @staticmethod
+    async def _logged(work: Awaitable[None]) -> None:
+        """One-by-one work of the loop: an error is logged; the row's claim lapses and
+        it is taken up again."""
+        try:
+            await work
+        except Exception:
+            log.exception("bulk row failed")
+
+    async def _settle_answers(self, answered: Sequence[_Answered]) -> None:
+        """Step 3 for answers of many batches at once. If the transaction fails, the
+        attempts stay ``pending`` and their rows' claims lapse: the rows are taken up
+        again and the orders looked up, never charged again."""
+        try:
+            await self._settle(
+                [job for job, _, _ in answered],
+                [answer for _, answer, _ in answered],
+                {job.id: note for job, _, note in answered},
+            )
+        except Exception:
+            log.exception("bulk settle failed")
+
+    async def _claim_and_open(self, size: int) -> tuple[list[Job], _Opened, _Notes]:
+        """Claim up to ``size`` rows and open the new charges among them (step 1 of
+        :class:`ChargeBatch`) in one transaction: the claims commit with the intents,
+        and no second transaction has to check they are still held."""
+        async with self.db.transaction() as s:
+            jobs = await self.queue.claim_in(s, ROWS, limit=size, lease_s=self.lease_s)
+            opened, notes = await self._open_in(s, [j for j in jobs if _fresh(j)])
+        return jobs, opened, notes
+
+    async def _claim_and_open_or_claim(self, size: int) -> tuple[list[Job], _Opened, _Notes]:
+        """:meth:`_claim_and_open`; if that transaction fails, the rows are claimed on
+        their own and opened in a second one: a batch that cannot be opened keeps its
+        claims until they lapse instead of coming back at once and stalling the rows
+        behind it. (Rows not opened are left to their claims' lapse.)"""
+        try:
+            return await self._claim_and_open(size)
+        except Exception:
+            log.exception("bulk batch failed to open: claiming it on its own")
+        jobs = await self.queue.claim(ROWS, limit=size, lease_s=self.lease_s)
+        try:
+            opened, notes = await self._open([j for j in jobs if _fresh(j)])
+        except Exception:
+            log.exception("bulk batch failed to open")
+            opened, notes = {}, {}
+        return jobs, opened, notes
+
+    async def _batch(self, jobs: Sequence[Job], opened: _Opened, notes: _Notes) -> None:
+        """New charge rows (already opened) in one batch; charge rows that already have
+        an intent one by one; registration rows one by one (each is a lease and an
+        SMS)."""
         await asyncio.gather(
-            self._fresh(fresh),
-            *(self._row(j) for j in again),
+            self._send_and_settle(jobs, opened, notes),
+            *(self._row(j) for j in jobs if j.kind == ROW and not _fresh(j)),
             self._registrations([j for j in jobs if j.kind == REGISTER]),
         )
 
@@ -321,62 +414,82 @@ class BulkCharges:
                 held[job.id].payload = payload
                 self.queue.complete_in(held[job.id])
 
-    async def _fresh(self, jobs: Sequence[Job]) -> None:
-        if not jobs:
-            return
-        opened: dict[int, Opened] = {}
+    async def _open(self, jobs: Sequence[Job]) -> tuple[_Opened, _Notes]:
+        """:meth:`_open_in` in a transaction of its own, for the rows still held (the
+        others' claims lapsed)."""
         async with self.db.transaction() as s:
-            held = await self.queue.held_in(s, jobs)
-            ids = {j.payload["card_id"] for j in jobs}
-            # one query; holding the rows keeps them in the session's (weak) identity
-            # map, so each row's card lookup below needs no query (and no autoflush)
-            cards = list(await s.scalars(select(Card).where(Card.id.in_(ids))))
-            mine = [j for j in jobs if j.id in held]  # others: the claim lapsed
-            results = await self.batch.open_in(s, [
-                NewCharge(p["merchant_id"], p["card_id"], p["amount"], p["order_name"],
-                          p["installment_months"], "bulk", f"bulk:{p['bulk_id']}")
-                for p in (j.payload for j in mine)
-            ])  # fmt: skip
-            for job, result in zip(mine, results, strict=True):
-                row, p = held[job.id], dict(job.payload)
-                if isinstance(result, ArspayError):  # card not found / deleted
-                    p["result"], p["error"] = "invalid", result.message
-                    row.payload = p
-                    self.queue.complete_in(row)
-                else:
-                    opened[job.id] = result
-                    p["intent_id"] = result.intent_id
-                    row.payload = p
-            del cards
+            held = await self.queue.held_ids_in(s, jobs)
+            return await self._open_in(s, [j for j in jobs if j.id in held])
+
+    async def _open_in(self, s: AsyncSession, jobs: Sequence[Job]) -> tuple[_Opened, _Notes]:
+        """Step 1 of a batch (see :class:`ChargeBatch`) for new charge rows this
+        transaction holds: job id -> the opened charge, and job id -> its payload with
+        the intent id (committed with the intent). Refused rows (card not found /
+        deleted) end ``invalid``."""
+        opened: _Opened = {}
+        notes: _Notes = {}
+        refused: dict[int, dict[str, Any]] = {}
+        results = await self.batch.open_in(s, [
+            NewCharge(p["merchant_id"], p["card_id"], p["amount"], p["order_name"],
+                      p["installment_months"], "bulk", f"bulk:{p['bulk_id']}")
+            for p in (j.payload for j in jobs)
+        ])  # fmt: skip
+        for job, result in zip(jobs, results, strict=True):
+            if isinstance(result, ArspayError):
+                refused[job.id] = job.payload | {"result": "invalid", "error": result.message}
+            else:
+                opened[job.id] = result
+                notes[job.id] = job.payload | {"intent_id": result.intent_id}
+        await self.queue.save_payloads_in(s, notes)
+        await self.queue.complete_many_in(s, refused)
+        return opened, notes
+
+    async def _send_and_settle(self, jobs: Sequence[Job], opened: _Opened, notes: _Notes) -> None:
+        """Steps 2 and 3 of one batch (:meth:`run_once`): the requests go out, then
+        :meth:`_settle`."""
+        if not opened:
+            return
 
         async def send(o: Opened) -> Answer:
             await self._pace()
             return await self.batch.send(o)
 
         answers = await asyncio.gather(*(send(o) for o in opened.values()))
+        held = [j for j in jobs if j.id in opened]
+        await self._settle(held, answers, notes)
+
+    async def _settle(self, jobs: Sequence[Job], answers: Sequence[Answer], notes: _Notes) -> None:
+        """One transaction records the answers and ends the jobs still held (an
+        unknown outcome defers its job to the one-by-one path, which looks the order
+        up). ``jobs[i]`` is the row of ``answers[i]``."""
         async with self.db.transaction() as s:
             statuses = await self.batch.settle_in(s, answers)
-            held = await self.queue.held_in(s, [j for j in jobs if j.id in opened])
-            for job_id, o in opened.items():
-                stored = held.get(job_id)
-                if stored is None:
+            held = await self.queue.held_ids_in(s, jobs)
+            done: dict[int, dict[str, Any]] = {}
+            later: list[int] = []
+            for job, answer in zip(jobs, answers, strict=True):
+                if job.id not in held:
                     continue  # its new owner drives the intent and records the result
-                status = statuses[o.intent_id]
+                status = statuses[answer.opened.intent_id]
                 if status in (PaymentIntentStatus.succeeded, PaymentIntentStatus.failed):
-                    note = dict(stored.payload)
-                    note["result"] = status.value
-                    note["worker"] = self.queue.worker_id
-                    stored.payload = note
-                    self.queue.complete_in(stored)
+                    # who finished it: monitoring
+                    done[job.id] = notes[job.id] | {
+                        "result": status.value,
+                        "worker": self.queue.worker_id,
+                    }
                 else:  # unknown outcome: looked up by the one-by-one path
-                    self.queue.defer_in(stored, self.clock.now())
+                    later.append(job.id)
+            await self.queue.complete_many_in(s, done)
+            await self.queue.defer_many_in(s, later, self.clock.now())
 
     async def _pace(self) -> None:
-        """The PG rate limit: start at most ``rate_per_s`` new charges per second."""
+        """The PG rate limit: start at most ``rate_per_s`` new charges per second. A
+        start due within a millisecond goes at once (sleeping that little costs more
+        than it paces; the slots still add up to the rate)."""
         now = time.monotonic()
         slot = max(now, self._next_slot)
         self._next_slot = slot + 1.0 / self.rate_per_s
-        if slot > now:
+        if slot > now + 0.001:
             await asyncio.sleep(slot - now)
 
     async def _row(self, job: Job) -> None:
@@ -554,3 +667,54 @@ class BulkCharges:
 
 class _Lost(Exception):
     pass
+
+
+_Answered = tuple[Job, Answer, dict[str, Any]]  # a row, its answer, its payload note
+
+
+class _Flow:
+    """The rows :meth:`BulkCharges.run` has in flight and the answers waiting to be
+    settled."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0  # rows started and not settled (or finished) yet
+        self.answers: list[_Answered] = []
+        self._arrived = asyncio.Event()
+
+    def start(self, tg: asyncio.TaskGroup, work: Awaitable[_Answered | None]) -> None:
+        """Run one row's work as a task (it must not raise); the row is in flight until
+        the work is done or, if it returns an answer, until that is settled."""
+        self.in_flight += 1
+
+        async def run() -> None:
+            answered = None
+            try:
+                answered = await work
+            finally:
+                if answered is None:
+                    self.in_flight -= 1
+                else:
+                    self.answers.append(answered)
+                self._arrived.set()
+
+        tg.create_task(run())
+
+    def take_answers(self) -> list[_Answered]:
+        taken, self.answers = self.answers, []
+        self.in_flight -= len(taken)
+        return taken
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until an answer comes back or a row finishes (or ``timeout_s``)."""
+        if not self.answers:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._arrived.wait()
+            except TimeoutError:
+                pass
+        self._arrived.clear()
+
+
+def _fresh(job: Job) -> bool:
+    """A charge row with no intent yet (its first try, or a crash before it had one)."""
+    return job.kind == ROW and job.payload.get("intent_id") is None

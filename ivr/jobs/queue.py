@@ -21,18 +21,20 @@ the effect and before ``complete``); the charging engine's order ids make charge
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ivr.clock import Clock
 from ivr.domain.states import JOB, JobStatus
 from ivr.errors import InvalidInput
+from ivr.store.core import table
 from ivr.store.db import Database
 from ivr.store.tables import Job
 
@@ -87,30 +89,61 @@ class JobQueue:
     async def claim(
         self, kinds: Sequence[str], *, limit: int = 10, lease_s: float = 60.0
     ) -> list[Job]:
-        """Claim up to ``limit`` due jobs of these kinds for ``lease_s`` seconds."""
-        now = self.clock.now()
-        due = or_(
-            (Job.status == JobStatus.queued.value) & (Job.run_at <= now),
-            (Job.status == JobStatus.running.value) & (Job.locked_until < now),
-        )
-        query = (
-            select(Job)
-            .where(Job.kind.in_(list(kinds)), due)
-            .order_by(Job.run_at, Job.id)
-            .limit(limit)
-        )
-        if self.db.is_postgres:
-            query = query.with_for_update(skip_locked=True)
+        """Claim up to ``limit`` due jobs of these kinds for ``lease_s`` seconds, the
+        earliest ``run_at`` first."""
         async with self.db.transaction() as s:
-            jobs = list(await s.scalars(query))
-            for job in jobs:
-                if job.status == JobStatus.queued.value:
-                    job.status = JOB.check(job.status, JobStatus.running).value
-                # A token per claim: a worker that re-claims its own expired job must not
-                # be mistaken for the earlier claim still running in the same process.
-                job.locked_by = f"{self.worker_id}/{secrets.token_hex(4)}"
-                job.locked_until = now + timedelta(seconds=lease_s)
-                job.attempts += 1
+            return await self.claim_in(s, kinds, limit=limit, lease_s=lease_s)
+
+    async def claim_in(
+        self, s: AsyncSession, kinds: Sequence[str], *, limit: int = 10, lease_s: float = 60.0
+    ) -> list[Job]:
+        """:meth:`claim` in the caller's transaction: a batch worker starts its work on
+        the jobs in the same transaction (the claims commit with that work or not at
+        all), and needs no second transaction to check it still holds them."""
+        now = self.clock.now()
+        # Two queries, each walking the (status, run_at) index in order and stopping at
+        # ``limit``: one query with an OR of both, ordered by (run_at, id), made SQLite
+        # and PostgreSQL read and sort every due job to return a few — with 100,000
+        # rows queued, 30-40 ms per claim. Ties in run_at come in index order
+        # (insertion order in practice). On PostgreSQL, rows locked by one query and
+        # not claimed stay locked only until the transaction ends.
+        queued = (Job.status == JobStatus.queued.value) & (Job.run_at <= now)
+        expired = (Job.status == JobStatus.running.value) & (Job.locked_until < now)
+        queries = [
+            select(Job).where(Job.kind.in_(list(kinds)), due).order_by(Job.run_at).limit(limit)
+            for due in (expired, queued)
+        ]
+        if self.db.is_postgres:
+            queries = [q.with_for_update(skip_locked=True) for q in queries]
+        found = [job for q in queries for job in await s.scalars(q)]
+        jobs = sorted(found, key=lambda job: (job.run_at, job.id))[:limit]
+        if not jobs:
+            return []
+        for job in jobs:  # queued ones start; expired running ones stay running
+            if job.status == JobStatus.queued.value:
+                JOB.check(job.status, JobStatus.running)
+        # One token per claim: a worker that re-claims its own expired job must not be
+        # mistaken for the earlier claim still running in the same process. The jobs of
+        # one claim share it (a job's claim is its id and the token) so that one UPDATE
+        # takes them all, instead of an ORM flush writing each row.
+        locked_by = f"{self.worker_id}/{secrets.token_hex(4)}"
+        locked_until = now + timedelta(seconds=lease_s)
+        jobs_t = table(Job)
+        await s.execute(
+            update(jobs_t)
+            .where(jobs_t.c.id.in_([job.id for job in jobs]))
+            .values(
+                status=JobStatus.running.value,
+                locked_by=locked_by,
+                locked_until=locked_until,
+                attempts=jobs_t.c.attempts + 1,
+            )
+        )
+        for job in jobs:  # what the UPDATE stored, without marking the objects dirty
+            set_committed_value(job, "status", JobStatus.running.value)
+            set_committed_value(job, "locked_by", locked_by)
+            set_committed_value(job, "locked_until", locked_until)
+            set_committed_value(job, "attempts", job.attempts + 1)
         return jobs
 
     async def extend(self, claim: Job, lease_s: float) -> bool:
@@ -193,6 +226,77 @@ class JobQueue:
         self._end(job, JobStatus.queued, None)
         job.run_at = run_at
         job.attempts = 0
+
+    # -- many claims at once, in the caller's transaction, without ORM objects (bulk)
+
+    async def held_ids_in(self, s: AsyncSession, claims: Sequence[Job]) -> set[int]:
+        """The ids of ``claims`` whose rows are still held by those very claims, locked
+        in the caller's transaction (:meth:`held_in` without loading the rows)."""
+        if not claims:
+            return set()
+        by_id = {c.id: c.locked_by for c in claims}
+        jobs_t = table(Job)
+        query = select(jobs_t.c.id, jobs_t.c.locked_by).where(
+            jobs_t.c.id.in_(list(by_id)), jobs_t.c.status == JobStatus.running.value
+        )
+        if self.db.is_postgres:
+            query = query.with_for_update()
+        rows = await s.execute(query)
+        return {i for i, locked_by in rows if locked_by is not None and locked_by == by_id[i]}
+
+    async def save_payloads_in(
+        self, s: AsyncSession, payloads: Mapping[int, dict[str, Any]]
+    ) -> None:
+        """New payloads for jobs the caller holds (checked with :meth:`held_ids_in` in
+        this transaction): one statement for all."""
+        if payloads:
+            jobs_t = table(Job)
+            await s.execute(
+                update(jobs_t)
+                .where(jobs_t.c.id == bindparam("job_id"))
+                .values(payload=bindparam("new_payload")),
+                [{"job_id": i, "new_payload": p} for i, p in payloads.items()],
+            )
+
+    async def complete_many_in(
+        self, s: AsyncSession, payloads: Mapping[int, dict[str, Any]]
+    ) -> None:
+        """:meth:`complete_in` for jobs the caller holds (see :meth:`save_payloads_in`),
+        each with its final payload."""
+        if payloads:
+            JOB.check(JobStatus.running, JobStatus.done)
+            jobs_t = table(Job)
+            await s.execute(
+                update(jobs_t)
+                .where(jobs_t.c.id == bindparam("job_id"))
+                .values(
+                    payload=bindparam("new_payload"),
+                    status=JobStatus.done.value,
+                    locked_by=None,
+                    locked_until=None,
+                    last_error=None,
+                    finished_at=self.clock.now(),
+                ),
+                [{"job_id": i, "new_payload": p} for i, p in payloads.items()],
+            )
+
+    async def defer_many_in(self, s: AsyncSession, ids: Sequence[int], run_at: datetime) -> None:
+        """:meth:`defer_in` for jobs the caller holds (see :meth:`save_payloads_in`)."""
+        if ids:
+            JOB.check(JobStatus.running, JobStatus.queued)
+            jobs_t = table(Job)
+            await s.execute(
+                update(jobs_t)
+                .where(jobs_t.c.id.in_(list(ids)))
+                .values(
+                    status=JobStatus.queued.value,
+                    locked_by=None,
+                    locked_until=None,
+                    last_error=None,
+                    run_at=run_at,
+                    attempts=0,
+                )
+            )
 
     async def _finish(self, claim: Job, target: JobStatus, *, error: str | None) -> bool:
         async with self.db.transaction() as s:

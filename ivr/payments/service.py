@@ -7,7 +7,7 @@ balance goes to the PG as the checksum so a stale view is refused there too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,38 @@ from ivr.gateways.errors import GatewayError
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
 from ivr.webhooks.notices import refunded_in
+
+
+def check_terms(amount: int, installment_months: int, order_name: str) -> str:
+    """Refuse a charge's terms (InvalidInput); returns the order name as stored (runs
+    of whitespace made one space). Shared by the one-by-one and the batch paths."""
+    check_amount(amount)
+    if installment_months not in (0, *range(2, 37)):
+        raise InvalidInput("installment_months must be 0 (일시불) or 2-36")
+    order_name = " ".join(order_name.split())
+    if not order_name or len(order_name) > 100:
+        raise InvalidInput("order_name must be 1-100 characters")
+    return order_name
+
+
+class CardFacts(Protocol):
+    """What charging needs to know of a card (an ORM row or a Core result row)."""
+
+    @property
+    def merchant_id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+def check_card(
+    card: CardFacts | None, merchant_id: str, card_id: str, *, one_off_card: bool = False
+) -> None:
+    """Refuse charging a card of another merchant (NotFound) or a deleted one."""
+    if card is None or card.merchant_id != merchant_id:
+        raise NotFound(f"card {card_id} not found")
+    if card.status != CardStatus.active.value and not one_off_card:
+        raise Conflict(f"card {card_id} is {card.status}")
 
 
 class PaymentService:
@@ -55,18 +87,11 @@ class PaymentService:
         """A new intent to charge ``card_id``. ``one_off_card``: the payer keyed a card in
         a call without saving it; its row is ``deleted`` from the start, but its billing
         key may be charged for this intent."""
-        check_amount(amount)
-        if installment_months not in (0, *range(2, 37)):
-            raise InvalidInput("installment_months must be 0 (일시불) or 2-36")
-        order_name = " ".join(order_name.split())
-        if not order_name or len(order_name) > 100:
-            raise InvalidInput("order_name must be 1-100 characters")
+        order_name = check_terms(amount, installment_months, order_name)
         now = self.clock.now()
         card = await s.get(Card, card_id)
-        if card is None or card.merchant_id != merchant_id:
-            raise NotFound(f"card {card_id} not found")
-        if card.status != CardStatus.active.value and not one_off_card:
-            raise Conflict(f"card {card_id} is {card.status}")
+        check_card(card, merchant_id, card_id, one_off_card=one_off_card)
+        assert card is not None
         intent = PaymentIntent(
             id=intent_id or new_id("pi"),
             merchant_id=merchant_id,

@@ -14,15 +14,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import DeliveryStatus, EndpointStatus
 from ivr.errors import InvalidInput
+from ivr.store.core import table
 from ivr.store.tables import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 EVENT_TYPES: frozenset[str] = frozenset(
@@ -81,57 +83,80 @@ async def emit_in(
     s: AsyncSession, clock: Clock, merchant_id: str, type: str, data: dict[str, Any]
 ) -> WebhookEvent:
     """Write an event and its deliveries in the caller's transaction ``s``."""
-    [event] = await emit_many_in(s, clock, [(merchant_id, type, data)])
+    event = WebhookEvent(**event_values(clock.now(), merchant_id, type, data))
+    s.add(event)
+    await s.flush()  # the event before its deliveries (no ORM relationship orders them)
+    await _deliveries_in(s, clock, [(event.id, merchant_id, type)])
     return event
 
 
 async def emit_many_in(
     s: AsyncSession, clock: Clock, items: Sequence[tuple[str, str, dict[str, Any]]]
-) -> list[WebhookEvent]:
-    """:func:`emit_in` for many ``(merchant_id, type, data)`` at once: one flush and one
-    endpoint query for the lot (a batch of charges emits one event per charge)."""
+) -> list[str]:
+    """:func:`emit_in` for many ``(merchant_id, type, data)`` at once (a batch of
+    charges emits one event per charge): one multi-row INSERT of plain values instead
+    of ORM objects, one endpoint query for the lot. Returns the event ids."""
     now = clock.now()
-    events = []
-    for merchant_id, type, data in items:
-        if type not in EVENT_TYPES:
-            raise InvalidInput(f"unknown webhook event type {type!r}")
-        check_payload(data)
-        events.append(
-            WebhookEvent(
-                id=new_id("evt"),
-                merchant_id=merchant_id,
-                type=type,
-                payload={"type": type, "timestamp": now.isoformat(), "data": data},
-                created_at=now,
-            )
-        )
-    if not events:
+    rows = [event_values(now, merchant_id, type, data) for merchant_id, type, data in items]
+    if not rows:
         return []
-    s.add_all(events)
-    await s.flush()  # events before their deliveries (no ORM relationship orders them)
+    await s.execute(insert(table(WebhookEvent)), rows)
+    await _deliveries_in(s, clock, [(r["id"], r["merchant_id"], r["type"]) for r in rows])
+    return [r["id"] for r in rows]
+
+
+def event_values(
+    now: datetime, merchant_id: str, type: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``webhook_events`` row of an event, after checking its type and data."""
+    if type not in EVENT_TYPES:
+        raise InvalidInput(f"unknown webhook event type {type!r}")
+    check_payload(data)
+    return {
+        "id": new_id("evt"),
+        "merchant_id": merchant_id,
+        "type": type,
+        "payload": {"type": type, "timestamp": now.isoformat(), "data": data},
+        "created_at": now,
+    }
+
+
+async def _deliveries_in(
+    s: AsyncSession, clock: Clock, events: Sequence[tuple[str, str, str]]
+) -> None:
+    """One pending delivery per ``(event id, merchant id, type)`` and subscribed,
+    enabled endpoint of that merchant."""
     endpoints = list(
         await s.scalars(
             select(WebhookEndpoint).where(
-                WebhookEndpoint.merchant_id.in_({e.merchant_id for e in events}),
+                WebhookEndpoint.merchant_id.in_({merchant_id for _, merchant_id, _ in events}),
                 WebhookEndpoint.status == EndpointStatus.enabled.value,
             )
         )
     )
-    for event in events:
-        for endpoint in endpoints:
-            if endpoint.merchant_id == event.merchant_id and wants(endpoint, event.type):
-                s.add(new_delivery(event.id, endpoint.id, clock))
-    return events
+    rows = [
+        delivery_values(event_id, endpoint.id, clock)
+        for event_id, merchant_id, type in events
+        for endpoint in endpoints
+        if endpoint.merchant_id == merchant_id and wants(endpoint, type)
+    ]
+    if rows:
+        await s.execute(insert(table(WebhookDelivery)), rows)
 
 
 def new_delivery(event_id: str, endpoint_id: str, clock: Clock) -> WebhookDelivery:
+    return WebhookDelivery(**delivery_values(event_id, endpoint_id, clock))
+
+
+def delivery_values(event_id: str, endpoint_id: str, clock: Clock) -> dict[str, Any]:
+    """The ``webhook_deliveries`` row of a new pending delivery."""
     now = clock.now()
-    return WebhookDelivery(
-        id=new_id("whd"),
-        event_id=event_id,
-        endpoint_id=endpoint_id,
-        status=DeliveryStatus.pending.value,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
+    return {
+        "id": new_id("whd"),
+        "event_id": event_id,
+        "endpoint_id": endpoint_id,
+        "status": DeliveryStatus.pending.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }

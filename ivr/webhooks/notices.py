@@ -8,7 +8,7 @@ Data carry ids, amounts and outcomes; cards appear as BIN + last 4 at most.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,7 +77,48 @@ async def request_ended_in(s: AsyncSession, clock: Clock, req: CallRequest) -> N
         await _emit(s, clock, req.merchant_id, "call_request.expired", data)
 
 
-def _decline(attempt: PaymentAttempt) -> dict[str, str | None]:
+class IntentFacts(Protocol):
+    """What a payment event tells of an intent: a :class:`PaymentIntent` row, or the
+    values a batch writer inserted (it reads nothing back)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def merchant_id(self) -> str: ...
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def card_id(self) -> str | None: ...
+    @property
+    def schedule_id(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def order_name(self) -> str: ...
+    @property
+    def installment_months(self) -> int: ...
+
+
+class AttemptFacts(Protocol):
+    """What a payment event tells of the deciding attempt (see :class:`IntentFacts`)."""
+
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def approval_no(self) -> str | None: ...
+    @property
+    def decline_code(self) -> str | None: ...
+    @property
+    def decline_class(self) -> str | None: ...
+
+
+def _decline(attempt: AttemptFacts) -> dict[str, str | None]:
     """The normalized reason (``code``), ``soft`` or ``hard``, and the Korean text the
     payer hears for it (None for engine codes such as ``no_billing_key``)."""
     code = attempt.decline_code or ""
@@ -86,7 +127,7 @@ def _decline(attempt: PaymentAttempt) -> dict[str, str | None]:
 
 
 def payment_event(
-    intent: PaymentIntent, attempt: PaymentAttempt | None
+    intent: IntentFacts, attempt: AttemptFacts | None
 ) -> tuple[str, str, dict[str, Any]] | None:
     """``(merchant_id, type, data)`` for an intent that became ``succeeded`` or
     ``failed`` (``attempt``: the deciding one); None for any other status."""

@@ -44,7 +44,9 @@ def upgrade() -> None:
         sa.Column("last_seen_at", ivr.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", ivr.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["console_users.id"], name=op.f("fk_console_sessions_user_id_console_users")
+            ["user_id"],
+            ["console_users.id"],
+            name=op.f("fk_console_sessions_user_id_console_users"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_console_sessions")),
     )
