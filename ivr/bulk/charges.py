@@ -246,6 +246,8 @@ class BulkCharges:
             audit(s, self.clock, actor=actor, action="bulk.submit", object_type="bulk",
                   object_id=bulk_id, merchant_id=merchant_id,
                   details={"rows": len(rows), "invalid": len(invalid)})  # fmt: skip
+        if not valid:  # nothing for a worker to do: the job is done now (and says so)
+            await self._finish_parents({bulk_id})
         return Submitted(bulk_id, len(valid), invalid)
 
     # ------------------------------------------------------------------ processing

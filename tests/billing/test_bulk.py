@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from ivr.bulk.charges import BulkCharges, check_row, parse_rows
 from ivr.errors import InvalidInput
 from ivr.jobs.queue import JobQueue
-from ivr.store.tables import Job, PaymentAttempt, PaymentIntent
+from ivr.store.tables import Job, PaymentAttempt, PaymentIntent, WebhookEvent
 
 from .conftest import Billing
 
@@ -121,3 +121,21 @@ async def test_another_merchant_cannot_see_a_bulk_job(billing: Billing) -> None:
     sub = await runner.submit(b.merchant_id, json.dumps(rows).encode(), "json", actor="t")
     with pytest.raises(NotFound):
         await runner.progress("mer_other", sub.bulk_id)
+
+
+async def test_a_job_with_no_valid_row_is_done_at_once(billing: Billing) -> None:
+    """No row for a worker to finish: the job is done when submitted, with its
+    ``bulk_job.completed`` event (it used to stay ``running`` for ever)."""
+    b = billing
+    rows = f"card_id,amount,order_name\n{b.card_id},abc,회비\n{b.card_id},-5,회비\n"
+    runner = bulk(b)
+    sub = await runner.submit(b.merchant_id, rows.encode(), "csv", actor="t")
+    assert sub.valid == 0
+    progress = await runner.progress(b.merchant_id, sub.bulk_id)
+    assert (progress["status"], progress["pending"]) == ("done", 0)
+    async with b.db.sessions() as s:
+        [event] = list(
+            await s.scalars(select(WebhookEvent).where(WebhookEvent.type == "bulk_job.completed"))
+        )
+    data = event.payload.get("data", event.payload)
+    assert (data["invalid"], data["total"]) == (2, 2)
