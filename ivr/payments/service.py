@@ -22,6 +22,7 @@ from ivr.gateways.contract import CancelRequest, Gateway
 from ivr.gateways.errors import GatewayError
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
+from ivr.webhooks.events import CARD_LIKE
 from ivr.webhooks.notices import refunded_in
 
 
@@ -34,6 +35,8 @@ def check_terms(amount: int, installment_months: int, order_name: str) -> str:
     order_name = " ".join(order_name.split())
     if not order_name or len(order_name) > 100:
         raise InvalidInput("order_name must be 1-100 characters")
+    if CARD_LIKE.search(order_name):  # it would reach our database, the PG and the SMS
+        raise InvalidInput("order_name must not contain a card number (13+ digits in a row)")
     return order_name
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from ivr.domain.states import CallRequestKind, CallRequestStatus
 from ivr.gateways.declines import PROMPT_TEXT, DeclineReason
 from ivr.store.tables import WebhookEvent
+from ivr.webhooks.notices import masked
 from ivr.webhooks.service import WebhookService
 from tests.api.conftest import Api, add_card, api  # noqa: F401 - the fixture
 from tests.billing.conftest import Billing, billing  # noqa: F401 - the fixture
@@ -150,18 +151,28 @@ async def test_the_engine_delivers_events_signed(api: Api, receiver: Receiver) -
     assert "webhooks" in api.runtime.engine(ari=False, agi=False).workers
 
 
-async def test_a_card_like_order_name_is_masked_and_the_charge_still_finishes(
+async def test_a_card_like_order_name_is_refused_and_notices_mask_one_anyway(
     api: Api,  # noqa: F811
 ) -> None:
+    """A card number typed into free text would reach our database, the PG's ledger and
+    the payer's SMS: the API refuses it. The notices still mask card-like runs, should
+    such text reach them some other way."""
     a = await api.tenant("행복치과")
     r = await a.client.post(
         "/v1/charges",
         json={"card_id": a.card_id, "amount": 9_000, "order_name": "주문 4111111111111111"},
     )
-    assert r.json()["status"] == "succeeded"
-    [event] = await events(api.db, "payment.succeeded")
-    assert "4111111111111111" not in str(event.payload)
-    assert event.payload["data"]["order_name"].startswith("주문 •")
+    assert r.status_code == 422
+    assert "card number" in r.json()["detail"]
+    r = await a.client.post(
+        "/v1/payment-requests",
+        json={"customer_id": a.customer_id, "amount": 9_000,
+              "product_name": "상품 4111-1111-1111-1111"},
+    )  # fmt: skip
+    assert r.status_code == 422
+    assert await events(api.db) == []
+    _, _, data = masked(("mer_x", "payment.succeeded", {"order_name": "주문 4111111111111111"}))
+    assert data["order_name"] == "주문 " + "•" * 16
 
 
 async def test_registration_declined_and_failed_emit_their_events(api: Api) -> None:  # noqa: F811
