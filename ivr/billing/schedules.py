@@ -28,6 +28,7 @@ from ivr.domain.states import SCHEDULE, CardStatus, ScheduleStatus
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.store.db import Database
 from ivr.store.tables import Card, Customer, PaymentIntent, Schedule
+from ivr.webhooks.events import CARD_LIKE
 
 MODES = ("auto", "consent", "consent_then_auto")
 
@@ -102,6 +103,8 @@ class ScheduleService:
         order_name = " ".join(order_name.split())
         if not order_name or len(order_name) > 100:
             raise InvalidInput("order_name must be 1-100 characters")
+        if CARD_LIKE.search(order_name):  # every cycle would carry it to the PG and the SMS
+            raise InvalidInput("order_name must not contain a card number (13+ digits)")
         parsed = SchedulePlan.parse(plan)
         now = self.clock.now()
         skipped, first = first_due(parsed, now)
