@@ -14,16 +14,14 @@ import asyncio
 import csv
 import io
 import re
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Page, expect
 
-from ivr.api.app import serve
 from ivr.domain.states import CallRequestStatus
 from tests.api.conftest import VISA
-from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for
+from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for, serving
 from tests.console.conftest import PASSWORD, RENDERED, Console
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -31,34 +29,18 @@ CARDS = (VISA,)
 TIMEOUT_MS = 10_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def site(console: Console) -> AsyncIterator[str]:
     """The API app (with the console) served for real; the bulk and SMS workers run."""
-    api = console.api.settings.api.model_copy(update={"port": _free_port()})
-    server = asyncio.create_task(serve(console.api.app, api))
     rt = console.api.runtime
     workers = [asyncio.create_task(rt.bulk.run(poll_s=0.2)), asyncio.create_task(rt.sms.run())]
-    url = f"http://127.0.0.1:{api.port}"
-    for _ in range(100):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", api.port)
-            writer.close()
-            break
-        except OSError:
-            await asyncio.sleep(0.05)
     try:
-        yield url
+        async with serving(console.api.app, console.api.settings.api) as url:
+            yield url
     finally:
-        for task in (server, *workers):
+        for task in workers:
             task.cancel()
-        await asyncio.gather(server, *workers, return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)
 
 
 @pytest.fixture

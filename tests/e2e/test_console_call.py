@@ -9,30 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import expect
 
-from ivr.api.app import create_app, serve
+from ivr.api.app import create_app
 from ivr.api.deps import ApiDeps
 from ivr.console.web import ConsoleDeps
 from ivr.store.tables import CallRequest
-from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for
+from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for, serving
 
 # the call stack fixtures of the call tests (pytest finds fixtures imported into a module)
 from .test_calls import CANARY_NEEDLES, Calls, Dialogue, calls, prompts_dir  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -42,20 +34,8 @@ async def site(
     rt = calls.runtime
     deps = ApiDeps.from_runtime(rt)
     console = ConsoleDeps.from_runtime(rt, deps)
-    settings = rt.services.settings.api.model_copy(update={"port": _free_port()})
-    server = asyncio.create_task(serve(create_app(deps, console=console), settings))
-    for _ in range(100):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", settings.port)
-            writer.close()
-            break
-        except OSError:
-            await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{settings.port}", console
-    finally:
-        server.cancel()
-        await asyncio.gather(server, return_exceptions=True)
+    async with serving(create_app(deps, console=console), rt.services.settings.api) as url:
+        yield url, console
 
 
 async def test_payment_request_from_the_console_completes_live_during_a_real_call(

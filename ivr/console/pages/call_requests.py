@@ -14,7 +14,14 @@ from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Writer
-from ivr.console.pages.common import acting_merchant, merchant_names, owned, page_of, scoped
+from ivr.console.pages.common import (
+    acting_merchant,
+    customers_of,
+    merchant_names,
+    owned,
+    page_of,
+    scoped,
+)
 from ivr.console.render import page
 from ivr.domain.states import CALL_REQUEST, CallRequestKind, CallRequestStatus
 from ivr.store.tables import CallRequest, CallSession, CallStep, Customer
@@ -43,12 +50,7 @@ async def _rows(
         q = q.where(CallRequest.status == status)
     async with deps.api.db.sessions() as s:
         rows, nxt = await page_of(s, q, CallRequest.id, cursor)
-        customers = {
-            c.id: c
-            for c in await s.scalars(
-                select(Customer).where(Customer.id.in_({r.customer_id for r in rows}))
-            )
-        }
+        customers = await customers_of(s, rows)
         names = await merchant_names(s, who)
     return [(r, customers[r.customer_id]) for r in rows], nxt, names
 

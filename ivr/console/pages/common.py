@@ -13,7 +13,7 @@ from ivr.api.pagination import fetch_page
 from ivr.api.problems import Problem
 from ivr.console.access import Viewer
 from ivr.errors import InvalidInput, NotFound
-from ivr.store.tables import Merchant
+from ivr.store.tables import Customer, Merchant
 
 M = TypeVar("M")
 Q = TypeVar("Q", bound="Select[*tuple[Any, ...]]")
@@ -49,6 +49,14 @@ async def page_of(
         return await fetch_page(s, query, id_column, cursor or None, limit)
     except Problem:
         raise InvalidInput("bad page cursor") from None
+
+
+async def customers_of(s: AsyncSession, rows: list[Any]) -> dict[str, Customer]:
+    """The customers of ``rows`` (anything with a ``customer_id``), by id: one query."""
+    ids = {r.customer_id for r in rows}
+    if not ids:
+        return {}
+    return {c.id: c for c in await s.scalars(select(Customer).where(Customer.id.in_(ids)))}
 
 
 async def merchant_names(s: AsyncSession, viewer: Viewer) -> dict[str, str]:

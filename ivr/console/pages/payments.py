@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import CATALOG, register
-from ivr.console.pages.common import merchant_names, owned, page_of, scoped
+from ivr.console.pages.common import customers_of, merchant_names, owned, page_of, scoped
 from ivr.console.render import money, page
 from ivr.domain.ids import new_id
 from ivr.domain.states import PaymentIntentStatus
@@ -122,12 +122,7 @@ async def list_payments(
         q = q.where(PaymentIntent.status == status)
     async with deps.api.db.sessions() as s:
         rows, nxt = await page_of(s, q, PaymentIntent.id, cursor)
-        customers = {
-            c.id: c
-            for c in await s.scalars(
-                select(Customer).where(Customer.id.in_({r.customer_id for r in rows}))
-            )
-        }
+        customers = await customers_of(s, rows)
         names = await merchant_names(s, who)
     return page(request, who, "payments.html", rows=rows, customers=customers, names=names,
                 next_cursor=nxt, status=status or "", statuses=STATUSES,

@@ -22,7 +22,7 @@ from ivr.billing.scheduler import CYCLE
 from ivr.billing.schedules import SchedulePlan
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
-from ivr.console.pages.common import merchant_names, owned, page_of, scoped
+from ivr.console.pages.common import customers_of, merchant_names, owned, page_of, scoped
 from ivr.console.pages.payments import labels as payment_labels
 from ivr.console.pages.payments import word
 from ivr.console.render import page
@@ -125,12 +125,7 @@ async def list_schedules(
         q = q.where(Schedule.status == status)
     async with deps.api.db.sessions() as s:
         rows, nxt = await page_of(s, q, Schedule.id, cursor)
-        customers = {
-            c.id: c
-            for c in await s.scalars(
-                select(Customer).where(Customer.id.in_({r.customer_id for r in rows}))
-            )
-        }
+        customers = await customers_of(s, rows)
         names = await merchant_names(s, who)
     return page(request, who, "schedules.html", rows=rows, customers=customers, names=names,
                 next_cursor=nxt, status=status or "", statuses=STATUSES,
