@@ -96,8 +96,14 @@ class AriClient:
         await self.request("POST", f"/channels/{quote(channel_id)}/answer")
 
     async def play(self, channel_id: str, media: Sequence[str], playback_id: str) -> None:
-        """Play a list of media URIs as one playback (``PlaybackFinished`` at the end)."""
-        params = [("media", m) for m in media]
+        """Play a list of media URIs as one playback (``PlaybackFinished`` at the end).
+
+        ARI takes the list as *one* comma-separated ``media`` value (Asterisk 14+ media
+        playlists); repeated ``media`` parameters are not a list to it: only the last
+        one played, so a payer heard the end of each multi-part prompt only."""
+        if any("," in m for m in media):
+            raise ValueError("a media URI cannot contain a comma (ARI's list separator)")
+        params = [("media", ",".join(media))]
         path = f"/channels/{quote(channel_id)}/play/{quote(playback_id)}"
         await self.request("POST", path, params)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import wave
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,38 @@ async def test_twenty_concurrent_calls_all_succeed(engine: EngineHarness, tmp_pa
 
 async def harness_put(engine: EngineHarness, caller: str, digits: str) -> None:
     await engine.results.put((caller, digits))
+
+
+def wav_seconds(asterisk: Asterisk, name: str) -> float:
+    """Length of an Asterisk core sound (English WAV) in seconds."""
+    prefix = asterisk.sounds_dir.parents[4]  # <prefix>/var/lib/asterisk/sounds/arspay
+    [path, *_] = sorted((prefix / "usr/share/asterisk/sounds").glob(f"en*/{name}.wav"))
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+@pytest.mark.parametrize("route", ["ari", "agi"])
+async def test_a_prompt_of_several_files_plays_every_file(
+    asterisk: Asterisk, engine: EngineHarness, route: str, tmp_path: Path
+) -> None:
+    """A prompt is a list of sound files (segments). Each must be heard: the play step
+    lasts at least as long as the files together (ARI once played only the last one)."""
+    files = ["beep", "beep", "demo-thanks", "beep"]
+
+    async def flow(call: LoggedCall) -> str:
+        await call.answer()
+        await call.play(files, barge_in=False)
+        return "ok"
+
+    engine.engine.flow = flow
+    call = SippCall(did=DID, caller_id=CALLER, headers=ENDPOINTS[(route, "rfc4733")],
+                    script=CallScript().expect_hangup(timeout_ms=30_000))  # fmt: skip
+    [result] = await run_calls([call], workdir=tmp_path, timeout_s=45)
+    assert result.ok, result.errors
+    [session] = await engine.wait_sessions_closed(1)
+    [play] = [s for s in await engine.steps(session.id) if s.step == "play"]
+    assert play.outcome == "done"
+    assert play.ended_at is not None
+    played = (play.ended_at - play.started_at).total_seconds()
+    expected = sum(wav_seconds(asterisk, name) for name in files)
+    assert played >= expected - 0.3, (played, expected)
