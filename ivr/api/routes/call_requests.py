@@ -15,7 +15,8 @@ from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
 from ivr.domain.states import CallRequestKind, CallRequestStatus
-from ivr.store.tables import CallRequest, CallSession, CallStep
+from ivr.store.tables import CallRequest
+from ivr.telephony.session_log import calls_of_in
 
 router = make_router("call requests")
 
@@ -145,24 +146,8 @@ async def cancel_call_request(request_id: str, d: Deps, me: Me) -> S.CallRequest
 async def list_call_sessions(request_id: str, d: Deps, me: Me) -> list[S.CallSessionOut]:
     async with d.db.sessions() as s:
         await owned(s, CallRequest, request_id, me.merchant_id, "call request")
-        sessions = list(
-            await s.scalars(
-                select(CallSession)
-                .where(CallSession.call_request_id == request_id)
-                .order_by(CallSession.started_at, CallSession.id)
-            )
-        )
-        steps = list(
-            await s.scalars(
-                select(CallStep)
-                .where(CallStep.session_id.in_([x.id for x in sessions]))
-                .order_by(CallStep.session_id, CallStep.seq)
-            )
-        )
-    by_session: dict[str, list[CallStep]] = {}
-    for st in steps:
-        by_session.setdefault(st.session_id, []).append(st)
-    return [views.call_session(x, by_session.get(x.id, [])) for x in sessions]
+        calls = await calls_of_in(s, request_id)
+    return [views.call_session(x, steps) for x, steps in calls]
 
 
 @router.get(

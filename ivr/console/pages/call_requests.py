@@ -24,7 +24,8 @@ from ivr.console.pages.common import (
 )
 from ivr.console.render import page
 from ivr.domain.states import CALL_REQUEST, CallRequestKind, CallRequestStatus
-from ivr.store.tables import CallRequest, CallSession, CallStep, Customer
+from ivr.store.tables import CallRequest, CallStep, Customer
+from ivr.telephony.session_log import calls_of_in
 
 router = APIRouter()
 STOP_POLLING = 286  # htmx stops an ``every`` trigger on this status
@@ -120,23 +121,8 @@ async def _detail(deps: Deps, who: Reader, request_id: str) -> dict[str, Any]:
     async with deps.api.db.sessions() as s:
         row = await owned(s, CallRequest, request_id, who, "call request")
         customer = await s.get(Customer, row.customer_id)
-        sessions = list(
-            await s.scalars(
-                select(CallSession)
-                .where(CallSession.call_request_id == row.id)
-                .order_by(CallSession.started_at, CallSession.id)
-            )
-        )
-        steps = list(
-            await s.scalars(
-                select(CallStep)
-                .where(CallStep.session_id.in_([x.id for x in sessions]))
-                .order_by(CallStep.session_id, CallStep.seq)
-            )
-        )
-    by_session: dict[str, list[CallStep]] = {}
-    for st in steps:
-        by_session.setdefault(st.session_id, []).append(st)
+        calls = await calls_of_in(s, row.id)
+    sessions = [x for x, _ in calls]
     terminal = CALL_REQUEST.is_terminal(row.status)
     # Live until the request has ended and so have its calls (a call's last steps are
     # logged a moment after the request's outcome), or for SETTLE at most.
@@ -145,7 +131,7 @@ async def _detail(deps: Deps, who: Reader, request_id: str) -> dict[str, Any]:
     return {
         "r": row,
         "customer": customer,
-        "sessions": [(x, by_session.get(x.id, [])) for x in sessions],
+        "sessions": calls,
         "terminal": terminal,
         "settled": terminal and (not calls_open or ended_long_ago),
         "keyed": keyed,
