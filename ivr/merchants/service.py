@@ -24,6 +24,7 @@ from ivr.merchants.policy import MerchantPolicy
 from ivr.phone import PhoneError, normalize_mobile
 from ivr.store.db import Database
 from ivr.store.tables import ApiKey, Customer, Merchant
+from ivr.webhooks.events import CARD_LIKE
 
 _KEY_PREFIX = "ak_"
 
@@ -221,6 +222,9 @@ class CustomerService:
             digits = normalize_mobile(mobile).digits
         except PhoneError as exc:
             raise InvalidInput(f"mobile: {exc}") from None
+        for field, text in (("name", name), ("external_ref", external_ref or "")):
+            if CARD_LIKE.search(text):  # it would be stored and shown
+                raise InvalidInput(f"{field} must not contain a card number (13+ digits)")
         row = Customer(
             id=customer_id or new_id("cus"),
             merchant_id=merchant_id,

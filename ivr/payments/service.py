@@ -136,6 +136,8 @@ class PaymentService:
         refund_id: str | None = None,
     ) -> Refund:
         """Refund all that is left (``amount=None``) or part of it."""
+        if CARD_LIKE.search(reason):  # it would be stored and sent to the PG
+            raise InvalidInput("reason must not contain a card number (13+ digits)")
         now = self.clock.now()
         async with self.db.transaction() as s:
             intent = await s.get(PaymentIntent, intent_id, with_for_update=True)

@@ -243,3 +243,24 @@ async def test_two_workers_finishing_a_bulk_job_together_emit_one_event(
     assert data["status"] == "done"
     counts = {k: data[k] for k in ("total", "succeeded", "failed", "invalid")}
     assert counts == {"total": 5, "succeeded": 2, "failed": 1, "invalid": 2}
+
+
+async def test_customer_names_refs_and_refund_reasons_refuse_card_numbers(
+    api: Api,  # noqa: F811
+) -> None:
+    a = await api.tenant("행복치과")
+    for body in ({"mobile": "010-2222-3333", "name": "홍 4111111111111111"},
+                 {"mobile": "010-2222-3334", "external_ref": "4111-1111-1111-1111"}):  # fmt: skip
+        r = await a.client.post("/v1/customers", json=body)
+        assert r.status_code == 422
+        assert "card number" in r.json()["detail"]
+    paid = await a.client.post(
+        "/v1/charges", json={"card_id": a.card_id, "amount": 9_000, "order_name": "진료비"}
+    )
+    assert paid.status_code == 201
+    r = await a.client.post(
+        f"/v1/payments/{paid.json()['id']}/refunds",
+        json={"amount": 1_000, "reason": "card 4111111111111111"},
+    )
+    assert r.status_code == 422
+    assert "card number" in r.json()["detail"]
