@@ -228,11 +228,22 @@ async def test_free_text_is_generated_once_on_demand_and_cached(
 
 
 @pytest.mark.anyio
-async def test_a_caller_that_goes_away_does_not_leave_half_files(tmp_path: Path) -> None:
+async def test_a_caller_that_goes_away_does_not_leave_half_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = asyncio.Event()
+    synthesize = AudioTools.synthesize
+
+    async def signalling(self: AudioTools, text: str, dest: Path, *, pause_s: float = 0.0) -> None:
+        started.set()
+        await asyncio.sleep(0.05)  # the caller hangs up while this piece is being made
+        await synthesize(self, text, dest, pause_s=pause_s)
+
+    monkeypatch.setattr(AudioTools, "synthesize", signalling)
     settings = _settings(tmp_path, _small(tmp_path))
     book = PromptBook.from_settings(settings)
     task = asyncio.create_task(book.render("x", merchant="행복치과"))
-    await asyncio.sleep(0.01)  # espeak-ng is running
+    await started.wait()  # a sleep here was flaky: a loaded CI machine let the render finish
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
