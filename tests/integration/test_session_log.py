@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from ivr.clock import FakeClock
+from ivr.domain.states import CallSessionStatus
 from ivr.engine import Engine
 from ivr.settings import load_settings
 from ivr.store.db import Database
@@ -16,7 +17,7 @@ from ivr.store.tables import CallSession, CallStep
 from ivr.telephony.call import CollectSpec
 from ivr.telephony.errors import CallHungUp
 from ivr.telephony.fake import FakeCall, HangUp, Press
-from ivr.telephony.session_log import LoggedCall
+from ivr.telephony.session_log import CallSessionLog, LoggedCall
 from ivr.wiring import build
 
 pytestmark = pytest.mark.anyio
@@ -100,3 +101,59 @@ async def test_a_database_outage_does_not_stop_the_writer(
         steps = list(await s.scalars(select(CallStep)))
     assert session.outcome == "ok"
     assert len(steps) == 4
+
+
+class _Chan:
+    call_id, did, caller_id = "chan-u", "05050000000", "01012345678"
+
+
+async def test_updates_of_rows_written_earlier_and_folding(db: Database) -> None:
+    """With no batch window every write is its own transaction: a step's outcome and a
+    session's transitions update rows an earlier transaction inserted. With a window a
+    step and its outcome fold into one insert, and the whole call is one transaction."""
+    clock = FakeClock()
+    log = CallSessionLog(db, clock, batch_window_s=0)
+    writer = asyncio.create_task(log.run())
+    try:
+        h = log.open(_Chan())
+        await log.flush()
+        seq = h.step("play", "arspay/card.number")
+        await log.flush()
+        h.transition(CallSessionStatus.active)
+        await log.flush()
+        h.outcome(seq, "interrupted")
+        h.step("collect")  # no outcome: still running
+        await log.flush()
+        h.close("ok")
+        await log.flush()
+        assert log.batches == 5
+
+        folded = CallSessionLog(db, clock, batch_window_s=0.05)
+        writer2 = asyncio.create_task(folded.run())
+        try:
+            g = folded.open(_Chan())
+            g.transition(CallSessionStatus.active)
+            for n in range(10):
+                g.outcome(g.step("play", f"arspay/p{n}"), "done")
+            g.close("caller_hung_up")
+            await asyncio.sleep(0)  # let the writer take the first op
+            await folded.flush()
+            assert folded.batches == 1
+        finally:
+            writer2.cancel()
+    finally:
+        writer.cancel()
+    async with db.sessions() as s:
+        rows = {r.id: r for r in await s.scalars(select(CallSession))}
+        steps = list(await s.scalars(select(CallStep).order_by(CallStep.session_id, CallStep.seq)))
+    assert (rows[h.id].status, rows[h.id].outcome) == ("ended", "ok")
+    assert rows[h.id].ended_at is not None
+    assert (rows[g.id].status, rows[g.id].outcome) == ("ended", "caller_hung_up")
+    mine = [
+        (x.step, x.prompt_id, x.outcome, x.ended_at is None) for x in steps if x.session_id == h.id
+    ]
+    assert mine == [
+        ("play", "arspay/card.number", "interrupted", False),
+        ("collect", None, None, True),
+    ]
+    assert [x.outcome for x in steps if x.session_id == g.id] == ["done"] * 10
