@@ -67,6 +67,7 @@ class Engine:
             settings.ari_user,
             settings.ari_password.get_secret_value(),
             settings.app,
+            rest_over_ws=settings.ari_rest_over_ws,
         )
         self.ari_app = AriApp(self.ari_client, self.handle) if ari else None
         self.agi_server = AgiServer(self.handle, "127.0.0.1", settings.agi_port) if agi else None

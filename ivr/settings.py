@@ -66,6 +66,11 @@ class AsteriskSettings(_Section):
     ari_user: str = "arspay"
     ari_password: SecretStr = SecretStr("arspay-dev-only")
     app: str = "arspay"
+    ari_rest_over_ws: bool = Field(
+        True,
+        description="send ARI requests over the event WebSocket (Asterisk 22.3+/20.13+); "
+        "off: over HTTP",
+    )
     sip_port: int = Field(5070, ge=1, le=65535)
     agi_port: int = Field(4573, ge=1, le=65535)
     rtp_start: int = Field(10000, ge=1024, le=65535)

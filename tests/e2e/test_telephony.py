@@ -51,6 +51,8 @@ async def test_call_to_a_pool_did_reaches_the_app(
         return await record_and_hang_up(call, engine)
 
     engine.engine.flow = flow
+    ari = engine.engine.ari_client
+    before = (ari.requests_over_ws, ari.requests_over_http)
     call = SippCall(
         did=DID,
         caller_id=CALLER,
@@ -60,6 +62,9 @@ async def test_call_to_a_pool_did_reaches_the_app(
     [result] = await run_calls([call], workdir=tmp_path, timeout_s=30)
     assert result.ok, result.errors
     assert engine.results.get_nowait() == ("reached", DID, CALLER)
+    if route == "ari":  # answer, play, hang up: over the event WebSocket (RESTRequest)
+        assert ari.requests_over_ws - before[0] >= 3
+        assert ari.requests_over_http == before[1]
     [session] = await engine.wait_sessions_closed(1)
     assert (session.did, session.caller_id, session.outcome) == (DID, CALLER, "ok")
 
