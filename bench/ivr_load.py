@@ -141,6 +141,7 @@ DIALOGUE: list[tuple[tuple[str, ...], str | None]] = [
 ]
 AFTER = ("common.wait", "reg.done")
 DIGITS_PER_INPUT = [16 if d is None else len(d) for _, d in DIALOGUE]
+INPUT_NAMES = [prompts[-1].split(".")[-1] for prompts, _ in DIALOGUE]  # consent, number, …
 # what Read() stores per input (it drops the terminating #), e.g. "1-16-4-6-2-1"
 BASELINE_LENGTHS = "-".join(str(16 if d is None else len(d.removesuffix("#"))) for _, d in DIALOGUE)
 
@@ -701,6 +702,7 @@ class CallTrace:
 @dataclass
 class Turnarounds:
     values_ms: list[float]
+    by_input_ms: list[list[float]]  # per input of DIALOGUE: its last key -> the next prompt
     late: int  # the next prompt had not started when the caller keyed the next input
     overlapped: int  # a prompt still played when its input began (the caller barged in)
     calls_measured: int
@@ -744,6 +746,7 @@ def turnarounds(sip: Path, rtp: Path) -> Turnarounds:
     for times in sent_rtp.values():
         times.sort()
     values: list[float] = []
+    by_input: list[list[float]] = [[] for _ in DIGITS_PER_INPUT]
     late = overlapped = measured = 0
     spans = []
     edges = [sum(DIGITS_PER_INPUT[: i + 1]) for i in range(len(DIGITS_PER_INPUT))]
@@ -759,7 +762,7 @@ def turnarounds(sip: Path, rtp: Path) -> Turnarounds:
         # only this call's packets (Asterisk may reuse a port after a call ends)
         times = [t for t in sent_rtp.get(call.rtp_port, []) if call.answered <= t <= end]
         begin = 0
-        for edge in edges:
+        for index, edge in enumerate(edges):
             first, last = sent[begin], sent[edge - 1]
             k = bisect.bisect_right(times, last)
             if bisect.bisect_right(times, first - 0.03) != k:
@@ -770,13 +773,16 @@ def turnarounds(sip: Path, rtp: Path) -> Turnarounds:
             else:
                 late += 1
                 values.append((nxt - last) * 1000 if nxt != float("inf") else 60_000.0)
+            by_input[index].append(values[-1])
             begin = edge
     events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
     peak = now = 0
     for _, d in events:
         now += d
         peak = max(peak, now)
-    return Turnarounds(sorted(values), late, overlapped, measured, peak)
+    return Turnarounds(
+        sorted(values), [sorted(v) for v in by_input], late, overlapped, measured, peak
+    )
 
 
 def pct(sorted_ms: list[float], q: float) -> float:
@@ -840,6 +846,8 @@ class Run:
     wall_s: float
     steps_p50_ms: float | None = None
     steps_p99_ms: float | None = None
+    # per input of DIALOGUE (what was keyed -> the next prompt): p50 and p99 ms
+    by_input_ms: list[tuple[float, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -894,6 +902,7 @@ async def one_run(
         machine_busy_pct=100 * (b1 - b0) / max(1, t1 - t0), wall_s=wall,
         steps_p50_ms=pct(steps, 0.5) if steps else None,
         steps_p99_ms=pct(steps, 0.99) if steps else None,
+        by_input_ms=[(pct(v, 0.5), pct(v, 0.99)) for v in ta.by_input_ms],
         errors=sipp.errors,
     )  # fmt: skip
 
@@ -932,6 +941,12 @@ def print_table(runs: list[Run]) -> None:
             f"{fmt(r.sipp_cpu_s_per_call, '.3f'):>6} {fmt(r.machine_busy_pct, '.0f'):>5} "
             f"{steps:>14}"
         )
+        if r.by_input_ms:
+            parts = [
+                f"{name} {fmt(p50)}/{fmt(p99)}"
+                for name, (p50, p99) in zip(INPUT_NAMES, r.by_input_ms, strict=True)
+            ]
+            print(f"          per input p50/p99 ms: {', '.join(parts)}")
         for e in r.errors:
             print(f"          sipp: {e}")
 

@@ -67,7 +67,7 @@ async def payment_call(run: CallRun) -> Outcome:
                 "123",
             )
             if choice == "3":
-                await run.record_consent("payment_confirmation", "3", _details(run, None, 0))
+                run.record_consent("payment_confirmation", "3", _details(run, None, 0))
                 await run.finish(CallRequestStatus.declined)
                 await voice.say("pay.declined", barge_in=False)
                 return "declined"
@@ -92,9 +92,7 @@ async def payment_call(run: CallRun) -> Outcome:
             else say("pay.confirm.lump_sum", amount=a.amount)
         )
         key = await voice.menu([confirm], "1")
-        await run.record_consent(
-            "payment_confirmation", key, _details(run, card, months, interest_free)
-        )
+        run.record_consent("payment_confirmation", key, _details(run, card, months, interest_free))
         charged = await run.while_waiting(charge(run, card, months, interest_free))
         said = await announce(run, charged)
         if said is not None:
@@ -195,7 +193,9 @@ async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
 
 
 async def charge(run: CallRun, card: Card, months: int, interest_free: bool) -> Charged:
-    """Create the intent (linked to the request first), drive it, complete the request."""
+    """Create the intent (linked to the request first), drive it, complete the request;
+    nothing before the payer's consent is recorded."""
+    await run.consent_recorded()
     a = run.admission
     assert a.amount is not None
     deps = run.deps

@@ -48,7 +48,7 @@ async def registration_call(run: CallRun) -> Outcome:
     choice = await voice.menu(
         [say("reg.consent", merchant=a.merchant_name, product=a.product_name)], "12"
     )
-    await run.record_consent("registration_consent", choice, {"product": a.product_name})
+    run.record_consent("registration_consent", choice, {"product": a.product_name})
     if choice == "2":
         await run.finish(CallRequestStatus.declined)
         await voice.say("reg.declined", barge_in=False)
@@ -89,6 +89,7 @@ async def tokenize_and_verify(
 ) -> tuple[CardMetadata, BillingKeyResult]:
     """Store the card in the vault and have the PG verify it by issuing a billing key.
     A card the PG refused is erased from the vault at once."""
+    await run.consent_recorded()
     a = run.admission
     vault = run.deps.vault
     meta = await vault.tokenize(a.merchant_id, entered.card(), who=run.who)

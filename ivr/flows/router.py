@@ -78,6 +78,14 @@ class CallFlows:
             log.exception("call flow failed (request %s)", admission.request_id)
             await _last_words(run.voice, "err.system", call)
         finally:
+            # A consent record still being written (the payer hung up right after the
+            # key) is waited for: evidence is never dropped with the call.
+            try:
+                await run.consent_recorded()
+            except Exception:
+                if outcome != "error":  # else the flow met (and logged) the failure
+                    outcome = "error"
+                    log.exception("consent record not written (request %s)", admission.request_id)
             # Shielded: the request must leave in_call even if the engine is stopping.
             await asyncio.shield(
                 release(

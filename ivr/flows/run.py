@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
@@ -56,6 +56,7 @@ class CallRun:
     caller: str  # the normalized caller number (010…)
     did: str
     card_id: str | None = None
+    _consent_writes: list[asyncio.Future[Any]] = field(default_factory=list, repr=False)
 
     @property
     def who(self) -> str:
@@ -65,9 +66,15 @@ class CallRun:
     def now(self) -> datetime:
         return self.deps.services.clock.now()
 
-    async def record_consent(self, kind: str, key: str, details: dict[str, Any]) -> None:
-        """Append the consent record: the prompts played so far (with the sha256 of each
-        audio file), the key pressed, the call's identity (PRODUCT §4.3)."""
+    def record_consent(self, kind: str, key: str, details: dict[str, Any]) -> None:
+        """Start appending the consent record: the prompts played so far (with the sha256
+        of each audio file), the key pressed, the call's identity (PRODUCT §4.3).
+
+        The write goes on behind the call, so the next prompt starts at once instead of
+        after a database commit (issue #10: it was the slowest turnaround). Whatever acts
+        on the consent — the vault, the PG, ending the request — first waits for it with
+        :meth:`consent_recorded`, and the router waits for it when the call ends, so a
+        hang-up never loses it."""
         book = self.deps.book
         played = tuple(
             PlayedPrompt(p.prompt_id, book.sha256(sound), sound)
@@ -75,24 +82,32 @@ class CallRun:
             for sound in p.sounds
         )
         a = self.admission
-        await self.deps.services.consent.append(
-            ConsentInput(
-                merchant_id=a.merchant_id,
-                call_request_id=a.request_id,
-                kind=kind,
-                did=self.did,
-                caller_id=self.caller,
-                call_id=self.call.call_id,
-                call_started_at=self.started_at,
-                decided_at=self.now(),
-                prompts=played,
-                key_pressed=key,
-                details=details,
-            )
+        item = ConsentInput(
+            merchant_id=a.merchant_id,
+            call_request_id=a.request_id,
+            kind=kind,
+            did=self.did,
+            caller_id=self.caller,
+            call_id=self.call.call_id,
+            call_started_at=self.started_at,
+            decided_at=self.now(),
+            prompts=played,
+            key_pressed=key,
+            details=details,
         )
+        self._consent_writes.append(asyncio.ensure_future(self.deps.services.consent.append(item)))
+
+    async def consent_recorded(self) -> None:
+        """Wait until every consent record started is written; a failed write raises here
+        (and stays failed: nothing acts on a consent that was not recorded). The writes
+        are shielded: a caller cancelled while it waits does not cancel them."""
+        for write in self._consent_writes:
+            await asyncio.shield(write)
 
     async def finish(self, target: CallRequestStatus, **values: Any) -> None:
-        """End the request with an outcome (and set fields such as ``card_id``)."""
+        """End the request with an outcome (and set fields such as ``card_id``), once
+        the call's consent records are written."""
+        await self.consent_recorded()
         services = self.deps.services
         async with services.db.transaction() as s:
             req = await s.get(CallRequest, self.admission.request_id, with_for_update=True)
@@ -105,13 +120,14 @@ class CallRun:
 
     async def while_waiting(self, work: Awaitable[T], *, every_s: float = 4.0) -> T:
         """Run PG work while ``common.wait`` plays (again every ``every_s`` seconds of
-        silence). The work is never cancelled by a hang-up: it finishes and its effects
-        are kept, then the hang-up is raised."""
+        silence). The prompt's request goes out before the work starts, so the payer
+        hears it at once. The work is never cancelled by a hang-up: it finishes and its
+        effects are kept, then the hang-up is raised."""
+        player = asyncio.ensure_future(self.voice.say("common.wait", barge_in=False))
         task: asyncio.Future[T] = asyncio.ensure_future(work)
         hung_up = False
         try:
-            while not task.done():
-                player = asyncio.ensure_future(self.voice.say("common.wait", barge_in=False))
+            while True:
                 waiting: set[asyncio.Future[Any]] = {task, player}
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if not player.done():
@@ -126,9 +142,14 @@ class CallRun:
                 if error is not None:
                     raise error
                 await asyncio.wait({task}, timeout=every_s)
+                if task.done():
+                    break
+                player = asyncio.ensure_future(self.voice.say("common.wait", barge_in=False))
             result = await asyncio.shield(task)
         except asyncio.CancelledError:
             # The engine is stopping: give the work a moment to finish its step.
+            if not player.done():
+                player.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(task), timeout=10)
             raise

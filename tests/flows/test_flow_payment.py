@@ -11,7 +11,7 @@ from ivr.store.tables import Card, ConsentRecord, Merchant, PaymentAttempt, Paym
 from ivr.telephony.fake import HangUp, Listen, Press
 
 from .conftest import Stack
-from .test_flow_registration import card_keys
+from .test_flow_registration import SlowConsent, card_keys
 
 pytestmark = pytest.mark.anyio
 
@@ -80,6 +80,24 @@ async def test_30000_never_offers_installments(stack: Stack) -> None:
     assert "arspay/pay.confirm.lump_sum" in call.played
     [intent] = await intents(stack)
     assert intent.installment_months == 0
+
+
+async def test_no_charge_before_the_payment_consent_is_recorded(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The confirmation's consent record is written behind the wait prompt; the charge
+    waits for it, and a write that fails charges nothing."""
+    await register(stack)
+    slow = SlowConsent(stack, monkeypatch)
+    slow.delay_s, slow.fail = 0.05, True
+    req = await stack.request(CallRequestKind.payment, amount=30_000)
+    before = await stack.sandbox.summary()
+    outcome, call = await stack.call([Press("1"), Press("1")])
+    assert outcome == "error"
+    assert "arspay/common.wait" in call.played
+    assert await intents(stack) == []
+    assert await stack.sandbox.summary() == before
+    assert (await stack.reload(req.id)).status == CallRequestStatus.sms_sent.value
 
 
 async def test_check_card_never_offers_installments(stack: Stack) -> None:

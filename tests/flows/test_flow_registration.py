@@ -3,9 +3,13 @@ sandbox PG."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 from sqlalchemy import select
 
+from ivr.consent.ledger import ConsentInput
 from ivr.domain.states import CallRequestKind, CallRequestStatus
 from ivr.store.tables import CallSession, Card, ConsentRecord
 from ivr.telephony.fake import HangUp, Press, Silence
@@ -72,6 +76,111 @@ async def test_declining_consent_ends_the_request_declined(stack: Stack) -> None
     assert await cards(stack) == []
     [consent] = await consents(stack)
     assert consent.key_pressed == "2"
+
+
+class SlowConsent:
+    """Wraps the consent ledger's ``append``: waits for ``gate`` (or ``delay_s``)
+    before writing, or fails; records when each write ended."""
+
+    def __init__(self, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.ledger = stack.runtime.services.consent
+        self.real = self.ledger.append
+        self.gate: asyncio.Event | None = None
+        self.delay_s = 0.0
+        self.fail = False
+        self.written = 0
+        monkeypatch.setattr(self.ledger, "append", self.append)
+
+    async def append(self, item: ConsentInput) -> ConsentRecord:
+        if self.gate is not None:
+            await asyncio.wait_for(self.gate.wait(), 5)
+        await asyncio.sleep(self.delay_s)
+        if self.fail:
+            raise RuntimeError("database is gone")
+        row = await self.real(item)
+        self.written += 1
+        return row
+
+
+async def test_the_card_prompt_does_not_wait_for_the_consent_write(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #10: the consent commit was the slowest prompt turnaround; it now goes on
+    behind the next prompt (the write here waits until card.number is on its way)."""
+    slow = SlowConsent(stack, monkeypatch)
+    slow.gate = asyncio.Event()
+    book = stack.runtime.deps.book
+    real_render = book.render
+
+    async def render(prompt_id: str, **values: Any) -> list[str]:
+        if prompt_id == "card.number":
+            assert slow.written == 0
+            assert slow.gate is not None
+            slow.gate.set()
+        return await real_render(prompt_id, **values)
+
+    monkeypatch.setattr(book, "render", render)
+    req = await stack.request(CallRequestKind.registration)
+    outcome, _ = await stack.call([Press("1"), *card_keys()])
+    assert outcome == "completed"
+    assert slow.written == 1
+    [consent] = await consents(stack)
+    assert [p["prompt_id"] for p in consent.prompts["played"]] == ["reg.greeting", "reg.consent"]
+    assert (await stack.reload(req.id)).status == CallRequestStatus.completed.value
+
+
+async def test_a_hang_up_right_after_the_consent_key_keeps_the_record(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = SlowConsent(stack, monkeypatch)
+    slow.delay_s = 0.3
+    await stack.request(CallRequestKind.registration)
+    outcome, _ = await stack.call([Press("1"), HangUp()])
+    assert outcome == "caller_hung_up"
+    [consent] = await consents(stack)  # written before the call's end was reported
+    assert consent.key_pressed == "1"
+
+
+@pytest.mark.parametrize("keys", [[Press("1"), *card_keys()], [Press("2")]])
+async def test_nothing_acts_on_a_consent_that_was_not_recorded(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, keys: list[Press]
+) -> None:
+    slow = SlowConsent(stack, monkeypatch)
+    slow.delay_s, slow.fail = 0.05, True
+    req = await stack.request(CallRequestKind.registration)
+    pg_before = await stack.sandbox.summary()
+    outcome, call = await stack.call(keys)
+    assert outcome == "error"
+    assert call.played[-1] == "arspay/err.system"
+    assert await consents(stack) == []
+    assert await cards(stack) == []
+    assert (await stack.runtime.vault.status()).records == 0
+    assert await stack.sandbox.summary() == pg_before  # no billing key asked for
+    assert (await stack.reload(req.id)).status == CallRequestStatus.sms_sent.value
+
+
+async def test_the_wait_prompt_is_on_its_way_before_the_pg_work_starts(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book, vault = stack.runtime.deps.book, stack.runtime.deps.vault
+    real_render, real_tokenize = book.render, vault.tokenize
+    rendered: list[str] = []
+    order: list[str] = []
+
+    async def render(prompt_id: str, **values: Any) -> list[str]:
+        rendered.append(prompt_id)
+        return await real_render(prompt_id, **values)
+
+    async def tokenize(*args: Any, **kwargs: Any) -> Any:
+        order.append(rendered[-1])
+        return await real_tokenize(*args, **kwargs)
+
+    monkeypatch.setattr(book, "render", render)
+    monkeypatch.setattr(vault, "tokenize", tokenize)
+    await stack.request(CallRequestKind.registration)
+    outcome, _ = await stack.call([Press("1"), *card_keys()])
+    assert outcome == "completed"
+    assert order == ["common.wait"]
 
 
 @pytest.mark.parametrize(
