@@ -791,9 +791,12 @@ def pct(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
 
 
-async def engine_steps(env: dict[str, str], request_ids: set[str]) -> tuple[list[float], int]:
-    """From the engine's call-step log: collect ended -> next play started (ms), and how
-    many of these requests are completed."""
+async def engine_steps(
+    env: dict[str, str], request_ids: set[str]
+) -> tuple[list[float], list[list[float]], int]:
+    """From the engine's call-step log: collect ended -> next play started (ms), all and
+    per input of DIALOGUE (the n-th such pair of a call), and how many of these requests
+    are completed."""
     from sqlalchemy import select
 
     from ivr.settings import load_settings
@@ -815,10 +818,17 @@ async def engine_steps(env: dict[str, str], request_ids: set[str]) -> tuple[list
     finally:
         await db.close()
     values = []
+    by_input: list[list[float]] = [[] for _ in DIALOGUE]
+    index = 0
     for a, b in itertools.pairwise(rows):
-        if a[0] == b[0] and a[2] == "collect" and b[2] == "play" and a[4] is not None:
+        if a[0] != b[0]:
+            index = 0
+        elif a[2] == "collect" and b[2] == "play" and a[4] is not None:
             values.append((b[3] - a[4]).total_seconds() * 1000)
-    return sorted(values), completed
+            if index < len(by_input):
+                by_input[index].append(values[-1])
+            index += 1
+    return sorted(values), [sorted(v) for v in by_input], completed
 
 
 # ------------------------------------------------------------------ one run
@@ -848,6 +858,7 @@ class Run:
     steps_p99_ms: float | None = None
     # per input of DIALOGUE (what was keyed -> the next prompt): p50 and p99 ms
     by_input_ms: list[tuple[float, float]] = field(default_factory=list)
+    steps_by_input_ms: list[tuple[float, float]] = field(default_factory=list)  # engine log
     errors: list[str] = field(default_factory=list)
 
 
@@ -882,11 +893,12 @@ async def one_run(
         sip_pcap.unlink()
         rtp_pcap.unlink()
     steps: list[float] = []
+    steps_by_input: list[list[float]] = []
     ok = sipp.successful
     if system == "engine":
         ids = {c.request_id for c in callers}
         for _ in range(40):  # the engine's session log is written behind the calls
-            steps, ok = await engine_steps(env, ids)
+            steps, steps_by_input, ok = await engine_steps(env, ids)
             if ok >= sipp.successful:
                 break
             await asyncio.sleep(0.25)
@@ -903,6 +915,7 @@ async def one_run(
         steps_p50_ms=pct(steps, 0.5) if steps else None,
         steps_p99_ms=pct(steps, 0.99) if steps else None,
         by_input_ms=[(pct(v, 0.5), pct(v, 0.99)) for v in ta.by_input_ms],
+        steps_by_input_ms=[(pct(v, 0.5), pct(v, 0.99)) for v in steps_by_input],
         errors=sipp.errors,
     )  # fmt: skip
 
@@ -947,6 +960,12 @@ def print_table(runs: list[Run]) -> None:
                 for name, (p50, p99) in zip(INPUT_NAMES, r.by_input_ms, strict=True)
             ]
             print(f"          per input p50/p99 ms: {', '.join(parts)}")
+        if r.steps_by_input_ms:
+            parts = [
+                f"{name} {fmt(p50)}/{fmt(p99)}"
+                for name, (p50, p99) in zip(INPUT_NAMES, r.steps_by_input_ms, strict=True)
+            ]
+            print(f"          engine steps per input: {', '.join(parts)}")
         for e in r.errors:
             print(f"          sipp: {e}")
 

@@ -118,8 +118,11 @@ class PromptBook:
             else:
                 reading = slots.reading(prompt_id, part.name, value)
                 segments += [FIXED_SEGMENTS[name] for name in reading.segments]
-        unique = {s.name: s for s in segments}
-        await _all(self._store.ensure(s) for s in unique.values())
+        # Files already made are not awaited: gather() would hand the event loop to other
+        # work (a consent write, another call) while the payer waits for this prompt.
+        missing = {s.name: s for s in segments if not self._store.is_ready(s.name)}
+        if missing:
+            await _all(self._store.ensure(s) for s in missing.values())
         return [s.sound for s in segments]
 
     def sha256(self, sound_name: str) -> str:

@@ -91,6 +91,11 @@ class SoundStore:
         blob = json.dumps({"recipe": RECIPE, **source}, ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
+    def is_ready(self, name: str) -> bool:
+        """True when the segment was made or checked by this store (``ensure`` would
+        return at once)."""
+        return name in self._ready
+
     async def ensure(self, segment: Segment, *, recheck: bool = False) -> Outcome:
         """Make ``segment``'s file unless it is up to date. Without ``recheck`` a segment
         already made or checked by this store is trusted without touching the disk."""

@@ -21,6 +21,7 @@ and nothing in this package logs them.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -124,32 +125,43 @@ class Call(Protocol):
 
 
 class DigitBuffer:
-    """Keys pressed on one call, in order, with hang-up as a terminal signal."""
+    """Keys pressed on one call, in order, with hang-up as a terminal signal.
+
+    A key that arrives while :meth:`next_key` waits resolves that wait's one future
+    directly, so the flow resumes on the event loop's next turn: the path from a key
+    to the next prompt is the turnaround the payer hears (issue #10)."""
 
     def __init__(self) -> None:
-        self._keys: asyncio.Queue[str] = asyncio.Queue()
+        self._keys: deque[str] = deque()
+        self._waiter: asyncio.Future[str | None] | None = None
         self._hangup = asyncio.Event()
         self.arrived = asyncio.Event()  # set on every key; cleared by who waits on it
 
     def put(self, key: str) -> None:
         if key in DTMF_KEYS:
-            self._keys.put_nowait(key)
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(key)
+            else:
+                self._keys.append(key)
             self.arrived.set()
 
     def hang_up(self) -> None:
         self._hangup.set()
         self.arrived.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(CallHungUp())
 
     @property
     def hung_up(self) -> bool:
         return self._hangup.is_set()
 
     def pending(self) -> bool:
-        return not self._keys.empty()
+        return bool(self._keys)
 
     def clear(self) -> None:
-        while not self._keys.empty():
-            self._keys.get_nowait()
+        self._keys.clear()
 
     async def wait_hangup(self, timeout_s: float | None) -> bool:
         try:
@@ -160,25 +172,33 @@ class DigitBuffer:
 
     async def next_key(self, timeout_s: float) -> str | None:
         """The next key, or None after ``timeout_s``; raises CallHungUp."""
-        if not self._keys.empty():
-            return self._keys.get_nowait()
+        if self._keys:
+            return self._keys.popleft()
         if self.hung_up:
             raise CallHungUp
-        getter = asyncio.ensure_future(self._keys.get())
-        hang = asyncio.ensure_future(self._hangup.wait())
+        if self._waiter is not None:
+            raise RuntimeError("next_key is already being waited for")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[str | None] = loop.create_future()
+        timer = loop.call_later(timeout_s, _resolve, waiter, None)
+        self._waiter = waiter
         try:
-            done, _ = await asyncio.wait(
-                {getter, hang}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
+            return await waiter
+        except asyncio.CancelledError:
+            # cancelled after a key resolved the wait: the key stays for the next reader
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                key = waiter.result()
+                if key is not None:
+                    self._keys.appendleft(key)
+            raise
         finally:
-            for task in (getter, hang):
-                if not task.done():
-                    task.cancel()
-        if getter in done:
-            return getter.result()
-        if hang in done:
-            raise CallHungUp
-        return None
+            timer.cancel()
+            self._waiter = None
+
+
+def _resolve(waiter: asyncio.Future[str | None], value: str | None) -> None:
+    if not waiter.done():
+        waiter.set_result(value)
 
 
 async def collect_digits(

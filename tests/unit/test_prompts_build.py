@@ -127,6 +127,21 @@ async def test_render_plays_segments_in_order(built: PromptSettings) -> None:
 
 
 @pytest.mark.anyio
+async def test_rendering_made_prompts_never_yields_to_the_event_loop(
+    built: PromptSettings,
+) -> None:
+    """Issue #10: a render that awaited even made files let other work (a consent
+    write, other calls) run first while the payer waited for the prompt."""
+    book = PromptBook.from_settings(built)
+    await book.build()  # the engine builds at start; every static segment is known
+    for prompt_id, values in [("card.number", {}), ("pay.done", {"approval": "1004"})]:
+        step = book.render(prompt_id, **values)
+        with pytest.raises(StopIteration) as finished:
+            step.send(None)  # runs to the end without suspending once
+        assert finished.value.value == await book.render(prompt_id, **values)
+
+
+@pytest.mark.anyio
 async def test_a_second_build_is_all_cached_and_fast(built: PromptSettings) -> None:
     before = {p: p.stat().st_mtime_ns for p in built.sounds_dir.rglob("*.wav")}
     report = await PromptBook.from_settings(built).build()
