@@ -655,6 +655,13 @@ class Capture:
                 self.proc.kill()
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 def free_rtp_port() -> int:
     """A port of the RTP range nobody holds now (the RTP capture's probe comes from it)."""
     for port in range(RTP_RANGE[1] - 1, RTP_RANGE[0], -2):
@@ -691,8 +698,118 @@ def read_pcap(path: Path, payload: bool = True) -> list[tuple[float, int, int, b
     return out
 
 
+def read_tcp(path: Path) -> list[tuple[float, int, int, int, bytes]]:
+    """(time, source port, destination port, sequence number, payload) of every
+    IPv4/TCP packet with a payload."""
+    data = path.read_bytes()
+    magic = struct.unpack("<I", data[:4])[0]
+    endian, scale = {0xA1B2C3D4: ("<", 1e-6), 0xA1B23C4D: ("<", 1e-9)}.get(magic, (">", 1e-6))
+    linktype = struct.unpack(endian + "I", data[20:24])[0]
+    l2 = {1: 14, 113: 16, 276: 20, 0: 4}.get(linktype, 14)
+    record = struct.Struct(endian + "IIII")
+    head = struct.Struct(">HHI")
+    out = []
+    pos = 24
+    while pos + 16 <= len(data):
+        sec, frac, incl, _ = record.unpack_from(data, pos)
+        ip = pos + 16 + l2
+        pos += 16 + incl
+        if data[ip] >> 4 != 4 or data[ip + 9] != 6:
+            continue
+        tcp = ip + (data[ip] & 0x0F) * 4
+        sport, dport, seq = head.unpack_from(data, tcp)
+        body = data[tcp + (data[tcp + 12] >> 4) * 4 : pos]
+        if body:
+            out.append((sec + frac * scale, sport, dport, seq, body))
+    return out
+
+
+def ws_messages(packets: list[tuple[float, bytes]]) -> list[tuple[float, dict[str, Any]]]:
+    """JSON text frames of one direction of a WebSocket (after the HTTP upgrade), each
+    at the time of the packet that completed it; masked frames are unmasked."""
+    marks, size = [], 0  # marks: (end offset in the stream, time)
+    for t, body in packets:
+        size += len(body)
+        marks.append((size, t))
+    stream = b"".join(body for _, body in packets)
+    # a capture started on a live connection begins at a frame; a new one with the upgrade
+    start = stream.find(b"\r\n\r\n") if stream[:5] in (b"GET /", b"HTTP/") else -1
+    pos, out, k = (start + 4 if start >= 0 else 0), [], 0
+    while pos + 2 <= len(stream):
+        b0, b1 = stream[pos], stream[pos + 1]
+        size, at = b1 & 0x7F, pos + 2
+        if size == 126:
+            size, at = int.from_bytes(stream[at : at + 2], "big"), at + 2
+        elif size == 127:
+            size, at = int.from_bytes(stream[at : at + 8], "big"), at + 8
+        mask = stream[at : at + 4] if b1 & 0x80 else b""
+        at += len(mask)
+        end = at + size
+        if end > len(stream):
+            break
+        payload = stream[at:end]
+        if mask:
+            payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+        pos = end
+        if b0 & 0x0F != 1:  # text frames only
+            continue
+        while marks[k][0] < end:
+            k += 1
+        try:
+            decoded = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(decoded, dict):
+            out.append((marks[k][1], decoded))
+    return out
+
+
+@dataclass
+class AriTrace:
+    """One channel as seen on the engine's ARI WebSocket."""
+
+    caller: str = ""
+    dtmf: list[float] = field(default_factory=list)  # ChannelDtmfReceived sent by Asterisk
+    plays: list[float] = field(default_factory=list)  # play requests sent by the engine
+
+
+def ari_traces(path: Path) -> dict[str, AriTrace]:
+    """Per caller number: the DTMF events Asterisk sent and the play requests the engine
+    sent over the event WebSocket (``RESTRequest``), timed on the wire."""
+    connections: dict[tuple[int, int], list[tuple[float, int, bytes]]] = {}
+    for t, sport, dport, seq, body in read_tcp(path):
+        connections.setdefault((sport, dport), []).append((t, seq, body))
+    channels: dict[str, AriTrace] = {}
+    for (sport, dport), packets in connections.items():
+        seen: set[int] = set()
+        ordered = []
+        for t, seq, body in packets:  # drop retransmissions
+            if seq not in seen:
+                seen.add(seq)
+                ordered.append((t, body))
+        if sport == ARI_PORT:
+            for t, msg in ws_messages(ordered):
+                raw = msg.get("channel")
+                channel: dict[str, Any] = raw if isinstance(raw, dict) else {}
+                cid = str(channel.get("id", ""))
+                if msg.get("type") == "StasisStart":
+                    trace = channels.setdefault(cid, AriTrace())
+                    trace.caller = str((channel.get("caller") or {}).get("number", ""))
+                elif msg.get("type") == "ChannelDtmfReceived":
+                    channels.setdefault(cid, AriTrace()).dtmf.append(t)
+        elif dport == ARI_PORT:
+            for t, msg in ws_messages(ordered):
+                uri = str(msg.get("uri", ""))
+                if msg.get("type") == "RESTRequest" and msg.get("method") == "POST":
+                    parts = uri.split("/")
+                    if len(parts) >= 3 and parts[0] == "channels" and parts[2] == "play":
+                        channels.setdefault(parts[1], AriTrace()).plays.append(t)
+    return {c.caller: c for c in channels.values() if c.caller}
+
+
 @dataclass
 class CallTrace:
+    caller: str = ""  # the From user: the channel's caller number in ARI events
     answered: float | None = None
     ended: float | None = None
     rtp_port: int | None = None
@@ -707,6 +824,10 @@ class Turnarounds:
     overlapped: int  # a prompt still played when its input began (the caller barged in)
     calls_measured: int
     peak_calls: int
+    # on the engine path, each turnaround split at the ARI WebSocket (ms): "asterisk in"
+    # (SIP INFO -> ChannelDtmfReceived sent), "engine" (-> play request sent),
+    # "asterisk out" (-> first RTP packet)
+    split_ms: dict[str, list[float]] = field(default_factory=dict)
 
 
 def sip_traces(path: Path) -> dict[str, CallTrace]:
@@ -725,6 +846,9 @@ def sip_traces(path: Path) -> dict[str, CallTrace]:
             continue
         call = calls.setdefault(call_id, CallTrace())
         first = lines[0]
+        if first.startswith("INVITE ") and not call.caller:
+            found = re.search(r"sip:([^@>;]+)@", hdr.get("from") or hdr.get("f") or "")
+            call.caller = found.group(1) if found else ""
         if first.startswith("INFO ") and dport == SIP_PORT:
             call.infos.setdefault(int(cseq[0]), t)
         elif first.startswith("BYE "):
@@ -736,10 +860,13 @@ def sip_traces(path: Path) -> dict[str, CallTrace]:
     return calls
 
 
-def turnarounds(sip: Path, rtp: Path) -> Turnarounds:
+def turnarounds(sip: Path, rtp: Path, ari: Path | None = None) -> Turnarounds:
     """Per input: the SIP INFO with its last digit -> the first RTP packet Asterisk sends
-    to that call afterwards (it sends none while it waits for digits)."""
+    to that call afterwards (it sends none while it waits for digits); with an ARI
+    capture, each split where it crossed the engine's WebSocket."""
     calls = sip_traces(sip)
+    channels = ari_traces(ari) if ari is not None else {}
+    split: dict[str, list[float]] = {"asterisk in": [], "engine": [], "asterisk out": []}
     sent_rtp: dict[int, list[float]] = {}
     for t, sport, _, _ in read_pcap(rtp, payload=False):
         sent_rtp.setdefault(sport, []).append(t)
@@ -761,6 +888,9 @@ def turnarounds(sip: Path, rtp: Path) -> Turnarounds:
         measured += 1
         # only this call's packets (Asterisk may reuse a port after a call ends)
         times = [t for t in sent_rtp.get(call.rtp_port, []) if call.answered <= t <= end]
+        channel = channels.get(call.caller)
+        if channel is not None and len(channel.dtmf) != len(sent):
+            channel = None  # digits lost or doubled on the way: no split for this call
         begin = 0
         for index, edge in enumerate(edges):
             first, last = sent[begin], sent[edge - 1]
@@ -770,6 +900,13 @@ def turnarounds(sip: Path, rtp: Path) -> Turnarounds:
             nxt = sent[edge] if edge < len(sent) else end
             if k < len(times) and times[k] < nxt:
                 values.append((times[k] - last) * 1000)
+                if channel is not None:
+                    event = channel.dtmf[edge - 1]
+                    j = bisect.bisect_right(channel.plays, event)
+                    if j < len(channel.plays) and channel.plays[j] <= times[k]:
+                        split["asterisk in"].append((event - last) * 1000)
+                        split["engine"].append((channel.plays[j] - event) * 1000)
+                        split["asterisk out"].append((times[k] - channel.plays[j]) * 1000)
             else:
                 late += 1
                 values.append((nxt - last) * 1000 if nxt != float("inf") else 60_000.0)
@@ -781,8 +918,9 @@ def turnarounds(sip: Path, rtp: Path) -> Turnarounds:
         now += d
         peak = max(peak, now)
     return Turnarounds(
-        sorted(values), [sorted(v) for v in by_input], late, overlapped, measured, peak
-    )
+        sorted(values), [sorted(v) for v in by_input], late, overlapped, measured, peak,
+        {name: sorted(v) for name, v in split.items() if v},
+    )  # fmt: skip
 
 
 def pct(sorted_ms: list[float], q: float) -> float:
@@ -859,6 +997,8 @@ class Run:
     # per input of DIALOGUE (what was keyed -> the next prompt): p50 and p99 ms
     by_input_ms: list[tuple[float, float]] = field(default_factory=list)
     steps_by_input_ms: list[tuple[float, float]] = field(default_factory=list)  # engine log
+    # turnaround split at the engine's ARI WebSocket: part -> (p50, p99) ms
+    split_ms: dict[str, tuple[float, float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
 
@@ -879,7 +1019,14 @@ async def one_run(
     sip_pcap, rtp_pcap = workdir / f"{system}-{n}-sip.pcap", workdir / f"{system}-{n}-rtp.pcap"
     sip_capture = Capture(sip_pcap, SIP_FILTER, 2048, (0, SIP_PORT))
     rtp_capture = Capture(rtp_pcap, RTP_FILTER, 64, (free_rtp_port(), SIPP_MEDIA_PORT))
-    async with sip_capture, rtp_capture:
+    # the engine's ARI WebSocket too (the probe: a UDP packet to a port nobody uses)
+    ari_pcap: Path | None = None
+    ari_capture: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext()
+    if system == "engine":
+        ari_pcap, probe = workdir / f"{system}-{n}-ari.pcap", free_udp_port()
+        ari_filter = f"tcp port {ARI_PORT} or udp dst port {probe}"
+        ari_capture = Capture(ari_pcap, ari_filter, 65535, (0, probe))
+    async with sip_capture, rtp_capture, ari_capture:
         a0, e0, (b0, t0) = cpu_s(ast.pid), cpu_s(engine_pid), machine_busy()
         started = time.monotonic()
         sipp = await run_sipp(workdir, rows, scenario, rate, timeout_s)
@@ -888,10 +1035,11 @@ async def one_run(
         a1, e1, (b1, t1) = cpu_s(ast.pid), cpu_s(engine_pid), machine_busy()
     if ast.proc is not None and ast.proc.returncode is not None:
         raise SystemExit("the bench Asterisk died during the run")
-    ta = turnarounds(sip_pcap, rtp_pcap)
+    ta = turnarounds(sip_pcap, rtp_pcap, ari_pcap)
     if not keep:
-        sip_pcap.unlink()
-        rtp_pcap.unlink()
+        for pcap in (sip_pcap, rtp_pcap, ari_pcap):
+            if pcap is not None:
+                pcap.unlink()
     steps: list[float] = []
     steps_by_input: list[list[float]] = []
     ok = sipp.successful
@@ -916,6 +1064,7 @@ async def one_run(
         steps_p99_ms=pct(steps, 0.99) if steps else None,
         by_input_ms=[(pct(v, 0.5), pct(v, 0.99)) for v in ta.by_input_ms],
         steps_by_input_ms=[(pct(v, 0.5), pct(v, 0.99)) for v in steps_by_input],
+        split_ms={k: (pct(v, 0.5), pct(v, 0.99)) for k, v in ta.split_ms.items()},
         errors=sipp.errors,
     )  # fmt: skip
 
@@ -966,6 +1115,9 @@ def print_table(runs: list[Run]) -> None:
                 for name, (p50, p99) in zip(INPUT_NAMES, r.steps_by_input_ms, strict=True)
             ]
             print(f"          engine steps per input: {', '.join(parts)}")
+        if r.split_ms:
+            parts = [f"{k} {fmt(p50)}/{fmt(p99)}" for k, (p50, p99) in r.split_ms.items()]
+            print(f"          split at the ARI WebSocket p50/p99 ms: {', '.join(parts)}")
         for e in r.errors:
             print(f"          sipp: {e}")
 

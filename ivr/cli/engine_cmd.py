@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -32,6 +33,17 @@ transcript_log = logging.getLogger("arspay.transcript")
 def _transcript(call_id: str, line: str) -> None:
     """Prompt texts and key counts only (never digits): the operator's view of a call."""
     transcript_log.info("%s %s", call_id, line)
+
+
+def settle_heap() -> None:
+    """Collect the start's garbage, then freeze what is left (settings, SQLAlchemy and
+    FastAPI models, the prompt book: ~130,000 objects) out of the garbage collector's
+    reach. A full collection walked them all — a ~55 ms stop of the event loop, and of
+    every payer waiting for a prompt then (issue #10's turnaround tail); now it walks
+    only what calls allocate. Objects made before this are never collected as cycles,
+    so it runs once, when the engine is ready."""
+    gc.collect()
+    gc.freeze()
 
 
 @engine_app.command("run")
@@ -69,6 +81,7 @@ def engine_run(
             ready = asyncio.create_task(engine.ready.wait())
             await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
             if ready.done():
+                settle_heap()
                 typer.echo(
                     f"engine ready: ARI {settings.asterisk.ari_url} app {settings.asterisk.app}, "
                     f"FastAGI 127.0.0.1:{settings.asterisk.agi_port}"
