@@ -28,6 +28,7 @@ from ivr.store.tables import CallSession, CallStep
 from ivr.telephony.agi import AgiServer
 from ivr.telephony.ari import AriClient
 from ivr.telephony.ari_app import AriApp
+from ivr.telephony.ari_events import HANDLED_EVENTS
 from ivr.telephony.call import Call
 from ivr.telephony.errors import AriError, CallHungUp
 from ivr.telephony.session_log import CallSessionLog, LoggedCall
@@ -68,6 +69,7 @@ class Engine:
             settings.ari_password.get_secret_value(),
             settings.app,
             rest_over_ws=settings.ari_rest_over_ws,
+            events=HANDLED_EVENTS,
         )
         self.ari_app = AriApp(self.ari_client, self.handle) if ari else None
         self.agi_server = AgiServer(self.handle, "127.0.0.1", settings.agi_port) if agi else None

@@ -23,7 +23,6 @@ from ivr.telephony.ari_events import (
     ChannelInfo,
     Event,
     PlaybackFinished,
-    PlaybackStarted,
     StasisEnd,
     StasisStart,
 )
@@ -51,7 +50,6 @@ class AriCall:
         self._channel = channel
         self.buffer = DigitBuffer()
         self._playback_done: dict[str, asyncio.Event] = {}
-        self.playback_started: dict[str, asyncio.Event] = {}
         self.transferred = False
 
     @property
@@ -91,7 +89,6 @@ class AriCall:
         playback_id = f"pb-{secrets.token_hex(8)}"
         done = asyncio.Event()
         self._playback_done[playback_id] = done
-        self.playback_started[playback_id] = asyncio.Event()
         self._app.track_playback(playback_id, self)
         self.buffer.arrived.clear()
         try:
@@ -118,7 +115,6 @@ class AriCall:
             return True
         finally:
             self._playback_done.pop(playback_id, None)
-            self.playback_started.pop(playback_id, None)
             self._app.untrack_playback(playback_id)
 
     async def _key_or_hangup(self) -> None:
@@ -151,9 +147,8 @@ class AriCall:
         return await self.buffer.wait_hangup(timeout_s)
 
     # events from the app
-    def on_playback(self, playback_id: str, finished: bool) -> None:
-        target = self._playback_done if finished else self.playback_started
-        event = target.get(playback_id)
+    def on_playback_finished(self, playback_id: str) -> None:
+        event = self._playback_done.get(playback_id)
         if event is not None:
             event.set()
 
@@ -222,10 +217,10 @@ class AriApp:
             target = self.calls.get(event.channel_id)
             if target is not None:
                 target.buffer.hang_up()
-        elif isinstance(event, PlaybackStarted | PlaybackFinished):
+        elif isinstance(event, PlaybackFinished):
             owner = self._playbacks.get(event.playback_id)
             if owner is not None:
-                owner.on_playback(event.playback_id, isinstance(event, PlaybackFinished))
+                owner.on_playback_finished(event.playback_id)
 
     async def _serve(self, call: AriCall) -> None:
         try:

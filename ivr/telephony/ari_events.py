@@ -96,6 +96,20 @@ def _playback_id(raw: dict[str, Any]) -> str:
     return str(playback.get("id", "")) if isinstance(playback, dict) else ""
 
 
+# What the engine acts on: the app asks Asterisk for these only (an application event
+# filter, set at every connect), so the rest of a call's ~100 messages —
+# PlaybackContinuing between the files of a prompt, ChannelVarset, ChannelStateChange,
+# PlaybackStarted — is neither sent nor parsed (issue #10).
+HANDLED_EVENTS = (
+    "StasisStart",
+    "StasisEnd",
+    "ChannelDtmfReceived",
+    "ChannelHangupRequest",
+    "ChannelDestroyed",
+    "PlaybackFinished",
+)
+
+
 def parse_event(raw: Any) -> Event:
     """Parse one decoded WebSocket message; never raises on odd input."""
     if not isinstance(raw, dict):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.telephony.ari_events import HANDLED_EVENTS
 from ivr.telephony.call import CollectSpec
 from ivr.telephony.session_log import LoggedCall
 from ivr.testing.asterisk import Asterisk
@@ -65,6 +66,10 @@ async def test_call_to_a_pool_did_reaches_the_app(
     if route == "ari":  # answer, play, hang up: over the event WebSocket (RESTRequest)
         assert ari.requests_over_ws - before[0] >= 3
         assert ari.requests_over_http == before[1]
+        # Asterisk sends the app the events it handles and the REST answers only
+        app = await ari.request("GET", f"/applications/{ari.app}")
+        allowed = [e["type"] for e in app["events_allowed"]]
+        assert allowed == [*HANDLED_EVENTS, "RESTResponse"]
     [session] = await engine.wait_sessions_closed(1)
     assert (session.did, session.caller_id, session.outcome) == (DID, CALLER, "ok")
 

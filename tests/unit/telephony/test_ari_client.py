@@ -30,12 +30,15 @@ class FakeAri:
     url: str = ""
     over_ws: list[dict[str, Any]] = field(default_factory=list)
     over_http: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    http_bodies: list[Any] = field(default_factory=list)  # JSON bodies, in order
+    refuse_filter: bool = False
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     hold_back: set[str] = field(default_factory=set)  # URIs not answered over the WS
     received: asyncio.Event = field(default_factory=asyncio.Event)  # a RESTRequest came
 
-    @staticmethod
-    def answer(method: str, uri: str, query: dict[str, str]) -> tuple[int, str, str]:
+    def answer(self, method: str, uri: str, query: dict[str, str]) -> tuple[int, str, str]:
+        if method == "PUT" and uri.endswith("/eventFilter"):
+            return (405, "", "") if self.refuse_filter else (200, "application/json", "{}")
         if uri == "asterisk/info":
             return 200, "application/json", json.dumps({"system": {"entity_id": "fake"}})
         if uri.startswith("channels/gone"):
@@ -63,6 +66,9 @@ async def ari() -> AsyncIterator[FakeAri]:
             fake.received.set()
             if req["uri"] in fake.hold_back:
                 continue
+            if "message_body" in req:
+                assert req["content_type"] == "application/json"
+                fake.http_bodies.append(json.loads(req["message_body"]))
             query = {q["name"]: q["value"] for q in req.get("query_strings", [])}
             status, ctype, body = fake.answer(req["method"], req["uri"], query)
             # an event first, as Asterisk may interleave them with responses
@@ -86,6 +92,8 @@ async def ari() -> AsyncIterator[FakeAri]:
     async def rest(request: web.Request) -> web.Response:
         uri = request.match_info["uri"]
         fake.over_http.append((request.method, uri, dict(request.query)))
+        if request.can_read_body:
+            fake.http_bodies.append(await request.json())
         status, ctype, body = fake.answer(request.method, uri, dict(request.query))
         if not ctype:
             return web.Response(status=status)
@@ -204,3 +212,35 @@ async def test_an_unanswered_request_times_out_as_an_ari_error(ari: FakeAri) -> 
         with pytest.raises(AriError, match="TimeoutError"):
             await client.answer("c2")
         assert client._pending == {}
+
+
+@pytest.mark.parametrize("over_ws", [True, False])
+async def test_each_connect_asks_for_the_handled_events_only(ari: FakeAri, over_ws: bool) -> None:
+    wanted = ("StasisStart", "ChannelDtmfReceived")
+    async with client_for(ari, events=wanted, rest_over_ws=over_ws) as client:
+        async with Listening(client):
+            pass
+        async with Listening(client):
+            pass
+    allowed = [t["type"] for t in ari.http_bodies[0]["allowed"]]
+    # RESTResponse too when REST goes over the WebSocket: Asterisk filters it like events
+    assert allowed == [*wanted, *(["RESTResponse"] if over_ws else [])]
+    assert [(m, u) for m, u, _ in ari.over_http] == [("PUT", "applications/arspay/eventFilter")] * 2
+    assert ari.http_bodies[1] == ari.http_bodies[0]
+
+
+async def test_no_filter_without_events_and_a_refused_filter_is_not_fatal(ari: FakeAri) -> None:
+    async with client_for(ari) as client, Listening(client):
+        assert (await client.info())["system"]["entity_id"] == "fake"
+    assert ari.over_http == []
+    ari.refuse_filter = True
+    async with client_for(ari, events=("StasisStart",)) as client, Listening(client):
+        assert (await client.info())["system"]["entity_id"] == "fake"
+    assert [m for m, _, _ in ari.over_http] == ["PUT"]
+
+
+async def test_a_json_body_goes_as_the_message_body(ari: FakeAri) -> None:
+    async with client_for(ari) as client, Listening(client):
+        await client.request("POST", "/channels/c9/variable", json_body={"a": [1, "두"]})
+    assert ari.http_bodies == [{"a": [1, "두"]}]
+    assert ari.over_http == []
