@@ -12,9 +12,10 @@ The stack, all on this machine, each part its own process:
   directory (``/etc/asterisk-bench`` in the root) with its own control socket, SIP port
   5290, ARI port 8188 and RTP range 20000-21999 — it never touches the shared instance
   (``scripts/asterisk``) that the e2e tests start, stop and restart;
-* the **engine**: ``arspay engine run --no-build-prompts`` (ARI app ``arspay-bench``,
-  FastAGI 4673, REST API off, log level info), a fresh SQLite database, the local vault
-  with key-file KEKs, the generated Korean prompts (``arspay prompts build``, cached);
+* the **engine**: ``arspay engine run`` (ARI app ``arspay-bench``, FastAGI 4673, REST
+  API off, log level info), a fresh SQLite database, the local vault with key-file
+  KEKs, the generated Korean prompts (``arspay prompts build`` first; the engine's own
+  start-up build, as in production, then finds every file made and knows them all);
 * the **sandbox PG**: ``arspay sandbox-pg`` (30 ms latency per API call);
 * **SIPp**: one process, ``-l N -m N -r RATE``, with a CSV injection file: call *i* comes
   from mobile *i* to the DID leased to it by call request *i* (all requests are created
@@ -52,7 +53,13 @@ bound) and ``barge`` (a prompt was still playing when its input began) flag wher
 fixed pauses did not fit. (Not the RTP marker bit: Asterisk does not set it reliably on
 a prompt's first packet.) The engine's own call-step log (``call_steps``: a
 ``collect``'s ``ended_at`` → the next ``play``'s ``started_at``) is printed as a second
-figure for the engine path only (``steps``); the comparison uses the capture.
+figure for the engine path only (``steps``); the comparison uses the capture. Both
+are printed per input too. On the engine path a third capture, of the engine's ARI
+WebSocket (TCP 8188; the engine's frames unmasked), splits each turnaround where it
+crossed the socket: **Asterisk in** (the SIP INFO -> Asterisk sends
+``ChannelDtmfReceived``), **engine** (-> the engine sends the next ``play`` request),
+**Asterisk out** (-> the first RTP packet), matched by the caller number of
+``StasisStart`` and the order of the digits.
 
 **CPU per call**: ``utime + stime`` from ``/proc/<pid>/stat`` of the engine process and of
 Asterisk (the bench's instance: nothing else runs in it), from SIPp's start to 1 s after
@@ -1346,7 +1353,7 @@ async def main(args: argparse.Namespace) -> int:
         env = bench_env(workdir, sounds_dir, url)
         callers = await prepare_requests(env, sum(levels), max(100, 2 * max(levels)))
         engine, _ = await start_logged(
-            [sys.executable, "-m", "ivr.cli", "engine", "run", "--no-build-prompts"],
+            [sys.executable, "-m", "ivr.cli", "engine", "run"],
             env, workdir / "engine.log", "engine ready", 60,
         )  # fmt: skip
         procs.append(engine)

@@ -75,27 +75,31 @@ class CallRun:
         on the consent — the vault, the PG, ending the request — first waits for it with
         :meth:`consent_recorded`, and the router waits for it when the call ends, so a
         hang-up never loses it."""
-        book = self.deps.book
-        played = tuple(
-            PlayedPrompt(p.prompt_id, book.sha256(sound), sound)
-            for p in self.voice.played
-            for sound in p.sounds
-        )
+        heard = [(p.prompt_id, sound) for p in self.voice.played for sound in p.sounds]
         a = self.admission
-        item = ConsentInput(
-            merchant_id=a.merchant_id,
-            call_request_id=a.request_id,
-            kind=kind,
-            did=self.did,
-            caller_id=self.caller,
-            call_id=self.call.call_id,
-            call_started_at=self.started_at,
-            decided_at=self.now(),
-            prompts=played,
-            key_pressed=key,
-            details=details,
-        )
-        self._consent_writes.append(asyncio.ensure_future(self.deps.services.consent.append(item)))
+        decided_at = self.now()
+
+        async def write() -> None:
+            # the files' hashes too (a first hash reads the file): a few ms after the
+            # key, from the same files (they are replaced only by a prompt build)
+            book = self.deps.book
+            played = tuple(PlayedPrompt(pid, book.sha256(sound), sound) for pid, sound in heard)
+            item = ConsentInput(
+                merchant_id=a.merchant_id,
+                call_request_id=a.request_id,
+                kind=kind,
+                did=self.did,
+                caller_id=self.caller,
+                call_id=self.call.call_id,
+                call_started_at=self.started_at,
+                decided_at=decided_at,
+                prompts=played,
+                key_pressed=key,
+                details=details,
+            )
+            await self.deps.services.consent.append(item)
+
+        self._consent_writes.append(asyncio.ensure_future(write()))
 
     async def consent_recorded(self) -> None:
         """Wait until every consent record started is written; a failed write raises here
