@@ -2,7 +2,13 @@
 PG, against the same prompt sequence done by Asterisk's dialplan alone (issue #10).
 
     .venv/bin/python bench/ivr_load.py [--concurrency 10,100,200] [--rate 40]
-        [--gap-ms 250] [--think-ms 300] [--no-baseline] [--merge] [--out bench/results]
+        [--gap-ms 250] [--think-ms 300] [--paths ari,agi] [--no-baseline] [--merge]
+        [--out bench/results]
+
+At each concurrency it runs the engine once per way in (``--paths``): ``engine-ari``,
+the engine as the Stasis app over ARI (the default deployment), and ``engine-agi``, the
+same engine reached by FastAGI from the dialplan (``AGI(agi://…)``, the integration
+path for an existing dialplan) — each with its own call requests — then the baseline.
 
 The stack, all on this machine, each part its own process:
 
@@ -20,7 +26,8 @@ The stack, all on this machine, each part its own process:
 * **SIPp**: one process, ``-l N -m N -r RATE``, with a CSV injection file: call *i* comes
   from mobile *i* to the DID leased to it by call request *i* (all requests are created
   up front with the engine's own services), keys its own test card number, and sends DTMF
-  as SIP INFO (``Duration=160``) through endpoint ``sipp-info``.
+  as SIP INFO (``Duration=160``) through endpoint ``sipp-info`` (ARI) or
+  ``sipp-agi-info`` (FastAGI).
 
 Each call is a full registration: greeting and consent (``1``), card number (16 digits,
 ends at max digits), expiry (``1230``), birth date (``880101#``), 2 password digits,
@@ -148,6 +155,12 @@ DIALOGUE: list[tuple[tuple[str, ...], str | None]] = [
 ]
 AFTER = ("common.wait", "reg.done")
 DIGITS_PER_INPUT = [16 if d is None else len(d) for _, d in DIALOGUE]
+# the engine's ways in (--paths) -> run names; each run's SIP endpoint (asterisk-config/
+# pjsip.conf: sipp-info goes to the Stasis app, sipp-agi-info to the FastAGI server;
+# bench/ivr_baseline: sipp-baseline-info to the dialplan IVR)
+PATHS = {"ari": "engine-ari", "agi": "engine-agi"}
+ENDPOINTS = {"engine-ari": "sipp-info", "engine-agi": "sipp-agi-info",
+             "baseline": "sipp-baseline-info"}  # fmt: skip
 INPUT_NAMES = [prompts[-1].split(".")[-1] for prompts, _ in DIALOGUE]  # consent, number, …
 # what Read() stores per input (it drops the terminating #), e.g. "1-16-4-6-2-1"
 BASELINE_LENGTHS = "-".join(str(16 if d is None else len(d.removesuffix("#"))) for _, d in DIALOGUE)
@@ -981,7 +994,7 @@ async def engine_steps(
 
 @dataclass
 class Run:
-    system: str  # "engine" or "baseline"
+    system: str  # "engine-ari", "engine-agi" or "baseline"
     concurrency: int
     calls: int
     ok: int  # engine: completed requests; baseline: calls SIPp saw through
@@ -1015,10 +1028,11 @@ async def one_run(
     call_s: float, keep: bool = False,
 ) -> Run:  # fmt: skip
     n = len(callers)
-    endpoint = "sipp-info" if system == "engine" else "sipp-baseline-info"
+    endpoint = ENDPOINTS[system]
+    engine = system != "baseline"
     rows = []
     for i, c in enumerate(callers):
-        did = c.did if system == "engine" else f"0999{i:07d}"
+        did = c.did if engine else f"0999{i:07d}"
         rows.append([did, c.mobile, endpoint, *c.pan])
     end_timeout = int((call_s - sum(pauses) / 1000 + 30) * 1000)
     scenario = scenario_xml(pauses, gap_ms, end_timeout)
@@ -1029,7 +1043,7 @@ async def one_run(
     # the engine's ARI WebSocket too (the probe: a UDP packet to a port nobody uses)
     ari_pcap: Path | None = None
     ari_capture: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext()
-    if system == "engine":
+    if system == "engine-ari":
         ari_pcap, probe = workdir / f"{system}-{n}-ari.pcap", free_udp_port()
         ari_filter = f"tcp port {ARI_PORT} or udp dst port {probe}"
         ari_capture = Capture(ari_pcap, ari_filter, 65535, (0, probe))
@@ -1050,7 +1064,7 @@ async def one_run(
     steps: list[float] = []
     steps_by_input: list[list[float]] = []
     ok = sipp.successful
-    if system == "engine":
+    if engine:
         ids = {c.request_id for c in callers}
         for _ in range(40):  # the engine's session log is written behind the calls
             steps, steps_by_input, ok = await engine_steps(env, ids)
@@ -1094,7 +1108,7 @@ def fmt(v: float | None, spec: str = ".1f") -> str:
 
 def print_table(runs: list[Run]) -> None:
     print(
-        f"{'system':9} {'calls':>5} {'ok':>5} {'fail':>4} {'peak':>4} {'p50 ms':>7} "
+        f"{'system':10} {'calls':>5} {'ok':>5} {'fail':>4} {'peak':>4} {'p50 ms':>7} "
         f"{'p99 ms':>7} {'max ms':>7} {'late':>4} {'barge':>5} {'eng cpu':>8} {'ast cpu':>8} "
         f"{'sipp':>6} {'box %':>5} {'steps p50/p99':>14}"
     )
@@ -1103,7 +1117,7 @@ def print_table(runs: list[Run]) -> None:
             f"{fmt(r.steps_p50_ms)}/{fmt(r.steps_p99_ms)}" if r.steps_p50_ms is not None else "-"
         )
         print(
-            f"{r.system:9} {r.calls:>5} {r.ok:>5} {r.calls - r.ok:>4} {r.peak_calls:>4} "
+            f"{r.system:10} {r.calls:>5} {r.ok:>5} {r.calls - r.ok:>4} {r.peak_calls:>4} "
             f"{fmt(r.p50_ms):>7} {fmt(r.p99_ms):>7} {fmt(r.max_ms):>7} {r.late:>4} "
             f"{r.barged_in:>5} "
             f"{fmt(r.engine_cpu_s_per_call, '.3f'):>8} {fmt(r.asterisk_cpu_s_per_call, '.3f'):>8} "
@@ -1131,9 +1145,10 @@ def print_table(runs: list[Run]) -> None:
 
 def comparisons(runs: list[Run]) -> list[dict[str, Any]]:
     out = []
-    for e in (r for r in runs if r.system == "engine"):
+    for e in (r for r in runs if r.system != "baseline"):
         b = next((r for r in runs if r.system == "baseline" and r.calls == e.calls), None)
         row: dict[str, Any] = {
+            "system": e.system,
             "concurrency": e.calls,
             "failed_calls": e.calls - e.ok,
             "p99_ms": e.p99_ms,
@@ -1160,14 +1175,14 @@ def comparisons(runs: list[Run]) -> list[dict[str, Any]]:
 
 def print_comparisons(rows: list[dict[str, Any]]) -> None:
     print(
-        f"\n{'calls':>5} {'failed':>6} {'p99 ms':>7} {'p99/base':>8} {'p50/base':>8} "
+        f"\n{'system':10} {'calls':>5} {'failed':>6} {'p99 ms':>7} {'p99/base':>8} {'p50/base':>8} "
         f"{'eng/ast cpu':>11} {'ast/base cpu':>12}  goals (0 failed, p99<=50, <=2x base, cpu<=1/2)"
     )
     for r in rows:
         g = r["goals"]
         marks = " ".join("ok" if g[k] else "NO" for k in g)
         print(
-            f"{r['concurrency']:>5} {r['failed_calls']:>6} {fmt(r['p99_ms']):>7} "
+            f"{r['system']:10} {r['concurrency']:>5} {r['failed_calls']:>6} {fmt(r['p99_ms']):>7} "
             f"{fmt(r['p99_vs_baseline'], '.2f'):>8} {fmt(r['p50_vs_baseline'], '.2f'):>8} "
             f"{fmt(r['engine_cpu_vs_asterisk'], '.2f'):>11} "
             f"{fmt(r['asterisk_cpu_vs_baseline'], '.2f'):>12}  {marks}"
@@ -1202,7 +1217,8 @@ _FONT = {  # 5x7, rows top to bottom
     "<": "...#...#...#...#.....#.....#.....#.", ">": ".#.....#.....#.....#...#...#...#...",
     ",": ".....................##....#...#...", " ": "." * 35,
 }  # fmt: skip
-_COLORS = {"engine": (31, 119, 180), "baseline": (44, 160, 44), "goal": (214, 39, 40),
+_COLORS = {"engine-ari": (31, 119, 180), "engine-agi": (148, 103, 189),
+           "baseline": (44, 160, 44), "goal": (214, 39, 40),
            "grid": (225, 225, 225), "axis": (60, 60, 60)}  # fmt: skip
 
 
@@ -1292,7 +1308,7 @@ def plot(runs: list[Run], path: Path) -> None:
     c.line(left, top, left, bottom, _COLORS["axis"], r=1)
     c.line(left, py(50), right, py(50), _COLORS["goal"], dash=8)
     c.text(right - 4, round(py(50)) - 18, "GOAL P99 50 MS", _COLORS["goal"], anchor="right")
-    for system in ("baseline", "engine"):
+    for system in ("baseline", *PATHS.values()):
         for q, width in (("p50_ms", 0), ("p99_ms", 2)):
             pts = [
                 (px(r.calls), py(getattr(r, q)))
@@ -1307,7 +1323,11 @@ def plot(runs: list[Run], path: Path) -> None:
     c.text(450, 494, "CONCURRENT REGISTRATION CALLS", _COLORS["axis"], anchor="center")
     c.text(left - 80, top - 26, "MS (LOG SCALE)", _COLORS["axis"])
     ly = 530
-    for system, label in (("engine", "ENGINE (ARI)"), ("baseline", "DIALPLAN BASELINE")):
+    for system, label in (
+        ("engine-ari", "ENGINE (ARI)"),
+        ("engine-agi", "ENGINE (FASTAGI)"),
+        ("baseline", "DIALPLAN BASELINE"),
+    ):
         c.line(left, ly + 7, left + 30, ly + 7, _COLORS[system], r=2)
         c.text(left + 40, ly, f"{label}: P99 THICK, P50 THIN", _COLORS[system])
         ly += 24
@@ -1319,6 +1339,9 @@ def plot(runs: list[Run], path: Path) -> None:
 
 async def main(args: argparse.Namespace) -> int:
     levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    if not paths or any(p not in PATHS for p in paths):
+        raise SystemExit(f"--paths: a comma-separated list of {', '.join(PATHS)}")
     if max(levels) > (RTP_RANGE[1] - RTP_RANGE[0] + 1) // 2:
         raise SystemExit(f"the RTP range {RTP_RANGE} carries at most 1,000 calls")
     for tool in ("sipp", "dumpcap"):
@@ -1351,7 +1374,9 @@ async def main(args: argparse.Namespace) -> int:
         )  # fmt: skip
         procs.append(sandbox)
         env = bench_env(workdir, sounds_dir, url)
-        callers = await prepare_requests(env, sum(levels), max(100, 2 * max(levels)))
+        callers = await prepare_requests(
+            env, sum(levels) * len(paths), max(100, 2 * max(levels) * len(paths))
+        )
         engine, _ = await start_logged(
             [sys.executable, "-m", "ivr.cli", "engine", "run"],
             env, workdir / "engine.log", "engine ready", 60,
@@ -1370,10 +1395,13 @@ async def main(args: argparse.Namespace) -> int:
         )
         offset = 0
         for n in levels:
-            mine = callers[offset : offset + n]
-            offset += n
-            systems = ["engine"] + ([] if args.no_baseline else ["baseline"])
+            systems = [PATHS[p] for p in paths] + ([] if args.no_baseline else ["baseline"])
+            first = offset
             for system in systems:
+                if system == "baseline":  # the callers and cards of the level's first run
+                    mine = callers[first : first + n]
+                else:  # each engine path its own call requests
+                    mine, offset = callers[offset : offset + n], offset + n
                 await settle(ast)
                 print(f"-- {system}, {n} concurrent calls", flush=True)
                 run = await one_run(
@@ -1397,9 +1425,12 @@ async def main(args: argparse.Namespace) -> int:
                 # an earlier invocation's levels, unless this one ran them again
                 old = json.loads((out_dir / "ivr_load.json").read_text())
                 fresh = {(r.system, r.calls) for r in runs}
+                for r in old.get("runs", []):  # before FastAGI runs, "engine" was ARI's
+                    r["system"] = {"engine": "engine-ari"}.get(r["system"], r["system"])
                 kept = [Run(**r) for r in old.get("runs", [])
                         if (r["system"], r["calls"]) not in fresh]  # fmt: skip
-                runs = sorted(kept + runs, key=lambda r: (r.calls, r.system != "engine"))
+                order = [*PATHS.values(), "baseline"]
+                runs = sorted(kept + runs, key=lambda r: (r.calls, order.index(r.system)))
                 levels = sorted({r.calls for r in runs})
                 print("\n(merged with the runs already in ivr_load.json)")
                 print_table(runs)
@@ -1438,6 +1469,9 @@ if __name__ == "__main__":
     parser.add_argument("--think-ms", type=int, default=300,
                         help="after a prompt's end, before the first digit")  # fmt: skip
     parser.add_argument("--no-baseline", action="store_true", help="engine runs only")
+    parser.add_argument("--paths", default="ari,agi",
+                        help="the engine's ways in, comma-separated: ari (Stasis over the ARI "
+                        "WebSocket), agi (FastAGI from the dialplan)")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--merge", action="store_true",
                         help="keep the other levels already in <out>/ivr_load.json (a sweep in "
