@@ -102,6 +102,7 @@ import tempfile
 import time
 import wave
 import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from string import Template
@@ -694,53 +695,44 @@ def free_rtp_port() -> int:
     raise SystemExit("no free port in the RTP range for the capture probe")
 
 
-def read_pcap(path: Path, payload: bool = True) -> list[tuple[float, int, int, bytes]]:
-    """(time, UDP source port, UDP destination port, payload) of every IPv4/UDP packet."""
+def ip_packets(path: Path, protocol: int) -> Iterator[tuple[float, bytes, int, int]]:
+    """(time, the capture's bytes, where the transport header starts, where the packet
+    ends) of every IPv4 packet of ``protocol`` (6 TCP, 17 UDP) in a pcap file."""
     data = path.read_bytes()
     magic = struct.unpack("<I", data[:4])[0]
     endian, scale = {0xA1B2C3D4: ("<", 1e-6), 0xA1B23C4D: ("<", 1e-9)}.get(magic, (">", 1e-6))
     linktype = struct.unpack(endian + "I", data[20:24])[0]
     l2 = {1: 14, 113: 16, 276: 20, 0: 4}.get(linktype, 14)
     record = struct.Struct(endian + "IIII")
-    ports = struct.Struct(">HH")
-    out = []
     pos = 24
     while pos + 16 <= len(data):
         sec, frac, incl, _ = record.unpack_from(data, pos)
         ip = pos + 16 + l2
         pos += 16 + incl
-        if data[ip] >> 4 != 4 or data[ip + 9] != 17:
-            continue
-        udp = ip + (data[ip] & 0x0F) * 4
+        if data[ip] >> 4 == 4 and data[ip + 9] == protocol:
+            yield sec + frac * scale, data, ip + (data[ip] & 0x0F) * 4, pos
+
+
+def read_pcap(path: Path, payload: bool = True) -> list[tuple[float, int, int, bytes]]:
+    """(time, UDP source port, UDP destination port, payload) of every IPv4/UDP packet."""
+    ports = struct.Struct(">HH")
+    out = []
+    for t, data, udp, end in ip_packets(path, 17):
         sport, dport = ports.unpack_from(data, udp)
-        body = data[udp + 8 : pos] if payload else b""
-        out.append((sec + frac * scale, sport, dport, body))
+        out.append((t, sport, dport, data[udp + 8 : end] if payload else b""))
     return out
 
 
 def read_tcp(path: Path) -> list[tuple[float, int, int, int, bytes]]:
     """(time, source port, destination port, sequence number, payload) of every
     IPv4/TCP packet with a payload."""
-    data = path.read_bytes()
-    magic = struct.unpack("<I", data[:4])[0]
-    endian, scale = {0xA1B2C3D4: ("<", 1e-6), 0xA1B23C4D: ("<", 1e-9)}.get(magic, (">", 1e-6))
-    linktype = struct.unpack(endian + "I", data[20:24])[0]
-    l2 = {1: 14, 113: 16, 276: 20, 0: 4}.get(linktype, 14)
-    record = struct.Struct(endian + "IIII")
     head = struct.Struct(">HHI")
     out = []
-    pos = 24
-    while pos + 16 <= len(data):
-        sec, frac, incl, _ = record.unpack_from(data, pos)
-        ip = pos + 16 + l2
-        pos += 16 + incl
-        if data[ip] >> 4 != 4 or data[ip + 9] != 6:
-            continue
-        tcp = ip + (data[ip] & 0x0F) * 4
+    for t, data, tcp, end in ip_packets(path, 6):
         sport, dport, seq = head.unpack_from(data, tcp)
-        body = data[tcp + (data[tcp + 12] >> 4) * 4 : pos]
+        body = data[tcp + (data[tcp + 12] >> 4) * 4 : end]
         if body:
-            out.append((sec + frac * scale, sport, dport, seq, body))
+            out.append((t, sport, dport, seq, body))
     return out
 
 
