@@ -941,6 +941,10 @@ def pct(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
 
 
+def p50_p99(sorted_ms: list[float]) -> tuple[float, float]:
+    return pct(sorted_ms, 0.50), pct(sorted_ms, 0.99)
+
+
 async def engine_steps(
     env: dict[str, str], request_ids: set[str]
 ) -> tuple[list[float], list[list[float]], int]:
@@ -1075,9 +1079,9 @@ async def one_run(
         machine_busy_pct=100 * (b1 - b0) / max(1, t1 - t0), wall_s=wall,
         steps_p50_ms=pct(steps, 0.5) if steps else None,
         steps_p99_ms=pct(steps, 0.99) if steps else None,
-        by_input_ms=[(pct(v, 0.5), pct(v, 0.99)) for v in ta.by_input_ms],
-        steps_by_input_ms=[(pct(v, 0.5), pct(v, 0.99)) for v in steps_by_input],
-        split_ms={k: (pct(v, 0.5), pct(v, 0.99)) for k, v in ta.split_ms.items()},
+        by_input_ms=[p50_p99(v) for v in ta.by_input_ms],
+        steps_by_input_ms=[p50_p99(v) for v in steps_by_input],
+        split_ms={k: p50_p99(v) for k, v in ta.split_ms.items()},
         errors=sipp.errors,
     )  # fmt: skip
 
@@ -1116,21 +1120,17 @@ def print_table(runs: list[Run]) -> None:
             f"{fmt(r.sipp_cpu_s_per_call, '.3f'):>6} {fmt(r.machine_busy_pct, '.0f'):>5} "
             f"{steps:>14}"
         )
-        if r.by_input_ms:
-            parts = [
-                f"{name} {fmt(p50)}/{fmt(p99)}"
-                for name, (p50, p99) in zip(INPUT_NAMES, r.by_input_ms, strict=True)
-            ]
-            print(f"          per input p50/p99 ms: {', '.join(parts)}")
-        if r.steps_by_input_ms:
-            parts = [
-                f"{name} {fmt(p50)}/{fmt(p99)}"
-                for name, (p50, p99) in zip(INPUT_NAMES, r.steps_by_input_ms, strict=True)
-            ]
-            print(f"          engine steps per input: {', '.join(parts)}")
-        if r.split_ms:
-            parts = [f"{k} {fmt(p50)}/{fmt(p99)}" for k, (p50, p99) in r.split_ms.items()]
-            print(f"          split at the ARI WebSocket p50/p99 ms: {', '.join(parts)}")
+        lines = [
+            ("per input p50/p99 ms", list(zip(INPUT_NAMES, r.by_input_ms, strict=True))
+             if r.by_input_ms else []),
+            ("engine steps per input", list(zip(INPUT_NAMES, r.steps_by_input_ms, strict=True))
+             if r.steps_by_input_ms else []),
+            ("split at the ARI WebSocket p50/p99 ms", list(r.split_ms.items())),
+        ]  # fmt: skip
+        for label, named in lines:
+            if named:
+                parts = [f"{name} {fmt(p50)}/{fmt(p99)}" for name, (p50, p99) in named]
+                print(f"          {label}: {', '.join(parts)}")
         for e in r.errors:
             print(f"          sipp: {e}")
 
