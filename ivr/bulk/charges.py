@@ -47,6 +47,7 @@ from ivr.domain.ids import new_id
 from ivr.domain.money import check_amount
 from ivr.domain.states import JOB, JobStatus, PaymentIntentStatus
 from ivr.errors import ArspayError, ConfigError, InvalidInput, NotFound, PoolExhausted
+from ivr.jobs.pacing import Pacer
 from ivr.jobs.queue import JobQueue
 from ivr.merchants.service import CustomerService
 from ivr.payments.batch import Answer, ChargeBatch, NewCharge, Opened
@@ -184,6 +185,8 @@ class BulkCharges:
         self.lease_s = lease_s
         self.customers = customers
         self.requests = requests
+        self.pacer = Pacer()
+        db.on_commit([Job.__tablename__], lambda: self.pacer.wake())  # a new bulk's rows
         self._next_slot = 0.0
 
     # ------------------------------------------------------------------ submitting
@@ -264,9 +267,13 @@ class BulkCharges:
             await self._finish_parents({j.payload["bulk_id"] for j in jobs})
         return len(jobs)
 
-    async def run(self, *, poll_s: float = 1.0, until_idle: bool = False) -> None:
+    async def run(
+        self, *, poll_s: float = 1.0, idle_poll_s: float = 5.0, until_idle: bool = False
+    ) -> None:
         """Process rows until cancelled, keeping ``concurrency`` rows in flight.
-        ``until_idle``: return when no row is claimable (tests, ``--here``).
+        ``until_idle``: return when no row is claimable (tests, ``--here``). With nothing
+        to do it looks again after ``poll_s``, backing off to ``idle_poll_s``, or at
+        once when a transaction of this process adds jobs (:class:`Pacer`).
 
         One loop owns the writes (SQLite has one writer): each turn settles, in one
         transaction, every answer that came back since the last turn, then claims
@@ -274,6 +281,7 @@ class BulkCharges:
         themselves: the busier the writer, the more answers wait for the next turn
         and the fewer transactions per row. The requests run as tasks in between, so
         no batch waits for its slowest request."""
+        self.pacer = Pacer(poll_s, max(poll_s, idle_poll_s))
         flow = _Flow()
         touched: set[str] = set()  # bulk jobs worked on since the last finish check
         async with asyncio.TaskGroup() as tg:
@@ -298,7 +306,7 @@ class BulkCharges:
                 elif until_idle and not jobs:
                     return
                 elif not jobs:
-                    await asyncio.sleep(poll_s)
+                    await self.pacer.wait(found_work=False)
 
     async def _claim_more(self, tg: asyncio.TaskGroup, flow: _Flow, room: int) -> list[Job]:
         """Claim and open up to ``room`` rows and start them: each new charge's request

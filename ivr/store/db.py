@@ -6,11 +6,16 @@ SQLite (default) runs in WAL mode with a busy timeout, and every transaction sta
 taking the write lock up front makes concurrent writers wait their turn instead.
 PostgreSQL runs at READ COMMITTED and callers lock the rows they change
 (``SELECT … FOR UPDATE``) or lean on unique indexes.
+
+``on_commit(tables, callback)``: after a ``transaction()`` of this process commits, the
+callbacks of the tables it inserted or updated rows in are called (the polling workers
+wake at once instead of at their next poll; see :mod:`ivr.jobs.pacing`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,9 +28,16 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.dml import Insert, Update
 
 from ivr.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_TOUCHED = "arspay.touched"  # Connection.info: tables this transaction wrote rows in
+_CONNS = "arspay.conns"  # Session.info: the info dicts of the connections it began
 
 
 class Database:
@@ -77,7 +89,37 @@ class Database:
             if self.dialect == "sqlite":
                 _sqlite_tuning(self.engine, busy_timeout_ms, immediate=True)
         self.sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
-        self._writes = async_sessionmaker(self.engine, expire_on_commit=False)
+        # a Session class of this Database's own, so its commit hooks stay its own
+        writes_class = type("WriteSession", (Session,), {})
+        self._writes = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=writes_class
+        )
+        self._commit_hooks: dict[str, list[Callable[[], None]]] = {}
+        event.listen(self.engine.sync_engine, "after_execute", _after_execute)
+        event.listen(writes_class, "after_begin", _after_begin)
+        event.listen(writes_class, "after_commit", self._after_commit)
+        event.listen(writes_class, "after_rollback", _after_rollback)
+
+    def on_commit(self, tables: Iterable[str], callback: Callable[[], None]) -> None:
+        """Call ``callback`` (no arguments, on the event loop, must not raise or block)
+        after each ``transaction()`` that inserted or updated rows in one of ``tables``
+        has committed."""
+        for name in tables:
+            self._commit_hooks.setdefault(name, []).append(callback)
+
+    def _after_commit(self, session: Session) -> None:
+        touched: set[str] = set()
+        for info in session.info.pop(_CONNS, ()):
+            touched |= info.pop(_TOUCHED, set())
+        called: set[int] = set()
+        for name in touched:
+            for callback in self._commit_hooks.get(name, ()):
+                if id(callback) not in called:
+                    called.add(id(callback))
+                    try:
+                        callback()
+                    except Exception:  # a hook must never turn a commit into an error
+                        log.exception("commit hook failed")
 
     @classmethod
     def from_settings(cls, settings: Any) -> Database:
@@ -104,6 +146,25 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+
+
+def _after_execute(
+    conn: Any, clause: Any, _multiparams: Any, _params: Any, _options: Any, result: Any
+) -> None:
+    if isinstance(clause, Insert | Update) and result.rowcount != 0:
+        name = getattr(clause.table, "name", None)
+        if isinstance(name, str):
+            conn.info.setdefault(_TOUCHED, set()).add(name)
+
+
+def _after_begin(session: Session, _transaction: Any, connection: Any) -> None:
+    connection.info.pop(_TOUCHED, None)  # left by a write outside transaction()
+    session.info.setdefault(_CONNS, []).append(connection.info)
+
+
+def _after_rollback(session: Session) -> None:
+    for info in session.info.pop(_CONNS, ()):
+        info.pop(_TOUCHED, None)
 
 
 def _sqlite_tuning(engine: AsyncEngine, busy_timeout_ms: int, *, immediate: bool) -> None:

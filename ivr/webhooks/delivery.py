@@ -27,6 +27,7 @@ from sqlalchemy import select
 from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.domain.states import DELIVERY, ENDPOINT, DeliveryStatus, EndpointStatus
+from ivr.jobs.pacing import Pacer
 from ivr.settings import WebhookSettings
 from ivr.store.db import Database
 from ivr.store.tables import WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -70,16 +71,18 @@ class WebhookDispatcher:
         http: aiohttp.ClientSession | None = None,
         *,
         poll_s: float = 1.0,
+        idle_poll_s: float = 5.0,
         batch: int = 50,
     ) -> None:
         self.db = db
         self.clock = clock
         self.settings = settings
-        self.poll_s = poll_s
+        self.pacer = Pacer(poll_s, max(poll_s, idle_poll_s))
+        # a new delivery, a redelivery, an endpoint enabled again: the next round now
+        db.on_commit([WebhookDelivery.__tablename__, WebhookEndpoint.__tablename__], self.wake)
         self.batch = batch
         self._http = http
         self._own_http = http is None
-        self._wake = asyncio.Event()
 
     async def __aenter__(self) -> WebhookDispatcher:
         return self
@@ -96,24 +99,17 @@ class WebhookDispatcher:
 
     def wake(self) -> None:
         """Start the next round now (e.g. right after an event was emitted)."""
-        self._wake.set()
+        self.pacer.wake()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         while not stop.is_set():
-            self._wake.clear()
+            tried = 0
             try:
-                await self.run_once()
+                tried = await self.run_once()
             except Exception:  # a database hiccup must not end the dispatcher
                 log.exception("webhook dispatcher round failed")
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-            try:
-                await asyncio.wait(
-                    waiters, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                for w in waiters:
-                    w.cancel()
+            await self.pacer.wait(tried > 0, stop)
 
     async def run_once(self) -> int:
         """Claim due deliveries, POST them, record the results; how many were tried."""

@@ -3,6 +3,8 @@ rate limit, one charge per row even when a worker dies mid-row, progress and res
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
 import pytest
@@ -97,6 +99,29 @@ async def test_a_worker_dying_mid_row_never_charges_twice(billing: Billing) -> N
     assert parent is not None
     assert parent.status == "done"
     assert b.pg.charges == 10
+
+
+async def test_an_idle_runner_starts_a_new_bulk_at_once_not_at_its_next_poll(
+    billing: Billing,
+) -> None:
+    """The commit that submitted the rows wakes the runner; its poll is 30 s away."""
+    b = billing
+    rows = [{"card_id": b.card_id, "amount": 4000 + n, "order_name": "회비"} for n in range(3)]
+    runner = bulk(b)
+    task = asyncio.create_task(runner.run(poll_s=30, idle_poll_s=30))
+    try:
+        await asyncio.sleep(0.2)  # its first round found nothing: it sleeps
+        sub = await runner.submit(b.merchant_id, json.dumps(rows).encode(), "json", actor="t")
+        for _ in range(500):
+            if (await runner.progress(b.merchant_id, sub.bulk_id))["status"] == "done":
+                break
+            await asyncio.sleep(0.01)
+        assert (await runner.progress(b.merchant_id, sub.bulk_id))["status"] == "done"
+        assert b.pg.charges == 3
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def test_the_rate_limit_paces_charges(billing: Billing) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from ivr.domain.states import CallRequestStatus, DeliveryStatus
 from ivr.errors import ConfigError
+from ivr.jobs.pacing import Pacer
 from ivr.notify.sms import Receipt, SendResult, build_sender
 from ivr.notify.sms.backoff import Backoff
 from ivr.notify.sms.dispatch import SmsDispatcher
@@ -129,7 +130,7 @@ async def test_run_sends_until_stopped(make_world: MakeWorld) -> None:
     world = await make_world()
     _, sms = await world.payment_request()
     d, _ = outbox_dispatcher(world)
-    d.poll_s = 0.01
+    d.pacer = Pacer(0.01, 0.01)
     stop = asyncio.Event()
     task = asyncio.create_task(d.run(stop))
     for _ in range(200):
@@ -139,6 +140,34 @@ async def test_run_sends_until_stopped(make_world: MakeWorld) -> None:
     stop.set()
     await asyncio.wait_for(task, 5)
     assert (await world.sms(sms.id)).status == "sent"
+
+
+async def test_an_idle_dispatcher_sends_a_new_message_at_once_not_at_its_next_poll(
+    make_world: MakeWorld,
+) -> None:
+    """The commit that queued the message wakes it (Database.on_commit); its poll is
+    30 s away."""
+    world = await make_world()
+    sender = build_sender(world.settings.sms)
+    d = SmsDispatcher(
+        world.db, world.clock, sender, world.settings.sms, world.services.requests,
+        poll_s=30, idle_poll_s=30,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(d.run(stop))
+    try:
+        await asyncio.sleep(0.2)  # its first round found nothing: it sleeps
+        assert d.pacer.wakes == 0
+        _, sms = await world.payment_request()
+        for _ in range(300):
+            if (await world.sms(sms.id)).status == "sent":
+                break
+            await asyncio.sleep(0.01)
+        assert (await world.sms(sms.id)).status == "sent"
+        assert d.pacer.wakes >= 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
 
 
 def test_backoff_doubles_and_caps() -> None:

@@ -5,6 +5,7 @@ delivers what waited; a delivery left ``sending`` by a dead process is sent agai
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -128,6 +129,28 @@ async def test_given_a_real_time_delivery_then_the_reference_library_verifies_it
     assert payload["data"]["amount"] == 53_000
     assert datetime.fromisoformat(payload["timestamp"]) == clock.now()
     assert hit.headers["content-type"] == "application/json"
+
+
+async def test_given_an_idle_dispatcher_then_a_new_event_goes_out_at_once(
+    db: Database, clock: FakeClock, receiver: Receiver
+) -> None:
+    """The commit that emitted the event wakes the dispatcher; its poll is 30 s away."""
+    merchant = await make_merchant(db, clock)
+    await WebhookService(db, clock).create_endpoint(merchant, receiver.url, None, actor="test")
+    stop = asyncio.Event()
+    async with WebhookDispatcher(db, clock, SETTINGS, poll_s=30, idle_poll_s=30) as d:
+        task = asyncio.create_task(d.run(stop))
+        try:
+            await asyncio.sleep(0.2)  # its first round found nothing: it sleeps
+            [event_id] = await emit(db, clock, merchant)
+            for _ in range(300):
+                if receiver.accepted:
+                    break
+                await asyncio.sleep(0.01)
+            assert [h.headers["webhook-id"] for h in receiver.accepted] == [event_id]
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 5)
 
 
 async def test_given_a_receiver_that_never_answers_then_retries_span_24h_then_fail(

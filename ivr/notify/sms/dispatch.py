@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.clock import Clock
 from ivr.domain.states import CALL_REQUEST, DELIVERY, CallRequestStatus, DeliveryStatus
+from ivr.jobs.pacing import Pacer
 from ivr.notify.sms.backoff import Backoff
 from ivr.notify.sms.base import Receipt, ReceiptSource, SendResult, SmsSender
 from ivr.notify.sms.errors import SmsSendError, SmsTooLong
@@ -46,6 +47,7 @@ class SmsDispatcher:
         backoff: Backoff | None = None,
         batch: int = 50,
         poll_s: float = 1.0,
+        idle_poll_s: float = 5.0,
         receipt_wait: timedelta = timedelta(minutes=10),
     ) -> None:
         self.db = db
@@ -55,10 +57,10 @@ class SmsDispatcher:
         self.requests = requests
         self.backoff = backoff or Backoff()
         self.batch = batch
-        self.poll_s = poll_s
+        self.pacer = Pacer(poll_s, max(poll_s, idle_poll_s))
+        db.on_commit([SmsMessage.__tablename__], lambda: self.pacer.wake())
         self.receipt_wait = receipt_wait
         self._receipts: deque[tuple[Receipt, datetime]] = deque()
-        self._wake = asyncio.Event()
         if isinstance(sender, ReceiptSource):
             sender.on_receipt(self.receive)
 
@@ -77,19 +79,13 @@ class SmsDispatcher:
         stop = stop or asyncio.Event()
         await self.recover()
         while not stop.is_set():
-            self._wake.clear()  # before the round: a receipt heard during it wakes the next
+            tried = 0
             try:
-                await self.run_once()
+                tried = await self.run_once()
             except Exception:  # a database hiccup must not end the dispatcher
                 log.exception("sms dispatcher round failed")
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-            try:
-                await asyncio.wait(
-                    waiters, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                for w in waiters:
-                    w.cancel()
+            # a message queued or a receipt heard (also during the round) wakes it
+            await self.pacer.wait(bool(tried or self._receipts), stop)
 
     async def recover(self) -> int:
         """Messages left ``sending`` by a dispatcher that died mid-send go back to
@@ -199,7 +195,7 @@ class SmsDispatcher:
     def receive(self, receipt: Receipt) -> None:
         """Queue a receipt (called on the event loop by a receipt-hearing adapter)."""
         self._receipts.append((receipt, self.clock.now()))
-        self._wake.set()
+        self.pacer.wake()
 
     async def match_receipts(self) -> int:
         """Record the queued receipts; keep the ones that match no sent message yet."""
