@@ -66,7 +66,8 @@ WebSocket (TCP 8188; the engine's frames unmasked), splits each turnaround where
 crossed the socket: **Asterisk in** (the SIP INFO -> Asterisk sends
 ``ChannelDtmfReceived``), **engine** (-> the engine sends the next ``play`` request),
 **Asterisk out** (-> the first RTP packet), matched by the caller number of
-``StasisStart`` and the order of the digits.
+``StasisStart`` and the order of the digits; **Asterisk in+out** adds the two Asterisk
+legs of each turnaround: the ARI floor, what an engine that took no time would get.
 
 **CPU per call**: ``utime + stime`` from ``/proc/<pid>/stat`` of the engine process and of
 Asterisk (the bench's instance: nothing else runs in it), from SIPp's start to 1 s after
@@ -888,7 +889,9 @@ def turnarounds(sip: Path, rtp: Path, ari: Path | None = None) -> Turnarounds:
     capture, each split where it crossed the engine's WebSocket."""
     calls = sip_traces(sip)
     channels = ari_traces(ari) if ari is not None else {}
-    split: dict[str, list[float]] = {"asterisk in": [], "engine": [], "asterisk out": []}
+    split: dict[str, list[float]] = {
+        "asterisk in": [], "engine": [], "asterisk out": [], "asterisk in+out": []
+    }  # fmt: skip
     sent_rtp: dict[int, list[float]] = {}
     for t, sport, _, _ in read_pcap(rtp, payload=False):
         sent_rtp.setdefault(sport, []).append(t)
@@ -929,6 +932,10 @@ def turnarounds(sip: Path, rtp: Path, ari: Path | None = None) -> Turnarounds:
                         split["asterisk in"].append((event - last) * 1000)
                         split["engine"].append((channel.plays[j] - event) * 1000)
                         split["asterisk out"].append((times[k] - channel.plays[j]) * 1000)
+                        # the same turnaround with an engine that took no time at all
+                        split["asterisk in+out"].append(
+                            split["asterisk in"][-1] + split["asterisk out"][-1]
+                        )
             else:
                 late += 1
                 values.append((nxt - last) * 1000 if nxt != float("inf") else 60_000.0)
