@@ -238,14 +238,18 @@ class BulkCharges:
                     created_at=now,
                 )
             )
-            for n, row in valid:
-                await self.queue.enqueue_in(
-                    s,
-                    row_kind,
-                    {"bulk_id": bulk_id, "merchant_id": merchant_id, "row": n, **row},
-                    dedupe_key=f"bulk:{bulk_id}:{n}",
-                    max_attempts=20,
-                )
+            await self.queue.enqueue_many_in(
+                s,
+                row_kind,
+                [
+                    (
+                        {"bulk_id": bulk_id, "merchant_id": merchant_id, "row": n, **row},
+                        f"bulk:{bulk_id}:{n}",
+                    )
+                    for n, row in valid
+                ],
+                max_attempts=20,
+            )
             audit(s, self.clock, actor=actor, action="bulk.submit", object_type="bulk",
                   object_id=bulk_id, merchant_id=merchant_id,
                   details={"rows": len(rows), "invalid": len(invalid)})  # fmt: skip

@@ -80,6 +80,42 @@ class JobQueue:
         result = await s.execute(stmt)
         return bool(getattr(result, "rowcount", 1))
 
+    async def enqueue_many_in(
+        self,
+        s: AsyncSession,
+        kind: str,
+        jobs: Sequence[tuple[dict[str, Any], str]],
+        *,
+        max_attempts: int = 10,
+        chunk: int = 500,
+    ) -> None:
+        """Add many jobs of one kind, each ``(payload, dedupe_key)``, due now, in
+        multi-row statements of ``chunk`` rows (a 10,000-row bulk upload was 10,000
+        statements); a key that already names a job adds nothing, as in
+        :meth:`enqueue_in`."""
+        if not kind or len(kind) > 40:
+            raise InvalidInput("job kind must be 1-40 characters")
+        if any(not 1 <= len(key) <= 120 for _, key in jobs):
+            raise InvalidInput("dedupe_key must be 1-120 characters")
+        now = self.clock.now()
+        insert = pg_insert if self.db.is_postgres else sqlite_insert
+        for start in range(0, len(jobs), chunk):
+            rows = [
+                {
+                    "kind": kind,
+                    "dedupe_key": key,
+                    "payload": payload,
+                    "status": JOB.initial.value,
+                    "run_at": now,
+                    "attempts": 0,
+                    "max_attempts": max_attempts,
+                    "created_at": now,
+                }
+                for payload, key in jobs[start : start + chunk]
+            ]
+            stmt = insert(Job).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
+            await s.execute(stmt)
+
     async def enqueue(self, kind: str, payload: dict[str, Any], **options: Any) -> bool:
         async with self.db.transaction() as s:
             return await self.enqueue_in(s, kind, payload, **options)

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from ivr.clock import FakeClock
+from ivr.errors import InvalidInput
 from ivr.jobs.queue import JobQueue
 from ivr.store.db import Database
 
@@ -19,6 +20,23 @@ async def test_dedupe_key_makes_one_job(db: Database, clock: FakeClock) -> None:
     assert await q.enqueue("charge", {"row": 1}, dedupe_key="bulk:1:row:1")
     assert not await q.enqueue("charge", {"row": 1}, dedupe_key="bulk:1:row:1")
     assert await q.counts("charge") == {"queued": 1}
+
+
+async def test_many_jobs_go_in_chunks_and_dedupe_like_one(db: Database, clock: FakeClock) -> None:
+    q = JobQueue(db, clock, worker_id="w1")
+    assert await q.enqueue("charge", {"row": 3}, dedupe_key="b:3")
+    jobs = [({"row": n}, f"b:{n}") for n in range(1, 8)]
+    async with db.transaction() as s:
+        await q.enqueue_many_in(s, "charge", jobs, max_attempts=20, chunk=3)
+    async with db.transaction() as s:  # the same upload again: nothing more
+        await q.enqueue_many_in(s, "charge", jobs, chunk=3)
+    assert await q.counts("charge") == {"queued": 7}
+    claimed = await q.claim(["charge"], limit=10)
+    assert sorted(j.payload["row"] for j in claimed) == list(range(1, 8))
+    assert {j.max_attempts for j in claimed if j.payload["row"] != 3} == {20}
+    with pytest.raises(InvalidInput, match="dedupe_key"):
+        async with db.transaction() as s:
+            await q.enqueue_many_in(s, "charge", [({"row": 9}, "")])
 
 
 async def test_only_due_jobs_of_the_kinds_asked_are_claimed(db: Database, clock: FakeClock) -> None:
