@@ -26,7 +26,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -60,23 +62,10 @@ class JobQueue:
         max_attempts: int = 10,
     ) -> bool:
         """Add a job; False if ``dedupe_key`` already named one (nothing added)."""
-        if not kind or len(kind) > 40:
-            raise InvalidInput("job kind must be 1-40 characters")
-        if dedupe_key is not None and not 1 <= len(dedupe_key) <= 120:
-            raise InvalidInput("dedupe_key must be 1-120 characters")
+        _check(kind, () if dedupe_key is None else (dedupe_key,))
         now = self.clock.now()
-        values = {
-            "kind": kind,
-            "dedupe_key": dedupe_key,
-            "payload": payload,
-            "status": JOB.initial.value,
-            "run_at": run_at or now,
-            "attempts": 0,
-            "max_attempts": max_attempts,
-            "created_at": now,
-        }
-        insert = pg_insert if self.db.is_postgres else sqlite_insert
-        stmt = insert(Job).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        values = _row(kind, payload, dedupe_key, run_at or now, max_attempts, now)
+        stmt = self._insert().values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
         result = await s.execute(stmt)
         return bool(getattr(result, "rowcount", 1))
 
@@ -93,28 +82,19 @@ class JobQueue:
         multi-row statements of ``chunk`` rows (a 10,000-row bulk upload was 10,000
         statements); a key that already names a job adds nothing, as in
         :meth:`enqueue_in`."""
-        if not kind or len(kind) > 40:
-            raise InvalidInput("job kind must be 1-40 characters")
-        if any(not 1 <= len(key) <= 120 for _, key in jobs):
-            raise InvalidInput("dedupe_key must be 1-120 characters")
+        _check(kind, [key for _, key in jobs])
         now = self.clock.now()
-        insert = pg_insert if self.db.is_postgres else sqlite_insert
         for start in range(0, len(jobs), chunk):
             rows = [
-                {
-                    "kind": kind,
-                    "dedupe_key": key,
-                    "payload": payload,
-                    "status": JOB.initial.value,
-                    "run_at": now,
-                    "attempts": 0,
-                    "max_attempts": max_attempts,
-                    "created_at": now,
-                }
+                _row(kind, payload, key, now, max_attempts, now)
                 for payload, key in jobs[start : start + chunk]
             ]
-            stmt = insert(Job).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
+            stmt = self._insert().values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
             await s.execute(stmt)
+
+    def _insert(self) -> PgInsert | SqliteInsert:
+        """INSERT on the jobs table in the dialect that knows ON CONFLICT DO NOTHING."""
+        return (pg_insert if self.db.is_postgres else sqlite_insert)(Job)
 
     async def enqueue(self, kind: str, payload: dict[str, Any], **options: Any) -> bool:
         async with self.db.transaction() as s:
@@ -370,3 +350,31 @@ class JobQueue:
             q = q.where(Job.kind == kind)
         async with self.db.sessions() as s:
             return {status: n for status, n in (await s.execute(q)).all()}
+
+
+def _check(kind: str, dedupe_keys: Sequence[str]) -> None:
+    if not kind or len(kind) > 40:
+        raise InvalidInput("job kind must be 1-40 characters")
+    if any(not 1 <= len(key) <= 120 for key in dedupe_keys):
+        raise InvalidInput("dedupe_key must be 1-120 characters")
+
+
+def _row(
+    kind: str,
+    payload: dict[str, Any],
+    dedupe_key: str | None,
+    run_at: datetime,
+    max_attempts: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new job's column values: queued, never tried."""
+    return {
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "payload": payload,
+        "status": JOB.initial.value,
+        "run_at": run_at,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "created_at": now,
+    }
