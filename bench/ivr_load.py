@@ -361,7 +361,13 @@ def bench_env(workdir: Path, sounds: Path, sandbox_url: str) -> dict[str, str]:
     from tests.gateways.support import KEY, SECRET
 
     var = workdir / "var"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
+    # the caller's ARSPAY_* settings stay out, but for the engine section's (an A/B of
+    # the event loop: ARSPAY_ENGINE_EVENT_LOOP=asyncio)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ARSPAY_") or k.startswith("ARSPAY_ENGINE_")
+    }
     return env | {
         "ARSPAY_CONFIG": "/nonexistent.toml",
         "ARSPAY_PATHS_VAR_DIR": str(var),
@@ -1376,6 +1382,7 @@ async def main(args: argparse.Namespace) -> int:
     procs: list[asyncio.subprocess.Process | None] = []
     ast: BenchAsterisk | None = None
     runs: list[Run] = []
+    event_loop = "?"  # as the engine reports it when ready
     try:
         env = bench_env(workdir, sounds_dir, "http://127.0.0.1:1")
         sounds, seconds = await prepare_prompts(env)
@@ -1392,11 +1399,12 @@ async def main(args: argparse.Namespace) -> int:
         callers = await prepare_requests(
             env, sum(calls.values()) * len(paths), max(100, 2 * max(levels) * len(paths))
         )
-        engine, _ = await start_logged(
+        engine, ready = await start_logged(
             [sys.executable, "-m", "ivr.cli", "engine", "run"],
-            env, workdir / "engine.log", "engine ready", 60,
+            env, workdir / "engine.log", r"engine ready.*event loop (\w+)", 60,
         )  # fmt: skip
         procs.append(engine)
+        event_loop = ready.rsplit(" ", 1)[-1]
         think, gap = args.think_ms, args.gap_ms
         pauses = [round(sum(seconds[p] for p in prompts) * 1000) + think for prompts, _ in DIALOGUE]
         pauses[0] += ANSWER_WAIT_MS
@@ -1405,7 +1413,7 @@ async def main(args: argparse.Namespace) -> int:
         print(
             f"setup {time.monotonic() - started:.0f} s; each call ~{call_s:.0f} s "
             f"({sum(DIGITS_PER_INPUT)} digits as SIP INFO {gap} ms apart, keyed {think} ms after "
-            f"each prompt ends); calls start at {args.rate:g}/s",
+            f"each prompt ends); calls start at {args.rate:g}/s; engine on {event_loop}",
             flush=True,
         )
         offset = 0
@@ -1457,7 +1465,8 @@ async def main(args: argparse.Namespace) -> int:
                 "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "params": {"concurrency": levels, "min_calls": args.min_calls,
                            "split": args.split, "rate_per_s": args.rate, "gap_ms": args.gap_ms,
-                           "think_ms": args.think_ms, "cpus": os.cpu_count()},
+                           "think_ms": args.think_ms, "cpus": os.cpu_count(),
+                           "event_loop": event_loop},
                 "goals": "200 concurrent calls, 0 failed; turnaround p99 <= 50 ms and <= 2x the "
                          "dialplan baseline; engine CPU per call <= 1/2 of Asterisk's",
                 "runs": [asdict(r) for r in runs],

@@ -195,6 +195,14 @@ class ConsoleSettings(_Section):
     language: Literal["ko", "en"] = Field("ko", description="default page language")
 
 
+class EngineSettings(_Section):
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="the engine's event loop: uvloop (libuv; faster prompt turnaround) or "
+        "asyncio's own (falls back to it where uvloop is not installed)",
+    )
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_format: bool = True
@@ -213,6 +221,7 @@ class Settings(_Section):
     webhooks: WebhookSettings = WebhookSettings()
     api: ApiSettings = ApiSettings()
     console: ConsoleSettings = ConsoleSettings()
+    engine: EngineSettings = EngineSettings()
     log: LogSettings = LogSettings()
 
     @property

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from sqlalchemy import select
 
-from ivr.cli.app import app, emit, run, state
+from ivr.cli.app import app, emit, loop_name, run, state
 from ivr.prompts import PromptBook
 from ivr.runtime import open_runtime
 from ivr.store.tables import Card
@@ -90,13 +90,14 @@ def engine_run(
                         if settings.api.enabled
                         else ""
                     )
+                    + f", event loop {loop_name(loop)}"
                 )
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         finally:
             await runtime.close()
 
-    run(go())
+    run(go(), event_loop=settings.engine.event_loop)
 
 
 def _card_row(c: Card) -> dict[str, Any]:
