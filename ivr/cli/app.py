@@ -71,8 +71,9 @@ def state(ctx: typer.Context) -> CliState:
 
 def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The event loop ``engine.event_loop`` names: uvloop's (libuv; the engine's default:
-    an ARI key press reaches the next prompt ~0.1 ms sooner, issue #10), or None for
-    asyncio's own — also where uvloop is not installed (it is optional at run time)."""
+    a shorter ARI turnaround tail, p99 3.7/2.9 -> 2.6/2.5 ms in an A/B at 20 calls, issue
+    #10), or None for asyncio's own — also where uvloop is not installed (it is optional
+    at run time)."""
     if kind == "uvloop":
         try:
             import uvloop
