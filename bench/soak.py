@@ -403,9 +403,9 @@ async def main(args: argparse.Namespace) -> int:
         sampler = asyncio.create_task(rss.run())
         e0, a0 = il.cpu_s(engine.pid), il.cpu_s(ast.pid)
         t0 = time.monotonic()
-        sipp = await il.run_sipp(
-            workdir, rows, scenario, args.rate, call_s + args.calls / args.rate + 120
-        )
+        limit_s = call_s + args.calls / args.rate + 120
+        # no cap on concurrent calls: the start rate bounds them (~rate x call length)
+        sipp = await il.run_sipp(workdir, rows, scenario, args.rate, limit_s, len(rows))
         sipp_s = time.monotonic() - t0
         await il.settle(ast)
         await wait_sessions_closed(env)
