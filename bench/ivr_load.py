@@ -1181,6 +1181,12 @@ def comparisons(runs: list[Run]) -> list[dict[str, Any]]:
             if b and b.asterisk_cpu_s_per_call
             else None,
         }
+        floor = e.split_ms.get("asterisk in+out")
+        if floor is not None:
+            # the two Asterisk legs of each ARI turnaround (--split): what an engine that
+            # took no time at all would get; against the baseline, the most ARI can reach
+            row["ari_floor_p99_ms"] = floor[1]
+            row["ari_floor_p99_vs_baseline"] = floor[1] / b.p99_ms if b and b.p99_ms else None
         row["goals"] = {
             "zero_failed": row["failed_calls"] == 0,
             "p99_le_50ms": e.p99_ms <= 50,
@@ -1207,6 +1213,15 @@ def print_comparisons(rows: list[dict[str, Any]]) -> None:
             f"{fmt(r['engine_cpu_vs_asterisk'], '.2f'):>11} "
             f"{fmt(r['asterisk_cpu_vs_baseline'], '.2f'):>12}  {marks}"
         )
+    floors = [r for r in rows if "ari_floor_p99_ms" in r]
+    if floors:
+        print("ARI floor (the Asterisk legs of each ARI turnaround, as if the engine took no "
+              "time; --split):")  # fmt: skip
+        for r in floors:
+            print(
+                f"{r['system']:10} {r['concurrency']:>5}  p99 {fmt(r['ari_floor_p99_ms'])} ms"
+                f" = {fmt(r['ari_floor_p99_vs_baseline'], '.2f')}x the baseline's p99"
+            )
 
 
 # ------------------------------------------------------------------ PNG (no plotting library)

@@ -63,9 +63,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ivr_load as il
 
+from ivr.testing.asterisk import Asterisk  # ivr_load put the root on sys.path
+
 ROOT = il.ROOT
 HANG_FIELD = il.PAN_FIELD + 16  # CSV: 19 the checkpoint to hang up at, 20 the pause (ms)
-MIX = (("complete", 0.15), ("prompt", 0.35), ("digits", 0.30), ("after_confirm", 0.20))
+MIX: tuple[tuple[str, float], ...] = (
+    ("complete", 0.15),
+    ("prompt", 0.35),
+    ("digits", 0.30),
+    ("after_confirm", 0.20),
+)
 DIGIT_HANG_MS = 400  # mid-input: hang up up to this long after the k-th digit
 EARLY_MS = 300  # after_confirm: half hang up within this long of the confirm key
 FLAT_PCT = 10.0
@@ -94,7 +101,8 @@ def checkpoints(pauses_ms: list[int], seconds: dict[str, float]) -> list[Checkpo
 def plan(n: int, points: list[Checkpoint], seed: int) -> list[tuple[str, int, int]]:
     """Per call: (kind, checkpoint number or -1, pause ms)."""
     rng = random.Random(seed)
-    kinds, weights = zip(*MIX, strict=True)
+    kinds = [kind for kind, _ in MIX]
+    weights = [weight for _, weight in MIX]
     out = []
     for _ in range(n):
         kind = rng.choices(kinds, weights)[0]
@@ -343,7 +351,7 @@ async def main(args: argparse.Namespace) -> int:
             raise SystemExit(f"{tool} not found (Debian: sip-tester)")
     if args.calls > (il.RTP_RANGE[1] - il.RTP_RANGE[0] + 1) // 2:
         raise SystemExit("the bench's RTP range carries at most 1,000 calls")
-    helper = il.Asterisk(ROOT)
+    helper = Asterisk(ROOT)
     helper.setup()
     root = ROOT / "var" / "asterisk" / "root"
     if not (root / "usr/sbin/asterisk").exists():

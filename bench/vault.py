@@ -42,7 +42,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _HERE]
 
-import asyncpg  # type: ignore[import-untyped]  # noqa: E402
+import asyncpg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from ivr.clock import SystemClock  # noqa: E402

@@ -86,16 +86,16 @@ class Stack:
 
     async def call(
         self, script: Sequence[Action], *, did: str | None = None, caller_id: str = MOBILE
-    ) -> tuple[str, FakeCall]:
+    ) -> tuple[str | None, FakeCall]:
         """One call through the engine's handler (session log included); by default to
         the DID of the last request created."""
         did = did or self.last_did
         self.calls += 1
         fake = FakeCall(did=did, caller_id=caller_id, script=script, call_id=f"fake-{self.calls}")
         engine = self.engine
-        outcome: list[str] = []
+        outcome: list[str | None] = []
 
-        async def flow(call: LoggedCall) -> str:
+        async def flow(call: LoggedCall) -> str | None:
             result = await self.flows(call)
             outcome.append(result)
             return result

@@ -67,3 +67,32 @@ def test_the_engines_masked_frames_and_the_upgrade_are_handled() -> None:
     assert ivr.ws_messages(packets) == [(1.5, request)]
     # a capture started on a live connection: frames from the first byte
     assert ivr.ws_messages([(4.0, frame(request, masked=True))]) == [(4.0, request)]
+
+
+def run_row(ivr: ModuleType, system: str, p99: float, **extra: Any) -> Any:
+    return ivr.Run(
+        system=system, concurrency=10, calls=40, ok=40, sipp_failed=0, peak_calls=10,
+        turnarounds=240, late=0, barged_in=0, calls_measured=40, p50_ms=p99 / 2, p99_ms=p99,
+        max_ms=p99, asterisk_cpu_s_per_call=0.2, engine_cpu_s_per_call=0.05,
+        sipp_cpu_s_per_call=0.1, machine_busy_pct=2.0, wall_s=300.0, **extra,
+    )  # fmt: skip
+
+
+def test_the_ari_floor_is_compared_with_the_baseline_when_split(capsys: Any) -> None:
+    ivr = bench()
+    split = {"asterisk in": (0.3, 0.7), "engine": (0.4, 1.0), "asterisk out": (0.3, 2.0),
+             "asterisk in+out": (0.7, 2.7)}  # fmt: skip
+    runs = [
+        run_row(ivr, "engine-ari", 3.0, split_ms=split),
+        run_row(ivr, "engine-agi", 2.2),
+        run_row(ivr, "baseline", 1.35),
+    ]
+    ari, agi = ivr.comparisons(runs)
+    assert ari["ari_floor_p99_ms"] == 2.7
+    assert ari["ari_floor_p99_vs_baseline"] == 2.0
+    assert ari["goals"]["p99_le_2x_baseline"] is False  # 3.0 / 1.35
+    assert "ari_floor_p99_ms" not in agi  # no split on that path
+    ivr.print_comparisons([ari, agi])
+    out = capsys.readouterr().out
+    assert "ARI floor" in out
+    assert "engine-ari    10  p99 2.7 ms = 2.00x the baseline's p99" in out
