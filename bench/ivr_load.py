@@ -108,7 +108,7 @@ import tempfile
 import time
 import wave
 import zlib
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from string import Template
@@ -314,17 +314,22 @@ async def start_logged(
         )  # fmt: skip
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), deadline - time.monotonic())
-        except TimeoutError:
+    try:
+        while True:
+            try:
+                line = await asyncio.wait_for(proc.stdout.readline(), deadline - time.monotonic())
+            except TimeoutError:
+                raise SystemExit(f"{argv[3:6]} not ready in {timeout_s:.0f} s; see {log}") from None
+            if not line:
+                raise SystemExit(f"{argv[3:6]} exited ({await proc.wait()}); see {log}")
+            found = re.search(ready, line.decode(errors="replace"))
+            if found:
+                break
+    except BaseException:  # not ready, or the bench was interrupted: not left running
+        if proc.returncode is None:
             proc.kill()
-            raise SystemExit(f"{argv[3:6]} not ready in {timeout_s:.0f} s; see {log}") from None
-        if not line:
-            raise SystemExit(f"{argv[3:6]} exited ({await proc.wait()}); see {log}")
-        found = re.search(ready, line.decode(errors="replace"))
-        if found:
-            break
+            await proc.wait()
+        raise
 
     async def drain() -> None:
         assert proc.stdout is not None
@@ -344,6 +349,35 @@ async def stop_process(proc: asyncio.subprocess.Process | None, timeout_s: float
     except TimeoutError:
         proc.kill()
         await proc.wait()
+
+
+def run_main(main: Coroutine[Any, Any, int]) -> int:
+    """``asyncio.run(main)``, with SIGTERM and SIGHUP cancelling it as Ctrl-C does: the
+    bench's ``finally`` blocks then stop what it started (engine, sandbox PG, Asterisk,
+    SIPp, dumpcap) and remove its work directory, whose captures hold the test cards'
+    DTMF. Killed without this, they outlived it and kept the bench ports. Exit status
+    128 + the signal's number."""
+    caught: list[int] = []
+
+    async def runner() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+
+        def stop(signum: int) -> None:
+            caught.append(signum)
+            task.cancel()
+
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, stop, signum)
+        return await main
+
+    try:
+        return asyncio.run(runner())
+    except asyncio.CancelledError:
+        if not caught:
+            raise
+        return 128 + caught[0]
 
 
 # ------------------------------------------------------------------ setup
@@ -613,12 +647,17 @@ async def run_sipp(
     )  # fmt: skip
     cpu = 0.0
     waiter = asyncio.ensure_future(proc.communicate())
-    while not waiter.done():
-        cpu = max(cpu, cpu_s(proc.pid))
-        await asyncio.wait({waiter}, timeout=0.5)
+    try:
+        while not waiter.done():
+            cpu = max(cpu, cpu_s(proc.pid))
+            await asyncio.wait({waiter}, timeout=0.5)
+    finally:
+        if not waiter.done():  # interrupted: SIPp goes too
+            proc.kill()
+            await asyncio.wait({waiter}, timeout=5)
+        for path in (scen, csv):
+            path.unlink(missing_ok=True)
     _, stderr = waiter.result()
-    for path in (scen, csv):
-        path.unlink(missing_ok=True)
     successful = failed = 0
     with contextlib.suppress(OSError, ValueError, IndexError):
         lines = [ln for ln in stats.read_text().splitlines() if ln.strip()]
@@ -1398,6 +1437,7 @@ async def main(args: argparse.Namespace) -> int:
     ast: BenchAsterisk | None = None
     runs: list[Run] = []
     event_loop = "?"  # as the engine reports it when ready
+    interrupted = False  # by a signal: the results already in --out stay as they are
     try:
         env = bench_env(workdir, sounds_dir, "http://127.0.0.1:1")
         sounds, seconds = await prepare_prompts(env)
@@ -1451,6 +1491,9 @@ async def main(args: argparse.Namespace) -> int:
                 print_table([run])
                 if engine.returncode is not None:
                     raise SystemExit(f"the engine exited ({engine.returncode}); see {workdir}")
+    except asyncio.CancelledError:
+        interrupted = True
+        raise
     finally:
         for proc in reversed(procs):
             await stop_process(proc)
@@ -1460,6 +1503,9 @@ async def main(args: argparse.Namespace) -> int:
             print("\n== IVR load (turnaround = last DTMF -> next prompt's first RTP packet, "
                   "at Asterisk; CPU in s per call)")  # fmt: skip
             print_table(runs)
+        if runs and interrupted:
+            print(f"interrupted: nothing written to {out_dir}")
+        elif runs:
             if args.merge and (out_dir / "ivr_load.json").exists():
                 # an earlier invocation's levels, unless this one ran them again
                 old = json.loads((out_dir / "ivr_load.json").read_text())
@@ -1525,4 +1571,4 @@ if __name__ == "__main__":
                         help="also capture the engine's ARI WebSocket and split each ARI "
                         "turnaround there (a third capture, on the engine-ari runs only: "
                         "it costs the box CPU the other rows do not pay)")  # fmt: skip
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    sys.exit(run_main(main(parser.parse_args())))

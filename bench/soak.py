@@ -563,4 +563,4 @@ if __name__ == "__main__":
                         help="after a prompt's end, before the first digit")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    sys.exit(il.run_main(main(parser.parse_args())))
