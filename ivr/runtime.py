@@ -11,11 +11,13 @@ import os
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from ivr.billing.scheduler import Scheduler
 from ivr.bulk.charges import BulkCharges
 from ivr.cards.service import CardService
+from ivr.cards.sweep import OrphanSweep
 from ivr.clock import Clock
 from ivr.engine import Engine
 from ivr.flows.router import CallFlows
@@ -66,6 +68,7 @@ class Runtime:
             workers["bulk"] = self.bulk.run
             workers["sms"] = self.sms.run
             workers["webhooks"] = self.webhooks.run
+            workers["orphan-sweep"] = self.orphan_sweep
         if api:
             from ivr.api.app import api_worker
 
@@ -79,6 +82,17 @@ class Runtime:
             agi=agi,
             workers=workers,
         )
+
+    async def orphan_sweep(self) -> None:
+        """Erase vault records no card refers to, every ``vault.sweep_interval_minutes``."""
+        settings, services = self.services.settings.vault, self.services
+        sweep = OrphanSweep(
+            services.db,
+            self.vault,
+            services.clock,
+            grace=timedelta(minutes=settings.orphan_grace_minutes),
+        )
+        await sweep.run(timedelta(minutes=settings.sweep_interval_minutes))
 
     async def close(self) -> None:
         await self.sms.sender.close()

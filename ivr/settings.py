@@ -98,6 +98,15 @@ class VaultSettings(_Section):
     max_frame_bytes: int = Field(65_536, ge=1_024, le=16 * 1024 * 1024)
     softhsm_conf: str = Field("", description="SOFTHSM2_CONF for the pkcs11 provider (empty: env)")
     rotation_batch: int = Field(500, ge=1, le=100_000, description="records re-wrapped per batch")
+    orphan_grace_minutes: int = Field(
+        60,
+        ge=10,
+        le=7 * 24 * 60,
+        description="the engine erases a vault record no card refers to once it is this old",
+    )
+    sweep_interval_minutes: int = Field(
+        60, ge=1, le=7 * 24 * 60, description="how often the engine sweeps orphan vault records"
+    )
 
 
 class GatewaySettings(_Section):

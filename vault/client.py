@@ -9,11 +9,12 @@ comes back is metadata, gateway results and audit entries.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from vault.card import CardData
 from vault.forwarding import BillingKeyResult, ChargeResult
-from vault.models import AuditEntry, CardMetadata, VaultStatus
+from vault.models import AuditEntry, CardMetadata, TokenRef, VaultStatus
 
 
 class VaultClient(Protocol):
@@ -60,6 +61,14 @@ class VaultClient(Protocol):
 
     async def audit(self, *, token: str | None = None, limit: int = 50) -> list[AuditEntry]:
         """Newest first."""
+        ...
+
+    async def tokens(
+        self, *, created_before: datetime, after: str = "", limit: int = 500
+    ) -> list[TokenRef]:
+        """Stored records created before ``created_before`` — token, merchant, creation
+        time; nothing about the card — in token order after ``after`` (paging). The
+        engine's orphan sweep erases those no card row refers to."""
         ...
 
     async def status(self) -> VaultStatus: ...

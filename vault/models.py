@@ -23,6 +23,15 @@ class CardMetadata:
 
 
 @dataclass(frozen=True)
+class TokenRef:
+    """A stored record named, not opened: what the engine's orphan sweep lists."""
+
+    token: str
+    merchant_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     id: int
     at: datetime

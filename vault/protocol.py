@@ -42,6 +42,7 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
     },
     "delete": {**_RECORD, **_CALLER},
     "audit": {"token": (str, type(None)), "limit": int},
+    "tokens": {"created_before": str, "after": str, "limit": int},
     "status": {},
 }
 """Every operation and its arguments: a type, a tuple of types, or a nested table."""

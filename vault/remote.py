@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from vault.card import CardData
 from vault.errors import BY_ID, FrameTooLarge, RemoteError, VaultError, VaultUnavailable
 from vault.forwarding import BillingKeyResult, ChargeResult
-from vault.models import AuditEntry, CardMetadata, VaultStatus
+from vault.models import AuditEntry, CardMetadata, TokenRef, VaultStatus
 from vault.protocol import encode_frame, load, read_frame
 
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -146,6 +147,15 @@ class RemoteVault:
         if not isinstance(result, list):
             raise RemoteError("the vault replied with a malformed audit list")
         return [load(AuditEntry, r) for r in result]
+
+    async def tokens(
+        self, *, created_before: datetime, after: str = "", limit: int = 500
+    ) -> list[TokenRef]:
+        args = {"created_before": created_before.isoformat(), "after": after, "limit": limit}
+        result = await self.call("tokens", args)
+        if not isinstance(result, list):
+            raise RemoteError("the vault replied with a malformed token list")
+        return [load(TokenRef, r) for r in result]
 
     async def status(self) -> VaultStatus:
         return load(VaultStatus, await self.call("status", {}))

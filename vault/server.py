@@ -22,13 +22,14 @@ import socket
 import stat
 import struct
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ivr.errors import ArspayError
 from vault import log
 from vault.card import CardData
-from vault.errors import FrameTooLarge, MalformedFrame, VaultConfigError
+from vault.errors import FrameTooLarge, InvalidRequest, MalformedFrame, VaultConfigError
 from vault.protocol import dump, encode_frame, parse_request, read_frame
 from vault.service import LocalVault
 
@@ -73,6 +74,7 @@ class VaultServer:
             "keyed_charge": self._keyed_charge,
             "delete": self._delete,
             "audit": self._audit,
+            "tokens": self._tokens,
             "status": self._status,
         }
 
@@ -214,6 +216,15 @@ class VaultServer:
 
     async def _audit(self, a: dict[str, Any], peer: str) -> Any:
         return await self.vault.audit(token=a["token"], limit=a["limit"])
+
+    async def _tokens(self, a: dict[str, Any], peer: str) -> Any:
+        try:
+            created_before = datetime.fromisoformat(a["created_before"])
+        except ValueError:
+            raise InvalidRequest("created_before is not an ISO 8601 time") from None
+        return await self.vault.tokens(
+            created_before=created_before, after=a["after"], limit=a["limit"]
+        )
 
     async def _status(self, a: dict[str, Any], peer: str) -> Any:
         return await self.vault.status()

@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Final, TypeVar
 
 from ivr.clock import Clock
@@ -33,7 +34,14 @@ from vault.errors import (
 )
 from vault.forwarding import BillingKeyResult, CardGateway, ChargeResult
 from vault.kek import KekProvider
-from vault.models import AuditEntry, CardMetadata, KekInfo, RotationReport, VaultStatus
+from vault.models import (
+    AuditEntry,
+    CardMetadata,
+    KekInfo,
+    RotationReport,
+    TokenRef,
+    VaultStatus,
+)
 from vault.rotation import rotate
 from vault.store import AuditRow, StoredRecord, VaultStore
 from vault.tokens import Fingerprinter, check_token, new_token
@@ -279,6 +287,17 @@ class LocalVault:
         if not 1 <= limit <= 10_000:
             raise InvalidRequest("limit must be 1-10000")
         return await self.store.audit_entries(token=token, limit=limit)
+
+    async def tokens(
+        self, *, created_before: datetime, after: str = "", limit: int = 500
+    ) -> list[TokenRef]:
+        if created_before.tzinfo is None:
+            raise InvalidRequest("created_before needs a time zone")
+        if after:
+            check_token(after)
+        if not 1 <= limit <= 1_000:
+            raise InvalidRequest("limit must be 1-1000")
+        return await self.store.token_refs(created_before, after, limit)
 
     async def status(self) -> VaultStatus:
         counts = await self.store.count_by_kek()

@@ -66,7 +66,7 @@ from vault import schema
 from vault.batching import GroupCommit
 from vault.crypto import EncryptedRecord
 from vault.errors import VaultConfigError, VaultUnavailable
-from vault.models import AuditEntry, CardMetadata
+from vault.models import AuditEntry, CardMetadata, TokenRef
 from vault.schema import vault_audit, vault_keks, vault_records
 
 R = TypeVar("R")
@@ -444,6 +444,21 @@ class VaultStore:
                 self._write_thread, self._sqlite_checkpoint
             )
         return True
+
+    async def token_refs(self, created_before: datetime, after: str, limit: int) -> list[TokenRef]:
+        """Records created before ``created_before``, in token order after ``after``."""
+
+        def work(conn: Connection) -> list[TokenRef]:
+            c = vault_records.c
+            rows = conn.execute(
+                select(c.token, c.merchant_id, c.created_at)
+                .where(c.created_at < created_before, c.token > after)
+                .order_by(c.token)
+                .limit(limit)
+            )
+            return [TokenRef(t, m, at) for t, m, at in rows]
+
+        return await self.read(work)
 
     async def record_count(self) -> int:
         def work(conn: Connection) -> int:

@@ -14,17 +14,21 @@ import resource
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import typer
 from rich.console import Console
 
+from ivr.cards.sweep import OrphanSweep, SweepReport
 from ivr.cli.app import app, emit, run, state
 from ivr.gateways.factory import build_gateway
 from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.settings import Settings
+from ivr.wiring import build
+from vault.client import VaultClient
 from vault.factory import database_url, init_keys, open_vault
+from vault.remote import RemoteVault
 from vault.server import VaultServer
 from vault.service import LocalVault
 
@@ -139,6 +143,49 @@ def erase(
     settings = state(ctx).settings
     _with_vault(settings, lambda v: v.delete(token, merchant, who=_operator(), why=why))
     emit(ctx, "Erased", [{"token": token, "merchant": merchant}])
+
+
+@vault_app.command("sweep-orphans")
+def sweep_orphans(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="count the orphans, erase nothing"),
+    grace_minutes: int | None = typer.Option(
+        None,
+        "--grace-minutes",
+        min=10,
+        help="only records older than this (default: vault.orphan_grace_minutes)",
+    ),
+) -> None:
+    """Erase the vault records no card of this engine refers to (the engine also does it
+    every vault.sweep_interval_minutes): cards stored by calls that never finished, or
+    deleted cards whose erase failed. Records of merchants unknown to this engine's
+    database are left alone."""
+    settings = state(ctx).settings
+    grace = timedelta(minutes=grace_minutes or settings.vault.orphan_grace_minutes)
+
+    async def go() -> SweepReport:
+        services = build(settings)
+        vault: VaultClient
+        if settings.vault.mode == "remote":
+            vault = RemoteVault(
+                settings.vault.socket, max_frame_bytes=settings.vault.max_frame_bytes
+            )
+        else:
+            vault = await open_vault(settings)
+        try:
+            sweep = OrphanSweep(services.db, vault, services.clock, grace=grace)
+            return await sweep.sweep(dry_run=dry_run)
+        finally:
+            await vault.close()
+            await services.close()
+
+    report = run(go())
+    emit(ctx, "Orphan sweep" + (" (dry run)" if dry_run else ""), [{
+        "checked": report.checked, "orphans": report.orphans, "erased": report.erased,
+        "other_merchants": report.foreign, "failed": report.failed,
+    }])  # fmt: skip
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @vault_app.command("serve")

@@ -7,6 +7,11 @@ request completed, whatever the line does.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from ivr.cards.sweep import check_attachable
 from ivr.domain.ids import new_id
 from ivr.domain.states import CallRequestStatus, CardStatus
 from ivr.flows.card_entry import EnteredCard, Field, enter_card
@@ -93,14 +98,23 @@ async def tokenize_and_verify(
     a = run.admission
     vault = run.deps.vault
     meta = await vault.tokenize(a.merchant_id, entered.card(), who=run.who)
-    key = await vault.issue_billing_key(
-        meta.token,
-        a.merchant_id,
-        password2=entered.password2,
-        customer_uid=new_id("bk"),
-        who=run.who,
-        why=why,
-    )
+    try:
+        key = await vault.issue_billing_key(
+            meta.token,
+            a.merchant_id,
+            password2=entered.password2,
+            customer_uid=new_id("bk"),
+            who=run.who,
+            why=why,
+        )
+    except BaseException:
+        # The PG failed or never answered (or the engine is stopping): no card row will
+        # refer to this record. Erase it now; if that fails too, the orphan sweep will.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(
+                vault.delete(meta.token, a.merchant_id, who=run.who, why="billing key not issued")
+            )
+        raise
     if not key.ok:
         await vault.delete(meta.token, a.merchant_id, who=run.who, why="declined by the PG")
     return meta, key
@@ -120,6 +134,8 @@ async def attach(
     one-off charge needs."""
     a = run.admission
     services = run.deps.services
+    grace = timedelta(minutes=services.settings.vault.orphan_grace_minutes)
+    check_attachable(meta, services.clock.now(), grace)  # the orphan sweep's other side
     async with services.db.transaction() as s:
         card = await run.deps.cards.add_in(
             s,

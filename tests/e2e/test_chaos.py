@@ -12,15 +12,19 @@ import os
 import random
 import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from ivr.cards.sweep import OrphanSweep
+from ivr.clock import FakeClock
 from ivr.domain.states import (
     AttemptStatus,
     CallRequestKind,
     CallRequestStatus,
+    CardStatus,
     PaymentIntentStatus,
 )
 from ivr.store.tables import CallRequest, Card, ConsentRecord, PaymentAttempt, PaymentIntent
@@ -284,10 +288,18 @@ async def test_engine_killed_at_a_random_point_of_a_registration_call(
                 code = await engine.stop()
             assert code == 0, engine.log_tail()
             records = (await calls.runtime.vault.status()).records
-            # a kill between tokenize and attach leaves that call's vault record behind
+            # a kill between tokenize and attach leaves that call's vault record behind,
+            # until the orphan sweep (here run with the clock two hours on) erases it
             assert records - len(await calls.cards()) <= 1
-            print(f"vault records: {records}, cards: {len(await calls.cards())}, "
-                  f"billing keys at the PG: {(await sandbox.summary())['customers']}")  # fmt: skip
+            later = FakeClock(datetime.now(UTC) + timedelta(hours=2))
+            sweep = OrphanSweep(calls.db, calls.runtime.vault, later, grace=timedelta(hours=1))
+            report = await sweep.sweep()
+            assert report.orphans == records - len(await calls.cards())
+            active = [c for c in await calls.cards() if c.status == CardStatus.active.value]
+            assert (await calls.runtime.vault.status()).records == len(active)
+            print(f"vault records: {records} ({report.erased} orphan(s) swept), cards: "
+                  f"{len(active)}, billing keys at the PG: "
+                  f"{(await sandbox.summary())['customers']}")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- 3. PG down

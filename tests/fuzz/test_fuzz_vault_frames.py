@@ -36,7 +36,14 @@ from vault.errors import (
     VaultError,
 )
 from vault.forwarding import BillingKeyResult, ChargeResult
-from vault.models import AuditEntry, CardMetadata, KekInfo, RotationReport, VaultStatus
+from vault.models import (
+    AuditEntry,
+    CardMetadata,
+    KekInfo,
+    RotationReport,
+    TokenRef,
+    VaultStatus,
+)
 from vault.protocol import OPERATIONS, dump, encode_frame, load, parse_request, read_frame
 from vault.remote import RemoteVault
 from vault.server import VaultServer
@@ -286,6 +293,10 @@ class _StubVault:
     async def audit(self, *a: Any, **kw: Any) -> list[AuditEntry]:
         return [AuditEntry(1, NOW, "who", "in-process", "tokenize", "why", None, None)]
 
+    async def tokens(self, *a: Any, **kw: Any) -> list[TokenRef]:
+        assert isinstance(kw["created_before"], datetime)
+        return [TokenRef("tok_1", "m_1", NOW)]
+
     async def status(self) -> VaultStatus:
         return VaultStatus("file", "kek_1", (KekInfo("kek_1", "current", 1, NOW, None),), 1)
 
@@ -341,6 +352,7 @@ RESULTS: dict[str, Any] = {
     "delete": None,
     "audit": [dump(AuditEntry(1, NOW, "who", "in-process", "tokenize", "why", "tok_1", "m_1"))],
     "status": dump(VaultStatus("file", "kek_1", (KekInfo("kek_1", "current", 1, NOW, NOW),), 1)),
+    "tokens": [dump(TokenRef("tok_1", "m_1", NOW))],
 }
 
 
@@ -364,6 +376,8 @@ async def _client_call(op: str, reply: bytes) -> Any:
             return await remote.delete("tok_1", "m_1", who="w", why="y")
         if op == "audit":
             return await remote.audit(limit=5)
+        if op == "tokens":
+            return await remote.tokens(created_before=NOW, after="", limit=5)
         return await remote.status()
     finally:
         await remote.close()
@@ -419,6 +433,7 @@ RESULT_TYPES: dict[str, tuple[type, ...]] = {
     "delete": (type(None),),
     "audit": (list,),
     "status": (VaultStatus,),
+    "tokens": (list,),
 }
 
 
@@ -463,6 +478,7 @@ def test_the_client_reads_any_reply_into_a_value_or_a_vault_error(
             BillingKeyResult,
             ChargeResult,
             RotationReport,
+            TokenRef,
         ]
     ),
     value=json_values,
@@ -494,6 +510,7 @@ times = st.datetimes(timezones=st.none() | st.just(UTC))
 results = st.one_of(
     st.builds(CardMetadata, created_at=times, issuer=st.none() | text, card_type=st.none() | text),
     st.builds(AuditEntry, at=times, token=st.none() | text, merchant_id=st.none() | text),
+    st.builds(TokenRef, created_at=times),
     st.builds(
         VaultStatus,
         keks=st.lists(

@@ -8,10 +8,12 @@ import json
 import os
 import random
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from ivr.clock import FakeClock
 from ivr.settings import load_settings
 from tests.vault.test_canary import _env, arspay, start_server, stop_server
 from tests.vault.vault_helpers import CANARY, RecordingGateway, SoftHsm, random_card
@@ -45,7 +47,7 @@ def _hsm(kind: str, request: pytest.FixtureRequest) -> SoftHsm | None:
 def test_help_lists_the_vault_commands() -> None:
     out = arspay(dict(os.environ), "vault", "--help")
     assert out.returncode == 0
-    for cmd in ("init", "serve", "rotate-kek", "audit", "status", "erase"):
+    for cmd in ("init", "serve", "rotate-kek", "audit", "status", "erase", "sweep-orphans"):
         assert cmd in out.stdout
 
 
@@ -246,3 +248,42 @@ def test_serve_refuses_a_half_configured_gateway(tmp_path: Path) -> None:
     assert out.returncode == 2, out.stdout + out.stderr
     assert "api_secret" in out.stderr
     assert not Path(env["ARSPAY_VAULT_SOCKET"]).exists()
+
+
+async def test_sweep_orphans_from_the_command_line(tmp_path: Path) -> None:
+    """Records stored two hours ago by calls that never attached them: a dry run counts
+    them, a sweep erases the one of this engine's merchant and leaves the other
+    deployment's alone."""
+    env = _env(tmp_path, "file", None)
+    assert arspay(env, "vault", "init").returncode == 0
+    assert arspay(env, "migrate").returncode == 0
+    made = arspay(env, "--json", "merchants", "create", "행복치과")
+    assert made.returncode == 0, made.stderr
+    mid = str(json.loads(made.stdout)[0]["id"])
+    settings = load_settings(env=env)
+    earlier = FakeClock(datetime.now(UTC) - timedelta(hours=2))
+    vault = await open_vault(settings, clock=earlier)
+    try:
+        orphan = await vault.tokenize(mid, random_card(1), who="flow:registration")
+        await vault.tokenize("mer_of_another_engine", random_card(2), who="t")
+    finally:
+        await vault.close()
+
+    def sweep(*args: str) -> dict[str, int]:
+        out = arspay(env, "--json", "vault", "sweep-orphans", *args)
+        assert out.returncode == 0, out.stderr
+        [report] = json.loads(out.stdout)
+        return report  # type: ignore[no-any-return]
+
+    assert sweep("--dry-run") == {
+        "checked": 2, "orphans": 1, "erased": 0, "other_merchants": 1, "failed": 0
+    }  # fmt: skip
+    assert sweep("--grace-minutes", "180")["checked"] == 0  # not that old yet
+    assert sweep()["erased"] == 1
+    assert sweep()["orphans"] == 0
+    [st] = json.loads(arspay(env, "--json", "vault", "status").stdout)
+    assert st["records"] == 1  # the other deployment's
+    audit = json.loads(arspay(env, "--json", "vault", "audit", "--token", orphan.token).stdout)
+    assert (audit[0]["action"], audit[0]["who"]) == ("delete", "engine:orphan-sweep")
+    bad = arspay(env, "vault", "sweep-orphans", "--grace-minutes", "5")
+    assert bad.returncode == 2

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from ivr.clock import FakeClock
 from tests.vault.vault_helpers import CANARY, RecordingGateway, random_card
 from vault.card import CardData
 from vault.client import VaultClient
@@ -226,3 +229,38 @@ async def test_concurrent_clients(client: VaultClient) -> None:
     assert len({m.token for m in metas}) == 40
     again = await asyncio.gather(*(client.metadata(m.token, "mer_1") for m in metas))
     assert list(again) == list(metas)
+
+
+async def test_tokens_lists_records_by_age_in_pages_without_card_data(
+    client: VaultClient, vault_clock: FakeClock
+) -> None:
+    old = [await client.tokenize(f"mer_{i % 2}", random_card(i), who="t") for i in range(5)]
+    cutoff = vault_clock.advance(timedelta(minutes=5))
+    await client.tokenize("mer_1", CANARY, who="t")  # created at the cutoff: not listed
+    seen, after = [], ""
+    while page := await client.tokens(created_before=cutoff, after=after, limit=2):
+        assert len(page) <= 2
+        seen += page
+        after = page[-1].token
+    assert [r.token for r in seen] == sorted(m.token for m in old)  # token order, each once
+    assert {(r.token, r.merchant_id, r.created_at) for r in seen} == {
+        (m.token, m.merchant_id, m.created_at) for m in old
+    }
+    assert CANARY.pan[-4:] not in repr(seen)  # a name, not the card: no BIN, no last 4
+    assert await client.tokens(created_before=old[0].created_at) == []  # strictly before
+    await client.delete(old[0].token, old[0].merchant_id, who="t", why="test")
+    assert old[0].token not in {r.token for r in await client.tokens(created_before=cutoff)}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"created_before": datetime(2030, 1, 1)},  # no time zone
+        {"created_before": datetime(2030, 1, 1, tzinfo=UTC), "limit": 0},
+        {"created_before": datetime(2030, 1, 1, tzinfo=UTC), "limit": 1001},
+        {"created_before": datetime(2030, 1, 1, tzinfo=UTC), "after": "not-a-token"},
+    ],
+)
+async def test_tokens_refuses_bad_arguments(client: VaultClient, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(InvalidRequest):
+        await client.tokens(**kwargs)
