@@ -2,8 +2,8 @@
 
 ``Engine.run()`` runs, in one ``TaskGroup``: the ARI Stasis app (reconnecting), the
 FastAGI server, the call-session log writer and the sweeper that expires leases and
-call requests, releases requests a dead engine left ``in_call``, and reconciles charge
-attempts whose outcome is unknown. Each incoming
+call requests, releases requests a dead engine left ``in_call``, reconciles charge
+attempts whose outcome is unknown and deletes the PG billing keys of deleted cards. Each incoming
 call — over ARI or FastAGI — gets a call-session row and is handed, wrapped in a
 :class:`~ivr.telephony.session_log.LoggedCall`, to ``flow``. Once ARI is up, calls an
 earlier engine process left open (it was killed mid-call) are ended at once, so their
@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from ivr.cards.billing_keys import BillingKeyReaper
 from ivr.domain.states import CallSessionStatus
 from ivr.payments.charger import Charger
 from ivr.store.tables import CallSession, CallStep
@@ -74,6 +75,16 @@ class Engine:
         self.ari_app = AriApp(self.ari_client, self.handle) if ari else None
         self.agi_server = AgiServer(self.handle, "127.0.0.1", settings.agi_port) if agi else None
         self.ready = asyncio.Event()  # AGI listening and ARI connected (those enabled)
+        self.reaper = (
+            BillingKeyReaper(
+                services.db,
+                charger.gateway,
+                services.clock,
+                after=timedelta(minutes=services.settings.gateway.billing_key_delete_after_minutes),
+            )
+            if charger is not None
+            else None
+        )
 
     async def handle(self, call: Call) -> None:
         handle = self.session_log.open(call)
@@ -179,6 +190,8 @@ class Engine:
                 await self.services.dids.expire_due()
                 if self.charger is not None:  # attempts left unknown or pending: ask the PG
                     await self.charger.reconcile()
+                if self.reaper is not None:  # deleted cards' billing keys, at the PG too
+                    await self.reaper.reap()
             except Exception:
                 log.exception("sweeper failed")
 

@@ -124,6 +124,12 @@ class GatewaySettings(_Section):
     channel_key: str = Field(
         "", description="PortOne channel key sent when issuing billing keys (empty: not sent)"
     )
+    billing_key_delete_after_minutes: int = Field(
+        60,
+        ge=10,
+        le=30 * 24 * 60,
+        description="a deleted card's billing key is deleted at the PG this long after",
+    )
     sandbox_host: str = Field("127.0.0.1", description="arspay sandbox-pg: listen address")
     sandbox_port: int = Field(8090, ge=0, le=65535, description="arspay sandbox-pg: port")
     sandbox_latency_ms: int = Field(30, ge=0, description="sandbox: added to every API call")

@@ -248,3 +248,8 @@ class Gateway(Protocol):
     async def find(self, order_id: str) -> OrderStatus | None:
         """The PG's record of an order; ``None`` when the PG never saw it."""
         ...
+
+    async def delete_billing_key(self, customer_uid: str, *, reason: str) -> bool:
+        """Delete a billing key at the PG (PortOne: ``DELETE /subscribe/customers/…``);
+        ``False`` when the PG does not know it (already deleted). Safe to repeat."""
+        ...

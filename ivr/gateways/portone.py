@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -230,6 +231,21 @@ class PortOneGateway:
         call = Call("cancel", mutating=True, order_id=req.order_id)
         env = await self._post("/payments/cancel", call, wire.cancel_body(req))
         return results.cancel(env, call, req.checksum)
+
+    async def delete_billing_key(self, customer_uid: str, *, reason: str) -> bool:
+        if _ORDER_ID.fullmatch(customer_uid) is None:  # the same alphabet and limit
+            raise InvalidInput("invalid customer_uid")
+        call = Call("delete_billing_key", mutating=True)
+        query = urlencode({"reason": reason[:100], "requester": "arspay"})
+        env = await self._call("DELETE", f"/subscribe/customers/{customer_uid}?{query}", call)
+        if env is None:  # HTTP 404: the PG does not know the key
+            return False
+        if env.code != 0:
+            raise GatewayRejected(
+                f"PortOne delete_billing_key: code {env.code}",
+                pg_code=pg_code(env.message, env.code),
+            )
+        return True
 
     async def find(self, order_id: str) -> OrderStatus | None:
         if _ORDER_ID.fullmatch(order_id) is None:

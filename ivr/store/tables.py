@@ -199,6 +199,8 @@ class Card(Base):
     status: Mapped[str] = mapped_column(Status)
     created_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None]
+    # a deleted card's billing key deleted at the PG too (ivr/cards/billing_keys.py)
+    billing_key_deleted_at: Mapped[datetime | None]
 
 
 class PaymentIntent(Base):

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from ivr.errors import InvalidInput
 from ivr.gateways.contract import (
     BillingKeyRequest,
     CardType,
@@ -289,3 +290,16 @@ ROW_TESTS = {
 def test_every_row_of_the_card_table_has_a_contract_test() -> None:
     assert set(Scenario) <= set(ROW_TESTS)
     assert all(callable(globals().get(name)) for name in ROW_TESTS.values())
+
+
+async def test_a_deleted_billing_key_charges_no_more(pg: PortOneGateway, sandbox: Sandbox) -> None:
+    await register(pg, "4111111111111111", "cus_gone")
+    customers = (await sandbox.summary())["customers"]
+    assert await pg.delete_billing_key("cus_gone", reason="card deleted") is True
+    assert (await sandbox.summary())["customers"] == customers - 1
+    assert await pg.delete_billing_key("cus_gone", reason="card deleted") is False  # repeat
+    assert await pg.delete_billing_key("cus_never", reason="card deleted") is False
+    refused = await pg.charge_billing_key(ChargeRequest("cus_gone", order(), 1_000, "x"))
+    assert refused.status is ChargeStatus.failed
+    with pytest.raises(InvalidInput):
+        await pg.delete_billing_key("cus/../x", reason="card deleted")

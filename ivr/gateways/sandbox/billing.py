@@ -69,6 +69,20 @@ async def register(request: web.Request) -> web.Response:
     return h.ok(customer_to_portone(record))
 
 
+async def delete(request: web.Request) -> web.Response:
+    """``DELETE /subscribe/customers/{customer_uid}``: the billing key is gone (a later
+    charge with it is refused ``CUSTOMER_NOT_FOUND``); an unknown one is HTTP 404."""
+    st = request.app[STATE]
+    try:
+        customer_uid = h.uid(request.match_info["customer_uid"], h.UID, "customer_uid")
+    except h.BadRequest as exc:
+        return h.bad_request(str(exc))
+    record = await st.ledger.customer(customer_uid)
+    if record is None or not await st.ledger.delete_customer(customer_uid):
+        return h.envelope(-1, cards.NO_CUSTOMER.text, status=404)
+    return h.ok(customer_to_portone(record))
+
+
 def _payment(
     st: SandboxState,
     *,

@@ -103,6 +103,13 @@ class Ledger:
              c.inserted, c.updated),
         )  # fmt: skip
 
+    async def delete_customer(self, customer_uid: str) -> bool:
+        return await self._run(self._delete_customer, customer_uid)
+
+    def _delete_customer(self, customer_uid: str) -> bool:
+        cur = self.db.execute("DELETE FROM customers WHERE customer_uid=?", (customer_uid,))
+        return cur.rowcount > 0
+
     async def customer(self, customer_uid: str) -> CustomerRecord | None:
         return await self._run(self._customer, customer_uid)
 
