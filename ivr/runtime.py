@@ -91,6 +91,7 @@ class Runtime:
             self.vault,
             services.clock,
             grace=timedelta(minutes=settings.orphan_grace_minutes),
+            gateway=self.gateway,
         )
         await sweep.run(timedelta(minutes=settings.sweep_interval_minutes))
 

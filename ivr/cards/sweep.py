@@ -14,6 +14,13 @@ engine database does not know is left alone: it is not this engine's to judge. T
 grace protects a call still between tokenize and attach; :func:`check_attachable`
 closes the other side: a token older than half the grace is never attached.
 
+A call that died after the PG issued the billing key left that key at the PG too. Its
+``customer_uid`` is derived from the vault token (:func:`billing_key_uid`), so the sweep
+can name it: with a gateway, an orphan's key is deleted at the PG first (a key the PG
+does not know is fine), and only then is the vault record erased — a PG that fails
+leaves both for the next sweep. The key of a *deleted* card is the billing-key
+reaper's (``ivr/cards/billing_keys.py``), which reads it from the card row.
+
 It runs in the engine (every ``vault.sweep_interval_minutes``; several engines may
 sweep at once, an erase is idempotent) and as ``arspay vault sweep-orphans``.
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +40,7 @@ from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.domain.states import CardStatus
 from ivr.errors import ArspayError, Conflict
+from ivr.gateways.contract import Gateway
 from ivr.store.db import Database
 from ivr.store.tables import Card, Merchant
 from vault.client import VaultClient
@@ -49,6 +58,14 @@ class StaleToken(Conflict):
     error_id = "stale-vault-token"
 
 
+def billing_key_uid(token: str) -> str:
+    """The PG ``customer_uid`` of the billing key issued for a vault token: derived, so
+    that a key whose card was never attached can still be found; one-way, so the PG
+    does not learn the token."""
+    digest = hashlib.sha256(b"arspay billing key\0" + token.encode()).hexdigest()
+    return f"bk_{digest[:26].upper()}"
+
+
 def check_attachable(meta: CardMetadata, now: datetime, grace: timedelta) -> None:
     """Refuse to attach a card tokenized more than half the sweep's grace ago, so that
     a sweep never erases a record that a slow attach is about to refer to."""
@@ -63,6 +80,7 @@ class SweepReport:
     erased: int = 0  # orphans erased now (0 on a dry run)
     foreign: int = 0  # records of merchants this engine database does not know
     failed: int = 0  # erases that failed (the next sweep tries again)
+    keys_deleted: int = 0  # billing keys of orphans the PG still had, deleted there
 
 
 class OrphanSweep:
@@ -73,11 +91,14 @@ class OrphanSweep:
         clock: Clock,
         *,
         grace: timedelta,
+        gateway: Gateway | None = None,
         page: int = 500,
     ) -> None:
+        """``gateway``: also delete the orphans' billing keys at the PG (without one,
+        only the vault records go)."""
         if grace < timedelta(minutes=10):
             raise ValueError("the orphan grace must be at least 10 minutes")
-        self.db, self.vault, self.clock = db, vault, clock
+        self.db, self.vault, self.clock, self.gateway = db, vault, clock, gateway
         self.grace, self.page = grace, page
 
     async def sweep(self, *, dry_run: bool = False) -> SweepReport:
@@ -130,6 +151,16 @@ class OrphanSweep:
         if status not in (None, CardStatus.deleted.value):
             return
         why = "no card refers to it" if status is None else "its card was deleted"
+        key_deleted = False
+        if status is None and self.gateway is not None:  # the PG first: then the record
+            try:
+                key_deleted = await self.gateway.delete_billing_key(
+                    billing_key_uid(ref.token), reason="card never attached"
+                )
+            except ArspayError as exc:
+                report.failed += 1
+                log.warning("orphan sweep: billing key not deleted (%s)", exc.error_id)
+                return
         try:
             with contextlib.suppress(TokenNotFound):  # another sweep was first
                 await self.vault.delete(ref.token, ref.merchant_id, who=ACTOR, why=why)
@@ -146,9 +177,14 @@ class OrphanSweep:
                 object_type="vault_record",
                 object_id=ref.token,
                 merchant_id=ref.merchant_id,
-                details={"why": why, "created_at": ref.created_at.isoformat()},
+                details={
+                    "why": why,
+                    "created_at": ref.created_at.isoformat(),
+                    "billing_key_deleted": key_deleted,
+                },
             )
         report.erased += 1
+        report.keys_deleted += key_deleted
 
     async def run(self, every: timedelta) -> None:
         """Sweep now and then every ``every``, until cancelled."""

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from ivr.cards.sweep import OrphanSweep, SweepReport
 from ivr.cli.app import app, emit, run, state
+from ivr.gateways.contract import Gateway
 from ivr.gateways.factory import build_gateway
 from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.settings import Settings
@@ -158,12 +159,20 @@ def sweep_orphans(
 ) -> None:
     """Erase the vault records no card of this engine refers to (the engine also does it
     every vault.sweep_interval_minutes): cards stored by calls that never finished, or
-    deleted cards whose erase failed. Records of merchants unknown to this engine's
-    database are left alone."""
+    deleted cards whose erase failed; with gateway.api_key set, the billing keys such
+    calls left at the PG go too. Records of merchants unknown to this engine's database
+    are left alone."""
     settings = state(ctx).settings
     grace = timedelta(minutes=grace_minutes or settings.vault.orphan_grace_minutes)
 
     async def go() -> SweepReport:
+        async with contextlib.AsyncExitStack() as stack:
+            pg = None
+            if settings.gateway.api_key and not dry_run:
+                pg = await stack.enter_async_context(build_gateway(settings.gateway))
+            return await sweep_with(pg)
+
+    async def sweep_with(pg: Gateway | None) -> SweepReport:
         services = build(settings)
         vault: VaultClient
         if settings.vault.mode == "remote":
@@ -173,7 +182,7 @@ def sweep_orphans(
         else:
             vault = await open_vault(settings)
         try:
-            sweep = OrphanSweep(services.db, vault, services.clock, grace=grace)
+            sweep = OrphanSweep(services.db, vault, services.clock, grace=grace, gateway=pg)
             return await sweep.sweep(dry_run=dry_run)
         finally:
             await vault.close()
@@ -182,7 +191,8 @@ def sweep_orphans(
     report = run(go())
     emit(ctx, "Orphan sweep" + (" (dry run)" if dry_run else ""), [{
         "checked": report.checked, "orphans": report.orphans, "erased": report.erased,
-        "other_merchants": report.foreign, "failed": report.failed,
+        "billing_keys_deleted": report.keys_deleted, "other_merchants": report.foreign,
+        "failed": report.failed,
     }])  # fmt: skip
     if report.failed:
         raise typer.Exit(1)

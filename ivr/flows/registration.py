@@ -11,8 +11,7 @@ import asyncio
 import contextlib
 from datetime import timedelta
 
-from ivr.cards.sweep import check_attachable
-from ivr.domain.ids import new_id
+from ivr.cards.sweep import billing_key_uid, check_attachable
 from ivr.domain.states import CallRequestStatus, CardStatus
 from ivr.flows.card_entry import EnteredCard, Field, enter_card
 from ivr.flows.run import CallRun, Outcome
@@ -103,7 +102,7 @@ async def tokenize_and_verify(
             meta.token,
             a.merchant_id,
             password2=entered.password2,
-            customer_uid=new_id("bk"),
+            customer_uid=billing_key_uid(meta.token),
             who=run.who,
             why=why,
         )

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from ivr.cards.sweep import ACTOR, OrphanSweep, StaleToken, check_attachable
+from ivr.cards.sweep import ACTOR, OrphanSweep, StaleToken, billing_key_uid, check_attachable
 from ivr.domain.states import CallRequestKind, CallRequestStatus
+from ivr.gateways.errors import GatewayUnavailable
 from ivr.store.tables import AuditLog, Card
 from ivr.telephony.fake import Press
 from tests.vault.vault_helpers import random_card
@@ -99,6 +100,40 @@ async def test_the_sweep_erases_records_no_card_needs_and_only_those(stack: Stac
     assert (await sweep.sweep()).orphans == 0  # nothing left to do
     # the kept card still charges: its record is there
     assert (await vault.metadata(kept.vault_token, mid)).last4 == kept.last4
+
+
+class DownPg:
+    async def delete_billing_key(self, *a: Any, **kw: Any) -> bool:
+        raise GatewayUnavailable("PG down", retry_safe=True)
+
+
+async def test_the_billing_key_a_dead_call_left_at_the_pg_goes_first(stack: Stack) -> None:
+    vault, mid = stack.runtime.vault, stack.merchant_id
+    await stack.request(CallRequestKind.registration)
+    assert (await stack.call([Press("1"), *card_keys()]))[0] == "completed"
+    [card] = await cards(stack)
+    assert card.billing_key_ref == billing_key_uid(card.vault_token)  # derived, one-way
+    assert card.vault_token[4:] not in str(card.billing_key_ref)
+    # the engine died after the PG issued the key, before the card was attached
+    meta = await vault.tokenize(mid, random_card(6), who="flow:registration")
+    key = await vault.issue_billing_key(
+        meta.token, mid, password2="12", customer_uid=billing_key_uid(meta.token),
+        who="flow:registration", why="registration",
+    )  # fmt: skip
+    assert key.ok
+    assert (await stack.sandbox.summary())["customers"] == 2
+    stack.clock.advance(GRACE * 2)
+
+    down = OrphanSweep(stack.db, vault, stack.clock, grace=GRACE, gateway=DownPg())  # type: ignore[arg-type]
+    report = await down.sweep()
+    assert (report.orphans, report.erased, report.failed) == (1, 0, 1)
+    assert meta.token in await records(stack)  # kept until its key is gone
+
+    sweep = OrphanSweep(stack.db, vault, stack.clock, grace=GRACE, gateway=stack.runtime.gateway)
+    report = await sweep.sweep()
+    assert (report.erased, report.keys_deleted, report.failed) == (1, 1, 0)
+    assert (await stack.sandbox.summary())["customers"] == 1  # the registered card's
+    assert await records(stack) == {card.vault_token}
 
 
 async def test_the_engine_sweeps_in_the_background(stack: Stack) -> None:

@@ -276,7 +276,8 @@ async def test_sweep_orphans_from_the_command_line(tmp_path: Path) -> None:
         return report  # type: ignore[no-any-return]
 
     assert sweep("--dry-run") == {
-        "checked": 2, "orphans": 1, "erased": 0, "other_merchants": 1, "failed": 0
+        "checked": 2, "orphans": 1, "erased": 0, "billing_keys_deleted": 0,
+        "other_merchants": 1, "failed": 0,
     }  # fmt: skip
     assert sweep("--grace-minutes", "180")["checked"] == 0  # not that old yet
     assert sweep()["erased"] == 1
