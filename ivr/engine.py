@@ -3,8 +3,8 @@
 ``Engine.run()`` runs, in one ``TaskGroup``: the ARI Stasis app (reconnecting), the
 FastAGI server, the call-session log writer and the sweeper that expires leases and
 call requests, releases requests a dead engine left ``in_call``, reconciles charge
-attempts whose outcome is unknown and deletes the PG billing keys of deleted cards. Each incoming
-call — over ARI or FastAGI — gets a call-session row and is handed, wrapped in a
+attempts whose outcome is unknown and deletes the PG billing keys of deleted cards.
+Each incoming call — over ARI or FastAGI — gets a call-session row and is handed, wrapped in a
 :class:`~ivr.telephony.session_log.LoggedCall`, to ``flow``. Once ARI is up, calls an
 earlier engine process left open (it was killed mid-call) are ended at once, so their
 payers can call again without waiting for the sweeper.

@@ -105,6 +105,20 @@ class Runtime:
         await self.services.close()
 
 
+async def open_vault_client(
+    settings: Settings, *, clock: Clock | None = None, gateway: VaultCardGateway | None = None
+) -> VaultClient:
+    """The vault as ``vault.mode`` says: in this process (forwarding to ``gateway``), or
+    ``arspay vault serve`` over its socket (which forwards with its own gateway)."""
+    if settings.vault.mode == "remote":
+        from vault.remote import RemoteVault
+
+        return RemoteVault(settings.vault.socket, max_frame_bytes=settings.vault.max_frame_bytes)
+    from vault.factory import open_vault
+
+    return await open_vault(settings, clock=clock, gateway=gateway)
+
+
 async def open_runtime(
     settings: Settings,
     *,
@@ -118,16 +132,7 @@ async def open_runtime(
     services = build(settings, clock=clock, db=db)
     pg: Gateway = gateway or build_gateway(settings.gateway)
     if vault is None:
-        if settings.vault.mode == "remote":
-            from vault.remote import RemoteVault
-
-            vault = RemoteVault(
-                settings.vault.socket, max_frame_bytes=settings.vault.max_frame_bytes
-            )
-        else:
-            from vault.factory import open_vault
-
-            vault = await open_vault(settings, clock=clock, gateway=VaultCardGateway(pg))
+        vault = await open_vault_client(settings, clock=clock, gateway=VaultCardGateway(pg))
     if book is None:
         from ivr.prompts import PromptBook
 

@@ -69,7 +69,7 @@ class BillingKeyReaper:
         async with self.db.sessions() as s:
             rows = (
                 await s.execute(
-                    select(Card.id, Card.billing_key_ref)
+                    select(Card.id, Card.merchant_id, Card.billing_key_ref)
                     .where(
                         Card.status == CardStatus.deleted.value,
                         Card.deleted_at < self.clock.now() - self.after,
@@ -83,9 +83,9 @@ class BillingKeyReaper:
                     .limit(self.batch)
                 )
             ).all()
-        for card_id, ref in rows:
+        for card_id, merchant_id, ref in rows:
             assert ref is not None
-            await self._reap_one(card_id, ref, report)
+            await self._reap_one(card_id, merchant_id, ref, report)
         if report.deleted or report.failed:
             log.info(
                 "billing keys of deleted cards: %d deleted at the PG, %d already gone, %d failed",
@@ -95,7 +95,7 @@ class BillingKeyReaper:
             )
         return report
 
-    async def _reap_one(self, card_id: str, ref: str, report: ReapReport) -> None:
+    async def _reap_one(self, card_id: str, merchant_id: str, ref: str, report: ReapReport) -> None:
         # No lock is held across the PG call (on SQLite a write transaction would stop
         # every writer meanwhile): a key deleted twice by two engines is harmless, and
         # the stamp is written once.
@@ -113,7 +113,6 @@ class BillingKeyReaper:
             )
             if not stamped.rowcount:  # type: ignore[attr-defined]
                 return  # another engine stamped it first
-            merchant_id = await s.scalar(select(Card.merchant_id).where(Card.id == card_id))
             audit(
                 s,
                 self.clock,

@@ -22,14 +22,12 @@ from rich.console import Console
 
 from ivr.cards.sweep import OrphanSweep, SweepReport
 from ivr.cli.app import app, emit, run, state
-from ivr.gateways.contract import Gateway
 from ivr.gateways.factory import build_gateway
 from ivr.gateways.vault_forwarding import VaultCardGateway
+from ivr.runtime import open_vault_client
 from ivr.settings import Settings
 from ivr.wiring import build
-from vault.client import VaultClient
 from vault.factory import database_url, init_keys, open_vault
-from vault.remote import RemoteVault
 from vault.server import VaultServer
 from vault.service import LocalVault
 
@@ -170,23 +168,12 @@ def sweep_orphans(
             pg = None
             if settings.gateway.api_key and not dry_run:
                 pg = await stack.enter_async_context(build_gateway(settings.gateway))
-            return await sweep_with(pg)
-
-    async def sweep_with(pg: Gateway | None) -> SweepReport:
-        services = build(settings)
-        vault: VaultClient
-        if settings.vault.mode == "remote":
-            vault = RemoteVault(
-                settings.vault.socket, max_frame_bytes=settings.vault.max_frame_bytes
-            )
-        else:
-            vault = await open_vault(settings)
-        try:
+            services = build(settings)
+            stack.push_async_callback(services.close)
+            vault = await open_vault_client(settings)
+            stack.push_async_callback(vault.close)
             sweep = OrphanSweep(services.db, vault, services.clock, grace=grace, gateway=pg)
             return await sweep.sweep(dry_run=dry_run)
-        finally:
-            await vault.close()
-            await services.close()
 
     report = run(go())
     emit(ctx, "Orphan sweep" + (" (dry run)" if dry_run else ""), [{
