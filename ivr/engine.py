@@ -16,11 +16,12 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from ivr.cards.billing_keys import BillingKeyReaper
 from ivr.domain.states import CallSessionStatus
@@ -43,6 +44,12 @@ Flow = Callable[[LoggedCall], Awaitable[str | None]]
 LOST = "engine_lost"  # outcome of a call (and its open step) a dead engine process left
 
 
+def node_id(configured: str) -> str:
+    """``engine.node_id``, or this machine's host name (cut to the column's 64
+    characters) when it is empty."""
+    return configured or socket.gethostname()[:64] or "engine"
+
+
 class Engine:
     def __init__(
         self,
@@ -63,7 +70,8 @@ class Engine:
         self.workers = dict(workers or {})
         self.sweep_interval_s = sweep_interval_s
         settings = services.settings.asterisk
-        self.session_log = CallSessionLog(services.db, services.clock)
+        self.node = node_id(services.settings.engine.node_id)
+        self.session_log = CallSessionLog(services.db, services.clock, node=self.node)
         self.ari_client = AriClient(
             settings.ari_url,
             settings.ari_user,
@@ -128,30 +136,43 @@ class Engine:
         as after any call without an outcome. Without this the request stays
         ``in_call`` (the payer is rejected as busy) until the sweeper's 30 minutes.
 
-        Only channels of this engine's Asterisk are judged: ids carrying its system name
-        (``NAME-epoch.seq``), or plain ``epoch.seq`` ids when it has none — engines on
-        several Asterisks sharing one database need a distinct ``systemname`` each.
+        Only this engine's calls are judged: sessions it opened (``node`` is its
+        ``engine.node_id``), never those of other engines sharing the database, whose
+        calls are up on other Asterisks (their channels are not in this Asterisk's list,
+        so they would look dead). Sessions from before migration 0005 carry no node:
+        they are judged by their channel id, which must carry this Asterisk's system name
+        (``NAME-epoch.seq``), or be a plain ``epoch.seq`` when it has none.
         Returns how many sessions were ended."""
         db = self.services.db
         async with db.sessions() as s:
             rows = (
                 await s.execute(
-                    select(CallSession.id, CallSession.channel_id, CallSession.call_request_id)
-                    .where(CallSession.ended_at.is_(None), CallSession.started_at < before)
+                    select(
+                        CallSession.id,
+                        CallSession.channel_id,
+                        CallSession.call_request_id,
+                        CallSession.node,
+                    )
+                    .where(
+                        CallSession.ended_at.is_(None),
+                        CallSession.started_at < before,
+                        or_(CallSession.node == self.node, CallSession.node.is_(None)),
+                    )
                     .order_by(CallSession.started_at)
                 )
             ).all()
         if not rows:
             return 0
-        info = await self.ari_client.info()
-        name = str((info.get("config") or {}).get("name") or "")
-        own_id = re.compile(re.escape(f"{name}-") + r"\d+\.\d+" if name else r"\d+\.\d+")
-        rows = [r for r in rows if own_id.fullmatch(r.channel_id)]
+        if any(r.node is None for r in rows):
+            info = await self.ari_client.info()
+            name = str((info.get("config") or {}).get("name") or "")
+            own_id = re.compile(re.escape(f"{name}-") + r"\d+\.\d+" if name else r"\d+\.\d+")
+            rows = [r for r in rows if r.node is not None or own_id.fullmatch(r.channel_id)]
         live = {c["id"] for c in await self.ari_client.request("GET", "/channels") or []}
         app = await self.ari_client.request("GET", f"/applications/{self.ari_client.app}")
         in_app = set(app.get("channel_ids", [])) if isinstance(app, dict) else set()
         ended = 0
-        for session_id, channel_id, request_id in rows:
+        for session_id, channel_id, request_id, _node in rows:
             if channel_id in live:
                 if channel_id not in in_app:
                     continue  # not ours to judge (another app, or still in the dialplan)

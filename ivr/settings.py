@@ -216,6 +216,14 @@ class EngineSettings(_Section):
         description="the engine's event loop: uvloop (libuv; faster prompt turnaround) or "
         "asyncio's own (falls back to it where uvloop is not installed)",
     )
+    node_id: str = Field(
+        "",
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:-]*$",
+        description="this engine's name on a database shared by several engines (each with "
+        "its own Asterisk): its call sessions carry it, and at start-up it ends only the "
+        "calls its own earlier process left open; empty: this machine's host name",
+    )
 
 
 class LogSettings(_Section):

@@ -162,6 +162,8 @@ class CallSession(Base):
     outcome: Mapped[str | None] = mapped_column(String(40))
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+    # engine.node_id of the engine that served the call (None: before migration 0005)
+    node: Mapped[str | None] = mapped_column(String(64))
 
 
 class CallStep(Base):

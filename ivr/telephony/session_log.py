@@ -130,10 +130,17 @@ def _update(table: Table, cols: tuple[str, ...]) -> Update:
 
 class CallSessionLog:
     def __init__(
-        self, db: Database, clock: Clock, *, batch_window_s: float = BATCH_WINDOW_S
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        node: str | None = None,
+        batch_window_s: float = BATCH_WINDOW_S,
     ) -> None:
+        """``node``: the engine's ``engine.node_id``, written on every session row."""
         self.db = db
         self.clock = clock
+        self.node = node
         self.batch_window_s = batch_window_s
         self._queue: asyncio.Queue[_Op] = asyncio.Queue()
         self._idle = asyncio.Event()
@@ -194,6 +201,7 @@ class CallSessionLog:
         row = _SESSION_DEFAULTS | {
             "id": handle.id,
             "channel_id": call.call_id[:100],
+            "node": self.node,
             "did": call.did[:32],
             "caller_id": call.caller_id[:32],
             "status": CallSessionStatus.ringing.value,
