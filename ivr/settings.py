@@ -208,6 +208,17 @@ class ConsoleSettings(_Section):
         False, description="mark the session cookie Secure (set when served over HTTPS)"
     )
     language: Literal["ko", "en"] = Field("ko", description="default page language")
+    require_2fa: Literal["none", "operators", "all"] = Field(
+        "none",
+        description="who must log in with a one-time code (TOTP) as well as the password: "
+        "users it covers set one up at their next login; others may turn it on",
+    )
+    mfa_key_file: Path | None = Field(
+        None,
+        description="AES-256 key (created on first use, mode 0600) that encrypts the TOTP "
+        "secrets in the database; every engine serving the console needs the same file; "
+        "empty: <paths.var_dir>/console/mfa.key",
+    )
 
 
 class EngineSettings(_Section):

@@ -7,6 +7,8 @@ import os
 import typer
 
 from ivr.cli.app import app, emit, with_services
+from ivr.console.mfa import MfaKey, SecondFactor, key_path
+from ivr.console.sessions import SessionStore
 from ivr.console.users import ROLES, ConsoleUsers, Role, User
 from ivr.errors import InvalidInput
 from ivr.wiring import Services
@@ -93,3 +95,17 @@ def disable(ctx: typer.Context, user_id: str) -> None:
 
     with_services(ctx, body)
     typer.echo(f"{user_id} disabled")
+
+
+@console_app.command("reset-2fa")
+def reset_2fa(ctx: typer.Context, user_id: str) -> None:
+    """Remove a user's second factor (a lost or stolen phone) and end their sessions;
+    where console.require_2fa covers them, they set up a new one at their next login."""
+
+    async def body(s: Services) -> None:
+        mfa = SecondFactor(s.db, s.clock, s.settings, MfaKey(key_path(s.settings)))
+        await mfa.remove(user_id, actor="cli")
+        await SessionStore(s.db, s.clock, s.settings.console).close_all(user_id)
+
+    with_services(ctx, body)
+    typer.echo(f"{user_id}: second factor removed, sessions ended")

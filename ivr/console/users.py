@@ -37,6 +37,7 @@ class User:
     email: str
     role: Role
     merchant_id: str | None
+    second_factor: bool = False  # a TOTP code is asked after the password
 
     @property
     def is_operator(self) -> bool:
@@ -49,7 +50,7 @@ class User:
 
 def user_view(row: ConsoleUser) -> User:
     role: Role = "operator" if row.role == "operator" else "merchant"
-    return User(row.id, row.email, role, row.merchant_id)
+    return User(row.id, row.email, role, row.merchant_id, row.totp_enabled_at is not None)
 
 
 def clean_email(email: str) -> str:
@@ -126,7 +127,12 @@ class ConsoleUsers:
             return [user_view(r) for r in await s.scalars(q)]
 
     async def login(self, email: str, password: str) -> User:
-        """The user, or :class:`LoginFailed` / :class:`LockedOut`."""
+        """The user, or :class:`LoginFailed` / :class:`LockedOut`.
+
+        For a user with a second factor the right password is only half a login: the
+        failure count is not reset (else each right password would buy another round of
+        code guesses) and the login is audited when the code is right
+        (:meth:`ivr.console.mfa.SecondFactor.verify`)."""
         try:
             email = clean_email(email)
         except InvalidInput:
@@ -146,16 +152,18 @@ class ConsoleUsers:
             row = await s.get(ConsoleUser, row.id, with_for_update=True)
             assert row is not None
             if ok:
-                row.failed_logins = 0
-                row.locked_until = None
-                row.last_login_at = now
                 if rehash is not None:
                     row.password_hash = rehash
+                code_next = row.totp_enabled_at is not None
+                if not code_next:
+                    row.failed_logins = 0
+                    row.locked_until = None
+                    row.last_login_at = now
                 audit(
                     s,
                     self.clock,
                     actor=f"console:{row.id}",
-                    action="console.login",
+                    action="console.password_accepted" if code_next else "console.login",
                     object_type="console_user",
                     object_id=row.id,
                     merchant_id=row.merchant_id,

@@ -24,6 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from ivr.api.deps import ApiDeps
 from ivr.console.access import CsrfRefused, LoginRequired, language
 from ivr.console.i18n import text
+from ivr.console.mfa import MfaKey, SecondFactor, key_path
 from ivr.console.render import page
 from ivr.console.sessions import SessionStore
 from ivr.console.users import ConsoleUsers
@@ -58,6 +59,7 @@ class ConsoleDeps:
     users: ConsoleUsers
     sessions: SessionStore
     dids: DidPool
+    mfa: SecondFactor
 
     @classmethod
     def from_runtime(cls, rt: Runtime, api: ApiDeps) -> ConsoleDeps:
@@ -68,6 +70,7 @@ class ConsoleDeps:
             users=ConsoleUsers(sv.db, sv.clock, sv.settings.console),
             sessions=SessionStore(sv.db, sv.clock, sv.settings.console),
             dids=sv.dids,
+            mfa=SecondFactor(sv.db, sv.clock, sv.settings, MfaKey(key_path(sv.settings))),
         )
 
 

@@ -400,6 +400,12 @@ class ConsoleUser(Base):
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # second factor (ivr/console/mfa.py): the TOTP secret, AES-GCM-encrypted under the
+    # console's key file (None: none set up); enabled once a code from it was entered;
+    # the last time step a code was accepted for (a code works once)
+    totp_secret: Mapped[str | None] = mapped_column(String(200))
+    totp_enabled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ConsoleSession(Base):
@@ -414,6 +420,9 @@ class ConsoleSession(Base):
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    # None: logged in. "code" / "enroll": the password was right and the one-time code
+    # (or setting one up) is still to come; such a session opens no page.
+    stage: Mapped[str | None] = mapped_column(String(10))
 
 
 # --------------------------------------------------------------------------- evidence, audit

@@ -11,6 +11,7 @@ page) is in tests/e2e/test_console_call.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
 import re
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Page, expect
 
+from ivr.console import totp
 from ivr.domain.states import CallRequestStatus
 from tests.api.conftest import VISA
 from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for, serving
@@ -214,3 +216,45 @@ async def test_refund_a_payment_and_a_bulk_upload_with_one_bad_row(
         await expect(page.locator("main h1")).to_be_visible()
         await browser.screenshot(page, name)
     await expect(page.locator("main")).to_contain_text("console:")  # the audit log
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_two_step_login_set_up_and_used_in_the_browser(
+    console: Console, site: str, browser: Browser
+) -> None:
+    """Set up from the account page (the QR code renders under the CSP), log out, log
+    in again: the password leads to the code form, the right code to the page asked."""
+    await console.user("op@arspay.test")
+    page = await browser.new_page(site)
+    await log_in(page, "op@arspay.test")
+    await page.get_by_test_id("who").click()
+    await expect(page).to_have_url(re.compile(r"/console/account$"))
+    await page.get_by_test_id("mfa-setup-link").click()
+    qr = page.get_by_test_id("mfa-qr")
+    await expect(qr).to_be_visible()
+    assert await qr.evaluate("img => img.complete && img.naturalWidth > 0")
+    await browser.screenshot(page, "account-2fa-setup")
+    key = (await page.get_by_test_id("mfa-secret").inner_text()).replace(" ", "")
+    secret = base64.b32decode(key + "=" * (-len(key) % 8))
+    clock = console.api.clock
+
+    def code() -> str:
+        return totp.hotp(secret, totp.step_at(clock.now().timestamp()))
+
+    await page.get_by_test_id("mfa-enroll").locator("input[name=code]").fill(code())
+    await page.get_by_test_id("mfa-enroll").locator("button[type=submit]").click()
+    await expect(page.get_by_test_id("notice")).to_be_visible()
+    await expect(page.get_by_test_id("mfa-state")).to_contain_text("사용 중")
+
+    await page.get_by_role("button", name="로그아웃").click()
+    await page.goto("/console/payments")
+    await page.fill("input[name=email]", "op@arspay.test")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page.get_by_test_id("mfa-code")).to_be_visible()
+    await browser.screenshot(page, "login-code")
+    clock.advance(30)  # the set-up's code is spent
+    await page.fill("input[name=code]", code())
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/console/payments$"))
+    await expect(page.get_by_test_id("who")).to_contain_text("op@arspay.test")

@@ -277,6 +277,7 @@ PAGES = [
     "/console/schedules",
     "/console/schedules?status=active",
     "/console/schedules/{schedule_id}",
+    "/console/account",
 ]
 OWN_PAGES = [p for p in PAGES if "{" in p]
 ACTIONS = [

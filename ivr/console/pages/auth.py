@@ -1,9 +1,15 @@
-"""Log in, log out, switch language.
+"""Log in (password, then the one-time code where set up), log out, switch language.
 
 The login form has no session yet, so its CSRF defence is a double-submit token: a
 random value in a short-lived SameSite=Strict cookie that the form must repeat. A
 failed login answers the same message for an unknown email, a wrong password and a
 disabled user; a locked account says it is locked (the lockout itself is no secret).
+
+After the right password, a user with a second factor (:mod:`ivr.console.mfa`) gets a
+*half-done* session (stage ``code``, 5 minutes, it opens no page) and the code form; a
+user whom ``console.require_2fa`` covers and who has none yet gets one at stage
+``enroll`` and the set-up form. The right code ends the half-done session and opens a
+full one under a new token. The code forms' CSRF token is the half-done session's.
 """
 
 from __future__ import annotations
@@ -11,18 +17,50 @@ from __future__ import annotations
 import hmac
 import secrets
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import LANG_COOKIE, SESSION_COOKIE, Deps, Writer, language, same_origin
 from ivr.console.errors import LockedOut, LoginFailed
-from ivr.console.i18n import LANGS, text
+from ivr.console.i18n import LANGS, register, text
+from ivr.console.mfa import Setup
 from ivr.console.render import page
-from ivr.console.web import url
+from ivr.console.sessions import PENDING_FOR, Current, Opened, Stage
+from ivr.console.web import ConsoleDeps, url
+from ivr.errors import InvalidInput
 
 router = APIRouter()
 LOGIN_CSRF_COOKIE = "arspay_login_csrf"
+
+register(
+    {
+        "mfa.code_title": ("인증 코드", "One-time code"),
+        "mfa.code_help": (
+            "인증 앱에 표시된 6자리 코드를 입력하세요.",
+            "Enter the 6-digit code your authenticator app shows.",
+        ),
+        "mfa.code": ("인증 코드", "Code"),
+        "mfa.verify": ("확인", "Verify"),
+        "mfa.wrong": ("코드가 맞지 않습니다.", "That code is not right."),
+        "mfa.setup_title": ("2단계 인증 설정", "Set up two-step login"),
+        "mfa.setup_required": (
+            "이 계정은 비밀번호와 함께 인증 앱의 코드로 로그인해야 합니다. 지금 설정하세요.",
+            "This account logs in with a code from an authenticator app as well as the "
+            "password. Set it up now.",
+        ),
+        "mfa.setup_help": (
+            "인증 앱(Google Authenticator 등)으로 QR 코드를 찍거나 아래 키를 입력한 뒤, "
+            "앱에 나온 6자리 코드를 입력하세요.",
+            "Scan the QR code with an authenticator app (Google Authenticator and the "
+            "like) or type the key below into it, then enter the 6-digit code it shows.",
+        ),
+        "mfa.secret": ("설정 키", "Set-up key"),
+        "mfa.turn_on": ("설정 완료", "Turn on"),
+        "mfa.back": ("로그인 화면으로", "Back to log in"),
+    }
+)
 
 
 def _safe_next(target: str | None) -> str:
@@ -67,8 +105,24 @@ async def login(
         return _login_form(request, error=text(lang, "login.locked"), status_code=429)
     except LoginFailed:
         return _login_form(request, error=text(lang, "login.failed"), status_code=401)
-    opened = await deps.sessions.open(user)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    stage: Stage | None = None
+    if user.second_factor:
+        stage = "code"
+    elif deps.mfa.required_for(user):
+        stage = "enroll"
+    opened = await deps.sessions.open(user, stage=stage)
+    target = _safe_next(next)
+    if stage is not None:
+        target = url(f"/login/{stage}") + "?next=" + quote(target, safe="/")
+    response = _with_session(RedirectResponse(target, status_code=303), deps, opened, stage)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
+    return response
+
+
+def _with_session(
+    response: Response, deps: ConsoleDeps, opened: Opened, stage: Stage | None = None
+) -> Response:
+    lasts = PENDING_FOR.total_seconds() if stage else deps.settings.console.session_max_hours * 3600
     response.set_cookie(
         SESSION_COOKIE,
         opened.token,
@@ -76,10 +130,109 @@ async def login(
         samesite="strict",
         secure=deps.settings.console.secure_cookie,
         path="/console",
-        max_age=deps.settings.console.session_max_hours * 3600,
+        max_age=int(lasts),
     )
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
     return response
+
+
+def _back_to_login() -> Response:
+    response = RedirectResponse(url("/login"), status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/console")
+    return response
+
+
+async def _pending(request: Request, deps: ConsoleDeps, stage: Stage) -> Current | None:
+    return await deps.sessions.pending(request.cookies.get(SESSION_COOKIE), stage)
+
+
+def _code_form(
+    request: Request, pending: Current, *, stage: Stage, setup: Setup | None = None,
+    error: str | None = None, status_code: int = 200,
+) -> Response:  # fmt: skip
+    lang = language(request)
+    return page(request, None, "login_code.html", status_code=status_code, lang=lang,
+                t=lambda key, **v: text(lang, key, **v), error=error, csrf=pending.csrf,
+                stage=stage, setup=setup, email=pending.user.email,
+                next=_safe_next(request.query_params.get("next")))  # fmt: skip
+
+
+def _posted_ok(request: Request, pending: Current, csrf_token: str) -> bool:
+    return same_origin(request) and Current(pending.user, pending.csrf).csrf_ok(csrf_token)
+
+
+@router.get("/login/code")
+async def code_form(request: Request, deps: Deps) -> Response:
+    pending = await _pending(request, deps, "code")
+    if pending is None:
+        return _back_to_login()
+    return _code_form(request, pending, stage="code")
+
+
+@router.post("/login/code")
+async def code(
+    request: Request,
+    deps: Deps,
+    code: Annotated[str, Form(max_length=20)],
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    lang = language(request)
+    pending = await _pending(request, deps, "code")
+    if pending is None:
+        return _back_to_login()
+    if not _posted_ok(request, pending, csrf_token):
+        return _code_form(request, pending, stage="code", error=text(lang, "error.csrf"),
+                          status_code=403)  # fmt: skip
+    try:
+        await deps.mfa.verify(pending.user.id, code)
+    except LockedOut:
+        await deps.sessions.close(request.cookies.get(SESSION_COOKIE))
+        response = _login_form(request, error=text(lang, "login.locked"), status_code=429)
+        response.delete_cookie(SESSION_COOKIE, path="/console")
+        return response
+    except LoginFailed:
+        return _code_form(request, pending, stage="code", error=text(lang, "mfa.wrong"),
+                          status_code=401)  # fmt: skip
+    return await _finish(request, deps, "code", next)
+
+
+@router.get("/login/enroll")
+async def enroll_form(request: Request, deps: Deps) -> Response:
+    pending = await _pending(request, deps, "enroll")
+    if pending is None:
+        return _back_to_login()
+    setup = await deps.mfa.setup(pending.user)
+    return _code_form(request, pending, stage="enroll", setup=setup)
+
+
+@router.post("/login/enroll")
+async def enroll(
+    request: Request,
+    deps: Deps,
+    code: Annotated[str, Form(max_length=20)],
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    lang = language(request)
+    pending = await _pending(request, deps, "enroll")
+    if pending is None:
+        return _back_to_login()
+    if not _posted_ok(request, pending, csrf_token):
+        return _code_form(request, pending, stage="enroll", error=text(lang, "error.csrf"),
+                          setup=await deps.mfa.setup(pending.user), status_code=403)  # fmt: skip
+    try:
+        await deps.mfa.confirm(pending.user, code, actor=pending.user.actor)
+    except InvalidInput:
+        return _code_form(request, pending, stage="enroll", error=text(lang, "mfa.wrong"),
+                          setup=await deps.mfa.setup(pending.user), status_code=422)  # fmt: skip
+    return await _finish(request, deps, "enroll", next)
+
+
+async def _finish(request: Request, deps: ConsoleDeps, stage: Stage, next: str) -> Response:
+    opened = await deps.sessions.promote(request.cookies.get(SESSION_COOKIE), stage)
+    if opened is None:
+        return _back_to_login()
+    return _with_session(RedirectResponse(_safe_next(next), status_code=303), deps, opened)
 
 
 @router.post("/logout")

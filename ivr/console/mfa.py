@@ -1,0 +1,228 @@
+"""The console's second factor: a TOTP code (:mod:`ivr.console.totp`) after the password.
+
+* **Setting up** (:meth:`SecondFactor.setup`, :meth:`SecondFactor.confirm`): a fresh
+  secret is stored (encrypted) and shown once — as a QR code and as text — for the
+  user's authenticator app; it counts only after the user enters a code it made.
+* **Logging in** (:meth:`SecondFactor.verify`): a code is accepted once (the step it
+  belongs to is remembered); a wrong code counts as a failed login towards the same
+  lockout as a wrong password (``console.lockout_failures``), and the count is reset
+  only by a right code — so the password alone buys no more guesses.
+* **Who must**: ``console.require_2fa`` (``none`` | ``operators`` | ``all``); the others
+  may turn it on from their account page. An operator (CLI ``arspay console
+  reset-2fa``) removes a lost one.
+
+The secrets are encrypted with AES-256-GCM under the key in ``console.mfa_key_file``
+(made on first use, mode 0600), with the user id as associated data, so a copy of the
+database alone makes no codes and a secret cannot be moved to another user's row. The
+secret is never logged nor audited.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import segno
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ivr.audit import audit
+from ivr.clock import Clock
+from ivr.console import totp
+from ivr.console.errors import LockedOut, LoginFailed
+from ivr.console.users import User, user_view
+from ivr.errors import ConfigError, Conflict, InvalidInput, NotFound
+from ivr.settings import Settings
+from ivr.store.db import Database
+from ivr.store.tables import ConsoleUser
+
+log = logging.getLogger(__name__)
+
+KEY_BYTES = 32
+_SEALED = "v1:"  # sealed secret: "v1:" + base64(nonce 12 bytes + ciphertext + tag)
+
+
+def key_path(settings: Settings) -> Path:
+    return settings.console.mfa_key_file or settings.paths.var_dir / "console" / "mfa.key"
+
+
+class MfaKey:
+    """The key file: 32 random bytes, owner-only, made on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._aead: AESGCM | None = None
+
+    def _load(self, *, create: bool) -> AESGCM:
+        if self._aead is not None:
+            return self._aead
+        if create and not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(secrets.token_bytes(KEY_BYTES))
+                log.info("console second-factor key file created")
+        try:
+            mode = self.path.stat().st_mode
+            key = self.path.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"console second-factor key file {self.path} is missing (every engine "
+                "serving the console needs the same file)"
+            ) from None
+        if mode & 0o077:
+            raise ConfigError(f"{self.path} must be readable by its owner only (chmod 600)")
+        if len(key) != KEY_BYTES:
+            raise ConfigError(f"{self.path} is not a {KEY_BYTES}-byte key")
+        self._aead = AESGCM(key)
+        return self._aead
+
+    @staticmethod
+    def _aad(user_id: str) -> bytes:
+        return f"arspay console totp\0{user_id}".encode()
+
+    def seal(self, secret: bytes, user_id: str) -> str:
+        nonce = secrets.token_bytes(12)
+        sealed = self._load(create=True).encrypt(nonce, secret, self._aad(user_id))
+        return _SEALED + base64.b64encode(nonce + sealed).decode("ascii")
+
+    def open(self, sealed: str, user_id: str) -> bytes:
+        if not sealed.startswith(_SEALED):
+            raise ConfigError("a stored second-factor secret has an unknown format")
+        raw = base64.b64decode(sealed[len(_SEALED) :])
+        try:
+            return self._load(create=False).decrypt(raw[:12], raw[12:], self._aad(user_id))
+        except InvalidTag:
+            raise ConfigError(
+                "a stored second-factor secret does not open with this key file "
+                f"({self.path}): is it the file the console had when it was set up?"
+            ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What the user copies into an authenticator app, shown once."""
+
+    secret: str = ""  # base32, spaced in fours for reading
+    qr: str = ""  # the otpauth URI as an SVG QR code, a data: URI for <img src>
+
+    def __repr__(self) -> str:
+        return "Setup(…)"
+
+
+class SecondFactor:
+    def __init__(self, db: Database, clock: Clock, settings: Settings, key: MfaKey) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings.console
+        self.key = key
+        self.issuer = "arspay"
+
+    def required_for(self, user: User) -> bool:
+        rule = self.settings.require_2fa
+        return rule == "all" or (rule == "operators" and user.is_operator)
+
+    async def _row(self, s: AsyncSession, user_id: str) -> ConsoleUser:
+        row = await s.get(ConsoleUser, user_id, with_for_update=True)
+        if row is None or row.status != "active":
+            raise NotFound(f"console user {user_id} not found")
+        return row
+
+    async def setup(self, user: User) -> Setup:
+        """The secret being set up for ``user``: the one shown before and not yet
+        confirmed (a reload or a mistyped code must not change what the app has), else
+        a new one. :class:`Conflict` once a second factor is on."""
+        fresh = totp.new_secret()
+        sealed = self.key.seal(fresh, user.id)
+        async with self.db.transaction() as s:
+            row = await self._row(s, user.id)
+            if row.totp_enabled_at is not None:
+                raise Conflict("a second factor is already set up")
+            if row.totp_secret is not None:
+                secret = self.key.open(row.totp_secret, row.id)
+            else:
+                secret = fresh
+                row.totp_secret = sealed
+                row.totp_last_step = None
+        uri = totp.otpauth_uri(secret, user.email, self.issuer)
+        text = totp.b32(secret)
+        return Setup(
+            secret=" ".join(text[i : i + 4] for i in range(0, len(text), 4)),
+            qr=segno.make(uri, error="m").svg_data_uri(scale=4, border=2),
+        )
+
+    async def confirm(self, user: User, code: str, *, actor: str) -> None:
+        """Turn the second factor on once ``code`` comes from the secret just shown."""
+        async with self.db.transaction() as s:
+            row = await self._row(s, user.id)
+            if row.totp_enabled_at is not None:
+                raise Conflict("a second factor is already set up")
+            if row.totp_secret is None:
+                raise InvalidInput("start setting up the second factor first")
+            secret = self.key.open(row.totp_secret, row.id)
+            step = totp.matching_step(secret, code, self.clock.now().timestamp(), after=None)
+            if step is None:
+                raise InvalidInput("that code is not right; check the app and the time")
+            row.totp_enabled_at = self.clock.now()
+            row.totp_last_step = step
+            audit(s, self.clock, actor=actor, action="console_user.2fa_enabled",
+                  object_type="console_user", object_id=row.id,
+                  merchant_id=row.merchant_id)  # fmt: skip
+
+    async def verify(self, user_id: str, code: str, *, purpose: str = "login") -> User:
+        """The login's second half: the user, or :class:`LoginFailed` (wrong, reused or
+        malformed code) / :class:`LockedOut`. ``purpose`` other than ``login``: a code
+        asked to confirm a change (turning the second factor off), audited as such."""
+        now = self.clock.now()
+        async with self.db.transaction() as s:
+            row = await self._row(s, user_id)
+            if row.locked_until is not None and row.locked_until > now:
+                raise LockedOut("too many failed logins; try again later")
+            if row.totp_enabled_at is None or row.totp_secret is None:
+                raise LoginFailed("no second factor is set up")
+            secret = self.key.open(row.totp_secret, row.id)
+            step = totp.matching_step(secret, code, now.timestamp(), after=row.totp_last_step)
+            if step is not None:
+                row.totp_last_step = step
+                row.failed_logins = 0
+                row.locked_until = None
+                if purpose == "login":
+                    row.last_login_at = now
+                    audit(s, self.clock, actor=f"console:{row.id}", action="console.login",
+                          object_type="console_user", object_id=row.id,
+                          merchant_id=row.merchant_id,
+                          details={"second_factor": "totp"})  # fmt: skip
+                return user_view(row)
+            row.failed_logins += 1
+            locked = row.failed_logins >= self.settings.lockout_failures
+            if locked:
+                row.failed_logins = 0
+                row.locked_until = now + timedelta(minutes=self.settings.lockout_minutes)
+            audit(s, self.clock, actor="console:anonymous", action="console.2fa_failed",
+                  object_type="console_user", object_id=row.id, merchant_id=row.merchant_id,
+                  details={"locked": locked})  # fmt: skip
+        if locked:
+            raise LockedOut("too many failed logins; try again later")
+        raise LoginFailed("wrong code")
+
+    async def remove(self, user_id: str, *, actor: str) -> None:
+        """Turn the second factor off (the user's own choice, or an operator's reset of
+        a lost phone); the user sets up a new one at the next login where required."""
+        async with self.db.transaction() as s:
+            row = await self._row(s, user_id)
+            was_on = row.totp_enabled_at is not None
+            row.totp_secret = None
+            row.totp_enabled_at = None
+            row.totp_last_step = None
+            if was_on:
+                audit(s, self.clock, actor=actor, action="console_user.2fa_removed",
+                      object_type="console_user", object_id=row.id,
+                      merchant_id=row.merchant_id)  # fmt: skip
