@@ -2,8 +2,9 @@
 
 ``Engine.run()`` runs, in one ``TaskGroup``: the ARI Stasis app (reconnecting), the
 FastAGI server, the call-session log writer and the sweeper that expires leases and
-call requests, releases requests a dead engine left ``in_call``, reconciles charge
-attempts whose outcome is unknown and deletes the PG billing keys of deleted cards.
+call requests, releases requests a dead engine left ``in_call``, drives every payment
+intent, charge attempt and refund left open to its end (asking the PG) and deletes the
+PG billing keys of deleted cards and of failed registrations.
 Each incoming call — over ARI or FastAGI — gets a call-session row and is handed, wrapped in a
 :class:`~ivr.telephony.session_log.LoggedCall`, to ``flow``. Once ARI is up, calls an
 earlier engine process left open (it was killed mid-call) are ended at once, so their
@@ -24,8 +25,10 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from ivr.cards.billing_keys import BillingKeyReaper
+from ivr.cards.key_requests import BillingKeyRequests
 from ivr.domain.states import CallSessionStatus
 from ivr.payments.charger import Charger
+from ivr.payments.refunds import Refunder
 from ivr.store.tables import CallSession, CallStep
 from ivr.telephony.agi import AgiServer
 from ivr.telephony.ari import AriClient
@@ -60,12 +63,16 @@ class Engine:
         ari: bool = True,
         agi: bool = True,
         charger: Charger | None = None,
+        refunds: Refunder | None = None,
+        key_requests: BillingKeyRequests | None = None,
         workers: Mapping[str, Callable[[], Coroutine[Any, Any, None]]] | None = None,
     ) -> None:
         """``workers``: more long-running loops for the task group, by name (the
         scheduler, the webhook and SMS dispatchers, the REST API server)."""
         self.services = services
         self.charger = charger
+        self.refunds = refunds
+        self.key_requests = key_requests
         self.flow = flow
         self.workers = dict(workers or {})
         self.sweep_interval_s = sweep_interval_s
@@ -119,10 +126,10 @@ class Engine:
                 if self.ari_app is not None:
                     tg.create_task(self.ari_app.run(), name="ari")
                     await self.ari_app.connected.wait()
-                    try:
-                        await self.end_orphaned_calls(before=started)
-                    except Exception:
-                        log.exception("could not end the calls of an earlier engine process")
+                try:
+                    await self.end_orphaned_calls(before=started)
+                except Exception:
+                    log.exception("could not end the calls of an earlier engine process")
                 self.ready.set()
                 await asyncio.Event().wait()  # until cancelled
             finally:
@@ -163,6 +170,12 @@ class Engine:
             ).all()
         if not rows:
             return 0
+        if self.ari_app is None:
+            # FastAGI only: a call lives on its TCP connection to this process, so every
+            # call of this node from before it started is dead. (Rows without a node
+            # cannot be judged without ARI: the sweeper's 30 minutes release them.)
+            return await self._end_sessions([(r.id, r.call_request_id) for r in rows
+                                             if r.node == self.node])  # fmt: skip
         if any(r.node is None for r in rows):
             info = await self.ari_client.info()
             name = str((info.get("config") or {}).get("name") or "")
@@ -171,13 +184,21 @@ class Engine:
         live = {c["id"] for c in await self.ari_client.request("GET", "/channels") or []}
         app = await self.ari_client.request("GET", f"/applications/{self.ari_client.app}")
         in_app = set(app.get("channel_ids", [])) if isinstance(app, dict) else set()
-        ended = 0
+        dead: list[tuple[str, str | None]] = []
         for session_id, channel_id, request_id, _node in rows:
             if channel_id in live:
                 if channel_id not in in_app:
                     continue  # not ours to judge (another app, or still in the dialplan)
                 with contextlib.suppress(AriError):
                     await self.ari_client.hangup(channel_id)
+            dead.append((session_id, request_id))
+        return await self._end_sessions(dead)
+
+    async def _end_sessions(self, dead: list[tuple[str, str | None]]) -> int:
+        """End these sessions (and their open steps) ``engine_lost`` and release their
+        requests; returns how many."""
+        db = self.services.db
+        for session_id, request_id in dead:
             now = self.services.clock.now()
             async with db.transaction() as s:
                 await s.execute(
@@ -194,10 +215,9 @@ class Engine:
                 await self.services.requests.release_call(
                     request_id, max_calls=self.services.settings.calls.max_calls_per_request
                 )
-            ended += 1
-        if ended:
-            log.warning("ended %d call(s) left open by an earlier engine process", ended)
-        return ended
+        if dead:
+            log.warning("ended %d call(s) left open by an earlier engine process", len(dead))
+        return len(dead)
 
     async def _sweeper(self) -> None:
         while True:
@@ -209,10 +229,14 @@ class Engine:
                     max_calls=self.services.settings.calls.max_calls_per_request,
                 )
                 await self.services.dids.expire_due()
-                if self.charger is not None:  # attempts left unknown or pending: ask the PG
+                if self.charger is not None:  # intents and attempts left open: ask the PG
                     await self.charger.reconcile()
+                if self.refunds is not None:  # refunds left open: ask the PG
+                    await self.refunds.reconcile()
                 if self.reaper is not None:  # deleted cards' billing keys, at the PG too
                     await self.reaper.reap()
+                if self.key_requests is not None:  # keys of registrations that failed
+                    await self.key_requests.sweep()
             except Exception:
                 log.exception("sweeper failed")
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ivr.billing.scheduler import Scheduler
 from ivr.bulk.charges import BulkCharges
+from ivr.cards.key_requests import BillingKeyRequests
 from ivr.cards.service import CardService
 from ivr.cards.sweep import OrphanSweep
 from ivr.clock import Clock
@@ -29,7 +30,7 @@ from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.jobs.queue import JobQueue
 from ivr.notify.sms import build_sender
 from ivr.notify.sms.dispatch import SmsDispatcher
-from ivr.payments.charger import Charger
+from ivr.payments.charger import ChargePolicy, Charger
 from ivr.payments.service import PaymentService
 from ivr.settings import Settings
 from ivr.store.db import Database
@@ -54,14 +55,16 @@ class Runtime:
     def engine(
         self,
         *,
-        sweep_interval_s: float = 30.0,
-        ari: bool = True,
+        sweep_interval_s: float | None = None,
+        ari: bool | None = None,
         agi: bool = True,
         scheduler: bool = True,
         api: bool = False,
     ) -> Engine:
         """The engine process: calls, the sweeper, and the background workers;
-        ``api``: also serve the merchant REST API (``settings.api``)."""
+        ``api``: also serve the merchant REST API (``settings.api``). The sweep interval
+        and ARI default to ``engine.sweep_interval_s`` and ``asterisk.ari_enabled``."""
+        settings = self.services.settings
         workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         if scheduler:
             workers["scheduler"] = self.scheduler.run
@@ -77,8 +80,12 @@ class Runtime:
             self.services,
             CallFlows(self.deps),
             charger=self.charger,
-            sweep_interval_s=sweep_interval_s,
-            ari=ari,
+            refunds=self.deps.payments.refunds,
+            key_requests=self.deps.key_requests,
+            sweep_interval_s=(
+                settings.engine.sweep_interval_s if sweep_interval_s is None else sweep_interval_s
+            ),
+            ari=settings.asterisk.ari_enabled if ari is None else ari,
             agi=agi,
             workers=workers,
         )
@@ -137,20 +144,30 @@ async def open_runtime(
         from ivr.prompts import PromptBook
 
         book = PromptBook.from_settings(settings.prompts)
-    charger = Charger(services.db, services.clock, pg)
+    policy = ChargePolicy.from_settings(settings.gateway)
+    charger = Charger(services.db, services.clock, pg, policy)
     deps = FlowDeps(
         services=services,
         book=book,
         vault=vault,
         cards=CardService(services.db, services.clock, vault),
-        payments=PaymentService(services.db, services.clock, pg),
+        payments=PaymentService(services.db, services.clock, pg, policy),
         charger=charger,
+        key_requests=BillingKeyRequests(
+            services.db,
+            services.clock,
+            pg,
+            settle=timedelta(seconds=policy.settle_s),
+            grace=timedelta(minutes=settings.vault.orphan_grace_minutes),
+        ),
         transcript=transcript,
     )
     queue = JobQueue(services.db, services.clock, worker_id=f"{socket.gethostname()}:{os.getpid()}")
+    lease_s = settings.engine.job_lease_s
     scheduler = Scheduler(
-        services.db, services.clock, queue, deps.payments, charger, services.requests
-    )
+        services.db, services.clock, queue, deps.payments, charger, services.requests,
+        lease_s=lease_s,
+    )  # fmt: skip
     bulk = BulkCharges(
         services.db,
         services.clock,
@@ -159,6 +176,7 @@ async def open_runtime(
         charger,
         customers=services.customers,
         requests=services.requests,
+        lease_s=lease_s,
     )
     sms = SmsDispatcher(
         services.db,

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from ivr.errors import ConfigError
 
@@ -71,6 +71,11 @@ class AsteriskSettings(_Section):
         description="send ARI requests over the event WebSocket (Asterisk 22.3+/20.13+); "
         "off: over HTTP",
     )
+    ari_enabled: bool = Field(
+        True,
+        description="take calls over ARI (the Stasis app); off: FastAGI only (a site that "
+        "keeps its own dialplan)",
+    )
     sip_port: int = Field(5070, ge=1, le=65535)
     agi_port: int = Field(4573, ge=1, le=65535)
     rtp_start: int = Field(10000, ge=1024, le=65535)
@@ -118,6 +123,23 @@ class GatewaySettings(_Section):
     connect_timeout_s: float = Field(
         3.0, gt=0, description="TCP connect timeout; a failure here never reached the PG"
     )
+    total_timeout_s: float = Field(
+        30.0, gt=0, description="deadline of one PG request, connect to last byte"
+    )
+    settle_s: float = Field(
+        120.0,
+        gt=0,
+        description="an order the PG does not know is looked up again, and only then "
+        "re-sent (same order id), this long after it was last sent: longer than the PG "
+        "ever takes to record a request",
+    )
+    give_up_minutes: int = Field(
+        60,
+        ge=1,
+        le=7 * 24 * 60,
+        description="a charge or refund the PG still does not know this long after it "
+        "began ends failed (nothing was charged or refunded)",
+    )
     token_margin_s: float = Field(
         60.0, ge=0, description="renew the PortOne access token this long before it expires"
     )
@@ -146,6 +168,21 @@ class GatewaySettings(_Section):
         Path("var/sandbox-pg/ledger.db"), description="sandbox: SQLite ledger file"
     )
     sandbox_token_ttl_s: int = Field(1800, ge=1, description="sandbox: access token lifetime")
+    sandbox_faults: str = Field(
+        "",
+        description="sandbox: orderings by probability, comma-separated "
+        "endpoint:ordering:probability[:delay_ms] (e.g. charge:late:0.1:3000; "
+        "see ivr/gateways/sandbox/faults.py)",
+    )
+
+    @model_validator(mode="after")
+    def _settle_outlasts_a_request(self) -> GatewaySettings:
+        if self.settle_s <= self.total_timeout_s:
+            raise ValueError(
+                "settle_s must be longer than total_timeout_s: an order is re-sent only "
+                "when no earlier request for it can still be on its way"
+            )
+        return self
 
 
 class SmsSettings(_Section):
@@ -234,6 +271,20 @@ class EngineSettings(_Section):
         description="this engine's name on a database shared by several engines (each with "
         "its own Asterisk): its call sessions carry it, and at start-up it ends only the "
         "calls its own earlier process left open; empty: this machine's host name",
+    )
+    sweep_interval_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="how often the sweeper runs: expiries, and every payment, refund and "
+        "billing key left open driven to its end",
+    )
+    job_lease_s: float = Field(
+        120.0,
+        ge=5,
+        le=3600,
+        description="a schedule or bulk job claimed by an engine that died is taken over "
+        "by another this long after its claim (longer than one job ever takes)",
     )
 
 

@@ -65,7 +65,6 @@ from vault.bins import lookup
 log = logging.getLogger(__name__)
 
 CYCLE = "schedule.cycle"
-UNKNOWN_RECHECK_S = 60.0  # an unknown charge outcome is looked up again after this
 MAX_LEASE_MINUTES = 7 * 24 * 60  # the DID pool's longest lease
 
 
@@ -82,7 +81,12 @@ class Scheduler:
         payments: PaymentService,
         charger: Charger,
         requests: CallRequestService,
+        *,
+        lease_s: float = 300.0,
     ) -> None:
+        """``lease_s``: how long a claimed cycle job is this worker's before another
+        takes it over (its worker died)."""
+        self.lease_s = lease_s
         self.db = db
         self.clock = clock
         self.queue = queue
@@ -145,18 +149,22 @@ class Scheduler:
     # ------------------------------------------------------------------ running cycles
 
     async def run_jobs(self, limit: int = 20) -> int:
-        jobs = await self.queue.claim([CYCLE], limit=limit, lease_s=300)
-        for job in jobs:
-            try:
-                await self.handle(job)
-            except LostClaim:
-                continue  # another worker owns it now
-            except ArspayError as exc:
-                await self.queue.fail(job, exc.error_id, retry_in_s=300)
-            except Exception as exc:
-                log.exception("schedule job %s failed", job.id)
-                await self.queue.fail(job, type(exc).__name__, retry_in_s=300)
+        """Claim up to ``limit`` due cycle jobs and run them side by side (each its own
+        schedule's cycle: a slow PG answer for one does not hold up the others)."""
+        jobs = await self.queue.claim([CYCLE], limit=limit, lease_s=self.lease_s)
+        await asyncio.gather(*(self._run_job(job) for job in jobs))
         return len(jobs)
+
+    async def _run_job(self, job: Job) -> None:
+        try:
+            await self.handle(job)
+        except LostClaim:
+            return  # another worker owns it now
+        except ArspayError as exc:
+            await self.queue.fail(job, exc.error_id, retry_in_s=300)
+        except Exception as exc:
+            log.exception("schedule job %s failed", job.id)
+            await self.queue.fail(job, type(exc).__name__, retry_in_s=300)
 
     async def handle(self, job: Job) -> None:
         payload: dict[str, Any] = dict(job.payload)
@@ -238,18 +246,18 @@ class Scheduler:
         intents: list[str] = list(payload.get("intents", []))
         status = None
         if intents:
-            status = await self.charger.drive(intents[-1], recovering=True)
+            status = await self.charger.drive(intents[-1])
         if status is None or (status is PaymentIntentStatus.failed and payload.get("retry_due")):
             payload["retry_due"] = False
             intent_id = await self._new_intent(job, row, payload)
             intents = payload["intents"]
-            status = await self.charger.drive(intent_id, recovering=True)
+            status = await self.charger.drive(intent_id)
         if status is PaymentIntentStatus.succeeded:
             await self._receipt(row, intents[-1])
             await self.queue.complete(job)
             return
         if status in (PaymentIntentStatus.processing, PaymentIntentStatus.created):
-            at = self.clock.now() + timedelta(seconds=UNKNOWN_RECHECK_S)
+            at = self.clock.now() + timedelta(seconds=self.charger.policy.recheck_s)
             await self.queue.defer(job, at, payload)  # look the outcome up again
             return
         decision = await self._after_failure(row, intents)

@@ -35,6 +35,7 @@ import logging
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -523,9 +524,10 @@ class BulkCharges:
                     if not await self.queue.save_payload_in(s, job, payload):
                         raise _Lost
                 intent_id = intent.id
-            status = await self.charger.drive(intent_id, recovering=True)
+            status = await self.charger.drive(intent_id)
             if status in (PaymentIntentStatus.created, PaymentIntentStatus.processing):
-                await self.queue.defer(job, self.clock.now().replace(microsecond=0), payload)
+                recheck = timedelta(seconds=self.charger.policy.recheck_s)
+                await self.queue.defer(job, self.clock.now() + recheck, payload)
                 return
             payload["result"] = status.value
             payload["worker"] = self.queue.worker_id  # who finished it (monitoring)

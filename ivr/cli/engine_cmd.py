@@ -82,9 +82,13 @@ def engine_run(
             await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
             if ready.done():
                 settle_heap()
+                ari = (
+                    f"ARI {settings.asterisk.ari_url} app {settings.asterisk.app}"
+                    if settings.asterisk.ari_enabled
+                    else "ARI off"
+                )
                 typer.echo(
-                    f"engine ready: ARI {settings.asterisk.ari_url} app {settings.asterisk.app}, "
-                    f"FastAGI 127.0.0.1:{settings.asterisk.agi_port}"
+                    f"engine ready: {ari}, FastAGI 127.0.0.1:{settings.asterisk.agi_port}"
                     + (
                         f", API http://{settings.api.host}:{settings.api.port}"
                         if settings.api.enabled

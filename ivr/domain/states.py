@@ -132,6 +132,16 @@ class AttemptStatus(StrEnum):
     unknown = "unknown"
 
 
+class BillingKeyRequestStatus(StrEnum):
+    """A billing key asked of the PG for a card keyed in a call (its ``customer_uid``)."""
+
+    pending = "pending"  # about to be asked, or asked with no answer yet
+    issued = "issued"  # the PG issued it; the call is attaching the card
+    attached = "attached"  # a card row holds it: the card's own life cycle owns it
+    declined = "declined"  # the PG refused the card: no key exists
+    deleted = "deleted"  # deleted at the PG (or the PG never had it)
+
+
 class ScheduleStatus(StrEnum):
     active = "active"
     paused = "paused"
@@ -254,6 +264,28 @@ ATTEMPT = StateMachine(
         ]
     ),
 )
+BILLING_KEY_REQUEST = StateMachine(
+    "billing_key_request",
+    BillingKeyRequestStatus,
+    BillingKeyRequestStatus.pending,
+    _t(
+        [
+            (
+                BillingKeyRequestStatus.pending,
+                [
+                    BillingKeyRequestStatus.issued,
+                    BillingKeyRequestStatus.attached,
+                    BillingKeyRequestStatus.declined,
+                    BillingKeyRequestStatus.deleted,
+                ],
+            ),
+            (
+                BillingKeyRequestStatus.issued,
+                [BillingKeyRequestStatus.attached, BillingKeyRequestStatus.deleted],
+            ),
+        ]
+    ),
+)
 SCHEDULE = StateMachine(
     "schedule",
     ScheduleStatus,
@@ -309,5 +341,5 @@ ENDPOINT = StateMachine(
 
 MACHINES: tuple[StateMachine, ...] = (  # type: ignore[type-arg]
     MERCHANT, API_KEY, DID, LEASE, CALL_REQUEST, CALL_SESSION, CARD,
-    PAYMENT_INTENT, ATTEMPT, SCHEDULE, JOB, DELIVERY, ENDPOINT,
+    PAYMENT_INTENT, ATTEMPT, SCHEDULE, JOB, DELIVERY, ENDPOINT, BILLING_KEY_REQUEST,
 )  # fmt: skip

@@ -222,7 +222,7 @@ async def settle_intent(run: CallRun, intent_id: str) -> Charged:
     """Drive the intent to an end (or leave it processing) and complete the request
     when it succeeded."""
     deps = run.deps
-    status = await deps.charger.drive(intent_id, recovering=True)
+    status = await deps.charger.drive(intent_id)
     async with deps.services.db.sessions() as s:
         attempts = list(
             await s.scalars(

@@ -92,29 +92,37 @@ async def tokenize_and_verify(
     run: CallRun, entered: EnteredCard, *, why: str
 ) -> tuple[CardMetadata, BillingKeyResult]:
     """Store the card in the vault and have the PG verify it by issuing a billing key.
-    A card the PG refused is erased from the vault at once."""
+    A card the PG refused is erased from the vault at once. The key's ``customer_uid``
+    is noted in the engine database before the PG is asked, so a key issued for a call
+    that fails here is deleted at the PG later (:mod:`ivr.cards.key_requests`)."""
     await run.consent_recorded()
     a = run.admission
     vault = run.deps.vault
     meta = await vault.tokenize(a.merchant_id, entered.card(), who=run.who)
+    uid = billing_key_uid(meta.token)
     try:
+        await run.deps.key_requests.note(a.merchant_id, uid)
         key = await vault.issue_billing_key(
             meta.token,
             a.merchant_id,
             password2=entered.password2,
-            customer_uid=billing_key_uid(meta.token),
+            customer_uid=uid,
             who=run.who,
             why=why,
         )
     except BaseException:
         # The PG failed or never answered (or the engine is stopping): no card row will
         # refer to this record. Erase it now; if that fails too, the orphan sweep will.
+        # A key the PG issued anyway is the billing-key requests' sweep's to delete.
         with contextlib.suppress(Exception):
             await asyncio.shield(
                 vault.delete(meta.token, a.merchant_id, who=run.who, why="billing key not issued")
             )
         raise
-    if not key.ok:
+    if key.ok:
+        await run.deps.key_requests.issued(uid)
+    else:
+        await run.deps.key_requests.declined(uid)
         await vault.delete(meta.token, a.merchant_id, who=run.who, why="declined by the PG")
     return meta, key
 
@@ -146,6 +154,7 @@ async def attach(
             actor=run.who,
             status=CardStatus.active if save else CardStatus.deleted,
         )
+        await run.deps.key_requests.attached_in(s, key.customer_uid)
         if complete:
             req = await s.get(CallRequest, a.request_id, with_for_update=True)
             assert req is not None

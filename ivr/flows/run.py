@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
+from ivr.cards.key_requests import BillingKeyRequests
 from ivr.cards.service import CardService
 from ivr.consent.ledger import ConsentInput, PlayedPrompt
 from ivr.domain.states import CallRequestStatus
@@ -42,6 +43,7 @@ class FlowDeps:
     cards: CardService
     payments: PaymentService
     charger: Charger
+    key_requests: BillingKeyRequests
     transcript: Callable[[str, str], None] | None = None  # (call id, line), for the demo
 
 

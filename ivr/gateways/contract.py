@@ -163,6 +163,10 @@ class ChargeResult:
     installment_months: int
     paid_at: datetime | None
     decline: Decline | None = None  # set when status is failed
+    # The PG refused the request itself (no payment was recorded by it). On the first
+    # request of an order id that is a decline; when the same order id was sent before,
+    # it may be the PG's duplicate-order refusal of an order already paid: look it up.
+    refused: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -246,7 +250,10 @@ class Gateway(Protocol):
     async def cancel(self, req: CancelRequest) -> CancelResult: ...
 
     async def find(self, order_id: str) -> OrderStatus | None:
-        """The PG's record of an order; ``None`` when the PG never saw it."""
+        """The PG's record of an order; ``None`` when the PG never saw it. An order id
+        may carry several payments at the PG (failed ones, then a paid one): the answer
+        is the paid (or cancelled) one when there is one, else one still in progress
+        (``ready``), else the newest failed one."""
         ...
 
     async def delete_billing_key(self, customer_uid: str, *, reason: str) -> bool:

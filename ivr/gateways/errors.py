@@ -8,9 +8,11 @@
         │                              a read-only call, HTTP 429). False: the request never
         │                              left but retrying will not help (bad URL, TLS).
         ├── OutcomeUnknown             the request may have reached the PG (read timeout,
-        │                              connection reset after sending, HTTP 5xx, garbled
-        │                              answer). Resolve with ``find(order_id)`` before
-        │                              anything is retried.
+        │   │                          connection reset after sending, HTTP 5xx, garbled
+        │   │                          answer). Resolve with ``find(order_id)`` before
+        │   │                          anything is retried.
+        │   └── DuplicateOrder         the PG refused the order id as already used (paid or
+        │                              in progress): the order may well be paid — look it up
         ├── GatewayRejected            the PG refused the request itself (HTTP 4xx, a
         │   │                          malformed or inconsistent answer). Fix, don't retry.
         │   └── AuthenticationFailed   imp_key/imp_secret refused, or 401 after a refresh
@@ -53,6 +55,15 @@ class OutcomeUnknown(GatewayError):
     def __init__(self, message: str, *, order_id: str | None = None) -> None:
         super().__init__(message)
         self.order_id = order_id
+
+
+class DuplicateOrder(OutcomeUnknown):
+    """The PG refused a charge because its order id was paid or is being processed
+    already (PortOne: "이미 결제가 이뤄진 적이 있는 merchant_uid로는 결제요청이
+    불가능합니다"). Not a decline: the earlier request for this order id may have
+    charged the payer, so only :meth:`Gateway.find` can say what happened."""
+
+    error_id = "gateway-duplicate-order"
 
 
 class GatewayRejected(GatewayError):

@@ -5,13 +5,17 @@
 
 Endpoints: ``POST /users/getToken``, ``POST /subscribe/customers/{customer_uid}``,
 ``POST /subscribe/payments/again``, ``POST /subscribe/payments/onetime``,
-``POST /payments/cancel``, ``GET /payments/find/{merchant_uid}``. Every answer goes
+``POST /payments/cancel``, ``GET /payments/findAll/{merchant_uid}``,
+``DELETE /subscribe/customers/{customer_uid}``. Every request has a total deadline
+(``total_timeout_s``): a PG that trickles an answer cannot hold a charge open longer,
+and running out of it is an unknown outcome like any timeout. Every answer goes
 through the tables of :mod:`ivr.gateways.portone_errors`. Logs carry the operation,
 the order id and the HTTP status — never card data or response bodies.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -59,6 +63,7 @@ class PortOneConfig:
     imp_secret: str = field(repr=False)
     timeout_s: float = 10.0  # longest silence while waiting for an answer
     connect_timeout_s: float = 3.0
+    total_timeout_s: float = 30.0  # the whole request, connect to last byte
     token_margin_s: float = 60.0
     channel_key: str = ""  # PortOne channel for billing keys; empty: the account default
 
@@ -70,6 +75,7 @@ class PortOneConfig:
             imp_secret=gw.api_secret.get_secret_value(),
             timeout_s=gw.timeout_s,
             connect_timeout_s=gw.connect_timeout_s,
+            total_timeout_s=gw.total_timeout_s,
             token_margin_s=gw.token_margin_s,
             channel_key=gw.channel_key,
         )
@@ -110,7 +116,7 @@ class PortOneGateway:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:  # created lazily: it needs the running loop
             timeout = aiohttp.ClientTimeout(
-                total=None,
+                total=self._config.total_timeout_s,
                 connect=self._config.connect_timeout_s,
                 sock_read=self._config.timeout_s,
             )
@@ -121,9 +127,10 @@ class PortOneGateway:
         self, method: str, path: str, body: dict[str, Any] | None, token: str | None
     ) -> tuple[int, bytes]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with self._http().request(
-            method, self._base + path, json=body, headers=headers
-        ) as resp:
+        async with (
+            asyncio.timeout(self._config.total_timeout_s),
+            self._http().request(method, self._base + path, json=body, headers=headers) as resp,
+        ):
             return resp.status, await resp.read()
 
     async def _fetch_token(self) -> tuple[str, float]:
@@ -251,5 +258,5 @@ class PortOneGateway:
         if _ORDER_ID.fullmatch(order_id) is None:
             raise InvalidInput("invalid order id")
         call = Call("find", mutating=False, order_id=order_id)
-        env = await self._call("GET", f"/payments/find/{order_id}", call)
-        return results.order_status(env, call)
+        env = await self._call("GET", f"/payments/findAll/{order_id}?limit=100", call)
+        return results.order_status_all(env, call)

@@ -199,6 +199,12 @@ def cancel_refusal(message: str | None) -> CancelRefusal:
 # "존재하지 않는 결제정보입니다" is the example message of a non-zero code (v1 OpenAPI).
 FIND_NOT_FOUND: Final = _rx(r"NOT_FOUND|존재하지\s*않")
 
+# A charge refused because its merchant_uid was used: the v1 OpenAPI says "이미 결제가
+# 이뤄진 적이 있는 merchant_uid로는 결제요청이 불가능합니다" (the exact answer is not
+# documented; V2 names ALREADY_PAID / ALREADY_PAID_OR_WAITING). Matching it is a
+# courtesy: the engine looks up every refusal of an order id it sent before anyway.
+DUPLICATE_ORDER: Final = _rx(r"DUPLICAT|ALREADY_PAID|이미\s*결제|중복|결제가?\s*(진행|대기)\s*중")
+
 _BRACKET = re.compile(r"^\s*\[([A-Za-z0-9_.:-]{1,40})\]")
 
 

@@ -23,12 +23,19 @@ from ivr.gateways.declines import Decline, Stage, decline
 from ivr.gateways.errors import (
     CancelRefused,
     CardDeclined,
+    DuplicateOrder,
     GatewayError,
     GatewayRejected,
     GatewayUnavailable,
     OutcomeUnknown,
 )
-from ivr.gateways.portone_errors import FIND_NOT_FOUND, cancel_refusal, decline_reason, pg_code
+from ivr.gateways.portone_errors import (
+    DUPLICATE_ORDER,
+    FIND_NOT_FOUND,
+    cancel_refusal,
+    decline_reason,
+    pg_code,
+)
 
 _PAID_STATES = frozenset({"paid", "cancelled"})
 
@@ -82,10 +89,13 @@ def billing_key(env: wire.Envelope, call: Call, customer_uid: str) -> BillingKey
 def charge(env: wire.Envelope, call: Call, amount: int, months: int) -> ChargeResult:
     order_id = call.order_id or ""
     if env.code != 0:  # refused before a payment was made
+        if DUPLICATE_ORDER.search(env.message or ""):
+            raise DuplicateOrder(f"PortOne {call.op}: order id already used", order_id=order_id)
         return ChargeResult(order_id=order_id, status=ChargeStatus.failed, amount=amount,
                             pg_tx_id=None, approval_no=None, card_issuer=None, card_last4=None,
                             card_type=None, installment_months=months, paid_at=None,
-                            decline=_decline(env.message, Stage.payment, env.code))  # fmt: skip
+                            decline=_decline(env.message, Stage.payment, env.code),
+                            refused=True)  # fmt: skip
     p = _payment(env, call)
     if p.merchant_uid != order_id or p.amount != amount:
         raise GatewayRejected(f"PortOne {call.op}: answer is for another order or amount")
@@ -134,14 +144,7 @@ def cancel(env: wire.Envelope, call: Call, checksum: int) -> CancelResult:
     )
 
 
-def order_status(env: wire.Envelope | None, call: Call) -> OrderStatus | None:
-    if env is None or (env.code == 0 and env.response is None):
-        return None
-    if env.code != 0:
-        if FIND_NOT_FOUND.search(env.message or ""):
-            return None
-        raise GatewayRejected("PortOne find: refused", pg_code=pg_code(env.message, env.code))
-    p = _payment(env, call)
+def _order(p: wire.Payment, call: Call) -> OrderStatus:
     state = _state(p, call)
     d = _decline(p.fail_reason, Stage.payment) if state is PgState.failed else None
     return OrderStatus(
@@ -158,3 +161,52 @@ def order_status(env: wire.Envelope | None, call: Call) -> OrderStatus | None:
         cancelled_at=p.cancelled_at,
         decline=d,
     )
+
+
+def _not_found(env: wire.Envelope | None) -> bool:
+    if env is None or (env.code == 0 and env.response is None):
+        return True
+    return env.code != 0 and FIND_NOT_FOUND.search(env.message or "") is not None
+
+
+def order_status(env: wire.Envelope | None, call: Call) -> OrderStatus | None:
+    """``GET /payments/find/{merchant_uid}``: the order's newest payment."""
+    if _not_found(env):
+        return None
+    assert env is not None
+    if env.code != 0:
+        raise GatewayRejected("PortOne find: refused", pg_code=pg_code(env.message, env.code))
+    return _order(_payment(env, call), call)
+
+
+# Which payment of an order answers "what happened to it": money moved beats money in
+# flight beats a failure (PortOne may keep a failed payment and a later paid one under
+# one merchant_uid).
+_RANK: dict[PgState, int] = {
+    PgState.paid: 0, PgState.cancelled: 0, PgState.ready: 1, PgState.failed: 2,
+}  # fmt: skip
+
+
+def order_status_all(env: wire.Envelope | None, call: Call) -> OrderStatus | None:
+    """``GET /payments/findAll/{merchant_uid}``: every payment of the order, judged as
+    :meth:`~ivr.gateways.contract.Gateway.find` promises. Two paid payments for one
+    order id would be a PG fault: refused (``GatewayRejected``) for a human to see."""
+    if _not_found(env):
+        return None
+    assert env is not None
+    if env.code != 0:
+        raise GatewayRejected("PortOne find: refused", pg_code=pg_code(env.message, env.code))
+    if env.response is None:
+        raise unreadable(call, "code 0 without a payment list")
+    try:
+        payments = wire.payment_list(env.response)
+    except wire.WireError:
+        raise unreadable(call, "malformed payment list") from None
+    if not payments:
+        return None
+    orders = [_order(p, call) for p in payments]  # newest first, as PortOne sorts
+    if any(o.order_id != call.order_id for o in orders):
+        raise GatewayRejected("PortOne find: answer is for another order")
+    if sum(o.state in (PgState.paid, PgState.cancelled) for o in orders) > 1:
+        raise GatewayRejected("PortOne find: two paid payments for one order id")
+    return min(orders, key=lambda o: _RANK[o.state])  # stable: the newest of a rank

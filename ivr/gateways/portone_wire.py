@@ -226,3 +226,16 @@ def payment(obj: Mapping[str, Any]) -> Payment:
         fail_reason=get_str(obj, "fail_reason"),
         last_cancel_at=last_cancel_at,
     )
+
+
+def payment_list(obj: Mapping[str, Any]) -> list[Payment]:
+    """A ``PagedPaymentAnnotation`` (``{total, previous, next, list}``)."""
+    items = obj.get("list")
+    if not isinstance(items, list):
+        raise WireError("no payment 'list'")
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise WireError("a payment in 'list' is not an object")
+        out.append(payment(item))
+    return out

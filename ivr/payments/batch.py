@@ -11,8 +11,9 @@ a caller can do each step for a whole batch in one transaction:
 2. :meth:`ChargeBatch.send` — the PG request; ``None`` when the outcome is unknown.
 3. :meth:`ChargeBatch.settle_in` — in the caller's transaction: the answer applied to
    attempt and intent. An unknown outcome leaves the attempt ``unknown`` and the
-   intent ``processing``: :meth:`Charger.drive` resolves it by looking the order up,
-   never by charging again — as after a crash between steps 1 and 3.
+   intent ``processing``: :meth:`Charger.drive` resolves it by looking the order up
+   (and re-sends the same order id only once the PG positively does not know it) —
+   as after a crash between steps 1 and 3.
 
 Throughput (issue #8): the rows are written as value lists, one ``executemany`` per
 table and step, not as ORM objects (whose unit of work cost more CPU per charge than
@@ -241,7 +242,7 @@ class ChargeBatch:
             attempts.append({
                 "id": o.attempt_id, "intent_id": i.id, "order_id": o.order_id,
                 "amount": i.amount, "status": PENDING, "created_at": now,
-                "sent_at": now,  # about to be sent: after a crash, only a lookup settles it
+                "sent_at": now, "sends": 1,  # its send, claimed: after a crash, a lookup
             })  # fmt: skip
         await s.execute(insert(table(PaymentIntent)), intents)
         await s.execute(insert(table(AuditLog)), audits)

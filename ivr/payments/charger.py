@@ -1,28 +1,44 @@
-"""The charging engine: exactly one PG charge per payment intent.
+"""The charging engine: a payer is charged at most once per payment intent, whatever the
+PG's timing, and every intent ends.
 
-Rules (PRODUCT section 6, issue #5):
+An intent is charged under **one order id** (one attempt row). The rules:
 
-1. An attempt row with its own ``order_id`` is committed *before* the PG request.
-2. Only a connection failure before the request was sent (``GatewayUnavailable`` with
-   ``retry_safe``) is retried blindly — with the same order id, so even a wrong guess
-   could not charge twice (the PG dedupes per order id).
-3. A timeout, a reset or a 5xx after sending makes the attempt ``unknown``; it is
-   resolved by asking the PG (``find``), never by charging again. ``find`` -> paid:
-   succeeded; failed: failed; not found: the PG never saw it, so it is ``failed`` and a
-   *new* attempt (new order id) may follow.
-4. A crash leaves ``pending``/``unknown`` attempts; :meth:`Charger.drive` (and the
-   reconciliation sweep) resolves them first, after ``settle_s`` so a request still in
-   flight at the PG has landed.
-5. Intent and attempt rows are changed under a row lock through the state machines.
+1. The attempt and its ``order_id`` are committed *before* any request. Every send of
+   it — the first and each re-send — is first *claimed* in the row (``sends`` + 1,
+   ``sent_at`` = now) under its lock, so two processes never send it at once and a
+   crash leaves a row that says the order may be at the PG.
+2. An answer decides: paid → ``succeeded``; a decline → ``failed``. Anything else — a
+   timeout, a reset, a 5xx, a garbled answer, and on a re-send any refusal (it may be
+   the PG's "order id already used" for an order that *was* paid) — leaves the outcome
+   ``unknown``.
+3. An unknown outcome is resolved by asking the PG (:meth:`Gateway.find`), never by
+   charging under a new order id. Paid (or cancelled) → succeeded. Failed → failed,
+   once no send is in flight. Still in progress, or not known to the PG within
+   ``settle_s`` of the last send → stays unknown (the PG may not have recorded it
+   *yet*). Not known after ``settle_s`` → the **same order id** is sent again: the PG
+   refuses a second payment of one order id, so even a request that was only late
+   cannot charge twice. Not known ``give_up_s`` after the attempt began → ``failed``
+   with ``not_at_pg``: nothing was charged.
+4. A failed attempt fails its intent (a new try is a new intent: the scheduler's retries,
+   the payer's next card). A ``created`` intent nobody drove (its creator died) is
+   driven by the sweep, or failed unsent once ``give_up_s`` old.
+5. :meth:`Charger.reconcile` (the engine's sweeper, on every node) drives every intent
+   left ``created``/``processing`` and every open attempt whose last send is older than
+   ``settle_s``. Rows change under row locks, through the state machines.
+
+``settle_s`` must exceed the longest time the PG takes to record a request it received
+(PortOne: seconds; the default is two minutes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from ivr.clock import Clock
 from ivr.domain.ids import new_id, new_order_id
@@ -34,20 +50,44 @@ from ivr.domain.states import (
 )
 from ivr.errors import NotFound
 from ivr.gateways.contract import ChargeRequest, ChargeResult, ChargeStatus, Gateway, PgState
-from ivr.gateways.errors import GatewayError, GatewayUnavailable, OutcomeUnknown
+from ivr.gateways.errors import GatewayError, GatewayUnavailable
+from ivr.settings import GatewaySettings
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent
 from ivr.webhooks.notices import payment_ended_in
 
+log = logging.getLogger(__name__)
+
 OPEN = (AttemptStatus.pending.value, AttemptStatus.unknown.value)
+UNFINISHED = (PaymentIntentStatus.created.value, PaymentIntentStatus.processing.value)
+NOT_AT_PG = "not_at_pg"  # decline code: the PG never recorded the order; nothing charged
+NOT_SENT = "not_sent"  # decline code: the intent was never sent (its creator died)
 
 
 @dataclass(frozen=True, slots=True)
 class ChargePolicy:
-    blind_retries: int = 3  # connection failures before sending, same order id
+    blind_retries: int = 3  # connection refused before sending: same order id, at once
     blind_backoff_s: float = 0.2
-    max_attempts: int = 3  # attempts per intent when the PG never saw the previous one
-    settle_s: float = 30.0  # age after which a pending attempt is looked up, not trusted
+    settle_s: float = 120.0  # an order the PG does not know is re-sent only this long after
+    give_up_s: float = 3600.0  # ... and failed (never charged) this long after it began
+
+    @classmethod
+    def from_settings(cls, gw: GatewaySettings) -> ChargePolicy:
+        return cls(settle_s=gw.settle_s, give_up_s=gw.give_up_minutes * 60.0)
+
+    @property
+    def recheck_s(self) -> float:
+        """How long a worker holding an intent still ``processing`` waits before driving
+        it again (a lookup sooner rarely says more; the sweep drives it too)."""
+        return min(60.0, max(1.0, self.settle_s / 4))
+
+
+class Verdict(Enum):
+    """What a lookup of an open attempt decided."""
+
+    settled = "settled"  # succeeded or failed now
+    wait = "wait"  # still unknown: look again later
+    resend = "resend"  # the PG positively does not know it, long after the last send
 
 
 class Charger:
@@ -61,27 +101,27 @@ class Charger:
 
     # ------------------------------------------------------------------ driving
 
-    async def drive(self, intent_id: str, *, recovering: bool = False) -> PaymentIntentStatus:
-        """Move an intent until it is succeeded or failed (or an outcome stays unknown).
-
-        ``recovering``: this process did not create the open attempts (restart, sweep):
-        they are looked up at once instead of waiting ``settle_s``."""
+    async def drive(self, intent_id: str) -> PaymentIntentStatus:
+        """Move an intent as far as the PG lets it now: ``succeeded``/``failed``, or
+        ``processing`` while an outcome is unknown (the sweep drives it on). Safe to
+        call from any number of processes at once."""
         while True:
-            step = await self._next_step(intent_id, recovering)
+            step = await self._next_step(intent_id)
             if isinstance(step, PaymentIntentStatus):
                 return step
-            if step.status == AttemptStatus.pending.value and step.sent_at is None:
-                await self._send(step)
-            else:
-                if not await self._resolve(step, recovering):
-                    return PaymentIntentStatus.processing  # still unknown: the sweep retries
-            recovering = True  # from here on, open attempts were left by this loop
+            if step.sends == 0:  # never sent: nothing to look up
+                if await self._claim(step.id, 0):
+                    await self._send(step, first=True)
+                continue
+            verdict = await self._resolve(step)
+            if verdict is Verdict.wait:
+                return PaymentIntentStatus.processing
+            if verdict is Verdict.resend and await self._claim(step.id, step.sends):
+                await self._send(step, first=False)
 
-    async def _next_step(
-        self, intent_id: str, recovering: bool
-    ) -> PaymentAttempt | PaymentIntentStatus:
-        """Under the intent's row lock: finish it, or return the attempt to work on
-        (an open one, or a new one committed before any request)."""
+    async def _next_step(self, intent_id: str) -> PaymentAttempt | PaymentIntentStatus:
+        """Under the intent's row lock: finish it, or return its open attempt (a new
+        one, committed before any request, when it has none)."""
         now = self.clock.now()
         async with self.db.transaction() as s:
             intent = await s.get(PaymentIntent, intent_id, with_for_update=True)
@@ -94,7 +134,7 @@ class Charger:
                 await s.scalars(
                     select(PaymentAttempt)
                     .where(PaymentAttempt.intent_id == intent_id)
-                    .order_by(PaymentAttempt.created_at)
+                    .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
                 )
             )
             won = [a for a in attempts if a.status == AttemptStatus.succeeded.value]
@@ -105,25 +145,37 @@ class Charger:
             open_ = [a for a in attempts if a.status in OPEN]
             if open_:
                 return open_[0]
-            failed = [a for a in attempts if a.status == AttemptStatus.failed.value]
-            declined = any(a.decline_class is not None for a in failed)
-            if declined or len(failed) >= self.policy.max_attempts:
+            if attempts:  # every attempt failed: so did the intent
                 done = self._finish(intent, PaymentIntentStatus.failed, now)
-                await payment_ended_in(s, self.clock, intent, failed[-1] if failed else None)
+                await payment_ended_in(s, self.clock, intent, attempts[-1])  # payment.failed
+                return done
+            if now - intent.created_at >= timedelta(seconds=self.policy.give_up_s):
+                # Created, never sent, its creator long gone: charging now would surprise.
+                attempt = self._new_attempt(intent, now)
+                attempt.status = ATTEMPT.check(attempt.status, AttemptStatus.failed).value
+                attempt.decline_code, attempt.finished_at = NOT_SENT, now
+                s.add(attempt)
+                done = self._finish(intent, PaymentIntentStatus.failed, now)
+                await payment_ended_in(s, self.clock, intent, attempt)
                 return done
             if status is PaymentIntentStatus.created:
                 intent.status = PAYMENT_INTENT.check(status, PaymentIntentStatus.processing)
                 intent.updated_at = now
-            attempt = PaymentAttempt(
-                id=new_id("pa"),
-                intent_id=intent.id,
-                order_id=new_order_id(),
-                amount=intent.amount,
-                status=AttemptStatus.pending.value,
-                created_at=now,
-            )
+            attempt = self._new_attempt(intent, now)
             s.add(attempt)
             return attempt
+
+    @staticmethod
+    def _new_attempt(intent: PaymentIntent, now: datetime) -> PaymentAttempt:
+        return PaymentAttempt(
+            id=new_id("pa"),
+            intent_id=intent.id,
+            order_id=new_order_id(),
+            amount=intent.amount,
+            status=AttemptStatus.pending.value,
+            created_at=now,
+            sends=0,
+        )
 
     def _finish(
         self, intent: PaymentIntent, target: PaymentIntentStatus, now: datetime
@@ -136,7 +188,20 @@ class Charger:
         intent.updated_at = now
         return target
 
-    async def _send(self, attempt: PaymentAttempt) -> None:
+    async def _claim(self, attempt_id: str, sends: int) -> bool:
+        """Claim the next send of an open attempt whose ``sends`` is still ``sends``
+        (committed before the request goes). False: another process claimed it."""
+        async with self.db.transaction() as s:
+            row = await s.get(PaymentAttempt, attempt_id, with_for_update=True)
+            if row is None or row.status not in OPEN or row.sends != sends:
+                return False
+            row.sends = sends + 1
+            row.sent_at = self.clock.now()
+            return True
+
+    async def _send(self, attempt: PaymentAttempt, *, first: bool) -> None:
+        """One send of the attempt's order id (with blind retries while nothing was
+        sent), and what its answer proves."""
         async with self.db.sessions() as s:
             intent = await s.get(PaymentIntent, attempt.intent_id)
             card = await s.get(Card, intent.card_id) if intent and intent.card_id else None
@@ -151,55 +216,55 @@ class Charger:
             installment_months=intent.installment_months,
             interest_free=intent.interest_free,
         )
-        await self._mark_sent(attempt.id)
+        result: ChargeResult | None = None
         for retry in range(self.policy.blind_retries + 1):
             try:
                 result = await self.gateway.charge_billing_key(request)
-            except GatewayUnavailable as exc:
+                break
+            except GatewayUnavailable as exc:  # not sent: the same order id again is safe
                 if exc.retry_safe and retry < self.policy.blind_retries:
                     await asyncio.sleep(self.policy.blind_backoff_s * 2**retry)
                     continue
-                # never reached the PG (or cannot): the lookup decides, as for unknowns
-                await self._settle(attempt.id, AttemptStatus.unknown)
-                return
-            except OutcomeUnknown:
-                await self._settle(attempt.id, AttemptStatus.unknown)
-                return
-            except GatewayError:
-                await self._settle(attempt.id, AttemptStatus.unknown)
-                return
+                break
+            except GatewayError:  # OutcomeUnknown, DuplicateOrder, a garbled answer...
+                break
+        if result is None or (result.refused and not first):
+            # No answer, or a refusal of an order id sent before (perhaps "already
+            # paid"): only a lookup can tell.
+            await self._settle(attempt.id, AttemptStatus.unknown)
+        else:
             await self._apply_result(attempt.id, result)
-            return
 
-    async def _resolve(self, attempt: PaymentAttempt, recovering: bool) -> bool:
-        """Ask the PG about an open attempt. False if it must stay open for now."""
-        if attempt.status == AttemptStatus.pending.value and not recovering:
-            settle_at = (attempt.sent_at or attempt.created_at) + timedelta(
-                seconds=self.policy.settle_s
-            )
-            if self.clock.now() < settle_at:
-                return False
+    async def _resolve(self, attempt: PaymentAttempt) -> Verdict:
+        """Ask the PG about an open attempt that was sent (rule 3 of the module)."""
+        now = self.clock.now()
+        in_flight = now < (attempt.sent_at or attempt.created_at) + timedelta(
+            seconds=self.policy.settle_s
+        )
         try:
             found = await self.gateway.find(attempt.order_id)
         except GatewayError:
-            if attempt.status == AttemptStatus.pending.value:
-                await self._settle(attempt.id, AttemptStatus.unknown)
-            return False
-        if found is None or found.state in (PgState.ready,):
-            # The PG never saw (or never completed) this order id: nothing was charged.
-            await self._settle(attempt.id, AttemptStatus.failed, decline=None, code="not_at_pg")
-        elif found.state in (PgState.paid, PgState.cancelled):
-            await self._settle(
-                attempt.id,
-                AttemptStatus.succeeded,
-                pg_tx_id=found.pg_tx_id,
-                approval_no=found.approval_no,
-            )
-        else:
+            return Verdict.wait
+        if found is not None and found.state in (PgState.paid, PgState.cancelled):
+            if found.amount != attempt.amount:
+                log.error(
+                    "order %s: the PG charged %d KRW, the attempt was for %d",
+                    attempt.order_id, found.amount, attempt.amount,
+                )  # fmt: skip
+            await self._settle(attempt.id, AttemptStatus.succeeded, pg_tx_id=found.pg_tx_id,
+                               approval_no=found.approval_no)  # fmt: skip
+            return Verdict.settled
+        if found is not None and found.state is PgState.failed and not in_flight:
             d = found.decline
             decline = (d.reason.value, d.kind.value) if d else ("rejected", "hard")
             await self._settle(attempt.id, AttemptStatus.failed, decline=decline)
-        return True
+            return Verdict.settled
+        if found is not None or in_flight:  # ready (in progress), or maybe not recorded yet
+            return Verdict.wait
+        if now - attempt.created_at >= timedelta(seconds=self.policy.give_up_s):
+            await self._settle(attempt.id, AttemptStatus.failed, code=NOT_AT_PG)
+            return Verdict.settled
+        return Verdict.resend
 
     async def _apply_result(self, attempt_id: str, result: ChargeResult) -> None:
         if result.status is ChargeStatus.succeeded:
@@ -214,12 +279,6 @@ class Charger:
             decline = (d.reason.value, d.kind.value) if d else ("rejected", "hard")
             await self._settle(attempt_id, AttemptStatus.failed, decline=decline)
 
-    async def _mark_sent(self, attempt_id: str) -> None:
-        async with self.db.transaction() as s:
-            row = await s.get(PaymentAttempt, attempt_id, with_for_update=True)
-            if row is not None and row.sent_at is None:
-                row.sent_at = self.clock.now()
-
     async def _settle(
         self,
         attempt_id: str,
@@ -230,15 +289,20 @@ class Charger:
         pg_tx_id: str | None = None,
         approval_no: str | None = None,
     ) -> None:
+        """Record what the PG said. An attempt already ended by another process (a
+        lookup that got there first) keeps its end."""
         async with self.db.transaction() as s:
             row = await s.get(PaymentAttempt, attempt_id, with_for_update=True)
             if row is None:
                 raise NotFound(f"attempt {attempt_id} not found")
             if row.status == target.value:
                 return
+            if ATTEMPT.is_terminal(row.status):
+                if ATTEMPT.is_terminal(target):  # two answers disagree: a human must look
+                    log.error("order %s: %s already, now told %s", row.order_id, row.status,
+                              target.value)  # fmt: skip
+                return
             row.status = ATTEMPT.check(row.status, target).value
-            if row.sent_at is None:
-                row.sent_at = self.clock.now()
             if ATTEMPT.is_terminal(target):
                 row.finished_at = self.clock.now()
             if decline is not None:
@@ -250,16 +314,24 @@ class Charger:
 
     # ------------------------------------------------------------------ sweeping
 
-    async def reconcile(self, *, older_than_s: float | None = None, limit: int = 500) -> int:
-        """Drive every intent that has an open attempt or was left ``processing``.
-        Returns how many intents were looked at."""
-        age = self.policy.settle_s if older_than_s is None else older_than_s
-        cutoff = self.clock.now() - timedelta(seconds=age)
+    async def reconcile(self, *, limit: int = 500) -> int:
+        """Drive every intent a process left behind: open attempts last sent more than
+        ``settle_s`` ago (or never sent, their claimant dead), and intents still
+        ``created``/``processing`` that long after their last change. Returns how
+        many intents were looked at."""
+        cutoff = self.clock.now() - timedelta(seconds=self.policy.settle_s)
         async with self.db.sessions() as s:
             ids = set(
                 await s.scalars(
                     select(PaymentAttempt.intent_id)
-                    .where(PaymentAttempt.status.in_(OPEN), PaymentAttempt.created_at <= cutoff)
+                    .where(
+                        PaymentAttempt.status.in_(OPEN),
+                        or_(
+                            PaymentAttempt.sent_at <= cutoff,
+                            PaymentAttempt.sent_at.is_(None)
+                            & (PaymentAttempt.created_at <= cutoff),
+                        ),
+                    )
                     .limit(limit)
                 )
             )
@@ -267,12 +339,20 @@ class Charger:
                 await s.scalars(
                     select(PaymentIntent.id)
                     .where(
-                        PaymentIntent.status == PaymentIntentStatus.processing.value,
+                        PaymentIntent.status.in_(
+                            [
+                                PaymentIntentStatus.created.value,
+                                PaymentIntentStatus.processing.value,
+                            ]
+                        ),
                         PaymentIntent.updated_at <= cutoff,
                     )
                     .limit(limit)
                 )
             )
         for intent_id in sorted(ids):
-            await self.drive(intent_id, recovering=True)
+            try:
+                await self.drive(intent_id)
+            except Exception:  # one bad intent must not stop the others
+                log.exception("reconciling payment intent %s failed", intent_id)
         return len(ids)

@@ -1,29 +1,24 @@
-"""Payment intents and refunds.
-
-A refund row is committed before the PG cancel request; the amount is checked against
-what is left (``amount - refunded_amount``) under the intent's row lock, and that
-balance goes to the PG as the checksum so a stale view is refused there too.
-"""
+"""Payment intents (charged by :mod:`ivr.payments.charger`) and refunds (made by
+:mod:`ivr.payments.refunds`)."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.money import check_amount
-from ivr.domain.states import PAYMENT_INTENT, AttemptStatus, CardStatus, PaymentIntentStatus
+from ivr.domain.states import PAYMENT_INTENT, CardStatus
 from ivr.errors import Conflict, InvalidInput, NotFound
-from ivr.gateways.contract import CancelRequest, Gateway
-from ivr.gateways.errors import GatewayError
+from ivr.gateways.contract import Gateway
+from ivr.payments.charger import ChargePolicy
+from ivr.payments.refunds import Refunder
 from ivr.store.db import Database
-from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
+from ivr.store.tables import Card, PaymentIntent, Refund
 from ivr.webhooks.events import CARD_LIKE
-from ivr.webhooks.notices import refunded_in
 
 
 def check_terms(amount: int, installment_months: int, order_name: str) -> str:
@@ -61,10 +56,13 @@ def check_card(
 
 
 class PaymentService:
-    def __init__(self, db: Database, clock: Clock, gateway: Gateway) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, gateway: Gateway, policy: ChargePolicy | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.gateway = gateway
+        self.refunds = Refunder(db, clock, gateway, policy)
 
     async def create_intent(self, merchant_id: str, card_id: str, **options: Any) -> PaymentIntent:
         """A new intent to charge ``card_id`` (see :meth:`create_intent_in`)."""
@@ -135,83 +133,8 @@ class PaymentService:
         actor: str = "cli",
         refund_id: str | None = None,
     ) -> Refund:
-        """Refund all that is left (``amount=None``) or part of it."""
-        if CARD_LIKE.search(reason):  # it would be stored and sent to the PG
-            raise InvalidInput("reason must not contain a card number (13+ digits)")
-        now = self.clock.now()
-        async with self.db.transaction() as s:
-            intent = await s.get(PaymentIntent, intent_id, with_for_update=True)
-            if intent is None or intent.merchant_id != merchant_id:
-                raise NotFound(f"payment intent {intent_id} not found")
-            if intent.status not in (
-                PaymentIntentStatus.succeeded.value,
-                PaymentIntentStatus.partially_refunded.value,
-            ):
-                raise Conflict(f"payment intent {intent_id} is {intent.status}: nothing to refund")
-            left = intent.amount - intent.refunded_amount
-            value = left if amount is None else amount
-            if type(value) is not int or value <= 0:
-                raise InvalidInput("refund amount must be a positive integer")
-            if value > left:
-                raise InvalidInput(f"refund of {value} exceeds the refundable {left} KRW")
-            attempt = await s.scalar(
-                select(PaymentAttempt).where(
-                    PaymentAttempt.intent_id == intent_id,
-                    PaymentAttempt.status == AttemptStatus.succeeded.value,
-                )
-            )
-            if attempt is None:
-                raise Conflict(f"payment intent {intent_id} has no successful charge")
-            refund = Refund(
-                id=refund_id or new_id("rf"),
-                intent_id=intent_id,
-                attempt_id=attempt.id,
-                amount=value,
-                reason=reason[:200],
-                status=AttemptStatus.pending.value,
-                created_at=now,
-            )
-            s.add(refund)
-            order_id, checksum = attempt.order_id, left
-        request = CancelRequest(
-            order_id=order_id,
-            reason=reason or "refund",
-            checksum=checksum,
-            amount=None if value == checksum else value,
+        """Refund all that is left (``amount=None``) or part of it (see
+        :meth:`Refunder.refund <ivr.payments.refunds.Refunder.refund>`)."""
+        return await self.refunds.refund(
+            merchant_id, intent_id, amount=amount, reason=reason, actor=actor, refund_id=refund_id
         )
-        try:
-            await self.gateway.cancel(request)
-        except GatewayError:
-            async with self.db.transaction() as s:
-                row = await s.get(Refund, refund.id, with_for_update=True)
-                assert row is not None
-                row.status = AttemptStatus.failed.value
-                row.finished_at = self.clock.now()
-            raise
-        async with self.db.transaction() as s:
-            intent = await s.get(PaymentIntent, intent_id, with_for_update=True)
-            row = await s.get(Refund, refund.id, with_for_update=True)
-            assert intent is not None
-            assert row is not None
-            intent.refunded_amount += value
-            target = (
-                PaymentIntentStatus.refunded
-                if intent.refunded_amount == intent.amount
-                else PaymentIntentStatus.partially_refunded
-            )
-            intent.status = PAYMENT_INTENT.check(intent.status, target).value
-            intent.updated_at = self.clock.now()
-            row.status = AttemptStatus.succeeded.value
-            row.finished_at = self.clock.now()
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action=f"payment_intent.{target.value}",
-                object_type="payment_intent",
-                object_id=intent_id,
-                merchant_id=merchant_id,
-                details={"amount": value},
-            )
-            await refunded_in(s, self.clock, intent, row)  # payment.refunded
-            return row

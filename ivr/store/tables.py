@@ -226,8 +226,11 @@ class PaymentIntent(Base):
 
 
 class PaymentAttempt(Base):
-    """One charge request to the PG. The row and its ``order_id`` are committed
-    *before* the request is sent, so a crash leaves a ``pending`` row to reconcile."""
+    """One charge of the PG under one ``order_id``. The row and its order id are
+    committed *before* the request is sent, and every send (the first, and re-sends of
+    the same order id when the PG positively does not know it) is claimed in the row
+    first: ``sends`` counts them, ``sent_at`` is the latest. A crash leaves a
+    ``pending``/``unknown`` row to reconcile."""
 
     __tablename__ = "payment_attempts"
     id: Mapped[str] = mapped_column(Id, primary_key=True)
@@ -242,18 +245,43 @@ class PaymentAttempt(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    sends: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class Refund(Base):
+    """One cancel request to the PG, committed before it is sent. ``checksum`` is the
+    refundable balance sent with it (PortOne refuses the cancel when its own differs),
+    which makes re-sending it safe and tells, from the PG's cancelled amount, whether
+    it was applied. At most one refund of an intent is open at a time."""
+
     __tablename__ = "refunds"
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     intent_id: Mapped[str] = mapped_column(ForeignKey("payment_intents.id"), index=True)
     attempt_id: Mapped[str] = mapped_column(ForeignKey("payment_attempts.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(200), default="")
-    status: Mapped[str] = mapped_column(Status)
+    status: Mapped[str] = mapped_column(Status, index=True)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    checksum: Mapped[int | None] = mapped_column(BigInteger)
+    sent_at: Mapped[datetime | None]
+    sends: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    error_code: Mapped[str | None] = mapped_column(String(60))  # why it failed
+
+
+class BillingKeyRequest(Base):
+    """A billing-key request, noted before the card goes to the PG: the key's
+    ``customer_uid`` (derived from the vault token) stays named here after the vault
+    record is erased, so a key the PG issued for a call that failed, timed out or died
+    is deleted at the PG (``status``: pending -> issued -> attached | declined |
+    deleted)."""
+
+    __tablename__ = "billing_key_requests"
+    customer_uid: Mapped[str] = mapped_column(String(80), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    status: Mapped[str] = mapped_column(Status, index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class Schedule(Base):

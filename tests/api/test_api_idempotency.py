@@ -78,10 +78,10 @@ class GatedCharger(Charger):
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def drive(self, intent_id: str, *, recovering: bool = False):  # type: ignore[no-untyped-def]
+    async def drive(self, intent_id: str):  # type: ignore[no-untyped-def]
         self.entered.set()
         await self.gate.wait()
-        return await super().drive(intent_id, recovering=recovering)
+        return await super().drive(intent_id)
 
 
 async def test_a_concurrent_duplicate_is_409_then_the_replay_is_the_first_answer(

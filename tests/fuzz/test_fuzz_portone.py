@@ -284,6 +284,18 @@ def _paid(**changes: Any) -> bytes:
     return _json({"code": 0, "message": None, "response": {**PAYMENT, **changes}})
 
 
+def _listed(*payments: dict[str, Any]) -> bytes:
+    """A ``/payments/findAll`` answer (``PagedPaymentAnnotation``) of these payments
+    (by default the one paid payment)."""
+    items = list(payments) or [PAYMENT]
+    page = {"total": len(items), "previous": 0, "next": 0, "list": items}
+    return _json({"code": 0, "message": None, "response": page})
+
+
+def _answer_for(op: str) -> bytes:
+    return _listed() if op == "find" else _paid()
+
+
 def _token(**changes: Any) -> Answer:
     return 200, _json({**TOKEN_BODY, "response": {**TOKEN_BODY["response"], **changes}})
 
@@ -303,14 +315,14 @@ def test_the_valid_answers_are_read() -> None:
     assert isinstance(key, BillingKey)
     assert key.registered_at is not None
     assert isinstance(outcome("cancel", (200, _paid(cancel_amount=1000))), CancelResult)
-    assert isinstance(outcome("find", (200, _paid())), OrderStatus)
+    assert isinstance(outcome("find", (200, _listed())), OrderStatus)
     assert outcome("find", (404, b"")) is None
 
 
 @FUZZ
 @given(op=st.sampled_from(OPS), status=http_statuses, raw=_bodies(payments))
 @example(op="again", status=200, raw=_paid(paid_at=10**12))  # was ValueError (year 33658)
-@example(op="find", status=200, raw=_paid(cancelled_at=2**63))  # was OverflowError
+@example(op="find", status=200, raw=_listed({**PAYMENT, "cancelled_at": 2**63}))  # OverflowError
 @example(op="cancel", status=200, raw=_paid(cancel_history=[{"cancelled_at": 10**30}]))
 @example(op="again", status=200, raw=b"[" * 100_000)  # was RecursionError
 @example(op="find", status=200, raw=b'{"code": 0, "response": ' * 50_000)
@@ -352,8 +364,41 @@ def test_a_malformed_charge_answer_is_never_a_success(
 def test_mutated_answers_of_the_other_calls(
     op: str, payment: dict[str, Any], customer: dict[str, Any], code: Any, message: Any
 ) -> None:
-    response = customer if op == "register" else payment
+    response: Any = customer if op == "register" else payment
+    if op == "find":
+        response = {"total": 1, "previous": 0, "next": 0, "list": [payment]}
     outcome(op, (200, _json({"code": code, "message": message, "response": response})))
+
+
+@FUZZ
+@given(
+    listed=st.lists(mutated(PAYMENT, PAYMENT_SPECIAL), max_size=4),
+    page=st.sampled_from(["list", "missing", "not a list", "items not objects"]),
+)
+@example(listed=[{**PAYMENT, "status": "failed"}, PAYMENT], page="list")
+@example(listed=[PAYMENT, {**PAYMENT, "status": "cancelled"}], page="list")  # two paid
+def test_a_lookup_says_paid_only_when_a_listed_payment_of_the_order_was_paid(
+    listed: list[dict[str, Any]], page: str
+) -> None:
+    """``find`` reads every payment of the order (``/payments/findAll``): whatever the
+    list holds, "paid" is reported only for a payment of *this* order whose status was
+    a paid one — money that moved is never reported as not moved, nor the other way."""
+    body: dict[str, Any] = {"total": len(listed), "previous": 0, "next": 0}
+    if page == "list":
+        body["list"] = listed
+    elif page == "not a list":
+        body["list"] = {"0": listed}
+    elif page == "items not objects":
+        body["list"] = [json.dumps(p) for p in listed]
+    result = outcome("find", (200, _json({"code": 0, "message": None, "response": body})))
+    if isinstance(result, OrderStatus) and result.state in (PgState.paid, PgState.cancelled):
+        assert page == "list"
+        assert any(
+            p.get("status") in SUCCESS_STATUSES and p.get("merchant_uid") == ORDER for p in listed
+        )
+    paid = [p for p in listed if p.get("status") in SUCCESS_STATUSES]
+    if page == "list" and len(paid) > 1 and all(p.get("merchant_uid") == ORDER for p in listed):
+        assert isinstance(result, GatewayError)  # two paid payments: a human must look
 
 
 @FUZZ
@@ -372,4 +417,4 @@ def test_billing_key_answers_end_in_a_key_or_a_gateway_error(status: int, raw: b
 @example(op="find", status=200, raw=_token(access_token="tok\x00")[1])
 @example(op="find", status=200, raw=b"[" * 100_000)
 def test_token_answers_end_in_a_result_or_a_gateway_error(op: str, status: int, raw: bytes) -> None:
-    outcome(op, (200, _paid()), token=(status, raw))
+    outcome(op, (200, _answer_for(op)), token=(status, raw))

@@ -34,6 +34,7 @@ ROUTES = {
     "POST /subscribe/payments/onetime": ("POST", "/subscribe/payments/onetime"),
     "POST /payments/cancel": ("POST", "/payments/cancel"),
     "GET /payments/find/{rest}": ("GET", "/payments/find/{rest}"),
+    "GET /payments/findAll/{rest}": ("GET", "/payments/findAll/{rest}"),
 }
 
 

@@ -3,6 +3,7 @@ a PortOne connector pointed at it, card data and order ids."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -56,6 +57,28 @@ class Sandbox:
             assert r.status == 200
             data: dict[str, int] = await r.json()
             return data
+
+    async def fault(
+        self,
+        endpoint: str,
+        ordering: str,
+        *,
+        delay_ms: int = 0,
+        count: int = 1,
+        match: str | None = None,
+    ) -> None:
+        """A deterministic trigger: the next ``count`` requests of ``endpoint`` (for
+        ``match`` only, when set) play ``ordering`` (ivr/gateways/sandbox/faults.py)."""
+        body = {"endpoint": endpoint, "ordering": ordering, "delay_ms": delay_ms,
+                "count": count, "match": match}  # fmt: skip
+        async with self.http.post(f"{self.url}/sandbox/faults", json=body) as r:
+            assert r.status == 201, await r.text()
+
+    async def settled(self) -> None:
+        """Wait until every request the sandbox started has finished recording (a
+        ``late`` one records after its client gave up)."""
+        if self.state.background:
+            await asyncio.gather(*self.state.background, return_exceptions=True)
 
     async def revoke_tokens(self) -> None:
         async with self.http.post(f"{self.url}/sandbox/tokens/revoke") as r:

@@ -12,12 +12,13 @@ from ivr.gateways.contract import (
     BillingKeyRequest,
     CardType,
     ChargeRequest,
+    ChargeResult,
     ChargeStatus,
     KeyedChargeRequest,
     PgState,
 )
 from ivr.gateways.declines import DeclineKind, DeclineReason
-from ivr.gateways.errors import CardDeclined, OutcomeUnknown
+from ivr.gateways.errors import CardDeclined, DuplicateOrder, OutcomeUnknown
 from ivr.gateways.portone import PortOneGateway
 from ivr.gateways.sandbox.cards import BINS, TEST_CARDS, Scenario
 from tests.gateways.support import Sandbox, card, luhn_complete, order
@@ -168,13 +169,15 @@ async def test_3220_times_out_after_recording_then_find_says_paid(
     assert found is not None
     assert found.state is PgState.paid
     assert found.amount == 12_000
-    retried = await pg.charge_billing_key(request)  # same order id: answered from the ledger
-    assert retried.succeeded
-    assert retried.pg_tx_id == found.pg_tx_id
+    # The same order id again: PortOne refuses a paid merchant_uid ("이미 결제가 이뤄진 적이
+    # 있는 merchant_uid로는 결제요청이 불가능합니다"): not a decline, an order to look up.
+    with pytest.raises(DuplicateOrder) as dup:
+        await pg.charge_billing_key(request)
+    assert dup.value.order_id == oid
     ledger = await sandbox.ledger(oid)
     assert len(ledger["payments"]) == 1
     assert ledger["charge_requests"] == 2
-    assert ledger["replays"] == 1
+    assert ledger["paid"] == 1
     assert (await sandbox.summary())["paid"] == 1
     # "first charge of *each* order": a new order times out again
     with pytest.raises(OutcomeUnknown):
@@ -253,12 +256,43 @@ async def test_the_same_order_is_never_charged_twice(pg: PortOneGateway, sandbox
     await register(pg, "4111111111111111", "cus_twice")
     oid = order()
     request = ChargeRequest("cus_twice", oid, 9_900, "x")
-    results = await asyncio.gather(*(pg.charge_billing_key(request) for _ in range(5)))
-    assert {r.pg_tx_id for r in results} != {None}
-    assert len({r.pg_tx_id for r in results}) == 1
+    results = await asyncio.gather(
+        *(pg.charge_billing_key(request) for _ in range(5)), return_exceptions=True
+    )
+    paid = [r for r in results if isinstance(r, ChargeResult) and r.succeeded]
+    assert len(paid) == 1  # one request charged; the others were refused as duplicates
+    assert all(isinstance(r, DuplicateOrder) for r in results if r not in paid)
     ledger = await sandbox.ledger(oid)
     assert len(ledger["payments"]) == 1
     assert ledger["charge_requests"] == 5
+    found = await pg.find(oid)
+    assert found is not None
+    assert found.pg_tx_id == paid[0].pg_tx_id
+
+
+async def test_a_failed_order_may_be_tried_again_under_its_order_id(
+    pg: PortOneGateway, sandbox: Sandbox
+) -> None:
+    """PortOne keeps several payments under one merchant_uid: a failed one, then a paid
+    one. The lookup reports the paid one (money moved), whatever the order."""
+    await register(pg, "4111111111111111", "cus_again")
+    oid = order()
+    over = await pg.charge_billing_key(
+        ChargeRequest("cus_again", oid, 9_900, "x", installment_months=3)  # under 50,000
+    )
+    assert over.decline is not None
+    failed = await pg.find(oid)
+    assert failed is not None
+    assert failed.state is PgState.failed
+    paid = await pg.charge_billing_key(ChargeRequest("cus_again", oid, 9_900, "x"))
+    assert paid.succeeded
+    found = await pg.find(oid)
+    assert found is not None
+    assert (found.state, found.pg_tx_id) == (PgState.paid, paid.pg_tx_id)
+    ledger = await sandbox.ledger(oid)
+    assert [p["status"] for p in ledger["payments"]] == ["paid", "failed"]  # newest first
+    with pytest.raises(DuplicateOrder):  # and now it is paid, no more
+        await pg.charge_billing_key(ChargeRequest("cus_again", oid, 9_900, "x"))
     assert (await sandbox.summary())["paid_amount"] == 9_900
 
 

@@ -48,8 +48,8 @@ async def test_faults_never_double_charge(tmp_path: Path) -> None:
         sent = await asyncio.gather(*(charge_exactly_once(pg, r) for r in requests))
         summary = await sbx.summary()
         assert sum(sent) > len(requests)  # faults really happened and were retried
-        assert summary["injected_http_500"] > 0
-        assert summary["injected_dropped"] > 0
+        assert summary["injected_charge_error_before"] > 0
+        assert summary["injected_charge_record_then_drop"] > 0
         assert summary["payments"] == summary["paid"] == len(requests)
         assert summary["paid_amount"] == sum(r.amount for r in requests)
         for r in requests[:10]:

@@ -67,9 +67,9 @@ async def test_wrong_credentials_fail_authentication(sandbox: Sandbox) -> None:
 
 
 async def test_a_second_401_is_an_authentication_failure() -> None:
-    async with scripted_pg({"GET /payments/find/{rest}": Reply(401, {"code": -1})}) as fake:
+    async with scripted_pg({"GET /payments/findAll/{rest}": Reply(401, {"code": -1})}) as fake:
         async with connector(fake.url) as pg:
             with pytest.raises(AuthenticationFailed):
                 await pg.find(order())
-        assert fake.calls["GET /payments/find/{rest}"] == 2
+        assert fake.calls["GET /payments/findAll/{rest}"] == 2
         assert fake.calls["POST /users/getToken"] == 2

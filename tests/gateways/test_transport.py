@@ -22,11 +22,21 @@ from tests.gateways.support import KEY, SECRET, card, connector, order, running_
 pytestmark = pytest.mark.anyio
 
 AGAIN = "POST /subscribe/payments/again"
-FIND = "GET /payments/find/{rest}"
+FIND = "GET /payments/findAll/{rest}"
 
 
 def charge() -> ChargeRequest:
     return ChargeRequest("cus_t", order(), 1_000, "x")
+
+
+def paged(*payments: dict[str, object]) -> dict[str, object]:
+    """A ``PagedPaymentAnnotation`` (``/payments/findAll``), newest first."""
+    return {"total": len(payments), "previous": 0, "next": 0, "list": list(payments)}
+
+
+def payment(oid: str, status: str, imp_uid: str, **more: object) -> dict[str, object]:
+    return {"imp_uid": imp_uid, "merchant_uid": oid, "amount": 1_000, "cancel_amount": 0,
+            "status": status, **more}  # fmt: skip
 
 
 def free_port() -> int:
@@ -152,7 +162,7 @@ async def test_a_failed_payment_shows_its_decline_and_portone_field_shapes() -> 
         "status": "failed", "fail_reason": "[8326] 잔액부족", "failed_at": 1_700_000_000,
         "paid_at": 0, "card_number": "536181*********1234", "card_type": None,
     }  # fmt: skip
-    reply = Reply(200, {"code": 0, "response": payment})
+    reply = Reply(200, {"code": 0, "response": paged(payment)})
     async with scripted_pg({FIND: reply}) as fake, connector(fake.url) as pg:
         found = await pg.find(oid)
     assert found is not None
@@ -164,3 +174,69 @@ async def test_a_failed_payment_shows_its_decline_and_portone_field_shapes() -> 
     assert found.decline is not None
     assert found.decline.pg_code == "8326"
     assert found.decline.prompt_id == "pay.failed.insufficient_funds"
+
+
+async def test_a_lookup_prefers_money_that_moved_over_newer_failures() -> None:
+    """PortOne keeps several payments under one merchant_uid; find reads them all."""
+    oid = order()
+    listed = paged(payment(oid, "failed", "imp_3", fail_reason="[X] 잔액부족"),
+                   payment(oid, "paid", "imp_2", apply_num="12345678"),
+                   payment(oid, "failed", "imp_1"))  # fmt: skip
+    async with (
+        scripted_pg({FIND: Reply(200, {"code": 0, "response": listed})}) as fake,
+        connector(fake.url) as pg,
+    ):
+        found = await pg.find(oid)
+    assert found is not None
+    assert (found.state, found.pg_tx_id, found.approval_no) == (PgState.paid, "imp_2", "12345678")
+
+
+async def test_a_lookup_reports_a_payment_in_progress_before_a_failure() -> None:
+    oid = order()
+    listed = paged(payment(oid, "ready", "imp_2"), payment(oid, "failed", "imp_1"))
+    async with (
+        scripted_pg({FIND: Reply(200, {"code": 0, "response": listed})}) as fake,
+        connector(fake.url) as pg,
+    ):
+        found = await pg.find(oid)
+    assert found is not None
+    assert found.state is PgState.ready
+
+
+@pytest.mark.parametrize("second", ["paid", "cancelled"])
+async def test_two_paid_payments_of_one_order_are_refused_for_a_human(second: str) -> None:
+    oid = order()
+    listed = paged(payment(oid, second, "imp_2"), payment(oid, "paid", "imp_1"))
+    async with (
+        scripted_pg({FIND: Reply(200, {"code": 0, "response": listed})}) as fake,
+        connector(fake.url) as pg,
+    ):
+        with pytest.raises(GatewayRejected, match="two paid"):
+            await pg.find(oid)
+
+
+async def test_a_lookup_answered_for_another_order_is_refused() -> None:
+    listed = paged(payment(order(), "paid", "imp_1"))
+    async with (
+        scripted_pg({FIND: Reply(200, {"code": 0, "response": listed})}) as fake,
+        connector(fake.url) as pg,
+    ):
+        with pytest.raises(GatewayRejected, match="another order"):
+            await pg.find(order())
+
+
+async def test_every_request_has_a_total_deadline() -> None:
+    """A PG that keeps the connection alive but never finishes answering (each read
+    within timeout_s) is cut at total_timeout_s: an unknown outcome, not a hang."""
+    import time
+
+    slow = Reply(200, {"code": 0, "response": None}, delay_s=3.0)
+    async with (
+        scripted_pg({AGAIN: slow}) as fake,
+        connector(fake.url, timeout_s=10.0, total_timeout_s=0.5) as pg,
+    ):
+        await pg.tokens.get()
+        started = time.monotonic()
+        with pytest.raises(OutcomeUnknown):
+            await pg.charge_billing_key(charge())
+        assert time.monotonic() - started < 2.0

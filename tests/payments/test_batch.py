@@ -74,7 +74,7 @@ async def test_a_batch_charges_each_row_once_and_unknowns_are_looked_up(
         PaymentIntentStatus.failed,  # soft decline
     ]
     charger = Charger(db, clock, pg, ChargePolicy(blind_backoff_s=0.01))
-    assert await charger.drive(ok[1].intent_id, recovering=True) is PaymentIntentStatus.succeeded
+    assert await charger.drive(ok[1].intent_id) is PaymentIntentStatus.succeeded
     async with db.sessions() as s:
         intents = list(await s.scalars(select(PaymentIntent)))
         attempts = list(await s.scalars(select(PaymentAttempt)))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from ivr.clock import SystemClock
+from ivr.clock import FakeClock, SystemClock
 from ivr.domain.states import PaymentIntentStatus
 from ivr.errors import Conflict, InvalidInput
+from ivr.gateways.contract import ChargeRequest
 from ivr.gateways.errors import OutcomeUnknown
 from ivr.gateways.portone import PortOneGateway
 from ivr.payments.charger import ChargePolicy, Charger
@@ -100,19 +102,31 @@ class LostRequests:
         raise OutcomeUnknown("lost", order_id=getattr(req, "order_id", None))
 
 
-async def test_unknown_outcomes_not_at_the_pg_are_retried_with_new_order_ids(
+async def test_an_order_the_pg_never_sees_is_resent_under_its_order_id_then_given_up(
     db: Database, pg: PortOneGateway, sandbox: Sandbox
 ) -> None:
+    """Every request is lost before the PG records it. The charger never invents a
+    second order id: it waits out the settle window, re-sends the same order id, and
+    after the give-up time fails the intent — nothing was charged."""
     mid, cards = await merchant_with_cards(db, pg, [OK])
-    intent = await PaymentService(db, SystemClock(), pg).create_intent(
+    clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
+    intent = await PaymentService(db, clock, pg).create_intent(
         mid, cards[OK], amount=9_900, order_name="x"
     )
-    charger = Charger(db, SystemClock(), LostRequests(pg))  # type: ignore[arg-type]
+    policy = ChargePolicy(blind_backoff_s=0.01, settle_s=120, give_up_s=600)
+    charger = Charger(db, clock, LostRequests(pg), policy)  # type: ignore[arg-type]
+    assert await charger.drive(intent.id) is PaymentIntentStatus.processing
+    assert await charger.drive(intent.id) is PaymentIntentStatus.processing  # in flight
+    [row] = await attempts(db, intent.id)
+    assert (row.status, row.sends) == ("unknown", 1)
+    clock.advance(timedelta(seconds=121))  # not at the PG, long after the send: re-send
+    assert await charger.drive(intent.id) is PaymentIntentStatus.processing
+    [row] = await attempts(db, intent.id)
+    assert (row.status, row.sends) == ("unknown", 2)
+    clock.advance(timedelta(seconds=600))
     assert await charger.drive(intent.id) is PaymentIntentStatus.failed
-    rows = await attempts(db, intent.id)
-    assert len(rows) == 3  # max_attempts, each a fresh order id after "not at the PG"
-    assert len({r.order_id for r in rows}) == 3
-    assert {(r.status, r.decline_code) for r in rows} == {("failed", "not_at_pg")}
+    [row] = await attempts(db, intent.id)  # one order id from first to last
+    assert (row.status, row.decline_code, row.sends) == ("failed", "not_at_pg", 2)
     assert (await sandbox.summary())["paid"] == 0
 
 
@@ -140,32 +154,33 @@ async def test_a_crash_after_saving_the_attempt_is_recovered_without_double_char
     db: Database, pg: PortOneGateway, sandbox: Sandbox
 ) -> None:
     mid, cards = await merchant_with_cards(db, pg, [OK, "4242424242424242"])
-    payments = PaymentService(db, SystemClock(), pg)
-    charger = Charger(db, SystemClock(), pg)
-    # A: attempt saved and sent, then the process died before recording the answer.
+    clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
+    payments = PaymentService(db, clock, pg)
+    charger = Charger(db, clock, pg)
+    # A: attempt saved, its send claimed and sent, then the process died before
+    # recording the answer.
     a = await payments.create_intent(mid, cards[OK], amount=10_000, order_name="a")
-    step = await charger._next_step(a.id, recovering=False)
+    step = await charger._next_step(a.id)
     assert isinstance(step, PaymentAttempt)
-    from ivr.gateways.contract import ChargeRequest
-
-    await charger._mark_sent(step.id)
+    assert await charger._claim(step.id, 0)
     await pg.charge_billing_key(
         ChargeRequest(await _uid(db, cards[OK]), step.order_id, 10_000, "a")
     )
-    # B: attempt saved, process died before sending.
+    # B: attempt saved, the process died before claiming a send.
     b = await payments.create_intent(mid, cards["4242424242424242"], amount=20_000, order_name="b")
-    step_b = await charger._next_step(b.id, recovering=False)
+    step_b = await charger._next_step(b.id)
     assert isinstance(step_b, PaymentAttempt)
-    # Restart: the sweep resolves both: A (sent) by lookup -> paid; B (never sent) is sent
-    # now with its saved order id.
-    await Charger(db, SystemClock(), pg).reconcile(older_than_s=0)
+    # Restart, once the settle window is over: the sweep resolves both. A (sent) by
+    # lookup -> paid, never sent again; B (never sent) is sent now with its saved order id.
+    clock.advance(timedelta(seconds=ChargePolicy().settle_s + 1))
+    assert await Charger(db, clock, pg).reconcile() == 2
     for intent_id in (a.id, b.id):
         async with db.sessions() as s:
             row = await s.get(PaymentIntent, intent_id)
         assert row is not None
         assert row.status == "succeeded"
-    assert len(await attempts(db, a.id)) == 1
-    assert [x.status for x in await attempts(db, b.id)] == ["succeeded"]
+    assert [(x.status, x.sends) for x in await attempts(db, a.id)] == [("succeeded", 1)]
+    assert [(x.status, x.sends) for x in await attempts(db, b.id)] == [("succeeded", 1)]
     assert (await sandbox.summary())["paid"] == 2
 
 
@@ -192,9 +207,10 @@ async def test_the_engine_sweeper_reconciles_unknown_attempts(
     )
     # The first request times out after the PG recorded it; a "lost" process stops there.
     charger = Charger(db, SystemClock(), pg, ChargePolicy(settle_s=0))
-    step = await charger._next_step(intent.id, recovering=False)
+    step = await charger._next_step(intent.id)
     assert isinstance(step, PaymentAttempt)
-    await charger._send(step)
+    assert await charger._claim(step.id, 0)
+    await charger._send(step, first=True)
     assert [a.status for a in await attempts(db, intent.id)] == ["unknown"]
     settings = load_settings(env={"ARSPAY_CONFIG": "/none", "ARSPAY_DATABASE_URL": db_url})
 

@@ -45,8 +45,8 @@ async def test_charges_and_refunds_emit_payment_events_once(api: Api) -> None:  
             "/v1/charges", json={"card_id": soft, "amount": 9_000, "order_name": "교재"}
         )
     ).json()
-    await api.deps.charger.drive(pay["id"], recovering=True)  # again: nothing new
-    await api.deps.charger.drive(bad["id"], recovering=True)
+    await api.deps.charger.drive(pay["id"])  # again: nothing new
+    await api.deps.charger.drive(bad["id"])
     ok, failed = await events(api.db, "payment.succeeded"), await events(api.db, "payment.failed")
     assert [e.payload["data"]["payment_id"] for e in ok] == [pay["id"]]
     assert ok[0].payload["data"]["approval_no"] == pay["attempts"][0]["approval_no"]

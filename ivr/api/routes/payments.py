@@ -72,7 +72,7 @@ async def create_charge(body: S.ChargeIn, request: Request, d: Deps, me: Me) -> 
             )
     # A retry after a crash drives the same intent: its open attempt is looked up at
     # the PG, never sent blindly again.
-    await d.charger.drive(rid, recovering=found is not None)
+    await d.charger.drive(rid)
     async with d.db.sessions() as s:
         intent = await owned(s, PaymentIntent, rid, me.merchant_id, "payment")
         return await payment_view(s, intent)

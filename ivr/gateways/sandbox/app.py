@@ -18,6 +18,7 @@ from aiohttp import web
 from ivr.gateways.sandbox import billing, inspect, payments
 from ivr.gateways.sandbox import http as h
 from ivr.gateways.sandbox.config import SandboxConfig
+from ivr.gateways.sandbox.faults import FaultPlan
 from ivr.gateways.sandbox.ledger import Ledger
 from ivr.gateways.sandbox.state import STATE, SandboxState
 from ivr.gateways.sandbox.tokens import TokenStore
@@ -56,7 +57,7 @@ def create_app(config: SandboxConfig) -> web.Application:
         config=config,
         ledger=Ledger(config.ledger_path),
         tokens=TokenStore(config.imp_key, config.imp_secret, config.token_ttl_s),
-        rng=random.Random(config.seed),  # fault injection, not secrets
+        plan=FaultPlan(config.fault_specs(), random.Random(config.seed)),  # not secrets
     )
 
     async def ledger_lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -73,8 +74,13 @@ def create_app(config: SandboxConfig) -> web.Application:
     app.router.add_post("/payments/cancel", payments.cancel)
     app.router.add_get("/payments/find/{merchant_uid}", payments.find)
     app.router.add_get("/payments/find/{merchant_uid}/{payment_status}", payments.find)
+    app.router.add_get("/payments/findAll/{merchant_uid}", payments.find_all)
+    app.router.add_get("/payments/findAll/{merchant_uid}/{payment_status}", payments.find_all)
     app.router.add_get("/sandbox/health", inspect.health)
     app.router.add_get("/sandbox/ledger", inspect.ledger)
     app.router.add_get("/sandbox/ledger/summary", inspect.summary)
     app.router.add_post("/sandbox/tokens/revoke", inspect.revoke_tokens)
+    app.router.add_get("/sandbox/faults", inspect.list_faults)
+    app.router.add_post("/sandbox/faults", inspect.add_fault)
+    app.router.add_delete("/sandbox/faults", inspect.clear_faults)
     return app

@@ -2,17 +2,21 @@
 
 ``POST /subscribe/customers/{customer_uid}``: card data -> a customer (billing key);
 refusals are HTTP 200 with ``code -1`` and ``[CODE] message``.
-``POST /subscribe/payments/again`` and ``/subscribe/payments/onetime``: idempotent per
-``merchant_uid`` — a known order gets its recorded payment back. A new order is recorded
-as ``paid`` or ``failed`` (``fail_reason``) and answered ``code 0``; for
-``unknown_first`` cards (and ``timeout_rate``) the answer is dropped *after* recording.
+``POST /subscribe/payments/again`` and ``/subscribe/payments/onetime``: a new order (or
+one whose payments all failed) is recorded as ``paid`` or ``failed`` (``fail_reason``)
+and answered ``code 0``; an order already paid, or still being processed, is refused
+with ``code -1`` and nothing recorded (the ledger's duplicate rule). For
+``unknown_first`` cards the first payment of each order is recorded and its answer
+dropped. Every endpoint here plays the request's fault ordering (:mod:`.faults`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +24,8 @@ from aiohttp import web
 from ivr.gateways.sandbox import cards
 from ivr.gateways.sandbox import http as h
 from ivr.gateways.sandbox.cards import Failure, Scenario
+from ivr.gateways.sandbox.faults import Endpoint, Fault, Ordering
+from ivr.gateways.sandbox.orderings import play
 from ivr.gateways.sandbox.records import CustomerRecord, PaymentRecord, customer_to_portone
 from ivr.gateways.sandbox.state import STATE, SandboxState
 
@@ -49,24 +55,29 @@ def _customer(st: SandboxState, customer_uid: str, number: str) -> CustomerRecor
                           inserted=now, updated=now)  # fmt: skip
 
 
-async def register(request: web.Request) -> web.Response:
+async def register(request: web.Request) -> web.StreamResponse:
     st = request.app[STATE]
     try:
         customer_uid = h.uid(request.match_info["customer_uid"], h.UID, "customer_uid")
         number, expiry, birth, pwd = _card(await h.read_body(request))
     except h.BadRequest as exc:
         return h.bad_request(str(exc))
-    if not cards.luhn_ok(number):
-        return h.refused(cards.INVALID_CARD_NUMBER)
-    scn = cards.scenario(number)
-    if scn is Scenario.pg_error:
-        return h.server_error(cards.PG_ERROR)
-    failure = cards.card_status(scn, expiry, st.today()) or cards.holder_check(pwd, birth)
-    if failure is not None:
-        return h.refused(failure)
-    record = _customer(st, customer_uid, number)
-    await st.ledger.put_customer(record)
-    return h.ok(customer_to_portone(record))
+    fault = st.plan.draw(Endpoint.billing_key, customer_uid)
+
+    async def record() -> web.Response:
+        if not cards.luhn_ok(number):
+            return h.refused(cards.INVALID_CARD_NUMBER)
+        scn = cards.scenario(number)
+        if scn is Scenario.pg_error:
+            return h.server_error(cards.PG_ERROR)
+        failure = cards.card_status(scn, expiry, st.today()) or cards.holder_check(pwd, birth)
+        if failure is not None:
+            return h.refused(failure)
+        customer = _customer(st, customer_uid, number)
+        await st.ledger.put_customer(customer)
+        return h.ok(customer_to_portone(customer))
+
+    return await play(request, st, _not_slow(fault), record)
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -120,16 +131,37 @@ def _payment(
     )
 
 
-async def _answer(
-    request: web.Request, st: SandboxState, payment: PaymentRecord, created: bool
-) -> web.Response:
-    if created and (payment.scenario == Scenario.unknown_first or st.inject_timeout()):
-        st.faults["dropped"] += 1
-        return await h.drop(request, st.config.hang_ms)
-    return h.ok(payment.to_portone())
+def _not_slow(fault: Fault) -> Fault:
+    """``slow_processing`` is a payment's; elsewhere it is ``late``."""
+    if fault.ordering is Ordering.slow_processing:
+        return Fault(Ordering.late, fault.delay_ms)
+    return fault
 
 
-async def again(request: web.Request) -> web.Response:
+async def _first_unknown(st: SandboxState, fault: Fault, merchant_uid: str, scenario: str) -> Fault:
+    """``unknown_first`` cards: the first payment of an order loses its answer."""
+    first = scenario == Scenario.unknown_first and fault.ordering is Ordering.normal
+    if first and not await st.ledger.payments(merchant_uid):
+        return Fault(Ordering.record_then_drop, st.config.hang_ms)
+    return fault
+
+
+async def _record_payment(st: SandboxState, fault: Fault, payment: PaymentRecord) -> web.Response:
+    """Record ``payment`` (refused if the order was paid or is in progress); with
+    ``slow_processing`` it sits ``ready`` for the fault's delay first."""
+    slow = fault.ordering is Ordering.slow_processing
+    first = replace(payment, status="ready", apply_num=None, fail_reason=None, paid_at=0,
+                    failed_at=0) if slow else payment  # fmt: skip
+    recorded = await st.ledger.charge(payment.merchant_uid, lambda: first)
+    if isinstance(recorded, Failure):
+        return h.refused(recorded)
+    if slow:
+        await asyncio.sleep(fault.delay_s)
+        recorded = await st.ledger.finish(recorded.imp_uid, payment)
+    return h.ok(recorded.to_portone())
+
+
+async def again(request: web.Request) -> web.StreamResponse:
     st = request.app[STATE]
     try:
         data = await h.read_body(request)
@@ -143,25 +175,26 @@ async def again(request: web.Request) -> web.Response:
     if amount <= 0:
         return h.bad_request("amount must be positive")
     await st.ledger.note_request(merchant_uid)
-    if st.inject_500():
-        return h.server_error(cards.INJECTED)
-    existing = await st.ledger.replay(merchant_uid)
-    if existing is not None:
-        return h.ok(existing.to_portone())
     customer = await st.ledger.customer(customer_uid)
-    if customer is None:
-        return h.refused(cards.NO_CUSTOMER)
-    failure = cards.charge_check(Scenario(customer.scenario), amount, quota,
-                                 check_card=customer.card_type == 1)  # fmt: skip
-    payment, created = await st.ledger.charge(
-        merchant_uid,
-        lambda: _payment(st, merchant_uid=merchant_uid, customer_uid=customer_uid, name=name,
-                         amount=amount, quota=quota, customer=customer, failure=failure),
-    )  # fmt: skip
-    return await _answer(request, st, payment, created)
+    fault = st.plan.draw(Endpoint.charge, merchant_uid, customer_uid)
+    if customer is not None:
+        fault = await _first_unknown(st, fault, merchant_uid, customer.scenario)
+
+    async def record() -> web.Response:
+        if customer is None:
+            return h.refused(cards.NO_CUSTOMER)
+        failure = cards.charge_check(Scenario(customer.scenario), amount, quota,
+                                     check_card=customer.card_type == 1)  # fmt: skip
+        payment = _payment(
+            st, merchant_uid=merchant_uid, customer_uid=customer_uid, name=name,
+            amount=amount, quota=quota, customer=customer, failure=failure,
+        )  # fmt: skip
+        return await _record_payment(st, fault, payment)
+
+    return await play(request, st, fault, record)
 
 
-async def onetime(request: web.Request) -> web.Response:
+async def onetime(request: web.Request) -> web.StreamResponse:
     st = request.app[STATE]
     try:
         data = await h.read_body(request)
@@ -178,28 +211,32 @@ async def onetime(request: web.Request) -> web.Response:
     if amount <= 0:
         return h.bad_request("amount must be positive")
     await st.ledger.note_request(merchant_uid)
-    if st.inject_500():
-        return h.server_error(cards.INJECTED)
-    existing = await st.ledger.replay(merchant_uid)
-    if existing is not None:
-        return h.ok(existing.to_portone())
-    if not cards.luhn_ok(number):
-        return h.refused(cards.INVALID_CARD_NUMBER)
     scn = cards.scenario(number)
-    if scn is Scenario.pg_error:
-        return h.server_error(cards.PG_ERROR)
-    holder = cards.holder_check(pwd, birth)
-    if holder is not None:
-        return h.refused(holder)  # 카드정보 인증 실패: refused before any payment exists
-    customer = _customer(st, save_as or "", number)
-    failure = cards.card_status(scn, expiry, st.today()) or cards.charge_check(
-        scn, amount, quota, check_card=customer.card_type == 1
+    fault = await _first_unknown(
+        st, st.plan.draw(Endpoint.keyed, merchant_uid, save_as), merchant_uid, scn.value
     )
-    payment, created = await st.ledger.charge(
-        merchant_uid,
-        lambda: _payment(st, merchant_uid=merchant_uid, customer_uid=save_as, name=name,
-                         amount=amount, quota=quota, customer=customer, failure=failure),
-    )  # fmt: skip
-    if created and save_as is not None and payment.status == "paid":
-        await st.ledger.put_customer(customer)
-    return await _answer(request, st, payment, created)
+
+    async def record() -> web.Response:
+        if not cards.luhn_ok(number):
+            return h.refused(cards.INVALID_CARD_NUMBER)
+        if scn is Scenario.pg_error:
+            return h.server_error(cards.PG_ERROR)
+        holder = cards.holder_check(pwd, birth)
+        if holder is not None:
+            return h.refused(holder)  # 카드정보 인증 실패: refused before any payment exists
+        customer = _customer(st, save_as or "", number)
+        failure = cards.card_status(scn, expiry, st.today()) or cards.charge_check(
+            scn, amount, quota, check_card=customer.card_type == 1
+        )
+        payment = _payment(
+            st, merchant_uid=merchant_uid, customer_uid=save_as, name=name,
+            amount=amount, quota=quota, customer=customer, failure=failure,
+        )  # fmt: skip
+        answer = await _record_payment(st, fault, payment)
+        if save_as is not None and failure is None and answer.status == 200:
+            paid = await st.ledger.payment(merchant_uid, "paid")
+            if paid is not None and paid.imp_uid == payment.imp_uid:
+                await st.ledger.put_customer(customer)
+        return answer
+
+    return await play(request, st, fault, record)

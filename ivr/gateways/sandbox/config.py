@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.errors import ConfigError
+from ivr.gateways.sandbox.faults import PAYMENT_ENDPOINTS, Endpoint, FaultSpec, Ordering
 from ivr.settings import GatewaySettings
 
 
@@ -21,6 +22,7 @@ class SandboxConfig:
     hang_ms: int = 0  # how long a dropped charge hangs first (0: drop at once)
     token_ttl_s: int = 1800
     seed: int | None = None  # fault injection is reproducible with a seed
+    faults: tuple[FaultSpec, ...] = ()  # orderings by probability (faults.py)
 
     def __post_init__(self) -> None:
         if not self.imp_key or not self.imp_secret:
@@ -34,6 +36,18 @@ class SandboxConfig:
         if self.latency_ms < 0 or self.hang_ms < 0 or self.token_ttl_s < 1:
             raise ConfigError("sandbox latency/hang must be >= 0 and token ttl >= 1")
 
+    def fault_specs(self) -> tuple[FaultSpec, ...]:
+        """``faults``, then ``error_rate`` (HTTP 500 before anything, on charges and
+        cancels) and ``timeout_rate`` (charges recorded, then dropped after ``hang_ms``)."""
+        legacy = []
+        if self.error_rate:
+            endpoints = (*PAYMENT_ENDPOINTS, Endpoint.cancel)
+            legacy.append(FaultSpec(endpoints, Ordering.error_before, self.error_rate))
+        if self.timeout_rate:
+            legacy.append(FaultSpec(PAYMENT_ENDPOINTS, Ordering.record_then_drop,
+                                    self.timeout_rate, self.hang_ms))  # fmt: skip
+        return (*self.faults, *legacy)
+
     @classmethod
     def from_settings(cls, gw: GatewaySettings, **overrides: Any) -> SandboxConfig:
         base = cls(
@@ -45,5 +59,11 @@ class SandboxConfig:
             timeout_rate=gw.sandbox_timeout_rate,
             hang_ms=gw.sandbox_hang_ms,
             token_ttl_s=gw.sandbox_token_ttl_s,
+            faults=parse_faults(gw.sandbox_faults),
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def parse_faults(text: str) -> tuple[FaultSpec, ...]:
+    """Comma-separated :meth:`FaultSpec.parse` specs (``gateway.sandbox_faults``)."""
+    return tuple(FaultSpec.parse(part) for part in text.split(",") if part.strip())

@@ -1,9 +1,14 @@
 """The sandbox's persistent ledger: one SQLite file, one writer thread.
 
 Every operation runs on a single worker thread that owns the connection, so a
-read-then-write (``charge``, ``cancel``) is atomic with respect to every other request:
-a second charge with the same ``merchant_uid`` — concurrent or later — gets the payment
-already recorded, never a new one (and ``merchant_uid`` is UNIQUE as a backstop).
+read-then-write (``charge``, ``cancel``) is atomic with respect to every other request.
+
+One ``merchant_uid`` may carry several payment records, as at PortOne (its v1 API
+documents "동일한 merchant_uid가 여러 건 존재하는 경우" and ``/payments/findAll``): a
+failed order may be tried again under the same ``merchant_uid``, which records a new
+payment. An order that was paid (or is still being processed) refuses another charge —
+"이미 결제가 이뤄진 적이 있는 merchant_uid로는 결제요청이 불가능합니다" — so a
+``merchant_uid`` is paid at most once, whatever the timing of the requests for it.
 WAL mode: a committed payment survives the sandbox process being killed.
 """
 
@@ -22,19 +27,22 @@ from ivr.gateways.sandbox.records import CancelRecord, CustomerRecord, PaymentRe
 
 T = TypeVar("T")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS customers (
-    customer_uid TEXT PRIMARY KEY, scenario TEXT NOT NULL, card_masked TEXT NOT NULL,
-    card_name TEXT NOT NULL, card_code TEXT, card_type INTEGER NOT NULL,
-    inserted INTEGER NOT NULL, updated INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS payments (
-    imp_uid TEXT PRIMARY KEY, merchant_uid TEXT NOT NULL UNIQUE, customer_uid TEXT,
+SCHEMA_VERSION = 2  # 2: several payments per merchant_uid (1 had it UNIQUE)
+PAYMENTS_TABLE = """CREATE TABLE IF NOT EXISTS payments (
+    imp_uid TEXT PRIMARY KEY, merchant_uid TEXT NOT NULL, customer_uid TEXT,
     name TEXT, amount INTEGER NOT NULL, cancel_amount INTEGER NOT NULL, status TEXT NOT NULL,
     card_quota INTEGER NOT NULL, apply_num TEXT, pg_tid TEXT NOT NULL, card_name TEXT,
     card_code TEXT, card_masked TEXT, card_type INTEGER, scenario TEXT NOT NULL,
     fail_reason TEXT, started_at INTEGER NOT NULL, paid_at INTEGER NOT NULL,
     failed_at INTEGER NOT NULL, cancelled_at INTEGER NOT NULL, channel TEXT NOT NULL,
-    requests INTEGER NOT NULL DEFAULT 1);
+    requests INTEGER NOT NULL DEFAULT 1)"""
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS customers (
+    customer_uid TEXT PRIMARY KEY, scenario TEXT NOT NULL, card_masked TEXT NOT NULL,
+    card_name TEXT NOT NULL, card_code TEXT, card_type INTEGER NOT NULL,
+    inserted INTEGER NOT NULL, updated INTEGER NOT NULL);
+{PAYMENTS_TABLE};
+CREATE INDEX IF NOT EXISTS payments_merchant_uid ON payments (merchant_uid);
 CREATE TABLE IF NOT EXISTS cancels (
     id INTEGER PRIMARY KEY AUTOINCREMENT, imp_uid TEXT NOT NULL REFERENCES payments(imp_uid),
     amount INTEGER NOT NULL, reason TEXT NOT NULL, cancelled_at INTEGER NOT NULL,
@@ -54,6 +62,12 @@ EXCEEDS = Failure("EXCEEDS_REFUNDABLE", "취소 요청 금액이 취소 가능 �
 ALREADY_CANCELLED = Failure("ALREADY_CANCELLED", "이미 전액 취소된 결제건입니다.")
 NOT_PAID = Failure("NOT_PAID", "결제완료 상태가 아니어서 취소할 수 없습니다.")
 CANCEL_NOT_FOUND = Failure("NOT_FOUND", "취소할 결제건이 존재하지 않습니다.")
+DUPLICATE_PAID = Failure(
+    "DUPLICATED_MERCHANT_UID",
+    "이미 결제가 이뤄진 적이 있는 merchant_uid로는 결제요청이 불가능합니다.",
+)
+DUPLICATE_WAITING = Failure("PAYMENT_IN_PROGRESS", "결제가 진행 중인 merchant_uid입니다.")
+_PAID = ("paid", "cancelled")
 
 
 class Ledger:
@@ -80,7 +94,9 @@ class Ledger:
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        _upgrade(db)
         db.executescript(SCHEMA)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._db = db
 
     async def close(self) -> None:
@@ -120,22 +136,37 @@ class Ledger:
         return CustomerRecord.from_row(row) if row else None
 
     # --- payments --------------------------------------------------------------------
-    def _payment(self, merchant_uid: str) -> PaymentRecord | None:
-        row = self.db.execute(
-            "SELECT * FROM payments WHERE merchant_uid=?", (merchant_uid,)
-        ).fetchone()
-        if row is None:
-            return None
-        cancels = tuple(
+    def _cancels(self, imp_uid: str) -> tuple[CancelRecord, ...]:
+        return tuple(
             CancelRecord.from_row(c)
             for c in self.db.execute(
-                "SELECT * FROM cancels WHERE imp_uid=? ORDER BY id", (row["imp_uid"],)
+                "SELECT * FROM cancels WHERE imp_uid=? ORDER BY id", (imp_uid,)
             )
         )
-        return PaymentRecord.from_row(row, cancels)
 
-    async def payment(self, merchant_uid: str) -> PaymentRecord | None:
-        return await self._run(self._payment, merchant_uid)
+    def _records(self, merchant_uid: str) -> list[PaymentRecord]:
+        """Every payment of the order, newest first (PortOne's default ``-started``)."""
+        rows = self.db.execute(
+            "SELECT * FROM payments WHERE merchant_uid=? ORDER BY started_at DESC, rowid DESC",
+            (merchant_uid,),
+        ).fetchall()
+        return [PaymentRecord.from_row(r, self._cancels(r["imp_uid"])) for r in rows]
+
+    def _payment(self, merchant_uid: str, status: str | None = None) -> PaymentRecord | None:
+        for p in self._records(merchant_uid):
+            if status is None or p.status == status:
+                return p
+        return None
+
+    async def payment(self, merchant_uid: str, status: str | None = None) -> PaymentRecord | None:
+        """The order's newest payment (with ``status``, when given) — PortOne's
+        ``/payments/find/{merchant_uid}[/{status}]``."""
+        return await self._run(self._payment, merchant_uid, status)
+
+    async def payments(self, merchant_uid: str, status: str | None = None) -> list[PaymentRecord]:
+        """Every payment of the order, newest first — ``/payments/findAll``."""
+        found = await self._run(self._records, merchant_uid)
+        return [p for p in found if status is None or p.status == status]
 
     async def note_request(self, merchant_uid: str) -> None:
         """Count every charge request for an order, recorded or not (for the tests)."""
@@ -148,39 +179,42 @@ class Ledger:
             (merchant_uid,),
         )
 
-    async def replay(self, merchant_uid: str) -> PaymentRecord | None:
-        """The order's recorded payment, counted as one more request for it."""
-        return await self._run(self._replay, merchant_uid)
-
-    def _replay(self, merchant_uid: str) -> PaymentRecord | None:
-        existing = self._payment(merchant_uid)
-        if existing is not None:
-            self.db.execute(
-                "UPDATE payments SET requests = requests + 1 WHERE merchant_uid=?",
-                (merchant_uid,),
-            )
-        return existing
-
     async def charge(
         self, merchant_uid: str, decide: Callable[[], PaymentRecord]
-    ) -> tuple[PaymentRecord, bool]:
-        """The order's payment, recording ``decide()`` first if there is none.
-        Returns ``(payment, created)``."""
+    ) -> PaymentRecord | Failure:
+        """Record ``decide()`` as a new payment of the order, unless the order was paid
+        or is being processed: then the duplicate refusal (nothing recorded)."""
         return await self._run(self._charge, merchant_uid, decide)
 
     def _charge(
         self, merchant_uid: str, decide: Callable[[], PaymentRecord]
-    ) -> tuple[PaymentRecord, bool]:
-        existing = self._replay(merchant_uid)
-        if existing is not None:  # a concurrent request for the same order got here first
-            return existing, False
+    ) -> PaymentRecord | Failure:
+        for existing in self._records(merchant_uid):
+            if existing.status in _PAID:
+                return DUPLICATE_PAID
+            if existing.status == "ready":
+                return DUPLICATE_WAITING
         p = decide()
         marks = ",".join("?" * len(_PAYMENT_COLUMNS))
         self.db.execute(
             f"INSERT INTO payments ({','.join(_PAYMENT_COLUMNS)}) VALUES ({marks})",  # noqa: S608
             tuple(getattr(p, c) for c in _PAYMENT_COLUMNS),
         )
-        return p, True
+        return p
+
+    async def finish(self, imp_uid: str, final: PaymentRecord) -> PaymentRecord:
+        """A ``ready`` payment (``slow_processing``) becomes ``final``'s status."""
+        return await self._run(self._finish, imp_uid, final)
+
+    def _finish(self, imp_uid: str, final: PaymentRecord) -> PaymentRecord:
+        self.db.execute(
+            "UPDATE payments SET status=?, apply_num=?, fail_reason=?, paid_at=?, failed_at=?"
+            " WHERE imp_uid=? AND status='ready'",
+            (final.status, final.apply_num, final.fail_reason, final.paid_at, final.failed_at,
+             imp_uid),
+        )  # fmt: skip
+        row = self.db.execute("SELECT * FROM payments WHERE imp_uid=?", (imp_uid,)).fetchone()
+        return PaymentRecord.from_row(row, self._cancels(imp_uid))
 
     async def cancel(
         self,
@@ -195,9 +229,10 @@ class Ledger:
     def _cancel(
         self, merchant_uid: str, amount: int | None, checksum: int | None, entry: CancelRecord
     ) -> PaymentRecord | Failure:
-        p = self._payment(merchant_uid)
-        if p is None:
+        records = self._records(merchant_uid)
+        if not records:
             return CANCEL_NOT_FOUND
+        p = next((r for r in records if r.status in _PAID), records[0])
         if p.status == "cancelled":
             return ALREADY_CANCELLED
         if p.status != "paid":
@@ -225,27 +260,23 @@ class Ledger:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        updated = self._payment(merchant_uid)
-        assert updated is not None
-        return updated
+        row = self.db.execute("SELECT * FROM payments WHERE imp_uid=?", (p.imp_uid,)).fetchone()
+        return PaymentRecord.from_row(row, self._cancels(p.imp_uid))
 
     # --- test-only views -------------------------------------------------------------
     async def order_view(self, merchant_uid: str) -> dict[str, Any]:
         return await self._run(self._order_view, merchant_uid)
 
     def _order_view(self, merchant_uid: str) -> dict[str, Any]:
-        p = self._payment(merchant_uid)
+        records = self._records(merchant_uid)
         row = self.db.execute(
             "SELECT requests FROM order_requests WHERE merchant_uid=?", (merchant_uid,)
-        ).fetchone()
-        replays = self.db.execute(
-            "SELECT requests - 1 FROM payments WHERE merchant_uid=?", (merchant_uid,)
         ).fetchone()
         return {
             "merchant_uid": merchant_uid,
             "charge_requests": row["requests"] if row else 0,  # every request, 500s too
-            "replays": replays[0] if replays else 0,  # answered from the ledger
-            "payments": [p.to_portone()] if p else [],
+            "paid": sum(p.status in _PAID for p in records),  # never more than 1
+            "payments": [p.to_portone() for p in records],  # newest first
         }
 
     async def summary(self) -> dict[str, int]:
@@ -268,3 +299,24 @@ class Ledger:
         )
         out["customers"] = int(self.db.execute("SELECT COUNT(*) FROM customers").fetchone()[0])
         return out
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """A ledger of schema 1 (``merchant_uid`` UNIQUE) gets schema 2's table, rows kept."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    has_payments = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='payments'"
+    ).fetchone()
+    if version >= SCHEMA_VERSION or not has_payments:
+        return
+    columns = ",".join((*_PAYMENT_COLUMNS, "requests"))
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE payments RENAME TO payments_v1")
+        db.execute(PAYMENTS_TABLE)
+        db.execute(f"INSERT INTO payments ({columns}) SELECT {columns} FROM payments_v1")  # noqa: S608
+        db.execute("DROP TABLE payments_v1")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import random
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TypeVar
 
 from aiohttp import web
 
 from ivr.clock import SEOUL
 from ivr.gateways.sandbox.config import SandboxConfig
+from ivr.gateways.sandbox.faults import FaultPlan
 from ivr.gateways.sandbox.ledger import Ledger
 from ivr.gateways.sandbox.tokens import TokenStore
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -21,9 +25,9 @@ class SandboxState:
     config: SandboxConfig
     ledger: Ledger
     tokens: TokenStore
-    rng: random.Random
+    plan: FaultPlan
     clock: Callable[[], float] = time.time
-    faults: dict[str, int] = field(default_factory=lambda: {"http_500": 0, "dropped": 0})
+    background: set[asyncio.Task[object]] = field(default_factory=set)
 
     def now(self) -> int:
         return int(self.clock())
@@ -31,14 +35,13 @@ class SandboxState:
     def today(self) -> date:
         return datetime.fromtimestamp(self.clock(), SEOUL).date()
 
-    def inject_500(self) -> bool:
-        hit = self.config.error_rate > 0 and self.rng.random() < self.config.error_rate
-        if hit:
-            self.faults["http_500"] += 1
-        return hit
-
-    def inject_timeout(self) -> bool:
-        return self.config.timeout_rate > 0 and self.rng.random() < self.config.timeout_rate
+    async def finish(self, work: Awaitable[T]) -> T:
+        """Run ``work`` to its end even when the client hangs up meanwhile: a PG that
+        started processing a request finishes it whether or not anyone hears the answer."""
+        task: asyncio.Task[T] = asyncio.ensure_future(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return await asyncio.shield(task)
 
 
 STATE = web.AppKey("sandbox_state", SandboxState)
