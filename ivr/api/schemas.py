@@ -204,7 +204,16 @@ class RefundOut(_Out):
     payment_id: str
     amount: int
     reason: str
-    status: str
+    status: str = Field(
+        description="pending | unknown (the PG's answer is awaited: it settles on its own, "
+        "with a payment.refunded event when it applied) | succeeded | failed"
+    )
+    failure_code: str | None = Field(
+        None,
+        description="why a failed refund failed: the PG's refusal (checksum_mismatch, "
+        "exceeds_refundable, ...), not_at_pg (the PG never took it: nothing refunded) or "
+        "pg_balance_mismatch (the PG's cancelled amount matches no refund of ours: look)",
+    )
     created_at: datetime
     finished_at: datetime | None
 

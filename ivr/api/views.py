@@ -130,6 +130,7 @@ def refund(row: Refund) -> S.RefundOut:
         amount=row.amount,
         reason=row.reason,
         status=row.status,
+        failure_code=row.error_code,
         created_at=row.created_at,
         finished_at=row.finished_at,
     )

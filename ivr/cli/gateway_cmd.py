@@ -9,7 +9,7 @@ import typer
 from ivr.cli.app import app, emit, run, state
 from ivr.errors import ArspayError
 from ivr.gateways.factory import build_gateway
-from ivr.gateways.sandbox.config import SandboxConfig
+from ivr.gateways.sandbox.config import SandboxConfig, parse_faults
 from ivr.gateways.sandbox.server import serve
 
 gateway_app = typer.Typer(help="The payment gateway (PortOne v1 or the sandbox PG).",
@@ -30,6 +30,11 @@ def sandbox_pg(
     hang_ms: int | None = typer.Option(None, help="hang this long before a drop"),
     ledger: Path | None = typer.Option(None, help="SQLite ledger file (gateway.sandbox_ledger)"),
     seed: int | None = typer.Option(None, help="seed for reproducible fault injection"),
+    faults: str | None = typer.Option(
+        None,
+        help="orderings by probability, comma-separated endpoint:ordering:probability"
+        "[:delay_ms], e.g. charge:late:0.1:3000 (gateway.sandbox_faults)",
+    ),
 ) -> None:
     """Run the sandbox PG (PortOne v1 subset, test-card table of PRODUCT §7) until
     Ctrl-C or SIGTERM. Prints the URL it listens on."""
@@ -38,6 +43,7 @@ def sandbox_pg(
         config = SandboxConfig.from_settings(
             gw, ledger_path=ledger, latency_ms=latency_ms, error_rate=error_rate,
             timeout_rate=timeout_rate, hang_ms=hang_ms, seed=seed,
+            faults=None if faults is None else parse_faults(faults),
         )  # fmt: skip
     except ArspayError as exc:
         typer.echo(f"error: {exc.message}", err=True)

@@ -27,8 +27,7 @@ from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import PaymentAttempt, PaymentIntent
 from tests.gateways.support import connector, luhn_complete
-from tests.payments.support import merchant_with_cards
-from tests.payments.test_crash import start_sandbox
+from tests.payments.support import merchant_with_cards, start_sandbox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(1200)]
 

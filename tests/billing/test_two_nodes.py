@@ -25,8 +25,7 @@ from ivr.payments.service import PaymentService
 from ivr.store.db import Database
 from ivr.store.tables import Job, PaymentAttempt, PaymentIntent
 from tests.gateways.support import connector, luhn_complete
-from tests.payments.support import merchant_with_cards
-from tests.payments.test_crash import start_sandbox
+from tests.payments.support import merchant_with_cards, start_sandbox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 

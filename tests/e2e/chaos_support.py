@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -188,65 +186,6 @@ def free_port() -> int:
 
 
 # --------------------------------------------------------------------------- engine process
-
-
-class EngineProcess:
-    """``arspay engine run`` as a child process; its log goes to ``log_path``."""
-
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
-        self.env |= dict(env)
-        self.log_path = log_path
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self, timeout_s: float = 30) -> float:
-        """Start it; returns once it printed ``engine ready`` (seconds it took)."""
-        started = time.monotonic()
-        with self.log_path.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ivr.cli", "engine", "run", "--no-build-prompts",
-                cwd=REPO, env=self.env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=log,
-            )  # fmt: skip
-        assert self.proc.stdout is not None
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    line = await self.proc.stdout.readline()
-                    if not line:
-                        raise RuntimeError(f"engine exited: {self.log_tail()}")
-                    if line.startswith(b"engine ready"):
-                        break
-        except BaseException:
-            await self.kill()
-            raise
-        return time.monotonic() - started
-
-    async def kill(self) -> None:
-        """SIGKILL: no clean-up of any kind runs."""
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGKILL)
-            await self.proc.wait()
-
-    async def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL after 15 s; the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 15)
-            except TimeoutError:
-                await self.kill()
-        return self.proc.returncode
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except FileNotFoundError:
-            return ""
 
 
 # --------------------------------------------------------------------------- a PG that dies

@@ -29,12 +29,12 @@ from ivr.domain.states import (
 )
 from ivr.store.tables import CallRequest, Card, ConsentRecord, PaymentAttempt, PaymentIntent
 from ivr.testing.asterisk import Asterisk
+from ivr.testing.engine import EngineProcess
 from ivr.testing.sipp import CallScript, SippCall, start_call
 from tests.conftest import PgFactory
 from tests.gateways.support import running_sandbox
 
 from .chaos_support import (
-    EngineProcess,
     Gate,
     all_sessions,
     ari_answers,

@@ -3,12 +3,18 @@ sandbox PG (billing keys), on an engine database."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from ivr.domain.ids import new_id
 from ivr.gateways.contract import BillingKeyRequest, Gateway
 from ivr.store.db import Database
 from ivr.store.tables import Card, Customer, Merchant
+from tests.gateways.support import KEY, SECRET
 from tests.gateways.support import card as card_data
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,3 +62,27 @@ async def merchant_with_cards(
             )
         cards[number] = card_id
     return mid, cards
+
+
+LEGACY_FAULTS = ["--error-rate", "0.02", "--timeout-rate", "0.05", "--hang-ms", "1500"]
+
+
+def start_sandbox(
+    ledger: Path, *, faults: str | None = None, seed: int = 7
+) -> tuple[subprocess.Popen[str], str]:
+    """``arspay sandbox-pg`` as its own process (latency 5 ms); its URL. ``faults``:
+    orderings by probability (``--faults``); by default 2 % of payment calls answer 500
+    and 5 % of charges are recorded then dropped after 1.5 s."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
+    env |= {"ARSPAY_CONFIG": "/nonexistent.toml", "ARSPAY_GATEWAY_API_KEY": KEY,
+            "ARSPAY_GATEWAY_API_SECRET": SECRET}  # fmt: skip
+    chosen = LEGACY_FAULTS if faults is None else ["--faults", faults]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr.cli", "sandbox-pg", "--port", "0", "--latency-ms", "5",
+         "--seed", str(seed), "--ledger", str(ledger), *chosen],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", proc.stdout.readline())
+    assert found, "the sandbox PG did not start"
+    return proc, found.group(1)

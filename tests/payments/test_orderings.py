@@ -370,7 +370,7 @@ async def test_a_refund_left_pending_by_a_crash_is_reconciled(shop: Shop) -> Non
     async def crash(*args: object, **kwargs: object) -> None:
         raise asyncio.CancelledError  # killed right after the row was committed
 
-    refunder._send = crash  # type: ignore[method-assign,assignment]
+    refunder._send = crash  # type: ignore[method-assign]
     with pytest.raises(asyncio.CancelledError):
         await shop.payments.refund(shop.merchant_id, intent, amount=5_000)
     del refunder._send

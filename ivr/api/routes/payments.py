@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Query, Request
+from fastapi import Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +12,7 @@ from ivr.api.pagination import fetch_page
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
-from ivr.domain.states import CardStatus, PaymentIntentStatus
+from ivr.domain.states import AttemptStatus, CardStatus, PaymentIntentStatus
 from ivr.errors import Conflict, InvalidInput
 from ivr.flows.payment import INSTALLMENT_FROM
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
@@ -109,26 +109,40 @@ async def get_payment(payment_id: str, d: Deps, me: Me) -> S.PaymentOut:
     "/payments/{payment_id}/refunds",
     status_code=201,
     response_model=S.RefundOut,
-    responses={**WRITE_ERRORS, 502: {"description": "the PG did not complete the cancel"}},
+    responses={
+        **WRITE_ERRORS,
+        202: {
+            "model": S.RefundOut,
+            "description": "the PG's answer did not come (status unknown): the engine looks "
+            "the order up and the refund ends succeeded (payment.refunded) or failed",
+        },
+        409: {
+            "description": "a refund of this payment is in progress, or the PG refused "
+            "the cancel (the refund is failed; nothing was refunded)"
+        },
+    },
     summary="Refund all that is left, or part of it",
 )
 async def create_refund(
-    payment_id: str, body: S.RefundIn, request: Request, d: Deps, me: Me
+    payment_id: str, body: S.RefundIn, request: Request, response: Response, d: Deps, me: Me
 ) -> S.RefundOut:
     rid = new_object_id(request, "rf")
     async with d.db.sessions() as s:
         await owned(s, PaymentIntent, payment_id, me.merchant_id, "payment")
         done = await s.get(Refund, rid)
-    if done is not None and done.intent_id == payment_id:
-        return views.refund(done)
-    row = await d.payments.refund(
-        me.merchant_id,
-        payment_id,
-        amount=body.amount,
-        reason=body.reason,
-        actor=actor(me),
-        refund_id=rid,
-    )
+    if done is not None and done.intent_id == payment_id:  # a retry: where it stands now
+        row = await d.payments.refunds.settle(done.id, actor=actor(me))
+    else:
+        row = await d.payments.refund(
+            me.merchant_id,
+            payment_id,
+            amount=body.amount,
+            reason=body.reason,
+            actor=actor(me),
+            refund_id=rid,
+        )
+    if row.status in (AttemptStatus.pending.value, AttemptStatus.unknown.value):
+        response.status_code = 202
     return views.refund(row)
 
 
