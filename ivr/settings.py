@@ -64,7 +64,22 @@ class CallSettings(_Section):
 class AsteriskSettings(_Section):
     ari_url: str = "http://127.0.0.1:8088"
     ari_user: str = "arspay"
-    ari_password: SecretStr = SecretStr("arspay-dev-only")
+    ari_password: SecretStr = Field(
+        SecretStr(""),
+        description="ARI password (16+ characters); empty: the generated asterisk.credentials_file",
+    )
+    agi_secret: SecretStr = Field(
+        SecretStr(""),
+        description="FastAGI shared secret, 16-128 of [A-Za-z0-9_-]: Asterisk passes it as "
+        "the AGI argument and the engine refuses a connection without it; empty: the "
+        "generated asterisk.credentials_file",
+    )
+    credentials_file: Path | None = Field(
+        None,
+        description="the generated ARI password and FastAGI secret (TOML, mode 0600), "
+        "written by `arspay asterisk credentials` (run by `arspay asterisk render` and "
+        "`scripts/asterisk setup`); empty: <paths.var_dir>/asterisk/credentials.toml",
+    )
     app: str = "arspay"
     ari_rest_over_ws: bool = Field(
         True,
@@ -234,6 +249,12 @@ class EngineSettings(_Section):
         description="this engine's name on a database shared by several engines (each with "
         "its own Asterisk): its call sessions carry it, and at start-up it ends only the "
         "calls its own earlier process left open; empty: this machine's host name",
+    )
+    dev_mode: bool = Field(
+        False,
+        description="development only: the engine accepts the published development ARI "
+        "password and FastAGI secret (used when none is configured or generated); never on "
+        "a machine that takes real calls",
     )
 
 

@@ -17,6 +17,7 @@ from ivr.cli.app import app, emit, loop_name, run, state
 from ivr.prompts import PromptBook
 from ivr.runtime import open_runtime
 from ivr.store.tables import Card
+from ivr.telephony.credentials import checked
 
 engine_app = typer.Typer(
     help="The engine process (calls over ARI and FastAGI).", no_args_is_help=True
@@ -66,6 +67,9 @@ def engine_run(
     )
     if transcript:
         transcript_log.setLevel(logging.INFO)
+
+    # Before anything starts: no ARI / FastAGI link on missing or development credentials.
+    checked(settings)
 
     async def go() -> None:
         runtime = await open_runtime(settings, transcript=_transcript if transcript else None)
