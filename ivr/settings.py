@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ivr.errors import ConfigError
 
@@ -122,6 +122,58 @@ class VaultSettings(_Section):
     sweep_interval_minutes: int = Field(
         60, ge=1, le=7 * 24 * 60, description="how often the engine sweeps orphan vault records"
     )
+    engine_uids: tuple[int, ...] = Field(
+        (),
+        description="`vault serve`: uids whose processes hold the engine role on the socket "
+        "(tokenize, metadata, billing keys, keyed charges, delete, tokens); with "
+        "engine_gids also empty: the uid `vault serve` runs as",
+    )
+    engine_gids: tuple[int, ...] = Field(
+        (), description="`vault serve`: a peer in one of these groups holds the engine role"
+    )
+    admin_uids: tuple[int, ...] = Field(
+        (0,),
+        description="`vault serve`: uids holding the admin role (delete, tokens, audit, "
+        "status; never tokenize, decrypt or charge)",
+    )
+    admin_gids: tuple[int, ...] = Field(
+        (), description="`vault serve`: a peer in one of these groups holds the admin role"
+    )
+    max_connections: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="`vault serve`: connections served at once; more "
+        "are refused at once (vault-busy)",
+    )
+    handshake_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="`vault serve`: a new connection's first request must arrive within this",
+    )
+    idle_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="`vault serve`: a connection idle this long is "
+        "closed (clients reuse theirs for half of it)",
+    )
+
+    @field_validator("engine_uids", "engine_gids", "admin_uids", "admin_gids", mode="before")
+    @classmethod
+    def _id_list(cls, value: Any) -> Any:
+        """``ARSPAY_VAULT_ENGINE_UIDS="1001,1002"``: a comma-separated list from the env."""
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("engine_uids", "engine_gids", "admin_uids", "admin_gids")
+    @classmethod
+    def _ids_in_range(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 0 <= v < 2**32 - 1 for v in value):
+            raise ValueError("uids and gids are 0 to 4294967294")
+        return value
 
 
 class GatewaySettings(_Section):
@@ -351,6 +403,8 @@ def load_settings(
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, SecretStr):
         return '"**********"' if value.get_secret_value() else '""'
     if isinstance(value, bool):

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ivr.cli.app import app, emit, loop_name, run, state
 from ivr.prompts import PromptBook
-from ivr.runtime import open_runtime
+from ivr.runtime import open_runtime, open_vault_client
 from ivr.store.tables import Card
 from ivr.telephony.credentials import checked
 
@@ -172,13 +172,7 @@ def cards_delete(
 
 
 async def _vault(settings: Any) -> Any:
-    if settings.vault.mode == "remote":
-        from vault.remote import RemoteVault
-
-        return RemoteVault(settings.vault.socket, max_frame_bytes=settings.vault.max_frame_bytes)
-    from vault.factory import open_vault
-
-    return await open_vault(settings)
+    return await open_vault_client(settings)
 
 
 payments_app = typer.Typer(help="Payments (intents and their PG attempts).", no_args_is_help=True)
