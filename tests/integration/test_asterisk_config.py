@@ -99,7 +99,7 @@ def test_every_conf_template_is_rendered_with_defaults(tmp_path: Path) -> None:
 def test_missing_or_development_credentials_are_not_rendered(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no asterisk\.ari_password"):
         render(bare(tmp_path))
-    with pytest.raises(ConfigError, match="development value"):
+    with pytest.raises(ConfigError, match="is the published development value"):
         render(bare(tmp_path, ARSPAY_ASTERISK_ARI_PASSWORD="arspay-dev-only",
                     ARSPAY_ASTERISK_AGI_SECRET="a-real-agi-secret-value"))  # fmt: skip
     dev = render(bare(tmp_path, ARSPAY_ENGINE_DEV_MODE="true"))  # asked for explicitly
@@ -283,6 +283,6 @@ def test_engine_run_refuses_the_development_password(tmp_path: Path) -> None:
     )
     out = _cli(env, "engine", "run", "--no-build-prompts")
     assert out.returncode == 2, out.stdout + out.stderr
-    assert "development value" in out.stderr
+    assert "ari_password is the published development value" in out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "var" / "arspay.db").exists()  # refused before anything started

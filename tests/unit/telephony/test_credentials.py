@@ -141,7 +141,7 @@ async def test_the_engine_refuses_to_start_its_links_on_development_credentials(
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'e.db'}")
     try:
         dev = settings(tmp_path, ARSPAY_ASTERISK_ARI_PASSWORD=DEV_ARI_PASSWORD)
-        with pytest.raises(ConfigError, match="development value"):
+        with pytest.raises(ConfigError, match="is the published development value"):
             Engine(build(dev, clock=FakeClock(), db=db), _no_flow)
         with pytest.raises(ConfigError, match=r"no asterisk\.agi_secret"):
             Engine(build(settings(tmp_path, ARSPAY_ASTERISK_ARI_PASSWORD=STRONG), db=db),
