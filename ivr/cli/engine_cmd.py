@@ -70,6 +70,12 @@ def engine_run(
 
     # Before anything starts: no ARI / FastAGI link on missing or development credentials.
     checked(settings)
+    if settings.engine.dev_mode:
+        typer.echo(
+            "warning: engine.dev_mode is on: the published development ARI password and "
+            "FastAGI secret are accepted; never on a machine that takes real calls",
+            err=True,
+        )
 
     async def go() -> None:
         runtime = await open_runtime(settings, transcript=_transcript if transcript else None)

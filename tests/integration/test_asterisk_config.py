@@ -286,3 +286,29 @@ def test_engine_run_refuses_the_development_password(tmp_path: Path) -> None:
     assert "ari_password is the published development value" in out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "var" / "arspay.db").exists()  # refused before anything started
+
+
+def test_engine_run_in_dev_mode_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
+    env.update(
+        ARSPAY_CONFIG=str(tmp_path / "absent.toml"),
+        ARSPAY_PATHS_VAR_DIR=str(tmp_path / "var"),
+        ARSPAY_ENGINE_DEV_MODE="true",
+        ARSPAY_API_ENABLED="false",
+        ARSPAY_ASTERISK_ARI_URL="http://127.0.0.1:9",  # nothing answers: it keeps retrying
+        ARSPAY_ASTERISK_AGI_PORT="14599",
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "ivr.cli", "engine", "run", "--no-build-prompts"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stderr is not None
+            first = proc.stderr.readline()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert first.startswith("warning: engine.dev_mode is on"), first
