@@ -99,6 +99,7 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -128,6 +129,12 @@ ARI_PORT = 8188
 AGI_PORT = 4673
 RTP_RANGE = (20000, 21999)  # 1,000 calls; clear of the shared instance's 10000-10999
 APP = "arspay-bench"
+# This run's link credentials: random, in the bench Asterisk's rendered config and the
+# engine's settings alike (set explicitly: no credentials file, no dev mode).
+CREDENTIALS = {
+    "ARSPAY_ASTERISK_ARI_PASSWORD": secrets.token_urlsafe(32),
+    "ARSPAY_ASTERISK_AGI_SECRET": secrets.token_urlsafe(32),
+}
 ETC = "/etc/asterisk-bench"  # inside the root
 DIRECTORIES = f"""
 ; bench/ivr_load.py: a second instance with its own directories and control socket.
@@ -420,6 +427,7 @@ def bench_env(workdir: Path, sounds: Path, sandbox_url: str) -> dict[str, str]:
         "ARSPAY_ASTERISK_RTP_END": str(RTP_RANGE[1]),
         "ARSPAY_API_ENABLED": "false",
         "ARSPAY_LOG_LEVEL": "info",
+        **CREDENTIALS,
     }
 
 
@@ -498,6 +506,7 @@ def asterisk_files(sounds: dict[str, list[str]]) -> dict[str, str]:
         "ARSPAY_ASTERISK_AGI_PORT": str(AGI_PORT),
         "ARSPAY_ASTERISK_RTP_START": str(RTP_RANGE[0]),
         "ARSPAY_ASTERISK_RTP_END": str(RTP_RANGE[1]),
+        **CREDENTIALS,
     }
     files = render(load_settings(env=env))
     files["asterisk.conf"] += DIRECTORIES
@@ -519,8 +528,8 @@ def asterisk_files(sounds: dict[str, list[str]]) -> dict[str, str]:
 async def ari_ready(limit_s: float = 20) -> None:
     import aiohttp
 
-    # the settings' defaults
-    auth = {"Authorization": aiohttp.encode_basic_auth("arspay", "arspay-dev-only")}
+    password = CREDENTIALS["ARSPAY_ASTERISK_ARI_PASSWORD"]
+    auth = {"Authorization": aiohttp.encode_basic_auth("arspay", password)}
     url = f"http://127.0.0.1:{ARI_PORT}/ari/asterisk/info"
     async with aiohttp.ClientSession(headers=auth) as session:
         for _ in range(int(limit_s * 5)):

@@ -8,7 +8,9 @@ PG billing keys of deleted cards and of failed registrations.
 Each incoming call — over ARI or FastAGI — gets a call-session row and is handed, wrapped in a
 :class:`~ivr.telephony.session_log.LoggedCall`, to ``flow``. Once ARI is up, calls an
 earlier engine process left open (it was killed mid-call) are ended at once, so their
-payers can call again without waiting for the sweeper.
+payers can call again without waiting for the sweeper. Outside ``engine.dev_mode`` the
+links in use need real credentials (:mod:`ivr.telephony.credentials`): no development
+ARI password, a FastAGI secret that every AGI connection must present.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ivr.telephony.ari import AriClient
 from ivr.telephony.ari_app import AriApp
 from ivr.telephony.ari_events import HANDLED_EVENTS
 from ivr.telephony.call import Call
+from ivr.telephony.credentials import checked
 from ivr.telephony.errors import AriError, CallHungUp
 from ivr.telephony.session_log import CallSessionLog, LoggedCall
 from ivr.wiring import Services
@@ -77,18 +80,29 @@ class Engine:
         self.workers = dict(workers or {})
         self.sweep_interval_s = sweep_interval_s
         settings = services.settings.asterisk
+        # The links in use need real credentials (ConfigError otherwise, outside dev mode).
+        creds = checked(services.settings, ari=ari, agi=agi)
         self.node = node_id(services.settings.engine.node_id)
         self.session_log = CallSessionLog(services.db, services.clock, node=self.node)
         self.ari_client = AriClient(
             settings.ari_url,
             settings.ari_user,
-            settings.ari_password.get_secret_value(),
+            creds.ari_password.get_secret_value(),
             settings.app,
             rest_over_ws=settings.ari_rest_over_ws,
             events=HANDLED_EVENTS,
         )
         self.ari_app = AriApp(self.ari_client, self.handle) if ari else None
-        self.agi_server = AgiServer(self.handle, "127.0.0.1", settings.agi_port) if agi else None
+        self.agi_server = (
+            AgiServer(
+                self.handle,
+                "127.0.0.1",
+                settings.agi_port,
+                secret=creds.agi_secret.get_secret_value(),
+            )
+            if agi
+            else None
+        )
         self.ready = asyncio.Event()  # AGI listening and ARI connected (those enabled)
         self.reaper = (
             BillingKeyReaper(

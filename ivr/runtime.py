@@ -120,7 +120,11 @@ async def open_vault_client(
     if settings.vault.mode == "remote":
         from vault.remote import RemoteVault
 
-        return RemoteVault(settings.vault.socket, max_frame_bytes=settings.vault.max_frame_bytes)
+        return RemoteVault(
+            settings.vault.socket,
+            max_frame_bytes=settings.vault.max_frame_bytes,
+            max_idle_s=settings.vault.idle_timeout_s / 2,  # before the server closes it
+        )
     from vault.factory import open_vault
 
     return await open_vault(settings, clock=clock, gateway=gateway)

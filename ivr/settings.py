@@ -18,7 +18,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ivr.errors import ConfigError
 
@@ -64,7 +72,22 @@ class CallSettings(_Section):
 class AsteriskSettings(_Section):
     ari_url: str = "http://127.0.0.1:8088"
     ari_user: str = "arspay"
-    ari_password: SecretStr = SecretStr("arspay-dev-only")
+    ari_password: SecretStr = Field(
+        SecretStr(""),
+        description="ARI password (16+ characters); empty: the generated asterisk.credentials_file",
+    )
+    agi_secret: SecretStr = Field(
+        SecretStr(""),
+        description="FastAGI shared secret, 16-128 of [A-Za-z0-9_-]: Asterisk passes it as "
+        "the AGI argument and the engine refuses a connection without it; empty: the "
+        "generated asterisk.credentials_file",
+    )
+    credentials_file: Path | None = Field(
+        None,
+        description="the generated ARI password and FastAGI secret (TOML, mode 0600), "
+        "written by `arspay asterisk credentials` (run by `arspay asterisk render` and "
+        "`scripts/asterisk setup`); empty: <paths.var_dir>/asterisk/credentials.toml",
+    )
     app: str = "arspay"
     ari_rest_over_ws: bool = Field(
         True,
@@ -112,6 +135,58 @@ class VaultSettings(_Section):
     sweep_interval_minutes: int = Field(
         60, ge=1, le=7 * 24 * 60, description="how often the engine sweeps orphan vault records"
     )
+    engine_uids: tuple[int, ...] = Field(
+        (),
+        description="`vault serve`: uids whose processes hold the engine role on the socket "
+        "(tokenize, metadata, billing keys, keyed charges, delete, tokens); with "
+        "engine_gids also empty: the uid `vault serve` runs as",
+    )
+    engine_gids: tuple[int, ...] = Field(
+        (), description="`vault serve`: a peer in one of these groups holds the engine role"
+    )
+    admin_uids: tuple[int, ...] = Field(
+        (0,),
+        description="`vault serve`: uids holding the admin role (delete, tokens, audit, "
+        "status; never tokenize, decrypt or charge)",
+    )
+    admin_gids: tuple[int, ...] = Field(
+        (), description="`vault serve`: a peer in one of these groups holds the admin role"
+    )
+    max_connections: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="`vault serve`: connections served at once; more "
+        "are refused at once (vault-busy)",
+    )
+    handshake_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="`vault serve`: a new connection's first request must arrive within this",
+    )
+    idle_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="`vault serve`: a connection idle this long is "
+        "closed (clients reuse theirs for half of it)",
+    )
+
+    @field_validator("engine_uids", "engine_gids", "admin_uids", "admin_gids", mode="before")
+    @classmethod
+    def _id_list(cls, value: Any) -> Any:
+        """``ARSPAY_VAULT_ENGINE_UIDS="1001,1002"``: a comma-separated list from the env."""
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("engine_uids", "engine_gids", "admin_uids", "admin_gids")
+    @classmethod
+    def _ids_in_range(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 0 <= v < 2**32 - 1 for v in value):
+            raise ValueError("uids and gids are 0 to 4294967294")
+        return value
 
 
 class GatewaySettings(_Section):
@@ -286,6 +361,12 @@ class EngineSettings(_Section):
         description="a schedule or bulk job claimed by an engine that died is taken over "
         "by another this long after its claim (longer than one job ever takes)",
     )
+    dev_mode: bool = Field(
+        False,
+        description="development only: the engine accepts the published development ARI "
+        "password and FastAGI secret (used when none is configured or generated); never on "
+        "a machine that takes real calls",
+    )
 
 
 class LogSettings(_Section):
@@ -381,6 +462,8 @@ def load_settings(
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, SecretStr):
         return '"**********"' if value.get_secret_value() else '""'
     if isinstance(value, bool):

@@ -23,7 +23,11 @@ over the vault socket and written to logs) and an HTTP-style status.
     │   └── RotationIncomplete      vault-rotation-incomplete    500 data keys left unwrapped
     ├── GatewayNotConfigured        vault-gateway-not-configured 503 no CardGateway
     ├── GatewayFailed               vault-gateway-failed         502 gateway raised non-arspay
+    ├── AccessDenied                vault-access-denied          403 socket peer refused
+    │   ├── PeerNotAllowed          vault-peer-not-allowed       403 no role for its uid/gids
+    │   └── OperationNotAllowed     vault-operation-not-allowed  403 op not in its roles
     ├── VaultUnavailable            vault-unavailable            503 service unreachable
+    │   └── VaultBusy               vault-busy                   503 connection cap reached
     └── RemoteError                 (the server's error id)          an id unknown here
 
 Messages never contain card data, passwords, keys or free text from a request: they
@@ -138,9 +142,28 @@ class GatewayFailed(VaultError):
     http_status = 502
 
 
+class AccessDenied(VaultError):
+    """The socket peer's credentials (uid, gids) do not allow what it asked."""
+
+    error_id = "vault-access-denied"
+    http_status = 403
+
+
+class PeerNotAllowed(AccessDenied):
+    error_id = "vault-peer-not-allowed"
+
+
+class OperationNotAllowed(AccessDenied):
+    error_id = "vault-operation-not-allowed"
+
+
 class VaultUnavailable(VaultError):
     error_id = "vault-unavailable"
     http_status = 503
+
+
+class VaultBusy(VaultUnavailable):
+    error_id = "vault-busy"
 
 
 class RemoteError(VaultError):

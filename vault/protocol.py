@@ -3,6 +3,11 @@
 A frame is a 4-byte big-endian unsigned length followed by that many bytes of UTF-8
 JSON holding one object. Requests are ``{"op": "<name>", "args": {…}}``; replies are
 ``{"ok": true, "result": …}`` or ``{"ok": false, "error": {"id", "message", "status"}}``.
+
+The server speaks first: on every new connection it sends one greeting frame, either
+``{"ok": true, "result": {"protocol": 1, "user": "<peer's user>", "roles": [...]}}`` or
+an error (``vault-peer-not-allowed``, ``vault-busy``) followed by closing. Then the
+client sends requests, one at a time, each answered by one reply.
 Frames above ``max_frame_bytes`` are refused before their body is read. Arguments are
 checked against :data:`OPERATIONS` exactly: no missing, extra or wrongly typed field
 (``true`` is not an integer). Error messages name fields, never values.
@@ -21,6 +26,7 @@ from typing import Any, Final, TypeVar, Union, get_args, get_origin, get_type_hi
 from vault.errors import FrameTooLarge, InvalidRequest, MalformedFrame, UnknownOperation
 
 HEADER: Final = struct.Struct(">I")
+PROTOCOL_VERSION: Final = 1
 T = TypeVar("T")
 
 _CARD: Final = {"pan": str, "expiry": str, "birth": str}

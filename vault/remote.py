@@ -1,18 +1,22 @@
 """``RemoteVault``: the :class:`~vault.client.VaultClient` that talks to
 ``arspay vault serve`` over its Unix socket.
 
-Up to ``pool_size`` connections are kept open and used one request at a time each.
-Nothing is retried: a tokenize or a charge that may have reached the vault must not be
-sent twice, so a broken connection is a :class:`~vault.errors.VaultUnavailable` for the
-caller to resolve. Errors the server reports come back as the same vault error classes
-(by ``error_id``); ids this client does not know become
-:class:`~vault.errors.RemoteError`.
+Up to ``pool_size`` connections are kept open and used one request at a time each; a
+connection idle longer than ``max_idle_s`` (keep it below the server's
+``vault.idle_timeout_s``, after which the server closes it) is not reused. A new
+connection first reads the server's greeting: a refusal (``vault-peer-not-allowed``,
+``vault-busy``) is raised as that error. Nothing is retried: a tokenize or a charge that
+may have reached the vault must not be sent twice, so a broken connection is a
+:class:`~vault.errors.VaultUnavailable` for the caller to resolve. Errors the server
+reports come back as the same vault error classes (by ``error_id``); ids this client
+does not know become :class:`~vault.errors.RemoteError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ from vault.card import CardData
 from vault.errors import BY_ID, FrameTooLarge, RemoteError, VaultError, VaultUnavailable
 from vault.forwarding import BillingKeyResult, ChargeResult
 from vault.models import AuditEntry, CardMetadata, TokenRef, VaultStatus
-from vault.protocol import encode_frame, load, read_frame
+from vault.protocol import PROTOCOL_VERSION, encode_frame, load, read_frame
 
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -46,23 +50,46 @@ class RemoteVault:
         max_frame_bytes: int = 65_536,
         pool_size: int = 8,
         timeout_s: float = 60.0,
+        max_idle_s: float = 30.0,
     ) -> None:
         self.path = path
         self.max_frame_bytes = max_frame_bytes
         self.timeout_s = timeout_s
+        self.max_idle_s = max_idle_s
         self._slots = asyncio.Semaphore(pool_size)
-        self._idle: list[_Conn] = []
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
     async def _connect(self) -> _Conn:
         while self._idle:
-            reader, writer = self._idle.pop()
-            if not reader.at_eof() and not writer.is_closing():
+            reader, writer, since = self._idle.pop()
+            fresh = time.monotonic() - since < self.max_idle_s
+            if fresh and not reader.at_eof() and not writer.is_closing():
                 return reader, writer
             writer.close()
         try:
-            return await asyncio.open_unix_connection(self.path)
+            reader, writer = await asyncio.open_unix_connection(self.path)
         except OSError as exc:
             raise VaultUnavailable(f"cannot reach the vault socket ({exc.strerror})") from None
+        await self._greeted(reader, writer)
+        return reader, writer
+
+    async def _greeted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read the server's greeting; a refusal is raised as its error (closed)."""
+        try:
+            async with asyncio.timeout(min(self.timeout_s, 10.0)):
+                greeting = await read_frame(reader, self.max_frame_bytes)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, VaultError) as exc:
+            writer.close()
+            raise VaultUnavailable(f"no greeting from the vault ({type(exc).__name__})") from None
+        if greeting is None or greeting.get("ok") is not True:
+            writer.close()
+            if greeting is None:
+                raise VaultUnavailable("the vault closed the connection at once")
+            raise _rebuild(greeting.get("error"))
+        result = greeting.get("result")
+        if not isinstance(result, dict) or result.get("protocol") != PROTOCOL_VERSION:
+            writer.close()
+            raise VaultUnavailable("the vault speaks another protocol version")
 
     async def call(self, op: str, args: dict[str, Any]) -> Any:
         """One request; the reply's ``result`` or the rebuilt error."""
@@ -88,7 +115,7 @@ class RemoteVault:
             if isinstance(error, dict) and error.get("id") == FrameTooLarge.error_id:
                 writer.close()  # the server closes after an oversize frame
             else:
-                self._idle.append((reader, writer))
+                self._idle.append((reader, writer, time.monotonic()))
         if reply.get("ok") is True:
             return reply.get("result")
         raise _rebuild(reply.get("error"))
@@ -162,7 +189,7 @@ class RemoteVault:
 
     async def close(self) -> None:
         while self._idle:
-            _reader, writer = self._idle.pop()
+            _reader, writer, _since = self._idle.pop()
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()

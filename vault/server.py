@@ -1,15 +1,29 @@
 """The vault service: a :class:`LocalVault` behind a Unix socket (``arspay vault serve``).
 
+Who may connect, and do what, is decided by the kernel's word on the peer
+(:mod:`vault.access`): its uid and groups grant roles, each operation is allowed to
+some roles only, and the audit ``who`` of a request is the role and the peer's user
+(the identity the request states is kept in parentheses). A peer with no role, or one
+arriving when ``max_connections`` are being served, gets one error frame and is closed at
+once — nothing waits in a queue. An accepted connection gets a greeting frame and must
+send its first request within ``handshake_timeout_s``, then each next one within
+``idle_timeout_s``; a reply the peer does not read within ``idle_timeout_s`` also ends
+it. Refusals are logged (peer uid/pid and error id) and counted in
+:attr:`VaultServer.refusals`.
+
 The socket file is created with mode 0600 (umask 0177 while binding, then ``chmod``) in
-a 0700 directory, so only the vault's own user (and root) can connect; the peer's uid
-and pid (``SO_PEERCRED``) go into every audit row beside the identity the caller states.
+a 0700 directory when only the vault's own user (and root) holds a role; when the roles
+name another uid or any gid it is 0666 in a directory others may traverse (0711): the
+peer check is then what admits. The peer's uid and pid (``SO_PEERCRED``) go into every
+audit row.
 
 Each connection is served one request at a time (:mod:`vault.protocol`). A malformed
-frame, an unknown operation or a badly typed argument gets an error reply and the
-connection stays usable; an oversize frame gets an error reply and the connection is
-closed (its body is never read, so the stream cannot be resynchronised). A frame whose
-body does not arrive within ``body_timeout_s`` closes the connection. None of this
-stops the server. Nothing from a request is ever logged but ids.
+frame, an unknown operation, an operation the peer's roles do not allow or a badly typed
+argument gets an error reply and the connection stays usable; an oversize frame gets an
+error reply and the connection is closed (its body is never read, so the stream cannot
+be resynchronised). A frame whose body does not arrive within ``body_timeout_s`` closes
+the connection. None of this stops the server. Nothing from a request is ever logged but
+ids.
 """
 
 from __future__ import annotations
@@ -18,32 +32,49 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import stat
-import struct
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ivr.errors import ArspayError
 from vault import log
+from vault.access import Peer, PeerPolicy, Role, actor, authorize, peer_of
 from vault.card import CardData
-from vault.errors import FrameTooLarge, InvalidRequest, MalformedFrame, VaultConfigError
-from vault.protocol import dump, encode_frame, parse_request, read_frame
+from vault.errors import (
+    FrameTooLarge,
+    InvalidRequest,
+    MalformedFrame,
+    PeerNotAllowed,
+    VaultBusy,
+    VaultConfigError,
+)
+from vault.protocol import PROTOCOL_VERSION, dump, encode_frame, parse_request, read_frame
 from vault.service import LocalVault
+from vault.validation import check_text
 
-Handler = Callable[[dict[str, Any], str], Awaitable[Any]]
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking for one operation: the peer and the role that allows it."""
+
+    peer: Peer
+    role: Role
+
+    @property
+    def label(self) -> str:
+        return self.peer.label
+
+    def who(self, claimed: str) -> str:
+        """The audit identity: from the peer; the request's ``who`` only in parentheses."""
+        check_text("who", claimed, 128)
+        return actor(self.role, self.peer, claimed)
 
 
-def peer_of(writer: asyncio.StreamWriter) -> str:
-    sock = writer.get_extra_info("socket")
-    try:
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except (OSError, AttributeError):
-        return "unknown"
-    pid, uid, _gid = struct.unpack("3i", raw)
-    return f"uid={uid},pid={pid}"
+Handler = Callable[[dict[str, Any], Caller], Awaitable[Any]]
 
 
 def _error_reply(exc: ArspayError) -> dict[str, Any]:
@@ -61,11 +92,21 @@ class VaultServer:
         *,
         max_frame_bytes: int = 65_536,
         body_timeout_s: float = 10.0,
+        policy: PeerPolicy | None = None,
+        max_connections: int = 64,
+        handshake_timeout_s: float = 5.0,
+        idle_timeout_s: float = 60.0,
     ) -> None:
         self.vault = vault
         self.path = path
         self.max_frame_bytes = max_frame_bytes
         self.body_timeout_s = body_timeout_s
+        self.policy = policy or PeerPolicy.default()
+        self.max_connections = max_connections
+        self.handshake_timeout_s = handshake_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self.active = 0  # accepted connections being served
+        self.refusals: Counter[str] = Counter()  # by error id (metrics, tests)
         self._server: asyncio.Server | None = None
         self._handlers: dict[str, Handler] = {
             "tokenize": self._tokenize,
@@ -81,14 +122,18 @@ class VaultServer:
     # ------------------------------------------------------------------ lifetime
 
     async def start(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shared = not self.policy.private_to(os.getuid())
+        self.path.parent.mkdir(mode=0o711 if shared else 0o700, parents=True, exist_ok=True)
+        if shared:  # other users must reach the socket: let them traverse, not list
+            mode = stat.S_IMODE(self.path.parent.stat().st_mode)
+            os.chmod(self.path.parent, mode | 0o011)  # noqa: S103 - traverse only, no list
         await self._clear_stale_socket()
         old_umask = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(self._serve_connection, self.path)
         finally:
             os.umask(old_umask)
-        os.chmod(self.path, 0o600)
+        os.chmod(self.path, 0o666 if shared else 0o600)
         log.event("serve.start")
 
     async def _clear_stale_socket(self) -> None:
@@ -126,30 +171,78 @@ class VaultServer:
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        peer = peer_of(writer)
+        peer = self._peer(writer)
         try:
-            while True:
+            roles = self.policy.roles(peer)
+            if not roles:
+                await self._refuse(writer, peer, PeerNotAllowed("no role for this uid/gid"))
+            elif self.active >= self.max_connections:
+                await self._refuse(
+                    writer, peer, VaultBusy("the vault serves its maximum of connections")
+                )
+            else:
+                assert peer is not None  # an unknown peer holds no role
+                self.active += 1
                 try:
-                    message = await read_frame(
-                        reader, self.max_frame_bytes, body_timeout_s=self.body_timeout_s
-                    )
-                except FrameTooLarge as exc:
-                    log.event("frame", level=logging.WARNING, peer=peer, error_id=exc.error_id)
-                    await self._send(writer, _error_reply(exc))
-                    break
-                except MalformedFrame as exc:
-                    log.event("frame", level=logging.WARNING, peer=peer, error_id=exc.error_id)
-                    await self._send(writer, _error_reply(exc))
-                    continue
-                if message is None:
-                    break
-                await self._send(writer, await self._dispatch(message, peer))
+                    await self._serve(reader, writer, peer, roles)
+                finally:
+                    self.active -= 1
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-            pass  # the peer went away or stalled mid-frame: drop the connection
+            pass  # the peer went away, stalled mid-frame, idled, or does not read
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
+
+    def _peer(self, writer: asyncio.StreamWriter) -> Peer | None:
+        return peer_of(writer.get_extra_info("socket"))
+
+    async def _refuse(
+        self, writer: asyncio.StreamWriter, peer: Peer | None, exc: ArspayError
+    ) -> None:
+        """One error frame, then the caller closes: a refused peer holds nothing."""
+        self.refusals[exc.error_id] += 1
+        label = peer.label if peer else "unknown"
+        log.event("refused", level=logging.WARNING, peer=label, error_id=exc.error_id)
+        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+            async with asyncio.timeout(1):
+                await self._send(writer, _error_reply(exc))
+
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: Peer,
+        roles: tuple[Role, ...],
+    ) -> None:
+        greeting = {"protocol": PROTOCOL_VERSION, "user": peer.user, "roles": list(roles)}
+        # Small and bounded (a user name is at most 32 characters): never above the limit.
+        writer.write(encode_frame({"ok": True, "result": greeting}))
+        async with asyncio.timeout(self.idle_timeout_s):
+            await writer.drain()
+        wait, phase = self.handshake_timeout_s, "handshake"
+        while True:
+            try:
+                async with asyncio.timeout(wait):
+                    message = await read_frame(
+                        reader, self.max_frame_bytes, body_timeout_s=self.body_timeout_s
+                    )
+            except FrameTooLarge as exc:
+                log.event("frame", level=logging.WARNING, peer=peer.label, error_id=exc.error_id)
+                await self._send(writer, _error_reply(exc))
+                break
+            except MalformedFrame as exc:
+                log.event("frame", level=logging.WARNING, peer=peer.label, error_id=exc.error_id)
+                await self._send(writer, _error_reply(exc))
+                wait, phase = self.idle_timeout_s, "idle"
+                continue
+            except TimeoutError:
+                log.event(f"{phase}-timeout", peer=peer.label)
+                break
+            if message is None:
+                break
+            await self._send(writer, await self._dispatch(message, peer, roles))
+            wait, phase = self.idle_timeout_s, "idle"
 
     async def _send(self, writer: asyncio.StreamWriter, reply: dict[str, Any]) -> None:
         frame = encode_frame(reply)
@@ -158,19 +251,25 @@ class VaultServer:
                 _error_reply(FrameTooLarge("reply is above the frame limit; ask for less"))
             )
         writer.write(frame)
-        await writer.drain()
+        async with asyncio.timeout(self.idle_timeout_s):  # a peer that never reads
+            await writer.drain()
 
-    async def _dispatch(self, message: dict[str, Any], peer: str) -> dict[str, Any]:
+    async def _dispatch(
+        self, message: dict[str, Any], peer: Peer, roles: tuple[Role, ...]
+    ) -> dict[str, Any]:
         op = "?"
         try:
             op, args = parse_request(message)
-            result = await self._handlers[op](args, peer)
+            caller = Caller(peer, authorize(roles, op))
+            result = await self._handlers[op](args, caller)
             return {"ok": True, "result": dump(result)}
         except ArspayError as exc:
-            log.event(f"op.{op}", level=logging.WARNING, peer=peer, error_id=exc.error_id)
+            log.event(f"op.{op}", level=logging.WARNING, peer=peer.label, error_id=exc.error_id)
+            if exc.error_id == "vault-operation-not-allowed":
+                self.refusals[exc.error_id] += 1
             return _error_reply(exc)
         except Exception:
-            log.event(f"op.{op}", level=logging.ERROR, peer=peer, error_id="internal-error")
+            log.event(f"op.{op}", level=logging.ERROR, peer=peer.label, error_id="internal-error")
             return {
                 "ok": False,
                 "error": {"id": "internal-error", "message": "internal vault error", "status": 500},
@@ -178,25 +277,25 @@ class VaultServer:
 
     # ------------------------------------------------------------------ operations
 
-    async def _tokenize(self, a: dict[str, Any], peer: str) -> Any:
+    async def _tokenize(self, a: dict[str, Any], c: Caller) -> Any:
         card = CardData(**a["card"])
-        return await self.vault.tokenize(a["merchant_id"], card, who=a["who"], peer=peer)
+        return await self.vault.tokenize(a["merchant_id"], card, who=c.who(a["who"]), peer=c.label)
 
-    async def _metadata(self, a: dict[str, Any], peer: str) -> Any:
+    async def _metadata(self, a: dict[str, Any], c: Caller) -> Any:
         return await self.vault.metadata(a["token"], a["merchant_id"])
 
-    async def _issue_billing_key(self, a: dict[str, Any], peer: str) -> Any:
+    async def _issue_billing_key(self, a: dict[str, Any], c: Caller) -> Any:
         return await self.vault.issue_billing_key(
             a["token"],
             a["merchant_id"],
             password2=a["password2"],
             customer_uid=a["customer_uid"],
-            who=a["who"],
+            who=c.who(a["who"]),
             why=a["why"],
-            peer=peer,
+            peer=c.label,
         )
 
-    async def _keyed_charge(self, a: dict[str, Any], peer: str) -> Any:
+    async def _keyed_charge(self, a: dict[str, Any], c: Caller) -> Any:
         return await self.vault.keyed_charge(
             a["token"],
             a["merchant_id"],
@@ -205,19 +304,20 @@ class VaultServer:
             amount=a["amount"],
             order_name=a["order_name"],
             installment_months=a["installment_months"],
-            who=a["who"],
+            who=c.who(a["who"]),
             why=a["why"],
-            peer=peer,
+            peer=c.label,
         )
 
-    async def _delete(self, a: dict[str, Any], peer: str) -> Any:
-        await self.vault.delete(a["token"], a["merchant_id"], who=a["who"], why=a["why"], peer=peer)
+    async def _delete(self, a: dict[str, Any], c: Caller) -> Any:
+        who = c.who(a["who"])
+        await self.vault.delete(a["token"], a["merchant_id"], who=who, why=a["why"], peer=c.label)
         return None
 
-    async def _audit(self, a: dict[str, Any], peer: str) -> Any:
+    async def _audit(self, a: dict[str, Any], c: Caller) -> Any:
         return await self.vault.audit(token=a["token"], limit=a["limit"])
 
-    async def _tokens(self, a: dict[str, Any], peer: str) -> Any:
+    async def _tokens(self, a: dict[str, Any], c: Caller) -> Any:
         try:
             created_before = datetime.fromisoformat(a["created_before"])
         except ValueError:
@@ -226,5 +326,5 @@ class VaultServer:
             created_before=created_before, after=a["after"], limit=a["limit"]
         )
 
-    async def _status(self, a: dict[str, Any], peer: str) -> Any:
+    async def _status(self, a: dict[str, Any], c: Caller) -> Any:
         return await self.vault.status()

@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from ivr.cli.app import app, emit, loop_name, run, state
 from ivr.prompts import PromptBook
-from ivr.runtime import open_runtime
+from ivr.runtime import open_runtime, open_vault_client
 from ivr.store.tables import Card
+from ivr.telephony.credentials import checked
 
 engine_app = typer.Typer(
     help="The engine process (calls over ARI and FastAGI).", no_args_is_help=True
@@ -66,6 +67,15 @@ def engine_run(
     )
     if transcript:
         transcript_log.setLevel(logging.INFO)
+
+    # Before anything starts: no ARI / FastAGI link on missing or development credentials.
+    checked(settings)
+    if settings.engine.dev_mode:
+        typer.echo(
+            "warning: engine.dev_mode is on: the published development ARI password and "
+            "FastAGI secret are accepted; never on a machine that takes real calls",
+            err=True,
+        )
 
     async def go() -> None:
         runtime = await open_runtime(settings, transcript=_transcript if transcript else None)
@@ -172,13 +182,7 @@ def cards_delete(
 
 
 async def _vault(settings: Any) -> Any:
-    if settings.vault.mode == "remote":
-        from vault.remote import RemoteVault
-
-        return RemoteVault(settings.vault.socket, max_frame_bytes=settings.vault.max_frame_bytes)
-    from vault.factory import open_vault
-
-    return await open_vault(settings)
+    return await open_vault_client(settings)
 
 
 payments_app = typer.Typer(help="Payments (intents and their PG attempts).", no_args_is_help=True)

@@ -27,6 +27,7 @@ from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.runtime import open_vault_client
 from ivr.settings import Settings
 from ivr.wiring import build
+from vault.access import PeerPolicy
 from vault.factory import database_url, init_keys, open_vault
 from vault.server import VaultServer
 from vault.service import LocalVault
@@ -187,7 +188,9 @@ def sweep_orphans(
 
 @vault_app.command("serve")
 def serve(ctx: typer.Context) -> None:
-    """Run the vault service on its Unix socket (vault.socket, mode 0600) until stopped.
+    """Run the vault service on its Unix socket (vault.socket) until stopped. Peers are
+    admitted by uid/gid (vault.engine_uids, engine_gids, admin_uids, admin_gids), each
+    role to its operations; at most vault.max_connections at once.
 
     Card forwarding (billing keys, keyed charges) goes to the configured PG
     (gateway.*) when gateway.api_key is set; without it those calls are refused with
@@ -208,8 +211,16 @@ def serve(ctx: typer.Context) -> None:
                 card_gateway = VaultCardGateway(pg)
             vault = await open_vault(settings, gateway=card_gateway)
             stack.push_async_callback(vault.close)
+            v = settings.vault
+            policy = PeerPolicy.from_settings(v)
             server = VaultServer(
-                vault, settings.vault.socket, max_frame_bytes=settings.vault.max_frame_bytes
+                vault,
+                v.socket,
+                max_frame_bytes=v.max_frame_bytes,
+                policy=policy,
+                max_connections=v.max_connections,
+                handshake_timeout_s=v.handshake_timeout_s,
+                idle_timeout_s=v.idle_timeout_s,
             )
             stack.push_async_callback(server.close)
             stop = asyncio.Event()
@@ -222,11 +233,18 @@ def serve(ctx: typer.Context) -> None:
             )
             typer.echo(
                 f"vault serving on {settings.vault.socket} "
-                f"({database_url_kind(settings)}, {forwarding})"
+                f"({database_url_kind(settings)}, {forwarding}; "
+                f"engine role: {_holders(policy.engine_uids, policy.engine_gids)}; "
+                f"admin role: {_holders(policy.admin_uids, policy.admin_gids)})"
             )
             await stop.wait()
 
     run(go())
+
+
+def _holders(uids: frozenset[int], gids: frozenset[int]) -> str:
+    named = [f"uid {u}" for u in sorted(uids)] + [f"gid {g}" for g in sorted(gids)]
+    return ", ".join(named) or "nobody"
 
 
 def database_url_kind(settings: Settings) -> str:

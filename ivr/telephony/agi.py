@@ -1,17 +1,27 @@
 """FastAGI: an asyncio TCP server and :class:`AgiCall`, the ``Call`` over AGI.
 
-For operators who keep their own dialplan: ``AGI(agi://127.0.0.1:4573/arspay)`` hands
-the call to the engine. Protocol: Asterisk sends ``agi_*: value`` lines and a blank
+For operators who keep their own dialplan: ``AGI(agi://127.0.0.1:4573/arspay,SECRET)``
+hands the call to the engine. Protocol: Asterisk sends ``agi_*: value`` lines and a blank
 line; we send one command per line and read ``200 result=…`` answers. When the channel
 hangs up Asterisk writes ``HANGUP`` on the socket (possibly between a command and its
 answer) and later commands fail with ``511``. Answers to key-reading commands carry the
 key as an ASCII code: they are parsed here and never logged.
+
+Authentication: for ``AGI(agi://host:port/script,ARG1,…)`` Asterisk sends
+``agi_request`` (the whole URL), ``agi_network_script`` (what follows the ``/``) and
+``agi_arg_1``… (the arguments). The deployment's secret (``asterisk.agi_secret``) is
+the first argument, ``agi_arg_1`` — not part of the URL, which Asterisk writes into its
+WARNING lines when it cannot connect. A connection whose ``agi_arg_1`` is not the secret
+(compared in constant time) is closed before any command is sent or any flow runs; the
+refusal is logged without the value presented and counted in
+:attr:`AgiServer.refused`. The secret is dropped from the call's ``env``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,8 +41,10 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 4096
 MAX_HEADERS = 100
+SECRET_HEADER = "agi_arg_1"  # noqa: S105 - the header name, not a secret
 _RESULT = re.compile(r"^(\d{3})[ -]result=(-?\d+)")
 ESCAPE_KEYS = "0123456789*#"
+_CHANNEL = re.compile(r"[A-Za-z0-9/_.@:-]{1,80}")
 
 CallHandler = Callable[[Call], Awaitable[None]]
 
@@ -166,6 +178,11 @@ class AgiCall:
         return self.buffer.hung_up
 
 
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
+
+
 async def read_env(reader: asyncio.StreamReader) -> dict[str, str]:
     """The ``agi_*`` header block, up to the blank line."""
     env: dict[str, str] = {}
@@ -185,14 +202,26 @@ async def read_env(reader: asyncio.StreamReader) -> dict[str, str]:
 
 
 class AgiServer:
-    """FastAGI server: one handler task per connection."""
+    """FastAGI server: one handler task per connection, for connections that present
+    ``secret`` as their first AGI argument."""
 
-    def __init__(self, handler: CallHandler, host: str = "127.0.0.1", port: int = 4573) -> None:
+    def __init__(
+        self, handler: CallHandler, host: str = "127.0.0.1", port: int = 4573, *, secret: str
+    ) -> None:
+        if not secret:
+            raise ValueError("the FastAGI server needs a secret")
         self.handler = handler
         self.host = host
         self.port = port
+        self._secret = secret.encode()
+        self.refused = 0  # connections closed for a wrong or missing secret (metrics, tests)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def _authentic(self, env: dict[str, str]) -> bool:
+        presented = env.pop(SECRET_HEADER, "")
+        # Constant time: how much of a guess matched must not show in the timing.
+        return hmac.compare_digest(presented.encode(), self._secret)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -216,6 +245,18 @@ class AgiServer:
             try:
                 env = await asyncio.wait_for(read_env(reader), 10)
             except (AgiError, TimeoutError, ConnectionError, ValueError):
+                return
+            if not self._authentic(env):
+                self.refused += 1
+                # Never the value presented; the channel name only if it looks like one.
+                channel = env.get("agi_channel", "")
+                log.warning(
+                    "FastAGI connection refused: wrong or missing secret (from %s, channel "
+                    "%s; %d refused so far)",
+                    _peer(writer),
+                    channel if _CHANNEL.fullmatch(channel) else "?",
+                    self.refused,
+                )
                 return
             call = AgiCall(reader, writer, env)
             try:

@@ -3,7 +3,9 @@
 Every ``*.conf`` there is a :class:`string.Template`: ``${name}`` is filled from the
 ``asterisk`` settings (see :func:`values`), ``$$`` is a literal ``$``. A placeholder with
 no value, or a value Asterisk's config parser would misread, is a
-:class:`~ivr.errors.ConfigError`. ``ari.conf`` carries the ARI password, so files are
+:class:`~ivr.errors.ConfigError`. The ARI password and the FastAGI secret come from
+:mod:`ivr.telephony.credentials` (checked: no development values outside
+``engine.dev_mode``); ``ari.conf`` and ``extensions.conf`` carry them, so files are
 written with mode 0640.
 """
 
@@ -17,6 +19,7 @@ from urllib.parse import urlsplit
 
 from ivr.errors import ConfigError
 from ivr.settings import Settings
+from ivr.telephony.credentials import Credentials, checked
 
 TEMPLATE_DIR = Path(__file__).parents[2] / "asterisk-config"
 FILE_MODE = 0o640
@@ -24,6 +27,7 @@ FILE_MODE = 0o640
 # Names that become config section names or dialplan arguments: no brackets, commas,
 # semicolons or spaces.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_AGI_ARG = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def _name(key: str, value: str) -> str:
@@ -39,6 +43,13 @@ def _value(key: str, value: str) -> str:
     return value.replace(";", r"\;")
 
 
+def _agi_secret(value: str) -> str:
+    """A dialplan application argument: no ',', ')', '$', ';', quotes or spaces."""
+    if not _AGI_ARG.fullmatch(value):
+        raise ConfigError("asterisk.agi_secret: use 1-128 of A-Z, a-z, 0-9, '_', '-'")
+    return value
+
+
 def _http_port(ari_url: str) -> int:
     url = urlsplit(ari_url)
     if url.scheme != "http" or not url.hostname:
@@ -50,15 +61,20 @@ def _http_port(ari_url: str) -> int:
         raise ConfigError("asterisk.ari_url: invalid port") from None
 
 
-def values(settings: Settings) -> dict[str, str]:
-    """The placeholder values the templates may use."""
+def values(settings: Settings, credentials: Credentials | None = None) -> dict[str, str]:
+    """The placeholder values the templates may use; ``credentials`` default to
+    :func:`~ivr.telephony.credentials.checked` ones."""
     a = settings.asterisk
     if a.rtp_start >= a.rtp_end:
         raise ConfigError("asterisk.rtp_start must be below asterisk.rtp_end")
+    creds = credentials or checked(settings)
     return {
         "app": _name("app", a.app),
         "ari_user": _name("ari_user", a.ari_user),
-        "ari_password": _value("ari_password", a.ari_password.get_secret_value()),
+        "ari_password": _value("ari_password", creds.ari_password.get_secret_value()),
+        # The AGI argument (agi_arg_1), never part of the agi:// URL: Asterisk writes the
+        # URL into its WARNING lines when the engine cannot be reached.
+        "agi_secret": _agi_secret(creds.agi_secret.get_secret_value()),
         "http_port": str(_http_port(a.ari_url)),
         "sip_port": str(a.sip_port),
         "agi_port": str(a.agi_port),
@@ -67,9 +83,13 @@ def values(settings: Settings) -> dict[str, str]:
     }
 
 
-def render(settings: Settings, template_dir: Path = TEMPLATE_DIR) -> dict[str, str]:
+def render(
+    settings: Settings,
+    template_dir: Path = TEMPLATE_DIR,
+    credentials: Credentials | None = None,
+) -> dict[str, str]:
     """File name -> rendered text, for every ``*.conf`` in ``template_dir``."""
-    subst = values(settings)
+    subst = values(settings, credentials)
     out: dict[str, str] = {}
     templates = sorted(template_dir.glob("*.conf"))
     if not templates:
@@ -84,14 +104,19 @@ def render(settings: Settings, template_dir: Path = TEMPLATE_DIR) -> dict[str, s
     return out
 
 
-def write(settings: Settings, out_dir: Path, template_dir: Path = TEMPLATE_DIR) -> list[Path]:
+def write(
+    settings: Settings,
+    out_dir: Path,
+    template_dir: Path = TEMPLATE_DIR,
+    credentials: Credentials | None = None,
+) -> list[Path]:
     """Render into ``out_dir`` (created if needed); files get mode 0640. Returns the paths."""
-    files = render(settings, template_dir)
+    files = render(settings, template_dir, credentials)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for name, text in files.items():
         path = out_dir / name
-        # Create with 0640 so the password is never readable by others, not even briefly.
+        # Create with 0640 so the secrets are never readable by others, not even briefly.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             os.fchmod(fh.fileno(), FILE_MODE)

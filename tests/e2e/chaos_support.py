@@ -22,11 +22,12 @@ from sqlalchemy.engine import make_url
 
 from ivr.engine import running
 from ivr.runtime import open_runtime
-from ivr.settings import AsteriskSettings, load_settings
+from ivr.settings import Settings, load_settings
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import CallRequest, CallSession, CallStep
 from ivr.telephony.ari import AriClient
+from ivr.telephony.credentials import checked
 from ivr.telephony.errors import AriError
 from ivr.testing.asterisk import Asterisk
 from ivr.testing.sipp import CallResult, SippCall, start_call
@@ -151,10 +152,11 @@ async def all_sessions(db: Database) -> list[CallSession]:
         return list(await s.scalars(select(CallSession).order_by(CallSession.started_at)))
 
 
-async def ari_answers(settings: AsteriskSettings, timeout_s: float = 60) -> float:
+async def ari_answers(settings: Settings, timeout_s: float = 60) -> float:
     """Poll ARI every 10 ms; the monotonic time it first answered."""
-    password = settings.ari_password.get_secret_value()
-    client = AriClient(settings.ari_url, settings.ari_user, password, "chaos-probe",
+    password = checked(settings, agi=False).ari_password.get_secret_value()
+    a = settings.asterisk
+    client = AriClient(a.ari_url, a.ari_user, password, "chaos-probe",
                        request_timeout_s=1.0)  # fmt: skip
     deadline = time.monotonic() + timeout_s
     async with client:

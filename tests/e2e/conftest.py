@@ -3,7 +3,10 @@
 ``asterisk`` (session): provisions Asterisk 22 (debootstrap root under var/ unless a
 system Asterisk >= 20 exists), prints the provisioning time, starts it with our rendered
 configuration, stops it at the end. If it cannot be provisioned the e2e tests are
-skipped — except with ``CI=true``, where they fail.
+skipped — except with ``CI=true``, where they fail. Its ARI password and FastAGI secret
+are real generated ones (``scripts/asterisk`` runs ``arspay asterisk credentials``): the
+fixture pins ``ARSPAY_ASTERISK_CREDENTIALS_FILE`` for the session, so every engine stack
+the tests build from the ``ARSPAY_*`` environment reads the same file (no dev mode).
 
 ``engine`` (per test): the engine in-process on a fresh SQLite database, connected to
 that Asterisk over ARI and serving FastAGI; the test sets ``engine.flow``.
@@ -32,6 +35,7 @@ from ivr.testing.asterisk import Asterisk
 from ivr.wiring import Services, build
 
 REPO = Path(__file__).resolve().parents[2]
+CREDENTIALS_FILE = REPO / "var" / "asterisk" / "credentials.toml"
 SENT_DIGITS: list[str] = []  # every DTMF sequence sent in this run, for the log scan
 CANARY_DIRS: list[Path] = []  # every directory an e2e engine stack wrote, for the scan
 
@@ -49,19 +53,28 @@ def asterisk() -> Iterator[Asterisk]:
         if ci:
             pytest.fail("sipp (Debian sip-tester) is not installed")
         pytest.skip("sipp not installed")
-    ast = Asterisk(REPO)
-    started = time.monotonic()
+    # Real generated credentials, shared by Asterisk and every engine of the session.
+    creds = pytest.MonkeyPatch()
+    creds.setenv("ARSPAY_ASTERISK_CREDENTIALS_FILE", str(CREDENTIALS_FILE))
+    creds.delenv("ARSPAY_ENGINE_DEV_MODE", raising=False)
     try:
-        spent = ast.setup()
-    except RuntimeError as exc:
-        if ci:
-            pytest.fail(f"Asterisk could not be provisioned: {exc}")
-        pytest.skip(f"Asterisk could not be provisioned: {exc}")
-    print(f"\nasterisk: provisioning took {spent:.1f} s")
-    ast.start()
-    print(f"asterisk: ready after {time.monotonic() - started:.1f} s")
-    yield ast
-    ast.stop()
+        ast = Asterisk(REPO)
+        started = time.monotonic()
+        try:
+            spent = ast.setup()
+        except RuntimeError as exc:
+            if ci:
+                pytest.fail(f"Asterisk could not be provisioned: {exc}")
+            pytest.skip(f"Asterisk could not be provisioned: {exc}")
+        print(f"\nasterisk: provisioning took {spent:.1f} s")
+        ast.start()
+        print(f"asterisk: ready after {time.monotonic() - started:.1f} s")
+        try:
+            yield ast
+        finally:
+            ast.stop()
+    finally:
+        creds.undo()
 
 
 @dataclass

@@ -125,7 +125,7 @@ async def test_asterisk_restart_with_calls_in_progress(
 
         await asyncio.to_thread(asterisk.stop)
         await calls.harness.wait_sessions_closed(5)  # ended while Asterisk is down
-        ari = asyncio.create_task(ari_answers(services.settings.asterisk))
+        ari = asyncio.create_task(ari_answers(services.settings))
         await start_asterisk(asterisk)  # returns once ARI answers
         ready = await ari  # when ARI first answered (polled every 10 ms)
         while not any(up for up, _ in links):

@@ -27,6 +27,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from vault.access import Peer, PeerPolicy
 from vault.card import CardData
 from vault.errors import (
     BY_ID,
@@ -301,8 +302,25 @@ class _StubVault:
         return VaultStatus("file", "kek_1", (KekInfo("kek_1", "current", 1, NOW, None),), 1)
 
 
+FUZZ_PEER = Peer(pid=4242, uid=4242, gid=4242)
+
+
+class _FuzzServer(VaultServer):
+    """The real server; its peer (a stub socket has none) holds both roles, so what the
+    fuzz reaches is the protocol, not the access check."""
+
+    def _peer(self, writer: Any) -> Peer:
+        return FUZZ_PEER
+
+
 async def _serve(data: bytes, max_bytes: int) -> bytes:
-    server = VaultServer(_StubVault(), Path("/nonexistent/vault.sock"), max_frame_bytes=max_bytes)  # type: ignore[arg-type]
+    both = frozenset({FUZZ_PEER.uid})
+    server = _FuzzServer(
+        _StubVault(),  # type: ignore[arg-type]
+        Path("/nonexistent/vault.sock"),
+        max_frame_bytes=max_bytes,
+        policy=PeerPolicy(engine_uids=both, admin_uids=both),
+    )
     writer = _Writer()
     await server._serve_connection(_reader(data), writer)  # type: ignore[arg-type]
     assert writer.closed
@@ -314,7 +332,10 @@ async def _serve(data: bytes, max_bytes: int) -> bytes:
 def test_the_server_answers_every_complete_frame(data: bytes, max_bytes: int) -> None:
     replies = asyncio.run(_read_all(asyncio.run(_serve(data, max_bytes)), BIG))
     assert replies[-1] == "end"
-    replies = replies[:-1]
+    greeting, replies = replies[0], replies[1:-1]  # the server speaks first
+    assert isinstance(greeting, dict)
+    assert greeting["ok"] is True
+    assert greeting["result"]["roles"] == ["engine", "admin"]
     expected = [e for e in framing(data, max_bytes) if e not in ("end", "truncated")]
     assert len(replies) == len(expected)
     for reply, event in zip(replies, expected, strict=True):
@@ -465,6 +486,45 @@ def test_the_client_reads_any_reply_into_a_value_or_a_vault_error(
     # a value only from a complete frame whose "ok" is exactly true
     assert reply[:4] == struct.pack(">I", len(reply) - 4)
     assert json.loads(reply[4:])["ok"] is True
+
+
+@st.composite
+def greetings(draw: st.DrawFn) -> bytes:
+    how = draw(st.sampled_from(["welcome", "refusal", "any", "stream"]))
+    if how == "stream":
+        return draw(streams())
+    if how == "welcome":
+        reply: Any = {"ok": True, "result": {"protocol": draw(st.sampled_from([1, 1, 2, "1"])),
+                                             "user": draw(text), "roles": ["engine"]}}  # fmt: skip
+    elif how == "refusal":
+        reply = {"ok": False, "error": {"id": draw(st.sampled_from(sorted(BY_ID)) | text),
+                                        "message": draw(json_values)}}  # fmt: skip
+    else:
+        reply = draw(json_values)
+    try:
+        return encode_frame(reply)
+    except VaultError:
+        return b""
+
+
+@FUZZ
+@given(data=greetings())
+@example(data=encode_frame({"ok": False, "error": {"id": "vault-busy", "message": "full"}}))
+def test_the_client_reads_any_greeting_into_a_connection_or_a_vault_error(data: bytes) -> None:
+    async def greet() -> bool:
+        remote = RemoteVault(Path("/nonexistent/vault.sock"), timeout_s=1)
+        writer = _Writer()
+        try:
+            await remote._greeted(_reader(data), writer)  # type: ignore[arg-type]
+        except VaultError:
+            assert writer.closed  # a refused or garbled connection is not kept
+            return False
+        return True
+
+    if asyncio.run(greet()):  # admitted only by a well-formed welcome of this protocol
+        message = json.loads(data[4:])
+        assert message["ok"] is True
+        assert message["result"]["protocol"] == 1
 
 
 @FUZZ

@@ -1,4 +1,5 @@
-"""The Asterisk configuration templates render from settings (no Asterisk needed)."""
+"""The Asterisk configuration templates render from settings and the generated link
+credentials (no Asterisk needed)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from ivr.errors import ConfigError
 from ivr.settings import Settings, load_settings
+from ivr.telephony import credentials
 from ivr.telephony.asterisk_config import TEMPLATE_DIR, render, write
 
 EXPECTED = {
@@ -30,8 +32,24 @@ EXPECTED = {
 }
 
 
+def bare(tmp_path: Path, **env: str) -> Settings:
+    """Defaults and ``env``; the var dir (and so the credentials file) in ``tmp_path``."""
+    base = {
+        "ARSPAY_CONFIG": str(tmp_path / "absent.toml"),
+        "ARSPAY_PATHS_VAR_DIR": str(tmp_path / "var"),
+    }
+    return load_settings(env={**base, **env})
+
+
 def settings(tmp_path: Path, **env: str) -> Settings:
-    return load_settings(env={"ARSPAY_CONFIG": str(tmp_path / "absent.toml"), **env})
+    """:func:`bare` with generated link credentials, as `arspay asterisk render` makes."""
+    s = bare(tmp_path, **env)
+    credentials.generate(credentials.credentials_path(s))
+    return s
+
+
+def generated(s: Settings) -> dict[str, str]:
+    return credentials.read_file(credentials.credentials_path(s))
 
 
 def entries(text: str, section: str) -> list[tuple[str, str]]:
@@ -56,7 +74,8 @@ DIDS = ["_0505XXXXXXX", "_0505XXXXXXXX", "_070XXXXXXXX", "_0[2-6]X."]
 
 
 def test_every_conf_template_is_rendered_with_defaults(tmp_path: Path) -> None:
-    files = render(settings(tmp_path))
+    s = settings(tmp_path)
+    files = render(s)
     templates = {p.name for p in TEMPLATE_DIR.glob("*.conf")}
     assert set(files) == templates
     assert templates >= EXPECTED
@@ -65,9 +84,26 @@ def test_every_conf_template_is_rendered_with_defaults(tmp_path: Path) -> None:
     assert options(files["pjsip.conf"], "transport-loopback")["bind"] == "127.0.0.1:5070"
     assert options(files["http.conf"], "general")["bindport"] == "8088"
     assert options(files["http.conf"], "general")["bindaddr"] == "127.0.0.1"
-    assert options(files["ari.conf"], "arspay")["password"] == "arspay-dev-only"
+    creds = generated(s)
+    assert options(files["ari.conf"], "arspay")["password"] == creds["ari_password"]
     assert "Stasis(arspay)" in files["extensions.conf"]
-    assert "AGI(agi://127.0.0.1:4573/arspay)" in files["extensions.conf"]
+    # the secret is the AGI argument (agi_arg_1), never in the URL Asterisk logs
+    assert f"AGI(agi://127.0.0.1:4573/arspay,{creds['agi_secret']})" in files["extensions.conf"]
+    assert "AGI(agi://127.0.0.1:4573/arspay)" not in files["extensions.conf"]
+    for name, text in files.items():
+        if name not in {"ari.conf", "extensions.conf"}:
+            assert creds["ari_password"] not in text, name
+            assert creds["agi_secret"] not in text, name
+
+
+def test_missing_or_development_credentials_are_not_rendered(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no asterisk\.ari_password"):
+        render(bare(tmp_path))
+    with pytest.raises(ConfigError, match="is the published development value"):
+        render(bare(tmp_path, ARSPAY_ASTERISK_ARI_PASSWORD="arspay-dev-only",
+                    ARSPAY_ASTERISK_AGI_SECRET="a-real-agi-secret-value"))  # fmt: skip
+    dev = render(bare(tmp_path, ARSPAY_ENGINE_DEV_MODE="true"))  # asked for explicitly
+    assert options(dev["ari.conf"], "arspay")["password"] == "arspay-dev-only"
 
 
 def test_custom_ports_and_password(tmp_path: Path) -> None:
@@ -77,6 +113,7 @@ def test_custom_ports_and_password(tmp_path: Path) -> None:
             ARSPAY_ASTERISK_ARI_URL="http://127.0.0.1:18088",
             ARSPAY_ASTERISK_ARI_USER="engine",
             ARSPAY_ASTERISK_ARI_PASSWORD="s3cret;with-semicolon",
+            ARSPAY_ASTERISK_AGI_SECRET="-Agi_secret-of-this-box",
             ARSPAY_ASTERISK_APP="arspay-test",
             ARSPAY_ASTERISK_SIP_PORT="15070",
             ARSPAY_ASTERISK_AGI_PORT="14573",
@@ -96,7 +133,10 @@ def test_custom_ports_and_password(tmp_path: Path) -> None:
     agi = entries(files["extensions.conf"], "arspay-agi")
     for did in DIDS:
         assert ("exten", f"{did},1,Stasis(arspay-test)") in stasis
-        assert ("exten", f"{did},1,AGI(agi://127.0.0.1:14573/arspay)") in agi
+        assert (
+            "exten",
+            f"{did},1,AGI(agi://127.0.0.1:14573/arspay,-Agi_secret-of-this-box)",
+        ) in agi
     # Same patterns in both contexts, each followed by Hangup.
     assert [v.split(",")[0] for k, v in stasis if k == "exten"] == [
         v.split(",")[0] for k, v in agi if k == "exten"
@@ -158,7 +198,9 @@ def test_lone_dollar_is_a_config_error(tmp_path: Path) -> None:
     [
         ("ARSPAY_ASTERISK_APP", "bad,app"),
         ("ARSPAY_ASTERISK_ARI_USER", "a]b"),
-        ("ARSPAY_ASTERISK_ARI_PASSWORD", "two\nlines"),
+        ("ARSPAY_ASTERISK_ARI_PASSWORD", "two\nlines-and-long-enough"),
+        ("ARSPAY_ASTERISK_AGI_SECRET", "with,comma-long-enough"),
+        ("ARSPAY_ASTERISK_AGI_SECRET", "with)paren-long-enough"),
         ("ARSPAY_ASTERISK_ARI_URL", "https://127.0.0.1:8089"),
         ("ARSPAY_ASTERISK_RTP_START", "11000"),
     ],
@@ -170,24 +212,103 @@ def test_values_asterisk_would_misread_are_rejected(tmp_path: Path, var: str, va
 
 def test_write_uses_mode_0640(tmp_path: Path) -> None:
     out = tmp_path / "etc"
-    paths = write(settings(tmp_path), out)
+    s = settings(tmp_path)
+    paths = write(s, out)
     assert {p.name for p in paths} == {p.name for p in TEMPLATE_DIR.glob("*.conf")}
     for p in paths:
         assert stat.S_IMODE(p.stat().st_mode) == 0o640, p
-    assert "arspay-dev-only" in (out / "ari.conf").read_text()
+    creds = generated(s)
+    assert creds["ari_password"] in (out / "ari.conf").read_text()
+    assert creds["agi_secret"] in (out / "extensions.conf").read_text()
 
 
-def test_cli_render(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
-    env.update(ARSPAY_CONFIG=str(tmp_path / "absent.toml"), ARSPAY_ASTERISK_SIP_PORT="5999")
-    out = subprocess.run(
-        [sys.executable, "-m", "ivr.cli", "asterisk", "render", "--out", str(tmp_path / "etc")],
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ivr.cli", *args],
         capture_output=True,
         text=True,
         env=env,
         timeout=60,
         check=False,
     )
+
+
+def test_cli_render_generates_the_credentials_asterisk_and_the_engine_share(
+    tmp_path: Path,
+) -> None:
+    """A fresh box: `arspay asterisk render` makes a random ARI password and AGI secret
+    (0600 file), renders them, and the engine's settings resolve the very same ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
+    env.update(
+        ARSPAY_CONFIG=str(tmp_path / "absent.toml"),
+        ARSPAY_PATHS_VAR_DIR=str(tmp_path / "var"),
+        ARSPAY_ASTERISK_SIP_PORT="5999",
+    )
+    out = _cli(env, "asterisk", "render", "--out", str(tmp_path / "etc"))
     assert out.returncode == 0, out.stderr
     assert str(tmp_path / "etc" / "pjsip.conf") in out.stdout.splitlines()
     assert "127.0.0.1:5999" in (tmp_path / "etc" / "pjsip.conf").read_text()
+    path = tmp_path / "var" / "asterisk" / "credentials.toml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    creds = credentials.read_file(path)
+    ari_conf = (tmp_path / "etc" / "ari.conf").read_text()
+    extensions = (tmp_path / "etc" / "extensions.conf").read_text()
+    assert options(ari_conf, "arspay")["password"] == creds["ari_password"]
+    assert extensions.count(f"/arspay,{creds['agi_secret']})") == 6  # every DID pattern
+    assert "arspay-dev-only" not in ari_conf + extensions
+    for secret in creds.values():  # nothing printed
+        assert secret not in out.stdout + out.stderr
+    engine = credentials.checked(load_settings(env=env))  # what the engine will use
+    assert engine.ari_password.get_secret_value() == creds["ari_password"]
+    assert engine.agi_secret.get_secret_value() == creds["agi_secret"]
+    # rendering again keeps them (Asterisk and a running engine still agree)
+    assert _cli(env, "asterisk", "render", "--out", str(tmp_path / "etc")).returncode == 0
+    assert credentials.read_file(path) == creds
+    kept = _cli(env, "--json", "asterisk", "credentials")
+    assert kept.returncode == 0, kept.stderr
+    assert '"status": "kept"' in kept.stdout
+    rotated = _cli(env, "--json", "asterisk", "credentials", "--rotate")
+    assert '"status": "rotated"' in rotated.stdout
+    assert credentials.read_file(path) != creds
+    for secret in [*creds.values(), *credentials.read_file(path).values()]:
+        assert secret not in kept.stdout + rotated.stdout
+
+
+def test_engine_run_refuses_the_development_password(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
+    env.update(
+        ARSPAY_CONFIG=str(tmp_path / "absent.toml"),
+        ARSPAY_PATHS_VAR_DIR=str(tmp_path / "var"),
+        ARSPAY_ASTERISK_ARI_PASSWORD="arspay-dev-only",
+    )
+    out = _cli(env, "engine", "run", "--no-build-prompts")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "ari_password is the published development value" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "var" / "arspay.db").exists()  # refused before anything started
+
+
+def test_engine_run_in_dev_mode_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
+    env.update(
+        ARSPAY_CONFIG=str(tmp_path / "absent.toml"),
+        ARSPAY_PATHS_VAR_DIR=str(tmp_path / "var"),
+        ARSPAY_ENGINE_DEV_MODE="true",
+        ARSPAY_API_ENABLED="false",
+        ARSPAY_ASTERISK_ARI_URL="http://127.0.0.1:9",  # nothing answers: it keeps retrying
+        ARSPAY_ASTERISK_AGI_PORT="14599",
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "ivr.cli", "engine", "run", "--no-build-prompts"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stderr is not None
+            first = proc.stderr.readline()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert first.startswith("warning: engine.dev_mode is on"), first

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import random
+import secrets
 import signal
 import socket
 import sqlite3
@@ -94,6 +95,7 @@ class Chaos:
     def __init__(self, workdir: Path, pg_url: str) -> None:
         var = workdir / "var"
         self.api_port, self.agi_port = free_port(), free_port()
+        self.agi_secret = secrets.token_urlsafe(24)
         self.env = {
             "ARSPAY_CONFIG": "/nonexistent.toml",
             "ARSPAY_PATHS_VAR_DIR": str(var),
@@ -111,6 +113,7 @@ class Chaos:
             "ARSPAY_API_PORT": str(self.api_port),
             "ARSPAY_API_RATE_LIMIT_PER_MINUTE": "1000000",
             "ARSPAY_ASTERISK_AGI_PORT": str(self.agi_port),
+            "ARSPAY_ASTERISK_AGI_SECRET": self.agi_secret,
             "ARSPAY_ASTERISK_ARI_ENABLED": "false",
             "ARSPAY_ENGINE_SWEEP_INTERVAL_S": "1",
             "ARSPAY_ENGINE_JOB_LEASE_S": "6",
@@ -252,7 +255,8 @@ class Chaos:
                 for _ in range(4):  # a call cut by a dead engine is called again
                     payer = AgiPayer(self.agi_port, did, mobile,
                                      keys={"pay.card_choice": "1", "pay.confirm.lump_sum": "1",
-                                           "pay.retry": "3"})  # fmt: skip
+                                           "pay.retry": "3"},
+                                     env={"agi_arg_1": self.agi_secret})  # fmt: skip
                     try:
                         played = await payer.call(timeout_s=60)
                     except OSError:  # the engine is restarting

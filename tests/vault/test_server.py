@@ -31,10 +31,15 @@ def frame(body: bytes) -> bytes:
 class RawConn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.greeting: dict[str, Any] = {}
 
     @classmethod
     async def open(cls, path: Path) -> RawConn:
-        return cls(*await asyncio.open_unix_connection(path))
+        """Connect and read the server's greeting (it speaks first)."""
+        conn = cls(*await asyncio.open_unix_connection(path))
+        conn.greeting = await conn.reply()
+        assert conn.greeting["ok"] is True, conn.greeting
+        return conn
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)

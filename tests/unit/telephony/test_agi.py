@@ -7,23 +7,37 @@ from collections.abc import Callable
 
 import pytest
 
-from ivr.telephony.agi import AgiServer
+from ivr.telephony import agi
+from ivr.telephony.agi import AgiCall, AgiServer
 from ivr.telephony.call import Call, CollectSpec
 from ivr.telephony.errors import CallHungUp
 
 pytestmark = pytest.mark.anyio
 
-ENV = (
-    "agi_network: yes\nagi_network_script: arspay\nagi_request: agi://127.0.0.1/arspay\n"
-    "agi_channel: PJSIP/sipp-00000001\nagi_uniqueid: 1700000000.7\n"
-    "agi_callerid: 01012345678\nagi_extension: 05051234567\nagi_context: arspay-agi\n\n"
-)
+SECRET = "Ys1-dEpl0yment_secret-of-43-characters-xxxxx"
 
 
-async def fake_asterisk(port: int, answer: Callable[[str], list[str]]) -> list[str]:
+def agi_env(arg: str | None = SECRET) -> str:
+    """What Asterisk sends for ``AGI(agi://127.0.0.1:4573/arspay,<arg>)`` (res_agi.c
+    launch_netscript + setup_env): the URL in agi_request, the part after the slash in
+    agi_network_script, the arguments as agi_arg_N."""
+    args = "" if arg is None else f"agi_arg_1: {arg}\n"
+    return (
+        "agi_network: yes\nagi_network_script: arspay\n"
+        "agi_request: agi://127.0.0.1:4573/arspay\n"
+        "agi_channel: PJSIP/sipp-00000001\nagi_uniqueid: 1700000000.7\n"
+        "agi_callerid: 01012345678\nagi_extension: 05051234567\nagi_context: arspay-agi\n"
+        f"{args}\n"
+    )
+
+
+ENV = agi_env()
+
+
+async def fake_asterisk(port: int, answer: Callable[[str], list[str]], env: str = ENV) -> list[str]:
     """Connect like Asterisk, answer each command with ``answer(cmd)``; return commands."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(ENV.encode())
+    writer.write(env.encode())
     await writer.drain()
     seen: list[str] = []
     while True:
@@ -40,7 +54,7 @@ async def fake_asterisk(port: int, answer: Callable[[str], list[str]]) -> list[s
 
 
 async def serve(handler: Callable[[Call], object]) -> AgiServer:
-    server = AgiServer(handler, port=0)  # type: ignore[arg-type]
+    server = AgiServer(handler, port=0, secret=SECRET)  # type: ignore[arg-type]
     await server.start()
     assert server._server is not None
     server.port = server._server.sockets[0].getsockname()[1]
@@ -136,3 +150,106 @@ async def test_garbage_peer_does_not_crash_the_server() -> None:
         await server.stop()
     assert calls == ["1700000000.7"]
     assert seen == ["HANGUP"]
+
+
+# ------------------------------------------------------------------ the deployment secret
+
+
+@pytest.mark.parametrize(
+    "presented",
+    [
+        None,  # AGI(agi://127.0.0.1:4573/arspay): no argument at all
+        "",  # an empty argument
+        "wrong-secret-of-the-same-length-as-the-real-one",
+        SECRET[:-1],  # all but the last character
+        SECRET + "x",  # the secret and more
+        SECRET.upper(),
+    ],
+)
+async def test_a_connection_without_the_secret_runs_no_flow_and_plays_nothing(
+    presented: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+
+    async def handler(call: Call) -> None:
+        calls.append(call.call_id)
+        await call.play(["arspay/reg.greeting"])
+
+    server = await serve(handler)
+    try:
+        seen = await asyncio.wait_for(
+            fake_asterisk(server.port, lambda c: ["200 result=0"], agi_env(presented)), 5
+        )
+        assert server.refused == 1
+        # the server keeps serving: the real secret still gets its call
+        await asyncio.wait_for(fake_asterisk(server.port, lambda c: ["200 result=0"]), 5)
+    finally:
+        await server.stop()
+    assert seen == []  # closed before any command: no ANSWER, no STREAM FILE, no HANGUP
+    assert calls == ["1700000000.7"]  # only the authentic connection reached the flow
+    assert server.refused == 1
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1
+    assert refusals[0].levelname == "WARNING"
+    assert "PJSIP/sipp-00000001" in refusals[0].getMessage()  # which call, for the operator
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert SECRET not in logged
+    if presented:
+        assert presented not in logged  # not even the wrong guess
+
+
+async def test_the_right_secret_reaches_the_flow_without_the_secret_in_its_env(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    envs: list[dict[str, str]] = []
+
+    async def handler(call: Call) -> None:
+        assert isinstance(call, AgiCall)
+        envs.append(dict(call.env))
+        await call.answer()
+
+    server = await serve(handler)
+    try:
+        seen = await asyncio.wait_for(fake_asterisk(server.port, lambda c: ["200 result=0"]), 5)
+    finally:
+        await server.stop()
+    assert seen == ["ANSWER", "HANGUP"]
+    assert server.refused == 0
+    [env] = envs
+    assert env["agi_extension"] == "05051234567"
+    assert "agi_arg_1" not in env
+    assert SECRET not in repr(env)
+    assert SECRET not in caplog.text
+
+
+async def test_the_secret_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+    real = agi.hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(agi.hmac, "compare_digest", spy)
+
+    async def handler(call: Call) -> None:
+        await call.answer()
+
+    server = await serve(handler)
+    try:
+        await asyncio.wait_for(fake_asterisk(server.port, lambda c: ["200 result=0"]), 5)
+        await asyncio.wait_for(
+            fake_asterisk(server.port, lambda c: ["200 result=0"], agi_env("guess")), 5
+        )
+    finally:
+        await server.stop()
+    assert compared == [(SECRET.encode(), SECRET.encode()), (b"guess", SECRET.encode())]
+    assert server.refused == 1
+
+
+def test_a_server_without_a_secret_cannot_be_built() -> None:
+    async def handler(call: Call) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="secret"):
+        AgiServer(handler, port=0, secret="")
