@@ -20,7 +20,6 @@ from ivr.cards.service import CardService
 from ivr.cards.sweep import OrphanSweep
 from ivr.clock import Clock
 from ivr.consent.evidence import run_checkpoints
-from ivr.consent.keys import checkpoint_dir
 from ivr.engine import Engine
 from ivr.flows.router import CallFlows
 from ivr.flows.run import FlowDeps
@@ -103,12 +102,8 @@ class Runtime:
     async def consent_checkpoints(self) -> None:
         """Seal the consent chain (an upgraded database) and write a signed checkpoint
         of its head into ``consent.checkpoint_dir`` every interval."""
-        settings = self.services.settings
-        await run_checkpoints(
-            self.services.consent,
-            checkpoint_dir(settings),
-            settings.consent.checkpoint_interval_minutes * 60.0,
-        )
+        minutes = self.services.settings.consent.checkpoint_interval_minutes
+        await run_checkpoints(self.services.consent, minutes * 60.0)
 
     def vault_is_local(self) -> bool:
         from vault.service import LocalVault

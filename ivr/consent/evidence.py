@@ -5,9 +5,10 @@ signed attestation that goes with an export.
   checkpoint directory on, or whole — and only then signs its head (sequence number,
   head MAC, record count, time; :class:`~vault.evidence.Checkpoint`). The engine writes
   one every ``consent.checkpoint_interval_minutes`` into ``consent.checkpoint_dir``
-  when the head has moved (:func:`run_checkpoints`); ``arspay consent checkpoint``
-  hands one out. Compared with the chain later, a checkpoint shows records deleted from
-  the end, or all of them, which the chain alone cannot.
+  (the ledger's ``saved``) when the head has moved (:func:`run_checkpoints`);
+  ``arspay consent checkpoint`` hands one out. Compared with the chain later, a
+  checkpoint shows records deleted from the end, or all of them, which the chain alone
+  cannot.
 * :func:`export_evidence` is what the API and the console export for a call request:
   each record with its canonical JSON (its SHA-256 is ``hash``), its MAC and whether
   the MAC verified; a checkpoint of the current head; and an attestation signed with
@@ -28,9 +29,9 @@ from sqlalchemy import func, select
 from ivr.consent.chain import VerifyResult, load_seal, seal_fields
 from ivr.consent.ledger import ConsentLedger
 from ivr.consent.records import canonical_body, record_hash
-from ivr.errors import ArspayError, IntegrityViolation
+from ivr.errors import ArspayError, ConfigError, IntegrityViolation
 from ivr.store.tables import ConsentRecord, ConsentSeal
-from vault.evidence import Checkpoint, CheckpointDir, EvidenceKey, macs_equal, timestamp
+from vault.evidence import Checkpoint, EvidenceKey, macs_equal, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,13 @@ async def make_checkpoint(ledger: ConsentLedger) -> tuple[Checkpoint, VerifyResu
     return cp, result
 
 
-async def checkpoint_now(ledger: ConsentLedger, saved: CheckpointDir) -> Checkpoint | None:
-    """One periodic round: verify, and write a checkpoint in ``saved`` if the chain has
-    records and its head moved since the newest one there (None otherwise)."""
+async def checkpoint_now(ledger: ConsentLedger) -> Checkpoint | None:
+    """One periodic round: verify, and write a checkpoint in the ledger's directory if
+    the chain has records and its head moved since the newest one there (None
+    otherwise)."""
+    saved = ledger.saved
+    if saved is None:
+        raise ConfigError("no consent checkpoint directory configured")
     if not ledger.keys.exists():
         async with ledger.db.sessions() as s:
             if await s.scalar(select(ConsentRecord.seq).limit(1)) is None:
@@ -77,19 +82,19 @@ async def checkpoint_now(ledger: ConsentLedger, saved: CheckpointDir) -> Checkpo
     return cp
 
 
-async def run_checkpoints(ledger: ConsentLedger, saved: CheckpointDir, interval_s: float) -> None:
+async def run_checkpoints(ledger: ConsentLedger, interval_s: float) -> None:
     """The engine's worker: seal at start (an upgraded database), then a checkpoint
     round every ``interval_s``. A chain that does not verify is logged as an error and
     gets no checkpoint; the worker goes on."""
     while True:
         try:
-            cp = await checkpoint_now(ledger, saved)
+            cp = await checkpoint_now(ledger)
             if cp is not None:
                 log.info("consent checkpoint written: seq %d, %d record(s)", cp.seq, cp.count)
         except ArspayError as exc:
             log.error("consent checkpoint not written: %s", exc.message)
         except OSError as exc:
-            log.error("consent checkpoint not written: %s (%s)", saved.path, exc.strerror)
+            log.error("consent checkpoint not written: %s (%s)", exc.filename, exc.strerror)
         except Exception as exc:  # a database hiccup: the next round tries again
             log.error("consent checkpoint not written: %s", type(exc).__name__)
         await asyncio.sleep(interval_s)
