@@ -107,16 +107,18 @@ class VaultSettings(_Section):
     sweep_interval_minutes: int = Field(
         60, ge=1, le=7 * 24 * 60, description="how often the engine sweeps orphan vault records"
     )
-    audit_key_file: Path = Field(
-        Path("var/vault/audit.key"),
+    audit_key_file: Path | None = Field(
+        None,
         description="the secret that MACs the vault audit log and signs its checkpoints "
         "(made by `arspay vault init` or on first start, mode 0600, vault.key_passphrase "
-        "applies); never in the database: keep a backup",
+        "applies); never in the database: keep a backup; empty: "
+        "<paths.var_dir>/vault/audit.key",
     )
-    audit_checkpoint_dir: Path = Field(
-        Path("var/vault/audit-checkpoints"),
+    audit_checkpoint_dir: Path | None = Field(
+        None,
         description="where the vault (`vault serve`, or the engine with a local vault) "
-        "writes signed checkpoints of its audit log",
+        "writes signed checkpoints of its audit log; empty: "
+        "<paths.var_dir>/vault/audit-checkpoints",
     )
     audit_checkpoint_interval_minutes: int = Field(
         60, ge=1, le=7 * 24 * 60, description="how often a vault audit checkpoint is written"

@@ -12,6 +12,7 @@ provider holds the card keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ivr.clock import Clock, SystemClock
 from ivr.settings import Settings
@@ -57,16 +58,22 @@ def fingerprint_key_file(settings: Settings, *, scrypt_n: int = DEFAULT_SCRYPT_N
     )
 
 
+def audit_key_path(settings: Settings) -> Path:
+    return settings.vault.audit_key_file or settings.paths.var_dir / "vault" / "audit.key"
+
+
 def audit_key_file(settings: Settings) -> EvidenceKeyFile:
     return EvidenceKeyFile(
-        settings.vault.audit_key_file,
+        audit_key_path(settings),
         ledger=AUDIT_LEDGER,
         passphrase=settings.vault.key_passphrase.get_secret_value(),
     )
 
 
 def audit_checkpoints(settings: Settings) -> CheckpointDir:
-    return CheckpointDir(settings.vault.audit_checkpoint_dir, AUDIT_LEDGER)
+    path = settings.vault.audit_checkpoint_dir
+    return CheckpointDir(path or settings.paths.var_dir / "vault" / "audit-checkpoints",
+                         AUDIT_LEDGER)  # fmt: skip
 
 
 def load_fingerprinter(settings: Settings) -> Fingerprinter:

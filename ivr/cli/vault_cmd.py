@@ -38,7 +38,13 @@ from ivr.runtime import open_vault_client
 from ivr.settings import Settings
 from ivr.wiring import build
 from vault.errors import AuditChainBroken
-from vault.factory import audit_checkpoints, database_url, init_keys, open_vault
+from vault.factory import (
+    audit_checkpoints,
+    audit_key_path,
+    database_url,
+    init_keys,
+    open_vault,
+)
 from vault.server import VaultServer
 from vault.service import LocalVault
 
@@ -70,7 +76,7 @@ def init(ctx: typer.Context) -> None:
 
     async def go() -> None:
         report = init_keys(settings)
-        audit_key_existed = settings.vault.audit_key_file.exists()
+        audit_key_existed = audit_key_path(settings).exists()
         vault = await open_vault(settings)  # makes the audit key on first use
         await vault.close()
         emit(ctx, "Vault", [{

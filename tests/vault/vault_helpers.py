@@ -183,7 +183,11 @@ async def build_vault(
         gateway=gateway,
         rotation_batch=rotation_batch,
     )
-    await vault.start()
+    try:
+        await vault.start()
+    except BaseException:
+        await vault.close()
+        raise
     return vault
 
 
