@@ -48,11 +48,12 @@ def verify(
         problems = refused + result.lines()
         ok = not problems
         if ok:
-            keyed = (
-                f"keyed MACs after seq {result.sealed_through}"
-                if result.sealed_through
-                else "every record keyed"
-            )
+            if result.sealed_through is None:
+                keyed = "nothing sealed yet"
+            elif result.sealed_through:
+                keyed = f"keyed MACs after seq {result.sealed_through}"
+            else:
+                keyed = "every record keyed"
             summary = (
                 f"consent chain intact: {result.records} record(s), head seq {result.head_seq} "
                 f"({keyed}); consistent with {result.checkpoints} checkpoint(s)"
