@@ -48,6 +48,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from ivr.clock import SystemClock  # noqa: E402
 from vault.card import CardData, encode, random_into, wipe  # noqa: E402
 from vault.crypto import Envelope  # noqa: E402
+from vault.evidence import EvidenceKeyFile  # noqa: E402
 from vault.forwarding import BillingKeyResult, ChargeResult  # noqa: E402
 from vault.kek import KekProvider  # noqa: E402
 from vault.kek.file import FileKekProvider  # noqa: E402
@@ -136,12 +137,15 @@ async def rate(n: int, concurrency: int, op: Callable[[int], Awaitable[None]]) -
     return n / (time.perf_counter() - started)
 
 
-async def run(kind: str, kek: KekProvider, url: str, records: int, concurrency: int) -> str:
+async def run(
+    kind: str, kek: KekProvider, url: str, records: int, concurrency: int, audit_key: Path
+) -> str:
     kek.generate_new()
     seal_us, open_us = envelope_us(kek)
     gateway = CountingGateway()
     vault = LocalVault(VaultStore(url, pool_size=10), kek, Fingerprinter(random_into(32)),
-                       clock=SystemClock(), gateway=gateway, rotation_batch=500)  # fmt: skip
+                       clock=SystemClock(), gateway=gateway, rotation_batch=500,
+                       audit_key_file=EvidenceKeyFile(audit_key, ledger="vault-audit"))  # fmt: skip
     try:
         await vault.start()
         cards = [card(i) for i in range(records)]
@@ -206,7 +210,8 @@ async def main(records: int, concurrency: int, pg: str | None, kinds: list[str])
             else:
                 kek = softhsm_provider(root / kind)
             async with scratch_database(pg, root, kind) as url:
-                line = await run(kind, kek, url, records, concurrency)  # closes the KEK
+                audit_key = root / kind / "audit.key"
+                line = await run(kind, kek, url, records, concurrency, audit_key)  # closes the KEK
             print(line, flush=True)
     print(f"goal: {GOAL:,} tokenize/s with the key-file KEK (/goal = rate / {GOAL:,})")
 

@@ -8,7 +8,7 @@ Sub-packages, one capability each:
 - ``dids``      the virtual-number (DID) pool and its leases (PRODUCT section 2)
 - ``merchants`` merchants, API keys, customers
 - ``requests``  call requests (registration / payment)
-- ``consent``   the hash-chained consent ledger (PRODUCT section 4.3)
+- ``consent``   the MAC-chained, checkpointed consent ledger (PRODUCT section 4.3)
 - ``cli``       the ``arspay`` command
 """
 

@@ -20,6 +20,7 @@ from ivr.cards.key_requests import BillingKeyRequests
 from ivr.cards.service import CardService
 from ivr.cards.sweep import OrphanSweep
 from ivr.clock import Clock
+from ivr.consent.evidence import run_checkpoints
 from ivr.engine import Engine
 from ivr.flows.router import CallFlows
 from ivr.flows.run import FlowDeps
@@ -72,6 +73,9 @@ class Runtime:
             workers["sms"] = self.sms.run
             workers["webhooks"] = self.webhooks.run
             workers["orphan-sweep"] = self.orphan_sweep
+            workers["consent-checkpoints"] = self.consent_checkpoints
+            if self.vault_is_local():
+                workers["vault-audit-checkpoints"] = self.vault_audit_checkpoints
         if api:
             from ivr.api.app import api_worker
 
@@ -101,6 +105,28 @@ class Runtime:
             gateway=self.gateway,
         )
         await sweep.run(timedelta(minutes=settings.sweep_interval_minutes))
+
+    async def consent_checkpoints(self) -> None:
+        """Seal the consent chain (an upgraded database) and write a signed checkpoint
+        of its head into ``consent.checkpoint_dir`` every interval."""
+        minutes = self.services.settings.consent.checkpoint_interval_minutes
+        await run_checkpoints(self.services.consent, minutes * 60.0)
+
+    def vault_is_local(self) -> bool:
+        from vault.service import LocalVault
+
+        return isinstance(self.vault, LocalVault)
+
+    async def vault_audit_checkpoints(self) -> None:
+        """The in-process vault's audit checkpoints (``vault serve`` writes its own)."""
+        from vault.factory import audit_checkpoints
+        from vault.service import LocalVault
+
+        assert isinstance(self.vault, LocalVault)
+        settings = self.services.settings
+        await self.vault.run_audit_checkpoints(
+            audit_checkpoints(settings), settings.vault.audit_checkpoint_interval_minutes * 60.0
+        )
 
     async def close(self) -> None:
         await self.sms.sender.close()

@@ -188,6 +188,23 @@ class VaultSettings(_Section):
             raise ValueError("uids and gids are 0 to 4294967294")
         return value
 
+    audit_key_file: Path | None = Field(
+        None,
+        description="the secret that MACs the vault audit log and signs its checkpoints "
+        "(made by `arspay vault init` or on first start, mode 0600, vault.key_passphrase "
+        "applies); never in the database: keep a backup; empty: "
+        "<paths.var_dir>/vault/audit.key",
+    )
+    audit_checkpoint_dir: Path | None = Field(
+        None,
+        description="where the vault (`vault serve`, or the engine with a local vault) "
+        "writes signed checkpoints of its audit log; empty: "
+        "<paths.var_dir>/vault/audit-checkpoints",
+    )
+    audit_checkpoint_interval_minutes: int = Field(
+        60, ge=1, le=7 * 24 * 60, description="how often a vault audit checkpoint is written"
+    )
+
 
 class GatewaySettings(_Section):
     kind: Literal["sandbox", "portone"] = "sandbox"
@@ -333,6 +350,24 @@ class ConsoleSettings(_Section):
     )
 
 
+class ConsentSettings(_Section):
+    key_file: Path | None = Field(
+        None,
+        description="the secret that MACs every consent record and signs the checkpoints "
+        "(made on first use, mode 0600; every engine sharing the database needs the same "
+        "file; never in the database: keep a backup); empty: <paths.var_dir>/consent/"
+        "evidence.key",
+    )
+    checkpoint_dir: Path | None = Field(
+        None,
+        description="where the engine writes signed checkpoints of the consent chain; "
+        "empty: <paths.var_dir>/consent/checkpoints",
+    )
+    checkpoint_interval_minutes: int = Field(
+        60, ge=1, le=7 * 24 * 60, description="how often the engine writes a checkpoint"
+    )
+
+
 class EngineSettings(_Section):
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop",
@@ -387,6 +422,7 @@ class Settings(_Section):
     webhooks: WebhookSettings = WebhookSettings()
     api: ApiSettings = ApiSettings()
     console: ConsoleSettings = ConsoleSettings()
+    consent: ConsentSettings = ConsentSettings()
     engine: EngineSettings = EngineSettings()
     log: LogSettings = LogSettings()
 

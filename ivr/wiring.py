@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ivr.clock import Clock, SystemClock
+from ivr.consent.keys import ConsentKeys, checkpoint_dir
 from ivr.consent.ledger import ConsentLedger
 from ivr.dids.pool import DidPool
 from ivr.merchants.service import CustomerService, MerchantService
@@ -31,6 +32,7 @@ class Services:
     consent: ConsentLedger
 
     async def close(self) -> None:
+        self.consent.keys.close()
         await self.db.close()
 
 
@@ -57,5 +59,7 @@ def build(
         customers=CustomerService(db, clock),
         requests=requests,
         outbox=DevOutbox(db, clock, requests),
-        consent=ConsentLedger(db, clock),
+        consent=ConsentLedger(
+            db, clock, ConsentKeys.from_settings(settings), checkpoint_dir(settings)
+        ),
     )

@@ -2,7 +2,8 @@
 
 Cards are stored with envelope encryption (a random AES-256-GCM data key per record,
 wrapped by a versioned KEK held in a PKCS#11 token or a 0600 key file), behind random
-tokens; decrypts are audited (who, when, why) and happen only to forward a card to the
+tokens; decrypts are audited (who, when, why — in a log chained with a keyed MAC and
+checkpointed, :mod:`vault.audit_chain`) and happen only to forward a card to the
 payment gateway. The engine reaches the vault through :class:`vault.client.VaultClient`
 — in-process (:class:`vault.service.LocalVault`) or over the ``arspay vault serve``
 Unix socket (:class:`vault.remote.RemoteVault`). See docs/vault.md.

@@ -16,7 +16,9 @@ over the vault socket and written to logs) and an HTTP-style status.
     ├── TokenNotFound (NotFound)    vault-token-not-found        404 not for this merchant
     ├── IntegrityFailure            vault-integrity-failure      500 stored data not authentic
     │   ├── RecordTampered          vault-record-tampered        500 ciphertext/nonce/AAD
-    │   └── KeyUnwrapFailed         vault-key-unwrap-failed      500 wrapped key or wrong KEK
+    │   ├── KeyUnwrapFailed         vault-key-unwrap-failed      500 wrapped key or wrong KEK
+    │   └── AuditChainBroken        vault-audit-chain-broken     500 audit log fails its MACs
+    ├── CheckpointRefused           vault-checkpoint-refused     422 not a checkpoint of ours
     ├── KekError                    vault-kek-error              500
     │   ├── KekNotFound             vault-kek-not-found          500 no KEK with that id
     │   ├── KekUnavailable          vault-kek-unavailable        503 the HSM / token failed
@@ -109,6 +111,19 @@ class RecordTampered(IntegrityFailure):
 
 class KeyUnwrapFailed(IntegrityFailure):
     error_id = "vault-key-unwrap-failed"
+
+
+class AuditChainBroken(IntegrityFailure):
+    """The audit log does not verify (so no checkpoint is signed over it)."""
+
+    error_id = "vault-audit-chain-broken"
+
+
+class CheckpointRefused(VaultError):
+    """A checkpoint document that is malformed, or not signed by this deployment's key."""
+
+    error_id = "vault-checkpoint-refused"
+    http_status = 422
 
 
 class KekError(VaultError):

@@ -3,17 +3,23 @@
 ``vault.kek_provider`` picks the KEK provider: ``file`` (``vault.key_file``, optional
 ``vault.key_passphrase``) or ``pkcs11`` (``vault.pkcs11_module``, ``pkcs11_token``,
 ``pkcs11_pin``, ``softhsm_conf``). The fingerprint key is always its own key file
-(``vault.fingerprint_key_file``, same passphrase), never a KEK.
+(``vault.fingerprint_key_file``, same passphrase), never a KEK; so is the audit log's
+evidence key (``vault.audit_key_file``): it must outlive every KEK rotation (old audit
+rows stay verifiable when old KEKs are destroyed) and works the same whichever KEK
+provider holds the card keys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ivr.clock import Clock, SystemClock
 from ivr.settings import Settings
+from vault.audit_chain import LEDGER as AUDIT_LEDGER
 from vault.card import wipe
 from vault.errors import KekNotFound, VaultConfigError
+from vault.evidence import CheckpointDir, EvidenceKeyFile
 from vault.forwarding import CardGateway
 from vault.kek import KekProvider
 from vault.kek.file import FileKekProvider
@@ -50,6 +56,24 @@ def fingerprint_key_file(settings: Settings, *, scrypt_n: int = DEFAULT_SCRYPT_N
         passphrase=settings.vault.key_passphrase.get_secret_value(),
         scrypt_n=scrypt_n,
     )
+
+
+def audit_key_path(settings: Settings) -> Path:
+    return settings.vault.audit_key_file or settings.paths.var_dir / "vault" / "audit.key"
+
+
+def audit_key_file(settings: Settings) -> EvidenceKeyFile:
+    return EvidenceKeyFile(
+        audit_key_path(settings),
+        ledger=AUDIT_LEDGER,
+        passphrase=settings.vault.key_passphrase.get_secret_value(),
+    )
+
+
+def audit_checkpoints(settings: Settings) -> CheckpointDir:
+    path = settings.vault.audit_checkpoint_dir
+    return CheckpointDir(path or settings.paths.var_dir / "vault" / "audit-checkpoints",
+                         AUDIT_LEDGER)  # fmt: skip
 
 
 def load_fingerprinter(settings: Settings) -> Fingerprinter:
@@ -111,6 +135,7 @@ async def open_vault(
         kek,
         fingerprinter,
         clock=clock or SystemClock(),
+        audit_key_file=audit_key_file(settings),
         gateway=gateway,
         rotation_batch=settings.vault.rotation_batch,
     )

@@ -5,15 +5,19 @@ migration chain can never reach card records (a downgrade cannot drop them, a DB
 migrating the engine never touches them), and the vault can live on another host or
 disk. Four tables and no foreign keys do not need a migration framework: ``vault_meta``
 records ``schema_version`` and :func:`create` refuses a database written by another
-version; a future change ships its own upgrade step keyed on that number.
+version; a change ships its own upgrade step keyed on that number (:func:`_upgrade`).
 
 ``vault_audit`` is append-only: triggers refuse UPDATE and DELETE (and TRUNCATE on
-PostgreSQL), as for the engine's consent records.
+PostgreSQL), as for the engine's consent records, and — since schema version 2 — an
+INSERT without the chain's ``seq`` and ``mac`` (:mod:`vault.audit_chain`). Version 2
+added those two columns to the existing table; its older rows keep them NULL until the
+vault seals them.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Index,
@@ -29,7 +33,7 @@ from sqlalchemy import (
 from ivr.store.types import BigIntPK, UtcDateTime
 from vault.errors import VaultConfigError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 metadata = MetaData()
 
@@ -83,13 +87,22 @@ vault_audit = Table(
     Column("why", String(200), nullable=False),
     Column("token", String(32), nullable=True),
     Column("merchant_id", String(64), nullable=True),
+    # The chain (schema version 2): NULL on rows written before it began.
+    Column("seq", BigInteger, nullable=True),
+    Column("mac", String(64), nullable=True),
     Index("ix_vault_audit_token", "token"),
+    Index("ix_vault_audit_seq", "seq", unique=True),
 )
 
 _SQLITE_TRIGGERS = [
-    f"CREATE TRIGGER IF NOT EXISTS vault_audit_no_{verb.lower()} BEFORE {verb} ON vault_audit "
-    "BEGIN SELECT RAISE(ABORT, 'vault_audit is append-only'); END"
-    for verb in ("UPDATE", "DELETE")
+    *(
+        f"CREATE TRIGGER IF NOT EXISTS vault_audit_no_{verb.lower()} BEFORE {verb} ON "
+        "vault_audit BEGIN SELECT RAISE(ABORT, 'vault_audit is append-only'); END"
+        for verb in ("UPDATE", "DELETE")
+    ),
+    "CREATE TRIGGER IF NOT EXISTS vault_audit_chained BEFORE INSERT ON vault_audit "
+    "WHEN NEW.seq IS NULL OR NEW.mac IS NULL "
+    "BEGIN SELECT RAISE(ABORT, 'vault_audit rows must be chained (seq and mac)'); END",
 ]
 
 _PG_TRIGGERS = [
@@ -99,7 +112,21 @@ _PG_TRIGGERS = [
     "FOR EACH ROW EXECUTE FUNCTION vault_audit_append_only()",
     "CREATE OR REPLACE TRIGGER vault_audit_no_truncate BEFORE TRUNCATE ON vault_audit "
     "FOR EACH STATEMENT EXECUTE FUNCTION vault_audit_append_only()",
+    "CREATE OR REPLACE FUNCTION vault_audit_unchained() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'vault_audit rows must be chained (seq and mac)'; END $$",
+    "CREATE OR REPLACE TRIGGER vault_audit_chained BEFORE INSERT ON vault_audit "
+    "FOR EACH ROW WHEN (NEW.seq IS NULL OR NEW.mac IS NULL) "
+    "EXECUTE FUNCTION vault_audit_unchained()",
 ]
+
+# Upgrade steps, by the version they start from (each in the opening transaction).
+_UPGRADES = {
+    "1": [
+        "ALTER TABLE vault_audit ADD COLUMN seq BIGINT",
+        "ALTER TABLE vault_audit ADD COLUMN mac VARCHAR(64)",
+        "CREATE UNIQUE INDEX ix_vault_audit_seq ON vault_audit (seq)",
+    ],
+}
 
 
 def create(conn: Connection) -> None:
@@ -108,14 +135,27 @@ def create(conn: Connection) -> None:
     if postgres:  # two processes opening a new database at once
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('arspay-vault-schema'))"))
     metadata.create_all(conn)
-    for statement in _PG_TRIGGERS if postgres else _SQLITE_TRIGGERS:
-        conn.execute(text(statement))
     found = conn.execute(
         select(vault_meta.c.value).where(vault_meta.c.key == "schema_version")
     ).scalar()
     if found is None:
         conn.execute(vault_meta.insert().values(key="schema_version", value=SCHEMA_VERSION))
     elif found != SCHEMA_VERSION:
+        _upgrade(conn, found)
+    for statement in _PG_TRIGGERS if postgres else _SQLITE_TRIGGERS:
+        conn.execute(text(statement))
+
+
+def _upgrade(conn: Connection, found: str) -> None:
+    version = found
+    while version in _UPGRADES:
+        for statement in _UPGRADES[version]:
+            conn.execute(text(statement))
+        version = str(int(version) + 1)
+    if version != SCHEMA_VERSION:
         raise VaultConfigError(
             f"vault database has schema version {found}; this release reads {SCHEMA_VERSION}"
         )
+    conn.execute(
+        vault_meta.update().where(vault_meta.c.key == "schema_version").values(value=version)
+    )

@@ -2,7 +2,8 @@
 
 Implements :class:`~vault.client.VaultClient` plus what only an operator or the vault
 process does: :meth:`LocalVault.reveal` (an audited decrypt, never served over the
-socket), :meth:`LocalVault.rotate_kek` and status.
+socket), :meth:`LocalVault.rotate_kek`, status, and the audit log's evidence — its
+chain checked against checkpoints, checkpoints signed (:mod:`vault.audit_chain`).
 
 Every decrypt first appends an audit row (who, when, why, token) and only then
 unwraps; a failed audit write means no decrypt. Plaintext buffers are wiped when the
@@ -13,14 +14,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Final, TypeVar
 
 from ivr.clock import Clock
 from ivr.errors import ArspayError
-from vault import bins, log
+from vault import audit_chain, bins, log
+from vault.audit_chain import AuditReport
 from vault.card import PAN_AT, CardData, decode, encode, wipe
 from vault.crypto import Envelope
 from vault.errors import (
@@ -31,7 +33,9 @@ from vault.errors import (
     KekError,
     KekNotFound,
     TokenNotFound,
+    VaultConfigError,
 )
+from vault.evidence import Checkpoint, CheckpointDir, EvidenceKey, EvidenceKeyFile
 from vault.forwarding import BillingKeyResult, CardGateway, ChargeResult
 from vault.kek import KekProvider
 from vault.models import (
@@ -78,6 +82,7 @@ class LocalVault:
         fingerprinter: Fingerprinter,
         *,
         clock: Clock,
+        audit_key_file: EvidenceKeyFile,
         gateway: CardGateway | None = None,
         rotation_batch: int = 500,
     ) -> None:
@@ -86,18 +91,25 @@ class LocalVault:
         self.envelope = Envelope(kek)
         self.fingerprinter = fingerprinter
         self.clock = clock
+        self.audit_key_file = audit_key_file
+        self.audit_key: EvidenceKey | None = None
         self.gateway = gateway
         self.rotation_batch = rotation_batch
 
     async def start(self) -> None:
-        """Create the schema if needed and register the provider's current KEK."""
+        """Create the schema if needed, load (or make) the audit key and seal the audit
+        log, and register the provider's current KEK."""
         await self.store.open()
+        self.audit_key = await audit_chain.start(self.store, self.audit_key_file, self.clock.now())
+        self.store.use_audit_key(self.audit_key)
         await self._sync_registry()
 
     async def close(self) -> None:
         await self.store.close()
         self.kek.close()
         self.fingerprinter.close()
+        if self.audit_key is not None:
+            self.audit_key.close()
 
     async def _sync_registry(self) -> None:
         await self.store.sync_keks(self.kek.kind, self.kek.current_id, self.clock.now())
@@ -316,4 +328,33 @@ class LocalVault:
         """New KEK, every data key re-wrapped online, old KEK(s) destroyed."""
         return await rotate(
             self.store, self.envelope, self.clock, batch=self.rotation_batch, progress=progress
+        )
+
+    # ------------------------------------------------------------------ audit evidence
+
+    def _audit_key(self) -> EvidenceKey:
+        if self.audit_key is None:
+            raise VaultConfigError("the vault is not started")
+        return self.audit_key
+
+    async def audit_verify(self, checkpoints: Sequence[tuple[str, Checkpoint]] = ()) -> AuditReport:
+        """The whole audit chain checked, and compared with each ``(label, checkpoint)``."""
+        return await audit_chain.verify(self.store, self._audit_key(), checkpoints)
+
+    async def audit_checkpoint(self, saved: CheckpointDir | None = None) -> Checkpoint:
+        """A signed checkpoint of the audit chain's head, after verifying the chain (from
+        the newest checkpoint in ``saved`` on, else whole); saved there too."""
+        key = self._audit_key()
+        cp, _ = await audit_chain.make_checkpoint(self.store, key, self.clock.now(), saved)
+        if saved is not None:
+            saved.save(cp)
+        return cp
+
+    def audit_public_key(self) -> dict[str, str]:
+        return self._audit_key().public_key_document()
+
+    async def run_audit_checkpoints(self, saved: CheckpointDir, interval_s: float) -> None:
+        """The periodic checkpoints (``vault serve``, or the engine with a local vault)."""
+        await audit_chain.run_checkpoints(
+            self.store, self._audit_key(), self.clock.now, saved, interval_s
         )

@@ -28,7 +28,9 @@ inserting transaction (``FOR SHARE`` on PostgreSQL, the write lock on SQLite), s
 rotation that has marked a KEK ``retiring`` never misses a record written under it.
 An audited read (:meth:`VaultStore.get_audited`) reads the record and appends its
 audit row in one such transaction: the audit row is committed before the caller can
-decrypt, and one fsync serves a whole batch of decrypts.
+decrypt, and one fsync serves a whole batch of decrypts. Every audit row is chained
+(:func:`vault.audit_chain.link`) in the transaction that inserts it, with the key
+:meth:`VaultStore.use_audit_key` gave; without one the store writes no audit row.
 """
 
 from __future__ import annotations
@@ -62,10 +64,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from vault import schema
+from vault import audit_chain, schema
 from vault.batching import GroupCommit
 from vault.crypto import EncryptedRecord
 from vault.errors import VaultConfigError, VaultUnavailable
+from vault.evidence import EvidenceKey
 from vault.models import AuditEntry, CardMetadata, TokenRef
 from vault.schema import vault_audit, vault_keks, vault_records
 
@@ -114,8 +117,9 @@ _RECORD_COLUMNS: Final = ("token", "merchant_id", "version", "kek_id", "wrapped_
                           "ciphertext", "bin6", "last4", "brand", "issuer", "card_type",
                           "owner_type", "fingerprint", "created_at")  # fmt: skip
 _AUDIT_COLUMNS: Final = ("at", "who", "peer", "action", "why", "token", "merchant_id")
+_AUDIT_INSERT: Final = (*_AUDIT_COLUMNS, "seq", "mac")
 assert set(_RECORD_COLUMNS) == set(vault_records.c.keys())
-assert set(_AUDIT_COLUMNS) | {"id"} == set(vault_audit.c.keys())
+assert set(_AUDIT_INSERT) | {"id"} == set(vault_audit.c.keys())
 
 
 def _same(value: datetime) -> datetime:
@@ -136,7 +140,7 @@ def _insert_sql(table: Table, names: Sequence[str]) -> str:
 
 
 _SQLITE_INSERT_RECORD: Final = _insert_sql(vault_records, _RECORD_COLUMNS)
-_SQLITE_INSERT_AUDIT: Final = _insert_sql(vault_audit, _AUDIT_COLUMNS)
+_SQLITE_INSERT_AUDIT: Final = _insert_sql(vault_audit, _AUDIT_INSERT)
 
 
 def _stored(row: Row[Any]) -> StoredRecord:
@@ -186,6 +190,7 @@ class VaultStore:
         self._pg: AsyncEngine | None = None
         self._sqlite_stamp: Callable[[datetime], Any] = _same
         self._closed = False
+        self._audit_key: EvidenceKey | None = None
         if self.dialect == "sqlite":
             if parsed.database in (None, "", ":memory:"):
                 raise VaultConfigError("the vault needs a SQLite file, not an in-memory database")
@@ -221,6 +226,15 @@ class VaultStore:
     @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
+
+    def use_audit_key(self, key: EvidenceKey) -> None:
+        """The key audit rows are chained with (:func:`vault.audit_chain.start`)."""
+        self._audit_key = key
+
+    def _chain(self, conn: Connection, audits: Sequence[AuditRow]) -> list[tuple[int, str]]:
+        if self._audit_key is None:
+            raise VaultConfigError("the vault audit key is not loaded: no audit row written")
+        return audit_chain.link(conn, self._audit_key, [a.values() for a in audits])
 
     # ------------------------------------------------------------------ running work
 
@@ -387,7 +401,7 @@ class VaultStore:
         found = _records_by_key(conn, wanted)
         stamp = self._sqlite_stamp if sqlite else _same
         records: list[tuple[Any, ...]] = []
-        audits: list[tuple[Any, ...]] = []
+        audited: list[AuditRow] = []
         results: list[_Result] = []
         for w in batch:
             fetched = None
@@ -401,11 +415,13 @@ class VaultStore:
             else:
                 ok = True
             if ok:
-                audits.append(w.audit._row(stamp))
+                audited.append(w.audit)
             results.append((ok, fetched))
+        links = self._chain(conn, audited) if audited else []
+        audits = [(*a._row(stamp), *link) for a, link in zip(audited, links, strict=True)]
         for table, sql, names, rows in (
             (vault_records, _SQLITE_INSERT_RECORD, _RECORD_COLUMNS, records),
-            (vault_audit, _SQLITE_INSERT_AUDIT, _AUDIT_COLUMNS, audits),
+            (vault_audit, _SQLITE_INSERT_AUDIT, _AUDIT_INSERT, audits),
         ):
             if not rows:
                 continue
@@ -434,7 +450,8 @@ class VaultStore:
             )
             if not gone.rowcount:
                 return False
-            conn.execute(insert(vault_audit).values(**audit.values()))
+            [(seq, mac)] = self._chain(conn, [audit])
+            conn.execute(insert(vault_audit).values(**audit.values(), seq=seq, mac=mac))
             return True
 
         if not await self.write(work):

@@ -143,6 +143,60 @@ class ConsentRecordOut(_Out):
     prev_hash: str
     hash: str
     hash_valid: bool = Field(description="the record's hash recomputed from its fields matches")
+    created_at: datetime
+    canonical: str = Field(
+        description="the exact JSON text whose SHA-256 is `hash` (every field above, as "
+        "recorded): recompute it offline"
+    )
+    mac: str | None = Field(
+        description="HMAC-SHA-256 chain MAC under the operator's evidence key (null: "
+        "recorded before keyed MACs; the seal covers it)"
+    )
+    mac_valid: bool | None = Field(
+        description="the MAC verified at export time, against the previous record's"
+    )
+
+
+class CheckpointOut(_Out):
+    """A signed checkpoint of the consent chain head (docs/consent.md). Every field but
+    `signature` is signed (Ed25519, canonical JSON); `at` is the signed text as is."""
+
+    format: str
+    ledger: str
+    seq: int
+    count: int
+    head_mac: str
+    at: str
+    key_id: str
+    public_key: str = Field(description="base64 of the raw 32-byte Ed25519 public key")
+    signature: str = Field(description="base64 Ed25519 signature")
+
+
+class AttestedRecordOut(_Out):
+    seq: int
+    id: str
+    hash: str
+    mac: str | None
+
+
+class AttestedHeadOut(_Out):
+    seq: int
+    head_mac: str
+
+
+class AttestationOut(_Out):
+    """The operator's signature over this export's records (their hashes and MACs) and
+    the checkpoint they are covered by."""
+
+    format: str
+    merchant_id: str
+    call_request_id: str
+    records: list[AttestedRecordOut]
+    checkpoint: AttestedHeadOut
+    issued_at: str
+    key_id: str
+    public_key: str
+    signature: str
 
 
 class ConsentExportOut(_Out):
@@ -150,6 +204,14 @@ class ConsentExportOut(_Out):
     call_request_id: str
     exported_at: datetime
     records: list[ConsentRecordOut]
+    checkpoint: CheckpointOut | None = Field(
+        description="a checkpoint of the chain head at export time (null if the head does "
+        "not verify)"
+    )
+    attestation: AttestationOut | None = Field(
+        description="signed binding of these records to the checkpoint (null unless every "
+        "record's hash and MAC verified)"
+    )
 
 
 # ------------------------------------------------------------------ cards

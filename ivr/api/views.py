@@ -4,17 +4,17 @@ row: cards as BIN + last 4, steps without digits, numbers in dialable form."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from ivr.api import schemas as S
-from ivr.consent.ledger import record_hash
+from ivr.consent.evidence import Evidence, RecordEvidence
 from ivr.phone import PhoneError, normalize
 from ivr.store.tables import (
     CallRequest,
     CallSession,
     CallStep,
     Card,
-    ConsentRecord,
     Customer,
     PaymentAttempt,
     PaymentIntent,
@@ -87,7 +87,20 @@ def call_session(row: CallSession, steps: Sequence[CallStep]) -> S.CallSessionOu
     )
 
 
-def consent_record(row: ConsentRecord) -> S.ConsentRecordOut:
+def consent_export(call_request_id: str, exported_at: datetime, ev: Evidence) -> S.ConsentExportOut:
+    """What the API and the console export for a call request."""
+    cp = ev.checkpoint
+    return S.ConsentExportOut(
+        call_request_id=call_request_id,
+        exported_at=exported_at,
+        records=[consent_record(r) for r in ev.records],
+        checkpoint=S.CheckpointOut(**cp.document()) if cp is not None else None,
+        attestation=S.AttestationOut(**ev.attestation) if ev.attestation is not None else None,
+    )
+
+
+def consent_record(ev: RecordEvidence) -> S.ConsentRecordOut:
+    row = ev.row
     played: list[dict[str, Any]] = list((row.prompts or {}).get("played") or [])
     return S.ConsentRecordOut(
         id=row.id,
@@ -104,7 +117,11 @@ def consent_record(row: ConsentRecord) -> S.ConsentRecordOut:
         details=row.details,
         prev_hash=row.prev_hash,
         hash=row.hash,
-        hash_valid=record_hash(row) == row.hash,
+        hash_valid=ev.hash_valid,
+        created_at=row.created_at,
+        canonical=ev.canonical,
+        mac=row.mac,
+        mac_valid=ev.mac_valid,
     )
 
 

@@ -1,4 +1,4 @@
-"""``arspay requests``, ``arspay sms`` and ``arspay consent``."""
+"""``arspay requests`` and ``arspay sms``."""
 
 from __future__ import annotations
 
@@ -16,10 +16,8 @@ from ivr.wiring import Services
 
 requests_app = typer.Typer(help="Call requests (registration / payment).", no_args_is_help=True)
 sms_app = typer.Typer(help="SMS messages.", no_args_is_help=True)
-consent_app = typer.Typer(help="Consent evidence.", no_args_is_help=True)
 app.add_typer(requests_app, name="requests")
 app.add_typer(sms_app, name="sms")
-app.add_typer(consent_app, name="consent")
 
 
 def _row(r: CallRequest) -> dict[str, Any]:
@@ -130,23 +128,5 @@ def retry(ctx: typer.Context, sms_id: str) -> None:
             m.last_error = None
             m.created_at = s.clock.now()  # the retry schedule counts from here
         emit(ctx, "SMS", [{"id": sms_id, "status": "pending"}])
-
-    with_services(ctx, body)
-
-
-@consent_app.command("verify")
-def verify(ctx: typer.Context) -> None:
-    """Check the hash chain of every consent record; exit 1 if it is broken."""
-
-    async def body(s: Services) -> None:
-        result = await s.consent.verify()
-        if not result.ok:
-            typer.echo(
-                f"consent chain BROKEN at record {result.first_bad_seq}: {result.problem} "
-                f"({result.records} records verified before it)",
-                err=True,
-            )
-            raise typer.Exit(1)
-        typer.echo(f"consent chain intact: {result.records} record(s)")
 
     with_services(ctx, body)

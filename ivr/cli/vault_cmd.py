@@ -1,7 +1,8 @@
-"""``arspay vault``: keys, the vault service, KEK rotation, the decrypt audit.
+"""``arspay vault``: keys, the vault service, KEK rotation, the decrypt audit and its
+evidence (the audit log's chain checked against checkpoints, checkpoints signed).
 
-No command prints card data: status shows KEK ids and counts, audit shows who/when/why
-and tokens.
+No command prints card data or key material: status shows KEK ids and counts, audit
+shows who/when/why and tokens.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -22,13 +24,28 @@ from rich.console import Console
 
 from ivr.cards.sweep import OrphanSweep, SweepReport
 from ivr.cli.app import app, emit, run, state
+from ivr.cli.evidence import (
+    CHECKPOINT_OPTION,
+    document,
+    newest_saved,
+    read_checkpoints,
+    report,
+    write_document,
+)
 from ivr.gateways.factory import build_gateway
 from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.runtime import open_vault_client
 from ivr.settings import Settings
 from ivr.wiring import build
 from vault.access import PeerPolicy
-from vault.factory import database_url, init_keys, open_vault
+from vault.errors import AuditChainBroken
+from vault.factory import (
+    audit_checkpoints,
+    audit_key_path,
+    database_url,
+    init_keys,
+    open_vault,
+)
 from vault.server import VaultServer
 from vault.service import LocalVault
 
@@ -60,13 +77,15 @@ def init(ctx: typer.Context) -> None:
 
     async def go() -> None:
         report = init_keys(settings)
-        vault = await open_vault(settings)
+        audit_key_existed = audit_key_path(settings).exists()
+        vault = await open_vault(settings)  # makes the audit key on first use
         await vault.close()
         emit(ctx, "Vault", [{
             "kek_provider": settings.vault.kek_provider,
             "kek": report.kek_id,
             "kek_created": report.kek_created,
             "fingerprint_key_created": report.fingerprint_key_created,
+            "audit_key_created": not audit_key_existed,
         }])  # fmt: skip
 
     run(go())
@@ -127,6 +146,83 @@ def audit(
          "why": e.why, "token": e.token, "merchant": e.merchant_id}
         for e in entries
     ])  # fmt: skip
+
+
+@vault_app.command("audit-verify")
+def audit_verify(
+    ctx: typer.Context,
+    checkpoint: list[Path] | None = CHECKPOINT_OPTION,
+    saved: bool = typer.Option(
+        True, "--saved/--no-saved", help="also the newest checkpoint in vault.audit_checkpoint_dir"
+    ),
+) -> None:
+    """Check the audit log's MAC chain, and it against each checkpoint (changed,
+    inserted and deleted rows, also the newest ones); exit 1 on any problem, one line
+    each, 2 if it cannot be checked."""
+    settings = state(ctx).settings
+
+    async def body(vault: LocalVault) -> None:
+        given, refused = read_checkpoints(checkpoint)
+        skipped: list[str] = []
+        if saved and vault.audit_key is not None:
+            newest, skipped = newest_saved(audit_checkpoints(settings), vault.audit_key)
+            given += newest
+        result = await vault.audit_verify(given)
+        problems = refused + skipped + result.lines()
+        if problems:
+            summary = f"vault audit log TAMPERED or unverifiable: {len(problems)} problem(s)"
+        else:
+            summary = (
+                f"vault audit log intact: {result.rows} row(s), chain head seq "
+                f"{result.head_seq} ({result.sealed} sealed from before the chain); "
+                f"consistent with {result.checkpoints} checkpoint(s)"
+            )
+        report(ctx, ok=not problems, summary=summary, problems=problems,
+               data={"rows": result.rows, "head_seq": result.head_seq,
+                     "sealed": result.sealed, "checkpoints": result.checkpoints})  # fmt: skip
+
+    _with_vault(settings, body)
+
+
+@vault_app.command("audit-checkpoint")
+def audit_checkpoint(
+    ctx: typer.Context,
+    out: Path | None = typer.Option(
+        None, "--out", "-o", dir_okay=False, help="write here, not to stdout"
+    ),
+) -> None:
+    """Verify the audit log, then sign a checkpoint of its head: JSON to --out or stdout
+    (a copy goes to vault.audit_checkpoint_dir). Exit 1, signing nothing, if the log
+    does not verify."""
+    settings = state(ctx).settings
+
+    async def body(vault: LocalVault) -> None:
+        try:
+            cp = await vault.audit_checkpoint(audit_checkpoints(settings))
+        except AuditChainBroken as exc:
+            typer.echo(f"problem: {exc.message}", err=True)
+            raise typer.Exit(1) from None
+        write_document(cp.to_json(), out)
+        if out is not None:
+            typer.echo(f"checkpoint of seq {cp.seq} ({cp.count} row(s)) written to {out}")
+
+    _with_vault(settings, body)
+
+
+@vault_app.command("audit-public-key")
+def audit_public_key(
+    ctx: typer.Context,
+    out: Path | None = typer.Option(
+        None, "--out", "-o", dir_okay=False, help="write here, not to stdout"
+    ),
+) -> None:
+    """The Ed25519 public key that checks the vault audit checkpoints (JSON)."""
+    settings = state(ctx).settings
+
+    async def body(vault: LocalVault) -> None:
+        write_document(document(vault.audit_public_key()), out)
+
+    _with_vault(settings, body)
 
 
 @vault_app.command("erase")
@@ -223,6 +319,14 @@ def serve(ctx: typer.Context) -> None:
                 idle_timeout_s=v.idle_timeout_s,
             )
             stack.push_async_callback(server.close)
+            checkpoints = asyncio.create_task(
+                vault.run_audit_checkpoints(
+                    audit_checkpoints(settings),
+                    settings.vault.audit_checkpoint_interval_minutes * 60.0,
+                ),
+                name="vault-audit-checkpoints",
+            )
+            stack.push_async_callback(_cancel, checkpoints)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -249,3 +353,9 @@ def _holders(uids: frozenset[int], gids: frozenset[int]) -> str:
 
 def database_url_kind(settings: Settings) -> str:
     return database_url(settings).split(":", 1)[0]
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -457,11 +457,14 @@ class ConsoleSession(Base):
 
 
 class ConsentRecord(Base):
-    """Append-only, hash-chained evidence of a consent given in a call (PRODUCT 4.3).
+    """Append-only, chained evidence of a consent given in a call (PRODUCT 4.3).
 
     ``seq`` orders the chain; ``prev_hash`` is the previous record's ``hash``; ``hash``
-    is SHA-256 over the canonical JSON of every other column. Database triggers refuse
-    UPDATE and DELETE on both SQLite and PostgreSQL."""
+    is SHA-256 over the canonical JSON of every other column but ``mac``; ``mac`` is the
+    keyed chain MAC over ``seq``, ``hash`` and the previous record's ``mac`` (NULL on
+    records written before keyed sealing, which :class:`ConsentSeal` covers). Database
+    triggers refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL), and an INSERT
+    without a MAC (:mod:`ivr.consent`)."""
 
     __tablename__ = "consent_records"
     seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=False)
@@ -480,6 +483,24 @@ class ConsentRecord(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
+    mac: Mapped[str | None] = mapped_column(String(64))
+
+
+class ConsentSeal(Base):
+    """Where keyed sealing of the consent chain began: written once (``id`` 1), under
+    the append lock, by the first engine of a release with keyed MACs. The records
+    before it (1..``sealed_through``) are summed up by ``legacy_digest`` and the key by
+    ``key_id``; ``mac`` covers every field, and the first keyed record chains from it.
+    ``note`` records a problem an operator acknowledged when sealing. Append-only."""
+
+    __tablename__ = "consent_seals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    sealed_through: Mapped[int] = mapped_column(BigInteger)
+    legacy_digest: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime]
+    mac: Mapped[str] = mapped_column(String(64))
 
 
 class AuditLog(Base):

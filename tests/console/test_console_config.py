@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 
 from ivr.audit import audit
 from ivr.consent.ledger import ConsentInput, PlayedPrompt
+from ivr.consent.records import record_hash
 from ivr.console.pages.settings import health, reachable
 from ivr.merchants.policy import MerchantPolicy
 from ivr.store.tables import (
@@ -279,6 +280,9 @@ async def test_consent_records_list_page_and_export_equal_the_api_export(
     assert rec.hash in page.text
     assert rec.prev_hash in page.text
     assert 'data-testid="hash-valid">일치' in page.text
+    assert rec.mac is not None
+    assert rec.mac in page.text
+    assert 'data-testid="mac-valid">일치' in page.text
     exported = await ca.get(f"/console/consent/{ids[1]}/export")
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("application/json")
@@ -287,6 +291,9 @@ async def test_consent_records_list_page_and_export_equal_the_api_export(
     assert from_api.status_code == 200
     assert json.loads(exported.text) == from_api.json()
     assert len(from_api.json()["records"]) == 2
+    assert from_api.json()["records"][1]["mac"] == rec.mac
+    assert from_api.json()["checkpoint"]["ledger"] == "consent"
+    assert from_api.json()["attestation"]["records"][1]["mac"] == rec.mac
     async with console.api.db.sessions() as s:
         logged = await s.scalar(select(AuditLog).where(AuditLog.action == "consent.export"))
         assert logged is not None
@@ -314,11 +321,35 @@ async def test_operators_verify_the_chain_and_see_where_it_broke(console: Consol
     assert 'data-ok="false"' in r.text
     assert "Broken at seq 2 (hash does not match content)" in r.text
     assert f"/console/consent/{ids[1]}" in r.text  # a link to the record
+    assert "<li>record 2: hash does not match content</li>" in r.text
     page = await op.get(f"/console/consent/{ids[1]}")
     assert 'data-testid="hash-valid">does not match' in page.text
+    # the hash recomputed too (the review's attack): the keyed MAC gives it away
+    async with db.transaction() as s:
+        if db.is_postgres:
+            await s.execute(text("ALTER TABLE consent_records DISABLE TRIGGER USER"))
+        row = await s.get(ConsentRecord, 2)
+        assert row is not None
+        row.hash = record_hash(row)
+        await s.flush()
+        later = await s.get(ConsentRecord, 3)
+        assert later is not None
+        later.prev_hash = row.hash
+        later.hash = record_hash(later)
+        await s.flush()
+        if db.is_postgres:
+            await s.execute(text("ALTER TABLE consent_records ENABLE TRIGGER USER"))
+    r = await post(op, "/console/consent", "/console/consent/verify", {})
+    assert (
+        "Broken at seq 2 (MAC does not match: rewritten, inserted, or sealed with another key)"
+        in r.text
+    )
+    page = await op.get(f"/console/consent/{ids[1]}")
+    assert 'data-testid="hash-valid">matches' in page.text
+    assert 'data-testid="mac-valid">does not match' in page.text
     async with console.api.db.sessions() as s:
         checks = list(await s.scalars(select(AuditLog).where(AuditLog.action == "consent.verify")))
-    assert [x.details["ok"] for x in checks] == [True, False]
+    assert [x.details["ok"] for x in checks] == [True, False, False]
     # merchant users neither see nor use the check (the chain spans every merchant)
     assert 'data-testid="verify-chain"' not in (await ca.get("/console/consent")).text
     assert (await post(ca, "/console/consent", "/console/consent/verify", {})).status_code == 403

@@ -30,6 +30,7 @@ from ivr.errors import ConfigError
 from ivr.settings import load_settings
 from ivr.store.tables import CallSession
 from ivr.telephony.ari import AriClient
+from ivr.telephony.ari_app import AriApp
 from ivr.telephony.fake import HangUp
 from tests.flows.conftest import Stack
 
@@ -136,6 +137,7 @@ async def test_a_restarting_engine_ends_its_own_dead_calls_and_no_other_engines(
     asterisk.in_app = {"1765000000.9"}
 
     engine.ari_client = AriClient(asterisk.url, "arspay", "secret", APP)
+    engine.ari_app = AriApp(engine.ari_client, engine.handle)  # this engine takes ARI calls
     async with engine.ari_client:
         ended = await engine.end_orphaned_calls(before=stack.clock.now())
 
@@ -151,6 +153,31 @@ async def test_a_restarting_engine_ends_its_own_dead_calls_and_no_other_engines(
     }
     requests = stack.runtime.services.requests
     assert (await requests.get(None, mine_dead)).status == CallRequestStatus.sms_sent.value
+    assert (await requests.get(None, theirs)).status == CallRequestStatus.in_call.value
+
+
+async def test_a_fastagi_only_engine_ends_every_call_its_dead_process_left(
+    stack: Stack,
+) -> None:
+    """With ARI off (asterisk.ari_enabled = false) a call lives on its FastAGI
+    connection to the process: every call of this node from before the start is dead.
+    Other nodes' calls, and rows without a node (they cannot be judged without ARI),
+    are left alone."""
+    engine = stack.engine
+    assert engine.ari_app is None
+    mine = await _in_call(stack)
+    theirs = await _in_call(stack)
+    await _open_session(stack, "1765000000.21", engine.node, mine)
+    await _open_session(stack, "1765000000.22", engine.node)
+    await _open_session(stack, "1765000000.23", "node-b", theirs)
+    await _open_session(stack, "1765000000.24", None)
+    assert await engine.end_orphaned_calls(before=stack.clock.now()) == 2
+    assert await _outcomes(stack) == {
+        "1765000000.21": LOST, "1765000000.22": LOST,
+        "1765000000.23": None, "1765000000.24": None,
+    }  # fmt: skip
+    requests = stack.runtime.services.requests
+    assert (await requests.get(None, mine)).status == CallRequestStatus.sms_sent.value
     assert (await requests.get(None, theirs)).status == CallRequestStatus.in_call.value
 
 

@@ -22,6 +22,7 @@ from tests.gateways.support import card, connector, order, running_sandbox
 from vault.card import CardData as VaultCard
 from vault.card import random_into
 from vault.errors import InvalidBirthOrBrn
+from vault.evidence import EvidenceKeyFile
 from vault.kek.file import FileKekProvider
 from vault.service import LocalVault
 from vault.store import VaultStore
@@ -68,6 +69,7 @@ async def test_000101_through_the_vault_is_an_identity_mismatch(tmp_path: Path) 
             kek,
             Fingerprinter(random_into(32)),
             clock=FakeClock(),
+            audit_key_file=EvidenceKeyFile(tmp_path / "keys" / "audit.key", ledger="vault-audit"),
             gateway=VaultCardGateway(pg),
         )
         await vault.start()

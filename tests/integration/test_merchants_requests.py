@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 
 from ivr.clock import FakeClock
+from ivr.consent.keys import ConsentKeys
 from ivr.consent.ledger import ConsentInput, ConsentLedger, PlayedPrompt
 from ivr.dids.pool import DidPool
 from ivr.domain.states import CallRequestKind, CallRequestStatus, LeaseStatus, MerchantStatus
@@ -167,9 +169,11 @@ async def test_bad_requests_change_nothing(db: Database, world: World) -> None:
             assert (await s.execute(text(f"SELECT count(*) FROM {table}"))).scalar() == 0
 
 
-async def test_consent_chain_detects_tampering(db: Database, clock: FakeClock) -> None:
+async def test_consent_chain_detects_tampering(
+    db: Database, clock: FakeClock, tmp_path: Path
+) -> None:
     m = await MerchantService(db, clock).create("행복치과")
-    ledger = ConsentLedger(db, clock)
+    ledger = ConsentLedger(db, clock, ConsentKeys(tmp_path / "evidence.key"))
     for i in range(5):
         clock.advance(1)
         now = clock.now()

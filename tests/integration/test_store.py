@@ -4,12 +4,14 @@ database itself refuses edits to consent evidence."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from ivr.clock import FakeClock
+from ivr.consent.keys import ConsentKeys
 from ivr.consent.ledger import ConsentInput, ConsentLedger, PlayedPrompt
 from ivr.merchants.service import MerchantService
 from ivr.store import migrate
@@ -55,9 +57,11 @@ async def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
         await db.close()
 
 
-async def test_consent_records_refuse_update_and_delete(db: Database, clock: FakeClock) -> None:
+async def test_consent_records_refuse_update_and_delete(
+    db: Database, clock: FakeClock, tmp_path: Path
+) -> None:
     merchant = await MerchantService(db, clock).create("행복치과")
-    ledger = ConsentLedger(db, clock)
+    ledger = ConsentLedger(db, clock, ConsentKeys(tmp_path / "evidence.key"))
     now = datetime(2026, 1, 1, tzinfo=UTC)
     await ledger.append(
         ConsentInput(

@@ -153,7 +153,9 @@ def vault_clock() -> FakeClock:
 async def vault(
     kek: KekSetup, sqlite_url: str, vault_clock: FakeClock, gateway: RecordingGateway
 ) -> AsyncIterator[LocalVault]:
-    v = await build_vault(sqlite_url, kek.provider, vault_clock, gateway)
+    v = await build_vault(
+        sqlite_url, kek.provider, vault_clock, gateway, audit_key_file=kek.audit_key_file
+    )
     yield v
     await v.close()
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import random
+import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -288,3 +289,40 @@ async def test_sweep_orphans_from_the_command_line(tmp_path: Path) -> None:
     assert (audit[0]["action"], audit[0]["who"]) == ("delete", "engine:orphan-sweep")
     bad = arspay(env, "vault", "sweep-orphans", "--grace-minutes", "5")
     assert bad.returncode == 2
+
+
+async def test_audit_verify_checkpoint_and_public_key_commands(tmp_path: Path) -> None:
+    env = _env(tmp_path, "file", None)
+    [init] = json.loads(arspay(env, "--json", "vault", "init").stdout)
+    assert init["audit_key_created"] is True
+    vault = await open_vault(load_settings(env=env))
+    try:
+        for i in range(3):
+            await vault.tokenize("mer_1", random_card(i), who="flow:reg")
+    finally:
+        await vault.close()
+    ok = arspay(env, "vault", "audit-verify")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "vault audit log intact: 3 row(s), chain head seq 3" in ok.stdout
+    cp_file = tmp_path / "audit-cp.json"
+    made = arspay(env, "vault", "audit-checkpoint", "--out", str(cp_file))
+    assert made.returncode == 0, made.stderr
+    cp = json.loads(cp_file.read_text())
+    assert (cp["ledger"], cp["seq"], cp["count"]) == ("vault-audit", 3, 3)
+    key = json.loads(arspay(env, "vault", "audit-public-key").stdout)
+    assert (key["key_id"], key["public_key"]) == (cp["key_id"], cp["public_key"])
+    assert "PRIVATE" not in made.stdout + key["public_key_pem"]
+    # the newest audit row deleted behind the triggers, by a database admin
+    db = tmp_path / "var" / "vault" / "vault.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER vault_audit_no_delete")
+        conn.execute("DELETE FROM vault_audit WHERE seq = 3")
+    bad = arspay(env, "vault", "audit-verify", "--no-saved", "--checkpoint", str(cp_file))
+    assert bad.returncode == 1
+    assert f"problem: checkpoint {cp_file}: records deleted" in bad.stdout
+    saved = arspay(env, "--json", "vault", "audit-verify")  # the copy audit-checkpoint kept
+    assert saved.returncode == 1
+    assert json.loads(saved.stdout)["ok"] is False
+    refused = arspay(env, "vault", "audit-checkpoint")
+    assert refused.returncode == 1
+    assert "no checkpoint signed" in refused.stderr

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from tests.vault.vault_helpers import CANARY, NOW, random_card
+from tests.vault.vault_helpers import CANARY, NOW, audit_key, random_card
 from vault import bins
 from vault.batching import GroupCommit
 from vault.card import random_into
@@ -44,6 +44,7 @@ def _audit(token: str, action: str = "tokenize", merchant: str = "mer_1") -> Aud
 async def store(vault_db_url: str) -> AsyncIterator[VaultStore]:
     s = VaultStore(vault_db_url)
     await s.open()
+    s.use_audit_key(audit_key())
     await s.sync_keks("file", KEK, NOW)
     yield s
     await s.close()
@@ -115,6 +116,7 @@ async def test_fast_insert_stores_what_sqlalchemy_would(sqlite_url: str) -> None
     compare the same in SQL, and look exactly like SQLAlchemy's (microseconds always)."""
     store = VaultStore(sqlite_url)
     await store.open()
+    store.use_audit_key(audit_key())
     await store.sync_keks("file", KEK, NOW)  # written by SQLAlchemy Core
     odd = datetime(2026, 1, 15, 12, 34, 56, 789, tzinfo=UTC)
     try:

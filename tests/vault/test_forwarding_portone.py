@@ -25,6 +25,7 @@ async def test_billing_key_and_keyed_charge_through_the_vault(tmp_path: Path) ->
             kek.provider,
             FakeClock(),
             VaultCardGateway(pg),  # type: ignore[arg-type]
+            audit_key_file=kek.audit_key_file,
         )
         try:
             meta = await vault.tokenize(

@@ -29,7 +29,13 @@ async def _reveal(vault: LocalVault, token: str) -> CardData:
 async def test_rotation_under_concurrent_reads_and_writes_loses_nothing(
     vault_db_url: str, kek: KekSetup
 ) -> None:
-    vault = await build_vault(vault_db_url, kek.provider, FakeClock(NOW), rotation_batch=16)
+    vault = await build_vault(
+        vault_db_url,
+        kek.provider,
+        FakeClock(NOW),
+        audit_key_file=kek.audit_key_file,
+        rotation_batch=16,
+    )
     try:
         cards: dict[str, CardData] = {}
         for i in range(200):

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from ivr.clock import FakeClock
-from tests.vault.vault_helpers import CANARY, NOW, KekSetup, build_vault, random_card
+from tests.vault.vault_helpers import CANARY, NOW, KekSetup, audit_key, build_vault, random_card
 from vault.crypto import EncryptedRecord
 from vault.errors import TokenNotFound, VaultConfigError
 from vault.models import CardMetadata
@@ -42,6 +42,7 @@ def _audit(token: str | None, action: str = "tokenize") -> AuditRow:
 async def store(vault_db_url: str) -> AsyncIterator[VaultStore]:
     s = VaultStore(vault_db_url)
     await s.open()
+    s.use_audit_key(audit_key())
     await s.sync_keks("file", "v1-00000001", NOW)
     yield s
     await s.close()
@@ -175,6 +176,7 @@ def _modes(path: Path) -> dict[str, int]:
 async def test_sqlite_files_are_private_and_secure_delete_is_on(sqlite_url: str) -> None:
     store = VaultStore(sqlite_url)
     await store.open()
+    store.use_audit_key(audit_key())
     await store.sync_keks("file", "v1-00000001", NOW)
     rec = _record("v1-00000001")
     await store.insert(rec, _audit(rec.meta.token))
@@ -189,6 +191,7 @@ async def test_sqlite_files_are_private_and_secure_delete_is_on(sqlite_url: str)
 async def test_erase_removes_the_ciphertext_from_the_sqlite_files(sqlite_url: str) -> None:
     store = VaultStore(sqlite_url)
     await store.open()
+    store.use_audit_key(audit_key())
     await store.sync_keks("file", "v1-00000001", NOW)
     rec = _record("v1-00000001")
     marker = os.urandom(8).hex().encode()  # a recognisable "ciphertext"
@@ -217,7 +220,9 @@ async def test_in_memory_sqlite_is_refused() -> None:
 
 async def test_vault_on_both_databases(vault_db_url: str, kek: KekSetup) -> None:
     """The whole vault (not just the store) on SQLite and PostgreSQL."""
-    vault = await build_vault(vault_db_url, kek.provider, FakeClock(NOW))
+    vault = await build_vault(
+        vault_db_url, kek.provider, FakeClock(NOW), audit_key_file=kek.audit_key_file
+    )
     try:
         metas = [await vault.tokenize("mer_1", random_card(i), who="t") for i in range(20)]
         meta = await vault.tokenize("mer_1", CANARY, who="t")

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ivr.clock import FakeClock
+from vault.audit_chain import LEDGER as AUDIT_LEDGER
 from vault.card import CardData, random_into
+from vault.evidence import EvidenceKey, EvidenceKeyFile
 from vault.forwarding import BillingKeyResult, ChargeResult
 from vault.kek import KekProvider
 from vault.kek.file import FileKekProvider
@@ -99,22 +101,25 @@ class SoftHsm:
 class KekSetup:
     kind: str
     provider: KekProvider
+    audit_key_file: Path  # the audit log's evidence key: its own file, whatever the KEKs
     key_file: Path | None = None
     token: str | None = None
     paths: list[Path] = field(default_factory=list)  # where key material lives on disk
 
 
 def make_kek(kind: str, tmp_path: Path, softhsm: SoftHsm | None) -> KekSetup:
+    audit_key = tmp_path / "keys" / "audit.key"
     if kind == "file":
         path = tmp_path / "keys" / "kek.key"
         provider: KekProvider = FileKekProvider(path)
         provider.generate_new()
-        return KekSetup(kind, provider, key_file=path, paths=[path.parent])
+        return KekSetup(kind, provider, audit_key, key_file=path, paths=[path.parent])
     assert softhsm is not None
     label = softhsm.take()
     provider = softhsm.provider(label)
     provider.generate_new()
-    return KekSetup(kind, provider, token=label, paths=[softhsm.tokendir])
+    return KekSetup(kind, provider, audit_key, token=label,
+                    paths=[softhsm.tokendir, audit_key.parent])  # fmt: skip
 
 
 # --------------------------------------------------------------------------- gateway
@@ -167,18 +172,28 @@ class RecordingGateway:
 
 async def build_vault(
     url: str, kek: KekProvider, clock: FakeClock, gateway: RecordingGateway | None = None,
-    *, rotation_batch: int = 500,
+    *, audit_key_file: Path, rotation_batch: int = 500,
 ) -> LocalVault:  # fmt: skip
     vault = LocalVault(
         VaultStore(url),
         kek,
         Fingerprinter(random_into(32)),
         clock=clock,
+        audit_key_file=EvidenceKeyFile(audit_key_file, ledger=AUDIT_LEDGER),
         gateway=gateway,
         rotation_batch=rotation_batch,
     )
-    await vault.start()
+    try:
+        await vault.start()
+    except BaseException:
+        await vault.close()
+        raise
     return vault
+
+
+def audit_key() -> EvidenceKey:
+    """A throw-away audit-chain key for tests of the bare store."""
+    return EvidenceKey(random_into(32), AUDIT_LEDGER)
 
 
 def make_server(vault: LocalVault, socket_dir: Path) -> VaultServer:

@@ -14,6 +14,7 @@ from ivr.api.pagination import fetch_page
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
+from ivr.consent.evidence import export_evidence
 from ivr.domain.states import CallRequestKind, CallRequestStatus
 from ivr.store.tables import CallRequest
 from ivr.telephony.session_log import calls_of_in
@@ -154,14 +155,11 @@ async def list_call_sessions(request_id: str, d: Deps, me: Me) -> list[S.CallSes
     "/call-requests/{request_id}/consent",
     response_model=S.ConsentExportOut,
     responses=ERRORS,
-    summary="Consent evidence: the hash-chained records written in the calls",
+    summary="Consent evidence: the MAC-chained records written in the calls, a signed "
+    "checkpoint and an attestation to check offline (docs/consent.md)",
 )
 async def export_consent(request_id: str, d: Deps, me: Me) -> S.ConsentExportOut:
     async with d.db.sessions() as s:
         await owned(s, CallRequest, request_id, me.merchant_id, "call request")
-    records = await d.consent.for_request(me.merchant_id, request_id)
-    return S.ConsentExportOut(
-        call_request_id=request_id,
-        exported_at=d.clock.now(),
-        records=[views.consent_record(r) for r in records],
-    )
+    evidence = await export_evidence(d.consent, me.merchant_id, request_id)
+    return views.consent_export(request_id, d.clock.now(), evidence)

@@ -1,4 +1,4 @@
-"""Consent evidence: the hash-chained records the calls wrote (a merchant user sees its
+"""Consent evidence: the MAC-chained records the calls wrote (a merchant user sees its
 own merchant's, by ``consent_records.merchant_id``), a record's page (the prompts that
 played with their sha256, the key pressed, the details and the chain fields), the
 JSON export of a record's call request (the same document as the API's
@@ -17,10 +17,10 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
-from ivr.api import schemas as S
 from ivr.api import views
 from ivr.audit import audit
-from ivr.consent.ledger import KINDS, VerifyResult, record_hash
+from ivr.consent.evidence import check_records, export_evidence
+from ivr.consent.ledger import KINDS, VerifyResult
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
 from ivr.console.pages.common import PAGE, merchant_names, scoped
@@ -34,6 +34,7 @@ PROBLEMS = {
     "record missing": "consent.problem.missing",
     "prev_hash does not link": "consent.problem.link",
     "hash does not match content": "consent.problem.hash",
+    "MAC does not match: rewritten, inserted, or sealed with another key": "consent.problem.mac",
 }
 
 register(
@@ -70,8 +71,11 @@ register(
         ),
         "consent.verify": ("체인 검증", "Verify the chain"),
         "consent.verify_hint": (
-            "모든 가맹점의 동의 기록을 처음부터 다시 계산해 위변조를 확인합니다.",
-            "Recomputes every merchant's records from the first one to detect tampering.",
+            "모든 가맹점의 동의 기록을 처음부터 다시 계산하고 키 기반 MAC과 최근 서명 "
+            "체크포인트로 위변조·삽입·삭제를 확인합니다.",
+            "Recomputes every merchant's records from the first one and checks their keyed "
+            "MACs and the newest signed checkpoint, to detect rewritten, inserted or deleted "
+            "records.",
         ),
         "consent.verify_ok": (
             "정상: 기록 {n}건의 체인이 모두 이어집니다.",
@@ -84,6 +88,18 @@ register(
         "consent.problem.missing": ("기록 없음", "record missing"),
         "consent.problem.link": ("이전 해시가 맞지 않음", "prev_hash does not link"),
         "consent.problem.hash": ("내용이 해시와 맞지 않음", "hash does not match content"),
+        "consent.problem.mac": (
+            "MAC 불일치: 고쳐 쓰였거나 끼워 넣어졌거나 다른 키로 봉인됨",
+            "MAC does not match: rewritten, inserted, or sealed with another key",
+        ),
+        "consent.verify_bad_chain": ("손상: {problem}", "Problem: {problem}"),
+        "consent.problems": ("발견된 문제", "Problems found"),
+        "consent.mac": ("MAC (키 기반)", "MAC (keyed)"),
+        "consent.mac_valid": ("MAC 검증", "MAC verified"),
+        "consent.mac_legacy": (
+            "키 기반 MAC 도입 이전 기록 (봉인으로 보호됨)",
+            "recorded before keyed MACs (covered by the seal)",
+        ),
         "consent.filter_request": ("ARS 요청 ID", "Call request id"),
     }
 )
@@ -149,7 +165,7 @@ async def verify_chain(request: Request, deps: Deps, who: Writer) -> Response:
     """Walk the whole chain (operators only) and show the result on the list page; the
     answer is the page itself, so a result is never carried in a URL."""
     who.operator_only()
-    result = await deps.api.consent.verify()
+    result = await deps.api.consent.verify(saved=True)
     broken_id = None
     async with deps.api.db.transaction() as s:
         if result.first_bad_seq is not None:
@@ -172,25 +188,24 @@ async def show_record(record_id: str, request: Request, deps: Deps, who: Reader)
     async with deps.api.db.sessions() as s:
         names = await merchant_names(s, who)
     played = list((row.prompts or {}).get("played") or [])
+    [checked] = await check_records(deps.api.consent, [row])
     return page(request, who, "consent_record.html", r=row, played=played, names=names,
-                kinds=KIND_CHOICES, hash_valid=record_hash(row) == row.hash)  # fmt: skip
+                kinds=KIND_CHOICES, hash_valid=checked.hash_valid,
+                mac_valid=checked.mac_valid)  # fmt: skip
 
 
 @router.get("/consent/{record_id}/export")
 async def export_record(record_id: str, deps: Deps, who: Reader) -> Response:
-    """The consent export of the record's call request: what the API's export answers."""
+    """The consent export of the record's call request: what the API's export answers
+    (with the record MACs, a checkpoint and the signed attestation)."""
     row = await _record(deps, who, record_id)
-    records = await deps.api.consent.for_request(row.merchant_id, row.call_request_id)
-    body = S.ConsentExportOut(
-        call_request_id=row.call_request_id,
-        exported_at=deps.api.clock.now(),
-        records=[views.consent_record(r) for r in records],
-    )
+    evidence = await export_evidence(deps.api.consent, row.merchant_id, row.call_request_id)
+    body = views.consent_export(row.call_request_id, deps.api.clock.now(), evidence)
     async with deps.api.db.transaction() as s:
         audit(
             s, deps.api.clock, actor=who.actor, action="consent.export",
             object_type="call_request", object_id=row.call_request_id,
-            merchant_id=row.merchant_id, details={"records": len(records)},
+            merchant_id=row.merchant_id, details={"records": len(evidence.records)},
         )  # fmt: skip
     safe = "".join(c for c in row.call_request_id if c.isalnum() or c in "_-")
     filename = f"consent-{safe}.json"
