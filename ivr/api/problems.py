@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from ivr.domain.text import REFUSED_ERROR
 from ivr.errors import ArspayError, InvalidInput, NotFound
 from ivr.gateways.errors import GatewayError
 from vault.errors import VaultError
@@ -106,7 +107,11 @@ def problem_for(exc: BaseException) -> Problem:
     if isinstance(exc, Problem):
         return exc
     if isinstance(exc, RequestValidationError):
-        return Problem(422, "validation-failed", extra={"errors": _validation_errors(exc)})
+        # a refusal of the text guard says what is wrong in the detail too (it names the
+        # field, never the value)
+        refused = [str(e.get("msg")) for e in exc.errors() if e.get("type") == REFUSED_ERROR]
+        detail = refused[0] if refused else ""
+        return Problem(422, "validation-failed", detail, extra={"errors": _validation_errors(exc)})
     if isinstance(exc, StarletteHTTPException):
         known = {401: "unauthorized", 404: "not-found", 405: "method-not-allowed"}
         if exc.status_code in known:

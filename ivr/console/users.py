@@ -21,6 +21,7 @@ from ivr.clock import Clock
 from ivr.console.errors import LockedOut, LoginFailed
 from ivr.console.passwords import hash_password, needs_rehash, verify_password
 from ivr.domain.ids import new_id
+from ivr.domain.text import check_text
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.settings import ConsoleSettings
 from ivr.store.db import Database
@@ -54,7 +55,7 @@ def user_view(row: ConsoleUser) -> User:
 
 
 def clean_email(email: str) -> str:
-    email = email.strip().lower()
+    email = check_text(email, "email").strip().lower()
     if not _EMAIL.match(email):
         raise InvalidInput("not an email address")
     return email

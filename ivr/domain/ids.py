@@ -7,6 +7,7 @@ object beyond when it was made. Random bits come from ``secrets``.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 
@@ -18,6 +19,15 @@ PREFIXES = frozenset(
         "sch", "evt", "whe", "whd", "sms", "cns", "aud", "usr",
     }
 )  # fmt: skip
+
+
+# An id as new_id makes them (``pi_01M8J2…``); a ULID can hold 13 digits in a row, which
+# the free-text guard (ivr/domain/text.py) must not take for a card number.
+_OBJECT_ID = re.compile(r"[a-z]{2,5}_[0-9A-HJKMNP-TV-Z]{26}")
+
+
+def is_object_id(value: str) -> bool:
+    return _OBJECT_ID.fullmatch(value) is not None
 
 
 def ulid(now_ms: int | None = None) -> str:

@@ -17,12 +17,12 @@ from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.money import check_amount
 from ivr.domain.states import PAYMENT_INTENT, AttemptStatus, CardStatus, PaymentIntentStatus
+from ivr.domain.text import clean_text
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.gateways.contract import CancelRequest, Gateway
 from ivr.gateways.errors import GatewayError
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
-from ivr.webhooks.events import CARD_LIKE
 from ivr.webhooks.notices import refunded_in
 
 
@@ -32,12 +32,8 @@ def check_terms(amount: int, installment_months: int, order_name: str) -> str:
     check_amount(amount)
     if installment_months not in (0, *range(2, 37)):
         raise InvalidInput("installment_months must be 0 (일시불) or 2-36")
-    order_name = " ".join(order_name.split())
-    if not order_name or len(order_name) > 100:
-        raise InvalidInput("order_name must be 1-100 characters")
-    if CARD_LIKE.search(order_name):  # it would reach our database, the PG and the SMS
-        raise InvalidInput("order_name must not contain a card number (13+ digits in a row)")
-    return order_name
+    # it would reach our database, the PG and the SMS
+    return clean_text(order_name, "order_name")
 
 
 class CardFacts(Protocol):
@@ -136,8 +132,7 @@ class PaymentService:
         refund_id: str | None = None,
     ) -> Refund:
         """Refund all that is left (``amount=None``) or part of it."""
-        if CARD_LIKE.search(reason):  # it would be stored and sent to the PG
-            raise InvalidInput("reason must not contain a card number (13+ digits)")
+        reason = clean_text(reason, "reason", max_length=200)  # stored and sent to the PG
         now = self.clock.now()
         async with self.db.transaction() as s:
             intent = await s.get(PaymentIntent, intent_id, with_for_update=True)
