@@ -75,7 +75,7 @@ def test_migrate_check_and_a_registration_request(empty_db_url: str) -> None:
     assert arspay("db", "current", url=empty_db_url).stdout.strip() == "(empty database)"
     out = arspay("migrate", url=empty_db_url)
     assert out.returncode == 0, out.stderr
-    assert "schema at revision 0006" in out.stdout
+    assert "schema at revision 0007" in out.stdout
     out = arspay("db", "check", url=empty_db_url)
     assert out.returncode == 0, out.stderr
     assert "matches" in out.stdout
