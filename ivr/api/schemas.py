@@ -322,13 +322,27 @@ class WebhookEndpointOut(_Out):
     disabled_at: datetime | None
 
 
+_WITHHELD = Field(
+    False,
+    description="true on an idempotent replay (Idempotent-Replayed: true): the secret is "
+    "shown in the first answer only and never kept for replays; if that answer was lost, "
+    "rotate the secret",
+)
+
+
 class WebhookEndpointCreated(WebhookEndpointOut):
-    secret: str = Field(description="whsec_…; shown only here and on rotation")
+    secret: str | None = Field(
+        description="whsec_…; shown only here and on rotation (null on a replay)"
+    )
+    secret_withheld: bool = _WITHHELD
 
 
 class SecretOut(_Out):
     endpoint_id: str
-    secret: str = Field(description="the new whsec_…; the old one stays valid for 24 h")
+    secret: str | None = Field(
+        description="the new whsec_…; the old one stays valid for 24 h (null on a replay)"
+    )
+    secret_withheld: bool = _WITHHELD
 
 
 class DeliveryOut(_Out):
