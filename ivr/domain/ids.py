@@ -21,9 +21,10 @@ PREFIXES = frozenset(
 )  # fmt: skip
 
 
-# An id as new_id makes them (``pi_01M8J2…``); a ULID can hold 13 digits in a row, which
-# the free-text guard (ivr/domain/text.py) must not take for a card number.
-_OBJECT_ID = re.compile(r"[a-z]{2,5}_[0-9A-HJKMNP-TV-Z]{26}")
+# Shaped like an id we issue (``pi_01M8J2…``, ``ord_…``): a ULID can hold 13 digits in a
+# row, which the webhook payload check must not take for a card number. (Merchant text
+# never gets here unchecked: the free-text guard refuses such runs at input.)
+_OBJECT_ID = re.compile(r"[a-z]{2,5}_[0-9A-Z]{10,40}")
 
 
 def is_object_id(value: str) -> bool:
