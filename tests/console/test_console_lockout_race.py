@@ -157,3 +157,44 @@ async def test_attempts_being_checked_hold_their_places_until_they_settle_or_lap
         assert (await users.login(EMAIL, PASSWORD)).email == EMAIL
         release.set()
     assert await _failures(db) == (0, False)
+
+
+async def test_a_right_code_does_not_reset_the_count_while_passwords_are_being_checked(
+    users: ConsoleUsers,
+    db: Database,
+    clock: FakeClock,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One-time codes share the count: a right code resets it, but not while password
+    guesses of a burst are still being checked."""
+    import base64
+
+    from ivr.console import totp
+    from ivr.console.mfa import MfaKey, SecondFactor, key_path
+
+    mfa = SecondFactor(db, clock, settings, MfaKey(key_path(settings)))
+    user = await users.create(EMAIL, PASSWORD, role="operator")
+    shown = (await mfa.setup(user)).secret.replace(" ", "")
+    secret = base64.b32decode(shown + "=" * (-len(shown) % 8))
+
+    def code() -> str:
+        return totp.hotp(secret, totp.step_at(clock.now().timestamp()))
+
+    await mfa.confirm(user, code(), actor="test")
+    clock.advance(30)
+    for _ in range(2):
+        with pytest.raises(LoginFailed):
+            await mfa.verify(user.id, "000000" if code() != "000000" else "111111")
+    with held_passwords(monkeypatch, WRONG) as (release, begun):
+        guess = asyncio.create_task(users.login(EMAIL, WRONG))
+        await begun.wait()
+        await mfa.verify(user.id, code())  # right: the login goes on...
+        assert await _failures(db) == (2, False)  # ...but the count stays
+        release.set()
+        with pytest.raises(LoginFailed):
+            await guess
+    assert await _failures(db) == (3, False)
+    clock.advance(30)
+    await mfa.verify(user.id, code())  # nothing pending: now it resets
+    assert await _failures(db) == (0, False)
