@@ -12,6 +12,7 @@ CLI builds one :class:`Settings` and passes it down.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -325,16 +326,72 @@ class ApiSettings(_Section):
     enabled: bool = Field(True, description="serve the REST API from the engine process")
     rate_limit_per_minute: int = Field(600, ge=1, description="requests per API key per minute")
     page_size_max: int = Field(100, ge=1, le=1000)
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="largest request body (JSON, forms); larger ones are answered 413 "
+        "before they are read",
+    )
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="largest bulk job submission (POST /v1/bulk-jobs and /v1/bulk-jobs/upload, "
+        "the console's bulk upload), multipart framing included",
+    )
+    auth_failures_per_minute: int = Field(
+        30,
+        ge=1,
+        le=100_000,
+        description="401 answers per minute per source address (IPv6: per /64) and per "
+        "presented key prefix (per process); past it, 429 with Retry-After",
+    )
+    trusted_proxies: str = Field(
+        "127.0.0.1, ::1",
+        description="comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed; empty: none",
+    )
+    docs_enabled: bool = Field(
+        False,
+        description="serve interactive API docs at /docs (Swagger UI from files packaged "
+        "with arspay, with SRI; /openapi.json is always served)",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in (v.strip() for v in value.split(",")):
+            if item and item != "*":
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"not an IP address or network: {item!r}") from None
+        return value
 
 
 class ConsoleSettings(_Section):
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """``secure_cookie = true`` (before ``secure_cookies``) still means always."""
+        if isinstance(data, dict) and "secure_cookie" in data and "secure_cookies" not in data:
+            data = dict(data)
+            old = str(data.pop("secure_cookie")).lower()
+            data["secure_cookies"] = "always" if old in ("true", "1", "yes") else "auto"
+        return data
+
     enabled: bool = Field(True, description="serve the admin console at /console with the API")
     session_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="log out after idle")
     session_max_hours: int = Field(12, ge=1, le=24 * 7, description="log in again after")
     lockout_failures: int = Field(5, ge=1, le=100, description="failed logins before lockout")
     lockout_minutes: int = Field(15, ge=1, le=24 * 60, description="how long a lockout lasts")
-    secure_cookie: bool = Field(
-        False, description="mark the session cookie Secure (set when served over HTTPS)"
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Secure cookies and HSTS. auto: when the request came over TLS (directly "
+        "or as X-Forwarded-Proto: https from api.trusted_proxies), and Secure cookies "
+        "whenever api.host is not a loopback address; always: on every answer; never: "
+        "plain-HTTP development only",
     )
     language: Literal["ko", "en"] = Field("ko", description="default page language")
     require_2fa: Literal["none", "operators", "all"] = Field(

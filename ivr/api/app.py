@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -22,10 +22,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ivr import __version__
-from ivr.api.auth import KeyCache, RateLimiter
+from ivr.api import docs
+from ivr.api.auth import AuthFailureLimiter, KeyCache, RateLimiter
 from ivr.api.deps import ApiDeps
+from ivr.api.edge import (
+    HSTS,
+    BodyLimit,
+    SecureCookies,
+    secure_transport,
+    trusted_hosts,
+)
 from ivr.api.idempotency import IdempotencyStore
 from ivr.api.problems import MEDIA_TYPE as PROBLEM
 from ivr.api.problems import problem_for
@@ -69,18 +78,26 @@ def create_app(
         title="arspay",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # ivr/api/docs.py serves them from packaged files, when enabled
         redoc_url=None,
     )
+    settings = deps.settings if deps is not None else ApiSettings()
     if deps is not None:
         app.state.gate = Gate(
             deps,
             KeyCache(deps.merchants.authenticate, ttl_s=key_cache_s),
             RateLimiter(deps.settings.rate_limit_per_minute),
             IdempotencyStore(deps.db, deps.clock),
+            AuthFailureLimiter(deps.settings.auth_failures_per_minute),
         )
     for router in ROUTERS:
         app.include_router(router)
+    if settings.docs_enabled:
+        app.include_router(docs.router())
+    secure: SecureCookies = "auto"
+    if console is not None:
+        secure = console.settings.console.secure_cookies
+    _edge(app, settings, secure)
     if console is not None:
         from ivr.console.web import PREFIX, create_console
 
@@ -108,6 +125,30 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, as_problem)
     app.add_exception_handler(RequestValidationError, as_problem)
     return app
+
+
+def _edge(app: FastAPI, settings: ApiSettings, secure: SecureCookies) -> None:
+    """The middleware every request passes first (outermost last): trusted proxies'
+    headers, HSTS, the body-size limit (ivr/api/edge.py)."""
+    app.add_middleware(
+        BodyLimit,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+
+    @app.middleware("http")
+    async def strict_transport(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if secure_transport(request, secure):
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
+        return response
+
+    app.add_middleware(
+        ProxyHeadersMiddleware,
+        trusted_hosts=trusted_hosts(settings.trusted_proxies),
+    )
 
 
 def with_problem_responses(doc: dict[str, Any]) -> dict[str, Any]:
@@ -178,6 +219,7 @@ async def serve(app: FastAPI, settings: ApiSettings) -> None:
         access_log=False,  # paths hold only ids, but the engine logs what it chooses
         lifespan="off",
         server_header=False,
+        proxy_headers=False,  # the app's own middleware, from api.trusted_proxies
     )
     server = _Server(config)
     log.info("api listening on http://%s:%d", settings.host, settings.port)

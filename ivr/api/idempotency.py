@@ -1,6 +1,7 @@
-"""``Idempotency-Key`` (PRODUCT section 6): same key + same request → the same response
-for 24 h; same key + a different request → 422; a duplicate while the first is still
-running → 409.
+"""``Idempotency-Key`` (PRODUCT section 6): same key + same request (method, path, query
+string and body) → the same response for 24 h; same key + a different request → 422; a
+duplicate while the first is still running → 409. A replayed answer never holds a
+signing secret (:func:`replay_body`).
 
 A key belongs to the merchant (any of its API keys). :meth:`IdempotencyStore.begin`
 inserts an ``in_progress`` row holding a fresh ``resource_id`` *before* the handler
@@ -19,6 +20,7 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
@@ -35,14 +37,33 @@ KEEP = timedelta(hours=24)
 LOCK = timedelta(minutes=2)  # a handler taking longer than this may be run again
 
 
-def fingerprint(method: str, path: str, content_type: str, body: bytes) -> str:
-    """SHA-256 over the request, with JSON canonicalised (key order and spacing do not
-    matter) and a multipart boundary neutralised (it differs on every upload)."""
+FINGERPRINT_VERSION = "v"  # fingerprints with method, path, query and body start so
+
+
+def fingerprint(method: str, path: str, query: str, content_type: str, body: bytes) -> str:
+    """What makes two requests the same: method, path, query string (parameters in a
+    canonical order) and body (JSON canonicalised: key order and spacing do not matter;
+    a multipart boundary neutralised: it differs on every upload). 64 characters: the
+    version mark and 63 hex digits of SHA-256."""
+    params = sorted(parse_qsl(query, keep_blank_values=True), key=lambda kv: kv[0])
+    h = hashlib.sha256(f"{method} {path}\n{urlencode(params)}\n".encode())
+    h.update(_canonical_body(content_type, body))
+    return FINGERPRINT_VERSION + h.hexdigest()[:63]
+
+
+def legacy_fingerprint(method: str, path: str, content_type: str, body: bytes) -> str:
+    """The fingerprint keys stored before the query string counted (no version mark);
+    such a key is compared this way until it expires (24 h after the upgrade)."""
     h = hashlib.sha256(f"{method} {path}\n".encode())
+    h.update(_canonical_body(content_type, body))
+    return h.hexdigest()
+
+
+def _canonical_body(content_type: str, body: bytes) -> bytes:
     ctype = content_type.lower()
     if ctype.startswith("application/json"):
         # Not JSON after all: the bytes as they are (validation will refuse them).
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
+        with contextlib.suppress(ValueError, UnicodeDecodeError, RecursionError):
             body = json.dumps(
                 json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
             ).encode()
@@ -50,8 +71,28 @@ def fingerprint(method: str, path: str, content_type: str, body: bytes) -> str:
         boundary = content_type.split("boundary=", 1)[1].split(";", 1)[0].strip().strip('"')
         if boundary:
             body = body.replace(boundary.encode(), b"BOUNDARY")
-    h.update(body)
-    return h.hexdigest()
+    return body
+
+
+WITHHELD = "secret"  # an answer's field never kept for replay (webhook signing secrets)
+
+
+def replay_body(body: str) -> str:
+    """The answer as kept for replay: a JSON object's ``secret`` (a webhook endpoint's
+    signing secret, on creation and rotation) is replaced by ``null`` with
+    ``"secret_withheld": true``. The secret is shown once, in the first answer; a
+    replay says it was withheld (rotate the secret if that answer was lost)."""
+    if f'"{WITHHELD}"' not in body:
+        return body
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(answer, dict) or not answer.get(WITHHELD):
+        return body
+    answer[WITHHELD] = None
+    answer["secret_withheld"] = True
+    return json.dumps(answer, ensure_ascii=False)
 
 
 def check_key(key: str) -> str:
@@ -85,7 +126,14 @@ class IdempotencyStore:
         self.clock = clock
 
     async def begin(
-        self, merchant_id: str, key: str, *, method: str, path: str, fingerprint: str
+        self,
+        merchant_id: str,
+        key: str,
+        *,
+        method: str,
+        path: str,
+        fingerprint: str,
+        legacy_fingerprint: str | None = None,
     ) -> Begun:
         now = self.clock.now()
         row = IdempotencyKey(
@@ -115,7 +163,10 @@ class IdempotencyStore:
                 await s.flush()
                 s.add(row)
                 return Begun(None, row.resource_id)
-            if old.fingerprint != fingerprint:
+            stored_as = fingerprint
+            if not old.fingerprint.startswith(FINGERPRINT_VERSION) and legacy_fingerprint:
+                stored_as = legacy_fingerprint  # stored before the query counted
+            if old.fingerprint != stored_as:
                 raise Problem(
                     422,
                     "idempotency-key-reused",

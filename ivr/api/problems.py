@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from ivr.domain.text import REFUSED_ERROR
 from ivr.errors import ArspayError, InvalidInput, NotFound
 from ivr.gateways.errors import GatewayError
 from vault.errors import VaultError
@@ -35,7 +36,8 @@ TITLES: dict[str, str] = {
     "idempotency-key-reused": "The Idempotency-Key was used with a different request",
     "idempotency-in-progress": "A request with this Idempotency-Key is still being processed",
     "invalid-idempotency-key": "The Idempotency-Key header is not valid",
-    "rate-limited": "Too many requests for this API key",
+    "rate-limited": "Too many requests",
+    "payload-too-large": "The request body is too large",
     "gateway-error": "The payment gateway did not complete the request",
     "gateway-unavailable": "The payment gateway could not be reached",
     "gateway-outcome-unknown": "The payment gateway did not answer in time",
@@ -106,7 +108,11 @@ def problem_for(exc: BaseException) -> Problem:
     if isinstance(exc, Problem):
         return exc
     if isinstance(exc, RequestValidationError):
-        return Problem(422, "validation-failed", extra={"errors": _validation_errors(exc)})
+        # a refusal of the text guard says what is wrong in the detail too (it names the
+        # field, never the value)
+        refused = [str(e.get("msg")) for e in exc.errors() if e.get("type") == REFUSED_ERROR]
+        detail = refused[0] if refused else ""
+        return Problem(422, "validation-failed", detail, extra={"errors": _validation_errors(exc)})
     if isinstance(exc, StarletteHTTPException):
         known = {401: "unauthorized", 404: "not-found", 405: "method-not-allowed"}
         if exc.status_code in known:

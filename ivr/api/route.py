@@ -1,8 +1,10 @@
 """The route class every ``/v1`` handler runs under.
 
-Order for each request: authenticate the Bearer key → spend a rate-limit token → if
-the request carries ``Idempotency-Key`` (POST, PATCH, DELETE), replay or claim it →
-run the handler → turn any error into problem+json → store the answer under the key.
+Order for each request: refuse a source over its budget of failed authentications
+(429) → authenticate the Bearer key (a 401 spends that budget) → spend a rate-limit
+token → if the request carries ``Idempotency-Key`` (POST, PATCH, DELETE), replay or
+claim it → run the handler → turn any error into problem+json → store the answer under
+the key (any signing secret in it withheld).
 Handlers get the merchant from :func:`principal` and new object ids from
 :func:`new_object_id` (which is the idempotency key's reserved id when there is one).
 """
@@ -20,8 +22,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from ivr.api import idempotency as idem
-from ivr.api.auth import KeyCache, RateLimiter
+from ivr.api.auth import AuthFailureLimiter, KeyCache, RateLimiter, key_prefix
 from ivr.api.deps import ApiDeps
+from ivr.api.edge import source_of
 from ivr.api.problems import Problem, problem_for
 from ivr.domain.ids import new_id
 from ivr.merchants.service import Principal
@@ -39,13 +42,19 @@ class Gate:
     keys: KeyCache
     limiter: RateLimiter
     store: idem.IdempotencyStore
+    failures: AuthFailureLimiter
 
     async def handle(self, request: Request, inner: Handler) -> Response:
         path = request.url.path
+        source = source_of(request)
+        header = request.headers.get("authorization")
         try:
-            principal = await self.keys.principal(request.headers.get("authorization"))
+            self.failures.check_source(source)
+            principal = await self.keys.principal(header)
             limit_headers = self.limiter.take(principal.key_id)
         except Problem as p:
+            if p.status == 401:
+                p = self.failures.failed(source, key_prefix(header)) or p
             return p.response(path)
         request.state.principal = principal
         key = request.headers.get(idem.HEADER)
@@ -84,6 +93,13 @@ class Gate:
                 method=request.method,
                 path=path,
                 fingerprint=idem.fingerprint(
+                    request.method,
+                    path,
+                    request.url.query,
+                    request.headers.get("content-type", ""),
+                    body,
+                ),
+                legacy_fingerprint=idem.legacy_fingerprint(
                     request.method, path, request.headers.get("content-type", ""), body
                 ),
             )
@@ -106,7 +122,7 @@ class Gate:
         await self.store.finish(
             principal.merchant_id,
             key,
-            idem.Stored(response.status_code, body_bytes.decode(), headers),
+            idem.Stored(response.status_code, idem.replay_body(body_bytes.decode()), headers),
         )
         return response
 

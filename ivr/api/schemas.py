@@ -12,7 +12,14 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ivr.domain.text import GuardedStr
+
 T = TypeVar("T")
+
+# Every string a request body carries: no card-like digit run, no control, bidirectional
+# or invisible character (ivr/domain/text.py); refused as 422 validation-failed, the
+# field named, the value never echoed.
+Text = GuardedStr
 
 
 def _amount() -> Any:
@@ -51,9 +58,9 @@ class ProblemOut(_Out):
 
 
 class CustomerIn(_In):
-    mobile: str = Field(min_length=1, max_length=20, description="Korean mobile, 010-1234-5678")
-    name: str = Field("", max_length=100)
-    external_ref: str | None = Field(
+    mobile: Text = Field(min_length=1, max_length=20, description="Korean mobile, 010-1234-5678")
+    name: Text = Field("", max_length=100)
+    external_ref: Text | None = Field(
         None, min_length=1, max_length=100, description="your own id, unique per merchant"
     )
 
@@ -71,8 +78,8 @@ class CustomerOut(_Out):
 
 
 class RegistrationRequestIn(_In):
-    customer_id: str = Field(min_length=1, max_length=40)
-    product_name: str = Field(
+    customer_id: Text = Field(min_length=1, max_length=40)
+    product_name: Text = Field(
         "자동결제", min_length=1, max_length=100, description="what the card is registered for"
     )
     lease_minutes: int | None = Field(
@@ -81,8 +88,8 @@ class RegistrationRequestIn(_In):
 
 
 class PaymentRequestIn(_In):
-    customer_id: str = Field(min_length=1, max_length=40)
-    product_name: str = Field(min_length=1, max_length=100)
+    customer_id: Text = Field(min_length=1, max_length=40)
+    product_name: Text = Field(min_length=1, max_length=100)
     amount: int = _amount()
     lease_minutes: int | None = Field(None, ge=5, le=1440)
 
@@ -235,9 +242,9 @@ class CardOut(_Out):
 
 
 class ChargeIn(_In):
-    card_id: str = Field(min_length=1, max_length=40)
+    card_id: Text = Field(min_length=1, max_length=40)
     amount: int = _amount()
-    order_name: str = Field(min_length=1, max_length=100)
+    order_name: Text = Field(min_length=1, max_length=100)
     installment_months: int = Field(0, ge=0, le=36, description="0 = 일시불, else 2-36")
 
 
@@ -257,7 +264,7 @@ class RefundIn(_In):
     amount: int | None = Field(
         None, ge=1, le=100_000_000, description="KRW; omitted = all that is left"
     )
-    reason: str = Field("merchant request", min_length=1, max_length=200)
+    reason: Text = Field("merchant request", min_length=1, max_length=200)
 
 
 class RefundOut(_Out):
@@ -304,10 +311,10 @@ class PaymentOut(_Out):
 
 
 class ScheduleIn(_In):
-    customer_id: str = Field(min_length=1, max_length=40)
-    card_id: str | None = Field(None, min_length=1, max_length=40)
+    customer_id: Text = Field(min_length=1, max_length=40)
+    card_id: Text | None = Field(None, min_length=1, max_length=40)
     amount: int = _amount()
-    order_name: str = Field(min_length=1, max_length=100)
+    order_name: Text = Field(min_length=1, max_length=100)
     mode: Literal["auto", "consent", "consent_then_auto"] = "auto"
     plan: dict[str, Any] = Field(
         description='e.g. {"rule": {"every": "month", "day": 31}, "start": "2027-01-31", '
@@ -364,13 +371,13 @@ class BulkJobOut(_Out):
 
 
 class WebhookEndpointIn(_In):
-    url: str = Field(min_length=1, max_length=500)
-    event_types: list[str] = Field(default_factory=list, description="empty = every type")
+    url: Text = Field(min_length=1, max_length=500)
+    event_types: list[Text] = Field(default_factory=list, description="empty = every type")
 
 
 class WebhookEndpointPatch(_In):
-    url: str | None = Field(None, min_length=1, max_length=500)
-    event_types: list[str] | None = None
+    url: Text | None = Field(None, min_length=1, max_length=500)
+    event_types: list[Text] | None = None
     enabled: bool | None = Field(
         None, description="true re-enables an endpoint disabled after persistent failure"
     )
@@ -386,13 +393,27 @@ class WebhookEndpointOut(_Out):
     disabled_at: datetime | None
 
 
+_WITHHELD = Field(
+    False,
+    description="true on an idempotent replay (Idempotent-Replayed: true): the secret is "
+    "shown in the first answer only and never kept for replays; if that answer was lost, "
+    "rotate the secret",
+)
+
+
 class WebhookEndpointCreated(WebhookEndpointOut):
-    secret: str = Field(description="whsec_…; shown only here and on rotation")
+    secret: str | None = Field(
+        description="whsec_…; shown only here and on rotation (null on a replay)"
+    )
+    secret_withheld: bool = _WITHHELD
 
 
 class SecretOut(_Out):
     endpoint_id: str
-    secret: str = Field(description="the new whsec_…; the old one stays valid for 24 h")
+    secret: str | None = Field(
+        description="the new whsec_…; the old one stays valid for 24 h (null on a replay)"
+    )
+    secret_withheld: bool = _WITHHELD
 
 
 class DeliveryOut(_Out):
@@ -419,7 +440,7 @@ class EventDetailOut(EventOut):
 
 
 class RedeliverIn(_In):
-    endpoint_id: str | None = Field(None, min_length=1, max_length=40)
+    endpoint_id: Text | None = Field(None, min_length=1, max_length=40)
 
 
 class RedeliverOut(_Out):

@@ -25,10 +25,10 @@ from ivr.clock import SEOUL, Clock
 from ivr.domain.ids import new_id
 from ivr.domain.money import check_amount
 from ivr.domain.states import SCHEDULE, CardStatus, ScheduleStatus
+from ivr.domain.text import clean_text
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.store.db import Database
 from ivr.store.tables import Card, Customer, PaymentIntent, Schedule
-from ivr.webhooks.events import CARD_LIKE
 
 MODES = ("auto", "consent", "consent_then_auto")
 
@@ -100,11 +100,8 @@ class ScheduleService:
         check_amount(amount)
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}")
-        order_name = " ".join(order_name.split())
-        if not order_name or len(order_name) > 100:
-            raise InvalidInput("order_name must be 1-100 characters")
-        if CARD_LIKE.search(order_name):  # every cycle would carry it to the PG and the SMS
-            raise InvalidInput("order_name must not contain a card number (13+ digits)")
+        # every cycle would carry it to the PG and the SMS
+        order_name = clean_text(order_name, "order_name")
         parsed = SchedulePlan.parse(plan)
         now = self.clock.now()
         skipped, first = first_due(parsed, now)

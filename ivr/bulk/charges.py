@@ -43,10 +43,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.audit import audit
 from ivr.bulk.registrations import REGISTER, check_registration_row, register_row
+from ivr.bulk.rows import row_ref, safe_ref, unknown_columns
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.money import check_amount
 from ivr.domain.states import JOB, JobStatus, PaymentIntentStatus
+from ivr.domain.text import clean_text
 from ivr.errors import ArspayError, ConfigError, InvalidInput, NotFound, PoolExhausted
 from ivr.jobs.pacing import Pacer
 from ivr.jobs.queue import JobQueue
@@ -134,9 +136,7 @@ def check_row(raw: dict[str, Any]) -> dict[str, Any]:
     """A clean charge row, or InvalidInput naming the field (never echoing values)."""
     if EXTRA_FIELDS in raw:
         raise InvalidInput("the row has more fields than the header")
-    extra = {str(k) for k in raw} - set(FIELDS)
-    if extra:
-        raise InvalidInput(f"unknown column(s): {', '.join(sorted(extra))}")
+    unknown_columns(raw, FIELDS)
     card_id = str(raw.get("card_id") or "").strip()
     if not card_id.startswith("card_") or len(card_id) > 40:
         raise InvalidInput("card_id must be a card id (card_…)")
@@ -145,9 +145,7 @@ def check_row(raw: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         raise InvalidInput("amount must be an integer number of KRW") from None
     check_amount(amount)
-    order_name = " ".join(str(raw.get("order_name") or "").split())
-    if not order_name or len(order_name) > 100:
-        raise InvalidInput("order_name must be 1-100 characters")
+    order_name = clean_text(str(raw.get("order_name") or ""), "order_name")
     months_raw = str(raw.get("installment_months") or "0").strip()
     try:
         months = int(months_raw) if months_raw.isdigit() else -1
@@ -155,7 +153,7 @@ def check_row(raw: dict[str, Any]) -> dict[str, Any]:
         months = -1
     if months not in (0, *range(2, 37)):
         raise InvalidInput("installment_months must be 0 or 2-36")
-    ref = str(raw.get("ref") or "")[:100]
+    ref = row_ref(raw)
     return {"card_id": card_id, "amount": amount, "order_name": order_name,
             "installment_months": months, "ref": ref}  # fmt: skip
 
@@ -215,8 +213,7 @@ class BulkCharges:
             try:
                 valid.append((n, check(raw)))
             except ArspayError as exc:
-                ref = str(raw.get("ref") or "")[:100]  # the merchant's own key for the row
-                invalid.append({"row": n, "ref": ref, "error": exc.message})
+                invalid.append({"row": n, "ref": safe_ref(raw), "error": exc.message})
         bulk_id = bulk_id or new_id("bulk")
         now = self.clock.now()
         async with self.db.transaction() as s:

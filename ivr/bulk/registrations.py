@@ -15,8 +15,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ivr.bulk.rows import row_ref, unknown_columns
 from ivr.domain.ids import new_id
 from ivr.domain.states import CallRequestKind
+from ivr.domain.text import check_text, clean_text
 from ivr.errors import Conflict, InvalidInput
 from ivr.merchants.service import CustomerService
 from ivr.phone import PhoneError, normalize_mobile
@@ -32,9 +34,7 @@ def check_registration_row(raw: dict[str, Any], extra_key: str) -> dict[str, Any
     """A clean registration row, or InvalidInput naming the field (never the value)."""
     if extra_key in raw:
         raise InvalidInput("the row has more fields than the header")
-    extra = {str(k) for k in raw} - set(FIELDS)
-    if extra:
-        raise InvalidInput(f"unknown column(s): {', '.join(sorted(extra))}")
+    unknown_columns(raw, FIELDS)
     customer_id = str(raw.get("customer_id") or "").strip()
     mobile = str(raw.get("mobile") or "").strip()
     if bool(customer_id) == bool(mobile):
@@ -46,9 +46,12 @@ def check_registration_row(raw: dict[str, Any], extra_key: str) -> dict[str, Any
             mobile = normalize_mobile(mobile).digits
         except PhoneError:
             raise InvalidInput("mobile is not a Korean mobile number") from None
-    product = " ".join(str(raw.get("product_name") or "자동결제").split())
-    if len(product) > 100:
-        raise InvalidInput("product_name must be at most 100 characters")
+    product = clean_text(str(raw.get("product_name") or "자동결제"), "product_name")
+    name = clean_text(str(raw.get("name") or ""), "name", required=False)
+    external_ref = check_text(str(raw.get("external_ref") or ""), "external_ref").strip()
+    if len(external_ref) > 100:
+        raise InvalidInput("external_ref must be 0-100 characters")
+    ref = row_ref(raw)
     minutes_raw = str(raw.get("lease_minutes") or "").strip()
     # ASCII digits only, and short: "²".isdigit() is true but int() refuses it
     plain = minutes_raw.isascii() and minutes_raw.isdigit() and len(minutes_raw) <= 4
@@ -57,11 +60,11 @@ def check_registration_row(raw: dict[str, Any], extra_key: str) -> dict[str, Any
     return {
         "customer_id": customer_id or None,
         "mobile": mobile or None,
-        "name": " ".join(str(raw.get("name") or "").split())[:100],
-        "external_ref": str(raw.get("external_ref") or "").strip()[:100] or None,
+        "name": name,
+        "external_ref": external_ref or None,
         "product_name": product,
         "lease_minutes": int(minutes_raw) if minutes_raw else None,
-        "ref": str(raw.get("ref") or "")[:100],
+        "ref": ref,
         # reserved now, so a retried row finds what it created
         "new_customer_id": new_id("cus"),
         "request_id": new_id("creq"),

@@ -19,6 +19,7 @@ from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import CARD, CardOwner, CardStatus, CardType
+from ivr.domain.text import clean_text
 from ivr.errors import NotFound
 from ivr.store.db import Database
 from ivr.store.tables import Card, Customer
@@ -126,6 +127,7 @@ class CardService:
 
     async def delete(self, merchant_id: str, card_id: str, *, actor: str, why: str) -> Card:
         """Mark the card deleted and erase its vault record (idempotent)."""
+        why = clean_text(why, "reason", max_length=200)  # kept in both audit logs
         async with self.db.transaction() as s:
             card = await s.get(Card, card_id, with_for_update=True)
             if card is None or card.merchant_id != merchant_id:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
+from ivr.api.edge import secure_cookies
 from ivr.console.errors import ConsoleError, Forbidden
 from ivr.console.i18n import Lang, pick, status, text
 from ivr.console.sessions import Current
@@ -91,6 +92,12 @@ async def viewer(request: Request) -> Viewer:
     found = Viewer(current.user, current.csrf, language(request))
     request.state.viewer = found
     return found
+
+
+def cookies_secure(request: Request) -> bool:
+    """Whether the console's cookies are ``Secure`` (``console.secure_cookies``)."""
+    settings = console_deps(request).settings
+    return secure_cookies(request, settings.console.secure_cookies, settings.api.host)
 
 
 def same_origin(request: Request) -> bool:

@@ -6,7 +6,8 @@
 * **Logging in** (:meth:`SecondFactor.verify`): a code is accepted once (the step it
   belongs to is remembered); a wrong code counts as a failed login towards the same
   lockout as a wrong password (``console.lockout_failures``), and the count is reset
-  only by a right code — so the password alone buys no more guesses.
+  only by a right code — so the password alone buys no more guesses — and not while
+  password attempts are being checked (:mod:`ivr.console.users`).
 * **Who must**: ``console.require_2fa`` (``none`` | ``operators`` | ``all``); the others
   may turn it on from their account page. An operator (CLI ``arspay console
   reset-2fa``) removes a lost one.
@@ -37,7 +38,7 @@ from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.console import totp
 from ivr.console.errors import LockedOut, LoginFailed
-from ivr.console.users import User, user_view
+from ivr.console.users import User, pending_logins, user_view
 from ivr.errors import ConfigError, Conflict, InvalidInput, NotFound
 from ivr.settings import Settings
 from ivr.store.db import Database
@@ -192,8 +193,9 @@ class SecondFactor:
             step = totp.matching_step(secret, code, now.timestamp(), after=row.totp_last_step)
             if step is not None:
                 row.totp_last_step = step
-                row.failed_logins = 0
-                row.locked_until = None
+                if pending_logins(row, now) == 0:  # never under a burst of password guesses
+                    row.failed_logins = 0
+                    row.locked_until = None
                 if purpose == "login":
                     row.last_login_at = now
                     audit(s, self.clock, actor=f"console:{row.id}", action="console.login",

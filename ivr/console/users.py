@@ -2,16 +2,28 @@
 
 Lockout: ``settings.lockout_failures`` wrong passwords in a row lock the user for
 ``settings.lockout_minutes``; while locked even the right password is refused (and not
-checked, so a locked account cannot be used as a password oracle). A successful login
-resets the count. Every change is in the audit log (actor ``console:usr_…`` or ``cli``);
-failed logins are audited too, never with the password tried.
+checked, so a locked account cannot be used as a password oracle). Every change is in
+the audit log (actor ``console:usr_…`` or ``cli``); failed logins are audited too,
+never with the password tried.
+
+Against a burst of parallel guesses the count is *reserved* before any hashing: one
+locked transaction (``SELECT … FOR UPDATE``; on SQLite the write lock) checks the lock
+and the failures plus the attempts still being checked, refuses when they reach the
+limit, and adds this attempt to ``logins_pending``. Only then is the argon2 hash
+compared, outside any transaction, and a second locked transaction settles the
+attempt: a wrong password becomes a failure (and may lock), a right one is re-checked
+against a lock a concurrent burst set meanwhile. So at most ``lockout_failures``
+guesses are ever compared per lockout, however many arrive at once. A right password
+resets the count only when no other attempt is pending and no failure settled while it
+was being checked: it never wipes a count that a concurrent burst is adding to. A
+reservation whose process died lapses after :data:`RESERVE_FOR`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select
@@ -21,11 +33,13 @@ from ivr.clock import Clock
 from ivr.console.errors import LockedOut, LoginFailed
 from ivr.console.passwords import hash_password, needs_rehash, verify_password
 from ivr.domain.ids import new_id
+from ivr.domain.text import check_text
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.settings import ConsoleSettings
 from ivr.store.db import Database
 from ivr.store.tables import ConsoleUser, Merchant
 
+RESERVE_FOR = timedelta(seconds=60)  # a pending login attempt holds its place this long
 Role = Literal["operator", "merchant"]
 ROLES: tuple[Role, ...] = ("operator", "merchant")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}$")
@@ -48,13 +62,33 @@ class User:
         return f"console:{self.id}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A login attempt's reserved place: what to compare the password with."""
+
+    user_id: str
+    password_hash: str | None  # None: a disabled user (compared with a dummy, never true)
+    rehash: bool
+    failures_seen: int  # the settled failures when the place was taken
+
+    def __repr__(self) -> str:
+        return f"_Held({self.user_id})"
+
+
+def pending_logins(row: ConsoleUser, now: datetime) -> int:
+    """Attempts whose password is still being checked (their places lapse after
+    :data:`RESERVE_FOR`)."""
+    live = row.logins_pending_until is not None and row.logins_pending_until > now
+    return row.logins_pending if live else 0
+
+
 def user_view(row: ConsoleUser) -> User:
     role: Role = "operator" if row.role == "operator" else "merchant"
     return User(row.id, row.email, role, row.merchant_id, row.totp_enabled_at is not None)
 
 
 def clean_email(email: str) -> str:
-    email = email.strip().lower()
+    email = check_text(email, "email").strip().lower()
     if not _EMAIL.match(email):
         raise InvalidInput("not an email address")
     return email
@@ -96,6 +130,7 @@ class ConsoleUsers:
                 status="active",
                 failed_logins=0,
                 locked_until=None,
+                logins_pending=0,
                 last_login_at=None,
                 created_at=self.clock.now(),
             )
@@ -138,26 +173,61 @@ class ConsoleUsers:
         except InvalidInput:
             await verify_password(None, password)
             raise LoginFailed("wrong email or password") from None
-        async with self.db.sessions() as s:
-            row = await s.scalar(select(ConsoleUser).where(ConsoleUser.email == email))
-        now = self.clock.now()
-        if row is not None and row.locked_until is not None and row.locked_until > now:
-            raise LockedOut("too many failed logins; try again later")
-        usable = row is not None and row.status == "active"
-        ok = await verify_password(row.password_hash if usable and row else None, password)
-        if row is None:
+        held = await self._reserve(email)
+        ok = await verify_password(held.password_hash if held else None, password)
+        if held is None:
             raise LoginFailed("wrong email or password")
-        rehash = await hash_password(password) if ok and needs_rehash(row.password_hash) else None
+        rehash = await hash_password(password) if ok and held.rehash else None
+        user, outcome = await self._settle(held, ok, rehash)
+        if outcome is not None:
+            raise outcome
+        return user
+
+    async def _reserve(self, email: str) -> _Held | None:
+        """Check the lock and the count and take a place for this attempt, in one locked
+        transaction; ``None`` for an unknown email (nothing to count)."""
+        now = self.clock.now()
         async with self.db.transaction() as s:
-            row = await s.get(ConsoleUser, row.id, with_for_update=True)
-            assert row is not None
+            row = await s.scalar(
+                select(ConsoleUser).where(ConsoleUser.email == email).with_for_update()
+            )
+            if row is None:
+                return None
+            if row.locked_until is not None and row.locked_until > now:
+                raise LockedOut("too many failed logins; try again later")
+            pending = pending_logins(row, now)
+            if row.failed_logins + pending >= self.settings.lockout_failures:
+                raise LockedOut("too many login attempts at once; try again later")
+            row.logins_pending = pending + 1
+            row.logins_pending_until = now + RESERVE_FOR
+            usable = row.status == "active"
+            return _Held(
+                row.id,
+                row.password_hash if usable else None,
+                usable and needs_rehash(row.password_hash),
+                row.failed_logins,
+            )
+
+    async def _settle(
+        self, held: _Held, ok: bool, rehash: str | None
+    ) -> tuple[User, LoginFailed | LockedOut | None]:
+        """Count the attempt checked under ``held``: the user, and what to raise."""
+        now = self.clock.now()
+        async with self.db.transaction() as s:
+            row = await s.get(ConsoleUser, held.user_id, with_for_update=True)
+            assert row is not None  # users are disabled, never deleted
+            row.logins_pending = max(0, pending_logins(row, now) - 1)
+            locked_now = row.locked_until is not None and row.locked_until > now
+            if ok and locked_now:  # a concurrent burst locked the account meanwhile
+                return user_view(row), LockedOut("too many failed logins; try again later")
             if ok:
                 if rehash is not None:
                     row.password_hash = rehash
                 code_next = row.totp_enabled_at is not None
                 if not code_next:
-                    row.failed_logins = 0
-                    row.locked_until = None
+                    if row.logins_pending == 0 and row.failed_logins == held.failures_seen:
+                        row.failed_logins = 0
+                        row.locked_until = None
                     row.last_login_at = now
                 audit(
                     s,
@@ -168,26 +238,25 @@ class ConsoleUsers:
                     object_id=row.id,
                     merchant_id=row.merchant_id,
                 )
-            else:
+                return user_view(row), None
+            locked = False
+            if not locked_now:  # (a guess settling after the lock is covered by it)
                 row.failed_logins += 1
                 locked = row.failed_logins >= self.settings.lockout_failures
                 if locked:
                     row.failed_logins = 0
                     row.locked_until = now + timedelta(minutes=self.settings.lockout_minutes)
-                audit(
-                    s,
-                    self.clock,
-                    actor="console:anonymous",
-                    action="console.login_failed",
-                    object_type="console_user",
-                    object_id=row.id,
-                    merchant_id=row.merchant_id,
-                    details={"locked": locked},
-                )
-            user = user_view(row)
-        if not ok:
-            raise LoginFailed("wrong email or password")
-        return user
+            audit(
+                s,
+                self.clock,
+                actor="console:anonymous",
+                action="console.login_failed",
+                object_type="console_user",
+                object_id=row.id,
+                merchant_id=row.merchant_id,
+                details={"locked": locked},
+            )
+            return user_view(row), LoginFailed("wrong email or password")
 
     async def set_password(self, user_id: str, password: str, *, actor: str) -> None:
         hashed = await hash_password(password)

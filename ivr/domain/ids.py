@@ -7,6 +7,7 @@ object beyond when it was made. Random bits come from ``secrets``.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 
@@ -18,6 +19,16 @@ PREFIXES = frozenset(
         "sch", "evt", "whe", "whd", "sms", "cns", "aud", "usr",
     }
 )  # fmt: skip
+
+
+# Shaped like an id we issue (``pi_01M8J2…``, ``ord_…``): a ULID can hold 13 digits in a
+# row, which the webhook payload check must not take for a card number. (Merchant text
+# never gets here unchecked: the free-text guard refuses such runs at input.)
+_OBJECT_ID = re.compile(r"[a-z]{2,5}_[0-9A-Z]{10,40}")
+
+
+def is_object_id(value: str) -> bool:
+    return _OBJECT_ID.fullmatch(value) is not None
 
 
 def ulid(now_ms: int | None = None) -> str:

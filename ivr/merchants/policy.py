@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ivr.domain.text import GuardedStr
 from ivr.errors import InvalidInput
 from ivr.settings import CallSettings
 from ivr.telephony.call import parse_destination
@@ -25,7 +26,7 @@ from ivr.telephony.call import parse_destination
 
 class InterestFree(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    issuer: str = Field(min_length=1, max_length=40)
+    issuer: GuardedStr = Field(min_length=1, max_length=40)
     min_months: int = Field(2, ge=2, le=36)
     max_months: int = Field(ge=2, le=36)
     starts: date | None = None

@@ -19,12 +19,12 @@ from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import API_KEY, MERCHANT, ApiKeyStatus, MerchantStatus
+from ivr.domain.text import check_text, clean_text
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.merchants.policy import MerchantPolicy
 from ivr.phone import PhoneError, normalize_mobile
 from ivr.store.db import Database
 from ivr.store.tables import ApiKey, Customer, Merchant
-from ivr.webhooks.events import CARD_LIKE
 
 _KEY_PREFIX = "ak_"
 
@@ -50,12 +50,7 @@ def _digest(key: str) -> str:
 
 
 def _clean_name(name: str, what: str, limit: int = 100) -> str:
-    name = " ".join(name.split())
-    if not name:
-        raise InvalidInput(f"{what} must not be empty")
-    if len(name) > limit:
-        raise InvalidInput(f"{what} is longer than {limit} characters")
-    return name
+    return clean_text(name, what, max_length=limit)
 
 
 class MerchantService:
@@ -222,14 +217,14 @@ class CustomerService:
             digits = normalize_mobile(mobile).digits
         except PhoneError as exc:
             raise InvalidInput(f"mobile: {exc}") from None
-        for field, text in (("name", name), ("external_ref", external_ref or "")):
-            if CARD_LIKE.search(text):  # it would be stored and shown
-                raise InvalidInput(f"{field} must not contain a card number (13+ digits)")
+        # stored and shown
+        name = clean_text(name, "name", required=False)
+        check_text(external_ref or "", "external_ref")
         row = Customer(
             id=customer_id or new_id("cus"),
             merchant_id=merchant_id,
             external_ref=external_ref or None,
-            name=" ".join(name.split())[:100],
+            name=name,
             mobile=digits,
             created_at=self.clock.now(),
         )

@@ -32,13 +32,13 @@ from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import PAYMENT_INTENT, AttemptStatus, PaymentIntentStatus
+from ivr.domain.text import clean_text
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.gateways.contract import CancelRequest, Gateway
 from ivr.gateways.errors import CancelRefused, GatewayError
 from ivr.payments.charger import NOT_AT_PG, ChargePolicy
 from ivr.store.db import Database
 from ivr.store.tables import PaymentAttempt, PaymentIntent, Refund
-from ivr.webhooks.events import CARD_LIKE
 from ivr.webhooks.notices import refunded_in
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,7 @@ class Refunder:
         ``succeeded``, or ``unknown`` while the PG's answer is missing (it settles
         later, with its ``payment.refunded`` event). A refund the PG refused raises
         :class:`CancelRefused` (the row stays, ``failed``)."""
-        if CARD_LIKE.search(reason):  # it would be stored and sent to the PG
-            raise InvalidInput("reason must not contain a card number (13+ digits)")
+        reason = clean_text(reason, "reason", max_length=200)  # stored and sent to the PG
         now = self.clock.now()
         async with self.db.transaction() as s:
             intent = await s.get(PaymentIntent, intent_id, with_for_update=True)

@@ -12,13 +12,13 @@ from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.money import check_amount
 from ivr.domain.states import PAYMENT_INTENT, CardStatus
+from ivr.domain.text import clean_text
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.gateways.contract import Gateway
 from ivr.payments.charger import ChargePolicy
 from ivr.payments.refunds import Refunder
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentIntent, Refund
-from ivr.webhooks.events import CARD_LIKE
 
 
 def check_terms(amount: int, installment_months: int, order_name: str) -> str:
@@ -27,12 +27,8 @@ def check_terms(amount: int, installment_months: int, order_name: str) -> str:
     check_amount(amount)
     if installment_months not in (0, *range(2, 37)):
         raise InvalidInput("installment_months must be 0 (일시불) or 2-36")
-    order_name = " ".join(order_name.split())
-    if not order_name or len(order_name) > 100:
-        raise InvalidInput("order_name must be 1-100 characters")
-    if CARD_LIKE.search(order_name):  # it would reach our database, the PG and the SMS
-        raise InvalidInput("order_name must not contain a card number (13+ digits in a row)")
-    return order_name
+    # it would reach our database, the PG and the SMS
+    return clean_text(order_name, "order_name")
 
 
 class CardFacts(Protocol):

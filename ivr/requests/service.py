@@ -22,12 +22,12 @@ from ivr.domain.states import (
     DeliveryStatus,
     LeaseStatus,
 )
+from ivr.domain.text import clean_text
 from ivr.errors import InvalidInput, NotFound
 from ivr.merchants.policy import MerchantPolicy
 from ivr.notify.templates import payment_sms, registration_sms
 from ivr.store.db import Database
 from ivr.store.tables import CallRequest, Customer, Lease, Merchant, SmsMessage
-from ivr.webhooks.events import CARD_LIKE
 from ivr.webhooks.notices import request_ended_in
 
 
@@ -59,11 +59,8 @@ class CallRequestService:
         actor: str = "cli",
         request_id: str | None = None,
     ) -> NewRequest:
-        product_name = " ".join(product_name.split())
-        if not product_name or len(product_name) > 100:
-            raise InvalidInput("product_name must be 1-100 characters")
-        if CARD_LIKE.search(product_name):  # it would be stored, texted and read out
-            raise InvalidInput("product_name must not contain a card number (13+ digits)")
+        # it would be stored, texted and read out
+        product_name = clean_text(product_name, "product_name")
         if kind is CallRequestKind.payment:
             if amount is None:
                 raise InvalidInput("a payment request needs an integer amount in KRW")

@@ -426,6 +426,10 @@ class ConsoleUser(Base):
     status: Mapped[str] = mapped_column(Status)  # active | disabled
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
+    # login attempts whose password is being checked (ivr/console/users.py reserves a
+    # place before hashing), and when those places lapse (a process died mid-check)
+    logins_pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    logins_pending_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     # second factor (ivr/console/mfa.py): the TOTP secret, AES-GCM-encrypted under the

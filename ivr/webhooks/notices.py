@@ -13,10 +13,12 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.clock import Clock
+from ivr.domain.ids import is_object_id
 from ivr.domain.states import CallRequestKind, CallRequestStatus, PaymentIntentStatus
+from ivr.domain.text import mask_card_numbers, remove_refused_characters
 from ivr.gateways.declines import PROMPT_TEXT, DeclineReason
 from ivr.store.tables import CallRequest, PaymentAttempt, PaymentIntent, Refund
-from ivr.webhooks.events import CARD_LIKE, emit_in
+from ivr.webhooks.events import emit_in
 
 
 def _masked(value: Any) -> Any:
@@ -45,9 +47,12 @@ def masked(item: tuple[str, str, dict[str, Any]]) -> tuple[str, str, dict[str, A
 
 
 def _text(value: str) -> str:
-    """Merchant free text (an order name) with any card-like digit run masked: the
-    event must go out (``emit_in`` refuses card-like runs), and it carries no card."""
-    return CARD_LIKE.sub(lambda m: "•" * len(m.group()), value)
+    """Merchant free text (an order name) with any card-like digit run masked and any
+    control or invisible character dropped: the event must go out (``emit_in`` refuses
+    both), and it carries no card. Our own ids are left alone."""
+    if is_object_id(value):
+        return value
+    return mask_card_numbers(remove_refused_characters(value))
 
 
 _REGISTRATION = {

@@ -18,6 +18,7 @@ from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import DELIVERY, ENDPOINT, DeliveryStatus, EndpointStatus
+from ivr.domain.text import check_text
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.store.db import Database
 from ivr.store.tables import WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -31,7 +32,7 @@ MAX_PAGE = 100
 
 
 def check_url(url: str) -> str:
-    url = url.strip()
+    url = check_text(url, "webhook url").strip()  # stored, shown and fetched
     try:
         parts = urlsplit(url)
         host = parts.hostname

@@ -123,7 +123,7 @@ async def test_a_retry_after_a_crash_drives_the_same_intent_instead_of_charging_
         "crash-1",
         method="POST",
         path=path,
-        fingerprint=fingerprint("POST", path, "application/json", json.dumps(body).encode()),
+        fingerprint=fingerprint("POST", path, "", "application/json", json.dumps(body).encode()),
     )
     # what the dead process had done: the intent with the reserved id, charged at the PG
     payments = PaymentService(api.db, api.clock, api.runtime.gateway)

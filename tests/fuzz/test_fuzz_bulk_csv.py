@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 
 from ivr.bulk.charges import EXTRA_FIELDS, FIELDS, MAX_BYTES, check_row, parse_rows
 from ivr.bulk.registrations import check_registration_row
+from ivr.bulk.rows import safe_ref
 from ivr.domain.money import MAX_AMOUNT, MIN_AMOUNT
+from ivr.domain.text import text_problem
 from ivr.errors import InvalidInput
-from ivr.webhooks.events import CARD_LIKE
 
 REQUIRED = FIELDS[:3]  # what submit() asks of a charges CSV header
 REG_FIELDS = ("customer_id", "mobile", "name", "external_ref", "product_name", "ref")
@@ -50,7 +51,7 @@ def _classify(
             else:
                 valid.append((n, check_registration_row(raw, EXTRA_FIELDS)))
         except InvalidInput as exc:  # (submit catches any ArspayError; rows raise only this)
-            invalid.append({"row": n, "ref": str(raw.get("ref") or "")[:100], "error": exc.message})
+            invalid.append({"row": n, "ref": safe_ref(raw), "error": exc.message})
     assert len(valid) + len(invalid) == len(rows)
     assert sorted([n for n, _ in valid] + [r["row"] for r in invalid]) == list(
         range(1, len(rows) + 1)
@@ -199,10 +200,11 @@ good_rows = st.fixed_dictionaries(
             st.integers(MIN_AMOUNT, MAX_AMOUNT), st.sampled_from(["{}", "{:,}", " {} "])
         ).map(lambda t: t[1].format(t[0])),
         "order_name": st.text(min_size=1, max_size=60).filter(
-            lambda s: s.split() != [] and not CARD_LIKE.search(s)  # no card numbers in it
+            # no card number, no control or invisible character in it
+            lambda s: s.split() != [] and text_problem(s, "order_name") is None
         ),
         "installment_months": st.sampled_from(["", *map(str, sorted(MONTHS))]),
-        "ref": st.text(max_size=120),
+        "ref": st.text(max_size=120).filter(lambda s: text_problem(s, "ref") is None),
     }
 )
 Row = tuple[bool, list[str]]  # (built from good values, cells)

@@ -25,13 +25,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {  # all application/problem+json (app
     401: {"description": "missing or invalid API key"},
     404: {"description": "no such object (or not yours)"},
     422: {"description": "the request does not match the schema, or its values are refused"},
-    429: {"description": "rate limited (see Retry-After)"},
+    429: {
+        "description": "rate limited, or too many requests with an invalid API key from this "
+        "address (see Retry-After)"
+    },
     500: {"description": "internal error"},
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     400: {"description": "malformed Idempotency-Key"},
     409: {"description": "conflict, or a duplicate of a request still running"},
+    413: {"description": "the body is larger than api.max_body_bytes (bulk: api.max_upload_bytes)"},
 }
 
 

@@ -22,7 +22,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from ivr.console.access import LANG_COOKIE, SESSION_COOKIE, Deps, Writer, language, same_origin
+from ivr.console.access import (
+    LANG_COOKIE,
+    SESSION_COOKIE,
+    Deps,
+    Writer,
+    cookies_secure,
+    language,
+    same_origin,
+)
 from ivr.console.errors import LockedOut, LoginFailed
 from ivr.console.i18n import LANGS, register, text
 from ivr.console.mfa import Setup
@@ -77,7 +85,8 @@ def _login_form(request: Request, *, error: str | None, status_code: int = 200) 
                     t=lambda key, **v: text(lang, key, **v), error=error, login_csrf=token,
                     next=_safe_next(request.query_params.get("next")))  # fmt: skip
     response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=1800, httponly=True,
-                        samesite="strict", path="/console/login")  # fmt: skip
+                        samesite="strict", path="/console/login",
+                        secure=cookies_secure(request))  # fmt: skip
     return response
 
 
@@ -114,13 +123,19 @@ async def login(
     target = _safe_next(next)
     if stage is not None:
         target = url(f"/login/{stage}") + "?next=" + quote(target, safe="/")
-    response = _with_session(RedirectResponse(target, status_code=303), deps, opened, stage)
+    response = _with_session(
+        request, RedirectResponse(target, status_code=303), deps, opened, stage
+    )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
     return response
 
 
 def _with_session(
-    response: Response, deps: ConsoleDeps, opened: Opened, stage: Stage | None = None
+    request: Request,
+    response: Response,
+    deps: ConsoleDeps,
+    opened: Opened,
+    stage: Stage | None = None,
 ) -> Response:
     lasts = PENDING_FOR.total_seconds() if stage else deps.settings.console.session_max_hours * 3600
     response.set_cookie(
@@ -128,7 +143,7 @@ def _with_session(
         opened.token,
         httponly=True,
         samesite="strict",
-        secure=deps.settings.console.secure_cookie,
+        secure=cookies_secure(request),
         path="/console",
         max_age=int(lasts),
     )
@@ -232,7 +247,7 @@ async def _finish(request: Request, deps: ConsoleDeps, stage: Stage, next: str) 
     opened = await deps.sessions.promote(request.cookies.get(SESSION_COOKIE), stage)
     if opened is None:
         return _back_to_login()
-    return _with_session(RedirectResponse(_safe_next(next), status_code=303), deps, opened)
+    return _with_session(request, RedirectResponse(_safe_next(next), status_code=303), deps, opened)
 
 
 @router.post("/logout")
@@ -248,5 +263,6 @@ async def switch_language(to: str, request: Request) -> Response:
     """Switch the page language (a cookie; nothing else changes, so a GET is fine)."""
     response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
     if to in LANGS:
-        response.set_cookie(LANG_COOKIE, to, max_age=365 * 86400, samesite="lax", path="/console")
+        response.set_cookie(LANG_COOKIE, to, max_age=365 * 86400, samesite="lax",
+                            path="/console", secure=cookies_secure(request))  # fmt: skip
     return response

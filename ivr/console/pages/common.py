@@ -12,8 +12,20 @@ from sqlalchemy.orm import InstrumentedAttribute
 from ivr.api.pagination import fetch_page
 from ivr.api.problems import Problem
 from ivr.console.access import Viewer
+from ivr.console.i18n import register
+from ivr.domain.text import text_problem
 from ivr.errors import InvalidInput, NotFound
 from ivr.store.tables import Customer, Merchant
+
+register(
+    {
+        "common.text_refused": (
+            "카드번호(13자리 이상의 숫자)나 제어·보이지 않는 문자는 입력할 수 없습니다.",
+            "Card numbers (13 or more digits) and control or invisible characters cannot "
+            "be entered.",
+        ),
+    }
+)
 
 M = TypeVar("M")
 Q = TypeVar("Q", bound="Select[*tuple[Any, ...]]")
@@ -63,6 +75,17 @@ async def merchant_names(s: AsyncSession, viewer: Viewer) -> dict[str, str]:
     """Merchant id → name, for the merchant column and picker operators see."""
     q = scoped(select(Merchant.id, Merchant.name), Merchant.id, viewer).order_by(Merchant.name)
     return {mid: name for mid, name in (await s.execute(q)).all()}
+
+
+def refused_text(*values: str) -> bool:
+    """Whether any of a form's ``values`` is one the text guard refuses (ivr/domain/text.py)."""
+    return any(text_problem(v, "") is not None for v in values)
+
+
+def echoable(value: str) -> str:
+    """``value`` to show back in a re-rendered form, or ``""`` when the text guard
+    refuses it: a card number typed into a field is not sent back to the browser."""
+    return "" if refused_text(value) else value
 
 
 def acting_merchant(viewer: Viewer, chosen: str | None) -> str:

@@ -17,7 +17,14 @@ from starlette.responses import RedirectResponse, Response
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
 from ivr.console.pages.cards import labels as card_labels
-from ivr.console.pages.common import merchant_names, owned, page_of, scoped
+from ivr.console.pages.common import (
+    echoable,
+    merchant_names,
+    owned,
+    page_of,
+    refused_text,
+    scoped,
+)
 from ivr.console.pages.payments import labels as payment_labels
 from ivr.console.pages.schedules import labels as schedule_labels
 from ivr.console.render import page
@@ -125,6 +132,8 @@ async def create_customer(
         )  # fmt: skip
     except InvalidInput as exc:
         key = "cus.bad_mobile" if exc.message.startswith("mobile") else "cus.bad_input"
+        if refused_text(mobile, name, external_ref):
+            key = "common.text_refused"
         return await _form(request, deps, who, _failed(form, who.t(key)), 422)
     except Conflict:
         return await _form(request, deps, who, _failed(form, who.t("cus.ref_taken")), 422)
@@ -134,7 +143,8 @@ async def create_customer(
 
 
 def _failed(form: CustomerForm, error: str) -> CustomerForm:
-    return CustomerForm(form.merchant_id, form.mobile, form.name, form.external_ref, error)
+    return CustomerForm(form.merchant_id, echoable(form.mobile), echoable(form.name),
+                        echoable(form.external_ref), error)  # fmt: skip
 
 
 @router.get("/customers/{customer_id}")

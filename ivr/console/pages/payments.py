@@ -20,7 +20,15 @@ from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import CATALOG, register
-from ivr.console.pages.common import customers_of, merchant_names, owned, page_of, scoped
+from ivr.console.pages.common import (
+    customers_of,
+    echoable,
+    merchant_names,
+    owned,
+    page_of,
+    refused_text,
+    scoped,
+)
 from ivr.console.render import money, page
 from ivr.domain.ids import new_id
 from ivr.domain.states import PaymentIntentStatus
@@ -210,6 +218,8 @@ async def _refund(deps: Deps, who: Viewer, intent: PaymentIntent, form: RefundFo
             actor=who.actor, refund_id=form.refund_id,
         )  # fmt: skip
     except InvalidInput:
+        if refused_text(form.reason):
+            return Refusal("common.text_refused", 422, {})
         if value is not None and value > left:
             return Refusal("pay.refund_too_much", 422, {"left": money(left, who.lang)})
         return Refusal("pay.bad_amount", 422, {})
@@ -247,5 +257,5 @@ async def refund_payment(
         return RedirectResponse(f"{target}?refunded={result.id}", status_code=303)
     # A refund the PG failed keeps its id (a failed refund row); the form gets a new one.
     fresh = new_id("rf") if result.status_code == 502 else form.refund_id
-    shown = RefundForm(fresh, amount, reason, who.t(result.key, **result.values))
+    shown = RefundForm(fresh, amount, echoable(reason), who.t(result.key, **result.values))
     return await _detail(request, deps, who, intent.id, shown, status_code=result.status_code)

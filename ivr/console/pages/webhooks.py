@@ -21,7 +21,14 @@ from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
-from ivr.console.pages.common import acting_merchant, merchant_names, owned, page_of, scoped
+from ivr.console.pages.common import (
+    acting_merchant,
+    echoable,
+    merchant_names,
+    owned,
+    page_of,
+    scoped,
+)
 from ivr.console.render import page
 from ivr.domain.states import EndpointStatus
 from ivr.errors import InvalidInput, NotFound
@@ -237,6 +244,7 @@ async def create_endpoint(
             owner, url, list(draft.types), actor=who.actor
         )
     except InvalidInput as exc:
+        draft = Draft(echoable(url), draft.types, merchant_id)  # no card number sent back
         return await _list_page(request, deps, who, draft=draft, error=exc.message,
                                 status_code=422)  # fmt: skip
     return await _detail_page(request, deps, who, row.id, secret=secret, rotated=False)
