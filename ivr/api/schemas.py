@@ -8,11 +8,19 @@ Amounts are integers in KRW. Times are RFC 3339 in UTC. Cards are shown as BIN (
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ivr.webhooks.events import EVENT_TYPES
+
 T = TypeVar("T")
+
+EventType = Annotated[
+    str, Field(json_schema_extra={"enum": sorted(EVENT_TYPES)}, description="a webhook event type")
+]
+"""A webhook event type: the list in the OpenAPI document is :data:`EVENT_TYPES` (the
+check itself is :func:`ivr.webhooks.events.check_event_types`, which names unknown ones)."""
 
 
 def _amount() -> Any:
@@ -294,12 +302,12 @@ class BulkJobOut(_Out):
 
 class WebhookEndpointIn(_In):
     url: str = Field(min_length=1, max_length=500)
-    event_types: list[str] = Field(default_factory=list, description="empty = every type")
+    event_types: list[EventType] = Field(default_factory=list, description="empty = every type")
 
 
 class WebhookEndpointPatch(_In):
     url: str | None = Field(None, min_length=1, max_length=500)
-    event_types: list[str] | None = None
+    event_types: list[EventType] | None = None
     enabled: bool | None = Field(
         None, description="true re-enables an endpoint disabled after persistent failure"
     )
@@ -310,7 +318,7 @@ class WebhookEndpointOut(_Out):
     object: Literal["webhook_endpoint"] = "webhook_endpoint"
     url: str
     status: str
-    event_types: list[str]
+    event_types: list[EventType]
     created_at: datetime
     disabled_at: datetime | None
 

@@ -38,6 +38,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "payment.refunded",
         "call_request.expired",
         "schedule.charge_failed",
+        "schedule.cycle_declined",
         "bulk_job.completed",
     }
 )

@@ -187,6 +187,14 @@ async def schedule_charge_failed_in(
     await _emit(s, clock, merchant_id, "schedule.charge_failed", data)
 
 
+async def schedule_cycle_declined_in(
+    s: AsyncSession, clock: Clock, merchant_id: str, data: dict[str, Any]
+) -> None:
+    """A consent cycle ended without a charge: the payer said no, or the request was
+    cancelled (``reason``)."""
+    await _emit(s, clock, merchant_id, "schedule.cycle_declined", data)
+
+
 async def bulk_completed_in(
     s: AsyncSession, clock: Clock, merchant_id: str, progress: dict[str, Any]
 ) -> None:
