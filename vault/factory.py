@@ -113,6 +113,7 @@ async def open_vault(
         clock=clock or SystemClock(),
         gateway=gateway,
         rotation_batch=settings.vault.rotation_batch,
+        verify_limit=settings.vault.verify_birth_limit,
     )
     try:
         await vault.start()

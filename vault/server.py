@@ -72,6 +72,7 @@ class VaultServer:
             "metadata": self._metadata,
             "issue_billing_key": self._issue_billing_key,
             "keyed_charge": self._keyed_charge,
+            "verify_birth": self._verify_birth,
             "delete": self._delete,
             "audit": self._audit,
             "tokens": self._tokens,
@@ -208,6 +209,11 @@ class VaultServer:
             who=a["who"],
             why=a["why"],
             peer=peer,
+        )
+
+    async def _verify_birth(self, a: dict[str, Any], peer: str) -> Any:
+        return await self.vault.verify_birth(
+            a["token"], a["merchant_id"], birth=a["birth"], who=a["who"], why=a["why"], peer=peer
         )
 
     async def _delete(self, a: dict[str, Any], peer: str) -> Any:
