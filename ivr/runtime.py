@@ -18,6 +18,7 @@ from ivr.billing.scheduler import Scheduler
 from ivr.bulk.charges import BulkCharges
 from ivr.cards.service import CardService
 from ivr.cards.sweep import OrphanSweep
+from ivr.cards.verification import CardVerification
 from ivr.clock import Clock
 from ivr.engine import Engine
 from ivr.flows.router import CallFlows
@@ -145,6 +146,7 @@ async def open_runtime(
         cards=CardService(services.db, services.clock, vault),
         payments=PaymentService(services.db, services.clock, pg),
         charger=charger,
+        verification=CardVerification(services.db, services.clock),
         transcript=transcript,
     )
     queue = JobQueue(services.db, services.clock, worker_id=f"{socket.gethostname()}:{os.getpid()}")

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from ivr.cards.service import CardService
+from ivr.cards.verification import CardVerification
 from ivr.consent.ledger import ConsentInput, PlayedPrompt
 from ivr.domain.states import CallRequestStatus
 from ivr.flows.possession import Admission
@@ -28,7 +29,13 @@ from vault.client import VaultClient
 T = TypeVar("T")
 
 Outcome = Literal[
-    "completed", "declined", "card_declined", "payment_failed", "payment_pending", "abandoned"
+    "completed",
+    "declined",
+    "card_declined",
+    "card_locked",
+    "payment_failed",
+    "payment_pending",
+    "abandoned",
 ]
 
 
@@ -42,6 +49,7 @@ class FlowDeps:
     cards: CardService
     payments: PaymentService
     charger: Charger
+    verification: CardVerification
     transcript: Callable[[str, str], None] | None = None  # (call id, line), for the demo
 
 
