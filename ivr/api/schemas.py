@@ -175,6 +175,11 @@ class CardOut(_Out):
     status: str
     created_at: datetime
     deleted_at: datetime | None
+    phone_payments_locked_until: datetime | None = Field(
+        description="set while too many wrong birth dates keyed in payment calls keep the "
+        "card from paying by phone (automatic charges go on); POST /v1/cards/{id}/unlock "
+        "lifts it sooner"
+    )
 
 
 # ------------------------------------------------------------------ payments

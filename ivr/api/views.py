@@ -4,9 +4,11 @@ row: cards as BIN + last 4, steps without digits, numbers in dialable form."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from ivr.api import schemas as S
+from ivr.cards.verification import locked_until
 from ivr.consent.ledger import record_hash
 from ivr.phone import PhoneError, normalize
 from ivr.store.tables import (
@@ -108,7 +110,7 @@ def consent_record(row: ConsentRecord) -> S.ConsentRecordOut:
     )
 
 
-def card(row: Card) -> S.CardOut:
+def card(row: Card, now: datetime) -> S.CardOut:
     return S.CardOut(
         id=row.id,
         customer_id=row.customer_id,
@@ -120,6 +122,7 @@ def card(row: Card) -> S.CardOut:
         status=row.status,
         created_at=row.created_at,
         deleted_at=row.deleted_at,
+        phone_payments_locked_until=locked_until(row, now),
     )
 
 
