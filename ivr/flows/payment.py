@@ -202,21 +202,15 @@ async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
     today = run.now().astimezone(SEOUL).date()
     promo = policy.interest_free_for(card.issuer, today)
     prompts = [say("pay.installment")]
+    offer: dict[str, object] = {}
     if promo is not None:
-        prompts.append(
-            say(
-                "pay.interest_free",
-                issuer=spoken_issuer(card.issuer),
-                min_months=promo.min_months,
-                max_months=min(promo.max_months, policy.max_installment_months),
-            )
-        )
+        heard = {
+            "min_months": promo.min_months,
+            "max_months": min(promo.max_months, policy.max_installment_months),
+        }
+        prompts.append(say("pay.interest_free", issuer=spoken_issuer(card.issuer), **heard))
+        offer = {"interest_free_offer": heard}
     choice = await run.voice.menu(prompts, "12")
-    offer = (
-        {"interest_free_offer": {"min_months": promo.min_months, "max_months": promo.max_months}}
-        if promo is not None
-        else {}
-    )
     run.record_consent("installment_choice", choice, _payment(run) | _card(card) | {
         "choice": "lump_sum" if choice == "1" else "installments", **offer,
     })  # fmt: skip

@@ -106,8 +106,8 @@ async def test_registered_card_lump_sum_chosen_at_the_installment_menu(stack: St
 
 
 async def test_an_interest_free_offer_is_part_of_the_installment_record(stack: Stack) -> None:
-    await set_policy(
-        stack, interest_free=[{"issuer": "테스트카드", "min_months": 2, "max_months": 3}]
+    await set_policy(  # the promotion runs to 24 months, the merchant allows 12
+        stack, interest_free=[{"issuer": "테스트카드", "min_months": 2, "max_months": 24}]
     )
     await register(stack)
     script = [Press("1"), *VERIFY, Listen(), Listen(), Press("2"), Press("3#"), Press("1")]
@@ -115,7 +115,7 @@ async def test_an_interest_free_offer_is_part_of_the_installment_record(stack: S
     assert outcome == "completed"
     plan = next(r for r in rows if r.kind == "installment_choice")
     assert last_prompt(plan) == "pay.interest_free"  # the offer was heard before the key
-    assert plan.details["interest_free_offer"] == {"min_months": 2, "max_months": 3}
+    assert plan.details["interest_free_offer"] == {"min_months": 2, "max_months": 12}  # heard
     months = next(r for r in rows if r.kind == "installment_months")
     assert months.details["interest_free"] is True
 
