@@ -19,6 +19,7 @@ from ivr.bulk.charges import BulkCharges
 from ivr.cards.key_requests import BillingKeyRequests
 from ivr.cards.service import CardService
 from ivr.cards.sweep import OrphanSweep
+from ivr.cards.verification import CardVerification
 from ivr.clock import Clock
 from ivr.consent.evidence import run_checkpoints
 from ivr.engine import Engine
@@ -190,6 +191,7 @@ async def open_runtime(
             settle=timedelta(seconds=policy.settle_s),
             grace=timedelta(minutes=settings.vault.orphan_grace_minutes),
         ),
+        verification=CardVerification(services.db, services.clock),
         transcript=transcript,
     )
     queue = JobQueue(services.db, services.clock, worker_id=f"{socket.gethostname()}:{os.getpid()}")

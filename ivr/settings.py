@@ -205,6 +205,13 @@ class VaultSettings(_Section):
     audit_checkpoint_interval_minutes: int = Field(
         60, ge=1, le=7 * 24 * 60, description="how often a vault audit checkpoint is written"
     )
+    verify_birth_limit: int = Field(
+        20,
+        ge=1,
+        le=1_000,
+        description="the vault answers at most this many unmatched birth date checks of one "
+        "card per 24 h (its own ceiling, behind the engine's per-card lock)",
+    )
 
 
 class GatewaySettings(_Section):

@@ -13,6 +13,8 @@ operation              engine  admin  who needs it
 ``metadata``           yes            masked metadata of a stored card (read-only)
 ``issue_billing_key``  yes            a registration call asks the PG through the vault
 ``keyed_charge``       yes            a one-time charge of a stored card
+``verify_birth``       yes            a payment call's knowledge factor: does the keyed
+                                      birth date match? (yes or no, never the value)
 ``delete``             yes     yes    failed registrations, deleted cards, the orphan
                                       sweep; ``arspay cards delete`` / ``sweep-orphans``
 ``tokens``             yes     yes    the orphan sweep (engine worker and the CLI)
@@ -54,7 +56,15 @@ class Role(StrEnum):
 
 ROLE_OPS: Final[Mapping[Role, frozenset[str]]] = {
     Role.engine: frozenset(
-        {"tokenize", "metadata", "issue_billing_key", "keyed_charge", "delete", "tokens"}
+        {
+            "tokenize",
+            "metadata",
+            "issue_billing_key",
+            "keyed_charge",
+            "verify_birth",
+            "delete",
+            "tokens",
+        }
     ),
     Role.admin: frozenset({"delete", "tokens", "audit", "status"}),
 }

@@ -4,7 +4,8 @@
 process) and :class:`vault.remote.RemoteVault` (the ``arspay vault serve`` process over
 its Unix socket); the vault test suite runs against both. Plaintext card data only
 flows *into* the vault (``tokenize``, and the password into forwarding calls); what
-comes back is metadata, gateway results and audit entries.
+comes back is metadata, gateway results, audit entries and whether a keyed birth date
+matched (``verify_birth``: a yes or no, never the stored value).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Protocol
 
 from vault.card import CardData
 from vault.forwarding import BillingKeyResult, ChargeResult
-from vault.models import AuditEntry, CardMetadata, TokenRef, VaultStatus
+from vault.models import AuditEntry, BirthCheck, CardMetadata, TokenRef, VaultStatus
 
 
 class VaultClient(Protocol):
@@ -53,6 +54,14 @@ class VaultClient(Protocol):
         why: str,
     ) -> ChargeResult:
         """Decrypt (audited) and make a one-time keyed charge."""
+        ...
+
+    async def verify_birth(
+        self, token: str, merchant_id: str, *, birth: str, who: str, why: str
+    ) -> BirthCheck:
+        """Compare a keyed birth date (YYMMDD) or business number with the stored one,
+        in constant time (audited: who, when, why and the outcome — never the digits).
+        Raises :class:`~vault.errors.VerifyLimited` past the vault's own ceiling."""
         ...
 
     async def delete(self, token: str, merchant_id: str, *, who: str, why: str) -> None:

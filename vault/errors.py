@@ -14,6 +14,7 @@ over the vault socket and written to logs) and an HTTP-style status.
     │   ├── FrameTooLarge           vault-frame-too-large        413 above max_frame_bytes
     │   └── UnknownOperation        vault-unknown-operation      400 no such operation
     ├── TokenNotFound (NotFound)    vault-token-not-found        404 not for this merchant
+    ├── VerifyLimited               vault-verify-limited         429 too many birth checks
     ├── IntegrityFailure            vault-integrity-failure      500 stored data not authentic
     │   ├── RecordTampered          vault-record-tampered        500 ciphertext/nonce/AAD
     │   ├── KeyUnwrapFailed         vault-key-unwrap-failed      500 wrapped key or wrong KEK
@@ -99,6 +100,14 @@ class UnknownOperation(InvalidRequest):
 class TokenNotFound(VaultError, NotFound):
     error_id = "vault-token-not-found"
     http_status = 404
+
+
+class VerifyLimited(VaultError):
+    """The vault's own ceiling on knowledge-factor checks of one card was reached: it
+    stops answering (it would otherwise be an oracle for the stored birth date)."""
+
+    error_id = "vault-verify-limited"
+    http_status = 429
 
 
 class IntegrityFailure(VaultError):

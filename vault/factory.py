@@ -138,6 +138,7 @@ async def open_vault(
         audit_key_file=audit_key_file(settings),
         gateway=gateway,
         rotation_batch=settings.vault.rotation_batch,
+        verify_limit=settings.vault.verify_birth_limit,
     )
     try:
         await vault.start()

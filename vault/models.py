@@ -23,6 +23,14 @@ class CardMetadata:
 
 
 @dataclass(frozen=True)
+class BirthCheck:
+    """The answer of a knowledge-factor check (``verify_birth``): whether the birth date
+    or business number keyed matched the stored one. Nothing else comes back."""
+
+    matched: bool
+
+
+@dataclass(frozen=True)
 class TokenRef:
     """A stored record named, not opened: what the engine's orphan sweep lists."""
 

@@ -46,6 +46,7 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
         "order_name": str,
         "installment_months": int,
     },
+    "verify_birth": {**_RECORD, **_CALLER, "birth": str},
     "delete": {**_RECORD, **_CALLER},
     "audit": {"token": (str, type(None)), "limit": int},
     "tokens": {"created_before": str, "after": str, "limit": int},

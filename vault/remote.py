@@ -24,7 +24,7 @@ from typing import Any
 from vault.card import CardData
 from vault.errors import BY_ID, FrameTooLarge, RemoteError, VaultError, VaultUnavailable
 from vault.forwarding import BillingKeyResult, ChargeResult
-from vault.models import AuditEntry, CardMetadata, TokenRef, VaultStatus
+from vault.models import AuditEntry, BirthCheck, CardMetadata, TokenRef, VaultStatus
 from vault.protocol import PROTOCOL_VERSION, encode_frame, load, read_frame
 
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -164,6 +164,16 @@ class RemoteVault:
                 "order_id": order_id, "amount": amount, "order_name": order_name,
                 "installment_months": installment_months, "who": who, "why": why}  # fmt: skip
         return load(ChargeResult, await self.call("keyed_charge", args))
+
+    async def verify_birth(
+        self, token: str, merchant_id: str, *, birth: str, who: str, why: str
+    ) -> BirthCheck:
+        args = {"token": token, "merchant_id": merchant_id, "birth": birth, "who": who,
+                "why": why}  # fmt: skip
+        check = load(BirthCheck, await self.call("verify_birth", args))
+        if type(check.matched) is not bool:  # 1, "true": not an answer to act on
+            raise RemoteError("the vault replied with a malformed birth check")
+        return check
 
     async def delete(self, token: str, merchant_id: str, *, who: str, why: str) -> None:
         args = {"token": token, "merchant_id": merchant_id, "who": who, "why": why}

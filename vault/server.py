@@ -113,6 +113,7 @@ class VaultServer:
             "metadata": self._metadata,
             "issue_billing_key": self._issue_billing_key,
             "keyed_charge": self._keyed_charge,
+            "verify_birth": self._verify_birth,
             "delete": self._delete,
             "audit": self._audit,
             "tokens": self._tokens,
@@ -307,6 +308,12 @@ class VaultServer:
             who=c.who(a["who"]),
             why=a["why"],
             peer=c.label,
+        )
+
+    async def _verify_birth(self, a: dict[str, Any], c: Caller) -> Any:
+        who = c.who(a["who"])
+        return await self.vault.verify_birth(
+            a["token"], a["merchant_id"], birth=a["birth"], who=who, why=a["why"], peer=c.label
         )
 
     async def _delete(self, a: dict[str, Any], c: Caller) -> Any:

@@ -5,6 +5,14 @@ process does: :meth:`LocalVault.reveal` (an audited decrypt, never served over t
 socket), :meth:`LocalVault.rotate_kek`, status, and the audit log's evidence — its
 chain checked against checkpoints, checkpoints signed (:mod:`vault.audit_chain`).
 
+:meth:`LocalVault.verify_birth` answers only "matched or not" for a keyed birth date
+(or business number), compared in constant time. Because a yes/no answer about stored
+card data is an oracle, the vault keeps its own ceiling: at most ``verify_limit``
+checks of one card per ``verify_window`` that did not match (a check in flight counts
+as not matched until it has), counted and reserved under the record's lock in the
+transaction that audits the check — concurrent callers cannot go past it. The engine's
+own, stricter per-card lock (PRODUCT §2 item 3) sits in front of it.
+
 Every decrypt first appends an audit row (who, when, why, token) and only then
 unwraps; a failed audit write means no decrypt. Plaintext buffers are wiped when the
 ``reveal`` block ends, whatever happens in it.
@@ -12,11 +20,12 @@ unwraps; a failed audit write means no decrypt. Plaintext buffers are wiped when
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
 from ivr.clock import Clock
@@ -34,12 +43,14 @@ from vault.errors import (
     KekNotFound,
     TokenNotFound,
     VaultConfigError,
+    VerifyLimited,
 )
 from vault.evidence import Checkpoint, CheckpointDir, EvidenceKey, EvidenceKeyFile
 from vault.forwarding import BillingKeyResult, CardGateway, ChargeResult
 from vault.kek import KekProvider
 from vault.models import (
     AuditEntry,
+    BirthCheck,
     CardMetadata,
     KekInfo,
     RotationReport,
@@ -52,6 +63,7 @@ from vault.tokens import Fingerprinter, check_token, new_token
 from vault.validation import (
     check_merchant_id,
     check_text,
+    validate_birth_or_brn,
     validate_card,
     validate_password2,
 )
@@ -60,6 +72,8 @@ T = TypeVar("T")
 
 IN_PROCESS: Final = "in-process"
 MIN_CHARGE_KRW: Final = 100
+VERIFY_LIMIT: Final = 20  # unmatched birth checks of one card per window, at most
+VERIFY_WINDOW: Final = timedelta(hours=24)
 _REF_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
@@ -85,6 +99,8 @@ class LocalVault:
         audit_key_file: EvidenceKeyFile,
         gateway: CardGateway | None = None,
         rotation_batch: int = 500,
+        verify_limit: int = VERIFY_LIMIT,
+        verify_window: timedelta = VERIFY_WINDOW,
     ) -> None:
         self.store = store
         self.kek = kek
@@ -95,6 +111,8 @@ class LocalVault:
         self.audit_key: EvidenceKey | None = None
         self.gateway = gateway
         self.rotation_batch = rotation_batch
+        self.verify_limit = verify_limit
+        self.verify_window = verify_window
 
     async def start(self) -> None:
         """Create the schema if needed, load (or make) the audit key and seal the audit
@@ -223,6 +241,54 @@ class LocalVault:
                 log.event("decrypt", level=logging.WARNING, token=token, error_id=exc.error_id)
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ knowledge factor
+
+    async def verify_birth(
+        self,
+        token: str,
+        merchant_id: str,
+        *,
+        birth: str,
+        who: str,
+        why: str,
+        peer: str = IN_PROCESS,
+    ) -> BirthCheck:
+        """Does ``birth`` (YYMMDD, or a 10-digit business number) equal the stored one?
+
+        Audited like a decrypt (who, when, why; the row is committed before the data
+        key is unwrapped), then once more with the outcome (``verify_birth.ok`` /
+        ``verify_birth.mismatch``). The digits are never logged, audited or echoed: a
+        malformed value is refused naming the field only."""
+        check_token(token)
+        check_merchant_id(merchant_id)
+        _check_caller(who, why)
+        validate_birth_or_brn(birth)
+        now = self.clock.now()
+        found, allowed = await self.store.get_for_check(
+            AuditRow(now, who, peer, "verify_birth", why, token, merchant_id),
+            passed_action="verify_birth.ok",
+            since=now - self.verify_window,
+            limit=self.verify_limit,
+        )
+        if found is None:
+            raise TokenNotFound("no such card token for this merchant")
+        if not allowed:
+            log.event("verify_birth", level=logging.WARNING, token=token,
+                      peer=peer, error_id=VerifyLimited.error_id)  # fmt: skip
+            raise VerifyLimited("too many birth date checks of this card; try again later")
+        plaintext = await self._open(found, token, merchant_id)
+        try:
+            card = decode(plaintext)
+            matched = hmac.compare_digest(card.birth, birth)
+        finally:
+            wipe(plaintext)
+        outcome = "verify_birth.ok" if matched else "verify_birth.mismatch"
+        await self.store.add_audit(
+            AuditRow(self.clock.now(), who, peer, outcome, why, token, merchant_id)
+        )
+        log.event(outcome, token=token, merchant_id=merchant_id, peer=peer)
+        return BirthCheck(matched=matched)
 
     # ------------------------------------------------------------------ forwarding
 

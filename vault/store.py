@@ -383,6 +383,51 @@ class VaultStore:
         _, record = await self._writes.submit(_Write(audit, fetch=True))
         return record
 
+    async def get_for_check(
+        self, audit: AuditRow, *, passed_action: str, since: datetime, limit: int
+    ) -> tuple[StoredRecord | None, bool]:
+        """An audited read with a ceiling: ``(record, allowed)``. Under the record's lock
+        (the write lock on SQLite), count this token's ``audit.action`` rows since
+        ``since`` minus its ``passed_action`` rows; below ``limit`` append ``audit``
+        (committed before this returns) and allow, else append ``audit`` as
+        ``<action>.limited`` and refuse. ``(None, True)`` (and no row) when there is no
+        such record for that merchant."""
+        if audit.token is None or audit.merchant_id is None:
+            raise ValueError("an audited read names a token and a merchant")
+        token, merchant_id = audit.token, audit.merchant_id
+
+        def work(conn: Connection) -> tuple[StoredRecord | None, bool]:
+            q = select(vault_records).where(
+                vault_records.c.token == token, vault_records.c.merchant_id == merchant_id
+            )
+            if conn.dialect.name == "postgresql":
+                q = q.with_for_update()
+            row = conn.execute(q).first()
+            if row is None:
+                return None, True
+            a = vault_audit.c
+
+            def count(action: str) -> int:
+                return int(
+                    conn.execute(
+                        select(func.count()).where(
+                            a.token == token, a.action == action, a.at >= since
+                        )
+                    ).scalar_one()
+                )
+
+            allowed = count(audit.action) - count(passed_action) < limit
+            values = audit.values()
+            if not allowed:
+                values["action"] = f"{audit.action}.limited"
+            if self._audit_key is None:
+                raise VaultConfigError("the vault audit key is not loaded: no audit row written")
+            [(seq, mac)] = audit_chain.link(conn, self._audit_key, [values])
+            conn.execute(insert(vault_audit).values(**values, seq=seq, mac=mac))
+            return _stored(row), allowed
+
+        return await self.write(work)
+
     async def _flush(self, batch: Sequence[_Write]) -> list[_Result]:
         return await self.write(functools.partial(self._write_batch, batch))
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ivr.billing.schedules import ScheduleService
 from ivr.bulk.charges import BulkCharges
 from ivr.cards.service import CardService
+from ivr.cards.verification import CardVerification
 from ivr.clock import Clock
 from ivr.consent.ledger import ConsentLedger
 from ivr.merchants.service import CustomerService, MerchantService
@@ -37,6 +38,7 @@ class ApiDeps:
     bulk: BulkCharges
     webhooks: WebhookService
     consent: ConsentLedger
+    verification: CardVerification
 
     @classmethod
     def from_runtime(cls, rt: Runtime) -> ApiDeps:
@@ -55,4 +57,5 @@ class ApiDeps:
             bulk=rt.bulk,
             webhooks=WebhookService(sv.db, sv.clock),
             consent=sv.consent,
+            verification=rt.deps.verification,
         )

@@ -8,11 +8,12 @@ Amounts are integers in KRW. Times are RFC 3339 in UTC. Cards are shown as BIN (
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ivr.domain.text import GuardedStr
+from ivr.webhooks.events import EVENT_TYPES
 
 T = TypeVar("T")
 
@@ -20,6 +21,12 @@ T = TypeVar("T")
 # or invisible character (ivr/domain/text.py); refused as 422 validation-failed, the
 # field named, the value never echoed.
 Text = GuardedStr
+
+EventType = Annotated[
+    str, Field(json_schema_extra={"enum": sorted(EVENT_TYPES)}, description="a webhook event type")
+]
+"""A webhook event type: the list in the OpenAPI document is :data:`EVENT_TYPES` (the
+check itself is :func:`ivr.webhooks.events.check_event_types`, which names unknown ones)."""
 
 
 def _amount() -> Any:
@@ -236,6 +243,11 @@ class CardOut(_Out):
     status: str
     created_at: datetime
     deleted_at: datetime | None
+    phone_payments_locked_until: datetime | None = Field(
+        description="set while too many wrong birth dates keyed in payment calls keep the "
+        "card from paying by phone (automatic charges go on); POST /v1/cards/{id}/unlock "
+        "lifts it sooner"
+    )
 
 
 # ------------------------------------------------------------------ payments
@@ -372,12 +384,12 @@ class BulkJobOut(_Out):
 
 class WebhookEndpointIn(_In):
     url: Text = Field(min_length=1, max_length=500)
-    event_types: list[Text] = Field(default_factory=list, description="empty = every type")
+    event_types: list[EventType] = Field(default_factory=list, description="empty = every type")
 
 
 class WebhookEndpointPatch(_In):
     url: Text | None = Field(None, min_length=1, max_length=500)
-    event_types: list[Text] | None = None
+    event_types: list[EventType] | None = None
     enabled: bool | None = Field(
         None, description="true re-enables an endpoint disabled after persistent failure"
     )
@@ -388,7 +400,7 @@ class WebhookEndpointOut(_Out):
     object: Literal["webhook_endpoint"] = "webhook_endpoint"
     url: str
     status: str
-    event_types: list[str]
+    event_types: list[EventType]
     created_at: datetime
     disabled_at: datetime | None
 

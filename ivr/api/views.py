@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ivr.api import schemas as S
+from ivr.cards.verification import locked_until
 from ivr.consent.evidence import Evidence, RecordEvidence
 from ivr.phone import PhoneError, normalize
 from ivr.store.tables import (
@@ -125,7 +126,7 @@ def consent_record(ev: RecordEvidence) -> S.ConsentRecordOut:
     )
 
 
-def card(row: Card) -> S.CardOut:
+def card(row: Card, now: datetime) -> S.CardOut:
     return S.CardOut(
         id=row.id,
         customer_id=row.customer_id,
@@ -137,6 +138,7 @@ def card(row: Card) -> S.CardOut:
         status=row.status,
         created_at=row.created_at,
         deleted_at=row.deleted_at,
+        phone_payments_locked_until=locked_until(row, now),
     )
 
 

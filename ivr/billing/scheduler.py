@@ -15,9 +15,24 @@ LOCKED`` on PostgreSQL) and runs them; the job's payload is the cycle's memory:
   decline (one per cycle, so a payer gets at most one failure notice per cycle).
 
 Modes (PRODUCT §8): ``auto`` charges the registered card and queues an SMS receipt;
-``consent`` sends a payment call request and is done; ``consent_then_auto`` sends the
-request, waits until its deadline, and charges automatically once if the payer has not
-paid by call.
+``consent`` sends a payment call request; ``consent_then_auto`` sends the request and
+charges automatically once if the payer has not paid by call by its deadline. Both
+consent modes wait for the request's deadline and then read its end state:
+
+==========================  ==============================  ==============================
+request at the deadline      ``consent``                     ``consent_then_auto``
+==========================  ==============================  ==============================
+created, sms_sent            nothing (it expires)            request cancelled, then charged
+in_call                      look again in 10 minutes        look again in 10 minutes
+completed                    nothing: paid in the call       nothing: paid in the call
+declined (the payer's no)    ``schedule.cycle_declined``     ``schedule.cycle_declined``
+cancelled (not by us)        ``schedule.cycle_declined``     ``schedule.cycle_declined``
+failed, expired              nothing                         charged
+==========================  ==============================  ==============================
+
+A request the scheduler itself cancels at the deadline is cancelled in the transaction
+that notes ``auto`` in the job, so a worker that dies in between never mistakes its
+own cancellation for the merchant's (which would skip a charge the payer agreed to).
 """
 
 from __future__ import annotations
@@ -29,6 +44,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ivr.audit import audit
 from ivr.billing.retry import Attempt, Decision, Next, after_failure
 from ivr.billing.schedules import SchedulePlan
 from ivr.clock import Clock
@@ -59,13 +75,16 @@ from ivr.store.tables import (
     Schedule,
     SmsMessage,
 )
-from ivr.webhooks.notices import schedule_charge_failed_in
+from ivr.webhooks.notices import schedule_charge_failed_in, schedule_cycle_declined_in
 from vault.bins import lookup
 
 log = logging.getLogger(__name__)
 
 CYCLE = "schedule.cycle"
 MAX_LEASE_MINUTES = 7 * 24 * 60  # the DID pool's longest lease
+IN_CALL_RECHECK = timedelta(minutes=10)  # a cycle whose request is in a call looks again
+CONSENT_MODES = ("consent", "consent_then_auto")
+OPEN = (CallRequestStatus.created, CallRequestStatus.sms_sent)
 
 
 class LostClaim(Conflict):
@@ -173,28 +192,92 @@ class Scheduler:
         if row is None or row.status == ScheduleStatus.cancelled.value:
             await self.queue.complete(job)
             return
-        if row.mode == "consent":
-            await self._consent_request(job, row, payload)
-            await self.queue.complete(job)
-            return
-        if row.mode == "consent_then_auto" and not payload.get("auto"):
-            req = await self._consent_request(job, row, payload)
-            open_ = (CallRequestStatus.created.value, CallRequestStatus.sms_sent.value)
-            if req.status in open_ and self.clock.now() < req.expires_at:
-                await self.queue.defer(job, req.expires_at, payload)  # the payer's deadline
-                return
-            if req.status == CallRequestStatus.completed.value:
-                await self.queue.complete(job)  # the payer paid by call
-                return
-            if req.status == CallRequestStatus.in_call.value:
-                await self.queue.defer(job, self.clock.now() + timedelta(minutes=10))
-                return
-            if req.status in (CallRequestStatus.created.value, CallRequestStatus.sms_sent.value):
-                await self.requests.transition(
-                    req.id, CallRequestStatus.cancelled, actor="scheduler"
-                )
-            payload["auto"] = True  # from here on: charge automatically, once
+        waits = row.mode in CONSENT_MODES and not payload.get("auto")
+        if waits and not await self._consent_turn(job, row, payload):
+            return  # the cycle waits for the payer, or ended without a charge
+        # auto, or consent_then_auto whose payer did not pay by call: charge, once
         await self._auto(job, row, payload)
+
+    async def _consent_turn(self, job: Job, row: Schedule, payload: dict[str, Any]) -> bool:
+        """The payer's turn in a consent cycle (the table in the module docstring).
+        True when the cycle goes on to the automatic charge — ``auto`` is then noted in
+        the job (and committed) — False when the job was deferred or completed."""
+        req = await self._consent_request(job, row, payload)
+        status = CallRequestStatus(req.status)
+        now = self.clock.now()
+        if status in OPEN and now < req.expires_at:
+            await self.queue.defer(job, req.expires_at, payload)  # the payer's deadline
+            return False
+        if status is CallRequestStatus.in_call:
+            await self.queue.defer(job, now + IN_CALL_RECHECK, payload)
+            return False
+        if status is CallRequestStatus.completed:
+            await self.queue.complete(job)  # the payer paid by call
+            return False
+        if status in (CallRequestStatus.declined, CallRequestStatus.cancelled):
+            # "auto" is not noted, so this is not our own cancellation: never charge
+            await self._end_declined(job, row, payload, req)
+            return False
+        if row.mode == "consent":
+            await self.queue.complete(job)  # unanswered: nothing is charged without a call
+            return False
+        if not await self._take_over(job, payload, req.id):
+            await self.queue.defer(job, now, payload)  # it changed meanwhile: look again
+            return False
+        return True
+
+    async def _take_over(self, job: Job, payload: dict[str, Any], request_id: str) -> bool:
+        """Close the payer's turn: cancel a request still open (no late call can pay
+        it after the automatic charge) and note ``auto`` in the job, in one transaction
+        under the request's row lock. False if the request moved meanwhile (a call came
+        in just now)."""
+        async with self.db.transaction() as s:
+            req = await s.get(CallRequest, request_id, with_for_update=True)
+            if req is None:
+                raise NotFound(f"call request {request_id} not found")
+            status = CallRequestStatus(req.status)
+            if status in OPEN:
+                await self.requests.transition_in(
+                    s, request_id, CallRequestStatus.cancelled, actor="scheduler"
+                )
+            elif status not in (CallRequestStatus.failed, CallRequestStatus.expired):
+                return False
+            payload["auto"] = True  # from here on: charge automatically, once
+            if not await self.queue.save_payload_in(s, job, payload):
+                raise LostClaim("the job's claim was lost")  # rolls the cancellation back
+        return True
+
+    async def _end_declined(
+        self, job: Job, row: Schedule, payload: dict[str, Any], req: CallRequest
+    ) -> None:
+        """End the cycle without a charge — the payer said no in the call, or the
+        request was cancelled — and tell the merchant (``schedule.cycle_declined``), in
+        one transaction: once, and only while the job is still ours."""
+        reason = (
+            "payer_declined"
+            if req.status == CallRequestStatus.declined.value
+            else "request_cancelled"
+        )
+        async with self.db.transaction() as s:
+            held = (await self.queue.held_in(s, [job])).get(job.id)
+            if held is None:
+                raise LostClaim("the job's claim was lost")
+            payload["outcome"] = reason
+            held.payload = payload
+            self.queue.complete_in(held)
+            data = {
+                "schedule_id": row.id,
+                "cycle": payload.get("cycle"),
+                "mode": row.mode,
+                "reason": reason,
+                "call_request_id": req.id,
+                "customer_id": row.customer_id,
+                "amount": row.amount,
+            }
+            audit(s, self.clock, actor="scheduler", action="schedule.cycle_declined",
+                  object_type="schedule", object_id=row.id, merchant_id=row.merchant_id,
+                  details={k: data[k] for k in ("cycle", "reason", "call_request_id")})  # fmt: skip
+            await schedule_cycle_declined_in(s, self.clock, row.merchant_id, data)
 
     async def _consent_request(
         self, job: Job, row: Schedule, payload: dict[str, Any]

@@ -124,6 +124,7 @@ def _card_row(c: Card) -> dict[str, Any]:
         "owner": c.owner_type,
         "status": c.status,
         "created_at": c.created_at,
+        "phone_locked_until": c.verify_locked_until,
     }
 
 
@@ -179,6 +180,26 @@ def cards_delete(
             await services.close()
 
     emit(ctx, "deleted", [run(go())])
+
+
+@cards_app.command("unlock")
+def cards_unlock(ctx: typer.Context, merchant_id: str, card_id: str) -> None:
+    """Let a card pay by phone again: lifts the lock that too many wrong birth dates
+    in payment calls put on it, and clears its failures (audited)."""
+    settings = state(ctx).settings
+
+    async def go() -> dict[str, Any]:
+        from ivr.cards.verification import CardVerification
+        from ivr.wiring import build
+
+        services = build(settings)
+        try:
+            guard = CardVerification(services.db, services.clock)
+            return _card_row(await guard.unlock(merchant_id, card_id, actor="cli"))
+        finally:
+            await services.close()
+
+    emit(ctx, "unlocked", [run(go())])
 
 
 async def _vault(settings: Any) -> Any:

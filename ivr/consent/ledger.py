@@ -1,5 +1,11 @@
 """The consent ledger: append-only records, chained with a keyed MAC.
 
+One record per choice in a call that moves money or stores a card (PRODUCT §4.3,
+issue #26): :data:`MENU_KEYS` for menus (the key pressed), :data:`ENTRIES` for keyed
+entries whose value is not a menu key (``key_pressed`` empty; the months chosen, or
+that the knowledge factor passed — never the digits — in ``details``). Each holds the
+prompts played so far in the call with the sha256 of every audio file.
+
 Each record's ``hash`` is SHA-256 over its canonical content, ``prev_hash`` included
 (:mod:`ivr.consent.records`); its ``mac`` is HMAC-SHA-256, under the consent evidence
 key (:mod:`ivr.consent.keys`, a file outside the database), over its ``seq``, its
@@ -60,7 +66,23 @@ __all__ = [
 ]
 
 _ADVISORY_LOCK = 0x4152_5350_4159  # "ARSPAY"
-KINDS = frozenset({"registration_consent", "payment_confirmation"})
+MENU_KEYS: dict[str, str] = {
+    "registration_consent": "12",  # reg.consent: 1 agree, 2 decline (and end)
+    "card_choice": "123",  # pay.card_choice: 1 registered card, 2 another, 3 no payment
+    "save_card": "12",  # pay.save_card: 1 store it for automatic payment, 2 do not
+    "installment_choice": "12",  # pay.installment: 1 lump sum, 2 installments
+    "payment_confirmation": "1",  # pay.confirm.*: 1 charge
+}
+"""Every choice in a call that moves money or stores a card, and the keys it takes."""
+ENTRIES = frozenset(
+    {
+        "installment_months",  # the months keyed (+ #): details.installment_months
+        "identity_verification",  # the knowledge factor passed: never the digits keyed
+    }
+)
+"""Records of a keyed entry rather than a menu key: ``key_pressed`` is empty and what
+was decided is in ``details``."""
+KINDS = frozenset(MENU_KEYS) | ENTRIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +137,11 @@ class ConsentLedger:
     async def append_in(self, s: AsyncSession, item: ConsentInput) -> ConsentRecord:
         if item.kind not in KINDS:
             raise InvalidInput(f"unknown consent kind {item.kind!r}")
-        if len(item.key_pressed) != 1 or item.key_pressed not in "123456789":
-            raise InvalidInput("key_pressed must be one menu key")
+        keys = MENU_KEYS.get(item.kind)
+        if keys is None and item.key_pressed:
+            raise InvalidInput(f"key_pressed must be empty for {item.kind} (see details)")
+        if keys is not None and (len(item.key_pressed) != 1 or item.key_pressed not in keys):
+            raise InvalidInput(f"key_pressed must be one of the keys of {item.kind}: {keys}")
         await self._lock(s)
         seal, _ = await self._sealed_in(s, acknowledge=False)
         key = self._key(seal)

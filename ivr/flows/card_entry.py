@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import Enum
 
 from ivr.flows.voice import Say, Voice, say
-from ivr.telephony.call import CollectEnd, CollectResult
+from ivr.telephony.call import CollectEnd, CollectResult, CollectSpec
 from vault.card import CardData
 from vault.errors import InvalidCard
 from vault.validation import validate_birth_or_brn, validate_expiry, validate_pan
@@ -92,15 +92,25 @@ async def _expiry(voice: Voice, now: datetime) -> str:
     return await voice.ask([Say("card.expiry")], voice.spec(4, terminator="#"), check)
 
 
+def birth_spec(voice: Voice, *, settle: bool = True) -> CollectSpec:
+    """A birth date or business number field: 6 digits taken about 1.5 s after the 6th
+    key (``settle``), or 10 digits and the ``#`` the prompt asks for — room for 11 keys,
+    so that ``#`` ends this field instead of being left over for the next one."""
+    return voice.spec(11, terminator="#", settle_after=6 if settle else None)
+
+
+def birth_error(r: CollectResult) -> str | None:
+    """A birth date (6 digits) or business number (10) as keyed, checked like the
+    vault checks it; the error prompt, or None."""
+    if r.end is CollectEnd.max_digits:
+        return "err.invalid_birth"  # 11 keys without a #
+    return None if _valid(validate_birth_or_brn, r.digits) else "err.invalid_birth"
+
+
 async def _birth(voice: Voice) -> str:
-    """6 digits (a silence or # ends them) or a 10-digit business number (+ #)."""
-
-    def check(r: CollectResult) -> str | None:
-        if r.end is CollectEnd.max_digits and r.count != 10:
-            return "err.invalid_birth"
-        return None if _valid(validate_birth_or_brn, r.digits) else "err.invalid_birth"
-
-    return await voice.ask([Say("card.birth")], voice.spec(10, terminator="#"), check)
+    """6 digits (taken ~1.5 s after the 6th key, or at #) or a 10-digit business
+    number (+ #)."""
+    return await voice.ask([Say("card.birth")], birth_spec(voice), birth_error)
 
 
 async def _password(voice: Voice) -> str:

@@ -1,5 +1,11 @@
-"""The payment-consent call (PRODUCT §4.2): details, card choice, installments,
-confirmation, charge, approval number.
+"""The payment-consent call (PRODUCT §4.2): details, card choice, the knowledge factor
+for the registered card (:mod:`ivr.flows.knowledge`), installments, confirmation,
+charge, approval number.
+
+Every choice that moves money or stores a card writes a consent record (PRODUCT §4.3):
+``card_choice`` (1/2/3), ``identity_verification``, ``save_card``,
+``installment_choice``, ``installment_months`` and ``payment_confirmation``; what
+acts on a choice (the vault, the PG, the request's end) waits for its record.
 
 Money rules: the charge goes through :class:`~ivr.payments.charger.Charger` (order id
 committed before the PG request; an unknown outcome is looked up, never re-sent). The
@@ -16,6 +22,7 @@ from sqlalchemy import select
 from ivr.clock import SEOUL
 from ivr.domain.states import AttemptStatus, CallRequestStatus, CardType, PaymentIntentStatus
 from ivr.flows.card_entry import enter_card
+from ivr.flows.knowledge import verify_holder
 from ivr.flows.registration import attach, decline_prompt, spoken_issuer, tokenize_and_verify
 from ivr.flows.run import CallRun, Outcome
 from ivr.flows.voice import TooManyTries, say
@@ -49,6 +56,7 @@ async def payment_call(run: CallRun) -> Outcome:
     cards = await run.deps.cards.active_for(a.merchant_id, a.customer_id)
     registered = cards[0] if cards else None
     use_other = registered is None
+    verified = not a.policy.verify_registered_card
     failures = 0
     while True:
         if failures >= run.timing.max_tries:
@@ -66,11 +74,19 @@ async def payment_call(run: CallRun) -> Outcome:
                 ],
                 "123",
             )
+            run.record_consent("card_choice", choice, _choice(run, registered, choice))
             if choice == "3":
-                run.record_consent("payment_confirmation", "3", _details(run, None, 0))
                 await run.finish(CallRequestStatus.declined)
                 await voice.say("pay.declined", barge_in=False)
                 return "declined"
+            if choice == "1" and not verified:
+                verified = await verify_holder(run, registered)
+                if not verified:  # locked for phone payments: another card, or the end
+                    await voice.say("pay.verify_locked", barge_in=False)
+                    if await voice.menu([say("pay.retry")], "23") == "3":
+                        await voice.say("common.goodbye", barge_in=False)
+                        return "card_locked"
+                    choice = "2"
             if choice == "1":
                 card = registered
             else:
@@ -120,17 +136,30 @@ async def announce(run: CallRun, charged: Charged) -> Outcome | None:
     return None
 
 
+CHOICES = {"1": "registered_card", "2": "other_card", "3": "no_payment"}
+
+
+def _payment(run: CallRun) -> dict[str, object]:
+    """What every record of the payment call names: the product and the amount."""
+    a = run.admission
+    return {"product": a.product_name, "amount": a.amount}
+
+
+def _card(card: Card) -> dict[str, object]:
+    return {"card_id": card.id, "last4": card.last4, "issuer": card.issuer}
+
+
+def _choice(run: CallRun, registered: Card, key: str) -> dict[str, object]:
+    """``card_choice``: the registered card offered, and what the payer chose."""
+    return _payment(run) | {"choice": CHOICES[key], "offered": _card(registered)}
+
+
 def _details(
     run: CallRun, card: Card | None, months: int, interest_free: bool = False
 ) -> dict[str, object]:
-    a = run.admission
-    out: dict[str, object] = {
-        "product": a.product_name,
-        "amount": a.amount,
-        "installment_months": months,
-    }
+    out: dict[str, object] = _payment(run) | {"installment_months": months}
     if card is not None:
-        out |= {"card_id": card.id, "last4": card.last4, "issuer": card.issuer}
+        out |= _card(card)
         out["interest_free"] = interest_free
     return out
 
@@ -145,7 +174,15 @@ async def other_card(run: CallRun) -> Card | str:
         return key.decline_code or DeclineReason.rejected.value
     save = False
     if a.policy.allow_save_card:
-        save = await run.voice.menu([say("pay.save_card")], "12") == "1"
+        key_pressed = await run.voice.menu([say("pay.save_card")], "12")
+        save = key_pressed == "1"
+        run.record_consent("save_card", key_pressed, _payment(run) | {
+            "save": save,
+            "bin6": meta.bin6,
+            "last4": meta.last4,
+            "issuer": key.card_issuer or meta.issuer,
+        })  # fmt: skip
+        await run.consent_recorded()  # the card is stored (or not) on this record
     return await attach(run, meta, key, complete=False, save=save)
 
 
@@ -165,16 +202,19 @@ async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
     today = run.now().astimezone(SEOUL).date()
     promo = policy.interest_free_for(card.issuer, today)
     prompts = [say("pay.installment")]
+    offer: dict[str, object] = {}
     if promo is not None:
-        prompts.append(
-            say(
-                "pay.interest_free",
-                issuer=spoken_issuer(card.issuer),
-                min_months=promo.min_months,
-                max_months=min(promo.max_months, policy.max_installment_months),
-            )
-        )
-    if await run.voice.menu(prompts, "12") == "1":
+        heard = {
+            "min_months": promo.min_months,
+            "max_months": min(promo.max_months, policy.max_installment_months),
+        }
+        prompts.append(say("pay.interest_free", issuer=spoken_issuer(card.issuer), **heard))
+        offer = {"interest_free_offer": heard}
+    choice = await run.voice.menu(prompts, "12")
+    run.record_consent("installment_choice", choice, _payment(run) | _card(card) | {
+        "choice": "lump_sum" if choice == "1" else "installments", **offer,
+    })  # fmt: skip
+    if choice == "1":
         return 0, False
     top = policy.max_installment_months
 
@@ -189,6 +229,9 @@ async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
         )
     )
     free = promo is not None and promo.min_months <= months <= promo.max_months
+    run.record_consent("installment_months", "", _payment(run) | _card(card) | {
+        "installment_months": months, "interest_free": free,
+    })  # fmt: skip
     return months, free
 
 

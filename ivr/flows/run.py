@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from ivr.cards.key_requests import BillingKeyRequests
 from ivr.cards.service import CardService
+from ivr.cards.verification import CardVerification
 from ivr.consent.ledger import ConsentInput, PlayedPrompt
 from ivr.domain.states import CallRequestStatus
 from ivr.flows.possession import Admission
@@ -29,7 +30,13 @@ from vault.client import VaultClient
 T = TypeVar("T")
 
 Outcome = Literal[
-    "completed", "declined", "card_declined", "payment_failed", "payment_pending", "abandoned"
+    "completed",
+    "declined",
+    "card_declined",
+    "card_locked",
+    "payment_failed",
+    "payment_pending",
+    "abandoned",
 ]
 
 
@@ -44,6 +51,7 @@ class FlowDeps:
     payments: PaymentService
     charger: Charger
     key_requests: BillingKeyRequests
+    verification: CardVerification
     transcript: Callable[[str, str], None] | None = None  # (call id, line), for the demo
 
 

@@ -62,6 +62,8 @@ class Played:
     sounds: tuple[str, ...]
 
 
+SETTLE_S = 1.5  # PRODUCT §4.1: 6 birth digits are taken about 1.5 s after the 6th key
+
 Validator = Callable[[CollectResult], str | None]
 """Checks an entry; returns the id of the error prompt to play, or None if it is fine."""
 
@@ -105,8 +107,15 @@ class Voice:
     # ------------------------------------------------------------------ input
 
     def spec(
-        self, max_digits: int, *, terminator: str | None = None, min_digits: int = 1
+        self,
+        max_digits: int,
+        *,
+        terminator: str | None = None,
+        min_digits: int = 1,
+        settle_after: int | None = None,
     ) -> CollectSpec:
+        """A field's collect spec with the call's timeouts; ``settle_after`` keys are
+        taken after a short pause (``SETTLE_S``, doubled in senior mode)."""
         return CollectSpec(
             max_digits=max_digits,
             min_digits=min_digits,
@@ -114,6 +123,8 @@ class Voice:
             first_timeout_s=self.timing.first_digit_timeout_s,
             inter_timeout_s=self.timing.inter_digit_timeout_s,
             repeat_key="*",
+            settle_after=settle_after,
+            settle_s=SETTLE_S * (2.0 if self.timing.senior_mode else 1.0),
         )
 
     async def menu(self, prompts: Sequence[Say], choices: str) -> str:

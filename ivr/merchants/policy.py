@@ -5,6 +5,11 @@ Every key is optional; a missing key falls back to the operator's defaults in
 types are refused with a message naming the key, so a typo never silently changes how
 payers are treated.
 
+Registered-card payments ask for the card's birth date or business number first
+(``verify_registered_card``, default on; PRODUCT §2 item 3): ``verify_max_failures``
+wrong answers within ``verify_lock_hours`` lock the card for phone payments that long
+(:mod:`ivr.cards.verification`).
+
 Interest-free (무이자) promotions: a list of ``{issuer, min_months, max_months, starts,
 ends}`` entries; the call announces the one matching the card's issuer on the day of the
 call, and charges in that range are sent to the PG as interest-free.
@@ -63,6 +68,10 @@ class MerchantPolicy(BaseModel):
     inter_digit_timeout_s: float | None = Field(None, gt=0, le=60)
     lease_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
     interest_free: tuple[InterestFree, ...] = ()
+    # the knowledge factor of registered-card payments (PRODUCT §2 item 3)
+    verify_registered_card: bool = True
+    verify_max_failures: int = Field(5, ge=1, le=10)
+    verify_lock_hours: int = Field(24, ge=1, le=7 * 24)
 
     @model_validator(mode="after")
     def _destination(self) -> MerchantPolicy:

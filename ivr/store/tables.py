@@ -203,6 +203,11 @@ class Card(Base):
     deleted_at: Mapped[datetime | None]
     # a deleted card's billing key deleted at the PG too (ivr/cards/billing_keys.py)
     billing_key_deleted_at: Mapped[datetime | None]
+    # the knowledge factor of phone payments (ivr/cards/verification.py): failures in
+    # the window that started at verify_failed_since; locked for calls until …
+    verify_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    verify_failed_since: Mapped[datetime | None]
+    verify_locked_until: Mapped[datetime | None]
 
 
 class PaymentIntent(Base):
@@ -475,14 +480,14 @@ class ConsentRecord(Base):
     id: Mapped[str] = mapped_column(Id, unique=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
     call_request_id: Mapped[str] = mapped_column(Id, index=True)
-    kind: Mapped[str] = mapped_column(String(30))  # registration_consent | payment_confirmation
+    kind: Mapped[str] = mapped_column(String(30))  # ivr/consent/ledger.py KINDS
     did: Mapped[str] = mapped_column(String(16))
     caller_id: Mapped[str] = mapped_column(String(16))
     call_id: Mapped[str] = mapped_column(String(100))
     call_started_at: Mapped[datetime]
     decided_at: Mapped[datetime]
     prompts: Mapped[dict[str, Any]]  # {"played": [{"prompt_id", "sha256"}, …]}
-    key_pressed: Mapped[str] = mapped_column(String(1))  # the menu choice, never card data
+    key_pressed: Mapped[str] = mapped_column(String(1))  # the menu key; "" for an entry
     details: Mapped[dict[str, Any]]  # amount, installments, product name …
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)

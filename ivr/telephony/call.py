@@ -11,7 +11,10 @@ provide it. Semantics every implementation shares:
 - ``collect(spec)`` reads keys: the first-digit timeout runs until a key arrives, the
   inter-digit timeout after each key; it ends at ``max_digits``, at the terminator (not
   included) or on a timeout. A first key equal to ``spec.repeat_key`` returns
-  ``CollectEnd.repeat`` at once ("*" repeats the prompt, PRODUCT section 4).
+  ``CollectEnd.repeat`` at once ("*" repeats the prompt, PRODUCT section 4). With
+  ``settle_after`` the wait after exactly that many keys is the short ``settle_s``: a
+  6-digit birth date is taken about 1.5 s after its 6th key, while a 10-digit business
+  number keyed on goes on to its ``#`` (PRODUCT §4.1).
 - Once the caller hangs up every operation raises :class:`CallHungUp`.
 
 Digits are sensitive (card numbers): :class:`CollectResult` keeps them out of ``repr``
@@ -48,12 +51,16 @@ class CollectSpec:
     first_timeout_s: float = 8.0
     inter_timeout_s: float = 5.0
     repeat_key: str | None = "*"
+    settle_after: int | None = None  # after exactly this many keys, wait only settle_s
+    settle_s: float = 1.5
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_digits <= self.max_digits:
             raise ValueError("need 1 <= min_digits <= max_digits")
-        if self.first_timeout_s <= 0 or self.inter_timeout_s <= 0:
+        if self.first_timeout_s <= 0 or self.inter_timeout_s <= 0 or self.settle_s <= 0:
             raise ValueError("timeouts must be positive")
+        if self.settle_after is not None and not 1 <= self.settle_after < self.max_digits:
+            raise ValueError("need 1 <= settle_after < max_digits")
         for key in (self.terminator, self.repeat_key):
             if key is not None and key not in DTMF_KEYS:
                 raise ValueError(f"{key!r} is not a DTMF key")
@@ -67,7 +74,17 @@ class CollectSpec:
             self.first_timeout_s * factor,
             self.inter_timeout_s * factor,
             self.repeat_key,
+            self.settle_after,
+            self.settle_s * factor,
         )
+
+    def wait_after(self, keys: int) -> float:
+        """How long to wait for the next key once ``keys`` keys are in."""
+        if not keys:
+            return self.first_timeout_s
+        if keys == self.settle_after:
+            return min(self.settle_s, self.inter_timeout_s)
+        return self.inter_timeout_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,8 +224,7 @@ async def collect_digits(
     """The collect algorithm shared by every :class:`Call` implementation."""
     digits: list[str] = []
     while True:
-        timeout = spec.first_timeout_s if not digits else spec.inter_timeout_s
-        key = await next_key(timeout)
+        key = await next_key(spec.wait_after(len(digits)))
         if key is None:
             end = CollectEnd.inter_digit_timeout if digits else CollectEnd.timeout
             return CollectResult("".join(digits), end)

@@ -26,18 +26,20 @@ from ivr.store.tables import CallStep
 from ivr.testing.sipp import CallScript, SippCall, start_call
 
 CARD = "4111111111111111"  # the usual Visa test card (sandbox: success)
+BIRTH = "880101"  # its holder's birth date, keyed at registration and asked again to pay
 
 CONVERSATIONS: dict[str, list[tuple[str, str]]] = {
     "register": [
         ("reg.consent", "1"),
         ("card.number", CARD),
         ("card.expiry", "1230"),
-        ("card.birth", "880101#"),
+        ("card.birth", BIRTH + "#"),
         ("card.password", "12"),
         ("card.confirm", "1"),
     ],
     "pay": [
         ("pay.card_choice", "1"),
+        ("pay.verify_birth", BIRTH),  # the knowledge factor: 6 digits, taken after a pause
         ("pay.installment", "2"),
         ("pay.installment_months", "3#"),
         ("pay.confirm.installment", "1"),

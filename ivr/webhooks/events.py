@@ -40,7 +40,9 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "payment.failed",
         "payment.refunded",
         "call_request.expired",
+        "card.verify_locked",
         "schedule.charge_failed",
+        "schedule.cycle_declined",
         "bulk_job.completed",
     }
 )

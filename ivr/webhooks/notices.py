@@ -17,7 +17,7 @@ from ivr.domain.ids import is_object_id
 from ivr.domain.states import CallRequestKind, CallRequestStatus, PaymentIntentStatus
 from ivr.domain.text import mask_card_numbers, remove_refused_characters
 from ivr.gateways.declines import PROMPT_TEXT, DeclineReason
-from ivr.store.tables import CallRequest, PaymentAttempt, PaymentIntent, Refund
+from ivr.store.tables import CallRequest, Card, PaymentAttempt, PaymentIntent, Refund
 from ivr.webhooks.events import emit_in
 
 
@@ -190,6 +190,28 @@ async def schedule_charge_failed_in(
     s: AsyncSession, clock: Clock, merchant_id: str, data: dict[str, Any]
 ) -> None:
     await _emit(s, clock, merchant_id, "schedule.charge_failed", data)
+
+
+async def schedule_cycle_declined_in(
+    s: AsyncSession, clock: Clock, merchant_id: str, data: dict[str, Any]
+) -> None:
+    """A consent cycle ended without a charge: the payer said no, or the request was
+    cancelled (``reason``)."""
+    await _emit(s, clock, merchant_id, "schedule.cycle_declined", data)
+
+
+async def card_verify_locked_in(s: AsyncSession, clock: Clock, card: Card) -> None:
+    """A card was locked for phone payments after too many knowledge-factor failures
+    (``locked_until``; the merchant may unlock it sooner)."""
+    until = card.verify_locked_until
+    await _emit(s, clock, card.merchant_id, "card.verify_locked", {
+        "card_id": card.id,
+        "customer_id": card.customer_id,
+        "last4": card.last4,
+        "issuer": card.issuer,
+        "failures": card.verify_failures,
+        "locked_until": until.isoformat() if until else None,
+    })  # fmt: skip
 
 
 async def bulk_completed_in(

@@ -55,6 +55,7 @@ TABLE = [
     Row("GET", "/v1/cards", listing=True),
     Row("GET", "/v1/cards/{card_id}"),
     Row("DELETE", "/v1/cards/{card_id}"),
+    Row("POST", "/v1/cards/{card_id}/unlock"),
     Row(
         "POST",
         "/v1/schedules",

@@ -165,6 +165,39 @@ async def test_cards_are_masked_and_delete_is_idempotent(api: Api) -> None:
     assert r.status_code == 409
 
 
+async def test_a_card_locked_for_phone_payments_shows_and_can_be_unlocked(api: Api) -> None:
+    """Too many wrong birth dates in payment calls lock a card for phone payments
+    (issue #26); the card says until when, and the merchant lifts it (audited)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from ivr.cards.verification import VerifyLimits
+    from ivr.store.tables import AuditLog
+
+    a = await api.tenant("행복치과")
+    r = await a.client.get(f"/v1/cards/{a.card_id}")
+    assert r.json()["phone_payments_locked_until"] is None
+    limits = VerifyLimits(max_failures=5, window=timedelta(hours=24))
+    await api.runtime.deps.verification.lock(a.card_id, limits, actor="engine:call:creq_1")
+    r = await a.client.get("/v1/cards", params={"customer_id": a.customer_id})
+    until = r.json()["data"][0]["phone_payments_locked_until"]
+    assert until.startswith((api.clock.now() + timedelta(hours=24)).date().isoformat())
+    other = await api.tenant("다른가게")
+    assert (await other.client.post(f"/v1/cards/{a.card_id}/unlock")).status_code == 404
+    r = await a.client.post(f"/v1/cards/{a.card_id}/unlock")
+    assert r.status_code == 200, r.text
+    assert r.json()["phone_payments_locked_until"] is None
+    assert (await a.client.post(f"/v1/cards/{a.card_id}/unlock")).status_code == 200  # again
+    assert await api.runtime.deps.verification.is_locked(a.card_id) is None
+    async with api.db.sessions() as s:
+        actors = list(await s.scalars(
+            select(AuditLog.actor).where(AuditLog.action == "card.verify_unlock")
+        ))  # fmt: skip
+    assert len(actors) == 2
+    assert all(x.startswith("api:") for x in actors)
+
+
 async def test_rate_limit_per_key(api: Api) -> None:
     from ivr.api.app import create_app
     from ivr.api.deps import ApiDeps

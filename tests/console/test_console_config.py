@@ -419,6 +419,7 @@ def policy_form(**changes: Any) -> dict[str, Any]:
         "installments": "on", "max_installment_months": "6", "allow_save_card": "on",
         "senior_mode": "true", "readback": "", "agent_destination": "agents,100,1",
         "first_digit_timeout_s": "", "inter_digit_timeout_s": "7.5", "lease_minutes": "60",
+        "verify_registered_card": "on", "verify_max_failures": "3", "verify_lock_hours": "",
         "if_issuer": ["신한카드", ""], "if_min_months": ["2", ""],
         "if_max_months": ["3", ""], "if_starts": ["2026-11-01", ""],
         "if_ends": ["2026-12-31", ""],
@@ -452,6 +453,8 @@ async def test_the_call_policy_form_saves_and_refuses_bad_values(console: Consol
     assert policy.lease_minutes == 60
     assert policy.inter_digit_timeout_s == 7.5
     assert policy.first_digit_timeout_s is None
+    assert (policy.verify_registered_card, policy.verify_max_failures) == (True, 3)
+    assert policy.verify_lock_hours == 24  # empty: the default
     [promo] = policy.interest_free
     assert (promo.issuer, promo.min_months, promo.max_months) == ("신한카드", 2, 3)
     shown = await c.get(r.headers["location"])
@@ -465,6 +468,8 @@ async def test_the_call_policy_form_saves_and_refuses_bad_values(console: Consol
         {"if_min_months": ["6", ""], "if_max_months": ["3", ""]},
         {"if_issuer": ["", "국민카드"], "if_max_months": ["3", "1"]},
         {"senior_mode": "maybe"},
+        {"verify_max_failures": "0"},
+        {"verify_lock_hours": "1000"},
     ]
     for bad in bad_values:
         r = await post(c, "/console/settings", "/console/settings/policy", policy_form(**bad))
@@ -481,6 +486,19 @@ async def test_the_call_policy_form_saves_and_refuses_bad_values(console: Consol
     policy = MerchantPolicy.parse(await stored_policy(console, a.merchant_id))
     assert policy.lease_minutes is None
     assert policy.senior_mode is None
+    # the identity check is on by default and shown so; unticking turns it off
+    assert (
+        'name="verify_registered_card" value="on" checked'
+        in (await c.get("/console/settings")).text
+    )
+    del_form = policy_form()
+    del del_form["verify_registered_card"]
+    r = await post(c, "/console/settings", "/console/settings/policy", del_form)
+    assert r.status_code == 303
+    assert (
+        MerchantPolicy.parse(await stored_policy(console, a.merchant_id)).verify_registered_card
+        is False
+    )
 
 
 async def test_operators_suspend_and_activate_merchants(console: Console) -> None:

@@ -231,3 +231,38 @@ async def test_deleting_a_card_needs_confirmation_and_erases_it_in_the_vault(
     confirm = await c.get(path)
     assert confirm.status_code == 200
     assert 'data-testid="delete-form"' not in confirm.text
+
+
+async def test_a_card_locked_for_phone_payments_is_shown_and_unlocked(console: Console) -> None:
+    """Issue #26: the card a guesser locked (too many wrong birth dates in payment calls)
+    shows as locked with until when; the merchant lifts the lock from the list."""
+    from datetime import timedelta
+
+    from ivr.cards.verification import VerifyLimits
+
+    t, c = await console.tenant("행복치과")
+    _other, oc = await console.tenant("다른가게")
+    listing = await c.get("/console/cards")
+    assert 'data-testid="phone-locked"' not in listing.text
+    limits = VerifyLimits(max_failures=5, window=timedelta(hours=24))
+    await console.api.runtime.deps.verification.lock(t.card_id, limits, actor="engine:call:x")
+    listing = await c.get("/console/cards")
+    assert 'data-testid="phone-locked"' in listing.text
+    assert "전화 결제 잠김" in listing.text
+    path = f"/console/cards/{t.card_id}/unlock"
+    assert (await post(oc, "/console/cards", path, {})).status_code == 404  # not theirs
+    r = await post(c, "/console/cards", path, {})
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/console/cards?unlocked={t.card_id}"
+    page = await c.get(r.headers["location"])
+    assert "카드의 전화 결제 잠금을 해제했습니다." in page.text
+    assert 'data-testid="phone-locked"' not in page.text
+    assert await console.api.runtime.deps.verification.is_locked(t.card_id) is None
+    async with console.api.db.sessions() as s:
+        actor = await s.scalar(
+            select(AuditLog.actor).where(
+                AuditLog.action == "card.verify_unlock", AuditLog.object_id == t.card_id
+            )
+        )
+    assert actor is not None
+    assert actor.startswith("console:")

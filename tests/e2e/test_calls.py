@@ -335,6 +335,7 @@ async def test_payment_60000_registered_card_3_months(calls: Calls) -> None:
     dialogue = (
         Dialogue()
         .at("pay.card_choice", "1")
+        .at("pay.verify_birth", BIRTH)  # the knowledge factor: 6 digits, no # (issue #26)
         .at("pay.installment", "2")
         .at("pay.installment_months", "3#")
         .at("pay.confirm.installment", "1")
@@ -362,7 +363,12 @@ async def test_no_installment_prompt_under_50000_or_for_a_check_card(
 ) -> None:
     await calls.register_directly(number)
     req = await calls.request(CallRequestKind.payment, amount=amount)
-    dialogue = Dialogue().at("pay.card_choice", "1").at("pay.confirm.lump_sum", "1")
+    dialogue = (
+        Dialogue()
+        .at("pay.card_choice", "1")
+        .at("pay.verify_birth", BIRTH)
+        .at("pay.confirm.lump_sum", "1")
+    )
     result = await calls.talk(req, dialogue)
     assert result.ok, result.errors
     [session] = await calls.harness.wait_sessions_closed(1)

@@ -47,11 +47,17 @@ from .chaos_support import (
 )
 
 # the call stack fixtures of the call tests (pytest finds fixtures imported into a module)
-from .test_calls import CARD, MOBILE, Calls, Dialogue, calls, prompts_dir  # noqa: F401
+from .test_calls import BIRTH, CARD, MOBILE, Calls, Dialogue, calls, prompts_dir  # noqa: F401
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-PAY = Dialogue().at("pay.card_choice", "1").at("pay.confirm.lump_sum", "1")
+# the registered card's birth date answers the knowledge factor (issue #26)
+PAY = (
+    Dialogue()
+    .at("pay.card_choice", "1")
+    .at("pay.verify_birth", BIRTH)
+    .at("pay.confirm.lump_sum", "1")
+)
 
 
 async def _attempts(stack: Calls) -> list[PaymentAttempt]:

@@ -21,7 +21,7 @@ from ivr.store.tables import CallRequest
 from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for, serving
 
 # the call stack fixtures of the call tests (pytest finds fixtures imported into a module)
-from .test_calls import CANARY_NEEDLES, Calls, Dialogue, calls, prompts_dir  # noqa: F401
+from .test_calls import BIRTH, CANARY_NEEDLES, Calls, Dialogue, calls, prompts_dir  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -87,7 +87,12 @@ async def _journey(browser: Browser, url: str, email: str, stack: Calls) -> None
     status = page.get_by_test_id("request-status")
     await expect(status).to_have_text("문자 발송")
     marker = await page.evaluate("window.__arspay_marker = Math.random()")
-    dialogue = Dialogue().at("pay.card_choice", "1").at("pay.confirm.lump_sum", "1")
+    dialogue = (
+        Dialogue()
+        .at("pay.card_choice", "1")
+        .at("pay.verify_birth", BIRTH)  # the registered card's birth date (issue #26)
+        .at("pay.confirm.lump_sum", "1")
+    )
     call = asyncio.create_task(stack.talk(req, dialogue))
     await expect(status).to_have_text("통화 중", timeout=60_000)
     await browser.screenshot(page, "call-in-progress")

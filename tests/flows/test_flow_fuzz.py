@@ -23,10 +23,11 @@ from .conftest import Stack
 pytestmark = pytest.mark.anyio
 
 OUTCOMES = {
-    "completed", "declined", "card_declined", "payment_failed", "payment_pending",
-    "too_many_tries", "caller_hung_up", "agent",
+    "completed", "declined", "card_declined", "card_locked", "payment_failed",
+    "payment_pending", "too_many_tries", "caller_hung_up", "agent",
 }  # fmt: skip
-USEFUL = ["1", "2", "3", "4111111111111111", "1230", "880101#", "12", "00", "3#", "*", "0", "#"]
+USEFUL = ["1", "2", "3", "4111111111111111", "1230", "880101#", "880101", "12", "00", "3#", "*",
+          "0", "#"]  # fmt: skip
 
 actions = st.lists(
     st.one_of(

@@ -8,10 +8,14 @@ from sqlalchemy import select
 
 from ivr.domain.states import CallRequestKind, CallRequestStatus
 from ivr.store.tables import Card, ConsentRecord, Merchant, PaymentAttempt, PaymentIntent
-from ivr.telephony.fake import HangUp, Listen, Press
+from ivr.telephony.fake import HangUp, Listen, Press, Silence
 
 from .conftest import Stack
-from .test_flow_registration import SlowConsent, card_keys
+from .test_flow_registration import BIRTH, SlowConsent, card_keys
+
+# The knowledge factor (pay.verify_birth) after key 1: the registered card's birth date,
+# 6 digits then a pause (taken ~1.5 s after the 6th key on a real line).
+VERIFY = [Press(BIRTH), Silence()]
 
 pytestmark = pytest.mark.anyio
 
@@ -46,7 +50,7 @@ async def set_policy(stack: Stack, **settings: object) -> None:
 async def test_60000_with_the_registered_card_in_3_months(stack: Stack) -> None:
     await register(stack)
     req = await stack.request(CallRequestKind.payment, amount=60_000)
-    outcome, call = await stack.call([Press("1"), Press("2"), Press("3#"), Press("1")])
+    outcome, call = await stack.call([Press("1"), *VERIFY, Press("2"), Press("3#"), Press("1")])
     assert outcome == "completed"
     assert "arspay/pay.installment" in call.played
     assert "arspay/pay.confirm.installment" in call.played
@@ -74,7 +78,7 @@ async def test_60000_with_the_registered_card_in_3_months(stack: Stack) -> None:
 async def test_30000_never_offers_installments(stack: Stack) -> None:
     await register(stack)
     await stack.request(CallRequestKind.payment, amount=30_000)
-    outcome, call = await stack.call([Press("1"), Press("1")])
+    outcome, call = await stack.call([Press("1"), *VERIFY, Press("1")])
     assert outcome == "completed"
     assert "arspay/pay.installment" not in call.played
     assert "arspay/pay.confirm.lump_sum" in call.played
@@ -92,7 +96,7 @@ async def test_no_charge_before_the_payment_consent_is_recorded(
     slow.delay_s, slow.fail = 0.05, True
     req = await stack.request(CallRequestKind.payment, amount=30_000)
     before = await stack.sandbox.summary()
-    outcome, call = await stack.call([Press("1"), Press("1")])
+    outcome, call = await stack.call([Press("1"), *VERIFY, Press("1")])
     assert outcome == "error"
     assert "arspay/common.wait" in call.played
     assert await intents(stack) == []
@@ -103,7 +107,7 @@ async def test_no_charge_before_the_payment_consent_is_recorded(
 async def test_check_card_never_offers_installments(stack: Stack) -> None:
     await register(stack, "5555555555554444")
     await stack.request(CallRequestKind.payment, amount=60_000)
-    outcome, call = await stack.call([Press("1"), Press("1")])
+    outcome, call = await stack.call([Press("1"), *VERIFY, Press("1")])
     assert outcome == "completed"
     assert "arspay/pay.installment" not in call.played
     async with stack.db.sessions() as s:
@@ -117,7 +121,7 @@ async def test_interest_free_is_announced_and_sent(stack: Stack) -> None:
     )
     await register(stack)
     await stack.request(CallRequestKind.payment, amount=60_000)
-    script = [Press("1"), Listen(), Listen(), Press("2"), Press("3#"), Press("1")]
+    script = [Press("1"), *VERIFY, Listen(), Listen(), Press("2"), Press("3#"), Press("1")]
     outcome, call = await stack.call(script)
     assert outcome == "completed"
     assert "arspay/pay.interest_free" in call.played
@@ -129,7 +133,9 @@ async def test_months_beyond_the_merchant_maximum_are_refused(stack: Stack) -> N
     await set_policy(stack, max_installment_months=6)
     await register(stack)
     await stack.request(CallRequestKind.payment, amount=60_000)
-    outcome, call = await stack.call([Press("1"), Press("2"), Press("12"), Press("6#"), Press("1")])
+    outcome, call = await stack.call(
+        [Press("1"), *VERIFY, Press("2"), Press("12"), Press("6#"), Press("1")]
+    )
     assert outcome == "completed"
     assert "arspay/err.invalid_months" in call.played
     [intent] = await intents(stack)
@@ -194,7 +200,7 @@ async def test_payer_says_no(stack: Stack) -> None:
 async def test_unknown_outcome_is_resolved_without_a_second_charge(stack: Stack) -> None:
     await register(stack, "4000000000003220")  # first charge times out after recording
     req = await stack.request(CallRequestKind.payment, amount=20_000)
-    outcome, call = await stack.call([Press("1"), Press("1")])
+    outcome, call = await stack.call([Press("1"), *VERIFY, Press("1")])
     assert outcome == "completed", call.played
     [intent] = await intents(stack)
     assert intent.status == "succeeded"
@@ -211,7 +217,7 @@ async def test_hang_up_during_the_charge_keeps_the_charge_and_a_call_back_report
 ) -> None:
     await register(stack)
     req = await stack.request(CallRequestKind.payment, amount=10_000)
-    outcome, _ = await stack.call([Press("1"), Press("1"), HangUp()])
+    outcome, _ = await stack.call([Press("1"), *VERIFY, Press("1"), HangUp()])
     assert outcome == "caller_hung_up"
     [intent] = await intents(stack)
     assert intent.status == "succeeded"

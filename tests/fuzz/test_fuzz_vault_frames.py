@@ -39,6 +39,7 @@ from vault.errors import (
 from vault.forwarding import BillingKeyResult, ChargeResult
 from vault.models import (
     AuditEntry,
+    BirthCheck,
     CardMetadata,
     KekInfo,
     RotationReport,
@@ -288,6 +289,10 @@ class _StubVault:
     async def keyed_charge(self, *a: Any, **kw: Any) -> ChargeResult:
         return ChargeResult(status="succeeded", order_id="o_1", amount=1000)
 
+    async def verify_birth(self, *a: Any, **kw: Any) -> BirthCheck:
+        assert isinstance(kw["birth"], str)
+        return BirthCheck(matched=False)
+
     async def delete(self, *a: Any, **kw: Any) -> None:
         return None
 
@@ -370,6 +375,7 @@ RESULTS: dict[str, Any] = {
     "metadata": dump(METADATA),
     "issue_billing_key": dump(BillingKeyResult(ok=True, customer_uid="cus_1")),
     "keyed_charge": dump(ChargeResult(status="failed", order_id="o_1", amount=1000)),
+    "verify_birth": dump(BirthCheck(matched=True)),
     "delete": None,
     "audit": [dump(AuditEntry(1, NOW, "who", "in-process", "tokenize", "why", "tok_1", "m_1"))],
     "status": dump(VaultStatus("file", "kek_1", (KekInfo("kek_1", "current", 1, NOW, NOW),), 1)),
@@ -393,6 +399,8 @@ async def _client_call(op: str, reply: bytes) -> Any:
                 "tok_1", "m_1", password2="12", order_id="o_1", amount=1000,
                 order_name="n", installment_months=0, who="w", why="y",
             )  # fmt: skip
+        if op == "verify_birth":
+            return await remote.verify_birth("tok_1", "m_1", birth="880101", who="w", why="y")
         if op == "delete":
             return await remote.delete("tok_1", "m_1", who="w", why="y")
         if op == "audit":
@@ -451,6 +459,7 @@ RESULT_TYPES: dict[str, tuple[type, ...]] = {
     "metadata": (CardMetadata,),
     "issue_billing_key": (BillingKeyResult,),
     "keyed_charge": (ChargeResult,),
+    "verify_birth": (BirthCheck,),
     "delete": (type(None),),
     "audit": (list,),
     "status": (VaultStatus,),
@@ -474,6 +483,7 @@ def _metadata_reply(**changes: Any) -> bytes:
     op_reply=("status", encode_frame({"ok": True, "result": {**RESULTS["status"], "keks": 1}}))
 )
 @example(op_reply=("status", encode_frame({"ok": 1, "result": RESULTS["status"]})))
+@example(op_reply=("verify_birth", encode_frame({"ok": True, "result": {"matched": 1}})))
 def test_the_client_reads_any_reply_into_a_value_or_a_vault_error(
     op_reply: tuple[str, bytes],
 ) -> None:
@@ -483,6 +493,8 @@ def test_the_client_reads_any_reply_into_a_value_or_a_vault_error(
     except VaultError:
         return
     assert isinstance(value, RESULT_TYPES[op])
+    if op == "verify_birth":  # a security answer: exactly true or false, never truthy
+        assert type(value.matched) is bool
     # a value only from a complete frame whose "ok" is exactly true
     assert reply[:4] == struct.pack(">I", len(reply) - 4)
     assert json.loads(reply[4:])["ok"] is True
@@ -539,6 +551,7 @@ def test_the_client_reads_any_greeting_into_a_connection_or_a_vault_error(data: 
             ChargeResult,
             RotationReport,
             TokenRef,
+            BirthCheck,
         ]
     ),
     value=json_values,
@@ -571,6 +584,7 @@ results = st.one_of(
     st.builds(CardMetadata, created_at=times, issuer=st.none() | text, card_type=st.none() | text),
     st.builds(AuditEntry, at=times, token=st.none() | text, merchant_id=st.none() | text),
     st.builds(TokenRef, created_at=times),
+    st.builds(BirthCheck),
     st.builds(
         VaultStatus,
         keks=st.lists(

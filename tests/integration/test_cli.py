@@ -143,3 +143,55 @@ def test_console_users_from_the_command_line(db_url: str) -> None:
     assert "correct horse" not in listed.stdout
     assert arspay("console", "disable", user["id"], url=db_url).returncode == 0
     assert json.loads(arspay("--json", "console", "users", url=db_url).stdout) == []
+
+
+def test_cards_unlock_lifts_a_phone_payment_lock(db_url: str) -> None:
+    """Too many wrong birth dates in payment calls lock a card for phone payments
+    (issue #26); ``arspay cards list`` shows until when, ``cards unlock`` lifts it."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from ivr.store.db import Database
+    from ivr.store.tables import AuditLog, Card, Customer, Merchant
+
+    now = datetime.now(UTC)
+
+    async def setup() -> None:
+        db = Database(db_url)
+        try:
+            async with db.transaction() as s:
+                s.add(Merchant(id="mer_1", name="행복치과", status="active", settings={},
+                               created_at=now))  # fmt: skip
+                await s.flush()
+                s.add(Customer(id="cus_1", merchant_id="mer_1", external_ref=None, name="",
+                               mobile="01012345678", created_at=now))  # fmt: skip
+                await s.flush()
+                s.add(Card(id="card_1", merchant_id="mer_1", customer_id="cus_1",
+                           vault_token="tok_1", fingerprint=None, bin6="411111", last4="1111",
+                           issuer="테스트카드", card_type="credit", owner_type="personal",
+                           billing_key_ref="cu_1", status="active", created_at=now,
+                           verify_failures=5, verify_failed_since=now,
+                           verify_locked_until=now + timedelta(hours=24)))  # fmt: skip
+        finally:
+            await db.close()
+
+    async def unlocks() -> list[str]:
+        db = Database(db_url)
+        try:
+            async with db.sessions() as s:
+                q = select(AuditLog.actor).where(AuditLog.action == "card.verify_unlock")
+                return list(await s.scalars(q))
+        finally:
+            await db.close()
+
+    asyncio.run(setup())
+    listed = json.loads(arspay("--json", "cards", "list", "mer_1", url=db_url).stdout)
+    assert listed[0]["phone_locked_until"] is not None
+    out = arspay("cards", "unlock", "mer_2", "card_1", url=db_url)
+    assert (out.returncode, "not found" in out.stderr) == (2, True)  # another merchant's
+    out = arspay("--json", "cards", "unlock", "mer_1", "card_1", url=db_url)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)[0]["phone_locked_until"] is None
+    assert asyncio.run(unlocks()) == ["cli"]

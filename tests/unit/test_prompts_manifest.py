@@ -23,7 +23,8 @@ REQUIRED = [
     "card.birth", "card.password", "card.confirm", "pay.greeting", "pay.details",
     "pay.card_choice", "pay.save_card", "pay.installment", "pay.interest_free",
     "pay.installment_months", "pay.confirm.lump_sum", "pay.confirm.installment", "pay.done",
-    "pay.declined", "pay.retry", "pay.pending",
+    "pay.declined", "pay.retry", "pay.pending", "pay.verify_birth", "pay.verify_locked",
+    "err.verify_mismatch",
 ]  # fmt: skip
 
 SAMPLE: dict[str, object] = {
@@ -63,6 +64,10 @@ def test_the_spec_texts_are_kept_exactly(book: PromptBook) -> None:
     assert book.template("reg.failed.wrong_password") == "카드 비밀번호가 일치하지 않습니다."
     assert book.template("pay.failed.limit_exceeded") == "잔액이 부족하거나 한도가 초과되었습니다."
     assert book.template("pay.failed.expired_card") == "유효기간이 지난 카드입니다."
+    assert book.template("pay.verify_birth") == (  # PRODUCT §4.2, the knowledge factor
+        "본인 확인을 위해 생년월일 여섯 자리를 눌러 주세요. "
+        "법인카드는 사업자등록번호 열 자리를 누르신 후 우물 정자를 눌러 주세요."
+    )
 
 
 def test_every_prompt_has_text_with_sample_values(book: PromptBook) -> None:

@@ -116,6 +116,9 @@ async def test_canary_in_process_and_over_the_socket(
                               amount=53_000, order_name="임플란트", installment_months=0,
                               who="flow:pay", why="payment")  # fmt: skip
     assert [r.card for r in gateway.received] == [CANARY, CORPORATE_CANARY]
+    for token, birth in ((meta.token, CANARY.birth), (corp.token, CORPORATE_CANARY.birth),
+                         (meta.token, CORPORATE_CANARY.birth)):  # fmt: skip
+        await client.verify_birth(token, "mer_1", birth=birth, who="flow:pay", why="factor")
     await client.delete(extra.token, "mer_2", who="admin", why="erase")
     await client.audit(limit=100)
     await client.status()

@@ -24,8 +24,10 @@ from vault.errors import (
     InvalidPassword,
     InvalidRequest,
     TokenNotFound,
+    VerifyLimited,
 )
 from vault.forwarding import BillingKeyResult, ChargeResult
+from vault.models import BirthCheck
 from vault.service import LocalVault
 from vault.tokens import TOKEN_RE
 
@@ -275,3 +277,110 @@ async def test_tokens_lists_records_by_age_in_pages_without_card_data(
 async def test_tokens_refuses_bad_arguments(client: VaultClient, kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidRequest):
         await client.tokens(**kwargs)
+
+
+# --------------------------------------------------------------------------- verify_birth
+
+
+async def test_verify_birth_says_only_whether_it_matched(client: VaultClient) -> None:
+    """The knowledge factor of a registered-card payment (PRODUCT §2 item 3): a yes or
+    no, for a birth date and for a corporate card's business number."""
+    meta = await client.tokenize("mer_1", CANARY, who="flow:reg")
+    corp = await client.tokenize("mer_1", CORPORATE, who="flow:reg")
+    ask = {"who": "engine:call:creq_1", "why": "knowledge factor"}
+    assert await client.verify_birth(meta.token, "mer_1", birth=CANARY.birth, **ask) == (
+        BirthCheck(matched=True)
+    )
+    assert not (await client.verify_birth(meta.token, "mer_1", birth="900102", **ask)).matched
+    for token, birth, matched in ((corp.token, CORPORATE.birth, True),
+                                  (corp.token, CANARY.birth, False),
+                                  (meta.token, CORPORATE.birth, False)):  # fmt: skip
+        check = await client.verify_birth(token, "mer_1", birth=birth, **ask)
+        assert check.matched is matched
+
+
+async def test_verify_birth_is_audited_with_its_outcome_never_the_digits(
+    client: VaultClient,
+) -> None:
+    meta = await client.tokenize("mer_1", CANARY, who="flow:reg")
+    await client.verify_birth(meta.token, "mer_1", birth="770707", who="engine:call:creq_1",
+                              why="knowledge factor")  # fmt: skip
+    await client.verify_birth(meta.token, "mer_1", birth=CANARY.birth, who="engine:call:creq_2",
+                              why="knowledge factor")  # fmt: skip
+    entries = await client.audit(token=meta.token)
+    assert [(e.action, e.who, e.why) for e in entries] == [
+        ("verify_birth.ok", "engine:call:creq_2", "knowledge factor"),
+        ("verify_birth", "engine:call:creq_2", "knowledge factor"),
+        ("verify_birth.mismatch", "engine:call:creq_1", "knowledge factor"),
+        ("verify_birth", "engine:call:creq_1", "knowledge factor"),
+        ("tokenize", "flow:reg", ""),
+    ]
+    for e in entries:
+        assert e.peer
+        assert "770707" not in repr(e)
+        assert CANARY.birth not in repr(e)
+
+
+@pytest.mark.parametrize("value", ["90010", "901301", "1234567890", "９００１０１", "", "900101#"])
+async def test_verify_birth_refuses_a_malformed_value_without_echoing_it(
+    client: VaultClient, value: str
+) -> None:
+    meta = await client.tokenize("mer_1", CANARY, who="t")
+    with pytest.raises(InvalidBirthOrBrn) as caught:
+        await client.verify_birth(meta.token, "mer_1", birth=value, who="t", why="x")
+    assert not value or value not in str(caught.value)
+    assert [e.action for e in await client.audit(token=meta.token)] == ["tokenize"]
+
+
+async def test_verify_birth_is_scoped_to_the_merchant(client: VaultClient) -> None:
+    meta = await client.tokenize("mer_1", CANARY, who="t")
+    with pytest.raises(TokenNotFound):
+        await client.verify_birth(meta.token, "mer_2", birth=CANARY.birth, who="t", why="x")
+    assert [e.action for e in await client.audit(token=meta.token)] == ["tokenize"]
+
+
+async def test_the_vault_stops_answering_after_its_own_ceiling(
+    client: VaultClient, vault: LocalVault, vault_clock: FakeClock
+) -> None:
+    """Behind the engine's per-card lock, the vault keeps its own ceiling of unmatched
+    checks per card and 24 h, so even a compromised engine cannot use it as an oracle
+    for the birth date. Matches do not count; the window moves on."""
+    vault.verify_limit = 3
+    meta = await client.tokenize("mer_1", CANARY, who="t")
+    other = await client.tokenize("mer_1", random_card(3), who="t")
+    ask = {"who": "engine:call:creq_1", "why": "knowledge factor"}
+    for _ in range(2):
+        assert not (await client.verify_birth(meta.token, "mer_1", birth="770707", **ask)).matched
+    assert (await client.verify_birth(meta.token, "mer_1", birth=CANARY.birth, **ask)).matched
+    assert not (await client.verify_birth(meta.token, "mer_1", birth="770707", **ask)).matched
+    for birth in ("770707", CANARY.birth):  # even the right answer: no more answers
+        with pytest.raises(VerifyLimited):
+            await client.verify_birth(meta.token, "mer_1", birth=birth, **ask)
+    assert (await client.verify_birth(other.token, "mer_1", birth="770707", **ask)) == (
+        BirthCheck(matched=False)
+    )  # per card
+    actions = [e.action for e in await client.audit(token=meta.token)]
+    assert actions[:2] == ["verify_birth.limited", "verify_birth.limited"]
+    vault_clock.advance(timedelta(hours=24, seconds=1))
+    assert (await client.verify_birth(meta.token, "mer_1", birth=CANARY.birth, **ask)).matched
+
+
+async def test_concurrent_checks_cannot_pass_the_ceiling(
+    client: VaultClient, vault: LocalVault
+) -> None:
+    """A check in flight counts until it has matched: 12 wrong guesses at once against a
+    ceiling of 4 get 4 answers."""
+    vault.verify_limit = 4
+    meta = await client.tokenize("mer_1", CANARY, who="t")
+
+    async def guess(n: int) -> str:
+        try:
+            check = await client.verify_birth(
+                meta.token, "mer_1", birth=f"8501{n + 10:02d}", who="t", why="x"
+            )
+        except VerifyLimited:
+            return "limited"
+        return "matched" if check.matched else "mismatch"
+
+    outcomes = await asyncio.gather(*(guess(n) for n in range(12)))
+    assert sorted(outcomes) == ["limited"] * 8 + ["mismatch"] * 4

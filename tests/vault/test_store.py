@@ -244,3 +244,30 @@ async def test_timestamps_round_trip_as_utc(store: VaultStore) -> None:
     assert got.meta.created_at == NOW
     assert got.meta.created_at.tzinfo is not None
     assert (await store.audit_entries())[0].at == datetime(2026, 1, 15, 3, 0, tzinfo=UTC)
+
+
+async def test_the_birth_check_ceiling_holds_under_concurrency_on_both_databases(
+    vault_db_url: str, kek: KekSetup
+) -> None:
+    """``get_for_check`` counts and reserves under the record's lock (``FOR UPDATE`` on
+    PostgreSQL, the write lock on SQLite): 16 wrong guesses at once, ceiling 5."""
+    from vault.errors import VerifyLimited
+
+    vault = await build_vault(vault_db_url, kek.provider, FakeClock(NOW))
+    vault.verify_limit = 5
+    try:
+        meta = await vault.tokenize("mer_1", CANARY, who="t")
+
+        async def guess(n: int) -> str:
+            try:
+                check = await vault.verify_birth(
+                    meta.token, "mer_1", birth=f"7001{n + 10:02d}", who="t", why="x"
+                )
+            except VerifyLimited:
+                return "limited"
+            return "matched" if check.matched else "mismatch"
+
+        outcomes = await asyncio.gather(*(guess(n) for n in range(16)))
+        assert sorted(outcomes) == ["limited"] * 11 + ["mismatch"] * 5
+    finally:
+        await vault.close()

@@ -165,13 +165,14 @@ async def list_cards(
         q = q.where(Card.status == status.value)
     async with d.db.sessions() as s:
         page, nxt = await fetch_page(s, q, Card.id, cursor, limit)
-    return S.Page[S.CardOut].of([views.card(r) for r in page], nxt)
+    now = d.clock.now()
+    return S.Page[S.CardOut].of([views.card(r, now) for r in page], nxt)
 
 
 @router.get("/cards/{card_id}", response_model=S.CardOut, responses=ERRORS, tags=["cards"])
 async def get_card(card_id: str, d: Deps, me: Me) -> S.CardOut:
     async with d.db.sessions() as s:
-        return views.card(await owned(s, Card, card_id, me.merchant_id, "card"))
+        return views.card(await owned(s, Card, card_id, me.merchant_id, "card"), d.clock.now())
 
 
 @router.delete(
@@ -184,4 +185,17 @@ async def get_card(card_id: str, d: Deps, me: Me) -> S.CardOut:
 async def delete_card(card_id: str, d: Deps, me: Me) -> S.CardOut:
     # Idempotent: deleting again retries the vault erase of a half-finished delete.
     row = await d.cards.delete(me.merchant_id, card_id, actor=actor(me), why="api delete")
-    return views.card(row)
+    return views.card(row, d.clock.now())
+
+
+@router.post(
+    "/cards/{card_id}/unlock",
+    response_model=S.CardOut,
+    responses=WRITE_ERRORS,
+    tags=["cards"],
+    summary="Let a card pay by phone again after too many wrong birth dates in calls",
+)
+async def unlock_card(card_id: str, d: Deps, me: Me) -> S.CardOut:
+    # Idempotent: unlocking a card that is not locked clears its failures, no error.
+    row = await d.verification.unlock(me.merchant_id, card_id, actor=actor(me))
+    return views.card(row, d.clock.now())

@@ -48,6 +48,19 @@ register(
             "Tick the box to confirm the deletion. Nothing was changed.",
         ),
         "cards.deleted": ("카드를 삭제했습니다.", "The card was deleted."),
+        "cards.locked": ("전화 결제 잠김", "Phone payments locked"),
+        "cards.locked_until": ("{until}까지", "until {until}"),
+        "cards.locked_hint": (
+            "결제 전화에서 생년월일(사업자등록번호)을 여러 번 틀려 이 카드로는 전화 결제를 "
+            "할 수 없습니다. 자동결제는 계속됩니다.",
+            "Too many wrong birth dates (business numbers) in payment calls: this card "
+            "cannot pay by phone. Automatic charges go on.",
+        ),
+        "cards.unlock": ("잠금 해제", "Unlock"),
+        "cards.unlocked": (
+            "카드의 전화 결제 잠금을 해제했습니다.",
+            "The card can pay by phone again.",
+        ),
     }
 )
 
@@ -67,6 +80,7 @@ async def list_cards(
     status: Annotated[str | None, Query(max_length=24)] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     deleted: Annotated[str | None, Query(max_length=40)] = None,
+    unlocked: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     q = scoped(select(Card), Card.merchant_id, who)
     if status in STATUSES:
@@ -77,7 +91,8 @@ async def list_cards(
         names = await merchant_names(s, who)
     return page(request, who, "cards.html", rows=rows, customers=customers, names=names,
                 next_cursor=nxt, status=status or "", statuses=STATUSES,
-                deleted=bool(deleted), confirm=None, error=None, **labels(who))  # fmt: skip
+                deleted=bool(deleted), unlocked=bool(unlocked), confirm=None, error=None,
+                now=deps.api.clock.now(), **labels(who))  # fmt: skip
 
 
 async def _confirm(request: Request, deps: Deps, who: Viewer, card_id: str,
@@ -109,3 +124,14 @@ async def delete_card(
         return await _confirm(request, deps, who, card.id, who.t("cards.confirm_needed"), 422)
     await deps.api.cards.delete(card.merchant_id, card.id, actor=who.actor, why="console delete")
     return RedirectResponse(f"/console/cards?deleted={card.id}", status_code=303)
+
+
+@router.post("/cards/{card_id}/unlock")
+async def unlock_card(card_id: str, deps: Deps, who: Writer) -> Response:
+    """Lift the lock that too many wrong birth dates in payment calls put on the card
+    (:meth:`~ivr.cards.verification.CardVerification.unlock`, as the API's
+    ``POST /v1/cards/{id}/unlock``; audited)."""
+    async with deps.api.db.sessions() as s:
+        card = await owned(s, Card, card_id, who, "card")
+    await deps.api.verification.unlock(card.merchant_id, card.id, actor=who.actor)
+    return RedirectResponse(f"/console/cards?unlocked={card.id}", status_code=303)

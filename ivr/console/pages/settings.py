@@ -36,10 +36,11 @@ from ivr.store.tables import ApiKey, Merchant
 router = APIRouter()
 HEALTH_TIMEOUT_S = 2.0
 BLANK_PROMOTIONS = 3  # empty interest-free rows offered under the existing ones
-CHECKBOXES = ("installments", "corporate_installments", "allow_save_card")
+CHECKBOXES = ("installments", "corporate_installments", "allow_save_card", "verify_registered_card")
 TRISTATE = ("senior_mode", "readback")
 TEXTS = ("max_installment_months", "agent_destination", "first_digit_timeout_s",
-         "inter_digit_timeout_s", "lease_minutes")  # fmt: skip
+         "inter_digit_timeout_s", "lease_minutes", "verify_max_failures",
+         "verify_lock_hours")  # fmt: skip
 PROMO_FIELDS = ("issuer", "min_months", "max_months", "starts", "ends")
 
 register(
@@ -78,6 +79,24 @@ register(
             "Installments on corporate cards",
         ),
         "settings.allow_save_card": ("카드 저장 허용", "Offer to save the card"),
+        "settings.verify": (
+            "본인 확인 (등록 카드로 전화 결제)",
+            "Identity check (registered card)",
+        ),
+        "settings.verify_registered_card": (
+            "등록 카드 결제 전에 생년월일(사업자등록번호) 확인",
+            "Ask for the birth date (business number) before charging the registered card",
+        ),
+        "settings.verify_max_failures": ("잠금까지 허용 오류 횟수", "Wrong answers before lock"),
+        "settings.verify_lock_hours": ("잠금 시간(시간)", "Lock for (hours)"),
+        "settings.verify_hint": (
+            "발신번호는 위조될 수 있습니다. 끄면 발신번호와 버튼만으로 등록 카드가 결제됩니다. "
+            "오류가 이 횟수에 이르면 카드는 이 시간 동안 전화 결제가 잠깁니다(카드 목록에서 "
+            "해제).",
+            "Caller ID can be spoofed: off, the caller ID and two keys charge the registered "
+            "card. This many wrong answers lock the card for phone payments this long "
+            "(unlock it from the card list).",
+        ),
         "settings.interest_free": ("무이자 할부 행사", "Interest-free promotions"),
         "settings.if_issuer": ("카드사", "Issuer"),
         "settings.if_min": ("최소 개월", "From months"),

@@ -88,3 +88,49 @@ def test_spec_validation_and_senior_mode() -> None:
         CollectSpec(max_digits=2, terminator="x")
     senior = CollectSpec(max_digits=6).scaled(2)
     assert (senior.first_timeout_s, senior.inter_timeout_s) == (16.0, 10.0)
+
+
+async def _timed_collect(keys: str, pauses: dict[int, float], spec: CollectSpec) -> tuple:
+    """collect_digits against a caller who waits ``pauses[i]`` seconds before key i;
+    returns (digits, end, the waits the algorithm asked for)."""
+    from ivr.telephony.call import collect_digits
+
+    asked: list[float] = []
+    pending = list(keys)
+
+    async def next_key(wait_s: float) -> str | None:
+        asked.append(wait_s)
+        if not pending or pauses.get(len(keys) - len(pending), 0.0) > wait_s:
+            return None
+        return pending.pop(0)
+
+    result = await collect_digits(next_key, spec)
+    return result.digits, result.end, asked
+
+
+BIRTH_SPEC = CollectSpec(max_digits=11, terminator="#", first_timeout_s=8, inter_timeout_s=5,
+                         settle_after=6)  # fmt: skip
+
+
+async def test_six_birth_digits_are_taken_about_1_5_s_after_the_6th_key() -> None:
+    """PRODUCT §4.1: no # needed after a 6-digit birth date: 1.5 s of silence after the
+    6th key ends it (not the 5 s inter-digit timeout)."""
+    digits, end, asked = await _timed_collect("880101", {}, BIRTH_SPEC)
+    assert (digits, end) == ("880101", CollectEnd.inter_digit_timeout)
+    assert asked == [8, 5, 5, 5, 5, 5, 1.5]
+
+
+async def test_a_business_number_keyed_on_goes_to_its_hash() -> None:
+    digits, end, _ = await _timed_collect("2208162517#", {6: 1.0, 3: 4.0}, BIRTH_SPEC)
+    assert (digits, end) == ("2208162517", CollectEnd.terminator)
+    digits, end, _ = await _timed_collect("2208162517#", {6: 2.0}, BIRTH_SPEC)
+    assert (digits, end) == ("220816", CollectEnd.inter_digit_timeout)  # paused too long
+
+
+def test_settle_is_scaled_and_checked() -> None:
+    assert BIRTH_SPEC.scaled(2).settle_s == 3.0
+    assert BIRTH_SPEC.scaled(2).settle_after == 6
+    assert BIRTH_SPEC.wait_after(0) == 8
+    assert BIRTH_SPEC.wait_after(7) == 5
+    with pytest.raises(ValueError, match="settle_after"):
+        CollectSpec(max_digits=6, settle_after=6)
