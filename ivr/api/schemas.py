@@ -23,7 +23,7 @@ T = TypeVar("T")
 Text = GuardedStr
 
 EventType = Annotated[
-    str, Field(json_schema_extra={"enum": sorted(EVENT_TYPES)}, description="a webhook event type")
+    Text, Field(json_schema_extra={"enum": sorted(EVENT_TYPES)}, description="a webhook event type")
 ]
 """A webhook event type: the list in the OpenAPI document is :data:`EVENT_TYPES` (the
 check itself is :func:`ivr.webhooks.events.check_event_types`, which names unknown ones)."""

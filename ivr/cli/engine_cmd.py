@@ -69,7 +69,7 @@ def engine_run(
         transcript_log.setLevel(logging.INFO)
 
     # Before anything starts: no ARI / FastAGI link on missing or development credentials.
-    checked(settings)
+    checked(settings, ari=settings.asterisk.ari_enabled)
     if settings.engine.dev_mode:
         typer.echo(
             "warning: engine.dev_mode is on: the published development ARI password and "

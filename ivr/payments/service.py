@@ -18,7 +18,7 @@ from ivr.gateways.contract import Gateway
 from ivr.payments.charger import ChargePolicy
 from ivr.payments.refunds import Refunder
 from ivr.store.db import Database
-from ivr.store.tables import Card, PaymentIntent, Refund
+from ivr.store.tables import Card, PaymentIntent
 
 
 def check_terms(amount: int, installment_months: int, order_name: str) -> str:
@@ -52,6 +52,8 @@ def check_card(
 
 
 class PaymentService:
+    """Payment intents; ``refunds`` (a :class:`Refunder`) makes refunds of them."""
+
     def __init__(
         self, db: Database, clock: Clock, gateway: Gateway, policy: ChargePolicy | None = None
     ) -> None:
@@ -118,19 +120,3 @@ class PaymentService:
             details={"amount": amount},
         )
         return intent
-
-    async def refund(
-        self,
-        merchant_id: str,
-        intent_id: str,
-        *,
-        amount: int | None = None,
-        reason: str = "merchant request",
-        actor: str = "cli",
-        refund_id: str | None = None,
-    ) -> Refund:
-        """Refund all that is left (``amount=None``) or part of it (see
-        :meth:`Refunder.refund <ivr.payments.refunds.Refunder.refund>`)."""
-        return await self.refunds.refund(
-            merchant_id, intent_id, amount=amount, reason=reason, actor=actor, refund_id=refund_id
-        )

@@ -57,7 +57,7 @@ async def consented_request(api: Api, t: Tenant) -> str:
             ConsentInput(
                 t.merchant_id,
                 request_id,
-                "payment_confirmation",
+                "card_choice",  # 2: another card, then 1: the registered one
                 "05051110000",
                 "01012345678",
                 "chan-1",

@@ -15,6 +15,7 @@ from ivr.api.app import create_app
 from ivr.api.deps import ApiDeps
 from ivr.api.idempotency import LOCK, IdempotencyStore, fingerprint
 from ivr.payments.charger import Charger
+from ivr.payments.refunds import Refunder
 from ivr.payments.service import PaymentService
 from ivr.store.tables import Customer, PaymentIntent
 from tests.api.conftest import Api, Tenant, problem
@@ -159,14 +160,14 @@ async def test_keys_live_24_hours_and_5xx_answers_are_not_stored(api: Api) -> No
     assert two.json()["id"] != one.json()["id"]  # expired: a new request
     assert await IdempotencyStore(api.db, api.clock).purge() == 0  # replaced, not left over
 
-    class Broken(PaymentService):
+    class Broken(Refunder):
         async def refund(self, *args: object, **kw: object):  # type: ignore[no-untyped-def]
             raise RuntimeError("disk on fire")
 
     pay = (await a.client.post("/v1/charges", json=charge_body(a))).json()
-    broken = ApiDeps(
-        **{**api.deps.__dict__, "payments": Broken(api.db, api.clock, api.runtime.gateway)}
-    )
+    payments = PaymentService(api.db, api.clock, api.runtime.gateway)
+    payments.refunds = Broken(api.db, api.clock, api.runtime.gateway)
+    broken = ApiDeps(**{**api.deps.__dict__, "payments": payments})
     app = create_app(broken, key_cache_s=0)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t", headers=a.auth

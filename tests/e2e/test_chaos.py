@@ -80,6 +80,14 @@ async def _wait_closed(stack: Calls, count: int, timeout_s: float = 20) -> None:
         await asyncio.sleep(0.1)
 
 
+async def _settled_by_the_sweeper(stack: Calls, timeout_s: float) -> None:
+    """Until the (one) payment intent is no longer ``processing``."""
+    deadline = time.monotonic() + timeout_s
+    while (await _intents(stack))[0].status == PaymentIntentStatus.processing.value:
+        assert time.monotonic() < deadline, "the sweeper did not settle the intent"
+        await asyncio.sleep(0.2)
+
+
 async def _paid_per_intent(stack: Calls) -> dict[str, int]:
     """PG ledger: paid charges per payment intent, over all its attempts' order ids."""
     paid: dict[str, int] = {}
@@ -318,9 +326,9 @@ async def test_pg_unreachable_during_a_payment_call(
 ) -> None:
     """The PG stops answering (port closed) after the payer chose the card, before the
     confirm key: the call says the result is being checked (``pay.pending``) and ends
-    cleanly. Once the PG is back the engine's sweeper resolves the unknown attempt by
-    lookup (the PG never saw it) and charges once; every attempt ends terminal, and the
-    payer's next call hears the approval without a second charge."""
+    cleanly. Once the PG is back the engine's sweeper looks the order up (the PG never
+    saw it), sends the *same* order id again and charges once; the attempt ends
+    terminal, and the payer's next call hears the approval without a second charge."""
     async with running_sandbox(tmp_path / "pg" / "ledger.db") as sandbox:
         host, port = sandbox.url.removeprefix("http://").split(":")
         gate = Gate((host, int(port)))
@@ -350,15 +358,11 @@ async def test_pg_unreachable_during_a_payment_call(
                 assert (await sandbox.summary())["payments"] == 0
 
                 await gate.open()  # the PG is back: the sweeper (every 1 s) takes over
-                deadline = time.monotonic() + 20
-                while (await _intents(calls))[0].status == PaymentIntentStatus.processing.value:
-                    assert time.monotonic() < deadline, "the sweeper did not settle the intent"
-                    await asyncio.sleep(0.2)
+                await _settled_by_the_sweeper(calls, timeout_s=20)
                 attempts = await _attempts(calls)
                 assert all(a.status in ("succeeded", "failed") for a in attempts), attempts
-                assert [(a.status, a.decline_code) for a in attempts] == [
-                    ("failed", "not_at_pg"),
-                    ("succeeded", None),
+                assert [(a.status, a.decline_code, a.sends) for a in attempts] == [
+                    ("succeeded", None, 2)  # one order id, sent twice, paid once
                 ]
                 [intent] = await _intents(calls)
                 assert intent.status == PaymentIntentStatus.succeeded.value
@@ -375,6 +379,48 @@ async def test_pg_unreachable_during_a_payment_call(
                 assert (summary["paid"], summary["charge_requests"]) == (1, 1)
         finally:
             await gate.shut()
+
+
+async def test_a_pg_recording_late_during_a_payment_call_charges_once(
+    asterisk: Asterisk,
+    prompts_dir: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Issue #25 on the real phone path: the PG records the charge only after the
+    engine gave up waiting (1.5 s), so a lookup right then says "not found". The payer
+    hears ``pay.pending``; nothing is sent again while the PG may still record it; the
+    sweeper then finds the payment, and the payer's next call hears the approval. One
+    payment in the PG's ledger (the previous charger failed the attempt as "not at the
+    PG" and charged again under a new order id)."""
+    async with running_sandbox(tmp_path / "pg" / "ledger.db") as sandbox:
+        env = stack_env(tmp_path, gateway_url=sandbox.url, sounds_dir=prompts_dir)
+        env |= {"ARSPAY_GATEWAY_TIMEOUT_S": "1", "ARSPAY_GATEWAY_TOTAL_TIMEOUT_S": "1.5"}
+        async with open_calls(env, sandbox, tmp_path, sweep_interval_s=1.0) as calls:
+            charger = calls.runtime.charger
+            charger.policy = replace(charger.policy, settle_s=6.0)
+            await calls.register_directly(CARD)
+            req = await calls.request(CallRequestKind.payment, amount=10_000)
+
+            async def slow_pg() -> None:
+                await sandbox.fault("charge", "late", delay_ms=3_000)
+
+            result = await talk(calls, req, PAY, before={"pay.confirm.lump_sum": slow_pg})
+            assert result.ok, result.errors
+            [session] = await calls.harness.wait_sessions_closed(1)
+            steps = [s.prompt_id for s in await calls.harness.steps(session.id)]
+            assert (session.outcome, steps[-1]) == ("payment_pending", "pay.pending")
+            await _settled_by_the_sweeper(calls, timeout_s=30)
+            [attempt] = await _attempts(calls)
+            assert (attempt.status, attempt.sends) == ("succeeded", 1)  # never re-sent
+            [intent] = await _intents(calls)
+            assert await _paid_per_intent(calls) == {intent.id: 1}
+            result = await talk(calls, req, Dialogue())  # the payer calls back
+            assert result.ok, result.errors
+            sessions = await calls.harness.wait_sessions_closed(2)
+            steps = [s.prompt_id for s in await calls.harness.steps(sessions[1].id)]
+            assert (sessions[1].outcome, steps[-1]) == ("completed", "pay.done")
+            summary = await sandbox.summary()
+            assert (summary["paid"], summary["charge_requests"]) == (1, 1)
 
 
 # --------------------------------------------------------------------------- 4. database

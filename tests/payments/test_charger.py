@@ -135,16 +135,16 @@ async def test_partial_then_full_refund_and_over_refund_rejected(
 ) -> None:
     mid, intent, payments, _, status = await charge(db, pg, OK, amount=50_000)
     assert status is PaymentIntentStatus.succeeded
-    await payments.refund(mid, intent.id, amount=20_000)
+    await payments.refunds.refund(mid, intent.id, amount=20_000)
     with pytest.raises(InvalidInput, match="exceeds the refundable 30000"):
-        await payments.refund(mid, intent.id, amount=30_001)
-    await payments.refund(mid, intent.id)  # the rest
+        await payments.refunds.refund(mid, intent.id, amount=30_001)
+    await payments.refunds.refund(mid, intent.id)  # the rest
     async with db.sessions() as s:
         row = await s.get(PaymentIntent, intent.id)
     assert row is not None
     assert (row.status, row.refunded_amount) == ("refunded", 50_000)
     with pytest.raises(Conflict, match="nothing to refund"):
-        await payments.refund(mid, intent.id, amount=1)
+        await payments.refunds.refund(mid, intent.id, amount=1)
     [attempt] = await attempts(db, intent.id)
     [payment] = (await sandbox.ledger(attempt.order_id))["payments"]
     assert payment["cancel_amount"] == 50_000

@@ -1,6 +1,6 @@
-"""The money-chaos test (issue #25): thousands of payment intents from every way money
-moves — API charges, bulk rows, scheduled charges and phone payments (FastAGI calls) —
-some refunded in part or in full, against the sandbox PG as a separate process whose
+"""The money-chaos test (issue #25), on PostgreSQL: thousands of payment intents from
+every way money moves — API charges, bulk rows, scheduled charges and phone payments
+(FastAGI calls) — some refunded in part or in full, against the sandbox PG as a separate process whose
 charge and cancel endpoints play every bad ordering at random (late recording, lost
 answers, lost requests, answers after the client gave up, payments in progress, 5xx
 before and after recording), with delays drawn around the engine's client timeout.
@@ -46,6 +46,7 @@ from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
 from ivr.testing.engine import AgiPayer, EngineProcess
 from ivr.wiring import build
+from tests.conftest import PgFactory
 from tests.gateways.support import KEY, SECRET, card, connector, luhn_complete
 from tests.payments.support import start_sandbox
 from vault.factory import init_keys
@@ -92,14 +93,14 @@ async def sandbox_process(ledger: Path, faults: str) -> AsyncIterator[str]:
 class Chaos:
     """The engine's stack in a work directory, and the load that runs against it."""
 
-    def __init__(self, workdir: Path, pg_url: str) -> None:
+    def __init__(self, workdir: Path, pg_url: str, database_url: str) -> None:
         var = workdir / "var"
         self.api_port, self.agi_port = free_port(), free_port()
         self.agi_secret = secrets.token_urlsafe(24)
         self.env = {
             "ARSPAY_CONFIG": "/nonexistent.toml",
             "ARSPAY_PATHS_VAR_DIR": str(var),
-            "ARSPAY_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'engine.db'}",
+            "ARSPAY_DATABASE_URL": database_url,
             "ARSPAY_VAULT_KEY_FILE": str(var / "vault" / "kek.key"),
             "ARSPAY_VAULT_FINGERPRINT_KEY_FILE": str(var / "vault" / "fp.key"),
             "ARSPAY_GATEWAY_BASE_URL": pg_url,
@@ -365,11 +366,17 @@ async def gather_cancelling(*works: Awaitable[Any]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def test_money_chaos_charges_each_intent_once_and_ends_everything(tmp_path: Path) -> None:
+@pytest.mark.postgres
+async def test_money_chaos_charges_each_intent_once_and_ends_everything(
+    tmp_path: Path, pg_factory: PgFactory
+) -> None:
+    """On PostgreSQL, the scale-out store (row locks, SKIP LOCKED job claims); the
+    charger's rules are proven on SQLite too by test_orderings and the model."""
     ledger = tmp_path / "ledger.db"
+    database_url = await pg_factory.new()
     started = time.monotonic()
     async with sandbox_process(ledger, FAULTS) as pg_url:
-        chaos = Chaos(tmp_path, pg_url)
+        chaos = Chaos(tmp_path, pg_url, database_url)
         async with connector(pg_url) as pg:
             await chaos.prepare(pg)
         total = API_CHARGES + BULK_ROWS + SCHEDULES + PHONE

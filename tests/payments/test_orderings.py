@@ -308,7 +308,7 @@ async def test_a_refund_applied_but_not_answered_is_found_by_lookup(
     """Before: a cancel that timed out was marked failed although the PG cancelled it."""
     intent = await paid_intent(shop)
     await shop.sandbox.fault("cancel", ordering, delay_ms=SLOW_MS)
-    refund = await shop.payments.refund(shop.merchant_id, intent, amount=20_000)
+    refund = await shop.payments.refunds.refund(shop.merchant_id, intent, amount=20_000)
     assert refund.status == "succeeded"
     assert await refunded(shop, intent) == ("partially_refunded", 20_000)
     assert await cancelled(shop, intent) == 20_000
@@ -317,10 +317,10 @@ async def test_a_refund_applied_but_not_answered_is_found_by_lookup(
 async def test_a_refund_recorded_late_stays_unknown_then_settles(shop: Shop) -> None:
     intent = await paid_intent(shop)
     await shop.sandbox.fault("cancel", "late", delay_ms=SLOW_MS)
-    refund = await shop.payments.refund(shop.merchant_id, intent)
+    refund = await shop.payments.refunds.refund(shop.merchant_id, intent)
     assert refund.status == "unknown"
     with pytest.raises(Conflict, match="in progress"):  # one open refund per payment
-        await shop.payments.refund(shop.merchant_id, intent, amount=1)
+        await shop.payments.refunds.refund(shop.merchant_id, intent, amount=1)
     await shop.sandbox.settled()
     shop.after_settle()
     assert await shop.payments.refunds.reconcile() == 1
@@ -334,7 +334,7 @@ async def test_a_refund_lost_before_the_pg_is_resent_and_applied_once(
 ) -> None:
     intent = await paid_intent(shop)
     await shop.sandbox.fault("cancel", ordering)
-    refund = await shop.payments.refund(shop.merchant_id, intent, amount=30_000)
+    refund = await shop.payments.refunds.refund(shop.merchant_id, intent, amount=30_000)
     assert refund.status == "unknown"
     assert await shop.payments.refunds.reconcile() == 0  # not yet: maybe in flight
     shop.after_settle()
@@ -351,7 +351,7 @@ async def test_a_refund_later_than_the_settle_window_is_applied_once(shop: Shop)
     sends carry) makes the PG refuse whichever comes second."""
     intent = await paid_intent(shop)
     await shop.sandbox.fault("cancel", "late", delay_ms=1_500)
-    refund = await shop.payments.refund(shop.merchant_id, intent, amount=10_000)
+    refund = await shop.payments.refunds.refund(shop.merchant_id, intent, amount=10_000)
     shop.after_settle()
     assert await shop.payments.refunds.reconcile() == 1  # re-sent, applied
     await shop.sandbox.settled()  # the late one arrives: refused by its checksum
@@ -372,7 +372,7 @@ async def test_a_refund_left_pending_by_a_crash_is_reconciled(shop: Shop) -> Non
 
     refunder._send = crash  # type: ignore[method-assign]
     with pytest.raises(asyncio.CancelledError):
-        await shop.payments.refund(shop.merchant_id, intent, amount=5_000)
+        await shop.payments.refunds.refund(shop.merchant_id, intent, amount=5_000)
     del refunder._send
     async with shop.db.sessions() as s:
         [row] = list(await s.scalars(select(Refund)))
@@ -391,7 +391,7 @@ async def test_a_refund_refused_by_the_pg_fails_and_says_why(shop: Shop) -> None
 
     await shop.pg.cancel(CancelRequest(order_id, "console", checksum=50_000, amount=1_000))
     with pytest.raises(CancelRefused):
-        await shop.payments.refund(shop.merchant_id, intent, amount=2_000)
+        await shop.payments.refunds.refund(shop.merchant_id, intent, amount=2_000)
     async with shop.db.sessions() as s:
         [row] = list(await s.scalars(select(Refund)))
     assert (row.status, row.error_code) == ("failed", "checksum_mismatch")

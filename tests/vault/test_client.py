@@ -308,12 +308,18 @@ async def test_verify_birth_is_audited_with_its_outcome_never_the_digits(
     await client.verify_birth(meta.token, "mer_1", birth=CANARY.birth, who="engine:call:creq_2",
                               why="knowledge factor")  # fmt: skip
     entries = await client.audit(token=meta.token)
+
+    def who(claimed: str) -> str:  # over the socket: the peer's role and user first
+        if isinstance(client, LocalVault):
+            return claimed
+        return f"engine:{user_name(os.getuid())} ({claimed})"
+
     assert [(e.action, e.who, e.why) for e in entries] == [
-        ("verify_birth.ok", "engine:call:creq_2", "knowledge factor"),
-        ("verify_birth", "engine:call:creq_2", "knowledge factor"),
-        ("verify_birth.mismatch", "engine:call:creq_1", "knowledge factor"),
-        ("verify_birth", "engine:call:creq_1", "knowledge factor"),
-        ("tokenize", "flow:reg", ""),
+        ("verify_birth.ok", who("engine:call:creq_2"), "knowledge factor"),
+        ("verify_birth", who("engine:call:creq_2"), "knowledge factor"),
+        ("verify_birth.mismatch", who("engine:call:creq_1"), "knowledge factor"),
+        ("verify_birth", who("engine:call:creq_1"), "knowledge factor"),
+        ("tokenize", who("flow:reg"), ""),
     ]
     for e in entries:
         assert e.peer

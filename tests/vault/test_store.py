@@ -253,7 +253,9 @@ async def test_the_birth_check_ceiling_holds_under_concurrency_on_both_databases
     PostgreSQL, the write lock on SQLite): 16 wrong guesses at once, ceiling 5."""
     from vault.errors import VerifyLimited
 
-    vault = await build_vault(vault_db_url, kek.provider, FakeClock(NOW))
+    vault = await build_vault(
+        vault_db_url, kek.provider, FakeClock(NOW), audit_key_file=kek.audit_key_file
+    )
     vault.verify_limit = 5
     try:
         meta = await vault.tokenize("mer_1", CANARY, who="t")

@@ -133,7 +133,7 @@ async def create_refund(
     if done is not None and done.intent_id == payment_id:  # a retry: where it stands now
         row = await d.payments.refunds.settle(done.id, actor=actor(me))
     else:
-        row = await d.payments.refund(
+        row = await d.payments.refunds.refund(
             me.merchant_id,
             payment_id,
             amount=body.amount,

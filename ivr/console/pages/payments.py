@@ -212,7 +212,7 @@ async def _refund(deps: Deps, who: Viewer, intent: PaymentIntent, form: RefundFo
         return Refusal("pay.bad_amount", 422, {})
     left = intent.amount - intent.refunded_amount
     try:
-        return await deps.api.payments.refund(
+        return await deps.api.payments.refunds.refund(
             intent.merchant_id, intent.id, amount=value,
             reason=form.reason.strip() or who.t("pay.default_reason"),
             actor=who.actor, refund_id=form.refund_id,
