@@ -1,10 +1,11 @@
 """The money-chaos test (issue #25), on PostgreSQL: thousands of payment intents from
 every way money moves — API charges, bulk rows, scheduled charges and phone payments
-(FastAGI calls) — some refunded in part or in full, against the sandbox PG as a separate process whose
-charge and cancel endpoints play every bad ordering at random (late recording, lost
-answers, lost requests, answers after the client gave up, payments in progress, 5xx
-before and after recording), with delays drawn around the engine's client timeout.
-The engine runs as its own process (``arspay engine run``) and is SIGKILLed twice.
+(FastAGI calls) — some refunded in part or in full, against the sandbox PG as a
+separate process whose charge and cancel endpoints play every bad ordering at random
+(late recording, lost answers, lost requests, answers after the client gave up,
+payments in progress, 5xx before and after recording), with delays drawn around the
+engine's client timeout. The engine runs as its own process (``arspay engine run``)
+and is SIGKILLed twice.
 
 After recovery, the sandbox's own ledger is the judge: no intent paid more than once
 (across all its order ids), every intent and refund terminal, each paid amount equal to
