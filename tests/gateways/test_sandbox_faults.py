@@ -213,10 +213,16 @@ def test_specs_parse_and_bad_ones_name_the_problem() -> None:
     assert parse_faults(" payments:error_before:0.5 , ")[0].endpoints == (
         Endpoint.charge, Endpoint.keyed)  # fmt: skip
     assert parse_faults("*:late:1")[0].endpoints == tuple(Endpoint)
+    [ranged] = parse_faults("cancel:slow_answer:1:300-2500")
+    delays = {ranged.delay(random.Random(n)) for n in range(50)}
+    assert min(delays) >= 300
+    assert max(delays) <= 2500
+    assert len(delays) > 10  # drawn per request, around a client's timeout
     bad_specs = [
         ("charge:late", "expected"), ("refund:late:0.1", "unknown endpoint"),
         ("charge:sideways:0.1", "unknown ordering"), ("charge:late:x", "numbers"),
-        ("charge:late:1.5", "between 0 and 1"), ("charge:late:0.1:-5", ">= 0"),
+        ("charge:late:1.5", "between 0 and 1"), ("charge:late:0.1:-5", "not numbers"),
+        ("charge:late:0.1:900-300", "low <= high"),
     ]  # fmt: skip
     for bad, why in bad_specs:
         with pytest.raises(ConfigError, match=why):

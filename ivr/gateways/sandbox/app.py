@@ -63,6 +63,9 @@ def create_app(config: SandboxConfig) -> web.Application:
     async def ledger_lifetime(app: web.Application) -> AsyncIterator[None]:
         await app[STATE].ledger.open()
         yield
+        pending = list(app[STATE].background)  # requests still being recorded: let them
+        if pending:
+            await asyncio.wait(pending, timeout=10)
         await app[STATE].ledger.close()
 
     app.cleanup_ctx.append(ledger_lifetime)

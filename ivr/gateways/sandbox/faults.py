@@ -20,7 +20,9 @@ one :class:`Ordering` per request of four endpoints (:class:`Endpoint`):
 ========================  =================================================================
 
 Rules come two ways: **by probability** (:class:`FaultSpec`, from configuration such as
-``charge:late:0.1:3000`` — endpoint, ordering, probability, delay) and **by deterministic
+``charge:late:0.1:3000`` — endpoint, ordering, probability, delay, or a delay range
+``500-2500`` drawn per request, so some answers beat the client's timeout and some do
+not) and **by deterministic
 trigger** (:class:`Trigger`, posted to ``/sandbox/faults`` by a test: the next ``count``
 requests of an endpoint, optionally only for one ``merchant_uid``/``customer_uid``).
 Triggers are consulted first, in the order they were posted.
@@ -101,17 +103,26 @@ class FaultSpec:
     ordering: Ordering
     probability: float
     delay_ms: int = 0
+    delay_max_ms: int | None = None  # set: each request's delay is drawn from the range
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
             raise ConfigError("sandbox fault probability must be between 0 and 1")
         if self.delay_ms < 0:
             raise ConfigError("sandbox fault delay must be >= 0 ms")
+        if self.delay_max_ms is not None and self.delay_max_ms < self.delay_ms:
+            raise ConfigError("sandbox fault delay range must be low-high, low <= high")
+
+    def delay(self, rng: random.Random) -> int:
+        if self.delay_max_ms is None:
+            return self.delay_ms
+        return rng.randint(self.delay_ms, self.delay_max_ms)
 
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
-        """``endpoint:ordering:probability[:delay_ms]``, e.g. ``charge:late:0.1:3000``;
-        endpoint ``payments`` = charge and keyed, ``*`` = all four."""
+        """``endpoint:ordering:probability[:delay_ms]``, e.g. ``charge:late:0.1:3000`` or
+        ``charge:late:0.1:500-2500`` (a range); endpoint ``payments`` = charge and keyed,
+        ``*`` = all four."""
         parts = text.strip().split(":")
         if len(parts) not in (3, 4):
             raise ConfigError(
@@ -125,10 +136,11 @@ class FaultSpec:
             ) from None
         try:
             probability = float(parts[2])
-            delay = int(parts[3]) if len(parts) == 4 else 0
+            low, _, high = (parts[3] if len(parts) == 4 else "0").partition("-")
+            delay, delay_max = int(low), (int(high) if high else None)
         except ValueError:
             raise ConfigError(f"sandbox fault {text!r}: probability/delay not numbers") from None
-        return cls(_endpoints(parts[0]), ordering, probability, delay)
+        return cls(_endpoints(parts[0]), ordering, probability, delay, delay_max)
 
 
 @dataclass
@@ -202,5 +214,5 @@ class FaultPlan:
         for spec in self.specs:
             hit = endpoint in spec.endpoints and spec.probability > 0
             if hit and self.rng.random() < spec.probability:
-                return Fault(spec.ordering, spec.delay_ms)
+                return Fault(spec.ordering, spec.delay(self.rng))
         return NORMAL
