@@ -1,0 +1,96 @@
+"""Merchants, their API keys and customers; the DID pool and its leases."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ivr.store.tables.base import Base, Id, Status
+
+# --------------------------------------------------------------------------- merchants
+
+
+class Merchant(Base):
+    __tablename__ = "merchants"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))  # 상호, read out in calls and SMS
+    status: Mapped[str] = mapped_column(Status)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per-merchant overrides
+    created_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    """A merchant API key. Only a SHA-256 of the secret is kept (the secret has 256
+    bits of entropy, so a slow hash adds nothing); ``prefix`` finds the row."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(24), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(Status)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("merchant_id", "external_ref"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    external_ref: Mapped[str | None] = mapped_column(String(100))  # merchant's own id
+    name: Mapped[str] = mapped_column(String(100), default="")
+    mobile: Mapped[str] = mapped_column(String(16), index=True)  # normalized, 010XXXXXXXX
+    created_at: Mapped[datetime]
+
+
+# --------------------------------------------------------------------------- DID pool
+
+
+class Did(Base):
+    __tablename__ = "dids"
+    __table_args__ = (Index("ix_dids_lru", "status", "last_leased_at", "number"),)
+    number: Mapped[str] = mapped_column(String(16), primary_key=True)  # digits, 0505XXXXXXX
+    status: Mapped[str] = mapped_column(Status)
+    last_leased_at: Mapped[datetime]  # 1970-01-01 until first leased; LRU order
+    created_at: Mapped[datetime]
+
+
+class Lease(Base):
+    """(DID, mobile) lease. At most one *active* lease per pair (partial unique index);
+    a DID serves any number of different mobiles at once (PRODUCT section 2)."""
+
+    __tablename__ = "leases"
+    __table_args__ = (
+        Index(
+            "uq_leases_active_pair",
+            "did",
+            "mobile",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index("ix_leases_mobile_status", "mobile", "status"),
+        Index("ix_leases_status_expires_at", "status", "expires_at"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    did: Mapped[str] = mapped_column(ForeignKey("dids.number"))
+    mobile: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(24))
+    call_request_id: Mapped[str | None] = mapped_column(Id, index=True)
+    status: Mapped[str] = mapped_column(Status)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    cooldown_until: Mapped[datetime | None]

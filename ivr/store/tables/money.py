@@ -1,0 +1,142 @@
+"""Cards (vault tokens and display data only), payment intents, attempts, refunds,
+billing-key requests and schedules. Amounts are integers in KRW."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ivr.store.tables.base import Base, Id, Status
+
+# --------------------------------------------------------------------------- cards, payments
+
+
+class Card(Base):
+    __tablename__ = "cards"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    vault_token: Mapped[str] = mapped_column(String(64), unique=True)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)  # keyed HMAC
+    bin6: Mapped[str] = mapped_column(String(6))
+    last4: Mapped[str] = mapped_column(String(4))
+    issuer: Mapped[str] = mapped_column(String(40))
+    card_type: Mapped[str] = mapped_column(String(10))  # credit | check
+    owner_type: Mapped[str] = mapped_column(String(10))  # personal | corporate
+    billing_key_ref: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(Status)
+    created_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+    # a deleted card's billing key deleted at the PG too (ivr/cards/billing_keys.py)
+    billing_key_deleted_at: Mapped[datetime | None]
+    # the knowledge factor of phone payments (ivr/cards/verification.py): failures in
+    # the window that started at verify_failed_since; locked for calls until …
+    verify_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    verify_failed_since: Mapped[datetime | None]
+    verify_locked_until: Mapped[datetime | None]
+
+
+class PaymentIntent(Base):
+    __tablename__ = "payment_intents"
+    __table_args__ = (Index("ix_payment_intents_merchant_id_id", "merchant_id", "id"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"))
+    schedule_id: Mapped[str | None] = mapped_column(Id, index=True)
+    source: Mapped[str] = mapped_column(String(16))  # call | api | schedule | bulk
+    order_name: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), default="KRW")
+    installment_months: Mapped[int] = mapped_column(Integer, default=0)
+    interest_free: Mapped[bool] = mapped_column(default=False)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(Status, index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PaymentAttempt(Base):
+    """One charge of the PG under one ``order_id``. The row and its order id are
+    committed *before* the request is sent, and every send (the first, and re-sends of
+    the same order id when the PG positively does not know it) is claimed in the row
+    first: ``sends`` counts them, ``sent_at`` is the latest. A crash leaves a
+    ``pending``/``unknown`` row to reconcile."""
+
+    __tablename__ = "payment_attempts"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    intent_id: Mapped[str] = mapped_column(ForeignKey("payment_intents.id"), index=True)
+    order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Status, index=True)
+    pg_tx_id: Mapped[str | None] = mapped_column(String(100))
+    approval_no: Mapped[str | None] = mapped_column(String(20))
+    decline_code: Mapped[str | None] = mapped_column(String(60))
+    decline_class: Mapped[str | None] = mapped_column(String(8))  # soft | hard
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    sends: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class Refund(Base):
+    """One cancel request to the PG, committed before it is sent. ``checksum`` is the
+    refundable balance sent with it (PortOne refuses the cancel when its own differs),
+    which makes re-sending it safe and tells, from the PG's cancelled amount, whether
+    it was applied. At most one refund of an intent is open at a time."""
+
+    __tablename__ = "refunds"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    intent_id: Mapped[str] = mapped_column(ForeignKey("payment_intents.id"), index=True)
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("payment_attempts.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(Status, index=True)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    checksum: Mapped[int | None] = mapped_column(BigInteger)
+    sent_at: Mapped[datetime | None]
+    sends: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    error_code: Mapped[str | None] = mapped_column(String(60))  # why it failed
+
+
+class BillingKeyRequest(Base):
+    """A billing-key request, noted before the card goes to the PG: the key's
+    ``customer_uid`` (derived from the vault token) stays named here after the vault
+    record is erased, so a key the PG issued for a call that failed, timed out or died
+    is deleted at the PG (``status``: pending -> issued -> attached | declined |
+    deleted)."""
+
+    __tablename__ = "billing_key_requests"
+    customer_uid: Mapped[str] = mapped_column(String(80), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    status: Mapped[str] = mapped_column(Status, index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Schedule(Base):
+    __tablename__ = "schedules"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"))
+    rule: Mapped[dict[str, Any]]  # {"every": "month", "day": 31} | {"dates": [...]} ...
+    mode: Mapped[str] = mapped_column(String(20))  # auto | consent | consent_then_auto
+    amount: Mapped[int] = mapped_column(BigInteger)
+    order_name: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(Status)
+    next_run_at: Mapped[datetime | None] = mapped_column(index=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
