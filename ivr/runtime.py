@@ -71,7 +71,6 @@ class Runtime:
     cards: CardService
     payments: PaymentService
     key_requests: BillingKeyRequests
-    verification: CardVerification
     deps: FlowDeps  # the call flows' view of the above
     scheduler: Scheduler
     bulk: BulkCharges
@@ -185,6 +184,7 @@ def build(
             db, clock, ConsentKeys.from_settings(settings), checkpoint_dir(settings)
         ),
         schedules=ScheduleService(db, clock),
+        verification=CardVerification(db, clock),
         endpoints=WebhookService(db, clock),
         console_users=ConsoleUsers(db, clock, settings.console),
         console_sessions=SessionStore(db, clock, settings.console),
@@ -220,6 +220,8 @@ async def open_runtime(
     vault: VaultClient | None = None,
     transcript: Callable[[str, str], None] | None = None,
 ) -> Runtime:
+    """Everything the engine process runs, each service built once; ``clock``, ``db``,
+    ``book``, ``gateway`` and ``vault`` replace the configured ones (tests, the demo)."""
     services = build(settings, clock=clock, db=db)
     pg: Gateway = gateway or build_gateway(settings.gateway)
     if vault is None:
@@ -229,18 +231,17 @@ async def open_runtime(
 
         book = PromptBook.from_settings(settings.prompts)
     policy = ChargePolicy.from_settings(settings.gateway)
-    db, now = services.db, services.clock
-    charger = Charger(db, now, pg, policy)
-    cards = CardService(db, now, vault)
-    payments = PaymentService(db, now, pg, policy)
+    db, clock = services.db, services.clock
+    charger = Charger(db, clock, pg, policy)
+    cards = CardService(db, clock, vault)
+    payments = PaymentService(db, clock, pg, policy)
     key_requests = BillingKeyRequests(
         db,
-        now,
+        clock,
         pg,
         settle=timedelta(seconds=policy.settle_s),
         grace=timedelta(minutes=settings.vault.orphan_grace_minutes),
     )
-    verification = CardVerification(db, now)
     deps = FlowDeps(
         services=services,
         book=book,
@@ -249,15 +250,15 @@ async def open_runtime(
         payments=payments,
         charger=charger,
         key_requests=key_requests,
-        verification=verification,
+        verification=services.verification,
         transcript=transcript,
     )
-    queue = JobQueue(db, now, worker_id=f"{socket.gethostname()}:{os.getpid()}")
+    queue = JobQueue(db, clock, worker_id=f"{socket.gethostname()}:{os.getpid()}")
     lease_s = settings.engine.job_lease_s
-    scheduler = Scheduler(db, now, queue, payments, charger, services.requests, lease_s=lease_s)
+    scheduler = Scheduler(db, clock, queue, payments, charger, services.requests, lease_s=lease_s)
     bulk = BulkCharges(
         db,
-        now,
+        clock,
         queue,
         payments,
         charger,
@@ -265,12 +266,12 @@ async def open_runtime(
         requests=services.requests,
         lease_s=lease_s,
     )
-    sms = SmsDispatcher(db, now, build_sender(settings.sms), settings.sms, services.requests)
-    webhooks = WebhookDispatcher(db, now, settings.webhooks)
+    sms = SmsDispatcher(db, clock, build_sender(settings.sms), settings.sms, services.requests)
+    webhooks = WebhookDispatcher(db, clock, settings.webhooks)
     sweep = OrphanSweep(
         db,
         vault,
-        now,
+        clock,
         grace=timedelta(minutes=settings.vault.orphan_grace_minutes),
         gateway=pg,
     )
@@ -283,7 +284,6 @@ async def open_runtime(
         cards=cards,
         payments=payments,
         key_requests=key_requests,
-        verification=verification,
         deps=deps,
         scheduler=scheduler,
         bulk=bulk,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ivr.billing.schedules import ScheduleService
+from ivr.cards.verification import CardVerification
 from ivr.clock import Clock
 from ivr.consent.ledger import ConsentLedger
 from ivr.console.mfa import SecondFactor
@@ -36,6 +37,7 @@ class Services:
     outbox: DevOutbox
     consent: ConsentLedger
     schedules: ScheduleService
+    verification: CardVerification  # the per-card limit on wrong birth dates
     endpoints: WebhookService  # webhook endpoints and events (the dispatcher is the runtime's)
     console_users: ConsoleUsers
     console_sessions: SessionStore

@@ -32,5 +32,5 @@ class ApiDeps(WebDeps):
             bulk=rt.bulk,
             webhooks=sv.endpoints,
             consent=sv.consent,
-            verification=rt.verification,
+            verification=sv.verification,
         )

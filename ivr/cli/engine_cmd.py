@@ -194,13 +194,11 @@ def cards_unlock(ctx: typer.Context, merchant_id: str, card_id: str) -> None:
     settings = state(ctx).settings
 
     async def go() -> dict[str, Any]:
-        from ivr.cards.verification import CardVerification
         from ivr.runtime import build
 
         services = build(settings)
         try:
-            guard = CardVerification(services.db, services.clock)
-            return _card_row(await guard.unlock(merchant_id, card_id, actor="cli"))
+            return _card_row(await services.verification.unlock(merchant_id, card_id, actor="cli"))
         finally:
             await services.close()
 

@@ -30,15 +30,8 @@ class ConsoleDeps:
 
     @classmethod
     def from_runtime(cls, rt: Runtime, api: WebDeps) -> ConsoleDeps:
-        sv = rt.services
-        return cls(
-            api=api,
-            settings=sv.settings,
-            users=sv.console_users,
-            sessions=sv.console_sessions,
-            dids=sv.dids,
-            mfa=sv.console_mfa,
-        )
+        sv = rt.services  # in field order:
+        return cls(api, sv.settings, sv.console_users, sv.console_sessions, sv.dids, sv.console_mfa)
 
 
 def url(path: str) -> str:
