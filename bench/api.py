@@ -61,12 +61,13 @@ class Result:
 
 async def serve_main(workdir: Path, db_url: str, customers: int) -> None:
     """The server process: set everything up, print one JSON line, serve until SIGINT."""
-    from ivr.api.app import create_app, serve
     from ivr.api.deps import ApiDeps
     from ivr.clock import SystemClock
     from ivr.runtime import open_runtime
     from ivr.store import migrate
     from ivr.store.db import Database
+    from ivr.web.app import create_app
+    from ivr.web.serve import serve
     from tests.api.conftest import api_settings
     from tests.api.serve import free_port
     from tests.flows.conftest import FakeBook

@@ -466,10 +466,10 @@ async def prepare_requests(env: dict[str, str], total: int, dids: int) -> list[C
     """Schema, vault keys, DID pool, one merchant, and one registration request (with its
     DID lease) per call, each for its own customer and mobile."""
     from ivr.domain.states import CallRequestKind
+    from ivr.runtime import build
     from ivr.settings import load_settings
     from ivr.store import migrate
     from ivr.store.db import Database
-    from ivr.wiring import build
     from vault.factory import init_keys
 
     settings = load_settings(env=env)

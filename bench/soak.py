@@ -296,10 +296,10 @@ async def leases_past_expiry(env: dict[str, str], *, advance: timedelta | None) 
     from sqlalchemy import func, select
 
     from ivr.clock import FakeClock, SystemClock
+    from ivr.runtime import build
     from ivr.settings import load_settings
     from ivr.store.db import Database
     from ivr.store.tables import Lease
-    from ivr.wiring import build
 
     settings = load_settings(env=env)
     clock: Any = SystemClock()

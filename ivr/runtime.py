@@ -1,8 +1,16 @@
-"""The engine process's whole stack, assembled once: services, PG connector, vault
-(in-process or over its socket), prompt book, charger, and the call flows.
+"""The composition root: the one module that builds services, each once.
 
-``arspay engine run``, ``scripts/demo`` and the end-to-end tests all start the engine
-through :func:`open_runtime`, so they run the same wiring.
+* :func:`build` — the core services (:class:`~ivr.wiring.Services`: the database and
+  what needs nothing else), for CLI commands that must not open the vault or PG;
+* :func:`open_runtime` — everything: the core, PG connector, vault (in-process or over
+  its socket), prompt book, charger, card and payment services, the background workers,
+  and the views each layer takes (:class:`~ivr.flows.run.FlowDeps` for the call flows;
+  the web layer fills ``ApiDeps``/``ConsoleDeps`` from a :class:`Runtime`).
+
+Nothing here imports the web layer: ``ivr.web`` depends on the runtime, not back (the
+engine is handed the API worker, :meth:`Runtime.engine`). ``arspay engine run``,
+``scripts/demo`` and the end-to-end tests all start the engine through
+:func:`open_runtime`, so they run the same wiring.
 """
 
 from __future__ import annotations
@@ -15,13 +23,20 @@ from datetime import timedelta
 from typing import Any
 
 from ivr.billing.scheduler import Scheduler
+from ivr.billing.schedules import ScheduleService
 from ivr.bulk.charges import BulkCharges
 from ivr.cards.key_requests import BillingKeyRequests
 from ivr.cards.service import CardService
 from ivr.cards.sweep import OrphanSweep
 from ivr.cards.verification import CardVerification
-from ivr.clock import Clock
+from ivr.clock import Clock, SystemClock
 from ivr.consent.evidence import run_checkpoints
+from ivr.consent.keys import ConsentKeys, checkpoint_dir
+from ivr.consent.ledger import ConsentLedger
+from ivr.console.mfa import MfaKey, SecondFactor, key_path
+from ivr.console.sessions import SessionStore
+from ivr.console.users import ConsoleUsers
+from ivr.dids.pool import DidPool
 from ivr.engine import Engine
 from ivr.flows.router import CallFlows
 from ivr.flows.run import FlowDeps
@@ -30,15 +45,20 @@ from ivr.gateways.contract import Gateway
 from ivr.gateways.factory import build_gateway
 from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.jobs.queue import JobQueue
+from ivr.merchants.service import CustomerService, MerchantService
 from ivr.notify.sms import build_sender
 from ivr.notify.sms.dispatch import SmsDispatcher
 from ivr.payments.charger import ChargePolicy, Charger
 from ivr.payments.service import PaymentService
+from ivr.requests.service import CallRequestService, DevOutbox
 from ivr.settings import Settings
 from ivr.store.db import Database
 from ivr.webhooks.delivery import WebhookDispatcher
-from ivr.wiring import Services, build
+from ivr.webhooks.service import WebhookService
+from ivr.wiring import Services
 from vault.client import VaultClient
+
+WebWorker = Callable[["Runtime"], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -48,11 +68,15 @@ class Runtime:
     vault: VaultClient
     book: Book
     charger: Charger
-    deps: FlowDeps
+    cards: CardService
+    payments: PaymentService
+    key_requests: BillingKeyRequests
+    deps: FlowDeps  # the call flows' view of the above
     scheduler: Scheduler
     bulk: BulkCharges
     sms: SmsDispatcher
     webhooks: WebhookDispatcher
+    sweep: OrphanSweep
 
     def engine(
         self,
@@ -61,11 +85,13 @@ class Runtime:
         ari: bool | None = None,
         agi: bool = True,
         scheduler: bool = True,
-        api: bool = False,
+        api: WebWorker | None = None,
     ) -> Engine:
         """The engine process: calls, the sweeper, and the background workers;
-        ``api``: also serve the merchant REST API (``settings.api``). The sweep interval
-        and ARI default to ``engine.sweep_interval_s`` and ``asterisk.ari_enabled``."""
+        ``api``: also run this web worker (``ivr.web.serve.api_worker``: the merchant
+        REST API and the console, ``settings.api``), handed in so that the runtime does
+        not depend on the web layer. The sweep interval and ARI default to
+        ``engine.sweep_interval_s`` and ``asterisk.ari_enabled``."""
         settings = self.services.settings
         workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         if scheduler:
@@ -77,16 +103,14 @@ class Runtime:
             workers["consent-checkpoints"] = self.consent_checkpoints
             if self.vault_is_local():
                 workers["vault-audit-checkpoints"] = self.vault_audit_checkpoints
-        if api:
-            from ivr.api.app import api_worker
-
-            workers["api"] = lambda: api_worker(self)
+        if api is not None:
+            workers["api"] = lambda: api(self)
         return Engine(
             self.services,
             CallFlows(self.deps),
             charger=self.charger,
-            refunds=self.deps.payments.refunds,
-            key_requests=self.deps.key_requests,
+            refunds=self.payments.refunds,
+            key_requests=self.key_requests,
             sweep_interval_s=(
                 settings.engine.sweep_interval_s if sweep_interval_s is None else sweep_interval_s
             ),
@@ -97,15 +121,8 @@ class Runtime:
 
     async def orphan_sweep(self) -> None:
         """Erase vault records no card refers to, every ``vault.sweep_interval_minutes``."""
-        settings, services = self.services.settings.vault, self.services
-        sweep = OrphanSweep(
-            services.db,
-            self.vault,
-            services.clock,
-            grace=timedelta(minutes=settings.orphan_grace_minutes),
-            gateway=self.gateway,
-        )
-        await sweep.run(timedelta(minutes=settings.sweep_interval_minutes))
+        minutes = self.services.settings.vault.sweep_interval_minutes
+        await self.sweep.run(timedelta(minutes=minutes))
 
     async def consent_checkpoints(self) -> None:
         """Seal the consent chain (an upgraded database) and write a signed checkpoint
@@ -139,6 +156,42 @@ class Runtime:
         await self.services.close()
 
 
+def build(
+    settings: Settings, *, clock: Clock | None = None, db: Database | None = None
+) -> Services:
+    """The core services (the database's, no PG or vault)."""
+    clock = clock or SystemClock()
+    db = db or Database.from_settings(settings)
+    pool = DidPool(
+        db,
+        clock,
+        lease_lifetime=timedelta(minutes=settings.dids.lease_minutes),
+        cooldown=timedelta(minutes=settings.dids.cooldown_minutes),
+    )
+    requests = CallRequestService(
+        db, clock, pool, sms_sender=settings.sms.sender, sms_adapter=settings.sms.adapter
+    )
+    return Services(
+        settings=settings,
+        clock=clock,
+        db=db,
+        dids=pool,
+        merchants=MerchantService(db, clock),
+        customers=CustomerService(db, clock),
+        requests=requests,
+        outbox=DevOutbox(db, clock, requests),
+        consent=ConsentLedger(
+            db, clock, ConsentKeys.from_settings(settings), checkpoint_dir(settings)
+        ),
+        schedules=ScheduleService(db, clock),
+        verification=CardVerification(db, clock),
+        endpoints=WebhookService(db, clock),
+        console_users=ConsoleUsers(db, clock, settings.console),
+        console_sessions=SessionStore(db, clock, settings.console),
+        console_mfa=SecondFactor(db, clock, settings, MfaKey(key_path(settings))),
+    )
+
+
 async def open_vault_client(
     settings: Settings, *, clock: Clock | None = None, gateway: VaultCardGateway | None = None
 ) -> VaultClient:
@@ -167,6 +220,8 @@ async def open_runtime(
     vault: VaultClient | None = None,
     transcript: Callable[[str, str], None] | None = None,
 ) -> Runtime:
+    """Everything the engine process runs, each service built once; ``clock``, ``db``,
+    ``book``, ``gateway`` and ``vault`` replace the configured ones (tests, the demo)."""
     services = build(settings, clock=clock, db=db)
     pg: Gateway = gateway or build_gateway(settings.gateway)
     if vault is None:
@@ -176,46 +231,63 @@ async def open_runtime(
 
         book = PromptBook.from_settings(settings.prompts)
     policy = ChargePolicy.from_settings(settings.gateway)
-    charger = Charger(services.db, services.clock, pg, policy)
+    db, clock = services.db, services.clock
+    charger = Charger(db, clock, pg, policy)
+    cards = CardService(db, clock, vault)
+    payments = PaymentService(db, clock, pg, policy)
+    key_requests = BillingKeyRequests(
+        db,
+        clock,
+        pg,
+        settle=timedelta(seconds=policy.settle_s),
+        grace=timedelta(minutes=settings.vault.orphan_grace_minutes),
+    )
     deps = FlowDeps(
         services=services,
         book=book,
         vault=vault,
-        cards=CardService(services.db, services.clock, vault),
-        payments=PaymentService(services.db, services.clock, pg, policy),
+        cards=cards,
+        payments=payments,
         charger=charger,
-        key_requests=BillingKeyRequests(
-            services.db,
-            services.clock,
-            pg,
-            settle=timedelta(seconds=policy.settle_s),
-            grace=timedelta(minutes=settings.vault.orphan_grace_minutes),
-        ),
-        verification=CardVerification(services.db, services.clock),
+        key_requests=key_requests,
+        verification=services.verification,
         transcript=transcript,
     )
-    queue = JobQueue(services.db, services.clock, worker_id=f"{socket.gethostname()}:{os.getpid()}")
+    queue = JobQueue(db, clock, worker_id=f"{socket.gethostname()}:{os.getpid()}")
     lease_s = settings.engine.job_lease_s
-    scheduler = Scheduler(
-        services.db, services.clock, queue, deps.payments, charger, services.requests,
-        lease_s=lease_s,
-    )  # fmt: skip
+    scheduler = Scheduler(db, clock, queue, payments, charger, services.requests, lease_s=lease_s)
     bulk = BulkCharges(
-        services.db,
-        services.clock,
+        db,
+        clock,
         queue,
-        deps.payments,
+        payments,
         charger,
         customers=services.customers,
         requests=services.requests,
         lease_s=lease_s,
     )
-    sms = SmsDispatcher(
-        services.db,
-        services.clock,
-        build_sender(settings.sms),
-        settings.sms,
-        services.requests,
+    sms = SmsDispatcher(db, clock, build_sender(settings.sms), settings.sms, services.requests)
+    webhooks = WebhookDispatcher(db, clock, settings.webhooks)
+    sweep = OrphanSweep(
+        db,
+        vault,
+        clock,
+        grace=timedelta(minutes=settings.vault.orphan_grace_minutes),
+        gateway=pg,
     )
-    webhooks = WebhookDispatcher(services.db, services.clock, settings.webhooks)
-    return Runtime(services, pg, vault, book, charger, deps, scheduler, bulk, sms, webhooks)
+    return Runtime(
+        services=services,
+        gateway=pg,
+        vault=vault,
+        book=book,
+        charger=charger,
+        cards=cards,
+        payments=payments,
+        key_requests=key_requests,
+        deps=deps,
+        scheduler=scheduler,
+        bulk=bulk,
+        sms=sms,
+        webhooks=webhooks,
+        sweep=sweep,
+    )

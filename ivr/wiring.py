@@ -1,22 +1,28 @@
-"""Wiring: build every service once from :class:`~ivr.settings.Settings`.
+"""The core services: everything backed by the database alone (no PG, vault or
+telephony), as the lower layers take them.
 
-The one place that knows which concrete adapter each service gets; the CLI, the engine
-process and tests all go through :func:`build`.
+Built once, by :func:`ivr.runtime.build` (the composition root); the engine, the call
+flows, the web layer and the CLI commands that need no vault receive this container,
+never build a service themselves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
-from ivr.clock import Clock, SystemClock
-from ivr.consent.keys import ConsentKeys, checkpoint_dir
+from ivr.billing.schedules import ScheduleService
+from ivr.cards.verification import CardVerification
+from ivr.clock import Clock
 from ivr.consent.ledger import ConsentLedger
+from ivr.console.mfa import SecondFactor
+from ivr.console.sessions import SessionStore
+from ivr.console.users import ConsoleUsers
 from ivr.dids.pool import DidPool
 from ivr.merchants.service import CustomerService, MerchantService
 from ivr.requests.service import CallRequestService, DevOutbox
 from ivr.settings import Settings
 from ivr.store.db import Database
+from ivr.webhooks.service import WebhookService
 
 
 @dataclass(frozen=True)
@@ -30,36 +36,13 @@ class Services:
     requests: CallRequestService
     outbox: DevOutbox
     consent: ConsentLedger
+    schedules: ScheduleService
+    verification: CardVerification  # the per-card limit on wrong birth dates
+    endpoints: WebhookService  # webhook endpoints and events (the dispatcher is the runtime's)
+    console_users: ConsoleUsers
+    console_sessions: SessionStore
+    console_mfa: SecondFactor
 
     async def close(self) -> None:
         self.consent.keys.close()
         await self.db.close()
-
-
-def build(
-    settings: Settings, *, clock: Clock | None = None, db: Database | None = None
-) -> Services:
-    clock = clock or SystemClock()
-    db = db or Database.from_settings(settings)
-    pool = DidPool(
-        db,
-        clock,
-        lease_lifetime=timedelta(minutes=settings.dids.lease_minutes),
-        cooldown=timedelta(minutes=settings.dids.cooldown_minutes),
-    )
-    requests = CallRequestService(
-        db, clock, pool, sms_sender=settings.sms.sender, sms_adapter=settings.sms.adapter
-    )
-    return Services(
-        settings=settings,
-        clock=clock,
-        db=db,
-        dids=pool,
-        merchants=MerchantService(db, clock),
-        customers=CustomerService(db, clock),
-        requests=requests,
-        outbox=DevOutbox(db, clock, requests),
-        consent=ConsentLedger(
-            db, clock, ConsentKeys.from_settings(settings), checkpoint_dir(settings)
-        ),
-    )

@@ -1,54 +1,34 @@
-"""The FastAPI application and how the engine serves it.
+"""The merchant API's FastAPI application: its routes, the gate every ``/v1`` handler
+runs under, and its OpenAPI document.
 
-``create_app(deps)`` builds the app around the engine's services; ``serve`` runs it
-with uvicorn *inside the engine's event loop* (the engine's own signal handling stays
-in charge: uvicorn's is switched off). The OpenAPI document is at ``/openapi.json`` and
-checked in as ``docs/openapi.json`` (``arspay api openapi`` writes it; a test fails on
-drift).
+``create_api(deps)`` builds it around the runtime's services; the web layer
+(ivr/web/app.py) wraps it with the edge middleware and mounts the console beside it.
+The OpenAPI document is at ``/openapi.json`` and checked in as ``docs/openapi.json``
+(``arspay api openapi`` writes it; a test fails on drift).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
-from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ivr import __version__
 from ivr.api import docs
 from ivr.api.auth import AuthFailureLimiter, KeyCache, RateLimiter
 from ivr.api.deps import ApiDeps
-from ivr.api.edge import (
-    HSTS,
-    BodyLimit,
-    SecureCookies,
-    secure_transport,
-    trusted_hosts,
-)
 from ivr.api.idempotency import IdempotencyStore
-from ivr.api.problems import MEDIA_TYPE as PROBLEM
-from ivr.api.problems import problem_for
 from ivr.api.route import Gate
 from ivr.api.routes import bulk, call_requests, customers, payments, schedules, webhooks
 from ivr.api.schemas import ProblemOut
-from ivr.errors import ConfigError
 from ivr.settings import ApiSettings
-
-if TYPE_CHECKING:
-    from ivr.console.web import ConsoleDeps
-    from ivr.runtime import Runtime
-
-log = logging.getLogger("arspay.api")
+from ivr.web.problems import MEDIA_TYPE as PROBLEM
+from ivr.web.problems import problem_for
 
 ROUTERS = tuple(m.router for m in (customers, call_requests, payments, schedules, bulk, webhooks))
 
@@ -68,12 +48,10 @@ receive webhooks.
 """
 
 
-def create_app(
-    deps: ApiDeps | None, *, key_cache_s: float = 5.0, console: ConsoleDeps | None = None
-) -> FastAPI:
-    """The app; ``deps=None`` builds it only to render the OpenAPI document. With
-    ``console`` the admin console is mounted at ``/console`` (not part of the API's
-    OpenAPI document)."""
+def create_api(deps: ApiDeps | None, *, key_cache_s: float = 5.0) -> FastAPI:
+    """The API's app (``/v1``, ``/health``, the docs when enabled); ``deps=None`` builds
+    it only to render the OpenAPI document. ``ivr.web.app.create_app`` puts the edge
+    middleware around it and mounts the console beside it."""
     app = FastAPI(
         title="arspay",
         version=__version__,
@@ -81,7 +59,6 @@ def create_app(
         docs_url=None,  # ivr/api/docs.py serves them from packaged files, when enabled
         redoc_url=None,
     )
-    settings = deps.settings if deps is not None else ApiSettings()
     if deps is not None:
         app.state.gate = Gate(
             deps,
@@ -92,16 +69,8 @@ def create_app(
         )
     for router in ROUTERS:
         app.include_router(router)
-    if settings.docs_enabled:
+    if (deps.settings if deps is not None else ApiSettings()).docs_enabled:
         app.include_router(docs.router())
-    secure: SecureCookies = "auto"
-    if console is not None:
-        secure = console.settings.console.secure_cookies
-    _edge(app, settings, secure)
-    if console is not None:
-        from ivr.console.web import PREFIX, create_console
-
-        app.mount(PREFIX, create_console(console))
 
     @app.get("/health", tags=["health"], summary="Liveness (no auth)")
     async def health() -> dict[str, str]:
@@ -127,30 +96,6 @@ def create_app(
     return app
 
 
-def _edge(app: FastAPI, settings: ApiSettings, secure: SecureCookies) -> None:
-    """The middleware every request passes first (outermost last): trusted proxies'
-    headers, HSTS, the body-size limit (ivr/api/edge.py)."""
-    app.add_middleware(
-        BodyLimit,
-        max_body_bytes=settings.max_body_bytes,
-        max_upload_bytes=settings.max_upload_bytes,
-    )
-
-    @app.middleware("http")
-    async def strict_transport(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if secure_transport(request, secure):
-            response.headers.setdefault("Strict-Transport-Security", HSTS)
-        return response
-
-    app.add_middleware(
-        ProxyHeadersMiddleware,
-        trusted_hosts=trusted_hosts(settings.trusted_proxies),
-    )
-
-
 def with_problem_responses(doc: dict[str, Any]) -> dict[str, Any]:
     """Every 4xx/5xx answer is documented as ``application/problem+json`` with the
     :class:`ProblemOut` schema (FastAPI would say ``application/json`` and, for 422,
@@ -173,66 +118,3 @@ def with_problem_responses(doc: dict[str, Any]) -> dict[str, Any]:
 def openapi_document(app: FastAPI) -> str:
     """The OpenAPI document as checked in (stable key order, trailing newline)."""
     return json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers (the engine owns SIGTERM/SIGINT)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
-async def api_worker(rt: Runtime, *, purge_every_s: float = 3600.0) -> None:
-    """The engine's API worker: serve the app and purge expired idempotency keys."""
-    deps = ApiDeps.from_runtime(rt)
-    console = None
-    if rt.services.settings.console.enabled:
-        from ivr.console.web import ConsoleDeps
-
-        console = ConsoleDeps.from_runtime(rt, deps)
-    app = create_app(deps, console=console)
-
-    async def purge() -> None:
-        store = IdempotencyStore(deps.db, deps.clock)
-        while True:
-            try:
-                await store.purge()
-                if console is not None:
-                    await console.sessions.purge()
-            except Exception:  # a database hiccup must not stop the API
-                log.exception("idempotency key purge failed")
-            await asyncio.sleep(purge_every_s)
-
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(purge(), name="api-purge")
-        tg.create_task(serve(app, deps.settings), name="api-serve")
-
-
-async def serve(app: FastAPI, settings: ApiSettings) -> None:
-    """Serve until cancelled."""
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,  # paths hold only ids, but the engine logs what it chooses
-        lifespan="off",
-        server_header=False,
-        proxy_headers=False,  # the app's own middleware, from api.trusted_proxies
-    )
-    server = _Server(config)
-    log.info("api listening on http://%s:%d", settings.host, settings.port)
-    try:
-        await server.serve()
-    except asyncio.CancelledError:
-        # Close the listening socket and the open connections before going: cancelling
-        # uvicorn's main loop skips its own shutdown.
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server.shutdown(), timeout=5)
-        raise
-    except SystemExit:  # uvicorn exits when it cannot bind
-        raise ConfigError(
-            f"the API cannot listen on {settings.host}:{settings.port} (in use?)"
-        ) from None

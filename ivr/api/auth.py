@@ -23,8 +23,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ivr.api.problems import Problem
 from ivr.merchants.service import Principal
+from ivr.web.problems import Problem
 
 Authenticate = Callable[[str], Awaitable[Principal | None]]
 

@@ -1,44 +1,19 @@
-"""What the API handlers use: the engine's services, passed in (never global)."""
+"""What the API handlers use: the shared web view of the runtime's services, plus the
+API's settings. Filled from a :class:`~ivr.runtime.Runtime` (never global, never built
+here)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from ivr.billing.schedules import ScheduleService
-from ivr.bulk.charges import BulkCharges
-from ivr.cards.service import CardService
-from ivr.cards.verification import CardVerification
-from ivr.clock import Clock
-from ivr.consent.ledger import ConsentLedger
-from ivr.merchants.service import CustomerService, MerchantService
-from ivr.payments.charger import Charger
-from ivr.payments.service import PaymentService
-from ivr.requests.service import CallRequestService
+from ivr.runtime import Runtime
 from ivr.settings import ApiSettings
-from ivr.store.db import Database
-from ivr.webhooks.service import WebhookService
-
-if TYPE_CHECKING:
-    from ivr.runtime import Runtime
+from ivr.web.deps import WebDeps
 
 
 @dataclass(frozen=True)
-class ApiDeps:
+class ApiDeps(WebDeps):
     settings: ApiSettings
-    clock: Clock
-    db: Database
-    merchants: MerchantService
-    customers: CustomerService
-    requests: CallRequestService
-    cards: CardService
-    payments: PaymentService
-    charger: Charger
-    schedules: ScheduleService
-    bulk: BulkCharges
-    webhooks: WebhookService
-    consent: ConsentLedger
-    verification: CardVerification
 
     @classmethod
     def from_runtime(cls, rt: Runtime) -> ApiDeps:
@@ -50,12 +25,12 @@ class ApiDeps:
             merchants=sv.merchants,
             customers=sv.customers,
             requests=sv.requests,
-            cards=rt.deps.cards,
-            payments=rt.deps.payments,
+            cards=rt.cards,
+            payments=rt.payments,
             charger=rt.charger,
-            schedules=ScheduleService(sv.db, sv.clock),
+            schedules=sv.schedules,
             bulk=rt.bulk,
-            webhooks=WebhookService(sv.db, sv.clock),
+            webhooks=sv.endpoints,
             consent=sv.consent,
-            verification=rt.deps.verification,
+            verification=sv.verification,
         )

@@ -25,11 +25,11 @@ from urllib.parse import parse_qsl, urlencode
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
-from ivr.api.problems import Problem
 from ivr.clock import Clock
 from ivr.domain.ids import ulid
 from ivr.store.db import Database
 from ivr.store.tables import IdempotencyKey
+from ivr.web.problems import Problem
 
 HEADER = "Idempotency-Key"
 MAX_KEY = 255

@@ -24,10 +24,10 @@ from starlette.responses import Response
 from ivr.api import idempotency as idem
 from ivr.api.auth import AuthFailureLimiter, KeyCache, RateLimiter, key_prefix
 from ivr.api.deps import ApiDeps
-from ivr.api.edge import source_of
-from ivr.api.problems import Problem, problem_for
 from ivr.domain.ids import new_id
 from ivr.merchants.service import Principal
+from ivr.web.edge import source_of
+from ivr.web.problems import Problem, problem_for
 
 log = logging.getLogger("arspay.api")
 

@@ -18,7 +18,8 @@ def openapi(
     out: Path | None = typer.Option(None, "--out", "-o", help="write here instead of stdout"),
 ) -> None:
     """Print (or write) the OpenAPI document."""
-    from ivr.api.app import create_app, openapi_document
+    from ivr.api.app import openapi_document
+    from ivr.web.app import create_app
 
     text = openapi_document(create_app(None))
     if out is None:

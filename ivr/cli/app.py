@@ -21,8 +21,9 @@ from rich.table import Table
 
 from ivr import __version__
 from ivr.errors import ArspayError
+from ivr.runtime import build
 from ivr.settings import Settings, load_settings
-from ivr.wiring import Services, build
+from ivr.wiring import Services
 
 T = TypeVar("T")
 

@@ -7,8 +7,6 @@ import os
 import typer
 
 from ivr.cli.app import app, emit, with_services
-from ivr.console.mfa import MfaKey, SecondFactor, key_path
-from ivr.console.sessions import SessionStore
 from ivr.console.users import ROLES, ConsoleUsers, Role, User
 from ivr.errors import InvalidInput
 from ivr.wiring import Services
@@ -41,7 +39,7 @@ def _row(u: User) -> dict[str, str]:
 
 
 def _users(s: Services) -> ConsoleUsers:
-    return ConsoleUsers(s.db, s.clock, s.settings.console)
+    return s.console_users
 
 
 @console_app.command("add-user")
@@ -103,9 +101,8 @@ def reset_2fa(ctx: typer.Context, user_id: str) -> None:
     where console.require_2fa covers them, they set up a new one at their next login."""
 
     async def body(s: Services) -> None:
-        mfa = SecondFactor(s.db, s.clock, s.settings, MfaKey(key_path(s.settings)))
-        await mfa.remove(user_id, actor="cli")
-        await SessionStore(s.db, s.clock, s.settings.console).close_all(user_id)
+        await s.console_mfa.remove(user_id, actor="cli")
+        await s.console_sessions.close_all(user_id)
 
     with_services(ctx, body)
     typer.echo(f"{user_id}: second factor removed, sessions ended")

@@ -83,7 +83,12 @@ def engine_run(
             if build_prompts and isinstance(runtime.book, PromptBook):
                 report = await runtime.book.build()
                 typer.echo(f"prompts: {report.total} segments ready ({report.built} built)")
-            engine = runtime.engine(api=settings.api.enabled)
+            api = None
+            if settings.api.enabled:
+                from ivr.web.serve import api_worker  # FastAPI only when serving it
+
+                api = api_worker
+            engine = runtime.engine(api=api)
             task = asyncio.create_task(engine.run())
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -138,7 +143,7 @@ def cards_list(
     settings = state(ctx).settings
 
     async def go() -> list[dict[str, Any]]:
-        from ivr.wiring import build
+        from ivr.runtime import build
 
         services = build(settings)
         try:
@@ -166,7 +171,7 @@ def cards_delete(
 
     async def go() -> dict[str, Any]:
         from ivr.cards.service import CardService
-        from ivr.wiring import build
+        from ivr.runtime import build
 
         services = build(settings)
         vault = await _vault(settings)
@@ -189,13 +194,11 @@ def cards_unlock(ctx: typer.Context, merchant_id: str, card_id: str) -> None:
     settings = state(ctx).settings
 
     async def go() -> dict[str, Any]:
-        from ivr.cards.verification import CardVerification
-        from ivr.wiring import build
+        from ivr.runtime import build
 
         services = build(settings)
         try:
-            guard = CardVerification(services.db, services.clock)
-            return _card_row(await guard.unlock(merchant_id, card_id, actor="cli"))
+            return _card_row(await services.verification.unlock(merchant_id, card_id, actor="cli"))
         finally:
             await services.close()
 
@@ -216,8 +219,8 @@ def payments_list(ctx: typer.Context, merchant_id: str) -> None:
     settings = state(ctx).settings
 
     async def go() -> list[dict[str, Any]]:
+        from ivr.runtime import build
         from ivr.store.tables import PaymentAttempt, PaymentIntent
-        from ivr.wiring import build
 
         services = build(settings)
         try:

@@ -7,7 +7,6 @@ from typing import Any
 import typer
 from sqlalchemy import select
 
-from ivr.billing.schedules import ScheduleService
 from ivr.cli.app import app, emit, with_services
 from ivr.domain.states import ScheduleStatus
 from ivr.store.tables import Schedule
@@ -53,7 +52,7 @@ def create(
     plan = {"rule": rule, "start": start, "end": end, "count": count, "at": at}
 
     async def body(s: Services) -> None:
-        row = await ScheduleService(s.db, s.clock).create(
+        row = await s.schedules.create(
             merchant_id, customer_id, plan=plan, amount=amount, order_name=order_name,
             mode=mode, card_id=card_id,
         )  # fmt: skip
@@ -81,7 +80,7 @@ def show(ctx: typer.Context, merchant_id: str, schedule_id: str) -> None:
     """Past charges and the next due dates."""
 
     async def body(s: Services) -> None:
-        t = await ScheduleService(s.db, s.clock).timeline(merchant_id, schedule_id)
+        t = await s.schedules.timeline(merchant_id, schedule_id)
         emit(ctx, f"Schedule {schedule_id} ({t['status']})", t["charges"] + t["upcoming"])
 
     with_services(ctx, body)
@@ -91,9 +90,7 @@ def _status_command(name: str, target: ScheduleStatus) -> None:
     @schedules_app.command(name)
     def command(ctx: typer.Context, merchant_id: str, schedule_id: str) -> None:
         async def body(s: Services) -> None:
-            row = await ScheduleService(s.db, s.clock).set_status(
-                merchant_id, schedule_id, target, actor="cli"
-            )
+            row = await s.schedules.set_status(merchant_id, schedule_id, target, actor="cli")
             emit(ctx, "Schedule", [_row(row)])
 
         with_services(ctx, body)

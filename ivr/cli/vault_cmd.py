@@ -34,9 +34,8 @@ from ivr.cli.evidence import (
 )
 from ivr.gateways.factory import build_gateway
 from ivr.gateways.vault_forwarding import VaultCardGateway
-from ivr.runtime import open_vault_client
+from ivr.runtime import build, open_vault_client
 from ivr.settings import Settings
-from ivr.wiring import build
 from vault.access import PeerPolicy
 from vault.errors import AuditChainBroken
 from vault.factory import (

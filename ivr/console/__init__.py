@@ -4,7 +4,8 @@ by the engine next to the REST API, at ``/console``.
 * :mod:`.users` — console users, argon2id passwords, lockout;
 * :mod:`.sessions` — server-side sessions (cookie token hashed), CSRF tokens;
 * :mod:`.access` — who is looking (:class:`~.access.Viewer`), roles and scoping;
-* :mod:`.web` — the ASGI app, templates, security headers;
+* :mod:`.web` — where the console is mounted and what its pages use (``ConsoleDeps``);
+* :mod:`.app` — the ASGI app, security headers, error pages (mounted by ivr/web/app.py);
 * :mod:`.pages` — one module per page group.
 
 A merchant user sees its merchant's data only (another merchant's ids answer 404, as in

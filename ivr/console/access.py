@@ -14,20 +14,18 @@ as the API does, so ids cannot be probed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
-from ivr.api.edge import secure_cookies
 from ivr.console.errors import ConsoleError, Forbidden
 from ivr.console.i18n import Lang, pick, status, text
 from ivr.console.sessions import Current
 from ivr.console.users import User
+from ivr.console.web import ConsoleDeps
 from ivr.errors import NotFound
-
-if TYPE_CHECKING:
-    from ivr.console.web import ConsoleDeps
+from ivr.web.edge import secure_cookies
 
 SESSION_COOKIE = "arspay_console"
 LANG_COOKIE = "arspay_lang"
@@ -121,4 +119,4 @@ async def writer(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> V
 
 Reader = Annotated[Viewer, Depends(viewer)]
 Writer = Annotated[Viewer, Depends(writer)]
-Deps = Annotated["ConsoleDeps", Depends(console_deps)]
+Deps = Annotated[ConsoleDeps, Depends(console_deps)]

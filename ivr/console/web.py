@@ -1,60 +1,27 @@
-"""The console's ASGI app, mounted by the API app at ``/console``.
-
-Every answer carries strict security headers (a CSP allowing only this site's scripts
-and styles, no framing, referrers only within the site, ``no-store``). Errors become a page in the
-viewer's language with the API's status codes; an expired session sends a page to
-the login form and an htmx request to it via ``HX-Redirect``.
-"""
+"""Where the console lives (``/console``) and what its pages use (:class:`ConsoleDeps`,
+filled from the runtime). The ASGI app itself is built by :mod:`ivr.console.app`."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import quote
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import RedirectResponse, Response
-
-from ivr.api.deps import ApiDeps
-from ivr.console.access import CsrfRefused, LoginRequired, language
-from ivr.console.i18n import text
-from ivr.console.mfa import MfaKey, SecondFactor, key_path
-from ivr.console.render import page
+from ivr.console.mfa import SecondFactor
 from ivr.console.sessions import SessionStore
 from ivr.console.users import ConsoleUsers
 from ivr.dids.pool import DidPool
-from ivr.errors import ArspayError
+from ivr.runtime import Runtime
 from ivr.settings import Settings
-
-if TYPE_CHECKING:
-    from ivr.runtime import Runtime
-
-log = logging.getLogger("arspay.console")
+from ivr.web.deps import WebDeps
 
 PREFIX = "/console"
-STATIC = Path(__file__).parent / "static"
-
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",  # "no-referrer" would make Chromium send "Origin: null"
-    "Cache-Control": "no-store",
-}
 
 
 @dataclass(frozen=True)
 class ConsoleDeps:
-    api: ApiDeps
+    """What the pages use: the services shared with the API (``api``, one instance for
+    both) and the console's own, all from the runtime."""
+
+    api: WebDeps
     settings: Settings
     users: ConsoleUsers
     sessions: SessionStore
@@ -62,76 +29,11 @@ class ConsoleDeps:
     mfa: SecondFactor
 
     @classmethod
-    def from_runtime(cls, rt: Runtime, api: ApiDeps) -> ConsoleDeps:
-        sv = rt.services
-        return cls(
-            api=api,
-            settings=sv.settings,
-            users=ConsoleUsers(sv.db, sv.clock, sv.settings.console),
-            sessions=SessionStore(sv.db, sv.clock, sv.settings.console),
-            dids=sv.dids,
-            mfa=SecondFactor(sv.db, sv.clock, sv.settings, MfaKey(key_path(sv.settings))),
-        )
+    def from_runtime(cls, rt: Runtime, api: WebDeps) -> ConsoleDeps:
+        sv = rt.services  # in field order:
+        return cls(api, sv.settings, sv.console_users, sv.console_sessions, sv.dids, sv.console_mfa)
 
 
 def url(path: str) -> str:
     """An absolute console URL for ``path`` (``/payments`` → ``/console/payments``)."""
     return PREFIX + path
-
-
-def create_console(deps: ConsoleDeps) -> FastAPI:
-    from ivr.console.pages import ROUTERS
-
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.console = deps
-    for router in ROUTERS:
-        app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        try:
-            response = await call_next(request)
-        except Exception as exc:  # a bug in a page: an error page, not a dropped socket
-            response = await error_page(request, exc)
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
-    async def login_required(request: Request, exc: Exception) -> Response:
-        target = url("/login") + "?next=" + quote(request.url.path, safe="/")
-        if request.headers.get("hx-request"):
-            return Response(status_code=401, headers={"HX-Redirect": target})
-        return RedirectResponse(target, status_code=303)
-
-    async def error_page(request: Request, exc: Exception) -> Response:
-        lang = language(request)
-        viewer = getattr(request.state, "viewer", None)
-        if isinstance(exc, CsrfRefused):
-            status, message = 403, text(lang, "error.csrf")
-        elif isinstance(exc, RequestValidationError):
-            status, message = 422, text(lang, "error.invalid")
-        elif isinstance(exc, StarletteHTTPException):
-            status = exc.status_code
-            message = text(lang, "error.not_found" if status == 404 else "error.generic")
-        elif isinstance(exc, ArspayError):
-            status = exc.http_status
-            message = exc.message if status < 500 else text(lang, "error.generic")
-            if status == 404:
-                message = text(lang, "error.not_found")
-            elif status == 403:
-                message = text(lang, "error.forbidden")
-        else:
-            log.error("console page failed: %s %s (%s)", request.method, request.url.path,
-                      type(exc).__name__, exc_info=exc)  # fmt: skip
-            status, message = 500, text(lang, "error.generic")
-        template = "fragments/error.html" if request.headers.get("hx-request") else "error.html"
-        return page(request, viewer, template, status_code=status, message=message, lang=lang)
-
-    app.add_exception_handler(LoginRequired, login_required)
-    app.add_exception_handler(ArspayError, error_page)
-    app.add_exception_handler(StarletteHTTPException, error_page)
-    app.add_exception_handler(RequestValidationError, error_page)
-    return app

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from ivr.api.app import create_app
 from ivr.api.deps import ApiDeps
 from ivr.clock import FakeClock
 from ivr.domain.ids import new_id
@@ -24,6 +23,7 @@ from ivr.runtime import Runtime, open_runtime
 from ivr.settings import Settings, load_settings
 from ivr.store.db import Database
 from ivr.store.tables import Card
+from ivr.web.app import create_app
 from tests.flows.conftest import FakeBook
 from tests.gateways.support import KEY, SECRET, Sandbox, running_sandbox
 from tests.gateways.support import card as card_data

@@ -15,12 +15,13 @@ import socket
 import sys
 from pathlib import Path
 
-from ivr.api.app import create_app, serve
 from ivr.api.deps import ApiDeps
 from ivr.clock import SystemClock
 from ivr.runtime import open_runtime
 from ivr.store import migrate
 from ivr.store.db import Database
+from ivr.web.app import create_app
+from ivr.web.serve import serve
 from tests.api.conftest import Api, add_card, api_settings
 from tests.flows.conftest import FakeBook
 from tests.gateways.support import running_sandbox

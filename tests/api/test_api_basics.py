@@ -199,8 +199,8 @@ async def test_a_card_locked_for_phone_payments_shows_and_can_be_unlocked(api: A
 
 
 async def test_rate_limit_per_key(api: Api) -> None:
-    from ivr.api.app import create_app
     from ivr.api.deps import ApiDeps
+    from ivr.web.app import create_app
 
     a = await api.tenant("행복치과")
     deps = ApiDeps.from_runtime(api.runtime)

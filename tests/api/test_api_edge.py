@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import select, text
 
 from ivr.api import docs
-from ivr.api.app import create_app
 from ivr.api.deps import ApiDeps
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import IdempotencyKey
+from ivr.web.app import create_app
 from tests.api.conftest import Api, problem
 
 pytestmark = pytest.mark.anyio

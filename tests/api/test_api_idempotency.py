@@ -11,13 +11,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from ivr.api.app import create_app
 from ivr.api.deps import ApiDeps
 from ivr.api.idempotency import LOCK, IdempotencyStore, fingerprint
 from ivr.payments.charger import Charger
 from ivr.payments.refunds import Refunder
 from ivr.payments.service import PaymentService
 from ivr.store.tables import Customer, PaymentIntent
+from ivr.web.app import create_app
 from tests.api.conftest import Api, Tenant, problem
 
 pytestmark = pytest.mark.anyio

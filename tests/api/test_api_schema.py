@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import requests
 
-from ivr.api.app import create_app, openapi_document
+from ivr.api.app import openapi_document
+from ivr.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "openapi.json"

@@ -19,9 +19,10 @@ from ivr.gateways.declines import DeclineReason, Stage, decline
 from ivr.jobs.queue import JobQueue
 from ivr.payments.charger import ChargePolicy, Charger
 from ivr.payments.service import PaymentService
+from ivr.runtime import build
 from ivr.store.db import Database
 from ivr.store.tables import PaymentIntent
-from ivr.wiring import Services, build
+from ivr.wiring import Services
 from tests.gateways.support import connector, running_sandbox
 from tests.payments.support import merchant_with_cards
 

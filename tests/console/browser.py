@@ -25,8 +25,8 @@ from playwright.async_api import Browser as PlaywrightBrowser
 from playwright.async_api import BrowserContext, Page, Route, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from ivr.api.app import serve
 from ivr.settings import ApiSettings
+from ivr.web.serve import serve
 
 CHROMIUM = "/usr/bin/chromium"
 # We run as root, where Chromium refuses to start with its sandbox; /dev/shm may be small

@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ivr.api.app import create_app
 from ivr.api.deps import ApiDeps
 from ivr.clock import FakeClock
 from ivr.console.web import ConsoleDeps
 from ivr.runtime import open_runtime
 from ivr.store.db import Database
+from ivr.web.app import create_app
 from tests.api.conftest import Api, Tenant, api_settings
 from tests.flows.conftest import FakeBook
 from tests.gateways.support import running_sandbox

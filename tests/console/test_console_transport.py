@@ -13,12 +13,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from ivr.api.app import create_app
 from ivr.api.deps import ApiDeps
 from ivr.clock import FakeClock
 from ivr.console.web import ConsoleDeps
 from ivr.runtime import open_runtime
 from ivr.store.db import Database
+from ivr.web.app import create_app
 from tests.api.conftest import api_settings
 from tests.console.conftest import PASSWORD, csrf_of
 from tests.flows.conftest import FakeBook

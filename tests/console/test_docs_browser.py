@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import ConsoleMessage, Request, expect
 
-from ivr.api.app import create_app
 from ivr.api.deps import ApiDeps
+from ivr.web.app import create_app
 from tests.console.browser import artifacts_dir, open_browser, serving
 from tests.console.conftest import Console
 

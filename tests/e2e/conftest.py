@@ -26,13 +26,14 @@ import pytest
 from sqlalchemy import select
 
 from ivr.engine import Engine, Flow, running
+from ivr.runtime import build
 from ivr.settings import load_settings
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import CallSession, CallStep
 from ivr.telephony.session_log import LoggedCall
 from ivr.testing.asterisk import Asterisk
-from ivr.wiring import Services, build
+from ivr.wiring import Services
 
 REPO = Path(__file__).resolve().parents[2]
 CREDENTIALS_FILE = REPO / "var" / "asterisk" / "credentials.toml"

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ivr.engine import Engine, running
+from ivr.runtime import build
 from ivr.settings import load_settings
 from ivr.store import migrate
 from ivr.store.db import Database
@@ -27,7 +28,6 @@ from ivr.telephony import credentials
 from ivr.telephony.session_log import LoggedCall
 from ivr.testing.asterisk import Asterisk
 from ivr.testing.sipp import SippCall, run_calls
-from ivr.wiring import build
 
 from .conftest import CREDENTIALS_FILE
 

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import expect
 
-from ivr.api.app import create_app
 from ivr.api.deps import ApiDeps
 from ivr.console.web import ConsoleDeps
 from ivr.store.tables import CallRequest
+from ivr.web.app import create_app
 from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for, serving
 
 # the call stack fixtures of the call tests (pytest finds fixtures imported into a module)

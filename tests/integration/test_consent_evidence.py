@@ -578,8 +578,8 @@ async def test_an_engine_with_a_remote_vault_macs_records_without_any_card_key(
     db: Database, clock: FakeClock, tmp_path: Path
 ) -> None:
     """The consent key is the engine's own: no KEK, no vault key file, no socket needed."""
+    from ivr.runtime import build
     from ivr.settings import load_settings
-    from ivr.wiring import build
 
     var = tmp_path / "var"
     settings = load_settings(env={

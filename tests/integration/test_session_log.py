@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ivr.clock import FakeClock
 from ivr.domain.states import CallSessionStatus
 from ivr.engine import Engine
+from ivr.runtime import build
 from ivr.settings import load_settings
 from ivr.store.db import Database
 from ivr.store.tables import CallSession, CallStep
@@ -18,7 +19,6 @@ from ivr.telephony.call import CollectSpec
 from ivr.telephony.errors import CallHungUp
 from ivr.telephony.fake import FakeCall, HangUp, Press
 from ivr.telephony.session_log import CallSessionLog, LoggedCall
-from ivr.wiring import build
 
 pytestmark = pytest.mark.anyio
 

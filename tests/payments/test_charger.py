@@ -198,8 +198,8 @@ async def test_the_engine_sweeper_reconciles_unknown_attempts(
     db: Database, db_url: str, pg: PortOneGateway, sandbox: Sandbox
 ) -> None:
     from ivr.engine import Engine, running
+    from ivr.runtime import build
     from ivr.settings import load_settings
-    from ivr.wiring import build
 
     mid, cards = await merchant_with_cards(db, pg, [TIMEOUT_ONCE])
     intent = await PaymentService(db, SystemClock(), pg).create_intent(

@@ -41,12 +41,12 @@ from ivr.clock import SEOUL, FakeClock
 from ivr.domain.states import CallRequestKind
 from ivr.gateways.contract import BillingKeyRequest
 from ivr.gateways.portone import PortOneGateway
+from ivr.runtime import build
 from ivr.settings import load_settings
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
 from ivr.testing.engine import AgiPayer, EngineProcess
-from ivr.wiring import build
 from tests.conftest import PgFactory
 from tests.gateways.support import KEY, SECRET, card, connector, luhn_complete
 from tests.payments.support import start_sandbox

@@ -12,11 +12,12 @@ import pytest
 
 from ivr.clock import FakeClock
 from ivr.domain.states import CallRequestKind
+from ivr.runtime import build
 from ivr.settings import Settings, load_settings
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import CallRequest, SmsMessage
-from ivr.wiring import Services, build
+from ivr.wiring import Services
 
 MOBILE = "01012345678"
 # long enough that the PRODUCT section 9 payment text needs two UCS-2 parts

@@ -9,8 +9,6 @@ from fastapi import Query, Request
 from sqlalchemy import select
 
 from ivr.api import schemas as S
-from ivr.api import views
-from ivr.api.pagination import fetch_page
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
@@ -18,6 +16,8 @@ from ivr.consent.evidence import export_evidence
 from ivr.domain.states import CallRequestKind, CallRequestStatus
 from ivr.store.tables import CallRequest
 from ivr.telephony.session_log import calls_of_in
+from ivr.web import views
+from ivr.web.pagination import fetch_page
 
 router = make_router("call requests")
 

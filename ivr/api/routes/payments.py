@@ -7,8 +7,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.api import schemas as S
-from ivr.api import views
-from ivr.api.pagination import fetch_page
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
@@ -16,6 +14,8 @@ from ivr.domain.states import AttemptStatus, CardStatus, PaymentIntentStatus
 from ivr.errors import Conflict, InvalidInput
 from ivr.flows.payment import INSTALLMENT_FROM
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
+from ivr.web import views
+from ivr.web.pagination import fetch_page
 
 router = make_router("payments")
 

@@ -9,13 +9,13 @@ from fastapi import Query, Request
 from sqlalchemy import select
 
 from ivr.api import schemas as S
-from ivr.api import views
-from ivr.api.pagination import fetch_page
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
 from ivr.domain.states import ScheduleStatus
 from ivr.store.tables import PaymentAttempt, PaymentIntent, Schedule
+from ivr.web import views
+from ivr.web.pagination import fetch_page
 
 router = make_router("schedules")
 

@@ -8,12 +8,12 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from ivr.api import schemas as S
-from ivr.api import views
-from ivr.api.pagination import fetch_page
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing
 from ivr.api.routes.common import router as make_router
 from ivr.store.tables import WebhookEndpoint, WebhookEvent
+from ivr.web import views
+from ivr.web.pagination import fetch_page
 
 router = make_router("webhooks")
 

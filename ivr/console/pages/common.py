@@ -9,13 +9,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from ivr.api.pagination import fetch_page
-from ivr.api.problems import Problem
 from ivr.console.access import Viewer
 from ivr.console.i18n import register
 from ivr.domain.text import text_problem
 from ivr.errors import InvalidInput, NotFound
 from ivr.store.tables import Customer, Merchant
+from ivr.web.pagination import fetch_page
+from ivr.web.problems import Problem
 
 register(
     {

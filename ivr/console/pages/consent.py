@@ -17,7 +17,6 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
-from ivr.api import views
 from ivr.audit import audit
 from ivr.consent.evidence import check_records, export_evidence
 from ivr.consent.ledger import KINDS, VerifyResult
@@ -27,6 +26,7 @@ from ivr.console.pages.common import PAGE, merchant_names, scoped
 from ivr.console.render import page
 from ivr.errors import NotFound
 from ivr.store.tables import ConsentRecord
+from ivr.web import views
 
 router = APIRouter()
 KIND_CHOICES = sorted(KINDS)

@@ -12,12 +12,12 @@ import pytest
 from ivr.clock import FakeClock
 from ivr.engine import Engine
 from ivr.errors import ConfigError
+from ivr.runtime import build
 from ivr.settings import Settings, load_settings
 from ivr.store.db import Database
 from ivr.telephony import credentials
 from ivr.telephony.credentials import DEV_AGI_SECRET, DEV_ARI_PASSWORD, checked, resolve
 from ivr.telephony.session_log import LoggedCall
-from ivr.wiring import build
 
 STRONG = "k3-Xq9_long-enough-password"
 SECRET = "S3cret_agi-value-of-decent-length"

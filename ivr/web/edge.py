@@ -25,7 +25,7 @@ from typing import Literal
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ivr.api.problems import Problem
+from ivr.web.problems import Problem
 
 HSTS = "max-age=31536000; includeSubDomains"
 SecureCookies = Literal["auto", "always", "never"]

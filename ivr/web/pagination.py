@@ -16,7 +16,7 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from ivr.api.problems import Problem
+from ivr.web.problems import Problem
 
 T = TypeVar("T")
 _ID = re.compile(r"^[a-z]{1,6}_[0-9A-HJKMNP-TV-Z]{26}$")
