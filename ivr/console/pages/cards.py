@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
+from ivr.cards.queries import cards
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
-from ivr.console.pages.common import customers_of, merchant_names, owned, page_of, scoped
+from ivr.console.pages.common import customers_of, merchant_names, owned, page_of, scope_of
 from ivr.console.pages.payments import word
 from ivr.console.render import page
 from ivr.domain.states import CardStatus
@@ -82,12 +82,10 @@ async def list_cards(
     deleted: Annotated[str | None, Query(max_length=40)] = None,
     unlocked: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
-    q = scoped(select(Card), Card.merchant_id, who)
-    if status in STATUSES:
-        q = q.where(Card.status == status)
+    q = cards(scope_of(who), status=status if status in STATUSES else None)
     async with deps.api.db.sessions() as s:
         rows, nxt = await page_of(s, q, Card.id, cursor)
-        customers = await customers_of(s, rows)
+        customers = await customers_of(s, who, rows)
         names = await merchant_names(s, who)
     return page(request, who, "cards.html", rows=rows, customers=customers, names=names,
                 next_cursor=nxt, status=status or "", statuses=STATUSES,
@@ -99,7 +97,7 @@ async def _confirm(request: Request, deps: Deps, who: Viewer, card_id: str,
                    error: str | None = None, status_code: int = 200) -> Response:  # fmt: skip
     async with deps.api.db.sessions() as s:
         card = await owned(s, Card, card_id, who, "card")
-        customer = await s.get(Customer, card.customer_id)
+        customer = await scope_of(who).get(s, Customer, card.customer_id)
         names = await merchant_names(s, who)
     return page(request, who, "cards.html", status_code=status_code, confirm=card,
                 customer=customer, names=names, error=error, **labels(who))  # fmt: skip
