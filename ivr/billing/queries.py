@@ -15,12 +15,7 @@ def schedules(
     scope: Scope, *, status: str | None = None, customer_id: str | None = None
 ) -> Select[Schedule]:
     """The schedules in ``scope`` (to page), optionally of one status or customer."""
-    q = scope.where(select(Schedule), Schedule)
-    if status is not None:
-        q = q.where(Schedule.status == status)
-    if customer_id is not None:
-        q = q.where(Schedule.customer_id == customer_id)
-    return q
+    return scope.select(Schedule, status=status, customer_id=customer_id)
 
 
 async def cycle_jobs(s: AsyncSession, schedule_id: str) -> list[Job]:

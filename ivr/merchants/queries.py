@@ -37,9 +37,7 @@ def customers(
 ) -> Select[Customer]:
     """The customers in ``scope`` (to page): one ``external_ref``; or ``search``, an
     external ref or the last four digits of a mobile number (the console's search box)."""
-    q = scope.where(select(Customer), Customer)
-    if external_ref is not None:
-        q = q.where(Customer.external_ref == external_ref)
+    q = scope.select(Customer, external_ref=external_ref)
     if search:
         match = Customer.external_ref == search
         if len(search) == 4 and search.isdigit():

@@ -1,6 +1,8 @@
-"""The payments read model: the reads the API and the console show (a payment with its
-attempts and refunds, the attempts of a schedule's charges, the dashboard's money
-figures). Each merchant-owned read goes through a :class:`~ivr.store.scope.Scope`."""
+"""The payments read model: a payment's attempts (all, the last, the one that charged)
+and refunds, the payments and attempts of a schedule, the dashboard's money figures —
+for the API, the console, the charger, refunds, the scheduler and the call flow. Each
+merchant-owned read goes through a :class:`~ivr.store.scope.Scope`; attempts and refunds
+are read by the id of their payment."""
 
 from __future__ import annotations
 
@@ -19,12 +21,7 @@ def payments(
     scope: Scope, *, status: str | None = None, customer_id: str | None = None
 ) -> Select[PaymentIntent]:
     """The payments in ``scope`` (to page), optionally of one status or customer."""
-    q = scope.where(select(PaymentIntent), PaymentIntent)
-    if status is not None:
-        q = q.where(PaymentIntent.status == status)
-    if customer_id is not None:
-        q = q.where(PaymentIntent.customer_id == customer_id)
-    return q
+    return scope.select(PaymentIntent, status=status, customer_id=customer_id)
 
 
 async def attempts_of(s: AsyncSession, intent_id: str) -> list[PaymentAttempt]:
@@ -36,6 +33,28 @@ async def attempts_of(s: AsyncSession, intent_id: str) -> list[PaymentAttempt]:
             .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
         )
     )
+
+
+async def last_attempt(s: AsyncSession, intent_id: str) -> PaymentAttempt | None:
+    """The newest attempt of a payment, if any."""
+    found: PaymentAttempt | None = await s.scalar(
+        select(PaymentAttempt)
+        .where(PaymentAttempt.intent_id == intent_id)
+        .order_by(PaymentAttempt.created_at.desc(), PaymentAttempt.id.desc())
+        .limit(1)
+    )
+    return found
+
+
+async def succeeded_attempt(s: AsyncSession, intent_id: str) -> PaymentAttempt | None:
+    """The attempt that charged a payment (at most one succeeds), if any."""
+    found: PaymentAttempt | None = await s.scalar(
+        select(PaymentAttempt).where(
+            PaymentAttempt.intent_id == intent_id,
+            PaymentAttempt.status == AttemptStatus.succeeded.value,
+        )
+    )
+    return found
 
 
 async def refunds_of(s: AsyncSession, intent_id: str) -> list[Refund]:

@@ -25,14 +25,7 @@ def call_requests(
     customer_id: str | None = None,
 ) -> Select[CallRequest]:
     """The call requests in ``scope`` (to page), optionally filtered."""
-    q = scope.where(select(CallRequest), CallRequest)
-    if status is not None:
-        q = q.where(CallRequest.status == status)
-    if kind is not None:
-        q = q.where(CallRequest.kind == kind)
-    if customer_id is not None:
-        q = q.where(CallRequest.customer_id == customer_id)
-    return q
+    return scope.select(CallRequest, status=status, kind=kind, customer_id=customer_id)
 
 
 async def calls_of_in(

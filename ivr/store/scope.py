@@ -62,6 +62,16 @@ class Scope:
         limited: Q = query.execution_options(**{MARK: frozenset(marked)})
         return limited
 
+    def select(self, model: type[M], **equal: object) -> Select[M]:
+        """The rows of ``model`` in this scope whose columns equal ``equal``'s values
+        (a ``None`` value: any) — a list's filters."""
+        column: Any = model
+        q = self.where(select(model), model)
+        for name, value in equal.items():
+            if value is not None:
+                q = q.where(getattr(column, name) == value)
+        return q
+
     def owns(self, merchant_id: str | None) -> bool:
         """Whether a row of ``merchant_id`` is within this scope."""
         return self.merchant_id is None or merchant_id == self.merchant_id

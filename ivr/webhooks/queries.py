@@ -20,10 +20,7 @@ async def endpoints(s: AsyncSession, scope: Scope) -> list[WebhookEndpoint]:
 
 def events(scope: Scope, *, type: str | None = None) -> Select[WebhookEvent]:
     """The events in ``scope`` (to page), optionally of one type."""
-    q = scope.where(select(WebhookEvent), WebhookEvent)
-    if type is not None:
-        q = q.where(WebhookEvent.type == type)
-    return q
+    return scope.select(WebhookEvent, type=type)
 
 
 async def deliveries_of(s: AsyncSession, event_ids: list[str]) -> dict[str, list[WebhookDelivery]]:
