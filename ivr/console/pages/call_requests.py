@@ -13,14 +13,7 @@ from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Writer
-from ivr.console.pages.common import (
-    acting_merchant,
-    customers_of,
-    merchant_names,
-    owned,
-    page_of,
-    scope_of,
-)
+from ivr.console.pages.common import acting_merchant, listing, merchant_names, owned, scope_of
 from ivr.console.render import page
 from ivr.domain.states import CALL_REQUEST, CallRequestKind, CallRequestStatus
 from ivr.merchants.queries import newest_customers
@@ -47,11 +40,9 @@ async def _rows(
     deps: Deps, who: Reader, status: str | None, cursor: str | None
 ) -> tuple[Rows, str | None, dict[str, str]]:
     q = call_requests(scope_of(who), status=status if status in STATUSES else None)
-    async with deps.api.db.sessions() as s:
-        rows, nxt = await page_of(s, q, CallRequest.id, cursor)
-        customers = await customers_of(s, who, rows)
-        names = await merchant_names(s, who)
-    return [(r, customers[r.customer_id]) for r in rows], nxt, names
+    found = await listing(deps.api.db, who, q, CallRequest.id, cursor)
+    rows = [(r, found.customers[r.customer_id]) for r in found.rows]
+    return rows, found.next_cursor, found.names
 
 
 @router.get("/call-requests")

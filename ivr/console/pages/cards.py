@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from ivr.cards.queries import cards
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
-from ivr.console.pages.common import customers_of, merchant_names, owned, page_of, scope_of
+from ivr.console.pages.common import listing, merchant_names, owned, scope_of
 from ivr.console.pages.payments import word
 from ivr.console.render import page
 from ivr.domain.states import CardStatus
@@ -83,12 +83,10 @@ async def list_cards(
     unlocked: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     q = cards(scope_of(who), status=status if status in STATUSES else None)
-    async with deps.api.db.sessions() as s:
-        rows, nxt = await page_of(s, q, Card.id, cursor)
-        customers = await customers_of(s, who, rows)
-        names = await merchant_names(s, who)
-    return page(request, who, "cards.html", rows=rows, customers=customers, names=names,
-                next_cursor=nxt, status=status or "", statuses=STATUSES,
+    found = await listing(deps.api.db, who, q, Card.id, cursor)
+    return page(request, who, "cards.html", rows=found.rows, customers=found.customers,
+                names=found.names, next_cursor=found.next_cursor, status=status or "",
+                statuses=STATUSES,
                 deleted=bool(deleted), unlocked=bool(unlocked), confirm=None, error=None,
                 now=deps.api.clock.now(), **labels(who))  # fmt: skip
 

@@ -4,6 +4,7 @@ uses where an object must belong to someone."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
@@ -17,6 +18,7 @@ from ivr.console.i18n import register
 from ivr.domain.text import text_problem
 from ivr.errors import InvalidInput, NotFound
 from ivr.merchants import queries
+from ivr.store.db import Database
 from ivr.store.scope import Scope
 from ivr.store.tables import Customer
 
@@ -63,6 +65,27 @@ async def page_of(
 async def customers_of(s: AsyncSession, viewer: Viewer, rows: list[Any]) -> dict[str, Customer]:
     """The customers of ``rows`` (anything with a ``customer_id``), by id: one query."""
     return await queries.customers_of(s, scope_of(viewer), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One page of a list of rows that each name a customer, with the customers and
+    the merchant names the list shows beside them."""
+
+    rows: list[Any]
+    next_cursor: str | None
+    customers: dict[str, Customer]
+    names: dict[str, str]
+
+
+async def listing(
+    db: Database, viewer: Viewer, query: Select[Any], id_column: InstrumentedAttribute[str],
+    cursor: str | None,
+) -> Listing:  # fmt: skip
+    async with db.sessions() as s:
+        rows, nxt = await page_of(s, query, id_column, cursor)
+        return Listing(rows, nxt, await customers_of(s, viewer, rows),
+                       await merchant_names(s, viewer))  # fmt: skip
 
 
 async def merchant_names(s: AsyncSession, viewer: Viewer) -> dict[str, str]:

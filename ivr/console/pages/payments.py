@@ -20,11 +20,10 @@ from starlette.responses import RedirectResponse, Response
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import CATALOG, register
 from ivr.console.pages.common import (
-    customers_of,
     echoable,
+    listing,
     merchant_names,
     owned,
-    page_of,
     refused_text,
     scope_of,
 )
@@ -126,13 +125,10 @@ async def list_payments(
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     q = queries.payments(scope_of(who), status=status if status in STATUSES else None)
-    async with deps.api.db.sessions() as s:
-        rows, nxt = await page_of(s, q, PaymentIntent.id, cursor)
-        customers = await customers_of(s, who, rows)
-        names = await merchant_names(s, who)
-    return page(request, who, "payments.html", rows=rows, customers=customers, names=names,
-                next_cursor=nxt, status=status or "", statuses=STATUSES,
-                **labels(who))  # fmt: skip
+    found = await listing(deps.api.db, who, q, PaymentIntent.id, cursor)
+    return page(request, who, "payments.html", rows=found.rows, customers=found.customers,
+                names=found.names, next_cursor=found.next_cursor, status=status or "",
+                statuses=STATUSES, **labels(who))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

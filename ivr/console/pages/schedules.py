@@ -21,7 +21,7 @@ from ivr.billing.queries import cycle_jobs, schedules
 from ivr.billing.schedules import SchedulePlan
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
-from ivr.console.pages.common import customers_of, merchant_names, owned, page_of, scope_of
+from ivr.console.pages.common import listing, merchant_names, owned, scope_of
 from ivr.console.pages.payments import labels as payment_labels
 from ivr.console.pages.payments import word
 from ivr.console.render import page
@@ -121,13 +121,10 @@ async def list_schedules(
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     q = schedules(scope_of(who), status=status if status in STATUSES else None)
-    async with deps.api.db.sessions() as s:
-        rows, nxt = await page_of(s, q, Schedule.id, cursor)
-        customers = await customers_of(s, who, rows)
-        names = await merchant_names(s, who)
-    return page(request, who, "schedules.html", rows=rows, customers=customers, names=names,
-                next_cursor=nxt, status=status or "", statuses=STATUSES,
-                **labels(who))  # fmt: skip
+    found = await listing(deps.api.db, who, q, Schedule.id, cursor)
+    return page(request, who, "schedules.html", rows=found.rows, customers=found.customers,
+                names=found.names, next_cursor=found.next_cursor, status=status or "",
+                statuses=STATUSES, **labels(who))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
