@@ -61,6 +61,7 @@ from ivr.errors import ArspayError, Conflict, NotFound
 from ivr.jobs.queue import JobQueue
 from ivr.notify.templates import receipt_sms
 from ivr.payments.charger import Charger
+from ivr.payments.queries import last_attempt, succeeded_attempt
 from ivr.payments.service import PaymentService
 from ivr.requests.service import CallRequestService
 from ivr.store.db import Database
@@ -362,11 +363,7 @@ class Scheduler:
             if held is None:
                 raise LostClaim("the job's claim was lost")
             intent_id = payload["intents"][-1]
-            last = await s.scalar(
-                select(PaymentAttempt)
-                .where(PaymentAttempt.intent_id == intent_id)
-                .order_by(PaymentAttempt.created_at.desc(), PaymentAttempt.id.desc())
-            )
+            last = await last_attempt(s, intent_id)
             held.payload = payload
             if retry_at is not None:
                 self.queue.defer_in(held, retry_at)
@@ -404,12 +401,7 @@ class Scheduler:
             cycle: list[Attempt] = []
             for iid in intents:
                 intent = await s.get(PaymentIntent, iid)
-                last = await s.scalar(
-                    select(PaymentAttempt)
-                    .where(PaymentAttempt.intent_id == iid)
-                    .order_by(PaymentAttempt.created_at.desc())
-                    .limit(1)
-                )
+                last = await last_attempt(s, iid)
                 if intent is not None:
                     kind = last.decline_class if last is not None else None
                     cycle.append(Attempt(intent.created_at, kind or "soft"))
@@ -437,11 +429,7 @@ class Scheduler:
             merchant = await s.get(Merchant, row.merchant_id)
             customer = await s.get(Customer, row.customer_id)
             card = await s.get(Card, row.card_id) if row.card_id else None
-            attempt = await s.scalar(
-                select(PaymentAttempt).where(
-                    PaymentAttempt.intent_id == intent_id, PaymentAttempt.status == "succeeded"
-                )
-            )
+            attempt = await succeeded_attempt(s, intent_id)
             if merchant is None or customer is None or card is None or attempt is None:
                 return
             s.add(

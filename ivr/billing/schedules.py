@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import select
-
 from ivr.audit import audit
 from ivr.billing.calendar import Plan, Rule
 from ivr.billing.retry import RetryPolicy
@@ -27,8 +25,10 @@ from ivr.domain.money import check_amount
 from ivr.domain.states import SCHEDULE, CardStatus, ScheduleStatus
 from ivr.domain.text import clean_text
 from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.payments.queries import schedule_payments
 from ivr.store.db import Database
-from ivr.store.tables import Card, Customer, PaymentIntent, Schedule
+from ivr.store.scope import Scope
+from ivr.store.tables import Card, Customer, Schedule
 
 MODES = ("auto", "consent", "consent_then_auto")
 
@@ -139,8 +139,8 @@ class ScheduleService:
 
     async def get(self, merchant_id: str, schedule_id: str) -> Schedule:
         async with self.db.sessions() as s:
-            row = await s.get(Schedule, schedule_id)
-        if row is None or row.merchant_id != merchant_id:
+            row = await Scope.of(merchant_id).get(s, Schedule, schedule_id)
+        if row is None:
             raise NotFound(f"schedule {schedule_id} not found")
         return row
 
@@ -173,13 +173,7 @@ class ScheduleService:
         row = await self.get(merchant_id, schedule_id)
         plan = SchedulePlan.of(row).plan
         async with self.db.sessions() as s:
-            intents = list(
-                await s.scalars(
-                    select(PaymentIntent)
-                    .where(PaymentIntent.schedule_id == schedule_id)
-                    .order_by(PaymentIntent.created_at, PaymentIntent.id)
-                )
-            )
+            intents = await schedule_payments(s, Scope.of(merchant_id), schedule_id)
         nxt = []
         if row.status == ScheduleStatus.active.value:
             for n in range(row.runs, row.runs + upcoming):

@@ -30,6 +30,7 @@ from ivr.consent.chain import VerifyResult, load_seal, seal_fields
 from ivr.consent.ledger import ConsentLedger
 from ivr.consent.records import canonical_body, record_hash
 from ivr.errors import ArspayError, ConfigError, IntegrityViolation
+from ivr.store.scope import Scope
 from ivr.store.tables import ConsentRecord, ConsentSeal
 from vault.evidence import Checkpoint, EvidenceKey, macs_equal, timestamp
 
@@ -154,16 +155,21 @@ async def _check(
         key = ledger.keys.load(create=False) if seal is not None else None
         if seal is None or key is None or seal.key_id != key.key_id:
             return [_unchecked(r) for r in rows], None
+        # The chain is one for every merchant: its head, its length and the MACs of the
+        # records before the exported ones are read across merchants, on purpose (the
+        # export proves the records' place in the whole chain and shows no other data).
+        chain = Scope.everyone()
         head: list[ConsentRecord] = []
         count = 0
         if with_head:
-            head = list(await s.scalars(select(ConsentRecord).order_by(ConsentRecord.seq.desc())
-                                        .limit(1)))  # fmt: skip
-            count = int(await s.scalar(select(func.count()).select_from(ConsentRecord)) or 0)
+            head = list(await s.scalars(chain.where(select(ConsentRecord), ConsentRecord)
+                                        .order_by(ConsentRecord.seq.desc()).limit(1)))  # fmt: skip
+            count = int(await s.scalar(chain.where(select(func.count()).select_from(ConsentRecord),
+                                                   ConsentRecord)) or 0)  # fmt: skip
         wanted = {r.seq - 1 for r in [*rows, *head]}
-        found = await s.execute(
-            select(ConsentRecord.seq, ConsentRecord.mac).where(ConsentRecord.seq.in_(wanted))
-        )
+        found = await s.execute(chain.where(
+            select(ConsentRecord.seq, ConsentRecord.mac).where(ConsentRecord.seq.in_(wanted)),
+            ConsentRecord))  # fmt: skip
         macs: dict[int, str | None] = {seq: mac for seq, mac in found}
     seal_ok = macs_equal(key.mac_document(seal_fields(seal)), seal.mac)
     records = [_checked(r, key, seal, macs, seal_ok) for r in rows]

@@ -51,6 +51,7 @@ from ivr.consent.records import GENESIS, canonical_body, record_hash
 from ivr.domain.ids import new_id
 from ivr.errors import ConfigError, IntegrityViolation, InvalidInput
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import ConsentRecord, ConsentSeal
 from vault.evidence import Checkpoint, CheckpointDir, EvidenceKey, check_checkpoints
 
@@ -321,13 +322,8 @@ class ConsentLedger:
 
     async def for_request(self, merchant_id: str, call_request_id: str) -> list[ConsentRecord]:
         async with self.db.sessions() as s:
-            return list(
-                await s.scalars(
-                    select(ConsentRecord)
-                    .where(
-                        ConsentRecord.merchant_id == merchant_id,
-                        ConsentRecord.call_request_id == call_request_id,
-                    )
-                    .order_by(ConsentRecord.seq)
-                )
+            q = Scope.of(merchant_id).where(
+                select(ConsentRecord).where(ConsentRecord.call_request_id == call_request_id),
+                ConsentRecord,
             )
+            return list(await s.scalars(q.order_by(ConsentRecord.seq)))

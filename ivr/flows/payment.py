@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from ivr.clock import SEOUL
 from ivr.domain.states import AttemptStatus, CallRequestStatus, CardType, PaymentIntentStatus
 from ivr.flows.card_entry import enter_card
@@ -27,7 +25,8 @@ from ivr.flows.registration import attach, decline_prompt, spoken_issuer, tokeni
 from ivr.flows.run import CallRun, Outcome
 from ivr.flows.voice import TooManyTries, say
 from ivr.gateways.declines import DeclineReason, Stage
-from ivr.store.tables import CallRequest, Card, PaymentAttempt
+from ivr.payments.queries import attempts_of
+from ivr.store.tables import CallRequest, Card
 
 INSTALLMENT_FROM = 50_000  # KRW (PRODUCT §4.2)
 
@@ -267,13 +266,7 @@ async def settle_intent(run: CallRun, intent_id: str) -> Charged:
     deps = run.deps
     status = await deps.charger.drive(intent_id)
     async with deps.services.db.sessions() as s:
-        attempts = list(
-            await s.scalars(
-                select(PaymentAttempt)
-                .where(PaymentAttempt.intent_id == intent_id)
-                .order_by(PaymentAttempt.created_at)
-            )
-        )
+        attempts = await attempts_of(s, intent_id)
     won = next((x for x in attempts if x.status == AttemptStatus.succeeded.value), None)
     if status is PaymentIntentStatus.succeeded:
         await run.finish(CallRequestStatus.completed)

@@ -24,6 +24,7 @@ from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.merchants.policy import MerchantPolicy
 from ivr.phone import PhoneError, normalize_mobile
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import ApiKey, Customer, Merchant
 
 _KEY_PREFIX = "ak_"
@@ -192,7 +193,7 @@ class MerchantService:
                 return None
             if row.status != ApiKeyStatus.active.value:
                 return None
-            merchant = await s.get(Merchant, row.merchant_id)
+            merchant = await Scope.of(row.merchant_id).get(s, Merchant, row.merchant_id)
             if merchant is None or merchant.status != MerchantStatus.active.value:
                 return None
             return Principal(row.merchant_id, row.id)

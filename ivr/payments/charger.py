@@ -51,6 +51,7 @@ from ivr.domain.states import (
 from ivr.errors import NotFound
 from ivr.gateways.contract import ChargeRequest, ChargeResult, ChargeStatus, Gateway, PgState
 from ivr.gateways.errors import GatewayError, GatewayUnavailable
+from ivr.payments.queries import attempts_of
 from ivr.settings import GatewaySettings
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent
@@ -130,13 +131,7 @@ class Charger:
             status = PaymentIntentStatus(intent.status)
             if status not in (PaymentIntentStatus.created, PaymentIntentStatus.processing):
                 return status
-            attempts = list(
-                await s.scalars(
-                    select(PaymentAttempt)
-                    .where(PaymentAttempt.intent_id == intent_id)
-                    .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
-                )
-            )
+            attempts = await attempts_of(s, intent_id)
             won = [a for a in attempts if a.status == AttemptStatus.succeeded.value]
             if won:
                 done = self._finish(intent, PaymentIntentStatus.succeeded, now)

@@ -37,6 +37,7 @@ from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.gateways.contract import CancelRequest, Gateway
 from ivr.gateways.errors import CancelRefused, GatewayError
 from ivr.payments.charger import NOT_AT_PG, ChargePolicy
+from ivr.payments.queries import succeeded_attempt
 from ivr.store.db import Database
 from ivr.store.tables import PaymentAttempt, PaymentIntent, Refund
 from ivr.webhooks.notices import refunded_in
@@ -99,12 +100,7 @@ class Refunder:
             )
             if busy is not None:
                 raise Conflict(f"refund {busy} of payment intent {intent_id} is still in progress")
-            attempt = await s.scalar(
-                select(PaymentAttempt).where(
-                    PaymentAttempt.intent_id == intent_id,
-                    PaymentAttempt.status == AttemptStatus.succeeded.value,
-                )
-            )
+            attempt = await succeeded_attempt(s, intent_id)
             if attempt is None:
                 raise Conflict(f"payment intent {intent_id} has no successful charge")
             row = Refund(

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, Update, and_, bindparam, insert, select, update
+from sqlalchemy import Table, Update, and_, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.clock import Clock
@@ -31,29 +31,6 @@ from ivr.telephony.errors import CallHungUp
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-async def calls_of_in(
-    s: AsyncSession, call_request_id: str
-) -> list[tuple[CallSession, list[CallStep]]]:
-    """Each call made for a request, oldest first, with its steps in order (the API's
-    and the console's timeline)."""
-    sessions = list(
-        await s.scalars(
-            select(CallSession)
-            .where(CallSession.call_request_id == call_request_id)
-            .order_by(CallSession.started_at, CallSession.id)
-        )
-    )
-    steps = await s.scalars(
-        select(CallStep)
-        .where(CallStep.session_id.in_([x.id for x in sessions]))
-        .order_by(CallStep.session_id, CallStep.seq)
-    )
-    by_session: dict[str, list[CallStep]] = {}
-    for st in steps:
-        by_session.setdefault(st.session_id, []).append(st)
-    return [(x, by_session.get(x.id, [])) for x in sessions]
 
 
 RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)

@@ -21,6 +21,7 @@ from ivr.domain.states import DELIVERY, ENDPOINT, DeliveryStatus, EndpointStatus
 from ivr.domain.text import check_text
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from ivr.webhooks import keyring
 from ivr.webhooks.events import check_event_types, new_delivery, wants
@@ -79,12 +80,8 @@ class WebhookService:
 
     async def list_endpoints(self, merchant_id: str) -> list[WebhookEndpoint]:
         async with self.db.sessions() as s:
-            rows = await s.scalars(
-                select(WebhookEndpoint)
-                .where(WebhookEndpoint.merchant_id == merchant_id)
-                .order_by(WebhookEndpoint.id)
-            )
-            return list(rows)
+            q = Scope.of(merchant_id).where(select(WebhookEndpoint), WebhookEndpoint)
+            return list(await s.scalars(q.order_by(WebhookEndpoint.id)))
 
     async def get_endpoint(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint:
         async with self.db.sessions() as s:
@@ -151,7 +148,7 @@ class WebhookService:
         """Events oldest first; ``after`` is the last event id of the previous page."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-        query = select(WebhookEvent).where(WebhookEvent.merchant_id == merchant_id)
+        query = Scope.of(merchant_id).where(select(WebhookEvent), WebhookEvent)
         if after is not None:
             query = query.where(WebhookEvent.id > after)
         async with self.db.sessions() as s:
@@ -244,14 +241,14 @@ class WebhookService:
     async def _endpoint(
         self, s: AsyncSession, merchant_id: str, endpoint_id: str, *, lock: bool = False
     ) -> WebhookEndpoint:
-        ep = await s.get(WebhookEndpoint, endpoint_id, with_for_update=lock)
-        if ep is None or ep.merchant_id != merchant_id:
+        ep = await Scope.of(merchant_id).get(s, WebhookEndpoint, endpoint_id, lock=lock)
+        if ep is None:
             raise NotFound(f"webhook endpoint {endpoint_id} not found")
         return ep
 
     async def _event(self, s: AsyncSession, merchant_id: str, event_id: str) -> WebhookEvent:
-        event = await s.get(WebhookEvent, event_id)
-        if event is None or event.merchant_id != merchant_id:
+        event = await Scope.of(merchant_id).get(s, WebhookEvent, event_id)
+        if event is None:
             raise NotFound(f"webhook event {event_id} not found")
         return event
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import Query, Request
-from sqlalchemy import select
 
 from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
@@ -14,8 +13,9 @@ from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me,
 from ivr.api.routes.common import router as make_router
 from ivr.consent.evidence import export_evidence
 from ivr.domain.states import CallRequestKind, CallRequestStatus
+from ivr.requests.queries import call_requests, calls_of_in
+from ivr.store.scope import Scope
 from ivr.store.tables import CallRequest
-from ivr.telephony.session_log import calls_of_in
 from ivr.web import views
 from ivr.web.pagination import fetch_page
 
@@ -104,13 +104,12 @@ async def list_call_requests(
     kind: Literal["registration", "payment"] | None = None,
     customer_id: str | None = Query(None, max_length=40),
 ) -> S.Page[S.CallRequestOut]:
-    q = select(CallRequest).where(CallRequest.merchant_id == me.merchant_id)
-    if status is not None:
-        q = q.where(CallRequest.status == status.value)
-    if kind is not None:
-        q = q.where(CallRequest.kind == kind)
-    if customer_id is not None:
-        q = q.where(CallRequest.customer_id == customer_id)
+    q = call_requests(
+        Scope.of(me.merchant_id),
+        status=status.value if status is not None else None,
+        kind=kind,
+        customer_id=customer_id,
+    )
     async with d.db.sessions() as s:
         page, nxt = await fetch_page(s, q, CallRequest.id, cursor, limit)
     return S.Page[S.CallRequestOut].of([views.call_request(r) for r in page], nxt)

@@ -11,6 +11,7 @@ from ivr.api.deps import ApiDeps
 from ivr.api.route import ApiRoute, deps, principal
 from ivr.errors import NotFound
 from ivr.merchants.service import Principal
+from ivr.store.scope import Scope
 
 M = TypeVar("M")
 
@@ -46,17 +47,12 @@ def router(tag: str) -> APIRouter:
 async def owned(s: AsyncSession, model: type[M], object_id: str, merchant_id: str, what: str) -> M:
     """The row if it exists and belongs to the merchant; else 404 (never 403: another
     merchant's ids are not even confirmed to exist)."""
-    row: Any = await s.get(model, object_id)
-    if row is None or row.merchant_id != merchant_id:
+    row = await Scope.of(merchant_id).get(s, model, object_id)
+    if row is None:
         raise NotFound(f"{what} {object_id} not found")
-    result: M = row
-    return result
+    return row
 
 
 async def existing(s: AsyncSession, model: type[M], object_id: str, merchant_id: str) -> M | None:
     """The object a retried idempotent request already created, if any."""
-    row: Any = await s.get(model, object_id)
-    if row is None or row.merchant_id != merchant_id:
-        return None
-    result: M = row
-    return result
+    return await Scope.of(merchant_id).get(s, model, object_id)

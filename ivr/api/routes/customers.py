@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi import Request
-from sqlalchemy import select
 
 from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
+from ivr.merchants.queries import customers
+from ivr.store.scope import Scope
 from ivr.store.tables import Customer
 from ivr.web import views
 from ivr.web.pagination import fetch_page
@@ -38,9 +39,7 @@ async def create_customer(body: S.CustomerIn, request: Request, d: Deps, me: Me)
 async def list_customers(
     d: Deps, me: Me, cursor: Cursor = None, limit: Limit = 20, external_ref: str | None = None
 ) -> S.Page[S.CustomerOut]:
-    q = select(Customer).where(Customer.merchant_id == me.merchant_id)
-    if external_ref is not None:
-        q = q.where(Customer.external_ref == external_ref)
+    q = customers(Scope.of(me.merchant_id), external_ref=external_ref)
     async with d.db.sessions() as s:
         page, nxt = await fetch_page(s, q, Customer.id, cursor, limit)
     return S.Page[S.CustomerOut].of([views.customer(r) for r in page], nxt)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from fastapi import Query, Request, Response
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
+from ivr.cards.queries import cards
 from ivr.domain.states import AttemptStatus, CardStatus, PaymentIntentStatus
 from ivr.errors import Conflict, InvalidInput
 from ivr.flows.payment import INSTALLMENT_FROM
-from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
+from ivr.payments import queries
+from ivr.store.scope import Scope
+from ivr.store.tables import Card, PaymentIntent, Refund
 from ivr.web import views
 from ivr.web.pagination import fetch_page
 
@@ -21,15 +23,9 @@ router = make_router("payments")
 
 
 async def payment_view(s: AsyncSession, intent: PaymentIntent) -> S.PaymentOut:
-    attempts = await s.scalars(
-        select(PaymentAttempt)
-        .where(PaymentAttempt.intent_id == intent.id)
-        .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
-    )
-    refunds = await s.scalars(
-        select(Refund).where(Refund.intent_id == intent.id).order_by(Refund.id)
-    )
-    return views.payment(intent, list(attempts), list(refunds))
+    attempts = await queries.attempts_of(s, intent.id)
+    refunds = await queries.refunds_of(s, intent.id)
+    return views.payment(intent, attempts, refunds)
 
 
 def _check_installments(card: Card, amount: int, months: int) -> None:
@@ -87,11 +83,11 @@ async def list_payments(
     status: PaymentIntentStatus | None = None,
     customer_id: str | None = Query(None, max_length=40),
 ) -> S.Page[S.PaymentOut]:
-    q = select(PaymentIntent).where(PaymentIntent.merchant_id == me.merchant_id)
-    if status is not None:
-        q = q.where(PaymentIntent.status == status.value)
-    if customer_id is not None:
-        q = q.where(PaymentIntent.customer_id == customer_id)
+    q = queries.payments(
+        Scope.of(me.merchant_id),
+        status=status.value if status is not None else None,
+        customer_id=customer_id,
+    )
     async with d.db.sessions() as s:
         page, nxt = await fetch_page(s, q, PaymentIntent.id, cursor, limit)
         data = [await payment_view(s, r) for r in page]
@@ -158,11 +154,11 @@ async def list_cards(
     customer_id: str | None = Query(None, max_length=40),
     status: CardStatus | None = None,
 ) -> S.Page[S.CardOut]:
-    q = select(Card).where(Card.merchant_id == me.merchant_id)
-    if customer_id is not None:
-        q = q.where(Card.customer_id == customer_id)
-    if status is not None:
-        q = q.where(Card.status == status.value)
+    q = cards(
+        Scope.of(me.merchant_id),
+        customer_id=customer_id,
+        status=status.value if status is not None else None,
+    )
     async with d.db.sessions() as s:
         page, nxt = await fetch_page(s, q, Card.id, cursor, limit)
     now = d.clock.now()

@@ -6,14 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Query, Request
-from sqlalchemy import select
 
 from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
+from ivr.billing.queries import schedules
 from ivr.domain.states import ScheduleStatus
-from ivr.store.tables import PaymentAttempt, PaymentIntent, Schedule
+from ivr.payments.queries import schedule_attempts
+from ivr.store.scope import Scope
+from ivr.store.tables import Schedule
 from ivr.web import views
 from ivr.web.pagination import fetch_page
 
@@ -50,11 +52,11 @@ async def list_schedules(
     status: ScheduleStatus | None = None,
     customer_id: str | None = Query(None, max_length=40),
 ) -> S.Page[S.ScheduleOut]:
-    q = select(Schedule).where(Schedule.merchant_id == me.merchant_id)
-    if status is not None:
-        q = q.where(Schedule.status == status.value)
-    if customer_id is not None:
-        q = q.where(Schedule.customer_id == customer_id)
+    q = schedules(
+        Scope.of(me.merchant_id),
+        status=status.value if status is not None else None,
+        customer_id=customer_id,
+    )
     async with d.db.sessions() as s:
         page, nxt = await fetch_page(s, q, Schedule.id, cursor, limit)
     return S.Page[S.ScheduleOut].of([views.schedule(r) for r in page], nxt)
@@ -72,23 +74,20 @@ async def schedule_timeline(
 ) -> S.TimelineOut:
     timeline = await d.schedules.timeline(me.merchant_id, schedule_id, upcoming=upcoming)
     async with d.db.sessions() as s:
-        rows = await s.execute(
-            select(PaymentAttempt)
-            .join(PaymentIntent, PaymentIntent.id == PaymentAttempt.intent_id)
-            .where(PaymentIntent.schedule_id == schedule_id)
-            .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
-        )
-        attempts: dict[str, list[dict[str, Any]]] = {}
-        for (a,) in rows:
-            attempts.setdefault(a.intent_id, []).append(
-                {
-                    "attempt_id": a.id,
-                    "status": a.status,
-                    "decline_class": a.decline_class,
-                    "decline_code": a.decline_code,
-                    "created_at": a.created_at.isoformat(),
-                }
-            )
+        found = await schedule_attempts(s, Scope.of(me.merchant_id), schedule_id)
+    attempts: dict[str, list[dict[str, Any]]] = {
+        intent_id: [
+            {
+                "attempt_id": a.id,
+                "status": a.status,
+                "decline_class": a.decline_class,
+                "decline_code": a.decline_code,
+                "created_at": a.created_at.isoformat(),
+            }
+            for a in rows
+        ]
+        for intent_id, rows in found.items()
+    }
     for charge in timeline["charges"]:
         charge["attempts"] = attempts.get(charge["intent_id"], [])
     return S.TimelineOut(schedule_id=schedule_id, timeline=timeline)

@@ -4,16 +4,17 @@ persistent failure), events, and redelivery."""
 from __future__ import annotations
 
 from fastapi import Request
-from sqlalchemy import select
 from starlette.responses import Response
 
 from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing
 from ivr.api.routes.common import router as make_router
+from ivr.store.scope import Scope
 from ivr.store.tables import WebhookEndpoint, WebhookEvent
 from ivr.web import views
 from ivr.web.pagination import fetch_page
+from ivr.webhooks.queries import events
 
 router = make_router("webhooks")
 
@@ -98,9 +99,7 @@ async def rotate_secret(endpoint_id: str, d: Deps, me: Me) -> S.SecretOut:
 async def list_events(
     d: Deps, me: Me, cursor: Cursor = None, limit: Limit = 20, type: str | None = None
 ) -> S.Page[S.EventOut]:
-    q = select(WebhookEvent).where(WebhookEvent.merchant_id == me.merchant_id)
-    if type is not None:
-        q = q.where(WebhookEvent.type == type)
+    q = events(Scope.of(me.merchant_id), type=type)
     async with d.db.sessions() as s:
         page, nxt = await fetch_page(s, q, WebhookEvent.id, cursor, limit)
     return S.Page[S.EventOut].of([views.event(r) for r in page], nxt)

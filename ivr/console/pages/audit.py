@@ -13,14 +13,13 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import or_, select
 from starlette.responses import Response
 
 from ivr.console.access import Deps, Reader
 from ivr.console.i18n import register
-from ivr.console.pages.common import PAGE, merchant_names, scoped
+from ivr.console.pages.common import PAGE, merchant_names, scope_of
 from ivr.console.render import page
-from ivr.store.tables import AuditLog
+from ivr.merchants.queries import audit_log as audit_rows
 
 router = APIRouter()
 LOG_PAGE = PAGE * 2
@@ -62,11 +61,6 @@ def compact(details: dict[str, Any] | None) -> str:
     return " ".join(parts)
 
 
-def _like_prefix(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + ".%"
-
-
 @router.get("/audit")
 async def audit_log(
     request: Request,
@@ -77,16 +71,11 @@ async def audit_log(
     before: Annotated[str, Query(max_length=18)] = "",
 ) -> Response:
     action, object_id = action.strip(), object_id.strip()
-    q = scoped(select(AuditLog), AuditLog.merchant_id, who)
-    if action:  # the action, or every action under it (``bulk`` → ``bulk.submit``)
-        q = q.where(or_(AuditLog.action == action,
-                        AuditLog.action.like(_like_prefix(action), escape="\\")))  # fmt: skip
-    if object_id:
-        q = q.where(AuditLog.object_id == object_id)
-    if before.isdecimal():
-        q = q.where(AuditLog.id < int(before))
+    # the action, or every action under it (``bulk`` → ``bulk.submit``)
+    q = audit_rows(scope_of(who), action=action, object_id=object_id,
+                   before=int(before) if before.isdecimal() else None)  # fmt: skip
     async with deps.api.db.sessions() as s:
-        rows = list(await s.scalars(q.order_by(AuditLog.id.desc()).limit(LOG_PAGE + 1)))
+        rows = list(await s.scalars(q.limit(LOG_PAGE + 1)))
         names = await merchant_names(s, who)
     more = len(rows) > LOG_PAGE
     rows = rows[:LOG_PAGE]

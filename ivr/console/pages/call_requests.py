@@ -10,22 +10,15 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Writer
-from ivr.console.pages.common import (
-    acting_merchant,
-    customers_of,
-    merchant_names,
-    owned,
-    page_of,
-    scoped,
-)
+from ivr.console.pages.common import acting_merchant, listing, merchant_names, owned, scope_of
 from ivr.console.render import page
 from ivr.domain.states import CALL_REQUEST, CallRequestKind, CallRequestStatus
+from ivr.merchants.queries import newest_customers
+from ivr.requests.queries import call_requests, calls_of_in
 from ivr.store.tables import CallRequest, CallStep, Customer
-from ivr.telephony.session_log import calls_of_in
 
 router = APIRouter()
 STOP_POLLING = 286  # htmx stops an ``every`` trigger on this status
@@ -46,14 +39,10 @@ Rows = list[tuple[CallRequest, Customer]]
 async def _rows(
     deps: Deps, who: Reader, status: str | None, cursor: str | None
 ) -> tuple[Rows, str | None, dict[str, str]]:
-    q = scoped(select(CallRequest), CallRequest.merchant_id, who)
-    if status in STATUSES:
-        q = q.where(CallRequest.status == status)
-    async with deps.api.db.sessions() as s:
-        rows, nxt = await page_of(s, q, CallRequest.id, cursor)
-        customers = await customers_of(s, rows)
-        names = await merchant_names(s, who)
-    return [(r, customers[r.customer_id]) for r in rows], nxt, names
+    q = call_requests(scope_of(who), status=status if status in STATUSES else None)
+    found = await listing(deps.api.db, who, q, CallRequest.id, cursor)
+    rows = [(r, found.customers[r.customer_id]) for r in found.rows]
+    return rows, found.next_cursor, found.names
 
 
 @router.get("/call-requests")
@@ -83,13 +72,7 @@ async def list_rows(
 @router.get("/call-requests/new")
 async def new_request(request: Request, deps: Deps, who: Reader) -> Response:
     async with deps.api.db.sessions() as s:
-        customers = list(
-            await s.scalars(
-                scoped(select(Customer), Customer.merchant_id, who)
-                .order_by(Customer.id.desc())
-                .limit(500)
-            )
-        )
+        customers = await newest_customers(s, scope_of(who), 500)
         names = await merchant_names(s, who)
     return page(request, who, "call_request_new.html", customers=customers, names=names,
                 error=None)  # fmt: skip
@@ -120,7 +103,7 @@ async def create_request(
 async def _detail(deps: Deps, who: Reader, request_id: str) -> dict[str, Any]:
     async with deps.api.db.sessions() as s:
         row = await owned(s, CallRequest, request_id, who, "call request")
-        customer = await s.get(Customer, row.customer_id)
+        customer = await scope_of(who).get(s, Customer, row.customer_id)
         calls = await calls_of_in(s, row.id)
     sessions = [x for x, _ in calls]
     terminal = CALL_REQUEST.is_terminal(row.status)

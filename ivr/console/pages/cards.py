@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
+from ivr.cards.queries import cards
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
-from ivr.console.pages.common import customers_of, merchant_names, owned, page_of, scoped
+from ivr.console.pages.common import listing, merchant_names, owned, scope_of
 from ivr.console.pages.payments import word
 from ivr.console.render import page
 from ivr.domain.states import CardStatus
@@ -82,15 +82,11 @@ async def list_cards(
     deleted: Annotated[str | None, Query(max_length=40)] = None,
     unlocked: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
-    q = scoped(select(Card), Card.merchant_id, who)
-    if status in STATUSES:
-        q = q.where(Card.status == status)
-    async with deps.api.db.sessions() as s:
-        rows, nxt = await page_of(s, q, Card.id, cursor)
-        customers = await customers_of(s, rows)
-        names = await merchant_names(s, who)
-    return page(request, who, "cards.html", rows=rows, customers=customers, names=names,
-                next_cursor=nxt, status=status or "", statuses=STATUSES,
+    q = cards(scope_of(who), status=status if status in STATUSES else None)
+    found = await listing(deps.api.db, who, q, Card.id, cursor)
+    return page(request, who, "cards.html", rows=found.rows, customers=found.customers,
+                names=found.names, next_cursor=found.next_cursor, status=status or "",
+                statuses=STATUSES,
                 deleted=bool(deleted), unlocked=bool(unlocked), confirm=None, error=None,
                 now=deps.api.clock.now(), **labels(who))  # fmt: skip
 
@@ -99,7 +95,7 @@ async def _confirm(request: Request, deps: Deps, who: Viewer, card_id: str,
                    error: str | None = None, status_code: int = 200) -> Response:  # fmt: skip
     async with deps.api.db.sessions() as s:
         card = await owned(s, Card, card_id, who, "card")
-        customer = await s.get(Customer, card.customer_id)
+        customer = await scope_of(who).get(s, Customer, card.customer_id)
         names = await merchant_names(s, who)
     return page(request, who, "cards.html", status_code=status_code, confirm=card,
                 customer=customer, names=names, error=error, **labels(who))  # fmt: skip

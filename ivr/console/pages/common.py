@@ -1,11 +1,13 @@
-"""What every page module shares: merchant scoping of queries and rows, pagination,
-and the merchant picker an operator uses where an object must belong to someone."""
+"""What every page module shares: the viewer's :class:`~ivr.store.scope.Scope` (every
+read a page makes goes through it), pagination, and the merchant picker an operator
+uses where an object must belong to someone."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -13,7 +15,10 @@ from ivr.console.access import Viewer
 from ivr.console.i18n import register
 from ivr.domain.text import text_problem
 from ivr.errors import InvalidInput, NotFound
-from ivr.store.tables import Customer, Merchant
+from ivr.merchants import queries
+from ivr.store.db import Database
+from ivr.store.scope import Scope
+from ivr.store.tables import Customer
 from ivr.web.pagination import fetch_page
 from ivr.web.problems import Problem
 
@@ -28,26 +33,20 @@ register(
 )
 
 M = TypeVar("M")
-Q = TypeVar("Q", bound="Select[*tuple[Any, ...]]")
 PAGE = 25
 
 
-def scoped(query: Q, merchant_column: Any, viewer: Viewer) -> Q:
-    """``query`` limited to the viewer's merchant (operators: unchanged)."""
-    if viewer.scope is None:
-        return query
-    limited: Q = query.where(merchant_column == viewer.scope)
-    return limited
+def scope_of(viewer: Viewer) -> Scope:
+    """The scope of every read a page makes for ``viewer`` (operators: every merchant)."""
+    return Scope(viewer.scope)
 
 
 async def owned(s: AsyncSession, model: type[M], object_id: str, viewer: Viewer, what: str) -> M:
     """The row if it exists and the viewer may see it; else 404 (never 403)."""
-    row: Any = await s.get(model, object_id)
+    row = await scope_of(viewer).get(s, model, object_id)
     if row is None:
         raise NotFound(f"{what} not found")
-    viewer.own(row.merchant_id, what)
-    result: M = row
-    return result
+    return row
 
 
 async def page_of(
@@ -63,18 +62,35 @@ async def page_of(
         raise InvalidInput("bad page cursor") from None
 
 
-async def customers_of(s: AsyncSession, rows: list[Any]) -> dict[str, Customer]:
+async def customers_of(s: AsyncSession, viewer: Viewer, rows: list[Any]) -> dict[str, Customer]:
     """The customers of ``rows`` (anything with a ``customer_id``), by id: one query."""
-    ids = {r.customer_id for r in rows}
-    if not ids:
-        return {}
-    return {c.id: c for c in await s.scalars(select(Customer).where(Customer.id.in_(ids)))}
+    return await queries.customers_of(s, scope_of(viewer), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One page of a list of rows that each name a customer, with the customers and
+    the merchant names the list shows beside them."""
+
+    rows: list[Any]
+    next_cursor: str | None
+    customers: dict[str, Customer]
+    names: dict[str, str]
+
+
+async def listing(
+    db: Database, viewer: Viewer, query: Select[Any], id_column: InstrumentedAttribute[str],
+    cursor: str | None,
+) -> Listing:  # fmt: skip
+    async with db.sessions() as s:
+        rows, nxt = await page_of(s, query, id_column, cursor)
+        return Listing(rows, nxt, await customers_of(s, viewer, rows),
+                       await merchant_names(s, viewer))  # fmt: skip
 
 
 async def merchant_names(s: AsyncSession, viewer: Viewer) -> dict[str, str]:
     """Merchant id → name, for the merchant column and picker operators see."""
-    q = scoped(select(Merchant.id, Merchant.name), Merchant.id, viewer).order_by(Merchant.name)
-    return {mid: name for mid, name in (await s.execute(q)).all()}
+    return await queries.merchant_names(s, scope_of(viewer))
 
 
 def refused_text(*values: str) -> bool:

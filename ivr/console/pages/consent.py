@@ -14,15 +14,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
 from starlette.responses import Response
 
 from ivr.audit import audit
 from ivr.consent.evidence import check_records, export_evidence
 from ivr.consent.ledger import KINDS, VerifyResult
+from ivr.consent.queries import consent_records, record_at
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
-from ivr.console.pages.common import PAGE, merchant_names, scoped
+from ivr.console.pages.common import PAGE, merchant_names, scope_of
 from ivr.console.render import page
 from ivr.errors import NotFound
 from ivr.store.tables import ConsentRecord
@@ -112,10 +112,9 @@ register(
 
 async def _record(deps: Deps, who: Viewer, record_id: str) -> ConsentRecord:
     async with deps.api.db.sessions() as s:
-        row = await s.scalar(select(ConsentRecord).where(ConsentRecord.id == record_id))
+        row = await scope_of(who).get(s, ConsentRecord, record_id)
     if row is None:
         raise NotFound("consent record not found")
-    who.own(row.merchant_id, "consent record")
     return row
 
 
@@ -130,15 +129,11 @@ async def _list_page(
     verified: VerifyResult | None = None,
     broken_id: str | None = None,
 ) -> Response:
-    q = scoped(select(ConsentRecord), ConsentRecord.merchant_id, who)
-    if call_request_id:
-        q = q.where(ConsentRecord.call_request_id == call_request_id.strip())
-    if kind in KINDS:
-        q = q.where(ConsentRecord.kind == kind)
-    if before is not None:
-        q = q.where(ConsentRecord.seq < before)
     async with deps.api.db.sessions() as s:
-        rows = list(await s.scalars(q.order_by(ConsentRecord.seq.desc()).limit(PAGE + 1)))
+        rows = await consent_records(
+            s, scope_of(who), call_request_id=(call_request_id or "").strip() or None,
+            kind=kind if kind in KINDS else None, before=before, limit=PAGE + 1,
+        )  # fmt: skip
         names = await merchant_names(s, who)
     more = len(rows) > PAGE
     rows = rows[:PAGE]
@@ -174,9 +169,7 @@ async def verify_chain(request: Request, deps: Deps, who: Writer) -> Response:
     broken_id = None
     async with deps.api.db.transaction() as s:
         if result.first_bad_seq is not None:
-            broken_id = await s.scalar(
-                select(ConsentRecord.id).where(ConsentRecord.seq == result.first_bad_seq)
-            )
+            broken_id = await record_at(s, scope_of(who), result.first_bad_seq)
         audit(
             s, deps.api.clock, actor=who.actor, action="consent.verify",
             object_type="consent_chain", object_id="consent_records",

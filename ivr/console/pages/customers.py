@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
-from sqlalchemy import or_, select
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
@@ -23,12 +22,13 @@ from ivr.console.pages.common import (
     owned,
     page_of,
     refused_text,
-    scoped,
+    scope_of,
 )
 from ivr.console.pages.payments import labels as payment_labels
 from ivr.console.pages.schedules import labels as schedule_labels
 from ivr.console.render import page
 from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.merchants.queries import customers, newest_of_customer
 from ivr.store.tables import CallRequest, Card, Customer, PaymentIntent, Schedule
 
 router = APIRouter()
@@ -72,14 +72,8 @@ async def list_customers(
     q: Annotated[str, Query(max_length=100)] = "",
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
-    query = scoped(select(Customer), Customer.merchant_id, who)
     term = q.strip()
-    if term:
-        match = Customer.external_ref == term
-        if len(term) == 4 and term.isdigit():
-            query = query.where(or_(match, Customer.mobile.endswith(term)))
-        else:
-            query = query.where(match)
+    query = customers(scope_of(who), search=term)
     async with deps.api.db.sessions() as s:
         rows, nxt = await page_of(s, query, Customer.id, cursor)
         names = await merchant_names(s, who)
@@ -157,22 +151,11 @@ async def show_customer(
 ) -> Response:
     async with deps.api.db.sessions() as s:
         row = await owned(s, Customer, customer_id, who, "customer")
-
-        async def newest(model: type[Card | CallRequest | PaymentIntent | Schedule]
-                         ) -> list[object]:  # fmt: skip
-            return list(
-                await s.scalars(
-                    select(model)
-                    .where(model.customer_id == row.id)
-                    .order_by(model.id.desc())
-                    .limit(RELATED)
-                )
-            )
-
-        cards = await newest(Card)
-        requests = await newest(CallRequest)
-        payments = await newest(PaymentIntent)
-        schedules = await newest(Schedule)
+        scope = scope_of(who)
+        cards = await newest_of_customer(s, scope, Card, row.id, RELATED)
+        requests = await newest_of_customer(s, scope, CallRequest, row.id, RELATED)
+        payments = await newest_of_customer(s, scope, PaymentIntent, row.id, RELATED)
+        schedules = await newest_of_customer(s, scope, Schedule, row.id, RELATED)
         names = await merchant_names(s, who)
     return page(
         request, who, "customer.html", c=row, cards=cards, requests=requests,

@@ -9,27 +9,20 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from fastapi import APIRouter, Request
-from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from ivr.console.access import Deps, Reader, Viewer
-from ivr.console.pages.common import scoped
+from ivr.console.pages.common import scope_of
 from ivr.console.render import SEOUL, page
-from ivr.domain.states import AttemptStatus, CallRequestStatus, CallSessionStatus, LeaseStatus
-from ivr.store.tables import (
-    CallRequest,
-    CallSession,
-    Did,
-    Lease,
-    PaymentAttempt,
-    PaymentIntent,
-)
+from ivr.dids.queries import pool_usage
+from ivr.domain.states import AttemptStatus
+from ivr.payments import queries as payments
+from ivr.requests import queries as requests
 
 router = APIRouter()
 DAYS = 14
 WINDOW = timedelta(days=30)
-OPEN = (CallRequestStatus.created, CallRequestStatus.sms_sent, CallRequestStatus.in_call)
 PAID = ("succeeded", "partially_refunded", "refunded")
 
 
@@ -82,97 +75,26 @@ def _bars(per_day: dict[date, int], today: date) -> list[Bar]:
 
 async def figures(s: AsyncSession, viewer: Viewer, deps: Deps) -> Figures:
     now = deps.api.clock.now()
-    since_chart = now - timedelta(days=DAYS + 1)
-    rows = await s.execute(
-        scoped(
-            select(PaymentAttempt.finished_at, PaymentAttempt.amount)
-            .join(PaymentIntent, PaymentIntent.id == PaymentAttempt.intent_id)
-            .where(
-                PaymentAttempt.status == AttemptStatus.succeeded.value,
-                PaymentAttempt.finished_at >= since_chart,
-            ),
-            PaymentIntent.merchant_id,
-            viewer,
-        )
-    )
+    scope = scope_of(viewer)
     per_day: dict[date, int] = {}
-    for at, amount in rows.all():
+    for at, amount in await payments.collected_since(s, scope, now - timedelta(days=DAYS + 1)):
         if at is not None:
             day = at.astimezone(SEOUL).date()
             per_day[day] = per_day.get(day, 0) + amount
     bars = _bars(per_day, now.astimezone(SEOUL).date())
 
-    counts: dict[str, int] = dict(
-        (
-            await s.execute(
-                scoped(
-                    select(PaymentAttempt.status, func.count())
-                    .join(PaymentIntent, PaymentIntent.id == PaymentAttempt.intent_id)
-                    .where(PaymentAttempt.created_at >= now - WINDOW)
-                    .group_by(PaymentAttempt.status),
-                    PaymentIntent.merchant_id,
-                    viewer,
-                )
-            )
-        ).all()
-    )
+    counts = await payments.attempt_counts(s, scope, now - WINDOW)
     ok = counts.get(AttemptStatus.succeeded.value, 0)
     success = Ratio(ok, ok + counts.get(AttemptStatus.failed.value, 0))
 
-    tries = (
-        select(PaymentAttempt.intent_id.label("intent_id"))
-        .join(PaymentIntent, PaymentIntent.id == PaymentAttempt.intent_id)
-        .where(PaymentIntent.created_at >= now - WINDOW)
-        .group_by(PaymentAttempt.intent_id)
-        .having(func.count() > 1)
-    )
-    retried = (
-        await s.execute(
-            scoped(
-                select(PaymentIntent.status, func.count())
-                .where(PaymentIntent.id.in_(tries))
-                .group_by(PaymentIntent.status),
-                PaymentIntent.merchant_id,
-                viewer,
-            )
-        )
-    ).all()
+    retried = (await payments.retried_outcomes(s, scope, now - WINDOW)).items()
     recovery = Ratio(sum(n for st, n in retried if st in PAID), sum(n for _, n in retried))
 
-    live_calls = (
-        select(func.count())
-        .select_from(CallSession)
-        .where(CallSession.status.in_([CallSessionStatus.ringing, CallSessionStatus.active]))
-    )
-    if viewer.scope is not None:
-        live_calls = live_calls.join(
-            CallRequest, CallRequest.id == CallSession.call_request_id
-        ).where(CallRequest.merchant_id == viewer.scope)
-    calls_now = await s.scalar(live_calls) or 0
-    open_requests = (
-        await s.scalar(
-            scoped(
-                select(func.count())
-                .select_from(CallRequest)
-                .where(CallRequest.status.in_([st.value for st in OPEN])),
-                CallRequest.merchant_id,
-                viewer,
-            )
-        )
-        or 0
-    )
+    calls_now = await requests.calls_now(s, scope)
+    open_requests = await requests.open_requests(s, scope)
     dids = None
     if viewer.scope is None:
-        total = await s.scalar(select(func.count()).select_from(Did)) or 0
-        used = (
-            await s.scalar(
-                select(func.count(func.distinct(Lease.did))).where(
-                    and_(Lease.status == LeaseStatus.active.value, Lease.expires_at > now)
-                )
-            )
-            or 0
-        )
-        dids = Ratio(used, total)
+        dids = Ratio(*await pool_usage(s, now))
     return Figures(bars, sum(b.amount for b in bars), success, recovery, calls_now,
                    open_requests, dids)  # fmt: skip
 

@@ -11,18 +11,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
-from sqlalchemy import func, select
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
 from ivr.console.render import page
+from ivr.dids import queries
 from ivr.dids.numbers import parse_dids
 from ivr.dids.pool import NEVER
-from ivr.domain.states import DidStatus, LeaseStatus
+from ivr.domain.states import DidStatus
 from ivr.errors import InvalidInput
 from ivr.phone import PhoneError, normalize
-from ivr.store.tables import Did, Lease
 
 router = APIRouter()
 NUMBERS_PAGE = 100
@@ -97,28 +96,11 @@ async def _page(
     stats = await deps.dids.stats()
     leases = await deps.dids.active_leases()
     digits = "".join(c for c in q if c in "0123456789")
-    numbers_q = select(Did)
-    if digits:
-        numbers_q = numbers_q.where(Did.number.like(f"%{digits}%"))
-    if after:
-        numbers_q = numbers_q.where(Did.number > after)
     async with deps.api.db.sessions() as s:
-        numbers = list(await s.scalars(numbers_q.order_by(Did.number).limit(NUMBERS_PAGE + 1)))
+        numbers = await queries.numbers(s, digits=digits, after=after, limit=NUMBERS_PAGE + 1)
         more = len(numbers) > NUMBERS_PAGE
         numbers = numbers[:NUMBERS_PAGE]
-        in_use = dict(
-            (
-                await s.execute(
-                    select(Lease.did, func.count())
-                    .where(
-                        Lease.did.in_([d.number for d in numbers]),
-                        Lease.status == LeaseStatus.active.value,
-                        Lease.expires_at > now,
-                    )
-                    .group_by(Lease.did)
-                )
-            ).all()
-        )
+        in_use = await queries.leases_in_use(s, [d.number for d in numbers], now)
     return page(
         request, who, "dids.html", stats=stats, leases=leases[:SHOWN_LEASES],
         lease_total=len(leases), numbers=numbers, in_use=in_use, dial=dial, q=q,

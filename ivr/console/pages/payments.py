@@ -14,27 +14,26 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import CATALOG, register
 from ivr.console.pages.common import (
-    customers_of,
     echoable,
+    listing,
     merchant_names,
     owned,
-    page_of,
     refused_text,
-    scoped,
+    scope_of,
 )
 from ivr.console.render import money, page
 from ivr.domain.ids import new_id
 from ivr.domain.states import PaymentIntentStatus
 from ivr.errors import Conflict, InvalidInput
 from ivr.gateways.errors import GatewayError
-from ivr.store.tables import Card, Customer, PaymentAttempt, PaymentIntent, Refund
+from ivr.payments import queries
+from ivr.store.tables import Card, Customer, PaymentIntent, Refund
 
 router = APIRouter()
 STATUSES = [s.value for s in PaymentIntentStatus]
@@ -125,16 +124,11 @@ async def list_payments(
     status: Annotated[str | None, Query(max_length=24)] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
-    q = scoped(select(PaymentIntent), PaymentIntent.merchant_id, who)
-    if status in STATUSES:
-        q = q.where(PaymentIntent.status == status)
-    async with deps.api.db.sessions() as s:
-        rows, nxt = await page_of(s, q, PaymentIntent.id, cursor)
-        customers = await customers_of(s, rows)
-        names = await merchant_names(s, who)
-    return page(request, who, "payments.html", rows=rows, customers=customers, names=names,
-                next_cursor=nxt, status=status or "", statuses=STATUSES,
-                **labels(who))  # fmt: skip
+    q = queries.payments(scope_of(who), status=status if status in STATUSES else None)
+    found = await listing(deps.api.db, who, q, PaymentIntent.id, cursor)
+    return page(request, who, "payments.html", rows=found.rows, customers=found.customers,
+                names=found.names, next_cursor=found.next_cursor, status=status or "",
+                statuses=STATUSES, **labels(who))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,18 +145,11 @@ async def _detail(
 ) -> Response:  # fmt: skip
     async with deps.api.db.sessions() as s:
         intent = await owned(s, PaymentIntent, payment_id, who, "payment")
-        customer = await s.get(Customer, intent.customer_id)
-        card = await s.get(Card, intent.card_id) if intent.card_id else None
-        attempts = list(
-            await s.scalars(
-                select(PaymentAttempt)
-                .where(PaymentAttempt.intent_id == intent.id)
-                .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
-            )
-        )
-        refunds = list(
-            await s.scalars(select(Refund).where(Refund.intent_id == intent.id).order_by(Refund.id))
-        )
+        scope = scope_of(who)
+        customer = await scope.get(s, Customer, intent.customer_id)
+        card = await scope.get(s, Card, intent.card_id) if intent.card_id else None
+        attempts = await queries.attempts_of(s, intent.id)
+        refunds = await queries.refunds_of(s, intent.id)
         names = await merchant_names(s, who)
     return page(
         request, who, "payment.html", status_code=status_code, p=intent, customer=customer,

@@ -15,20 +15,20 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
-from ivr.billing.scheduler import CYCLE
+from ivr.billing.queries import cycle_jobs, schedules
 from ivr.billing.schedules import SchedulePlan
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
-from ivr.console.pages.common import customers_of, merchant_names, owned, page_of, scoped
+from ivr.console.pages.common import listing, merchant_names, owned, scope_of
 from ivr.console.pages.payments import labels as payment_labels
 from ivr.console.pages.payments import word
 from ivr.console.render import page
 from ivr.domain.states import SCHEDULE, JobStatus, ScheduleStatus
 from ivr.errors import InvalidInput
-from ivr.store.tables import Card, Customer, Job, PaymentAttempt, PaymentIntent, Schedule
+from ivr.payments.queries import schedule_attempts
+from ivr.store.tables import Card, Customer, Job, PaymentAttempt, Schedule
 
 router = APIRouter()
 STATUSES = [s.value for s in ScheduleStatus]
@@ -120,16 +120,11 @@ async def list_schedules(
     status: Annotated[str | None, Query(max_length=24)] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
-    q = scoped(select(Schedule), Schedule.merchant_id, who)
-    if status in STATUSES:
-        q = q.where(Schedule.status == status)
-    async with deps.api.db.sessions() as s:
-        rows, nxt = await page_of(s, q, Schedule.id, cursor)
-        customers = await customers_of(s, rows)
-        names = await merchant_names(s, who)
-    return page(request, who, "schedules.html", rows=rows, customers=customers, names=names,
-                next_cursor=nxt, status=status or "", statuses=STATUSES,
-                **labels(who))  # fmt: skip
+    q = schedules(scope_of(who), status=status if status in STATUSES else None)
+    found = await listing(deps.api.db, who, q, Schedule.id, cursor)
+    return page(request, who, "schedules.html", rows=found.rows, customers=found.customers,
+                names=found.names, next_cursor=found.next_cursor, status=status or "",
+                statuses=STATUSES, **labels(who))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,26 +193,11 @@ async def _detail(request: Request, deps: Deps, who: Viewer, schedule_id: str, *
         row = await owned(s, Schedule, schedule_id, who, "schedule")
     timeline = await deps.api.schedules.timeline(row.merchant_id, row.id, upcoming=UPCOMING)
     async with deps.api.db.sessions() as s:
-        customer = await s.get(Customer, row.customer_id)
-        card = await s.get(Card, row.card_id) if row.card_id else None
-        attempts: dict[str, list[PaymentAttempt]] = {}
-        for a in await s.scalars(
-            select(PaymentAttempt)
-            .join(PaymentIntent, PaymentIntent.id == PaymentAttempt.intent_id)
-            .where(PaymentIntent.schedule_id == row.id)
-            .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
-        ):
-            attempts.setdefault(a.intent_id, []).append(a)
-        jobs = [
-            j
-            for j in await s.scalars(
-                select(Job).where(
-                    Job.kind == CYCLE,
-                    Job.dedupe_key.startswith(f"sched:{row.id}:", autoescape=True),
-                )
-            )
-            if j.payload.get("schedule_id") == row.id
-        ]
+        scope = scope_of(who)
+        customer = await scope.get(s, Customer, row.customer_id)
+        card = await scope.get(s, Card, row.card_id) if row.card_id else None
+        attempts = await schedule_attempts(s, scope, row.id)
+        jobs = await cycle_jobs(s, row.id)
         names = await merchant_names(s, who)
     plan = SchedulePlan.of(row)
     return page(

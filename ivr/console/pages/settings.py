@@ -18,16 +18,17 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Form, Query, Request
-from sqlalchemy import select, text
+from sqlalchemy import text
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
-from ivr.console.pages.common import acting_merchant
+from ivr.console.pages.common import acting_merchant, scope_of
 from ivr.console.render import page
 from ivr.domain.states import ApiKeyStatus, MerchantStatus
 from ivr.errors import InvalidInput, NotFound
+from ivr.merchants import queries
 from ivr.merchants.policy import MerchantPolicy
 from ivr.settings import Settings
 from ivr.store.db import Database
@@ -294,21 +295,11 @@ async def _settings_page(
     keys: list[ApiKey] = []
     async with deps.api.db.sessions() as s:
         if merchant_id is not None:
-            merchant = await s.get(Merchant, merchant_id)
+            merchant = await scope_of(who).get(s, Merchant, merchant_id)
             if merchant is None:
                 raise NotFound("merchant not found")
-            keys = list(
-                await s.scalars(
-                    select(ApiKey)
-                    .where(ApiKey.merchant_id == merchant.id)
-                    .order_by(ApiKey.id.desc())
-                )
-            )
-        merchants = (
-            list(await s.scalars(select(Merchant).order_by(Merchant.name)))
-            if who.scope is None
-            else []
-        )
+            keys = await queries.api_keys(s, scope_of(who), merchant.id)
+        merchants = await queries.merchants(s, scope_of(who)) if who.scope is None else []
     if merchant is not None and form is None:
         form = PolicyForm.of(dict(merchant.settings or {}))
     calls = deps.settings.calls
@@ -361,10 +352,9 @@ async def create_key(
 @router.post("/settings/api-keys/{key_id}/revoke")
 async def revoke_key(key_id: str, deps: Deps, who: Writer) -> Response:
     async with deps.api.db.sessions() as s:
-        row = await s.get(ApiKey, key_id)
+        row = await scope_of(who).get(s, ApiKey, key_id)
     if row is None:
         raise NotFound("API key not found")
-    who.own(row.merchant_id, "API key")
     if row.status == ApiKeyStatus.active.value:
         await deps.api.merchants.revoke_api_key(row.merchant_id, row.id, actor=who.actor)
     return RedirectResponse(_back(who, row.merchant_id), status_code=303)

@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
 from starlette.responses import Response
 
 from ivr.console.access import Deps, Reader
 from ivr.console.i18n import register
-from ivr.console.pages.common import merchant_names, page_of, scoped
+from ivr.console.pages.common import merchant_names, page_of, scope_of
 from ivr.console.render import page
 from ivr.domain.states import DeliveryStatus
+from ivr.notify.queries import sms_messages
 from ivr.store.tables import SmsMessage
 
 router = APIRouter()
@@ -54,11 +54,7 @@ async def outbox(
 ) -> Response:
     status = status if status in STATUSES else None
     kind = kind if kind in KINDS else None
-    q = scoped(select(SmsMessage), SmsMessage.merchant_id, who)
-    if status:
-        q = q.where(SmsMessage.status == status)
-    if kind:
-        q = q.where(SmsMessage.kind == kind)
+    q = sms_messages(scope_of(who), status=status, kind=kind)
     async with deps.api.db.sessions() as s:
         rows, nxt = await page_of(s, q, SmsMessage.id, cursor)
         names = await merchant_names(s, who)

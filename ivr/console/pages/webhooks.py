@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
@@ -27,12 +26,14 @@ from ivr.console.pages.common import (
     merchant_names,
     owned,
     page_of,
-    scoped,
+    scope_of,
 )
 from ivr.console.render import page
 from ivr.domain.states import EndpointStatus
 from ivr.errors import InvalidInput, NotFound
+from ivr.merchants.queries import last_actions
 from ivr.store.tables import AuditLog, Merchant, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from ivr.webhooks import queries
 from ivr.webhooks.events import EVENT_TYPES, subscribed_types
 
 router = APIRouter()
@@ -133,28 +134,11 @@ class Draft:
 async def _why(s: AsyncSession, endpoints: list[WebhookEndpoint]) -> dict[str, AuditLog]:
     """The last disable audit row of each disabled endpoint."""
     ids = [e.id for e in endpoints if e.status == EndpointStatus.disabled.value]
-    if not ids:
-        return {}
-    rows = await s.scalars(
-        select(AuditLog)
-        .where(
-            AuditLog.object_type == "webhook_endpoint",
-            AuditLog.object_id.in_(ids),
-            AuditLog.action == DISABLE_ACTION,
-        )
-        .order_by(AuditLog.id)
-    )
-    return {row.object_id: row for row in rows}  # the newest wins
+    return await last_actions(s, "webhook_endpoint", ids, DISABLE_ACTION)
 
 
 async def _endpoints(s: AsyncSession, who: Viewer) -> list[EndpointView]:
-    rows = list(
-        await s.scalars(
-            scoped(select(WebhookEndpoint), WebhookEndpoint.merchant_id, who).order_by(
-                WebhookEndpoint.id.desc()
-            )
-        )
-    )
+    rows = await queries.endpoints(s, scope_of(who))
     why = await _why(s, rows)
     return [EndpointView(r, subscribed_types(r), why.get(r.id)) for r in rows]
 
@@ -162,23 +146,11 @@ async def _endpoints(s: AsyncSession, who: Viewer) -> list[EndpointView]:
 async def _events(
     s: AsyncSession, who: Viewer, cursor: str | None
 ) -> tuple[list[EventView], str | None, dict[str, str]]:
-    q = scoped(select(WebhookEvent), WebhookEvent.merchant_id, who)
-    rows, nxt = await page_of(s, q, WebhookEvent.id, cursor)
-    deliveries: dict[str, list[WebhookDelivery]] = {}
-    urls: dict[str, str] = {}
-    if rows:
-        for d in await s.scalars(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.event_id.in_([r.id for r in rows]))
-            .order_by(WebhookDelivery.id)
-        ):
-            deliveries.setdefault(d.event_id, []).append(d)
-        ids = {d.endpoint_id for ds in deliveries.values() for d in ds}
-        if ids:
-            found = await s.execute(
-                select(WebhookEndpoint.id, WebhookEndpoint.url).where(WebhookEndpoint.id.in_(ids))
-            )
-            urls = {eid: url for eid, url in found.all()}
+    scope = scope_of(who)
+    rows, nxt = await page_of(s, queries.events(scope), WebhookEvent.id, cursor)
+    deliveries = await queries.deliveries_of(s, [r.id for r in rows])
+    ids = {d.endpoint_id for ds in deliveries.values() for d in ds}
+    urls = await queries.endpoint_urls(s, scope, ids)
     return [EventView(r, deliveries.get(r.id, [])) for r in rows], nxt, urls
 
 
@@ -238,7 +210,7 @@ async def create_endpoint(
     try:
         owner = acting_merchant(who, merchant_id)
         async with deps.api.db.sessions() as s:
-            if await s.get(Merchant, owner) is None:
+            if await scope_of(who).get(s, Merchant, owner) is None:
                 raise InvalidInput("choose a merchant")
         row, secret = await deps.api.webhooks.create_endpoint(
             owner, url, list(draft.types), actor=who.actor
@@ -262,15 +234,7 @@ async def _detail_page(
     async with deps.api.db.sessions() as s:
         ep = await owned(s, WebhookEndpoint, endpoint_id, who, "webhook endpoint")
         why = (await _why(s, [ep])).get(ep.id)
-        recent = (
-            await s.execute(
-                select(WebhookDelivery, WebhookEvent)
-                .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
-                .where(WebhookDelivery.endpoint_id == ep.id)
-                .order_by(WebhookDelivery.id.desc())
-                .limit(25)
-            )
-        ).all()
+        recent = await queries.recent_deliveries(s, scope_of(who), ep.id, 25)
         names = await merchant_names(s, who)
     return page(request, who, "webhook.html", e=EndpointView(ep, subscribed_types(ep), why),
                 deliveries=[(d, ev) for d, ev in recent], names=names, secret=secret,
@@ -326,10 +290,9 @@ async def redeliver_event(
     endpoint_id: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     async with deps.api.db.sessions() as s:
-        event = await s.get(WebhookEvent, event_id)
+        event = await scope_of(who).get(s, WebhookEvent, event_id)
         if event is None:
             raise NotFound("webhook event not found")
-        who.own(event.merchant_id, "webhook event")
     n = await deps.api.webhooks.redeliver(
         event.merchant_id, event.id, endpoint_id=endpoint_id or None, actor=who.actor
     )
