@@ -32,6 +32,7 @@ from ivr.console.pages.common import (
 from ivr.console.render import money, page
 from ivr.domain.ids import new_id
 from ivr.domain.states import PaymentIntentStatus
+from ivr.domain.terms import LUMP_SUM
 from ivr.errors import Conflict, InvalidInput
 from ivr.gateways.errors import GatewayError
 from ivr.store.tables import Card, Customer, PaymentAttempt, PaymentIntent, Refund
@@ -105,7 +106,7 @@ def word(who: Viewer, prefix: str, value: str | None) -> str:
 
 
 def installments(who: Viewer, months: int) -> str:
-    return who.t("pay.lump_sum") if months == 0 else who.t("pay.months", n=months)
+    return who.t("pay.lump_sum") if months == LUMP_SUM else who.t("pay.months", n=months)
 
 
 def labels(who: Viewer) -> dict[str, Any]:
