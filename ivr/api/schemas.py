@@ -12,6 +12,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ivr.domain import terms
 from ivr.domain.text import GuardedStr
 from ivr.webhooks.events import EVENT_TYPES
 
@@ -30,7 +31,11 @@ check itself is :func:`ivr.webhooks.events.check_event_types`, which names unkno
 
 
 def _amount() -> Any:
-    return Field(ge=100, le=100_000_000, description="KRW, integer won (minimum card charge 100)")
+    return Field(
+        ge=terms.MIN_AMOUNT,
+        le=terms.MAX_API_AMOUNT,
+        description=f"KRW, integer won (minimum card charge {terms.MIN_AMOUNT})",
+    )
 
 
 class _In(BaseModel):
@@ -257,7 +262,13 @@ class ChargeIn(_In):
     card_id: Text = Field(min_length=1, max_length=40)
     amount: int = _amount()
     order_name: Text = Field(min_length=1, max_length=100)
-    installment_months: int = Field(0, ge=0, le=36, description="0 = 일시불, else 2-36")
+    installment_months: int = Field(
+        terms.LUMP_SUM,
+        ge=terms.LUMP_SUM,
+        le=terms.MAX_INSTALLMENT_MONTHS,
+        description=f"{terms.LUMP_SUM} = 일시불, "
+        f"else {terms.MIN_INSTALLMENT_MONTHS}-{terms.MAX_INSTALLMENT_MONTHS}",
+    )
 
 
 class AttemptOut(_Out):
@@ -274,7 +285,7 @@ class AttemptOut(_Out):
 
 class RefundIn(_In):
     amount: int | None = Field(
-        None, ge=1, le=100_000_000, description="KRW; omitted = all that is left"
+        None, ge=1, le=terms.MAX_API_AMOUNT, description="KRW; omitted = all that is left"
     )
     reason: Text = Field("merchant request", min_length=1, max_length=200)
 

@@ -21,8 +21,8 @@ from ivr.billing.calendar import Plan, Rule
 from ivr.billing.retry import RetryPolicy
 from ivr.clock import SEOUL, Clock
 from ivr.domain.ids import new_id
-from ivr.domain.money import check_amount
 from ivr.domain.states import SCHEDULE, CardStatus, ScheduleStatus
+from ivr.domain.terms import check_amount
 from ivr.domain.text import clean_text
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.payments.queries import schedule_payments

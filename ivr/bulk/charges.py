@@ -46,8 +46,8 @@ from ivr.bulk.registrations import REGISTER, check_registration_row, register_ro
 from ivr.bulk.rows import row_ref, safe_ref, unknown_columns
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
-from ivr.domain.money import check_amount
 from ivr.domain.states import JOB, JobStatus, PaymentIntentStatus
+from ivr.domain.terms import check_amount, check_months
 from ivr.domain.text import clean_text
 from ivr.errors import ArspayError, ConfigError, InvalidInput, NotFound, PoolExhausted
 from ivr.jobs.pacing import Pacer
@@ -151,8 +151,7 @@ def check_row(raw: dict[str, Any]) -> dict[str, Any]:
         months = int(months_raw) if months_raw.isdigit() else -1
     except ValueError:  # digits int() refuses: "²", more than 4300 of them
         months = -1
-    if months not in (0, *range(2, 37)):
-        raise InvalidInput("installment_months must be 0 or 2-36")
+    check_months(months)
     ref = row_ref(raw)
     return {"card_id": card_id, "amount": amount, "order_name": order_name,
             "installment_months": months, "ref": ref}  # fmt: skip

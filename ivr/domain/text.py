@@ -23,6 +23,7 @@ Two rules, one wording each (:func:`check_text`):
   console, an SMS or a PG receipt, and NUL truncates text in C libraries.
 
 :func:`clean_text` also makes every run of spaces one space and checks the length;
+:func:`check_integer` refuses an integer as long as a card number (webhook payloads);
 :func:`mask_card_numbers` masks runs in text that must go out anyway (webhook events).
 The API schemas, the bulk rows, the console forms (through the services) and the CLI
 all use these functions, so one input gets one answer everywhere.
@@ -157,6 +158,14 @@ def check_text(text: str, field: str) -> str:
     if problem is not None:
         raise InvalidInput(problem)
     return text
+
+
+def check_integer(value: int, field: str) -> int:
+    """``value`` unchanged, or :class:`InvalidInput` when it has as many digits as a card
+    number (an integer in data that goes out, such as a webhook payload)."""
+    if len(str(abs(value))) >= MIN_CARD_DIGITS:
+        raise InvalidInput(card_number_message(field))
+    return value
 
 
 def clean_text(text: str, field: str, *, max_length: int = 100, required: bool = True) -> str:

@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ivr.clock import SEOUL
-from ivr.domain.states import AttemptStatus, CallRequestStatus, CardType, PaymentIntentStatus
+from ivr.domain.states import AttemptStatus, CallRequestStatus, PaymentIntentStatus
+from ivr.domain.terms import LUMP_SUM, MIN_INSTALLMENT_MONTHS, installments_possible
 from ivr.flows.card_entry import enter_card
 from ivr.flows.knowledge import verify_holder
 from ivr.flows.registration import attach, decline_prompt, spoken_issuer, tokenize_and_verify
@@ -27,8 +28,6 @@ from ivr.flows.voice import TooManyTries, say
 from ivr.gateways.declines import DeclineReason, Stage
 from ivr.payments.queries import attempts_of
 from ivr.store.tables import CallRequest, Card
-
-INSTALLMENT_FROM = 50_000  # KRW (PRODUCT §4.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,13 +190,12 @@ async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
     policy = a.policy
     assert a.amount is not None
     eligible = (
-        a.amount >= INSTALLMENT_FROM
+        installments_possible(a.amount, card.card_type)
         and policy.installments
-        and card.card_type == CardType.credit.value
         and (card.owner_type == "personal" or policy.corporate_installments)
     )
     if not eligible:
-        return 0, False
+        return LUMP_SUM, False
     today = run.now().astimezone(SEOUL).date()
     promo = policy.interest_free_for(card.issuer, today)
     prompts = [say("pay.installment")]
@@ -214,12 +212,12 @@ async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
         "choice": "lump_sum" if choice == "1" else "installments", **offer,
     })  # fmt: skip
     if choice == "1":
-        return 0, False
+        return LUMP_SUM, False
     top = policy.max_installment_months
 
     def check(r: object) -> str | None:
         digits = getattr(r, "digits", "")
-        ok = digits.isdigit() and 2 <= int(digits) <= top
+        ok = digits.isdigit() and MIN_INSTALLMENT_MONTHS <= int(digits) <= top
         return None if ok else "err.invalid_months"
 
     months = int(

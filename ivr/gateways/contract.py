@@ -1,10 +1,10 @@
 """The connector contract: what the engine asks of any PG, as dataclasses in and out.
 
-Amounts are ``int`` KRW (PRODUCT §6; minimum card charge 100 KRW). ``order_id`` is the
-id of one charge attempt (PortOne ``merchant_uid``, see
-:func:`ivr.domain.ids.new_order_id`); ``customer_uid`` names one registered card at the
-PG (its billing key). Card fields are ``repr=False``: printing a request never shows
-them.
+Amounts (``int`` KRW, at least 100) and installment months follow the product's charge
+terms (:mod:`ivr.domain.terms`). ``order_id`` is the id of one charge attempt (PortOne
+``merchant_uid``, see :func:`ivr.domain.ids.new_order_id`); ``customer_uid`` names one
+registered card at the PG (its billing key). Card fields are ``repr=False``: printing a
+request never shows them.
 
 How a caller reads the outcome of a charge:
 
@@ -23,13 +23,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import Protocol
 
+from ivr.domain.terms import check_amount, check_months
 from ivr.errors import InvalidInput
 from ivr.gateways.declines import Decline
 
-MIN_AMOUNT: Final = 100
-MAX_INSTALLMENT_MONTHS: Final = 36
 _UID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 _ORDER = re.compile(r"[A-Za-z0-9_-]{1,40}")  # PortOne merchant_uid: at most 40 characters
 _PAN = re.compile(r"\d{14,16}")
@@ -45,17 +44,6 @@ def _check(ok: bool, what: str) -> None:
 
 def _check_uid(value: str, what: str, pattern: re.Pattern[str] = _UID) -> None:
     _check(isinstance(value, str) and pattern.fullmatch(value) is not None, what)
-
-
-def _check_amount(amount: object) -> None:
-    _check(type(amount) is int and amount >= MIN_AMOUNT, "amount (int KRW >= 100)")
-
-
-def _check_installment(months: int) -> None:
-    _check(
-        type(months) is int and (months == 0 or 2 <= months <= MAX_INSTALLMENT_MONTHS),
-        "installment months (0 = 일시불, or 2..36)",
-    )
 
 
 class CardType(StrEnum):
@@ -117,9 +105,9 @@ class ChargeRequest:
     def __post_init__(self) -> None:
         _check_uid(self.customer_uid, "customer_uid")
         _check_uid(self.order_id, "order_id", _ORDER)
-        _check_amount(self.amount)
+        check_amount(self.amount)
         _check(bool(self.order_name.strip()), "order name")
-        _check_installment(self.installment_months)
+        check_months(self.installment_months)
 
 
 @dataclass(frozen=True)
@@ -138,9 +126,9 @@ class KeyedChargeRequest:
 
     def __post_init__(self) -> None:
         _check_uid(self.order_id, "order_id", _ORDER)
-        _check_amount(self.amount)
+        check_amount(self.amount)
         _check(bool(self.order_name.strip()), "order name")
-        _check_installment(self.installment_months)
+        check_months(self.installment_months)
         if self.save_as_customer_uid is not None:
             _check_uid(self.save_as_customer_uid, "customer_uid")
 

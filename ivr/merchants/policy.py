@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ivr.domain.terms import MAX_INSTALLMENT_MONTHS, MIN_INSTALLMENT_MONTHS
 from ivr.domain.text import GuardedStr
 from ivr.errors import InvalidInput
 from ivr.settings import CallSettings
@@ -32,8 +33,10 @@ from ivr.telephony.call import parse_destination
 class InterestFree(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     issuer: GuardedStr = Field(min_length=1, max_length=40)
-    min_months: int = Field(2, ge=2, le=36)
-    max_months: int = Field(ge=2, le=36)
+    min_months: int = Field(
+        MIN_INSTALLMENT_MONTHS, ge=MIN_INSTALLMENT_MONTHS, le=MAX_INSTALLMENT_MONTHS
+    )
+    max_months: int = Field(ge=MIN_INSTALLMENT_MONTHS, le=MAX_INSTALLMENT_MONTHS)
     starts: date | None = None
     ends: date | None = None
 
@@ -58,7 +61,8 @@ class MerchantPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     installments: bool = True
-    max_installment_months: int = Field(12, ge=2, le=36)
+    # the charge terms' range; a merchant may lower the top, never raise it
+    max_installment_months: int = Field(12, ge=MIN_INSTALLMENT_MONTHS, le=MAX_INSTALLMENT_MONTHS)
     corporate_installments: bool = False
     allow_save_card: bool = True
     senior_mode: bool | None = None

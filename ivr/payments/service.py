@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
-from ivr.domain.money import check_amount
 from ivr.domain.states import PAYMENT_INTENT, CardStatus
+from ivr.domain.terms import check_amount, check_months
 from ivr.domain.text import clean_text
-from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.errors import Conflict, NotFound
 from ivr.gateways.contract import Gateway
 from ivr.payments.charger import ChargePolicy
 from ivr.payments.refunds import Refunder
@@ -25,8 +25,7 @@ def check_terms(amount: int, installment_months: int, order_name: str) -> str:
     """Refuse a charge's terms (InvalidInput); returns the order name as stored (runs
     of whitespace made one space). Shared by the one-by-one and the batch paths."""
     check_amount(amount)
-    if installment_months not in (0, *range(2, 37)):
-        raise InvalidInput("installment_months must be 0 (일시불) or 2-36")
+    check_months(installment_months)
     # it would reach our database, the PG and the SMS
     return clean_text(order_name, "order_name")
 

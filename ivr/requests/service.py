@@ -13,7 +13,6 @@ from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.dids.pool import DidPool
 from ivr.domain.ids import new_id
-from ivr.domain.money import check_amount
 from ivr.domain.states import (
     CALL_REQUEST,
     DELIVERY,
@@ -22,6 +21,7 @@ from ivr.domain.states import (
     DeliveryStatus,
     LeaseStatus,
 )
+from ivr.domain.terms import check_amount
 from ivr.domain.text import clean_text
 from ivr.errors import InvalidInput, NotFound
 from ivr.merchants.policy import MerchantPolicy

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from ivr.bulk.charges import EXTRA_FIELDS, FIELDS, MAX_BYTES, check_row, parse_rows
 from ivr.bulk.registrations import check_registration_row
 from ivr.bulk.rows import safe_ref
-from ivr.domain.money import MAX_AMOUNT, MIN_AMOUNT
+from ivr.domain.terms import MAX_AMOUNT, MIN_AMOUNT
 from ivr.domain.text import text_problem
 from ivr.errors import InvalidInput
 

@@ -3,12 +3,16 @@ control, bidirectional and invisible characters, refused with one wording."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from pydantic import BaseModel, ValidationError
 
 from ivr.domain.text import (
     REFUSED_ERROR,
     GuardedStr,
+    check_integer,
     check_text,
     clean_text,
     has_card_number,
@@ -16,6 +20,7 @@ from ivr.domain.text import (
     text_problem,
 )
 from ivr.errors import InvalidInput
+from ivr.webhooks.events import check_payload
 
 CARD = "must not contain a card number (13 or more digits, however separated)"
 CHARS = "must not contain control, bidirectional or invisible characters"
@@ -134,3 +139,32 @@ def test_a_guarded_pydantic_field_refuses_with_the_same_wording() -> None:
         [error] = caught.value.errors()
         assert error["type"] == REFUSED_ERROR
         assert error["msg"].endswith(answer)
+
+
+def test_an_integer_as_long_as_a_card_number_is_refused_in_the_same_wording() -> None:
+    assert check_integer(999_999_999_999, "webhook data") == 999_999_999_999  # 12 digits
+    for value in (4111111111111111, -1_234_567_890_123):
+        with pytest.raises(InvalidInput) as caught:
+            check_integer(value, "webhook data")
+        assert caught.value.message == f"webhook data {CARD}"
+        assert str(abs(value)) not in caught.value.message
+    with pytest.raises(InvalidInput) as caught:
+        check_payload({"data": {"amount": 4111111111111111}})
+    assert caught.value.message == f"webhook data {CARD}"
+
+
+IVR = Path(__file__).resolve().parents[2] / "ivr"
+
+
+def test_only_the_guard_words_a_refusal_of_card_numbers_or_hidden_characters() -> None:
+    """One guard, one wording: no other ivr module spells a refusal of its own."""
+    spelled = [
+        f"{path.relative_to(IVR)}:{node.lineno}"
+        for path in sorted(IVR.rglob("*.py"))
+        if path != IVR / "domain" / "text.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and "must not contain" in node.value
+    ]
+    assert spelled == []

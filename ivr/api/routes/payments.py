@@ -11,8 +11,8 @@ from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me,
 from ivr.api.routes.common import router as make_router
 from ivr.cards.queries import cards
 from ivr.domain.states import AttemptStatus, CardStatus, PaymentIntentStatus
-from ivr.errors import Conflict, InvalidInput
-from ivr.flows.payment import INSTALLMENT_FROM
+from ivr.domain.terms import check_installments
+from ivr.errors import Conflict
 from ivr.payments import queries
 from ivr.store.scope import Scope
 from ivr.store.tables import Card, PaymentIntent, Refund
@@ -26,17 +26,6 @@ async def payment_view(s: AsyncSession, intent: PaymentIntent) -> S.PaymentOut:
     attempts = await queries.attempts_of(s, intent.id)
     refunds = await queries.refunds_of(s, intent.id)
     return views.payment(intent, attempts, refunds)
-
-
-def _check_installments(card: Card, amount: int, months: int) -> None:
-    if months == 0:
-        return
-    if months == 1 or months > 36:
-        raise InvalidInput("installment_months must be 0 (일시불) or 2-36")
-    if card.card_type != "credit":
-        raise InvalidInput("check cards take no installments")
-    if amount < INSTALLMENT_FROM:
-        raise InvalidInput(f"installments need an amount of at least {INSTALLMENT_FROM} KRW")
 
 
 @router.post(
@@ -54,7 +43,7 @@ async def create_charge(body: S.ChargeIn, request: Request, d: Deps, me: Me) -> 
             card = await owned(s, Card, body.card_id, me.merchant_id, "card")
             if card.status != CardStatus.active.value:
                 raise Conflict(f"card {card.id} is {card.status}")
-            _check_installments(card, body.amount, body.installment_months)
+            check_installments(body.amount, body.installment_months, card.card_type)
             await d.payments.create_intent_in(
                 s,
                 me.merchant_id,

@@ -30,6 +30,7 @@ from ivr.console.pages.common import (
 from ivr.console.render import money, page
 from ivr.domain.ids import new_id
 from ivr.domain.states import PaymentIntentStatus
+from ivr.domain.terms import LUMP_SUM
 from ivr.errors import Conflict, InvalidInput
 from ivr.gateways.errors import GatewayError
 from ivr.payments import queries
@@ -104,7 +105,7 @@ def word(who: Viewer, prefix: str, value: str | None) -> str:
 
 
 def installments(who: Viewer, months: int) -> str:
-    return who.t("pay.lump_sum") if months == 0 else who.t("pay.months", n=months)
+    return who.t("pay.lump_sum") if months == LUMP_SUM else who.t("pay.months", n=months)
 
 
 def labels(who: Viewer) -> dict[str, Any]:
