@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from ivr.billing.scheduler import Scheduler
-from ivr.bulk.charges import BulkCharges
+from ivr.bulk.wiring import Bulk, build_bulk
 from ivr.cards.key_requests import BillingKeyRequests
 from ivr.cards.service import CardService
 from ivr.cards.sweep import OrphanSweep
@@ -50,7 +50,7 @@ class Runtime:
     charger: Charger
     deps: FlowDeps
     scheduler: Scheduler
-    bulk: BulkCharges
+    bulk: Bulk
     sms: SmsDispatcher
     webhooks: WebhookDispatcher
 
@@ -70,7 +70,8 @@ class Runtime:
         workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         if scheduler:
             workers["scheduler"] = self.scheduler.run
-            workers["bulk"] = self.bulk.run
+            workers["bulk"] = self.bulk.charges.run
+            workers["bulk-registrations"] = self.bulk.registrations.run
             workers["sms"] = self.sms.run
             workers["webhooks"] = self.webhooks.run
             workers["orphan-sweep"] = self.orphan_sweep
@@ -200,14 +201,14 @@ async def open_runtime(
         services.db, services.clock, queue, deps.payments, charger, services.requests,
         lease_s=lease_s,
     )  # fmt: skip
-    bulk = BulkCharges(
+    bulk = build_bulk(
         services.db,
         services.clock,
         queue,
         deps.payments,
         charger,
-        customers=services.customers,
-        requests=services.requests,
+        services.customers,
+        services.requests,
         lease_s=lease_s,
     )
     sms = SmsDispatcher(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ivr.billing.schedules import ScheduleService
-from ivr.bulk.charges import BulkCharges
+from ivr.bulk.wiring import Bulk
 from ivr.cards.service import CardService
 from ivr.cards.verification import CardVerification
 from ivr.clock import Clock
@@ -35,7 +35,7 @@ class ApiDeps:
     payments: PaymentService
     charger: Charger
     schedules: ScheduleService
-    bulk: BulkCharges
+    bulk: Bulk
     webhooks: WebhookService
     consent: ConsentLedger
     verification: CardVerification

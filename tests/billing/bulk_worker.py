@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from ivr.bulk.charges import BulkCharges
+from ivr.bulk.charges import ChargeWorker
+from ivr.bulk.progress import BulkJobs
 from ivr.clock import SystemClock
 from ivr.jobs.queue import JobQueue
 from ivr.payments.charger import ChargePolicy, Charger
@@ -24,12 +25,12 @@ async def main(url: str, sandbox: str, worker: str, concurrency: int) -> None:
     clock = SystemClock()
     async with connector(sandbox, timeout_s=2.0) as pg:
         charger = Charger(db, clock, pg, ChargePolicy(blind_backoff_s=0.05, settle_s=2.0))
-        bulk = BulkCharges(db, clock, JobQueue(db, clock, worker_id=worker),
-                           PaymentService(db, clock, pg), charger, rate_per_s=5000,
-                           concurrency=concurrency, lease_s=5.0)  # fmt: skip
+        bulk = ChargeWorker(db, clock, JobQueue(db, clock, worker_id=worker),
+                            PaymentService(db, clock, pg), charger, rate_per_s=5000,
+                            concurrency=concurrency, lease_s=5.0)  # fmt: skip
         print("started", flush=True)
         # rows still claimed by a dead worker come back after their lease
-        while await bulk.pending_rows():
+        while await BulkJobs(db).pending_rows():
             await bulk.run(poll_s=0.2, until_idle=True)
             await asyncio.sleep(0.5)
     await db.close()

@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from ivr.bulk.charges import BulkCharges
+from ivr.bulk.results import BulkResults
+from ivr.bulk.submit import BulkSubmissions
 from ivr.clock import SystemClock
 from ivr.gateways.errors import GatewayError
 from ivr.jobs.queue import JobQueue
-from ivr.payments.charger import Charger
-from ivr.payments.service import PaymentService
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import PaymentAttempt, PaymentIntent
@@ -70,8 +69,7 @@ async def test_sigkill_mid_bulk_job_charges_each_row_once(tmp_path: Path) -> Non
                 except GatewayError:
                     continue
             clock = SystemClock()
-            bulk = BulkCharges(db, clock, JobQueue(db, clock, worker_id="submit"),
-                               PaymentService(db, clock, pg), Charger(db, clock, pg))  # fmt: skip
+            bulk = BulkSubmissions(db, clock, JobQueue(db, clock, worker_id="submit"))
             rows = [{"card_id": cards[numbers[i % CARDS]], "amount": 1000 + i,
                      "order_name": f"회비 {i}", "ref": f"r{i}"} for i in range(ROWS)]  # fmt: skip
             sub = await bulk.submit(mid, json.dumps(rows).encode(), "json", actor="test")
@@ -100,8 +98,7 @@ async def test_sigkill_mid_bulk_job_charges_each_row_once(tmp_path: Path) -> Non
     async with db.sessions() as s:
         intents = list(await s.scalars(select(PaymentIntent)))
         attempts = list(await s.scalars(select(PaymentAttempt)))
-    results = await BulkCharges(db, SystemClock(), JobQueue(db, SystemClock(), worker_id="r"),
-                                None, None).results(mid, sub.bulk_id)  # type: ignore[arg-type]  # fmt: skip
+    results = await BulkResults(db).rows(mid, sub.bulk_id)
     await db.close()
     assert len(intents) == ROWS  # one intent per row, none created twice
     assert {i.status for i in intents} <= {"succeeded", "failed"}

@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from ivr.bulk.charges import ROW, BulkCharges
+from ivr.bulk.jobs import CHARGE
+from ivr.bulk.submit import BulkSubmissions
 from ivr.clock import SystemClock
 from ivr.gateways.errors import GatewayError
 from ivr.jobs.queue import JobQueue
-from ivr.payments.charger import Charger
-from ivr.payments.service import PaymentService
 from ivr.store.db import Database
 from ivr.store.tables import Job, PaymentAttempt, PaymentIntent
 from tests.gateways.support import connector, luhn_complete
@@ -59,8 +58,7 @@ async def test_two_nodes_on_postgres_share_the_work_without_duplicates(
                 except GatewayError:
                     continue
             clock = SystemClock()
-            bulk = BulkCharges(db, clock, JobQueue(db, clock, worker_id="submit"),
-                               PaymentService(db, clock, pg), Charger(db, clock, pg))  # fmt: skip
+            bulk = BulkSubmissions(db, clock, JobQueue(db, clock, worker_id="submit"))
             rows = [{"card_id": cards[numbers[i % 50]], "amount": 1000 + i,
                      "order_name": f"회비 {i}"} for i in range(ROWS)]  # fmt: skip
             await bulk.submit(mid, json.dumps(rows).encode(), "json", actor="test")
@@ -78,7 +76,7 @@ async def test_two_nodes_on_postgres_share_the_work_without_duplicates(
                 select(PaymentAttempt.intent_id).where(PaymentAttempt.status == "succeeded")
             )
         )
-        done = list(await s.scalars(select(Job).where(Job.kind == ROW)))
+        done = list(await s.scalars(select(Job).where(Job.kind == CHARGE)))
     await db.close()
     assert intents == ROWS
     assert len(paid) == len(set(paid))  # no intent charged twice
