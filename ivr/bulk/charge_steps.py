@@ -31,7 +31,6 @@ from ivr.errors import ArspayError
 from ivr.jobs.queue import JobQueue
 from ivr.payments.batch import Answer, ChargeBatch, NewCharge, Opened
 from ivr.payments.charger import Charger
-from ivr.payments.service import PaymentService
 from ivr.store.db import Database
 from ivr.store.tables import Job
 
@@ -55,24 +54,12 @@ def fresh(job: Job) -> bool:
 
 
 class ChargeSteps:
-    def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        queue: JobQueue,
-        payments: PaymentService,
-        charger: Charger,
-        rate: RateLimit,
-        *,
-        lease_s: float,
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.queue = queue
-        self.charger = charger
-        self.rate = rate
-        self.lease_s = lease_s
-        self.batch = ChargeBatch(clock, charger.gateway, payments, charger.policy)
+    def __init__(self, db: Database, clock: Clock, queue: JobQueue, charger: Charger,
+                 batch: ChargeBatch, rate: RateLimit, *, lease_s: float) -> None:  # fmt: skip
+        """``batch`` opens, sends and settles new charges; ``charger`` drives the others;
+        ``lease_s``: how long a claimed row is this worker's."""
+        self.db, self.clock, self.queue, self.charger = db, clock, queue, charger
+        self.batch, self.rate, self.lease_s = batch, rate, lease_s
 
     async def claim_and_open(self, size: int) -> Claimed:
         """Claim up to ``size`` rows and open the new charges among them (step 1) in one

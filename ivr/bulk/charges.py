@@ -26,7 +26,7 @@ from ivr.bulk.pacing import RateLimit
 from ivr.clock import Clock
 from ivr.jobs.pacing import Pacer
 from ivr.jobs.queue import JobQueue
-from ivr.payments.batch import Answer, Opened
+from ivr.payments.batch import Answer, ChargeBatch, Opened
 from ivr.payments.charger import Charger
 from ivr.payments.service import PaymentService
 from ivr.store.db import Database
@@ -36,25 +36,16 @@ log = logging.getLogger(__name__)
 
 
 class ChargeWorker:
-    def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        queue: JobQueue,
-        payments: PaymentService,
-        charger: Charger,
-        *,
-        rate_per_s: float = 50.0,
-        concurrency: int = 16,
-        lease_s: float = 120.0,
-    ) -> None:
+    def __init__(self, db: Database, clock: Clock, queue: JobQueue, payments: PaymentService,
+                 charger: Charger, *, rate_per_s: float = 50.0, concurrency: int = 16,
+                 lease_s: float = 120.0) -> None:  # fmt: skip
         """``concurrency``: rows in flight at once (sent, or waiting to be);
-        ``rate_per_s``: new charge requests started per second at most."""
-        self.queue = queue
-        self.concurrency = concurrency
-        self.steps = ChargeSteps(
-            db, clock, queue, payments, charger, RateLimit(rate_per_s), lease_s=lease_s
-        )
+        ``rate_per_s``: new charge requests started per second at most; ``lease_s``: how
+        long a claimed row is this worker's before another takes it over."""
+        self.queue, self.concurrency = queue, concurrency
+        batch = ChargeBatch(clock, charger.gateway, payments, charger.policy)
+        rate = RateLimit(rate_per_s)
+        self.steps = ChargeSteps(db, clock, queue, charger, batch, rate, lease_s=lease_s)
         self.completion = Completion(db, clock)
         self.pacer = Pacer()
         db.on_commit([Job.__tablename__], lambda: self.pacer.wake())  # a new bulk's rows

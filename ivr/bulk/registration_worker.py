@@ -27,24 +27,12 @@ log = logging.getLogger(__name__)
 
 
 class RegistrationWorker:
-    def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        queue: JobQueue,
-        customers: CustomerService,
-        requests: CallRequestService,
-        *,
-        batch: int = 16,
-        lease_s: float = 120.0,
-    ) -> None:
+    def __init__(self, db: Database, clock: Clock, queue: JobQueue, customers: CustomerService,
+                 requests: CallRequestService, *, batch: int = 16, lease_s: float = 120.0,
+                 ) -> None:  # fmt: skip
         """``batch``: rows claimed at once (each held for ``lease_s``)."""
-        self.db = db
-        self.queue = queue
-        self.customers = customers
-        self.requests = requests
-        self.batch = batch
-        self.lease_s = lease_s
+        self.db, self.queue, self.customers, self.requests = db, queue, customers, requests
+        self.batch, self.lease_s = batch, lease_s
         self.completion = Completion(db, clock)
         self.pacer = Pacer()
         db.on_commit([Job.__tablename__], lambda: self.pacer.wake())  # a new bulk's rows

@@ -62,16 +62,8 @@ class BulkSubmissions:
         self.queue = queue
         self.completion = Completion(db, clock)
 
-    async def submit(
-        self,
-        merchant_id: str,
-        data: bytes,
-        fmt: str,
-        *,
-        actor: str,
-        bulk_id: str | None = None,
-        kind: str = "charges",
-    ) -> Submitted:
+    async def submit(self, merchant_id: str, data: bytes, fmt: str, *, actor: str,
+                     bulk_id: str | None = None, kind: str = "charges") -> Submitted:  # fmt: skip
         """Store a bulk job: ``kind`` ``charges`` (registered cards charged) or
         ``registrations`` (registration call requests, see ivr/bulk/registrations.py).
         A ``bulk_id`` already taken fails (IntegrityError)."""

@@ -37,36 +37,15 @@ class Bulk:
     results: BulkResults
 
 
-def build_bulk(
-    db: Database,
-    clock: Clock,
-    queue: JobQueue,
-    payments: PaymentService,
-    charger: Charger,
-    customers: CustomerService,
-    requests: CallRequestService,
-    *,
-    rate_per_s: float = 50.0,
-    concurrency: int = 16,
-    lease_s: float = 120.0,
-) -> Bulk:
+def build_bulk(db: Database, clock: Clock, queue: JobQueue, payments: PaymentService,
+               charger: Charger, customers: CustomerService, requests: CallRequestService, *,
+               rate_per_s: float = 50.0, concurrency: int = 16, lease_s: float = 120.0,
+               ) -> Bulk:  # fmt: skip
     """``concurrency``: charge rows in flight at once, and registration rows claimed at
     once; ``lease_s``: how long a claimed row is a worker's before another takes it over."""
-    return Bulk(
-        submissions=BulkSubmissions(db, clock, queue),
-        charges=ChargeWorker(
-            db,
-            clock,
-            queue,
-            payments,
-            charger,
-            rate_per_s=rate_per_s,
-            concurrency=concurrency,
-            lease_s=lease_s,
-        ),
-        registrations=RegistrationWorker(
-            db, clock, queue, customers, requests, batch=concurrency, lease_s=lease_s
-        ),
-        jobs=BulkJobs(db),
-        results=BulkResults(db),
-    )
+    charges = ChargeWorker(db, clock, queue, payments, charger, rate_per_s=rate_per_s,
+                           concurrency=concurrency, lease_s=lease_s)  # fmt: skip
+    registrations = RegistrationWorker(db, clock, queue, customers, requests, batch=concurrency,
+                                       lease_s=lease_s)  # fmt: skip
+    return Bulk(BulkSubmissions(db, clock, queue), charges, registrations, BulkJobs(db),
+                BulkResults(db))  # fmt: skip

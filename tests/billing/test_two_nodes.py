@@ -4,11 +4,8 @@ charges (a bulk job's rows): every row charged exactly once, and both did work."
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,28 +14,14 @@ import pytest
 from sqlalchemy import func, select
 
 from ivr.bulk.jobs import CHARGE
-from ivr.bulk.submit import BulkSubmissions
-from ivr.clock import SystemClock
-from ivr.gateways.errors import GatewayError
-from ivr.jobs.queue import JobQueue
 from ivr.store.db import Database
 from ivr.store.tables import Job, PaymentAttempt, PaymentIntent
-from tests.gateways.support import connector, luhn_complete
-from tests.payments.support import merchant_with_cards, start_sandbox
+from tests.billing.bulk_worker import start_worker, submit_charges
+from tests.payments.support import start_sandbox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
-REPO = Path(__file__).resolve().parents[2]
 ROWS = int(os.environ.get("ARSPAY_TWO_NODE_ROWS", "10000"))
-
-
-def start_node(db_url: str, sandbox: str, name: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.billing.bulk_worker", db_url, sandbox, name, "32"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
 
 
 async def test_two_nodes_on_postgres_share_the_work_without_duplicates(
@@ -49,20 +32,8 @@ async def test_two_nodes_on_postgres_share_the_work_without_duplicates(
     sandbox, url = start_sandbox(tmp_path / "ledger.db")
     started = time.monotonic()
     try:
-        numbers = [luhn_complete(f"411111{i:09d}") for i in range(50)]
-        async with connector(url, timeout_s=3.0) as pg:
-            for _ in range(20):
-                try:
-                    mid, cards = await merchant_with_cards(db, pg, numbers)
-                    break
-                except GatewayError:
-                    continue
-            clock = SystemClock()
-            bulk = BulkSubmissions(db, clock, JobQueue(db, clock, worker_id="submit"))
-            rows = [{"card_id": cards[numbers[i % 50]], "amount": 1000 + i,
-                     "order_name": f"회비 {i}"} for i in range(ROWS)]  # fmt: skip
-            await bulk.submit(mid, json.dumps(rows).encode(), "json", actor="test")
-        workers = [start_node(db_url, url, name) for name in ("node-a", "node-b")]
+        await submit_charges(db, url, ROWS, 50)
+        workers = [start_worker(db_url, url, name) for name in ("node-a", "node-b")]
         outs = [await asyncio.to_thread(w.communicate, timeout=1200) for w in workers]
         assert [w.returncode for w in workers] == [0, 0], outs
     finally:
