@@ -207,8 +207,8 @@ async def open_runtime(
         queue,
         deps.payments,
         charger,
-        services.customers,
-        services.requests,
+        customers=services.customers,
+        requests=services.requests,
         lease_s=lease_s,
     )
     sms = SmsDispatcher(
