@@ -29,7 +29,9 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ivr.bulk.charges import BulkCharges  # noqa: E402
+from ivr.bulk.charges import ChargeWorker  # noqa: E402
+from ivr.bulk.progress import BulkJobs  # noqa: E402
+from ivr.bulk.submit import BulkSubmissions  # noqa: E402
 from ivr.clock import SystemClock  # noqa: E402
 from ivr.domain.ids import new_order_id  # noqa: E402
 from ivr.gateways.contract import ChargeRequest  # noqa: E402
@@ -96,10 +98,10 @@ async def node(db_url: str, url: str, name: str, concurrency: int) -> None:
     db = Database(db_url, pool_size=pool)
     clock = SystemClock()
     async with connector(url, timeout_s=10.0) as pg:
-        bulk = BulkCharges(db, clock, JobQueue(db, clock, worker_id=name),
-                           PaymentService(db, clock, pg), Charger(db, clock, pg),
-                           rate_per_s=100_000, concurrency=concurrency)  # fmt: skip
-        while await bulk.pending_rows():  # rows the other node holds may come back
+        bulk = ChargeWorker(db, clock, JobQueue(db, clock, worker_id=name),
+                            PaymentService(db, clock, pg), Charger(db, clock, pg),
+                            rate_per_s=100_000, concurrency=concurrency)  # fmt: skip
+        while await BulkJobs(db).pending_rows():  # rows the other node holds may come back
             await bulk.run(poll_s=0.1, until_idle=True)
             await asyncio.sleep(0.05)
     await db.close()
@@ -114,8 +116,9 @@ async def bulk_rate(
     db = Database(db_url)
     clock = SystemClock()
     submitted = time.perf_counter()
-    await BulkCharges(db, clock, JobQueue(db, clock, worker_id="submit"), None, None  # type: ignore[arg-type]
-                      ).submit(mid, data, "json", actor="bench")  # fmt: skip
+    await BulkSubmissions(db, clock, JobQueue(db, clock, worker_id="submit")).submit(
+        mid, data, "json", actor="bench"
+    )
     submit_s = time.perf_counter() - submitted
     await db.close()
     started = time.perf_counter()

@@ -24,7 +24,7 @@ from typing import Any
 
 from ivr.billing.scheduler import Scheduler
 from ivr.billing.schedules import ScheduleService
-from ivr.bulk.charges import BulkCharges
+from ivr.bulk.wiring import Bulk, build_bulk
 from ivr.cards.key_requests import BillingKeyRequests
 from ivr.cards.service import CardService
 from ivr.cards.sweep import OrphanSweep
@@ -73,7 +73,7 @@ class Runtime:
     key_requests: BillingKeyRequests
     deps: FlowDeps  # the call flows' view of the above
     scheduler: Scheduler
-    bulk: BulkCharges
+    bulk: Bulk
     sms: SmsDispatcher
     webhooks: WebhookDispatcher
     sweep: OrphanSweep
@@ -96,7 +96,8 @@ class Runtime:
         workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         if scheduler:
             workers["scheduler"] = self.scheduler.run
-            workers["bulk"] = self.bulk.run
+            workers["bulk"] = self.bulk.charges.run
+            workers["bulk-registrations"] = self.bulk.registrations.run
             workers["sms"] = self.sms.run
             workers["webhooks"] = self.webhooks.run
             workers["orphan-sweep"] = self.orphan_sweep
@@ -256,7 +257,7 @@ async def open_runtime(
     queue = JobQueue(db, clock, worker_id=f"{socket.gethostname()}:{os.getpid()}")
     lease_s = settings.engine.job_lease_s
     scheduler = Scheduler(db, clock, queue, payments, charger, services.requests, lease_s=lease_s)
-    bulk = BulkCharges(
+    bulk = build_bulk(
         db,
         clock,
         queue,

@@ -1,6 +1,7 @@
 """Bulk registrations (PRODUCT §8): a CSV or JSON list of payers to ask for a card
 registration by phone — each valid row becomes a registration call request (a leased
-number and the SMS), exactly once.
+number and the SMS), exactly once; :class:`~ivr.bulk.registration_worker.RegistrationWorker`
+processes the rows.
 
 Rows: ``customer_id`` of an existing customer, or ``mobile`` (with optional ``name``
 and ``external_ref``: a customer with that ref is reused, else one is created); plus
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ivr.bulk.files import EXTRA_FIELDS
 from ivr.bulk.rows import row_ref, unknown_columns
 from ivr.domain.ids import new_id
 from ivr.domain.states import CallRequestKind
@@ -26,13 +28,12 @@ from ivr.requests.service import CallRequestService
 from ivr.store.db import Database
 from ivr.store.tables import CallRequest, Customer
 
-REGISTER = "bulk.register"
 FIELDS = ("customer_id", "mobile", "name", "external_ref", "product_name", "lease_minutes", "ref")
 
 
-def check_registration_row(raw: dict[str, Any], extra_key: str) -> dict[str, Any]:
+def check_registration_row(raw: dict[str, Any]) -> dict[str, Any]:
     """A clean registration row, or InvalidInput naming the field (never the value)."""
-    if extra_key in raw:
+    if EXTRA_FIELDS in raw:
         raise InvalidInput("the row has more fields than the header")
     unknown_columns(raw, FIELDS)
     customer_id = str(raw.get("customer_id") or "").strip()

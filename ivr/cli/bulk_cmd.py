@@ -63,7 +63,9 @@ def submit(
         raise typer.BadParameter(f"{file}: {exc.strerror}") from None
 
     async def body(rt: Runtime) -> dict[str, Any]:
-        sub = await rt.bulk.submit(merchant_id, data, file_format, actor="cli", kind=kind)
+        sub = await rt.bulk.submissions.submit(
+            merchant_id, data, file_format, actor="cli", kind=kind
+        )
         typer.echo(
             f"bulk job {sub.bulk_id}: {sub.valid} valid row(s), {len(sub.invalid)} invalid",
             err=True,
@@ -80,14 +82,15 @@ def submit(
                 )
                 while True:
                     if here:
-                        await rt.bulk.run_once()
-                    p = await rt.bulk.progress(merchant_id, sub.bulk_id)
+                        await rt.bulk.charges.run_once()
+                        await rt.bulk.registrations.run_once()
+                    p = await rt.bulk.jobs.progress(merchant_id, sub.bulk_id)
                     bar.update(task, completed=p["processed"])
                     if p["pending"] == 0:
                         break
                     if not here:
                         await asyncio.sleep(0.5)
-        return await rt.bulk.progress(merchant_id, sub.bulk_id)
+        return await rt.bulk.jobs.progress(merchant_id, sub.bulk_id)
 
     emit(ctx, "bulk job", [run(_with_runtime(ctx, body))])
 
@@ -97,7 +100,7 @@ def status(ctx: typer.Context, merchant_id: str, bulk_id: str) -> None:
     """Progress of a bulk job."""
 
     async def body(rt: Runtime) -> dict[str, Any]:
-        return await rt.bulk.progress(merchant_id, bulk_id)
+        return await rt.bulk.jobs.progress(merchant_id, bulk_id)
 
     emit(ctx, "bulk job", [run(_with_runtime(ctx, body))])
 
@@ -112,13 +115,13 @@ def results(
     """Per-row results (the result file)."""
 
     async def body(rt: Runtime) -> list[dict[str, Any]]:
-        return await rt.bulk.results(merchant_id, bulk_id)
+        return await rt.bulk.results.rows(merchant_id, bulk_id)
 
     rows = run(_with_runtime(ctx, body))
     if out is not None:
-        from ivr.bulk.charges import BulkCharges
+        from ivr.bulk.results import results_csv
 
-        out.write_text(BulkCharges.results_csv(rows), encoding="utf-8")
+        out.write_text(results_csv(rows), encoding="utf-8")
         typer.echo(f"{len(rows)} row(s) written to {out}")
     else:
         emit(ctx, "results", rows)

@@ -92,6 +92,16 @@ class JobQueue:
             stmt = self._insert().values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
             await s.execute(stmt)
 
+    def add_in(
+        self, s: AsyncSession, kind: str, payload: dict[str, Any], *, dedupe_key: str,
+        max_attempts: int = 10,
+    ) -> None:  # fmt: skip
+        """Add a job, due now, whose ``dedupe_key`` must be new: a second one fails the
+        caller's transaction (IntegrityError) where :meth:`enqueue_in` adds nothing."""
+        _check(kind, (dedupe_key,))
+        now = self.clock.now()
+        s.add(Job(**_row(kind, payload, dedupe_key, now, max_attempts, now)))
+
     def _insert(self) -> PgInsert | SqliteInsert:
         """INSERT on the jobs table in the dialect that knows ON CONFLICT DO NOTHING."""
         return (pg_insert if self.db.is_postgres else sqlite_insert)(Job)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ivr.billing.schedules import ScheduleService
-from ivr.bulk.charges import BulkCharges
+from ivr.bulk.wiring import Bulk
 from ivr.cards.service import CardService
 from ivr.cards.verification import CardVerification
 from ivr.clock import Clock
@@ -30,7 +30,7 @@ class WebDeps:
     payments: PaymentService
     charger: Charger
     schedules: ScheduleService
-    bulk: BulkCharges
+    bulk: Bulk
     webhooks: WebhookService
     consent: ConsentLedger
     verification: CardVerification

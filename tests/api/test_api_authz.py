@@ -188,7 +188,7 @@ async def test_merchant_b_cannot_touch_merchant_a(api: Api) -> None:
         else:
             assert r.status_code == 404, where
             assert r.json()["code"] == "not-found", where
-    await api.runtime.bulk.run(until_idle=True)  # B's bulk rows name A's card
+    await api.runtime.bulk.charges.run(until_idle=True)  # B's bulk rows name A's card
     after = await snapshot(a, ids)
     assert after == before
     assert (await b.client.get("/v1/payments")).json()["data"] == []

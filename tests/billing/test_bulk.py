@@ -10,7 +10,10 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from ivr.bulk.charges import BulkCharges, check_row, parse_rows
+from ivr.bulk.charge_rows import check_row
+from ivr.bulk.files import parse_rows
+from ivr.bulk.results import results_csv
+from ivr.bulk.wiring import Bulk, build_bulk
 from ivr.errors import InvalidInput
 from ivr.jobs.queue import JobQueue
 from ivr.store.tables import Job, PaymentAttempt, PaymentIntent, WebhookEvent
@@ -20,10 +23,11 @@ from .conftest import Billing
 pytestmark = pytest.mark.anyio
 
 
-def bulk(b: Billing, worker: str = "w1", **options: float) -> BulkCharges:
-    return BulkCharges(b.db, b.clock, JobQueue(b.db, b.clock, worker_id=worker), b.payments,
-                       b.charger, rate_per_s=options.get("rate", 1000.0),
-                       concurrency=int(options.get("concurrency", 8)))  # fmt: skip
+def bulk(b: Billing, worker: str = "w1", **options: float) -> Bulk:
+    sv = b.services
+    return build_bulk(b.db, b.clock, JobQueue(b.db, b.clock, worker_id=worker), b.payments,
+                      b.charger, sv.customers, sv.requests, rate_per_s=options.get("rate", 1000.0),
+                      concurrency=int(options.get("concurrency", 8)))  # fmt: skip
 
 
 def test_rows_are_checked_field_by_field() -> None:
@@ -54,20 +58,22 @@ async def test_csv_with_invalid_rows_processes_the_valid_ones(billing: Billing) 
     lines.append(f"{b.card_id},abc,정기권,0,bad1")
     lines.append("card_missing,1000,정기권,0,bad2")  # valid shape, unknown card
     runner = bulk(b)
-    sub = await runner.submit(b.merchant_id, "\n".join(lines).encode(), "csv", actor="t")
+    sub = await runner.submissions.submit(
+        b.merchant_id, "\n".join(lines).encode(), "csv", actor="t"
+    )
     assert (sub.valid, [i["row"] for i in sub.invalid]) == (41, [41])
-    while await runner.run_once():
+    while await runner.charges.run_once():
         pass
-    progress = await runner.progress(b.merchant_id, sub.bulk_id)
+    progress = await runner.jobs.progress(b.merchant_id, sub.bulk_id)
     assert progress | {} == progress
     assert progress["pending"] == 0
     assert progress["status"] == "done"
-    results = await runner.results(b.merchant_id, sub.bulk_id)
+    results = await runner.results.rows(b.merchant_id, sub.bulk_id)
     assert [r["result"] for r in results].count("succeeded") == 40
     assert {r["row"]: r["result"] for r in results}[41] == "invalid"
     assert {r["row"]: r["result"] for r in results}[42] == "invalid"
     assert all(r["approval_no"] for r in results if r["result"] == "succeeded")
-    csv_text = BulkCharges.results_csv(results)
+    csv_text = results_csv(results)
     assert csv_text.splitlines()[0].startswith("row,ref,card_id")
     async with b.db.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(PaymentIntent)) == 40
@@ -77,9 +83,11 @@ async def test_a_worker_dying_mid_row_never_charges_twice(billing: Billing) -> N
     b = billing
     rows = [{"card_id": b.card_id, "amount": 2000 + n, "order_name": "회비"} for n in range(10)]
     first = bulk(b, "dies")
-    sub = await first.submit(b.merchant_id, json.dumps(rows).encode(), "json", actor="t")
+    sub = await first.submissions.submit(
+        b.merchant_id, json.dumps(rows).encode(), "json", actor="t"
+    )
     # the first worker claims everything, creates the intents, then "dies" before charging
-    jobs = await first.queue.claim(["bulk.charge"], limit=10, lease_s=60)
+    jobs = await first.charges.queue.claim(["bulk.charge"], limit=10, lease_s=60)
     for job in jobs:
         payload = dict(job.payload)
         async with b.db.transaction() as s:
@@ -87,10 +95,10 @@ async def test_a_worker_dying_mid_row_never_charges_twice(billing: Billing) -> N
                 s, b.merchant_id, payload["card_id"], amount=payload["amount"],
                 order_name=payload["order_name"], source="bulk")  # fmt: skip
             payload["intent_id"] = intent.id
-            assert await first.queue.save_payload_in(s, job, payload)
+            assert await first.charges.queue.save_payload_in(s, job, payload)
     b.clock.advance(61)  # its claims expire
     second = bulk(b, "takes-over")
-    while await second.run_once():
+    while await second.charges.run_once():
         pass
     async with b.db.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(PaymentIntent)) == 10
@@ -108,15 +116,17 @@ async def test_an_idle_runner_starts_a_new_bulk_at_once_not_at_its_next_poll(
     b = billing
     rows = [{"card_id": b.card_id, "amount": 4000 + n, "order_name": "회비"} for n in range(3)]
     runner = bulk(b)
-    task = asyncio.create_task(runner.run(poll_s=30, idle_poll_s=30))
+    task = asyncio.create_task(runner.charges.run(poll_s=30, idle_poll_s=30))
     try:
         await asyncio.sleep(0.2)  # its first round found nothing: it sleeps
-        sub = await runner.submit(b.merchant_id, json.dumps(rows).encode(), "json", actor="t")
+        sub = await runner.submissions.submit(
+            b.merchant_id, json.dumps(rows).encode(), "json", actor="t"
+        )
         for _ in range(500):
-            if (await runner.progress(b.merchant_id, sub.bulk_id))["status"] == "done":
+            if (await runner.jobs.progress(b.merchant_id, sub.bulk_id))["status"] == "done":
                 break
             await asyncio.sleep(0.01)
-        assert (await runner.progress(b.merchant_id, sub.bulk_id))["status"] == "done"
+        assert (await runner.jobs.progress(b.merchant_id, sub.bulk_id))["status"] == "done"
         assert b.pg.charges == 3
     finally:
         task.cancel()
@@ -130,9 +140,9 @@ async def test_the_rate_limit_paces_charges(billing: Billing) -> None:
     b = billing
     rows = [{"card_id": b.card_id, "amount": 3000 + n, "order_name": "회비"} for n in range(10)]
     runner = bulk(b, rate=20.0, concurrency=10)
-    await runner.submit(b.merchant_id, json.dumps(rows).encode(), "json", actor="t")
+    await runner.submissions.submit(b.merchant_id, json.dumps(rows).encode(), "json", actor="t")
     started = time.monotonic()
-    while await runner.run_once():
+    while await runner.charges.run_once():
         pass
     assert time.monotonic() - started >= 9 / 20 - 0.05  # 10 starts at 20/s
 
@@ -143,9 +153,11 @@ async def test_another_merchant_cannot_see_a_bulk_job(billing: Billing) -> None:
     b = billing
     runner = bulk(b)
     rows = [{"card_id": b.card_id, "amount": 1000, "order_name": "a"}]
-    sub = await runner.submit(b.merchant_id, json.dumps(rows).encode(), "json", actor="t")
+    sub = await runner.submissions.submit(
+        b.merchant_id, json.dumps(rows).encode(), "json", actor="t"
+    )
     with pytest.raises(NotFound):
-        await runner.progress("mer_other", sub.bulk_id)
+        await runner.jobs.progress("mer_other", sub.bulk_id)
 
 
 async def test_a_job_with_no_valid_row_is_done_at_once(billing: Billing) -> None:
@@ -154,9 +166,9 @@ async def test_a_job_with_no_valid_row_is_done_at_once(billing: Billing) -> None
     b = billing
     rows = f"card_id,amount,order_name\n{b.card_id},abc,회비\n{b.card_id},-5,회비\n"
     runner = bulk(b)
-    sub = await runner.submit(b.merchant_id, rows.encode(), "csv", actor="t")
+    sub = await runner.submissions.submit(b.merchant_id, rows.encode(), "csv", actor="t")
     assert sub.valid == 0
-    progress = await runner.progress(b.merchant_id, sub.bulk_id)
+    progress = await runner.jobs.progress(b.merchant_id, sub.bulk_id)
     assert (progress["status"], progress["pending"]) == ("done", 0)
     async with b.db.sessions() as s:
         [event] = list(

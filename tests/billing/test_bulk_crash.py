@@ -5,42 +5,26 @@ injected 5xx and timeouts-after-recording)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from ivr.bulk.charges import BulkCharges
-from ivr.clock import SystemClock
-from ivr.gateways.errors import GatewayError
-from ivr.jobs.queue import JobQueue
-from ivr.payments.charger import Charger
-from ivr.payments.service import PaymentService
+from ivr.bulk.results import BulkResults
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import PaymentAttempt, PaymentIntent
-from tests.gateways.support import connector, luhn_complete
-from tests.payments.support import merchant_with_cards, start_sandbox
+from tests.billing.bulk_worker import start_worker, submit_charges
+from tests.payments.support import start_sandbox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(1200)]
 
-REPO = Path(__file__).resolve().parents[2]
 ROWS = int(os.environ.get("ARSPAY_BULK_CRASH_ROWS", "10000"))
 CARDS = 50
-
-
-def start_worker(db_url: str, sandbox: str, name: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.billing.bulk_worker", db_url, sandbox, name, "32"],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
 
 
 async def processed(db: Database) -> int:
@@ -61,21 +45,8 @@ async def test_sigkill_mid_bulk_job_charges_each_row_once(tmp_path: Path) -> Non
     sandbox, url = start_sandbox(ledger)
     started = time.monotonic()
     try:
-        numbers = [luhn_complete(f"411111{i:09d}") for i in range(CARDS)]
-        async with connector(url, timeout_s=3.0) as pg:
-            for _ in range(20):
-                try:
-                    mid, cards = await merchant_with_cards(db, pg, numbers)
-                    break
-                except GatewayError:
-                    continue
-            clock = SystemClock()
-            bulk = BulkCharges(db, clock, JobQueue(db, clock, worker_id="submit"),
-                               PaymentService(db, clock, pg), Charger(db, clock, pg))  # fmt: skip
-            rows = [{"card_id": cards[numbers[i % CARDS]], "amount": 1000 + i,
-                     "order_name": f"회비 {i}", "ref": f"r{i}"} for i in range(ROWS)]  # fmt: skip
-            sub = await bulk.submit(mid, json.dumps(rows).encode(), "json", actor="test")
-            assert sub.valid == ROWS
+        mid, sub = await submit_charges(db, url, ROWS, CARDS, refs=True)
+        assert sub.valid == ROWS
 
         kills = []
         for n, threshold in enumerate((ROWS // 5, ROWS // 2)):
@@ -100,8 +71,7 @@ async def test_sigkill_mid_bulk_job_charges_each_row_once(tmp_path: Path) -> Non
     async with db.sessions() as s:
         intents = list(await s.scalars(select(PaymentIntent)))
         attempts = list(await s.scalars(select(PaymentAttempt)))
-    results = await BulkCharges(db, SystemClock(), JobQueue(db, SystemClock(), worker_id="r"),
-                                None, None).results(mid, sub.bulk_id)  # type: ignore[arg-type]  # fmt: skip
+    results = await BulkResults(db).rows(mid, sub.bulk_id)
     await db.close()
     assert len(intents) == ROWS  # one intent per row, none created twice
     assert {i.status for i in intents} <= {"succeeded", "failed"}

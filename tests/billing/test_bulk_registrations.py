@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from ivr.bulk.charges import BulkCharges
 from ivr.bulk.registrations import register_row
+from ivr.bulk.results import results_csv
+from ivr.bulk.wiring import Bulk, build_bulk
 from ivr.jobs.queue import JobQueue
 from ivr.store.tables import CallRequest, Customer, SmsMessage
 
@@ -16,10 +17,10 @@ from .conftest import Billing
 pytestmark = pytest.mark.anyio
 
 
-def runner(b: Billing) -> BulkCharges:
+def runner(b: Billing) -> Bulk:
     sv = b.services
-    return BulkCharges(b.db, b.clock, JobQueue(b.db, b.clock, worker_id="w"), b.payments,
-                       b.charger, customers=sv.customers, requests=sv.requests)  # fmt: skip
+    return build_bulk(b.db, b.clock, JobQueue(b.db, b.clock, worker_id="w"), b.payments,
+                      b.charger, sv.customers, sv.requests)  # fmt: skip
 
 
 async def count(b: Billing, model: type) -> int:
@@ -39,12 +40,12 @@ async def test_registration_rows_become_requests_once(billing: Billing) -> None:
         "r6,,010-7777-0009,,m-1,\n"  # r2's ref with another mobile: refused
     ).encode()
     bulk = runner(b)
-    sub = await bulk.submit(b.merchant_id, csv, "csv", actor="t", kind="registrations")
+    sub = await bulk.submissions.submit(b.merchant_id, csv, "csv", actor="t", kind="registrations")
     assert sub.valid == 4
     assert [r["row"] for r in sub.invalid] == [4, 5]
     customers_before = await count(b, Customer)
-    await bulk.run(until_idle=True, poll_s=0.01)
-    results = await bulk.results(b.merchant_id, sub.bulk_id)
+    await bulk.registrations.run(until_idle=True, poll_s=0.01)
+    results = await bulk.results.rows(b.merchant_id, sub.bulk_id)
     assert [r["result"] for r in results] == ["requested", "requested", "requested", "invalid",
                                               "invalid", "invalid"]  # fmt: skip
     assert "another mobile" in results[5]["error"]
@@ -52,19 +53,19 @@ async def test_registration_rows_become_requests_once(billing: Billing) -> None:
     assert await count(b, Customer) == customers_before + 1
     assert await count(b, CallRequest) == 3
     assert await count(b, SmsMessage) == 3
-    progress = await bulk.progress(b.merchant_id, sub.bulk_id)
+    progress = await bulk.jobs.progress(b.merchant_id, sub.bulk_id)
     assert progress["status"] == "done"
-    assert "request_id" in BulkCharges.results_csv(results).splitlines()[0]
+    assert "request_id" in results_csv(results).splitlines()[0]
 
 
 async def test_a_row_processed_again_sends_no_second_sms(billing: Billing) -> None:
     b = billing
     bulk = runner(b)
-    sub = await bulk.submit(
+    sub = await bulk.submissions.submit(
         b.merchant_id, b'[{"mobile": "010-8888-0001"}]', "json", actor="t", kind="registrations"
     )
-    await bulk.run(until_idle=True, poll_s=0.01)
-    (row,) = await bulk.results(b.merchant_id, sub.bulk_id)
+    await bulk.registrations.run(until_idle=True, poll_s=0.01)
+    (row,) = await bulk.results.rows(b.merchant_id, sub.bulk_id)
     from ivr.store.tables import Job
 
     async with b.db.sessions() as s:

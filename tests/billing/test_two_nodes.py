@@ -4,11 +4,8 @@ charges (a bulk job's rows): every row charged exactly once, and both did work."
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,30 +13,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from ivr.bulk.charges import ROW, BulkCharges
-from ivr.clock import SystemClock
-from ivr.gateways.errors import GatewayError
-from ivr.jobs.queue import JobQueue
-from ivr.payments.charger import Charger
-from ivr.payments.service import PaymentService
+from ivr.bulk.jobs import CHARGE
 from ivr.store.db import Database
 from ivr.store.tables import Job, PaymentAttempt, PaymentIntent
-from tests.gateways.support import connector, luhn_complete
-from tests.payments.support import merchant_with_cards, start_sandbox
+from tests.billing.bulk_worker import start_worker, submit_charges
+from tests.payments.support import start_sandbox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
-REPO = Path(__file__).resolve().parents[2]
 ROWS = int(os.environ.get("ARSPAY_TWO_NODE_ROWS", "10000"))
-
-
-def start_node(db_url: str, sandbox: str, name: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.billing.bulk_worker", db_url, sandbox, name, "32"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
 
 
 async def test_two_nodes_on_postgres_share_the_work_without_duplicates(
@@ -50,21 +32,8 @@ async def test_two_nodes_on_postgres_share_the_work_without_duplicates(
     sandbox, url = start_sandbox(tmp_path / "ledger.db")
     started = time.monotonic()
     try:
-        numbers = [luhn_complete(f"411111{i:09d}") for i in range(50)]
-        async with connector(url, timeout_s=3.0) as pg:
-            for _ in range(20):
-                try:
-                    mid, cards = await merchant_with_cards(db, pg, numbers)
-                    break
-                except GatewayError:
-                    continue
-            clock = SystemClock()
-            bulk = BulkCharges(db, clock, JobQueue(db, clock, worker_id="submit"),
-                               PaymentService(db, clock, pg), Charger(db, clock, pg))  # fmt: skip
-            rows = [{"card_id": cards[numbers[i % 50]], "amount": 1000 + i,
-                     "order_name": f"회비 {i}"} for i in range(ROWS)]  # fmt: skip
-            await bulk.submit(mid, json.dumps(rows).encode(), "json", actor="test")
-        workers = [start_node(db_url, url, name) for name in ("node-a", "node-b")]
+        await submit_charges(db, url, ROWS, 50)
+        workers = [start_worker(db_url, url, name) for name in ("node-a", "node-b")]
         outs = [await asyncio.to_thread(w.communicate, timeout=1200) for w in workers]
         assert [w.returncode for w in workers] == [0, 0], outs
     finally:
@@ -78,7 +47,7 @@ async def test_two_nodes_on_postgres_share_the_work_without_duplicates(
                 select(PaymentAttempt.intent_id).where(PaymentAttempt.status == "succeeded")
             )
         )
-        done = list(await s.scalars(select(Job).where(Job.kind == ROW)))
+        done = list(await s.scalars(select(Job).where(Job.kind == CHARGE)))
     await db.close()
     assert intents == ROWS
     assert len(paid) == len(set(paid))  # no intent charged twice

@@ -35,7 +35,10 @@ TIMEOUT_MS = 10_000
 async def site(console: Console) -> AsyncIterator[str]:
     """The API app (with the console) served for real; the bulk and SMS workers run."""
     rt = console.api.runtime
-    workers = [asyncio.create_task(rt.bulk.run(poll_s=0.2)), asyncio.create_task(rt.sms.run())]
+    workers = [
+        asyncio.create_task(rt.bulk.charges.run(poll_s=0.2)),
+        asyncio.create_task(rt.sms.run()),
+    ]
     try:
         async with serving(console.api.app, console.api.settings.api) as url:
             yield url

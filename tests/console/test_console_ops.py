@@ -78,7 +78,7 @@ async def test_bulk_csv_upload_runs_and_the_result_file_holds_every_row(console:
     assert live.status_code == 200
     assert "진행 중" in live.text
 
-    await console.api.runtime.bulk.run(until_idle=True)
+    await console.api.runtime.bulk.charges.run(until_idle=True)
 
     live = await c.get(job_page + "/progress", headers={"HX-Request": "true"})
     assert live.status_code == 286  # htmx stops polling

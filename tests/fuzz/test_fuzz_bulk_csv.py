@@ -1,5 +1,5 @@
-"""Fuzz: the bulk file parser (``ivr.bulk.charges.parse_rows``) and the row checks
-(``check_row``, ``check_registration_row``) that ``BulkCharges.submit`` runs on every
+"""Fuzz: the bulk file parser (``ivr.bulk.files.parse_rows``) and the row checks
+(``check_row``, ``check_registration_row``) that ``BulkSubmissions.submit`` runs on every
 uploaded CSV/JSON file.
 
 Properties:
@@ -24,14 +24,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ivr.bulk.charges import EXTRA_FIELDS, FIELDS, MAX_BYTES, check_row, parse_rows
+from ivr.bulk.charge_rows import FIELDS, REQUIRED, check_row
+from ivr.bulk.files import EXTRA_FIELDS, MAX_BYTES, parse_rows
 from ivr.bulk.registrations import check_registration_row
 from ivr.bulk.rows import safe_ref
 from ivr.domain.terms import MAX_AMOUNT, MIN_AMOUNT
 from ivr.domain.text import text_problem
 from ivr.errors import InvalidInput
 
-REQUIRED = FIELDS[:3]  # what submit() asks of a charges CSV header
 REG_FIELDS = ("customer_id", "mobile", "name", "external_ref", "product_name", "ref")
 MONTHS = {0, *range(2, 37)}
 
@@ -41,7 +41,8 @@ FUZZ = settings(max_examples=300, deadline=None)
 def _classify(
     rows: list[dict[str, Any]], kind: str = "charges"
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
-    """``BulkCharges.submit``'s loop: (row number, clean row) and invalid rows."""
+    """``BulkSubmissions.submit``'s loop (``sort_rows``): (row number, clean row) and
+    invalid rows."""
     valid: list[tuple[int, dict[str, Any]]] = []
     invalid: list[dict[str, Any]] = []
     for n, raw in enumerate(rows, start=1):
@@ -49,7 +50,7 @@ def _classify(
             if kind == "charges":
                 valid.append((n, check_row(raw)))
             else:
-                valid.append((n, check_registration_row(raw, EXTRA_FIELDS)))
+                valid.append((n, check_registration_row(raw)))
         except InvalidInput as exc:  # (submit catches any ArspayError; rows raise only this)
             invalid.append({"row": n, "ref": safe_ref(raw), "error": exc.message})
     assert len(valid) + len(invalid) == len(rows)
@@ -321,4 +322,4 @@ def test_registration_rows_end_valid_or_invalid(rows: list[dict[str, Any]], fmt:
 @pytest.mark.parametrize("minutes", ["²", "9" * 5000])
 def test_registration_lease_minutes_digit_like_text(minutes: str) -> None:
     with pytest.raises(InvalidInput, match="lease_minutes"):
-        check_registration_row({"mobile": "010-1234-5678", "lease_minutes": minutes}, EXTRA_FIELDS)
+        check_registration_row({"mobile": "010-1234-5678", "lease_minutes": minutes})

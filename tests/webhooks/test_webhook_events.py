@@ -117,13 +117,16 @@ async def test_failed_schedule_charges_and_bulk_completion_emit_events(
     assert failed[1]["dunning_request_id"] is not None
     assert len(await events(b.db, "payment.failed")) == 2
 
-    from ivr.bulk.charges import BulkCharges
+    from ivr.bulk.charges import ChargeWorker
+    from ivr.bulk.submit import BulkSubmissions
     from ivr.jobs.queue import JobQueue
 
-    bulk = BulkCharges(b.db, b.clock, JobQueue(b.db, b.clock, worker_id="w"), b.payments,
-                       b.charger)  # fmt: skip
+    queue = JobQueue(b.db, b.clock, worker_id="w")
+    bulk = ChargeWorker(b.db, b.clock, queue, b.payments, b.charger)
     rows = f'[{{"card_id": "{b.card_id}", "amount": 1000, "order_name": "x"}}, {{"x": 1}}]'
-    sub = await bulk.submit(b.merchant_id, rows.encode(), "json", actor="t")
+    sub = await BulkSubmissions(b.db, b.clock, queue).submit(
+        b.merchant_id, rows.encode(), "json", actor="t"
+    )
     await bulk.run(until_idle=True, poll_s=0.01)
     await bulk.run(until_idle=True, poll_s=0.01)  # finishing again emits nothing
     [done] = await events(b.db, "bulk_job.completed")
@@ -213,31 +216,34 @@ async def test_two_workers_finishing_a_bulk_job_together_emit_one_event(
     """The parent's status transition, under its row lock, decides who reports it."""
     import asyncio
 
-    from ivr.bulk.charges import BulkCharges
+    from ivr.bulk.charges import ChargeWorker
+    from ivr.bulk.submit import BulkSubmissions
     from ivr.jobs.queue import JobQueue
 
     b = billing
 
-    def worker(name: str) -> BulkCharges:
-        return BulkCharges(b.db, b.clock, JobQueue(b.db, b.clock, worker_id=name), b.payments,
-                           b.charger)  # fmt: skip
+    def worker(name: str) -> ChargeWorker:
+        return ChargeWorker(b.db, b.clock, JobQueue(b.db, b.clock, worker_id=name), b.payments,
+                            b.charger)  # fmt: skip
 
     one, two = worker("w1"), worker("w2")
     rows = [{"card_id": b.card_id, "amount": 1000 + n, "order_name": "x"} for n in range(3)]
     rows += [{"card_id": "card_missing", "amount": 1000, "order_name": "x"}, {"x": 1}]
-    sub = await one.submit(b.merchant_id, json.dumps(rows).encode(), "json", actor="t")
+    sub = await BulkSubmissions(b.db, b.clock, one.queue).submit(
+        b.merchant_id, json.dumps(rows).encode(), "json", actor="t"
+    )
     b.pg.declines = ["hard"]
 
     async def no_finish(bulk_ids: set[str]) -> None:
         return None
 
-    one._finish_parents = no_finish  # type: ignore[method-assign]  # rows only, first
+    one.completion.finish = no_finish  # type: ignore[method-assign]  # rows only, first
     while await one.run_once():
         pass
     assert await events(b.db, "bulk_job.completed") == []
-    del one._finish_parents  # back to the class's
-    await asyncio.gather(one._finish_parents({sub.bulk_id}), two._finish_parents({sub.bulk_id}))
-    await two._finish_parents({sub.bulk_id})
+    del one.completion.finish  # back to the class's
+    await asyncio.gather(one.completion.finish({sub.bulk_id}), two.completion.finish({sub.bulk_id}))
+    await two.completion.finish({sub.bulk_id})
     [done] = await events(b.db, "bulk_job.completed")
     data = done.payload["data"]
     assert data["status"] == "done"

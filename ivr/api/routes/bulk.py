@@ -13,15 +13,18 @@ from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Deps, Me
 from ivr.api.routes.common import router as make_router
-from ivr.bulk.charges import MAX_BYTES, BulkCharges
+from ivr.bulk.files import MAX_BYTES
+from ivr.bulk.results import results_csv
 from ivr.errors import InvalidInput, NotFound
 
 router = make_router("bulk jobs")
 
 
 async def _view(d: Deps, merchant_id: str, bulk_id: str) -> S.BulkJobOut:
-    progress = await d.bulk.progress(merchant_id, bulk_id)
-    invalid = [r for r in await d.bulk.results(merchant_id, bulk_id) if r["result"] == "invalid"]
+    progress = await d.bulk.jobs.progress(merchant_id, bulk_id)
+    invalid = [
+        r for r in await d.bulk.results.rows(merchant_id, bulk_id) if r["result"] == "invalid"
+    ]
     return S.BulkJobOut(
         id=bulk_id,
         kind=progress["kind"],
@@ -39,7 +42,7 @@ async def _submit(
         return await _view(d, me.merchant_id, rid)  # a retried request: already submitted
     except NotFound:
         pass
-    submitted = await d.bulk.submit(
+    submitted = await d.bulk.submissions.submit(
         me.merchant_id, data, fmt, actor=actor(me), bulk_id=rid, kind=kind
     )
     return await _view(d, me.merchant_id, submitted.bulk_id)
@@ -98,11 +101,11 @@ async def get_bulk_job(bulk_id: str, d: Deps, me: Me) -> S.BulkJobOut:
 async def bulk_job_results(
     bulk_id: str, d: Deps, me: Me, format: Literal["csv", "json"] = Query("csv")
 ) -> Response:
-    rows: list[dict[str, Any]] = await d.bulk.results(me.merchant_id, bulk_id)
+    rows: list[dict[str, Any]] = await d.bulk.results.rows(me.merchant_id, bulk_id)
     if format == "json":
         return Response(json.dumps(rows, ensure_ascii=False), media_type="application/json")
     return Response(
-        BulkCharges.results_csv(rows),
+        results_csv(rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{bulk_id}.csv"'},
     )

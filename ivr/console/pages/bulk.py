@@ -1,5 +1,5 @@
 """Bulk jobs: the merchant's bulk jobs with their progress, an upload form (a CSV or JSON
-file of charges or registrations, through :class:`~ivr.bulk.charges.BulkCharges` as
+file of charges or registrations, through :class:`~ivr.bulk.submit.BulkSubmissions` as
 the API's upload does), a job page whose progress refreshes live until the job ends,
 and the result file (every row: the outcome of the processed ones, the error of the
 invalid ones).
@@ -21,7 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import RedirectResponse, Response
 
-from ivr.bulk.charges import KINDS, MAX_BYTES, PARENT, BulkCharges
+from ivr.bulk.files import MAX_BYTES
+from ivr.bulk.jobs import KINDS, PARENT
+from ivr.bulk.progress import BulkJobs
+from ivr.bulk.results import results_csv
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
 from ivr.console.pages.common import PAGE, acting_merchant, merchant_names
@@ -111,7 +114,7 @@ def _merchant_of(parent: Job) -> str:
     return str(parent.payload["merchant_id"])
 
 
-async def _view(bulk: BulkCharges, parent: Job) -> JobView:
+async def _view(bulk: BulkJobs, parent: Job) -> JobView:
     p: dict[str, Any] = {}
     if parent.status != JobStatus.done.value:
         p = await bulk.progress_of(str(parent.dedupe_key))
@@ -152,7 +155,7 @@ async def _list(deps: Deps, who: Viewer, before: int | None
         names = await merchant_names(s, who)
     more = len(found) > PAGE
     found = found[:PAGE]
-    views = [await _view(deps.api.bulk, j) for j in found]
+    views = [await _view(deps.api.bulk.jobs, j) for j in found]
     return views, (found[-1].id if more else None), names
 
 
@@ -252,7 +255,7 @@ async def upload(
     if fmt is None:
         return await refuse(who.t("bulk.not_csv_json"))
     try:
-        await deps.api.bulk.submit(target, data, fmt, actor=who.actor, bulk_id=bulk_id,
+        await deps.api.bulk.submissions.submit(target, data, fmt, actor=who.actor, bulk_id=bulk_id,
                                    kind=kind)  # fmt: skip
     except InvalidInput as exc:
         return await refuse(exc.message)
@@ -279,7 +282,7 @@ async def _already(deps: Deps, who: Viewer, bulk_id: str) -> Response | None:
 
 async def _detail(deps: Deps, who: Viewer, bulk_id: str) -> dict[str, Any]:
     parent = await _owned_job(deps, who, bulk_id)
-    job = await _view(deps.api.bulk, parent)
+    job = await _view(deps.api.bulk.jobs, parent)
     invalid: list[dict[str, Any]] = list(parent.payload["invalid"])
     async with deps.api.db.sessions() as s:
         merchant = await s.get(Merchant, job.merchant_id)
@@ -300,7 +303,7 @@ async def show_job(bulk_id: str, request: Request, deps: Deps, who: Reader) -> R
 async def job_progress(bulk_id: str, request: Request, deps: Deps, who: Reader) -> Response:
     """The live part of the job page; once the job has finished htmx stops polling."""
     parent = await _owned_job(deps, who, bulk_id)
-    job = await _view(deps.api.bulk, parent)
+    job = await _view(deps.api.bulk.jobs, parent)
     code = STOP_POLLING if job.finished else 200
     return page(request, who, "fragments/bulk_progress.html", job=job, status_code=code)
 
@@ -310,9 +313,9 @@ async def job_results(bulk_id: str, deps: Deps, who: Reader) -> Response:
     """The result file, the same as the API's: processed rows with their outcome and
     invalid rows with their error."""
     parent = await _owned_job(deps, who, bulk_id)
-    rows = await deps.api.bulk.results(_merchant_of(parent), bulk_id)
+    rows = await deps.api.bulk.results.rows(_merchant_of(parent), bulk_id)
     return Response(
-        BulkCharges.results_csv(rows),
+        results_csv(rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{bulk_id}.csv"'},
     )
