@@ -28,13 +28,13 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
-from ivr.clock import Clock
-from ivr.errors import ArspayError
 from vault import audit_chain, bins, log
 from vault.audit_chain import AuditReport
 from vault.card import PAN_AT, CardData, decode, encode, wipe
+from vault.clock import Clock
 from vault.crypto import Envelope
 from vault.errors import (
+    ArspayError,
     GatewayFailed,
     GatewayNotConfigured,
     IntegrityFailure,
