@@ -58,7 +58,8 @@ from vault.models import (
     VaultStatus,
 )
 from vault.rotation import rotate
-from vault.store import AuditRow, StoredRecord, VaultStore
+from vault.rows import AuditRow, StoredRecord
+from vault.store import VaultStore
 from vault.tokens import Fingerprinter, check_token, new_token
 from vault.validation import (
     check_merchant_id,
