@@ -15,10 +15,15 @@ import asyncio
 import os
 import random
 import secrets
+import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+
+# Run as ``python bench/dids.py``, bench/ comes first on sys.path, and its vault.py would
+# shadow the ``vault`` package the engine imports: the repository root goes first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg
 from sqlalchemy.engine import make_url

@@ -13,7 +13,7 @@ database with ``--pg`` (created and dropped):
   fingerprint, seal under a fresh data key, store the record and its audit row. The
   store's group commit lets concurrent callers share a transaction.
 * ``detokenize``: the audited decrypt the engine triggers, through
-  :meth:`LocalVault.issue_billing_key` to a gateway that only counts calls (no network):
+  :meth:`LocalVault.issue_billing_key` to a gateway that answers at once (no network):
   read the record and commit its audit row, unwrap the data key, decrypt, hand the card
   to the gateway, wipe.
 * ``seal`` / ``open``: one envelope encryption / decryption, in microseconds, and
@@ -45,15 +45,15 @@ sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _HERE]
 import asyncpg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from ivr.clock import SystemClock  # noqa: E402
 from vault.card import CardData, encode, random_into, wipe  # noqa: E402
+from vault.clock import SystemClock  # noqa: E402
 from vault.crypto import Envelope  # noqa: E402
 from vault.evidence import EvidenceKeyFile  # noqa: E402
-from vault.forwarding import BillingKeyResult, ChargeResult  # noqa: E402
 from vault.kek import KekProvider  # noqa: E402
 from vault.kek.file import FileKekProvider  # noqa: E402
 from vault.service import LocalVault  # noqa: E402
 from vault.store import VaultStore  # noqa: E402
+from vault.testing import RecordingGateway  # noqa: E402
 from vault.tokens import Fingerprinter  # noqa: E402
 
 GOAL = 5_000  # tokenize/s with the key-file KEK (issue #4)
@@ -69,30 +69,6 @@ def card(i: int) -> CardData:
         d = int(ch) * (2 if n % 2 == 0 else 1)
         total += d - 9 if d > 9 else d
     return CardData(body + str((10 - total % 10) % 10), "1230", "900101")
-
-
-class CountingGateway:
-    """A card gateway that answers at once: detokenize is measured without a PG."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def issue_billing_key(
-        self, card: CardData, password2: str, customer_uid: str
-    ) -> BillingKeyResult:
-        self.calls += 1
-        return BillingKeyResult(ok=True, customer_uid=customer_uid)
-
-    async def keyed_charge(
-        self,
-        card: CardData,
-        password2: str,
-        order_id: str,
-        amount: int,
-        order_name: str,
-        installment_months: int,
-    ) -> ChargeResult:
-        raise NotImplementedError
 
 
 def softhsm_provider(root: Path) -> KekProvider:
@@ -142,7 +118,7 @@ async def run(
 ) -> str:
     kek.generate_new()
     seal_us, open_us = envelope_us(kek)
-    gateway = CountingGateway()
+    gateway = RecordingGateway()  # answers at once: detokenize without a PG
     vault = LocalVault(VaultStore(url, pool_size=10), kek, Fingerprinter(random_into(32)),
                        clock=SystemClock(), gateway=gateway, rotation_batch=500,
                        audit_key_file=EvidenceKeyFile(audit_key, ledger="vault-audit"))  # fmt: skip
@@ -164,7 +140,7 @@ async def run(
         await rate(min(records, 500), concurrency, tokenize)  # warm-up (not counted)
         tok = await rate(records, concurrency, tokenize)
         detok = await rate(records, concurrency, detokenize)
-        assert gateway.calls == records
+        assert len(gateway.received) == records
         report = await vault.rotate_kek()
         rot = report.rewrapped / report.seconds
     finally:

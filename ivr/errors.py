@@ -16,30 +16,15 @@ Messages never contain card data or DTMF digits: callers pass ids, never values.
 
 from __future__ import annotations
 
-
-class ArspayError(Exception):
-    """Base of every error raised on purpose by the engine."""
-
-    error_id = "internal-error"
-    http_status = 500
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+# The root and the two kinds a vault error can be: defined in the vault, which imports
+# nothing from the engine (see vault/errors.py).
+from vault.errors import ArspayError as ArspayError
+from vault.errors import InvalidInput as InvalidInput
+from vault.errors import NotFound as NotFound
 
 
 class ConfigError(ArspayError):
     error_id = "config-error"
-
-
-class InvalidInput(ArspayError):
-    error_id = "invalid-input"
-    http_status = 422
-
-
-class NotFound(ArspayError):
-    error_id = "not-found"
-    http_status = 404
 
 
 class Conflict(ArspayError):

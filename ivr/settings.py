@@ -7,7 +7,9 @@ values of the wrong type are errors (:class:`~ivr.errors.ConfigError`) naming th
 
 Secrets are :class:`pydantic.SecretStr`: their ``repr`` and ``str`` are masked, and
 :func:`render` (``arspay config show``) prints them masked. Nothing here is global: the
-CLI builds one :class:`Settings` and passes it down.
+CLI builds one :class:`Settings` and passes it down. The ``[vault]`` section's model is
+the vault's own (:class:`vault.config.VaultSettings`: the vault imports nothing from
+here); it is re-exported under its old name.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pydantic import (
 )
 
 from ivr.errors import ConfigError
+from vault.config import VaultSettings as VaultSettings  # the [vault] section
 
 ENV_PREFIX = "ARSPAY_"
 
@@ -104,114 +107,6 @@ class AsteriskSettings(_Section):
     agi_port: int = Field(4573, ge=1, le=65535)
     rtp_start: int = Field(10000, ge=1024, le=65535)
     rtp_end: int = Field(10999, ge=1024, le=65535)
-
-
-class VaultSettings(_Section):
-    mode: Literal["local", "remote"] = Field(
-        "local",
-        description="local: the engine opens the vault in-process; remote: it talks to "
-        "`arspay vault serve` over vault.socket",
-    )
-    kek_provider: Literal["file", "pkcs11"] = "file"
-    key_file: Path = Path("var/vault/kek.key")
-    key_passphrase: SecretStr = SecretStr("")
-    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
-    pkcs11_token: str = "arspay"  # noqa: S105 - a token label, not a secret
-    pkcs11_pin: SecretStr = SecretStr("")
-    socket: Path = Path("var/vault/vault.sock")
-    database_url: SecretStr = Field(
-        SecretStr(""),
-        description="the vault's own database; empty = sqlite+aiosqlite:///<var_dir>/vault/vault.db",
-    )
-    fingerprint_key_file: Path = Path("var/vault/fingerprint.key")
-    max_frame_bytes: int = Field(65_536, ge=1_024, le=16 * 1024 * 1024)
-    softhsm_conf: str = Field("", description="SOFTHSM2_CONF for the pkcs11 provider (empty: env)")
-    rotation_batch: int = Field(500, ge=1, le=100_000, description="records re-wrapped per batch")
-    orphan_grace_minutes: int = Field(
-        60,
-        ge=10,
-        le=7 * 24 * 60,
-        description="the engine erases a vault record no card refers to once it is this old",
-    )
-    sweep_interval_minutes: int = Field(
-        60, ge=1, le=7 * 24 * 60, description="how often the engine sweeps orphan vault records"
-    )
-    engine_uids: tuple[int, ...] = Field(
-        (),
-        description="`vault serve`: uids whose processes hold the engine role on the socket "
-        "(tokenize, metadata, billing keys, keyed charges, delete, tokens); with "
-        "engine_gids also empty: the uid `vault serve` runs as",
-    )
-    engine_gids: tuple[int, ...] = Field(
-        (), description="`vault serve`: a peer in one of these groups holds the engine role"
-    )
-    admin_uids: tuple[int, ...] = Field(
-        (0,),
-        description="`vault serve`: uids holding the admin role (delete, tokens, audit, "
-        "status; never tokenize, decrypt or charge)",
-    )
-    admin_gids: tuple[int, ...] = Field(
-        (), description="`vault serve`: a peer in one of these groups holds the admin role"
-    )
-    max_connections: int = Field(
-        64,
-        ge=1,
-        le=10_000,
-        description="`vault serve`: connections served at once; more "
-        "are refused at once (vault-busy)",
-    )
-    handshake_timeout_s: float = Field(
-        5.0,
-        gt=0,
-        le=300,
-        description="`vault serve`: a new connection's first request must arrive within this",
-    )
-    idle_timeout_s: float = Field(
-        60.0,
-        gt=0,
-        le=86_400,
-        description="`vault serve`: a connection idle this long is "
-        "closed (clients reuse theirs for half of it)",
-    )
-
-    @field_validator("engine_uids", "engine_gids", "admin_uids", "admin_gids", mode="before")
-    @classmethod
-    def _id_list(cls, value: Any) -> Any:
-        """``ARSPAY_VAULT_ENGINE_UIDS="1001,1002"``: a comma-separated list from the env."""
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("engine_uids", "engine_gids", "admin_uids", "admin_gids")
-    @classmethod
-    def _ids_in_range(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(not 0 <= v < 2**32 - 1 for v in value):
-            raise ValueError("uids and gids are 0 to 4294967294")
-        return value
-
-    audit_key_file: Path | None = Field(
-        None,
-        description="the secret that MACs the vault audit log and signs its checkpoints "
-        "(made by `arspay vault init` or on first start, mode 0600, vault.key_passphrase "
-        "applies); never in the database: keep a backup; empty: "
-        "<paths.var_dir>/vault/audit.key",
-    )
-    audit_checkpoint_dir: Path | None = Field(
-        None,
-        description="where the vault (`vault serve`, or the engine with a local vault) "
-        "writes signed checkpoints of its audit log; empty: "
-        "<paths.var_dir>/vault/audit-checkpoints",
-    )
-    audit_checkpoint_interval_minutes: int = Field(
-        60, ge=1, le=7 * 24 * 60, description="how often a vault audit checkpoint is written"
-    )
-    verify_birth_limit: int = Field(
-        20,
-        ge=1,
-        le=1_000,
-        description="the vault answers at most this many unmatched birth date checks of one "
-        "card per 24 h (its own ceiling, behind the engine's per-card lock)",
-    )
 
 
 class GatewaySettings(_Section):
@@ -499,12 +394,12 @@ class Settings(_Section):
         return f"sqlite+aiosqlite:///{self.paths.var_dir / 'arspay.db'}"
 
 
-def _sections() -> dict[str, type[_Section]]:
-    out: dict[str, type[_Section]] = {}
+def _sections() -> dict[str, type[BaseModel]]:
+    out: dict[str, type[BaseModel]] = {}
     for name, info in Settings.model_fields.items():
         annotation = info.annotation
         assert isinstance(annotation, type)
-        assert issubclass(annotation, _Section)
+        assert issubclass(annotation, BaseModel)  # a _Section, or the vault's own model
         out[name] = annotation
     return out
 

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Final
 from vault.errors import OperationNotAllowed
 
 if TYPE_CHECKING:
-    from ivr.settings import VaultSettings
+    from vault.config import VaultSettings
 
 
 class Role(StrEnum):

@@ -18,7 +18,7 @@
   process trusts; one problem per row that does not fit. :func:`verify` adds the
   checkpoints, :func:`make_checkpoint` signs the head of a chain that verified.
 
-Functions taking a ``Connection`` run inside one :class:`~vault.store.VaultStore`
+Functions taking a ``Connection`` run inside one :class:`~vault.database.Database`
 transaction (``write``) or read.
 """
 
@@ -32,11 +32,12 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sqlalchemy import Connection, Row, insert, select, text
 
 from vault import log
+from vault.database import Database
 from vault.errors import AuditChainBroken, VaultConfigError, VaultError
 from vault.evidence import (
     GENESIS,
@@ -53,9 +54,6 @@ from vault.evidence import (
     timestamp,
 )
 from vault.schema import vault_audit, vault_meta
-
-if TYPE_CHECKING:
-    from vault.store import VaultStore
 
 LEDGER: Final = "vault-audit"
 SEAL_ACTION: Final = "audit_sealed"
@@ -169,7 +167,7 @@ def seal(conn: Connection, key: EvidenceKey, now: datetime) -> int:
     return count
 
 
-async def start(store: VaultStore, key_file: EvidenceKeyFile, now: datetime) -> EvidenceKey:
+async def start(store: Database, key_file: EvidenceKeyFile, now: datetime) -> EvidenceKey:
     """The audit key for this vault: loaded, or made on first use — only while no chain
     exists, so a lost key file is an error rather than a silent new chain. Seals what
     needs sealing."""
@@ -297,7 +295,7 @@ class AuditReport:
 
 
 async def verify(
-    store: VaultStore,
+    store: Database,
     key: EvidenceKey,
     checkpoints: Sequence[tuple[str, Checkpoint]] = (),
     *,
@@ -313,7 +311,7 @@ async def verify(
 
 
 async def make_checkpoint(
-    store: VaultStore, key: EvidenceKey, now: datetime, saved: CheckpointDir | None = None
+    store: Database, key: EvidenceKey, now: datetime, saved: CheckpointDir | None = None
 ) -> tuple[Checkpoint, AuditReport]:
     """Verify (from the newest checkpoint ``saved`` holds, else from the start), then
     sign the head; :class:`AuditChainBroken` instead if anything does not verify."""
@@ -331,7 +329,7 @@ async def make_checkpoint(
 
 
 async def checkpoint_now(
-    store: VaultStore, key: EvidenceKey, now: datetime, saved: CheckpointDir
+    store: Database, key: EvidenceKey, now: datetime, saved: CheckpointDir
 ) -> Checkpoint | None:
     """One periodic round: a new checkpoint in ``saved`` if the head moved since the
     newest one there (None if it did not). Raises as :func:`make_checkpoint` does."""
@@ -346,7 +344,7 @@ async def checkpoint_now(
 
 
 async def run_checkpoints(
-    store: VaultStore,
+    store: Database,
     key: EvidenceKey,
     now: Callable[[], datetime],
     saved: CheckpointDir,

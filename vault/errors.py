@@ -33,6 +33,10 @@ over the vault socket and written to logs) and an HTTP-style status.
     │   └── VaultBusy               vault-busy                   503 connection cap reached
     └── RemoteError                 (the server's error id)          an id unknown here
 
+:class:`VaultError` derives from :class:`ArspayError` (with :class:`InvalidInput` and
+:class:`NotFound`, defined here and re-exported by :mod:`ivr.errors` as the engine's
+root), so the engine handles vault errors as its own.
+
 Messages never contain card data, passwords, keys or free text from a request: they
 name fields and ids only. :data:`BY_ID` maps an ``error_id`` back to its class (the
 remote client rebuilds the server's errors with it).
@@ -40,7 +44,35 @@ remote client rebuilds the server's errors with it).
 
 from __future__ import annotations
 
-from ivr.errors import ArspayError, InvalidInput, NotFound
+
+class ArspayError(Exception):
+    """Base of every error raised on purpose by arspay, the engine's and the vault's.
+
+    It lives here, at the bottom of the dependency graph, because the vault imports
+    nothing from the engine while the engine must still catch a vault error as one of
+    its own (``except ArspayError``, an invalid card as :class:`InvalidInput`):
+    :mod:`ivr.errors` re-exports these three classes as the root of its tree."""
+
+    error_id = "internal-error"
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ArspayError):
+    """Bad input from a merchant, a CSV, the CLI or a caller's keypad."""
+
+    error_id = "invalid-input"
+    http_status = 422
+
+
+class NotFound(ArspayError):
+    """The object does not exist or is not the asker's."""
+
+    error_id = "not-found"
+    http_status = 404
 
 
 class VaultError(ArspayError):

@@ -1,4 +1,8 @@
-"""Building the vault from :class:`~ivr.settings.Settings` (the one place that does).
+"""Building the vault from its settings (the one place that does).
+
+Every function takes a :class:`~vault.config.HostSettings`: the engine passes its
+:class:`ivr.settings.Settings` as it is (its ``vault`` section, ``paths.var_dir`` and the
+``database`` tuning are all the vault reads).
 
 ``vault.kek_provider`` picks the KEK provider: ``file`` (``vault.key_file``, optional
 ``vault.key_passphrase``) or ``pkcs11`` (``vault.pkcs11_module``, ``pkcs11_token``,
@@ -14,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ivr.clock import Clock, SystemClock
-from ivr.settings import Settings
 from vault.audit_chain import LEDGER as AUDIT_LEDGER
 from vault.card import wipe
+from vault.clock import Clock, SystemClock
+from vault.config import HostSettings
 from vault.errors import KekNotFound, VaultConfigError
 from vault.evidence import CheckpointDir, EvidenceKeyFile
 from vault.forwarding import CardGateway
@@ -29,12 +33,12 @@ from vault.store import VaultStore
 from vault.tokens import Fingerprinter
 
 
-def database_url(settings: Settings) -> str:
+def database_url(settings: HostSettings) -> str:
     url = settings.vault.database_url.get_secret_value()
     return url or f"sqlite+aiosqlite:///{settings.paths.var_dir / 'vault' / 'vault.db'}"
 
 
-def kek_provider(settings: Settings, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> KekProvider:
+def kek_provider(settings: HostSettings, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> KekProvider:
     v = settings.vault
     if v.kek_provider == "file":
         passphrase = v.key_passphrase.get_secret_value()
@@ -49,7 +53,7 @@ def kek_provider(settings: Settings, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> Kek
     )
 
 
-def fingerprint_key_file(settings: Settings, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> KeyFile:
+def fingerprint_key_file(settings: HostSettings, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> KeyFile:
     return KeyFile(
         settings.vault.fingerprint_key_file,
         kind="fingerprint",
@@ -58,11 +62,11 @@ def fingerprint_key_file(settings: Settings, *, scrypt_n: int = DEFAULT_SCRYPT_N
     )
 
 
-def audit_key_path(settings: Settings) -> Path:
+def audit_key_path(settings: HostSettings) -> Path:
     return settings.vault.audit_key_file or settings.paths.var_dir / "vault" / "audit.key"
 
 
-def audit_key_file(settings: Settings) -> EvidenceKeyFile:
+def audit_key_file(settings: HostSettings) -> EvidenceKeyFile:
     return EvidenceKeyFile(
         audit_key_path(settings),
         ledger=AUDIT_LEDGER,
@@ -70,13 +74,13 @@ def audit_key_file(settings: Settings) -> EvidenceKeyFile:
     )
 
 
-def audit_checkpoints(settings: Settings) -> CheckpointDir:
+def audit_checkpoints(settings: HostSettings) -> CheckpointDir:
     path = settings.vault.audit_checkpoint_dir
     return CheckpointDir(path or settings.paths.var_dir / "vault" / "audit-checkpoints",
                          AUDIT_LEDGER)  # fmt: skip
 
 
-def load_fingerprinter(settings: Settings) -> Fingerprinter:
+def load_fingerprinter(settings: HostSettings) -> Fingerprinter:
     keys = fingerprint_key_file(settings).load()
     try:
         if keys.current is None:
@@ -93,7 +97,7 @@ class InitReport:
     fingerprint_key_created: bool
 
 
-def init_keys(settings: Settings, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> InitReport:
+def init_keys(settings: HostSettings, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> InitReport:
     """Create the first KEK and the fingerprint key where missing (idempotent)."""
     kek = kek_provider(settings, scrypt_n=scrypt_n)
     try:
@@ -116,7 +120,7 @@ def init_keys(settings: Settings, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> InitRe
 
 
 async def open_vault(
-    settings: Settings, *, clock: Clock | None = None, gateway: CardGateway | None = None
+    settings: HostSettings, *, clock: Clock | None = None, gateway: CardGateway | None = None
 ) -> LocalVault:
     """A started :class:`LocalVault` (schema created, current KEK registered)."""
     kek = kek_provider(settings)

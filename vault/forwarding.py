@@ -7,7 +7,7 @@ buffers and returns only the gateway's result. The payment-gateway issue impleme
 :class:`CardGateway` (PortOne v1, the sandbox PG); tests use a recording fake.
 
 Rules for implementations: never log, store or echo ``card`` or ``password2``; raise
-:class:`~ivr.errors.ArspayError` subclasses (their ``error_id`` crosses the vault
+:class:`~vault.errors.ArspayError` subclasses (their ``error_id`` crosses the vault
 socket); report declines in the result, not as exceptions. Any other exception is
 replaced by :class:`~vault.errors.GatewayFailed` carrying only the exception's type.
 """

@@ -24,8 +24,8 @@ import contextlib
 import time
 from collections.abc import Callable
 
-from ivr.clock import Clock
 from vault import log
+from vault.clock import Clock
 from vault.crypto import Envelope
 from vault.errors import IntegrityFailure, KekNotFound, RotationIncomplete
 from vault.models import RotationReport

@@ -30,7 +30,7 @@ from sqlalchemy import (
     text,
 )
 
-from ivr.store.types import BigIntPK, UtcDateTime
+from vault.columns import BigIntPK, UtcDateTime
 from vault.errors import VaultConfigError
 
 SCHEMA_VERSION = "2"

@@ -40,11 +40,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ivr.errors import ArspayError
 from vault import log
 from vault.access import Peer, PeerPolicy, Role, actor, authorize, peer_of
 from vault.card import CardData
 from vault.errors import (
+    ArspayError,
     FrameTooLarge,
     InvalidRequest,
     MalformedFrame,

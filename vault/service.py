@@ -28,13 +28,13 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
-from ivr.clock import Clock
-from ivr.errors import ArspayError
 from vault import audit_chain, bins, log
 from vault.audit_chain import AuditReport
 from vault.card import PAN_AT, CardData, decode, encode, wipe
+from vault.clock import Clock
 from vault.crypto import Envelope
 from vault.errors import (
+    ArspayError,
     GatewayFailed,
     GatewayNotConfigured,
     IntegrityFailure,
@@ -58,7 +58,8 @@ from vault.models import (
     VaultStatus,
 )
 from vault.rotation import rotate
-from vault.store import AuditRow, StoredRecord, VaultStore
+from vault.rows import AuditRow, StoredRecord
+from vault.store import VaultStore
 from vault.tokens import Fingerprinter, check_token, new_token
 from vault.validation import (
     check_merchant_id,

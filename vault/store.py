@@ -1,25 +1,11 @@
-"""The vault's own database: SQLite by default (WAL), PostgreSQL by URL.
+"""The vault store: the card records, the KEK registry and the audit log, on the
+vault's own :class:`~vault.database.Database` (SQLite or PostgreSQL).
 
-Every database operation is a plain synchronous function of a SQLAlchemy
-:class:`~sqlalchemy.engine.Connection`, run by :meth:`VaultStore.write` (one
-transaction) or :meth:`VaultStore.read`:
-
-* SQLite: the standard-library driver on threads the store owns. **One writer
-  thread** with one connection (every transaction starts with ``BEGIN IMMEDIATE``;
-  writes of this process queue on that thread, other processes wait on the busy
-  timeout) and a small pool of reader threads whose autocommit connections never block
-  on the writer in WAL mode. A whole write transaction is one hop from the event loop
-  to the writer thread and back — not one per statement, cursor and commit as through
-  an async driver — and the thread releases the GIL while SQLite works and fsyncs.
-* PostgreSQL: asyncpg, the same functions through ``AsyncConnection.run_sync``.
-
-``PRAGMA secure_delete=ON`` makes SQLite overwrite deleted rows with zeros, and
-:meth:`VaultStore.delete` checkpoints and truncates the WAL so the page images holding
-the deleted row go too (blocks already freed by the file system are beyond our reach;
-the wrapped data key of a deleted record becomes useless for good when its KEK is
-retired at the next rotation). ``synchronous=FULL``: a token handed out must survive a
-power cut. A deleted PostgreSQL row stays in dead tuples until VACUUM, with the same
-crypto-shredding argument.
+:meth:`VaultStore.delete` checkpoints and truncates the SQLite WAL so the page images
+holding the deleted row go too (blocks already freed by the file system are beyond our
+reach; the wrapped data key of a deleted record becomes useless for good when its KEK
+is retired at the next rotation). A deleted PostgreSQL row stays in dead tuples until
+VACUUM, with the same crypto-shredding argument.
 
 New records and audit rows are written through :class:`~vault.batching.GroupCommit`:
 concurrent callers share one transaction (one fsync). A record may only be written
@@ -35,197 +21,50 @@ decrypt, and one fsync serves a whole batch of decrypts. Every audit row is chai
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    Row,
-    Table,
-    bindparam,
-    create_engine,
-    delete,
-    event,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from vault import audit_chain, schema
 from vault.batching import GroupCommit
-from vault.crypto import EncryptedRecord
+from vault.database import Database
 from vault.errors import VaultConfigError, VaultUnavailable
 from vault.evidence import EvidenceKey
-from vault.models import AuditEntry, CardMetadata, TokenRef
+from vault.models import AuditEntry, TokenRef
+from vault.rows import (
+    AUDIT_INSERT,
+    RECORD_COLUMNS,
+    SQLITE_INSERT_AUDIT,
+    SQLITE_INSERT_RECORD,
+    AuditRow,
+    PendingWrite,
+    StoredRecord,
+    WriteResult,
+    record_row,
+    records_by_key,
+    same,
+    stored,
+)
 from vault.schema import vault_audit, vault_keks, vault_records
 
-R = TypeVar("R")
-Work = Callable[[Connection], R]
 
-
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    meta: CardMetadata
-    sealed: EncryptedRecord
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    at: datetime
-    who: str
-    peer: str
-    action: str
-    why: str
-    token: str | None
-    merchant_id: str | None
-
-    def values(self) -> dict[str, Any]:
-        return dict(zip(_AUDIT_COLUMNS, self._row(_same), strict=True))
-
-    def _row(self, stamp: Callable[[datetime], Any]) -> tuple[Any, ...]:
-        return (stamp(self.at), self.who, self.peer, self.action, self.why, self.token,
-                self.merchant_id)  # fmt: skip
-
-
-@dataclass(slots=True)
-class _Write:
-    """One queued write: an audit row, plus a record to insert (tokenize) or a record to
-    read, auditing only if it exists (an audited decrypt)."""
-
-    audit: AuditRow
-    record: StoredRecord | None = None
-    fetch: bool = False
-
-
-# (written, fetched): written is False when the record's KEK is no longer current.
-_Result = tuple[bool, StoredRecord | None]
-
-_RECORD_COLUMNS: Final = ("token", "merchant_id", "version", "kek_id", "wrapped_key", "nonce",
-                          "ciphertext", "bin6", "last4", "brand", "issuer", "card_type",
-                          "owner_type", "fingerprint", "created_at")  # fmt: skip
-_AUDIT_COLUMNS: Final = ("at", "who", "peer", "action", "why", "token", "merchant_id")
-_AUDIT_INSERT: Final = (*_AUDIT_COLUMNS, "seq", "mac")
-assert set(_RECORD_COLUMNS) == set(vault_records.c.keys())
-assert set(_AUDIT_INSERT) | {"id"} == set(vault_audit.c.keys())
-
-
-def _same(value: datetime) -> datetime:
-    return value
-
-
-def _record_row(r: StoredRecord, stamp: Callable[[datetime], Any]) -> tuple[Any, ...]:
-    m, s = r.meta, r.sealed
-    return (m.token, m.merchant_id, s.version, s.kek_id, s.wrapped_key, s.nonce, s.ciphertext,
-            m.bin6, m.last4, m.brand, m.issuer, m.card_type, m.owner_type, m.fingerprint,
-            stamp(m.created_at))  # fmt: skip
-
-
-def _insert_sql(table: Table, names: Sequence[str]) -> str:
-    """Driver-level ``INSERT`` for SQLite's ``executemany`` (names are our own columns)."""
-    marks = ", ".join("?" * len(names))
-    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
-
-
-_SQLITE_INSERT_RECORD: Final = _insert_sql(vault_records, _RECORD_COLUMNS)
-_SQLITE_INSERT_AUDIT: Final = _insert_sql(vault_audit, _AUDIT_INSERT)
-
-
-def _stored(row: Row[Any]) -> StoredRecord:
-    sealed = EncryptedRecord(
-        kek_id=row.kek_id,
-        wrapped_key=bytes(row.wrapped_key),
-        nonce=bytes(row.nonce),
-        ciphertext=bytes(row.ciphertext),
-        version=row.version,
-    )
-    return StoredRecord(_meta(row), sealed)
-
-
-def _meta(row: Row[Any]) -> CardMetadata:
-    return CardMetadata(
-        token=row.token,
-        merchant_id=row.merchant_id,
-        bin6=row.bin6,
-        last4=row.last4,
-        brand=row.brand,
-        issuer=row.issuer,
-        card_type=row.card_type,
-        owner_type=row.owner_type,
-        fingerprint=row.fingerprint,
-        created_at=row.created_at,
-    )
-
-
-def _records_by_key(
-    conn: Connection, keys: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], StoredRecord]:
-    """The records for ``(token, merchant_id)`` keys; another merchant's row is not found."""
-    if not keys:
-        return {}
-    tokens = sorted({t for t, _ in keys})
-    rows = conn.execute(select(vault_records).where(vault_records.c.token.in_(tokens)))
-    return {(r.token, r.merchant_id): _stored(r) for r in rows}
-
-
-class VaultStore:
+class VaultStore(Database):
     def __init__(self, url: str, *, busy_timeout_ms: int = 15_000, pool_size: int = 5) -> None:
-        try:
-            parsed = make_url(url)
-        except ArgumentError:
-            raise VaultConfigError("vault database URL is not a valid SQLAlchemy URL") from None
-        self.dialect = parsed.get_backend_name()
-        self._pg: AsyncEngine | None = None
-        self._sqlite_stamp: Callable[[datetime], Any] = _same
-        self._closed = False
+        super().__init__(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
         self._audit_key: EvidenceKey | None = None
-        if self.dialect == "sqlite":
-            if parsed.database in (None, "", ":memory:"):
-                raise VaultConfigError("the vault needs a SQLite file, not an in-memory database")
-            _prepare_sqlite_file(Path(parsed.database or ""))
-            sync_url = parsed.set(drivername="sqlite+pysqlite")  # on our own threads
-            # Each connection is used by one thread at a time (pool checkout).
-            args = {"timeout": busy_timeout_ms / 1000, "check_same_thread": False}
-            self._writer: Engine = create_engine(
-                sync_url, pool_size=1, max_overflow=0, pool_timeout=300, connect_args=args
-            )
-            self._reader: Engine = create_engine(
-                sync_url, pool_size=pool_size, max_overflow=0, pool_timeout=300, connect_args=args
-            )
-            _sqlite_pragmas(self._writer, busy_timeout_ms, writer=True)
-            _sqlite_pragmas(self._reader, busy_timeout_ms, writer=False)
-            self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-db-write")
-            self._read_threads = ThreadPoolExecutor(pool_size, thread_name_prefix="vault-db-read")
-            # What SQLAlchemy itself binds for a UtcDateTime (text, microseconds always).
-            dialect = self._writer.dialect
-            stamp = vault_audit.c.at.type.dialect_impl(dialect).bind_processor(dialect)
-            self._sqlite_stamp = stamp or _same
-        elif self.dialect == "postgresql":
-            self._pg = create_async_engine(
-                parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-            )
-        else:
-            raise VaultConfigError(f"unsupported vault database {self.dialect!r}")
-        self._writes: GroupCommit[_Write, _Result] = GroupCommit(self._flush)
+        # What SQLAlchemy itself binds for a UtcDateTime on SQLite (text, microseconds
+        # always): the fast path's executemany binds the same.
+        self._sqlite_stamp: Callable[[datetime], Any] = (
+            self.sqlite_binder(vault_audit.c.at.type) or same
+        )
+        self._writes: GroupCommit[PendingWrite, WriteResult] = GroupCommit(self._flush)
         self._reads: GroupCommit[tuple[str, str], StoredRecord | None] = GroupCommit(
             self._read_many, max_batch=500
         )
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.dialect == "postgresql"
 
     def use_audit_key(self, key: EvidenceKey) -> None:
         """The key audit rows are chained with (:func:`vault.audit_chain.start`)."""
@@ -235,41 +74,6 @@ class VaultStore:
         if self._audit_key is None:
             raise VaultConfigError("the vault audit key is not loaded: no audit row written")
         return audit_chain.link(conn, self._audit_key, [a.values() for a in audits])
-
-    # ------------------------------------------------------------------ running work
-
-    async def write(self, work: Work[R]) -> R:
-        """``work(conn)`` in one write transaction (SQLite: on the writer thread)."""
-        if self._pg is not None:
-            async with self._pg.begin() as conn:
-                return await conn.run_sync(work)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._write_thread, self._sqlite_write, work)
-
-    async def read(self, work: Work[R]) -> R:
-        """``work(conn)`` on a reader connection (SQLite: autocommit, on a reader thread)."""
-        if self._pg is not None:
-            async with self._pg.connect() as conn:
-                return await conn.run_sync(work)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._read_threads, self._sqlite_read, work)
-
-    def _sqlite_write(self, work: Work[R]) -> R:
-        with self._writer.begin() as conn:
-            return work(conn)
-
-    def _sqlite_read(self, work: Work[R]) -> R:
-        with self._reader.connect() as conn:
-            return work(conn)
-
-    def _sqlite_checkpoint(self) -> None:
-        """Outside any transaction (hence on the driver connection, which SQLAlchemy
-        would wrap in ``BEGIN IMMEDIATE``). Best effort: reports "busy" (no error) while
-        a reader still uses old WAL frames; the next checkpoint gets them."""
-        with self._writer.connect() as conn:
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
 
     async def open(self) -> None:
         try:
@@ -281,17 +85,7 @@ class VaultStore:
         """Wait for queued writes, then close every connection (idempotent)."""
         await self._writes.close()
         await self._reads.close()
-        if self._closed:
-            return
-        self._closed = True
-        if self._pg is not None:
-            await self._pg.dispose()
-            return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._write_thread, self._writer.dispose)
-        await loop.run_in_executor(self._read_threads, self._reader.dispose)
-        self._write_thread.shutdown()
-        self._read_threads.shutdown()
+        await super().close()
 
     # ------------------------------------------------------------------ KEK registry
 
@@ -368,11 +162,11 @@ class VaultStore:
 
     async def insert(self, record: StoredRecord, audit: AuditRow) -> bool:
         """Write a record and its audit row; ``False`` if its KEK is no longer current."""
-        written, _ = await self._writes.submit(_Write(audit, record))
+        written, _ = await self._writes.submit(PendingWrite(audit, record))
         return written
 
     async def add_audit(self, audit: AuditRow) -> None:
-        await self._writes.submit(_Write(audit))
+        await self._writes.submit(PendingWrite(audit))
 
     async def get_audited(self, audit: AuditRow) -> StoredRecord | None:
         """The record ``(audit.token, audit.merchant_id)``, with ``audit`` appended in the
@@ -380,7 +174,7 @@ class VaultStore:
         there is no such record for that merchant."""
         if audit.token is None or audit.merchant_id is None:
             raise ValueError("an audited read names a token and a merchant")
-        _, record = await self._writes.submit(_Write(audit, fetch=True))
+        _, record = await self._writes.submit(PendingWrite(audit, fetch=True))
         return record
 
     async def get_for_check(
@@ -424,14 +218,14 @@ class VaultStore:
                 raise VaultConfigError("the vault audit key is not loaded: no audit row written")
             [(seq, mac)] = audit_chain.link(conn, self._audit_key, [values])
             conn.execute(insert(vault_audit).values(**values, seq=seq, mac=mac))
-            return _stored(row), allowed
+            return stored(row), allowed
 
         return await self.write(work)
 
-    async def _flush(self, batch: Sequence[_Write]) -> list[_Result]:
+    async def _flush(self, batch: Sequence[PendingWrite]) -> list[WriteResult]:
         return await self.write(functools.partial(self._write_batch, batch))
 
-    def _write_batch(self, batch: Sequence[_Write], conn: Connection) -> list[_Result]:
+    def _write_batch(self, batch: Sequence[PendingWrite], conn: Connection) -> list[WriteResult]:
         sqlite = conn.dialect.name == "sqlite"
         kek_ids = {w.record.sealed.kek_id for w in batch if w.record is not None}
         states: dict[str, str] = {}
@@ -443,17 +237,17 @@ class VaultStore:
                 q = q.with_for_update(read=True)
             states = {k: s for k, s in conn.execute(q)}
         wanted = [(w.audit.token or "", w.audit.merchant_id or "") for w in batch if w.fetch]
-        found = _records_by_key(conn, wanted)
-        stamp = self._sqlite_stamp if sqlite else _same
+        found = records_by_key(conn, wanted)
+        stamp = self._sqlite_stamp if sqlite else same
         records: list[tuple[Any, ...]] = []
         audited: list[AuditRow] = []
-        results: list[_Result] = []
+        results: list[WriteResult] = []
         for w in batch:
             fetched = None
             if w.record is not None:
                 ok = states.get(w.record.sealed.kek_id) == "current"
                 if ok:
-                    records.append(_record_row(w.record, stamp))
+                    records.append(record_row(w.record, stamp))
             elif w.fetch:
                 fetched = found.get((w.audit.token or "", w.audit.merchant_id or ""))
                 ok = fetched is not None
@@ -463,10 +257,10 @@ class VaultStore:
                 audited.append(w.audit)
             results.append((ok, fetched))
         links = self._chain(conn, audited) if audited else []
-        audits = [(*a._row(stamp), *link) for a, link in zip(audited, links, strict=True)]
+        audits = [(*a.row(stamp), *link) for a, link in zip(audited, links, strict=True)]
         for table, sql, names, rows in (
-            (vault_records, _SQLITE_INSERT_RECORD, _RECORD_COLUMNS, records),
-            (vault_audit, _SQLITE_INSERT_AUDIT, _AUDIT_INSERT, audits),
+            (vault_records, SQLITE_INSERT_RECORD, RECORD_COLUMNS, records),
+            (vault_audit, SQLITE_INSERT_AUDIT, AUDIT_INSERT, audits),
         ):
             if not rows:
                 continue
@@ -483,7 +277,7 @@ class VaultStore:
         return await self._reads.submit((token, merchant_id))
 
     async def _read_many(self, keys: Sequence[tuple[str, str]]) -> list[StoredRecord | None]:
-        found = await self.read(functools.partial(_records_by_key, keys=keys))
+        found = await self.read(functools.partial(records_by_key, keys=keys))
         return [found.get(k) for k in keys]
 
     async def delete(self, token: str, merchant_id: str, audit: AuditRow) -> bool:
@@ -501,10 +295,7 @@ class VaultStore:
 
         if not await self.write(work):
             return False
-        if self._pg is None:
-            await asyncio.get_running_loop().run_in_executor(
-                self._write_thread, self._sqlite_checkpoint
-            )
+        await self.checkpoint_wal()
         return True
 
     async def token_refs(self, created_before: datetime, after: str, limit: int) -> list[TokenRef]:
@@ -590,29 +381,3 @@ class VaultStore:
             ]
 
         return await self.read(work)
-
-
-def _prepare_sqlite_file(path: Path) -> None:
-    """Directory 0700 and database file 0600 before SQLite creates it (SQLite gives the
-    ``-wal`` and ``-shm`` files the database file's mode)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    os.close(fd)
-
-
-def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int, *, writer: bool) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # autocommit; the writer begins below
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA secure_delete=ON")
-        cursor.close()
-
-    if writer:
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")

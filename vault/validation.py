@@ -15,8 +15,8 @@ import re
 from datetime import date, datetime
 from typing import Final
 
-from ivr.clock import SEOUL
 from vault.card import CardData
+from vault.clock import SEOUL
 from vault.errors import (
     InvalidBirthOrBrn,
     InvalidCardNumber,

@@ -21,8 +21,9 @@ from vault.batching import GroupCommit
 from vault.card import random_into
 from vault.crypto import EncryptedRecord
 from vault.models import CardMetadata
+from vault.rows import AuditRow, StoredRecord
 from vault.service import LocalVault
-from vault.store import AuditRow, StoredRecord, VaultStore
+from vault.store import VaultStore
 from vault.tokens import TOKEN_RE, Fingerprinter, new_token
 
 pytestmark = pytest.mark.anyio

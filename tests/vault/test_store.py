@@ -21,8 +21,9 @@ from tests.vault.vault_helpers import CANARY, NOW, KekSetup, audit_key, build_va
 from vault.crypto import EncryptedRecord
 from vault.errors import TokenNotFound, VaultConfigError
 from vault.models import CardMetadata
+from vault.rows import AuditRow, StoredRecord
 from vault.schema import SCHEMA_VERSION, metadata
-from vault.store import AuditRow, StoredRecord, VaultStore
+from vault.store import VaultStore
 from vault.tokens import new_token
 
 pytestmark = pytest.mark.anyio

@@ -8,18 +8,17 @@ import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from ivr.clock import FakeClock
 from vault.audit_chain import LEDGER as AUDIT_LEDGER
 from vault.card import CardData, random_into
 from vault.evidence import EvidenceKey, EvidenceKeyFile
-from vault.forwarding import BillingKeyResult, ChargeResult
 from vault.kek import KekProvider
 from vault.kek.file import FileKekProvider
 from vault.server import VaultServer
 from vault.service import LocalVault
 from vault.store import VaultStore
+from vault.testing import RecordingGateway
 from vault.tokens import Fingerprinter
 
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
@@ -125,46 +124,7 @@ def make_kek(kind: str, tmp_path: Path, softhsm: SoftHsm | None) -> KekSetup:
 # --------------------------------------------------------------------------- gateway
 
 
-@dataclass
-class Received:
-    op: str
-    card: CardData
-    password2: str
-    args: dict[str, Any]
-
-
-class RecordingGateway:
-    """A CardGateway that records what it was given and answers success."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.fail_with: Exception | None = None
-
-    async def issue_billing_key(
-        self, card: CardData, password2: str, customer_uid: str
-    ) -> BillingKeyResult:
-        self.received.append(Received("billing_key", card, password2, {"uid": customer_uid}))
-        if self.fail_with is not None:
-            raise self.fail_with
-        return BillingKeyResult(ok=True, customer_uid=customer_uid, card_issuer="테스트카드",
-                                card_type="credit")  # fmt: skip
-
-    async def keyed_charge(
-        self,
-        card: CardData,
-        password2: str,
-        order_id: str,
-        amount: int,
-        order_name: str,
-        installment_months: int,
-    ) -> ChargeResult:
-        args = {"order_id": order_id, "amount": amount, "order_name": order_name,
-                "installment_months": installment_months}  # fmt: skip
-        self.received.append(Received("keyed_charge", card, password2, args))
-        if self.fail_with is not None:
-            raise self.fail_with
-        return ChargeResult(status="succeeded", order_id=order_id, amount=amount,
-                            pg_transaction_id="imp_1", approval_number="12345678")  # fmt: skip
+# RecordingGateway and Received live in vault/testing.py (bench/vault.py uses them too).
 
 
 # --------------------------------------------------------------------------- builders
