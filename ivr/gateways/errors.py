@@ -21,7 +21,7 @@
         └── CancelRefused              the PG refused a cancel: checksum mismatch, amount
                                        over the refundable balance, already cancelled…
 
-Charges do not raise on a decline: a declined charge is a ``ChargeResult`` with status
+Charges do not raise on a decline: a declined charge is a ``GatewayCharge`` with status
 ``failed`` and a :class:`Decline`. Messages name operations and order ids, never card
 data or PG response bodies.
 """

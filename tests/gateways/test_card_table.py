@@ -7,13 +7,13 @@ import asyncio
 
 import pytest
 
+from ivr.domain.states import CardType
 from ivr.errors import InvalidInput
 from ivr.gateways.contract import (
     BillingKeyRequest,
-    CardType,
     ChargeRequest,
-    ChargeResult,
     ChargeStatus,
+    GatewayCharge,
     KeyedChargeRequest,
     PgState,
 )
@@ -259,7 +259,7 @@ async def test_the_same_order_is_never_charged_twice(pg: PortOneGateway, sandbox
     results = await asyncio.gather(
         *(pg.charge_billing_key(request) for _ in range(5)), return_exceptions=True
     )
-    paid = [r for r in results if isinstance(r, ChargeResult) and r.succeeded]
+    paid = [r for r in results if isinstance(r, GatewayCharge) and r.succeeded]
     assert len(paid) == 1  # one request charged; the others were refused as duplicates
     assert all(isinstance(r, DuplicateOrder) for r in results if r not in paid)
     ledger = await sandbox.ledger(oid)
