@@ -234,7 +234,7 @@ class CancelResult:
 class Gateway(Protocol):
     """A payment gateway. Implementations: PortOne v1 (also speaks to the sandbox PG)."""
 
-    async def issue_billing_key(self, req: BillingKeyRequest) -> BillingKey:
+    async def register_billing_key(self, req: BillingKeyRequest) -> BillingKey:
         """Register a card; raises CardDeclined when the issuer refuses it. Safe to
         repeat with the same ``customer_uid`` (the PG replaces the key)."""
         ...

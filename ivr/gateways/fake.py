@@ -45,7 +45,7 @@ from ivr.gateways.declines import Decline, DeclineReason, Stage, decline
 from ivr.gateways.errors import CardDeclined, GatewayUnavailable, OutcomeUnknown
 
 Op = Literal[
-    "issue_billing_key",
+    "register_billing_key",
     "charge_billing_key",
     "keyed_charge",
     "cancel",
@@ -161,10 +161,10 @@ class FakeGateway:
             raise GatewayUnavailable("fake PG: unavailable", retry_safe=True)
 
     # --- the Gateway -----------------------------------------------------------------
-    async def issue_billing_key(self, req: BillingKeyRequest) -> BillingKey:
-        outcome = self._next("issue_billing_key", req.customer_uid)
+    async def register_billing_key(self, req: BillingKeyRequest) -> BillingKey:
+        outcome = self._next("register_billing_key", req.customer_uid)
         if outcome is None and self.inner is not None:
-            return await self.inner.issue_billing_key(req)
+            return await self.inner.register_billing_key(req)
         outcome = outcome or Outcome.approve
         self._fail(outcome, None)
         if outcome is not Outcome.approve:

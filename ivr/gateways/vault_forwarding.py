@@ -35,7 +35,7 @@ class VaultCardGateway:
         self, card: VaultCard, password2: str, customer_uid: str
     ) -> BillingKeyResult:
         try:
-            key = await self.gateway.issue_billing_key(
+            key = await self.gateway.register_billing_key(
                 BillingKeyRequest(customer_uid, _card(card, password2))
             )
         except CardDeclined as exc:

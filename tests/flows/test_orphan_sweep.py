@@ -42,7 +42,7 @@ async def records(stack: Stack) -> set[str]:
 def down_gateway() -> VaultCardGateway:
     """The PG connection fails on the billing-key call (after the card was stored)."""
     return VaultCardGateway(
-        FakeGateway().always("issue_billing_key", ConnectionError("PG unreachable"))
+        FakeGateway().always("register_billing_key", ConnectionError("PG unreachable"))
     )
 
 

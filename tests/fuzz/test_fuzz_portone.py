@@ -1,7 +1,7 @@
 """Fuzz: the PortOne REST v1 connector reading the PG's answers.
 
 A :class:`PortOneGateway` whose ``_send`` answers from a script (no network) runs the
-real entry points — ``charge_billing_key``, ``keyed_charge``, ``issue_billing_key``,
+real entry points — ``charge_billing_key``, ``keyed_charge``, ``register_billing_key``,
 ``cancel``, ``find`` and the ``getToken`` behind them — on arbitrary bytes, arbitrary
 JSON and mutations of valid answers (missing keys, wrong types, huge and negative
 numbers, unknown statuses, non-UTF-8 bodies, odd HTTP statuses).
@@ -120,7 +120,7 @@ async def _run(op: str, answer: Answer, token: Answer) -> object:
         if op == "onetime":
             return await pg.keyed_charge(KeyedChargeRequest(CARD, ORDER, AMOUNT, "fuzz"))
         if op == "register":
-            return await pg.issue_billing_key(BillingKeyRequest(CUSTOMER, CARD))
+            return await pg.register_billing_key(BillingKeyRequest(CUSTOMER, CARD))
         if op == "cancel":
             return await pg.cancel(CancelRequest(ORDER, "fuzz", checksum=AMOUNT))
         return await pg.find(ORDER)

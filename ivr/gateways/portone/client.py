@@ -216,8 +216,8 @@ class PortOneGateway:
             raise GatewayRejected(f"PortOne {call.op}: HTTP 404", pg_status=404)
         return env
 
-    async def issue_billing_key(self, req: BillingKeyRequest) -> BillingKey:
-        call = Call("issue_billing_key", mutating=True)
+    async def register_billing_key(self, req: BillingKeyRequest) -> BillingKey:
+        call = Call("register_billing_key", mutating=True)
         path = f"/subscribe/customers/{req.customer_uid}"
         body = wire.billing_key_body(req.card, self._config.channel_key)
         env = await self._post(path, call, body)
