@@ -3,12 +3,9 @@
     contract.py        dataclasses in/out and the ``Gateway`` protocol (amounts: int KRW)
     declines.py        soft/hard decline reasons and their prompt ids
     errors.py          the package's error tree
-    portone.py         PortOne REST v1 over aiohttp (HTTP, token, the five operations)
-    portone_auth.py    access-token cache
-    portone_wire.py    PortOne request bodies and response fields
-    portone_results.py PortOne answers -> contract values
-    portone_errors.py  the mapping tables (transport, HTTP, decline and cancel messages)
+    portone/           the PortOne REST v1 connector (client, auth, wire, errors, results)
     factory.py         a gateway from settings
+    fake.py            FakeGateway: the in-memory PG every unit test and benchmark uses
     sandbox/           the sandbox PG server (``arspay sandbox-pg``)
 
 The charging engine (``ivr.payments``) builds on :class:`Gateway`; see docs/portone.md.
@@ -19,12 +16,11 @@ from ivr.gateways.contract import (
     BillingKeyRequest,
     CancelRequest,
     CancelResult,
-    CardData,
-    CardType,
     ChargeRequest,
-    ChargeResult,
     ChargeStatus,
     Gateway,
+    GatewayCharge,
+    KeyedCard,
     KeyedChargeRequest,
     OrderStatus,
     PgState,
@@ -49,19 +45,18 @@ __all__ = [
     "CancelRefused",
     "CancelRequest",
     "CancelResult",
-    "CardData",
     "CardDeclined",
-    "CardType",
     "ChargeRequest",
-    "ChargeResult",
     "ChargeStatus",
     "Decline",
     "DeclineKind",
     "DeclineReason",
     "Gateway",
+    "GatewayCharge",
     "GatewayError",
     "GatewayRejected",
     "GatewayUnavailable",
+    "KeyedCard",
     "KeyedChargeRequest",
     "OrderStatus",
     "OutcomeUnknown",

@@ -8,8 +8,8 @@ request never shows them.
 
 How a caller reads the outcome of a charge:
 
-* ``ChargeResult.status == succeeded`` — paid; ``pg_tx_id``/``approval_no`` set.
-* ``ChargeResult.status == failed`` — declined; ``decline`` says soft/hard, why, and the
+* ``GatewayCharge.status == succeeded`` — paid; ``pg_tx_id``/``approval_no`` set.
+* ``GatewayCharge.status == failed`` — declined; ``decline`` says soft/hard, why, and the
   prompt to play. Nothing was charged.
 * :class:`~ivr.gateways.errors.GatewayUnavailable` — not charged; retry per ``retry_safe``.
 * :class:`~ivr.gateways.errors.OutcomeUnknown` — maybe charged: call :meth:`Gateway.find`
@@ -25,6 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from ivr.domain.states import CardType  # credit | check (체크카드: no installments)
 from ivr.domain.terms import check_amount, check_months
 from ivr.errors import InvalidInput
 from ivr.gateways.declines import Decline
@@ -46,13 +47,8 @@ def _check_uid(value: str, what: str, pattern: re.Pattern[str] = _UID) -> None:
     _check(isinstance(value, str) and pattern.fullmatch(value) is not None, what)
 
 
-class CardType(StrEnum):
-    credit = "credit"
-    check = "check"  # 체크카드 (debit): no installments
-
-
 @dataclass(frozen=True)
-class CardData:
+class KeyedCard:
     """What the payer keyed (PRODUCT §2 "카-유-생-비"). Lives in memory only."""
 
     number: str = field(repr=False)  # 14-16 digits, no separators
@@ -74,7 +70,7 @@ class CardData:
 @dataclass(frozen=True)
 class BillingKeyRequest:
     customer_uid: str
-    card: CardData
+    card: KeyedCard
 
     def __post_init__(self) -> None:
         _check_uid(self.customer_uid, "customer_uid")
@@ -116,7 +112,7 @@ class KeyedChargeRequest:
     also registers the card under that uid when the charge succeeds (PRODUCT
     ``pay.save_card``)."""
 
-    card: CardData
+    card: KeyedCard
     order_id: str
     amount: int
     order_name: str
@@ -139,7 +135,7 @@ class ChargeStatus(StrEnum):
 
 
 @dataclass(frozen=True)
-class ChargeResult:
+class GatewayCharge:
     order_id: str
     status: ChargeStatus
     amount: int
@@ -226,14 +222,14 @@ class CancelResult:
 class Gateway(Protocol):
     """A payment gateway. Implementations: PortOne v1 (also speaks to the sandbox PG)."""
 
-    async def issue_billing_key(self, req: BillingKeyRequest) -> BillingKey:
+    async def register_billing_key(self, req: BillingKeyRequest) -> BillingKey:
         """Register a card; raises CardDeclined when the issuer refuses it. Safe to
         repeat with the same ``customer_uid`` (the PG replaces the key)."""
         ...
 
-    async def charge_billing_key(self, req: ChargeRequest) -> ChargeResult: ...
+    async def charge_billing_key(self, req: ChargeRequest) -> GatewayCharge: ...
 
-    async def keyed_charge(self, req: KeyedChargeRequest) -> ChargeResult: ...
+    async def keyed_charge(self, req: KeyedChargeRequest) -> GatewayCharge: ...
 
     async def cancel(self, req: CancelRequest) -> CancelResult: ...
 

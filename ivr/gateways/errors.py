@@ -16,12 +16,12 @@
         ├── GatewayRejected            the PG refused the request itself (HTTP 4xx, a
         │   │                          malformed or inconsistent answer). Fix, don't retry.
         │   └── AuthenticationFailed   imp_key/imp_secret refused, or 401 after a refresh
-        ├── CardDeclined               issue_billing_key only: the issuer refused the card;
+        ├── CardDeclined               register_billing_key only: the issuer refused the card;
         │                              carries the normalized :class:`Decline`
         └── CancelRefused              the PG refused a cancel: checksum mismatch, amount
                                        over the refundable balance, already cancelled…
 
-Charges do not raise on a decline: a declined charge is a ``ChargeResult`` with status
+Charges do not raise on a decline: a declined charge is a ``GatewayCharge`` with status
 ``failed`` and a :class:`Decline`. Messages name operations and order ids, never card
 data or PG response bodies.
 """

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from ivr.gateways.contract import (
     BillingKeyRequest,
-    CardData,
     ChargeStatus,
     Gateway,
+    KeyedCard,
     KeyedChargeRequest,
 )
 from ivr.gateways.errors import CardDeclined, OutcomeUnknown
@@ -20,9 +20,9 @@ from vault.card import CardData as VaultCard
 from vault.forwarding import BillingKeyResult, ChargeResult
 
 
-def _card(card: VaultCard, password2: str) -> CardData:
+def _card(card: VaultCard, password2: str) -> KeyedCard:
     month, year = card.expiry[:2], card.expiry[2:]
-    return CardData(
+    return KeyedCard(
         number=card.pan, expiry=f"20{year}-{month}", birth=card.birth, password_2digits=password2
     )
 
@@ -35,7 +35,7 @@ class VaultCardGateway:
         self, card: VaultCard, password2: str, customer_uid: str
     ) -> BillingKeyResult:
         try:
-            key = await self.gateway.issue_billing_key(
+            key = await self.gateway.register_billing_key(
                 BillingKeyRequest(customer_uid, _card(card, password2))
             )
         except CardDeclined as exc:

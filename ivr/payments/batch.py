@@ -37,7 +37,7 @@ from ivr.clock import Clock
 from ivr.domain.ids import new_id, new_order_id
 from ivr.domain.states import ATTEMPT, PAYMENT_INTENT, AttemptStatus, PaymentIntentStatus
 from ivr.errors import ArspayError
-from ivr.gateways.contract import ChargeRequest, ChargeResult, ChargeStatus, Gateway
+from ivr.gateways.contract import ChargeRequest, ChargeStatus, Gateway, GatewayCharge
 from ivr.gateways.errors import GatewayError, GatewayUnavailable
 from ivr.payments.charger import ChargePolicy
 from ivr.payments.service import PaymentService, check_card, check_terms
@@ -103,7 +103,7 @@ class Opened:
 @dataclass(frozen=True, slots=True)
 class Answer:
     opened: Opened
-    result: ChargeResult | None  # None: outcome unknown (look it up later)
+    result: GatewayCharge | None  # None: outcome unknown (look it up later)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ from ivr.domain.states import (
     PaymentIntentStatus,
 )
 from ivr.errors import NotFound
-from ivr.gateways.contract import ChargeRequest, ChargeResult, ChargeStatus, Gateway, PgState
+from ivr.gateways.contract import ChargeRequest, ChargeStatus, Gateway, GatewayCharge, PgState
 from ivr.gateways.errors import GatewayError, GatewayUnavailable
 from ivr.payments.queries import attempts_of
 from ivr.settings import GatewaySettings
@@ -211,7 +211,7 @@ class Charger:
             installment_months=intent.installment_months,
             interest_free=intent.interest_free,
         )
-        result: ChargeResult | None = None
+        result: GatewayCharge | None = None
         for retry in range(self.policy.blind_retries + 1):
             try:
                 result = await self.gateway.charge_billing_key(request)
@@ -261,7 +261,7 @@ class Charger:
             return Verdict.settled
         return Verdict.resend
 
-    async def _apply_result(self, attempt_id: str, result: ChargeResult) -> None:
+    async def _apply_result(self, attempt_id: str, result: GatewayCharge) -> None:
         if result.status is ChargeStatus.succeeded:
             await self._settle(
                 attempt_id,

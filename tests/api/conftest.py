@@ -81,7 +81,7 @@ class Api:
 async def add_card(api: Api, merchant_id: str, customer_id: str, number: str) -> str:
     """A card registered at the sandbox PG (a billing key), as a finished call leaves it."""
     card_id, uid = new_id("card"), f"cu_{new_id('cus')}"
-    await api.runtime.gateway.issue_billing_key(BillingKeyRequest(uid, card_data(number)))
+    await api.runtime.gateway.register_billing_key(BillingKeyRequest(uid, card_data(number)))
     meta = await api.runtime.vault.tokenize(
         merchant_id, VaultCard(pan=number, expiry="1230", birth="880101"), who="test"
     )

@@ -1,5 +1,5 @@
 """Fixtures for billing tests: the real store (SQLite and PostgreSQL), the sandbox PG
-in-process over HTTP with scripted declines, a FakeClock."""
+in-process over HTTP behind a FakeGateway that scripts declines, a FakeClock."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from sqlalchemy import select
 from ivr.billing.scheduler import Scheduler
 from ivr.billing.schedules import ScheduleService
 from ivr.clock import FakeClock
-from ivr.gateways.contract import ChargeRequest, ChargeResult, ChargeStatus, Gateway
-from ivr.gateways.declines import DeclineReason, Stage, decline
+from ivr.gateways.fake import FakeGateway
 from ivr.jobs.queue import JobQueue
 from ivr.payments.charger import ChargePolicy, Charger
 from ivr.payments.service import PaymentService
@@ -29,46 +28,12 @@ from tests.payments.support import merchant_with_cards
 CARD = "4111111111111111"
 
 
-class ScriptedDeclines:
-    """The sandbox PG, except that charges decline as the test says (soft or hard)."""
-
-    def __init__(self, inner: Gateway) -> None:
-        self.inner = inner
-        self.declines: list[str] = []  # "soft" / "hard", consumed one per charge
-        self.charges = 0
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    async def charge_billing_key(self, req: ChargeRequest) -> ChargeResult:
-        self.charges += 1
-        if self.declines:
-            kind = self.declines.pop(0)
-            reason = (
-                DeclineReason.insufficient_funds if kind == "soft" else DeclineReason.lost_or_stolen
-            )
-            return ChargeResult(
-                order_id=req.order_id,
-                status=ChargeStatus.failed,
-                amount=req.amount,
-                pg_tx_id=None,
-                approval_no=None,
-                card_issuer=None,
-                card_last4=None,
-                card_type=None,
-                installment_months=0,
-                paid_at=None,
-                decline=decline(reason, Stage.payment, "test"),
-            )
-        return await self.inner.charge_billing_key(req)
-
-
 @dataclass
 class Billing:
     db: Database
     clock: FakeClock
     services: Services
-    pg: ScriptedDeclines
+    pg: FakeGateway  # the sandbox PG, with the declines a test scripts
     schedules: ScheduleService
     scheduler: Scheduler
     merchant_id: str
@@ -94,7 +59,7 @@ class Billing:
 async def billing(db: Database, tmp_path: Path) -> AsyncIterator[Billing]:
     clock = FakeClock(datetime(2026, 12, 1, 0, 0, tzinfo=UTC))
     async with running_sandbox(tmp_path / "ledger.db") as sandbox:
-        pg = ScriptedDeclines(connector(sandbox.url))
+        pg = FakeGateway(inner=connector(sandbox.url))
         mid, cards = await merchant_with_cards(db, pg.inner, [CARD])  # type: ignore[arg-type]
         from ivr.settings import load_settings
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from ivr.billing.scheduler import Scheduler, pending_requests_for
 from ivr.clock import SEOUL
 from ivr.domain.states import CallRequestStatus
+from ivr.gateways.fake import Outcome
 from ivr.jobs.queue import JobQueue
 from ivr.store.tables import CallRequest, PaymentAttempt, SmsMessage
 
@@ -38,7 +39,7 @@ async def test_twelve_months_auto_with_soft_declines_retries_and_dunning(billing
     # cycle 5 soft-declines 4 times (first try + 3 retries) -> dunning; the rest pay.
     await b.run_until(datetime(2027, 2, 1, tzinfo=UTC))
     assert [i.status for i in await b.intents()] == ["succeeded", "succeeded"]
-    b.pg.declines = ["soft", "soft"]
+    b.pg.script("charge_billing_key", Outcome.soft_decline, Outcome.soft_decline)
     await b.run_until(datetime(2027, 3, 10, tzinfo=UTC))
     intents = await b.intents()
     assert [i.status for i in intents[2:]] == ["failed", "failed", "succeeded"]
@@ -46,7 +47,7 @@ async def test_twelve_months_auto_with_soft_declines_retries_and_dunning(billing
             (intents[4].created_at - intents[2].created_at).days]  # fmt: skip
     assert gaps == [1, 3]
     await b.run_until(datetime(2027, 5, 15, tzinfo=UTC))
-    b.pg.declines = ["soft"] * 4
+    b.pg.script("charge_billing_key", *[Outcome.soft_decline] * 4)
     await b.run_until(datetime(2027, 12, 31, 12, tzinfo=UTC))
     intents = await b.intents()
     statuses = [i.status for i in intents]
@@ -78,10 +79,10 @@ async def test_a_hard_decline_is_not_retried_and_goes_to_dunning(billing: Billin
         order_name="학원비",
         card_id=b.card_id,
     )
-    b.pg.declines = ["hard"]
+    b.pg.script("charge_billing_key", Outcome.hard_decline)
     await b.run_until(datetime(2026, 12, 20, tzinfo=UTC))
     assert [i.status for i in await b.intents()] == ["failed"]
-    assert b.pg.charges == 1
+    assert b.pg.count("charge_billing_key") == 1
     [dunning] = await pending_requests_for(b.db, sched.id)
     assert dunning.status in (CallRequestStatus.created.value, CallRequestStatus.sms_sent.value)
 
@@ -178,7 +179,7 @@ async def test_a_worker_dying_after_creating_a_call_request_does_not_send_a_seco
         b.merchant_id, b.customer_id, plan=monthly(5, 1), amount=30_000, order_name="학원비",
         mode="consent" if mode == "consent" else "auto", card_id=b.card_id,
     )  # fmt: skip
-    b.pg.declines = ["hard"]
+    b.pg.script("charge_billing_key", Outcome.hard_decline)
     create = b.services.requests.create
     crashes = [1]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -14,7 +13,7 @@ from ivr.cards.billing_keys import ACTOR, BillingKeyReaper
 from ivr.domain.ids import new_order_id
 from ivr.domain.states import CallRequestKind
 from ivr.gateways.contract import ChargeRequest, ChargeStatus
-from ivr.gateways.errors import GatewayUnavailable
+from ivr.gateways.fake import FakeGateway, Outcome
 from ivr.store.tables import AuditLog, Card, PaymentIntent
 from ivr.telephony.fake import Press
 
@@ -40,11 +39,6 @@ async def reload(stack: Stack, card_id: str) -> Card:
     return card
 
 
-class DownPg:
-    async def delete_billing_key(self, *a: Any, **kw: Any) -> bool:
-        raise GatewayUnavailable("PG down", retry_safe=True)
-
-
 async def test_a_deleted_cards_key_is_deleted_at_the_pg_once_and_for_good(stack: Stack) -> None:
     pg = stack.runtime.gateway
     kept = await registered(stack, "4111111111111111")
@@ -57,7 +51,8 @@ async def test_a_deleted_cards_key_is_deleted_at_the_pg_once_and_for_good(stack:
     assert (await reaper.reap()).deleted == 0  # deleted a minute ago: a call may need it
     stack.clock.advance(AFTER + timedelta(minutes=1))
 
-    down = BillingKeyReaper(stack.db, DownPg(), stack.clock, after=AFTER)  # type: ignore[arg-type]
+    down_pg = FakeGateway().always("delete_billing_key", Outcome.unavailable)
+    down = BillingKeyReaper(stack.db, down_pg, stack.clock, after=AFTER)
     assert (await down.reap()).failed == 2
     assert (await reload(stack, gone.id)).billing_key_deleted_at is None  # tried again later
 

@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
 from ivr.cards.sweep import ACTOR, OrphanSweep, StaleToken, billing_key_uid, check_attachable
 from ivr.domain.states import CallRequestKind, CallRequestStatus
-from ivr.gateways.errors import GatewayUnavailable
+from ivr.gateways.fake import FakeGateway, Outcome
+from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.store.tables import AuditLog, Card
 from ivr.telephony.fake import Press
 from tests.vault.vault_helpers import random_card
-from vault.forwarding import BillingKeyResult
 from vault.service import LocalVault
 
 from .conftest import Stack
@@ -40,16 +39,16 @@ async def records(stack: Stack) -> set[str]:
     return {r.token for r in await stack.runtime.vault.tokens(created_before=past)}
 
 
-class DownGateway:
+def down_gateway() -> VaultCardGateway:
     """The PG connection fails on the billing-key call (after the card was stored)."""
-
-    async def issue_billing_key(self, *a: Any, **kw: Any) -> BillingKeyResult:
-        raise ConnectionError("PG unreachable")
+    return VaultCardGateway(
+        FakeGateway().always("register_billing_key", ConnectionError("PG unreachable"))
+    )
 
 
 async def test_a_failed_billing_key_call_erases_the_stored_card_at_once(stack: Stack) -> None:
     vault = local_vault(stack)
-    vault.gateway = DownGateway()  # type: ignore[assignment]
+    vault.gateway = down_gateway()
     req = await stack.request(CallRequestKind.registration)
     outcome, call = await stack.call([Press("1"), *card_keys()])
     assert outcome == "error"
@@ -102,11 +101,6 @@ async def test_the_sweep_erases_records_no_card_needs_and_only_those(stack: Stac
     assert (await vault.metadata(kept.vault_token, mid)).last4 == kept.last4
 
 
-class DownPg:
-    async def delete_billing_key(self, *a: Any, **kw: Any) -> bool:
-        raise GatewayUnavailable("PG down", retry_safe=True)
-
-
 async def test_the_billing_key_a_dead_call_left_at_the_pg_goes_first(stack: Stack) -> None:
     vault, mid = stack.runtime.vault, stack.merchant_id
     await stack.request(CallRequestKind.registration)
@@ -124,7 +118,8 @@ async def test_the_billing_key_a_dead_call_left_at_the_pg_goes_first(stack: Stac
     assert (await stack.sandbox.summary())["customers"] == 2
     stack.clock.advance(GRACE * 2)
 
-    down = OrphanSweep(stack.db, vault, stack.clock, grace=GRACE, gateway=DownPg())  # type: ignore[arg-type]
+    down_pg = FakeGateway().always("delete_billing_key", Outcome.unavailable)
+    down = OrphanSweep(stack.db, vault, stack.clock, grace=GRACE, gateway=down_pg)
     report = await down.sweep()
     assert (report.orphans, report.erased, report.failed) == (1, 0, 1)
     assert meta.token in await records(stack)  # kept until its key is gone

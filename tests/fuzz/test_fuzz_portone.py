@@ -1,7 +1,7 @@
 """Fuzz: the PortOne REST v1 connector reading the PG's answers.
 
 A :class:`PortOneGateway` whose ``_send`` answers from a script (no network) runs the
-real entry points — ``charge_billing_key``, ``keyed_charge``, ``issue_billing_key``,
+real entry points — ``charge_billing_key``, ``keyed_charge``, ``register_billing_key``,
 ``cancel``, ``find`` and the ``getToken`` behind them — on arbitrary bytes, arbitrary
 JSON and mutations of valid answers (missing keys, wrong types, huge and negative
 numbers, unknown statuses, non-UTF-8 bodies, odd HTTP statuses).
@@ -29,10 +29,10 @@ from ivr.gateways.contract import (
     BillingKeyRequest,
     CancelRequest,
     CancelResult,
-    CardData,
     ChargeRequest,
-    ChargeResult,
     ChargeStatus,
+    GatewayCharge,
+    KeyedCard,
     KeyedChargeRequest,
     OrderStatus,
     PgState,
@@ -43,7 +43,7 @@ from ivr.gateways.portone import PortOneConfig, PortOneGateway
 ORDER = "ord_fuzz_0001"
 AMOUNT = 50_000
 CUSTOMER = "cus_fuzz_0001"
-CARD = CardData(number="4111111111111111", expiry="2031-12", birth="880101", password_2digits="12")
+CARD = KeyedCard(number="4111111111111111", expiry="2031-12", birth="880101", password_2digits="12")
 OPS = ("again", "onetime", "register", "cancel", "find")
 CHARGES = ("again", "onetime")
 SUCCESS_STATUSES = ("paid", "cancelled")  # "cancelled": a replay of a paid order
@@ -120,7 +120,7 @@ async def _run(op: str, answer: Answer, token: Answer) -> object:
         if op == "onetime":
             return await pg.keyed_charge(KeyedChargeRequest(CARD, ORDER, AMOUNT, "fuzz"))
         if op == "register":
-            return await pg.issue_billing_key(BillingKeyRequest(CUSTOMER, CARD))
+            return await pg.register_billing_key(BillingKeyRequest(CUSTOMER, CARD))
         if op == "cancel":
             return await pg.cancel(CancelRequest(ORDER, "fuzz", checksum=AMOUNT))
         return await pg.find(ORDER)
@@ -133,21 +133,21 @@ def outcome(op: str, answer: Answer, token: Answer = GOOD_TOKEN) -> object:
     except GatewayError as exc:
         return exc
     expected: dict[str, tuple[type, ...]] = {
-        "again": (ChargeResult,),
-        "onetime": (ChargeResult,),
+        "again": (GatewayCharge,),
+        "onetime": (GatewayCharge,),
         "register": (BillingKey,),
         "cancel": (CancelResult,),
         "find": (OrderStatus, type(None)),
     }
     assert isinstance(result, expected[op]), result
-    if isinstance(result, ChargeResult):
+    if isinstance(result, GatewayCharge):
         _assert_success_is_earned(result, answer)
     if isinstance(result, OrderStatus):
         assert isinstance(result.state, PgState)
     return result
 
 
-def _assert_success_is_earned(result: ChargeResult, answer: Answer) -> None:
+def _assert_success_is_earned(result: GatewayCharge, answer: Answer) -> None:
     assert result.order_id == ORDER
     if result.status is ChargeStatus.failed:
         assert result.decline is not None
@@ -307,7 +307,7 @@ def test_the_valid_answers_are_read() -> None:
     """The fuzzing base: the unmutated answers give the expected results."""
     for op in CHARGES:
         result = outcome(op, (200, _paid()))
-        assert isinstance(result, ChargeResult)
+        assert isinstance(result, GatewayCharge)
         assert result.succeeded
     for status in ("failed", "ready", "PAID"):
         assert not getattr(outcome("again", (200, _paid(status=status))), "succeeded", False)
@@ -347,10 +347,10 @@ def test_a_malformed_charge_answer_is_never_a_success(
     op: str, payment: dict[str, Any], code: Any
 ) -> None:
     result = outcome(op, (200, _json({"code": code, "message": None, "response": payment})))
-    if isinstance(result, ChargeResult) and result.succeeded:
+    if isinstance(result, GatewayCharge) and result.succeeded:
         assert payment.get("status") in SUCCESS_STATUSES  # (also checked in outcome())
     if payment.get("status") not in SUCCESS_STATUSES or not (type(code) is int and code == 0):
-        assert not (isinstance(result, ChargeResult) and result.succeeded)
+        assert not (isinstance(result, GatewayCharge) and result.succeeded)
 
 
 @FUZZ

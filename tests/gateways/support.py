@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from ivr.domain.ids import new_order_id
-from ivr.gateways.contract import CardData
+from ivr.gateways.contract import KeyedCard
 from ivr.gateways.portone import PortOneConfig, PortOneGateway
 from ivr.gateways.sandbox import SandboxConfig, create_app
 from ivr.gateways.sandbox.state import STATE, SandboxState
@@ -26,8 +26,8 @@ FUTURE = "2031-12"
 
 
 def card(number: str = "4111111111111111", *, password: str = "12",  # noqa: S107
-         birth: str = "880101", expiry: str = FUTURE) -> CardData:  # fmt: skip
-    return CardData(number=number, expiry=expiry, birth=birth, password_2digits=password)
+         birth: str = "880101", expiry: str = FUTURE) -> KeyedCard:  # fmt: skip
+    return KeyedCard(number=number, expiry=expiry, birth=birth, password_2digits=password)
 
 
 def order() -> str:

@@ -7,13 +7,13 @@ import asyncio
 
 import pytest
 
+from ivr.domain.states import CardType
 from ivr.errors import InvalidInput
 from ivr.gateways.contract import (
     BillingKeyRequest,
-    CardType,
     ChargeRequest,
-    ChargeResult,
     ChargeStatus,
+    GatewayCharge,
     KeyedChargeRequest,
     PgState,
 )
@@ -41,11 +41,11 @@ def test_the_sandbox_table_is_the_product_table() -> None:
 
 
 async def register(pg: PortOneGateway, number: str, uid: str, **kw: str) -> None:
-    await pg.issue_billing_key(BillingKeyRequest(uid, card(number, **kw)))
+    await pg.register_billing_key(BillingKeyRequest(uid, card(number, **kw)))
 
 
 async def test_any_other_luhn_valid_card_registers_and_pays(pg: PortOneGateway) -> None:
-    key = await pg.issue_billing_key(BillingKeyRequest("cus_ok", card("4111111111111111")))
+    key = await pg.register_billing_key(BillingKeyRequest("cus_ok", card("4111111111111111")))
     assert (key.customer_uid, key.issuer, key.last4) == ("cus_ok", "테스트카드", "1111")
     assert key.card_type is CardType.credit
     assert key.registered_at is not None
@@ -77,7 +77,7 @@ async def test_issuer_comes_from_the_bin_table(
     pg: PortOneGateway, prefix: str, issuer: str
 ) -> None:
     number = luhn_complete(prefix + "0" * 11)
-    key = await pg.issue_billing_key(BillingKeyRequest(f"cus_{prefix}", card(number)))
+    key = await pg.register_billing_key(BillingKeyRequest(f"cus_{prefix}", card(number)))
     assert key.issuer == issuer
     assert key.card_type is (CardType.check if prefix.startswith("5") else CardType.credit)
 
@@ -219,7 +219,7 @@ async def test_birth_000000_is_identity_mismatch(pg: PortOneGateway) -> None:
 
 async def test_check_cards_and_small_amounts_get_no_installments(pg: PortOneGateway) -> None:
     check = luhn_complete("531000000000000")
-    key = await pg.issue_billing_key(BillingKeyRequest("cus_check", card(check)))
+    key = await pg.register_billing_key(BillingKeyRequest("cus_check", card(check)))
     assert key.card_type is CardType.check
     assert key.issuer == "하나카드"
     refused = await pg.charge_billing_key(
@@ -259,7 +259,7 @@ async def test_the_same_order_is_never_charged_twice(pg: PortOneGateway, sandbox
     results = await asyncio.gather(
         *(pg.charge_billing_key(request) for _ in range(5)), return_exceptions=True
     )
-    paid = [r for r in results if isinstance(r, ChargeResult) and r.succeeded]
+    paid = [r for r in results if isinstance(r, GatewayCharge) and r.succeeded]
     assert len(paid) == 1  # one request charged; the others were refused as duplicates
     assert all(isinstance(r, DuplicateOrder) for r in results if r not in paid)
     ledger = await sandbox.ledger(oid)

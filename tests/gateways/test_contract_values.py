@@ -9,22 +9,22 @@ from typing import Any
 import pytest
 
 from ivr.errors import InvalidInput
-from ivr.gateways import portone_wire as wire
 from ivr.gateways.contract import (
     BillingKeyRequest,
     CancelRequest,
-    CardData,
     ChargeRequest,
+    KeyedCard,
     KeyedChargeRequest,
 )
 from ivr.gateways.portone import PortOneConfig
+from ivr.gateways.portone import wire as wire
 from tests.gateways.support import card, order
 
 PAN, EXPIRY, BIRTH, PWD = "4518000000000001", "2031-07", "880214", "47"
 
 
 def test_card_data_never_shows_in_a_repr() -> None:
-    data = CardData(number=PAN, expiry=EXPIRY, birth=BIRTH, password_2digits=PWD)
+    data = KeyedCard(number=PAN, expiry=EXPIRY, birth=BIRTH, password_2digits=PWD)
     texts = [
         repr(data),
         repr(BillingKeyRequest("cus_1", data)),
@@ -57,7 +57,7 @@ def test_the_api_secret_never_shows_in_a_repr() -> None:
 def test_bad_card_data_is_refused_without_echoing_it(fields: dict[str, str]) -> None:
     values = {"number": PAN, "expiry": EXPIRY, "birth": BIRTH, "password_2digits": PWD, **fields}
     with pytest.raises(InvalidInput) as err:
-        CardData(**values)
+        KeyedCard(**values)
     for value in fields.values():
         assert value not in err.value.message
 

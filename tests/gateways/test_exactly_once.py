@@ -43,7 +43,7 @@ async def test_faults_never_double_charge(tmp_path: Path) -> None:
         running_sandbox(tmp_path / "l.db", error_rate=0.2, timeout_rate=0.2, seed=7) as sbx,
         connector(sbx.url) as pg,
     ):
-        await pg.issue_billing_key(BillingKeyRequest("cus_x1", card()))
+        await pg.register_billing_key(BillingKeyRequest("cus_x1", card()))
         requests = [ChargeRequest("cus_x1", order(), 1_000 + i, "x") for i in range(60)]
         sent = await asyncio.gather(*(charge_exactly_once(pg, r) for r in requests))
         summary = await sbx.summary()
@@ -61,7 +61,7 @@ async def test_error_rate_one_never_records(tmp_path: Path) -> None:
         running_sandbox(tmp_path / "l.db", error_rate=1.0) as sbx,
         connector(sbx.url) as pg,
     ):
-        await pg.issue_billing_key(BillingKeyRequest("cus_x2", card()))
+        await pg.register_billing_key(BillingKeyRequest("cus_x2", card()))
         req = ChargeRequest("cus_x2", order(), 1_000, "x")
         with pytest.raises(OutcomeUnknown):
             await pg.charge_billing_key(req)

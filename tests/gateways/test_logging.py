@@ -19,10 +19,10 @@ async def test_no_card_data_or_bodies_in_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     pans = [luhn_complete("451800000000000"), "4000000000003220", "4000000000009987"]
-    await pg.issue_billing_key(BillingKeyRequest("cus_log", card(pans[0], birth="770707")))
+    await pg.register_billing_key(BillingKeyRequest("cus_log", card(pans[0], birth="770707")))
     await pg.charge_billing_key(ChargeRequest("cus_log", order(), 1_000, "x"))
     with pytest.raises(CardDeclined):
-        await pg.issue_billing_key(BillingKeyRequest("cus_log2", card(pans[2], password="00")))
+        await pg.register_billing_key(BillingKeyRequest("cus_log2", card(pans[2], password="00")))
     with pytest.raises(OutcomeUnknown):
         await pg.keyed_charge(KeyedChargeRequest(card(pans[1]), order(), 500, "x"))
     text = caplog.text

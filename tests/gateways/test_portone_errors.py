@@ -8,9 +8,9 @@ import re
 import aiohttp
 import pytest
 
-from ivr.gateways import portone_errors as m
 from ivr.gateways.declines import KIND, PROMPT_TEXT, DeclineKind, DeclineReason, all_prompt_ids
 from ivr.gateways.errors import CancelRefusal, GatewayUnavailable, OutcomeUnknown
+from ivr.gateways.portone import errors as m
 from ivr.gateways.sandbox import cards, ledger
 
 R = DeclineReason

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def paid_order(pg: PortOneGateway, amount: int = 10_000) -> str:
-    await pg.issue_billing_key(BillingKeyRequest("cus_refund", card()))
+    await pg.register_billing_key(BillingKeyRequest("cus_refund", card()))
     oid = order()
     result = await pg.charge_billing_key(ChargeRequest("cus_refund", oid, amount, "x"))
     assert result.succeeded

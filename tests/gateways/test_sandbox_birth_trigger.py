@@ -43,7 +43,7 @@ def test_000101_is_a_valid_birth_date_and_000000_is_not() -> None:
 
 async def test_registration_with_000101_is_an_identity_mismatch(pg: PortOneGateway) -> None:
     with pytest.raises(CardDeclined) as err:
-        await pg.issue_billing_key(BillingKeyRequest("cus_000101", card(birth=TRIGGER)))
+        await pg.register_billing_key(BillingKeyRequest("cus_000101", card(birth=TRIGGER)))
     d = err.value.decline
     assert (d.reason, d.kind, d.prompt_id, d.pg_code) == (
         DeclineReason.identity_mismatch, DeclineKind.hard, "reg.failed.identity_mismatch",
@@ -56,7 +56,7 @@ async def test_registration_with_000101_is_an_identity_mismatch(pg: PortOneGatew
 
 @pytest.mark.parametrize("birth", ["000102", "991231", "000229", "880101"])
 async def test_other_valid_dates_register(pg: PortOneGateway, birth: str) -> None:
-    key = await pg.issue_billing_key(BillingKeyRequest(f"cus_{birth}", card(birth=birth)))
+    key = await pg.register_billing_key(BillingKeyRequest(f"cus_{birth}", card(birth=birth)))
     assert key.customer_uid == f"cus_{birth}"
 
 

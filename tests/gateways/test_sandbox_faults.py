@@ -45,7 +45,7 @@ async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
 @pytest.fixture
 async def pg(sandbox: Sandbox) -> AsyncIterator[PortOneGateway]:
     async with connector(sandbox.url, timeout_s=0.3, total_timeout_s=0.3) as gateway:
-        await gateway.issue_billing_key(BillingKeyRequest("cus_f", card()))
+        await gateway.register_billing_key(BillingKeyRequest("cus_f", card()))
         yield gateway
 
 
@@ -128,7 +128,7 @@ async def test_billing_key_orderings(
 ) -> None:
     await sandbox.fault("billing_key", ordering, delay_ms=SLOW)
     with pytest.raises((OutcomeUnknown, GatewayUnavailable)):
-        await pg.issue_billing_key(BillingKeyRequest("cus_k", card()))
+        await pg.register_billing_key(BillingKeyRequest("cus_k", card()))
     await sandbox.settled()
     assert (await sandbox.state.ledger.customer("cus_k") is not None) is records
 
@@ -193,7 +193,7 @@ async def test_a_late_request_is_recorded_even_when_its_client_hung_up(
     oid = order()
     await sandbox.fault("charge", "late", delay_ms=SLOW)
     async with connector(sandbox.url, timeout_s=0.1, total_timeout_s=0.1) as impatient:
-        await impatient.issue_billing_key(BillingKeyRequest("cus_h", card()))
+        await impatient.register_billing_key(BillingKeyRequest("cus_h", card()))
         started = time.monotonic()
         with pytest.raises(OutcomeUnknown):
             await impatient.charge_billing_key(ChargeRequest("cus_h", oid, 1_000, "x"))
@@ -265,7 +265,7 @@ async def test_the_cli_takes_faults(tmp_path: Path) -> None:
     proc, url = start_sandbox(tmp_path / "l.db", faults="charge:error_before:1")
     try:
         async with connector(url) as pg:
-            await pg.issue_billing_key(BillingKeyRequest("cus_cli", card()))
+            await pg.register_billing_key(BillingKeyRequest("cus_cli", card()))
             with pytest.raises(OutcomeUnknown):
                 await pg.charge_billing_key(ChargeRequest("cus_cli", order(), 1_000, "x"))
     finally:

@@ -55,7 +55,7 @@ async def test_the_cli_sandbox_serves_and_keeps_its_ledger(tmp_path: Path) -> No
     oid = order()
     with sandbox_process(ledger) as url:
         async with connector(url) as pg:
-            await pg.issue_billing_key(BillingKeyRequest("cus_proc", card()))
+            await pg.register_billing_key(BillingKeyRequest("cus_proc", card()))
             paid = await pg.charge_billing_key(ChargeRequest("cus_proc", oid, 77_000, "x"))
             assert paid.succeeded
     with sandbox_process(ledger) as url:  # restarted: tokens are gone, payments are not
@@ -108,7 +108,7 @@ async def test_a_ledger_of_schema_1_is_upgraded_with_its_payments(tmp_path: Path
             found = await pg.find("ord_old")
             assert found is not None
             assert found.state is PgState.failed
-            await pg.issue_billing_key(BillingKeyRequest("cus_old", card()))
+            await pg.register_billing_key(BillingKeyRequest("cus_old", card()))
             paid = await pg.charge_billing_key(ChargeRequest("cus_old", "ord_old", 5_000, "x"))
             assert paid.succeeded  # a second payment under the failed order's merchant_uid
     conn = sqlite3.connect(ledger)

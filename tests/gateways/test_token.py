@@ -22,7 +22,7 @@ class Monotonic:
 
 
 async def test_one_token_serves_many_calls(pg: PortOneGateway, sandbox: Sandbox) -> None:
-    await pg.issue_billing_key(BillingKeyRequest("cus_tok", card()))
+    await pg.register_billing_key(BillingKeyRequest("cus_tok", card()))
     for _ in range(3):
         await pg.charge_billing_key(ChargeRequest("cus_tok", order(), 1_000, "x"))
     assert pg.tokens.fetches == 1
@@ -32,7 +32,7 @@ async def test_one_token_serves_many_calls(pg: PortOneGateway, sandbox: Sandbox)
 async def test_a_401_renews_the_token_once_and_resends(
     pg: PortOneGateway, sandbox: Sandbox
 ) -> None:
-    await pg.issue_billing_key(BillingKeyRequest("cus_401", card()))
+    await pg.register_billing_key(BillingKeyRequest("cus_401", card()))
     await sandbox.revoke_tokens()  # as if the token expired or the PG restarted
     oid = order()
     result = await pg.charge_billing_key(ChargeRequest("cus_401", oid, 4_000, "x"))

@@ -81,7 +81,7 @@ async def test_a_timeout_after_recording_is_outcome_unknown(tmp_path: Path) -> N
         running_sandbox(tmp_path / "l.db", hang_ms=1_500) as sbx,
         connector(sbx.url, timeout_s=0.3) as pg,
     ):
-        await pg.issue_billing_key(BillingKeyRequest("cus_3220", card("4000000000003220")))
+        await pg.register_billing_key(BillingKeyRequest("cus_3220", card("4000000000003220")))
         req = ChargeRequest("cus_3220", order(), 3_000, "x")
         with pytest.raises(OutcomeUnknown):
             await pg.charge_billing_key(req)

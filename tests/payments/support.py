@@ -30,7 +30,7 @@ async def merchant_with_cards(
         s.add(Merchant(id=mid, name="행복치과", status="active", settings={}, created_at=NOW))
     for i, number in enumerate(numbers):
         cid, card_id, uid = new_id("cus"), new_id("card"), f"cu_{new_id('cus')}"
-        await pg.issue_billing_key(BillingKeyRequest(uid, card_data(number)))
+        await pg.register_billing_key(BillingKeyRequest(uid, card_data(number)))
         async with db.transaction() as s:
             s.add(
                 Customer(

@@ -14,7 +14,7 @@ from ivr.clock import FakeClock, SystemClock
 from ivr.domain.states import PaymentIntentStatus
 from ivr.errors import Conflict, InvalidInput
 from ivr.gateways.contract import ChargeRequest
-from ivr.gateways.errors import OutcomeUnknown
+from ivr.gateways.fake import FakeGateway, Outcome
 from ivr.gateways.portone import PortOneGateway
 from ivr.payments.charger import ChargePolicy, Charger
 from ivr.payments.service import PaymentService
@@ -88,18 +88,10 @@ async def test_soft_decline_fails_without_retry(db: Database, pg: PortOneGateway
     assert attempt.decline_code in ("insufficient_funds", "limit_exceeded")
 
 
-class LostRequests:
+def lost_requests(pg: PortOneGateway) -> FakeGateway:
     """The real sandbox, except every charge request is lost on the way (a 5xx or a
     reset before the PG recorded it): the engine only learns that the outcome is unknown."""
-
-    def __init__(self, pg: PortOneGateway) -> None:
-        self.pg = pg
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.pg, name)
-
-    async def charge_billing_key(self, req: object) -> object:
-        raise OutcomeUnknown("lost", order_id=getattr(req, "order_id", None))
+    return FakeGateway(inner=pg).always("charge_billing_key", Outcome.timeout)
 
 
 async def test_an_order_the_pg_never_sees_is_resent_under_its_order_id_then_given_up(
@@ -114,7 +106,7 @@ async def test_an_order_the_pg_never_sees_is_resent_under_its_order_id_then_give
         mid, cards[OK], amount=9_900, order_name="x"
     )
     policy = ChargePolicy(blind_backoff_s=0.01, settle_s=120, give_up_s=600)
-    charger = Charger(db, clock, LostRequests(pg), policy)  # type: ignore[arg-type]
+    charger = Charger(db, clock, lost_requests(pg), policy)
     assert await charger.drive(intent.id) is PaymentIntentStatus.processing
     assert await charger.drive(intent.id) is PaymentIntentStatus.processing  # in flight
     [row] = await attempts(db, intent.id)

@@ -33,8 +33,8 @@ from sqlalchemy import select
 from ivr.clock import FakeClock
 from ivr.gateways.contract import (
     ChargeRequest,
-    ChargeResult,
     ChargeStatus,
+    GatewayCharge,
     OrderStatus,
     PgState,
 )
@@ -57,9 +57,9 @@ class Request:
     order_id: str
     amount: int
     sent_at: datetime
-    answer: asyncio.Future[ChargeResult]
+    answer: asyncio.Future[GatewayCharge]
     state: str = "pending"  # pending | recorded | dropped
-    outcome: ChargeResult | Exception | None = None
+    outcome: GatewayCharge | Exception | None = None
 
 
 @dataclass
@@ -72,8 +72,8 @@ class ModelPg:
     waiting: set[asyncio.Task[Any]] = field(default_factory=set)  # drivers blocked on us
 
     # --- the Gateway the charger sees ------------------------------------------------
-    async def charge_billing_key(self, req: ChargeRequest) -> ChargeResult:
-        future: asyncio.Future[ChargeResult] = asyncio.get_running_loop().create_future()
+    async def charge_billing_key(self, req: ChargeRequest) -> GatewayCharge:
+        future: asyncio.Future[GatewayCharge] = asyncio.get_running_loop().create_future()
         self.requests.append(Request(req.order_id, req.amount, self.clock.now(), future))
         task = asyncio.current_task()
         assert task is not None
@@ -114,7 +114,7 @@ class ModelPg:
         status = "failed" if self.declines else "paid"
         statuses.append(status)
         d = decline(DeclineReason.insufficient_funds, Stage.payment, "X")
-        r.outcome = ChargeResult(
+        r.outcome = GatewayCharge(
             order_id=r.order_id, amount=r.amount,
             status=ChargeStatus.failed if self.declines else ChargeStatus.succeeded,
             pg_tx_id=None if self.declines else "imp_1", approval_no="12345678",

@@ -152,7 +152,7 @@ class Chaos:
             customer = await services.customers.create(merchant.id, mobile=f"0109{i:07d}")
             number = luhn_complete(f"411111{i:09d}")
             uid = f"bk_chaos_{i}"
-            await pg.issue_billing_key(BillingKeyRequest(uid, card(number)))
+            await pg.register_billing_key(BillingKeyRequest(uid, card(number)))
             async with self.db.transaction() as s:
                 row = Card(id=f"card_chaos_{i:04d}", merchant_id=merchant.id,
                            customer_id=customer.id, vault_token=f"tok_chaos_{i}",

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ivr.domain.states import CardType
 from ivr.gateways.contract import (
     BillingKey,
     CancelRequest,
-    CardData,
-    CardType,
     ChargeRequest,
+    KeyedCard,
     KeyedChargeRequest,
 )
 
@@ -32,13 +32,13 @@ class WireError(ValueError):
 
 
 @dataclass(frozen=True)
-class Envelope:
+class PortOneEnvelope:
     code: int
     message: str | None
     response: Mapping[str, Any] | None
 
 
-def parse_envelope(raw: bytes) -> Envelope:
+def parse_envelope(raw: bytes) -> PortOneEnvelope:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):  # (deep nesting)
@@ -49,7 +49,7 @@ def parse_envelope(raw: bytes) -> Envelope:
     response = data.get("response")
     if response is not None and not isinstance(response, dict):
         raise WireError("'response' is not an object")
-    return Envelope(
+    return PortOneEnvelope(
         code=data["code"],
         message=message if isinstance(message, str) else None,
         response=response,
@@ -63,7 +63,7 @@ def card_number(number: str) -> str:
     return number
 
 
-def _card_fields(card: CardData) -> Json:
+def _card_fields(card: KeyedCard) -> Json:
     return {
         "card_number": card_number(card.number),
         "expiry": card.expiry,
@@ -81,7 +81,7 @@ def _payment_options(installment_months: int, interest_free: bool) -> Json:
     return out
 
 
-def billing_key_body(card: CardData, channel_key: str = "") -> Json:
+def billing_key_body(card: KeyedCard, channel_key: str = "") -> Json:
     """POST /subscribe/customers/{customer_uid} (``channel_key``: which PortOne channel
     issues the key; the current OpenAPI marks it required, older accounts use a default)."""
     body = _card_fields(card)

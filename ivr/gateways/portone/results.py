@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ivr.gateways import portone_wire as wire
 from ivr.gateways.contract import (
     BillingKey,
     CancelResult,
-    ChargeResult,
     ChargeStatus,
+    GatewayCharge,
     OrderStatus,
     PgState,
 )
@@ -29,7 +28,8 @@ from ivr.gateways.errors import (
     GatewayUnavailable,
     OutcomeUnknown,
 )
-from ivr.gateways.portone_errors import (
+from ivr.gateways.portone import wire
+from ivr.gateways.portone.errors import (
     DUPLICATE_ORDER,
     FIND_NOT_FOUND,
     cancel_refusal,
@@ -58,7 +58,7 @@ def _decline(message: str | None, stage: Stage, code: int | None = None) -> Decl
     return decline(decline_reason(message), stage, pg_code(message, code))
 
 
-def _payment(env: wire.Envelope, call: Call) -> wire.Payment:
+def _payment(env: wire.PortOneEnvelope, call: Call) -> wire.Payment:
     if env.response is None:
         raise unreadable(call, "code 0 without a payment")
     try:
@@ -74,7 +74,7 @@ def _state(p: wire.Payment, call: Call) -> PgState:
         raise unreadable(call, "unknown payment status") from None
 
 
-def billing_key(env: wire.Envelope, call: Call, customer_uid: str) -> BillingKey:
+def billing_key(env: wire.PortOneEnvelope, call: Call, customer_uid: str) -> BillingKey:
     if env.code != 0:
         d = _decline(env.message, Stage.registration, env.code)
         raise CardDeclined(f"PortOne: card not registered ({d.reason})", decline=d)
@@ -86,12 +86,12 @@ def billing_key(env: wire.Envelope, call: Call, customer_uid: str) -> BillingKey
         raise unreadable(call, "malformed billing key") from None
 
 
-def charge(env: wire.Envelope, call: Call, amount: int, months: int) -> ChargeResult:
+def charge(env: wire.PortOneEnvelope, call: Call, amount: int, months: int) -> GatewayCharge:
     order_id = call.order_id or ""
     if env.code != 0:  # refused before a payment was made
         if DUPLICATE_ORDER.search(env.message or ""):
             raise DuplicateOrder(f"PortOne {call.op}: order id already used", order_id=order_id)
-        return ChargeResult(order_id=order_id, status=ChargeStatus.failed, amount=amount,
+        return GatewayCharge(order_id=order_id, status=ChargeStatus.failed, amount=amount,
                             pg_tx_id=None, approval_no=None, card_issuer=None, card_last4=None,
                             card_type=None, installment_months=months, paid_at=None,
                             decline=_decline(env.message, Stage.payment, env.code),
@@ -106,7 +106,7 @@ def charge(env: wire.Envelope, call: Call, amount: int, months: int) -> ChargeRe
         status, d = ChargeStatus.failed, _decline(p.fail_reason, Stage.payment)
     else:  # "ready": not finished at the PG
         raise OutcomeUnknown(f"PortOne {call.op}: payment is {p.status!r}", order_id=order_id)
-    return ChargeResult(
+    return GatewayCharge(
         order_id=order_id,
         status=status,
         amount=p.amount,
@@ -121,7 +121,7 @@ def charge(env: wire.Envelope, call: Call, amount: int, months: int) -> ChargeRe
     )
 
 
-def cancel(env: wire.Envelope, call: Call, checksum: int) -> CancelResult:
+def cancel(env: wire.PortOneEnvelope, call: Call, checksum: int) -> CancelResult:
     if env.code != 0:
         refusal = cancel_refusal(env.message)
         raise CancelRefused(
@@ -163,13 +163,13 @@ def _order(p: wire.Payment, call: Call) -> OrderStatus:
     )
 
 
-def _not_found(env: wire.Envelope | None) -> bool:
+def _not_found(env: wire.PortOneEnvelope | None) -> bool:
     if env is None or (env.code == 0 and env.response is None):
         return True
     return env.code != 0 and FIND_NOT_FOUND.search(env.message or "") is not None
 
 
-def order_status(env: wire.Envelope | None, call: Call) -> OrderStatus | None:
+def order_status(env: wire.PortOneEnvelope | None, call: Call) -> OrderStatus | None:
     """``GET /payments/find/{merchant_uid}``: the order's newest payment."""
     if _not_found(env):
         return None
@@ -187,7 +187,7 @@ _RANK: dict[PgState, int] = {
 }  # fmt: skip
 
 
-def order_status_all(env: wire.Envelope | None, call: Call) -> OrderStatus | None:
+def order_status_all(env: wire.PortOneEnvelope | None, call: Call) -> OrderStatus | None:
     """``GET /payments/findAll/{merchant_uid}``: every payment of the order, judged as
     :meth:`~ivr.gateways.contract.Gateway.find` promises. Two paid payments for one
     order id would be a PG fault: refused (``GatewayRejected``) for a human to see."""

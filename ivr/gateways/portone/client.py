@@ -9,7 +9,7 @@ Endpoints: ``POST /users/getToken``, ``POST /subscribe/customers/{customer_uid}`
 ``DELETE /subscribe/customers/{customer_uid}``. Every request has a total deadline
 (``total_timeout_s``): a PG that trickles an answer cannot hold a charge open longer,
 and running out of it is an unknown outcome like any timeout. Every answer goes
-through the tables of :mod:`ivr.gateways.portone_errors`. Logs carry the operation,
+through the tables of :mod:`ivr.gateways.portone.errors`. Logs carry the operation,
 the order id and the HTTP status — never card data or response bodies.
 """
 
@@ -28,15 +28,13 @@ from urllib.parse import urlencode
 import aiohttp
 
 from ivr.errors import InvalidInput
-from ivr.gateways import portone_results as results
-from ivr.gateways import portone_wire as wire
 from ivr.gateways.contract import (
     BillingKey,
     BillingKeyRequest,
     CancelRequest,
     CancelResult,
     ChargeRequest,
-    ChargeResult,
+    GatewayCharge,
     KeyedChargeRequest,
     OrderStatus,
 )
@@ -46,12 +44,13 @@ from ivr.gateways.errors import (
     GatewayRejected,
     GatewayUnavailable,
 )
-from ivr.gateways.portone_auth import TokenCache
-from ivr.gateways.portone_errors import Http, http_outcome, pg_code, transport_error
-from ivr.gateways.portone_results import Call, unreadable
+from ivr.gateways.portone import results, wire
+from ivr.gateways.portone.auth import TokenCache
+from ivr.gateways.portone.errors import Http, http_outcome, pg_code, transport_error
+from ivr.gateways.portone.results import Call, unreadable
 from ivr.settings import GatewaySettings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ivr.gateways.portone")  # the name it had as one module
 
 _ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
@@ -162,7 +161,7 @@ class PortOneGateway:
 
     async def _call(
         self, method: str, path: str, call: Call, body: dict[str, Any] | None = None
-    ) -> wire.Envelope | None:
+    ) -> wire.PortOneEnvelope | None:
         """One API call with the access token (renewed once on 401). Returns the
         envelope, or ``None`` for HTTP 404; raises the contract error otherwise."""
         for attempt in (1, 2):
@@ -211,25 +210,25 @@ class PortOneGateway:
             )
         return unreadable(call, f"HTTP {status}")
 
-    async def _post(self, path: str, call: Call, body: dict[str, Any]) -> wire.Envelope:
+    async def _post(self, path: str, call: Call, body: dict[str, Any]) -> wire.PortOneEnvelope:
         env = await self._call("POST", path, call, body)
         if env is None:
             raise GatewayRejected(f"PortOne {call.op}: HTTP 404", pg_status=404)
         return env
 
-    async def issue_billing_key(self, req: BillingKeyRequest) -> BillingKey:
-        call = Call("issue_billing_key", mutating=True)
+    async def register_billing_key(self, req: BillingKeyRequest) -> BillingKey:
+        call = Call("register_billing_key", mutating=True)
         path = f"/subscribe/customers/{req.customer_uid}"
         body = wire.billing_key_body(req.card, self._config.channel_key)
         env = await self._post(path, call, body)
         return results.billing_key(env, call, req.customer_uid)
 
-    async def charge_billing_key(self, req: ChargeRequest) -> ChargeResult:
+    async def charge_billing_key(self, req: ChargeRequest) -> GatewayCharge:
         call = Call("charge_billing_key", mutating=True, order_id=req.order_id)
         env = await self._post("/subscribe/payments/again", call, wire.again_body(req))
         return results.charge(env, call, req.amount, req.installment_months)
 
-    async def keyed_charge(self, req: KeyedChargeRequest) -> ChargeResult:
+    async def keyed_charge(self, req: KeyedChargeRequest) -> GatewayCharge:
         call = Call("keyed_charge", mutating=True, order_id=req.order_id)
         env = await self._post("/subscribe/payments/onetime", call, wire.onetime_body(req))
         return results.charge(env, call, req.amount, req.installment_months)
