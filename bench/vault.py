@@ -46,7 +46,7 @@ import asyncpg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from vault.card import CardData, encode, random_into, wipe  # noqa: E402
-from vault.clock import SystemClock  # noqa: E402
+from vault.clock import WallClock  # noqa: E402
 from vault.crypto import Envelope  # noqa: E402
 from vault.evidence import EvidenceKeyFile  # noqa: E402
 from vault.kek import KekProvider  # noqa: E402
@@ -120,7 +120,7 @@ async def run(
     seal_us, open_us = envelope_us(kek)
     gateway = RecordingGateway()  # answers at once: detokenize without a PG
     vault = LocalVault(VaultStore(url, pool_size=10), kek, Fingerprinter(random_into(32)),
-                       clock=SystemClock(), gateway=gateway, rotation_batch=500,
+                       clock=WallClock(), gateway=gateway, rotation_batch=500,
                        audit_key_file=EvidenceKeyFile(audit_key, ledger="vault-audit"))  # fmt: skip
     try:
         await vault.start()

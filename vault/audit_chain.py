@@ -18,7 +18,7 @@
   process trusts; one problem per row that does not fit. :func:`verify` adds the
   checkpoints, :func:`make_checkpoint` signs the head of a chain that verified.
 
-Functions taking a ``Connection`` run inside one :class:`~vault.database.Database`
+Functions taking a ``Connection`` run inside one :class:`~vault.database.VaultDatabase`
 transaction (``write``) or read.
 """
 
@@ -37,16 +37,16 @@ from typing import Any, Final
 from sqlalchemy import Connection, Row, insert, select, text
 
 from vault import log
-from vault.database import Database
+from vault.database import VaultDatabase
 from vault.errors import AuditChainBroken, VaultConfigError, VaultError
 from vault.evidence import (
     GENESIS,
+    ChainProblem,
     Checkpoint,
     CheckpointDir,
     EvidenceKey,
     EvidenceKeyFile,
     Findings,
-    Problem,
     canonical,
     check_checkpoints,
     macs_equal,
@@ -167,7 +167,7 @@ def seal(conn: Connection, key: EvidenceKey, now: datetime) -> int:
     return count
 
 
-async def start(store: Database, key_file: EvidenceKeyFile, now: datetime) -> EvidenceKey:
+async def start(store: VaultDatabase, key_file: EvidenceKeyFile, now: datetime) -> EvidenceKey:
     """The audit key for this vault: loaded, or made on first use — only while no chain
     exists, so a lost key file is an error rather than a silent new chain. Seals what
     needs sealing."""
@@ -191,7 +191,7 @@ async def start(store: Database, key_file: EvidenceKeyFile, now: datetime) -> Ev
 
 
 @dataclass
-class Walk:
+class AuditWalk:
     rows: int = 0  # audit rows counted: those before the chain and the chained ones
     head_seq: int = 0
     head_mac: str = GENESIS
@@ -207,10 +207,10 @@ def _row_at(conn: Connection, seq: int) -> Row[Any] | None:
 def walk(
     conn: Connection, key: EvidenceKey, *, since: Checkpoint | None = None,
     want: Collection[int] = (),
-) -> Walk:  # fmt: skip
+) -> AuditWalk:  # fmt: skip
     """Check the chain, from the start or — when the row at ``since`` still has the MAC
     that checkpoint signed — from there on; remember the MACs at the ``want`` seqs."""
-    w = Walk()
+    w = AuditWalk()
     recorded = recorded_key_id(conn)
     if recorded is not None and recorded != key.key_id:
         w.findings.add(None, f"the audit log is chained under key {recorded}; this key file "
@@ -256,7 +256,7 @@ def walk(
         after = rows[-1].seq
 
 
-def _check_before_chain(conn: Connection, w: Walk) -> None:
+def _check_before_chain(conn: Connection, w: AuditWalk) -> None:
     """The rows without ``seq``: exactly those the seal row (seq 1) names."""
     count, digest = legacy_digest(conn)
     w.rows += count
@@ -279,7 +279,7 @@ class AuditReport:
     head_seq: int
     head_mac: str
     sealed: int
-    problems: tuple[Problem, ...]
+    problems: tuple[ChainProblem, ...]
     more_problems: int = 0
     checkpoints: int = 0  # checkpoints accepted and compared
 
@@ -295,7 +295,7 @@ class AuditReport:
 
 
 async def verify(
-    store: Database,
+    store: VaultDatabase,
     key: EvidenceKey,
     checkpoints: Sequence[tuple[str, Checkpoint]] = (),
     *,
@@ -311,7 +311,7 @@ async def verify(
 
 
 async def make_checkpoint(
-    store: Database, key: EvidenceKey, now: datetime, saved: CheckpointDir | None = None
+    store: VaultDatabase, key: EvidenceKey, now: datetime, saved: CheckpointDir | None = None
 ) -> tuple[Checkpoint, AuditReport]:
     """Verify (from the newest checkpoint ``saved`` holds, else from the start), then
     sign the head; :class:`AuditChainBroken` instead if anything does not verify."""
@@ -329,7 +329,7 @@ async def make_checkpoint(
 
 
 async def checkpoint_now(
-    store: Database, key: EvidenceKey, now: datetime, saved: CheckpointDir
+    store: VaultDatabase, key: EvidenceKey, now: datetime, saved: CheckpointDir
 ) -> Checkpoint | None:
     """One periodic round: a new checkpoint in ``saved`` if the head moved since the
     newest one there (None if it did not). Raises as :func:`make_checkpoint` does."""
@@ -344,7 +344,7 @@ async def checkpoint_now(
 
 
 async def run_checkpoints(
-    store: Database,
+    store: VaultDatabase,
     key: EvidenceKey,
     now: Callable[[], datetime],
     saved: CheckpointDir,

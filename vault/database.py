@@ -1,8 +1,8 @@
 """Running work on the vault's database: SQLite by default (WAL), PostgreSQL by URL.
 
 Every database operation is a plain synchronous function of a SQLAlchemy
-:class:`~sqlalchemy.engine.Connection`, run by :meth:`Database.write` (one
-transaction) or :meth:`Database.read`:
+:class:`~sqlalchemy.engine.Connection`, run by :meth:`VaultDatabase.write` (one
+transaction) or :meth:`VaultDatabase.read`:
 
 * SQLite: the standard-library driver on threads the store owns. **One writer
   thread** with one connection (every transaction starts with ``BEGIN IMMEDIATE``;
@@ -14,7 +14,7 @@ transaction) or :meth:`Database.read`:
 * PostgreSQL: asyncpg, the same functions through ``AsyncConnection.run_sync``.
 
 ``PRAGMA secure_delete=ON`` makes SQLite overwrite deleted rows with zeros, and
-:meth:`Database.checkpoint_wal` truncates the WAL so the page images holding a deleted
+:meth:`VaultDatabase.checkpoint_wal` truncates the WAL so the page images holding a deleted
 row go too. ``synchronous=FULL``: a token handed out must survive a power cut.
 
 This module knows no table: :class:`vault.store.VaultStore` (the operations) builds on
@@ -41,7 +41,7 @@ R = TypeVar("R")
 Work = Callable[[Connection], R]
 
 
-class Database:
+class VaultDatabase:
     """The connections and threads of the vault database, and the two ways to use them."""
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 15_000, pool_size: int = 5) -> None:

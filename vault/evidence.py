@@ -357,7 +357,7 @@ MAX_PROBLEMS: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
+class ChainProblem:
     """One thing a verification found: the record (sequence number) and why, one line,
     never key material."""
 
@@ -372,13 +372,13 @@ class Findings:
     """Problems in the order found; past :data:`MAX_PROBLEMS` only counted."""
 
     def __init__(self, cap: int = MAX_PROBLEMS) -> None:
-        self.problems: list[Problem] = []
+        self.problems: list[ChainProblem] = []
         self.more = 0
         self._cap = cap
 
     def add(self, seq: int | None, reason: str) -> None:
         if len(self.problems) < self._cap:
-            self.problems.append(Problem(seq, reason))
+            self.problems.append(ChainProblem(seq, reason))
         else:
             self.more += 1
 

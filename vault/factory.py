@@ -20,7 +20,7 @@ from pathlib import Path
 
 from vault.audit_chain import LEDGER as AUDIT_LEDGER
 from vault.card import wipe
-from vault.clock import Clock, SystemClock
+from vault.clock import VaultClock, WallClock
 from vault.config import HostSettings
 from vault.errors import KekNotFound, VaultConfigError
 from vault.evidence import CheckpointDir, EvidenceKeyFile
@@ -120,7 +120,7 @@ def init_keys(settings: HostSettings, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> In
 
 
 async def open_vault(
-    settings: HostSettings, *, clock: Clock | None = None, gateway: CardGateway | None = None
+    settings: HostSettings, *, clock: VaultClock | None = None, gateway: CardGateway | None = None
 ) -> LocalVault:
     """A started :class:`LocalVault` (schema created, current KEK registered)."""
     kek = kek_provider(settings)
@@ -138,7 +138,7 @@ async def open_vault(
         store,
         kek,
         fingerprinter,
-        clock=clock or SystemClock(),
+        clock=clock or WallClock(),
         audit_key_file=audit_key_file(settings),
         gateway=gateway,
         rotation_batch=settings.vault.rotation_batch,

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 from vault import log
-from vault.clock import Clock
+from vault.clock import VaultClock
 from vault.crypto import Envelope
 from vault.errors import IntegrityFailure, KekNotFound, RotationIncomplete
 from vault.models import RotationReport
@@ -37,7 +37,7 @@ MAX_PASSES = 5
 async def rotate(
     store: VaultStore,
     envelope: Envelope,
-    clock: Clock,
+    clock: VaultClock,
     *,
     batch: int = 500,
     progress: Callable[[int], None] | None = None,

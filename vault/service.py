@@ -31,7 +31,7 @@ from typing import Final, TypeVar
 from vault import audit_chain, bins, log
 from vault.audit_chain import AuditReport
 from vault.card import PAN_AT, CardData, decode, encode, wipe
-from vault.clock import Clock
+from vault.clock import VaultClock
 from vault.crypto import Envelope
 from vault.errors import (
     ArspayError,
@@ -96,7 +96,7 @@ class LocalVault:
         kek: KekProvider,
         fingerprinter: Fingerprinter,
         *,
-        clock: Clock,
+        clock: VaultClock,
         audit_key_file: EvidenceKeyFile,
         gateway: CardGateway | None = None,
         rotation_batch: int = 500,

@@ -1,5 +1,5 @@
 """The vault store: the card records, the KEK registry and the audit log, on the
-vault's own :class:`~vault.database.Database` (SQLite or PostgreSQL).
+vault's own :class:`~vault.database.VaultDatabase` (SQLite or PostgreSQL).
 
 :meth:`VaultStore.delete` checkpoints and truncates the SQLite WAL so the page images
 holding the deleted row go too (blocks already freed by the file system are beyond our
@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 
 from vault import audit_chain, schema
 from vault.batching import GroupCommit
-from vault.database import Database
+from vault.database import VaultDatabase
 from vault.errors import VaultConfigError, VaultUnavailable
 from vault.evidence import EvidenceKey
 from vault.models import AuditEntry, TokenRef
@@ -52,7 +52,7 @@ from vault.rows import (
 from vault.schema import vault_audit, vault_keks, vault_records
 
 
-class VaultStore(Database):
+class VaultStore(VaultDatabase):
     def __init__(self, url: str, *, busy_timeout_ms: int = 15_000, pool_size: int = 5) -> None:
         super().__init__(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
         self._audit_key: EvidenceKey | None = None

@@ -6,7 +6,7 @@ content, its ``prev_hash`` the previous record's ``hash`` and — after the seal
 ``mac`` the chain MAC from the previous one (the seal's MAC for the first). The records
 from before keyed sealing are summed up as :func:`legacy_line` digests and compared
 with the seal; the seal's own MAC and key id are checked. Every record that does not fit
-is one :class:`~vault.evidence.Problem`; checkpoints are compared by the caller.
+is one :class:`~vault.evidence.ChainProblem`; checkpoints are compared by the caller.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.consent.records import GENESIS, record_hash
 from ivr.store.tables import ConsentRecord, ConsentSeal
-from vault.evidence import Checkpoint, EvidenceKey, Findings, Problem, macs_equal, timestamp
+from vault.evidence import ChainProblem, Checkpoint, EvidenceKey, Findings, macs_equal, timestamp
 
 SEAL_ID = 1
 
@@ -47,7 +47,7 @@ class VerifyResult:
     ok: bool
     first_bad_seq: int | None = None
     problem: str | None = None
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[ChainProblem, ...] = ()
     more_problems: int = 0
     head_seq: int = 0
     head_mac: str | None = None
