@@ -1,9 +1,4 @@
-"""initial schema: every table of the engine (see ivr/store/tables.py)
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-28 14:34:48.962928
-"""
+"""initial schema: every table of the engine (see ivr/store/tables/)"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +7,6 @@ import ivr.store.types
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

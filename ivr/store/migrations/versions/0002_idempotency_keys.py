@@ -1,9 +1,4 @@
-"""idempotency keys of the merchant REST API
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-28 21:20:00
-"""
+"""idempotency keys of the merchant REST API"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +7,6 @@ import ivr.store.types
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

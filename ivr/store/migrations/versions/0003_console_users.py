@@ -1,9 +1,4 @@
-"""console users and sessions
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-03 19:00:00
-"""
+"""console users and sessions"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +7,6 @@ import ivr.store.types
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

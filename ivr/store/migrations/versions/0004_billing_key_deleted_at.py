@@ -1,9 +1,4 @@
-"""cards.billing_key_deleted_at: when the PG's billing key of a deleted card was deleted
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-06 04:20:00
-"""
+"""cards.billing_key_deleted_at: when the PG's billing key of a deleted card was deleted"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +7,6 @@ import ivr.store.types
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

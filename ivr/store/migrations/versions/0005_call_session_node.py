@@ -1,17 +1,10 @@
-"""call_sessions.node: which engine served the call (engine.node_id)
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-06 08:00:00
-"""
+"""call_sessions.node: which engine served the call (engine.node_id)"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""console second factor: console_users.totp_* and console_sessions.stage
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-06 08:10:00
-"""
+"""console second factor: console_users.totp_* and console_sessions.stage"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +7,6 @@ import ivr.store.types
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

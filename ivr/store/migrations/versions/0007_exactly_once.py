@@ -5,10 +5,6 @@ already sent), refunds.checksum/sent_at/sends/error_code (a refund is re-sendabl
 reconcilable; open refunds get the checksum they were sent with: the intent's
 refundable balance, which no other refund can have moved while one is open), and
 billing_key_requests (a billing key named before it is requested).
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-06 23:30:00
 """
 
 import sqlalchemy as sa
@@ -18,8 +14,6 @@ import ivr.store.types
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

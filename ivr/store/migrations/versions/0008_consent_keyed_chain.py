@@ -17,8 +17,6 @@ import ivr.store.types
 
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
 
 _SQLITE_TRIGGERS = [
     "CREATE TRIGGER consent_records_mac_required BEFORE INSERT ON consent_records "

@@ -7,10 +7,6 @@ that checks the lockout, before its password is hashed (ivr/console/users.py).
 Replays of answers that carried a webhook signing secret are now stored without it
 (ivr/api/idempotency.py); the replays stored before this revision are scrubbed the same
 way here, so no secret outlives its first answer in ``idempotency_keys``.
-
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-12-06 23:30:00
 """
 
 import json
@@ -22,8 +18,6 @@ import ivr.store.types
 
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

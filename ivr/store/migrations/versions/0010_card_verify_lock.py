@@ -1,9 +1,4 @@
-"""cards.verify_*: the durable per-card limit on knowledge-factor failures (phone payments)
-
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-07 09:00:00
-"""
+"""cards.verify_*: the durable per-card limit on knowledge-factor failures (phone payments)"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +7,6 @@ import ivr.store.types
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
