@@ -11,13 +11,13 @@ from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
+from ivr.api.routes.listing import listed
 from ivr.consent.evidence import export_evidence
 from ivr.domain.states import CallRequestKind, CallRequestStatus
 from ivr.requests.queries import call_requests, calls_of_in
 from ivr.store.scope import Scope
 from ivr.store.tables import CallRequest
 from ivr.web import views
-from ivr.web.pagination import fetch_page
 
 router = make_router("call requests")
 
@@ -110,9 +110,9 @@ async def list_call_requests(
         kind=kind,
         customer_id=customer_id,
     )
-    async with d.db.sessions() as s:
-        page, nxt = await fetch_page(s, q, CallRequest.id, cursor, limit)
-    return S.Page[S.CallRequestOut].of([views.call_request(r) for r in page], nxt)
+    return await listed(
+        d, S.Page[S.CallRequestOut], q, CallRequest.id, cursor, limit, views.call_request
+    )
 
 
 @router.get("/call-requests/{request_id}", response_model=S.CallRequestOut, responses=ERRORS)
