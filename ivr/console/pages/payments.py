@@ -26,7 +26,7 @@ from ivr.console.pages.common import (
     refused_text,
     scope_of,
 )
-from ivr.console.pages.lists import status_list
+from ivr.console.pages.lists import Asked, status_list
 from ivr.console.render import money, page
 from ivr.domain.ids import new_id
 from ivr.domain.states import PaymentIntentStatus
@@ -122,12 +122,11 @@ async def list_payments(
     request: Request,
     deps: Deps,
     who: Reader,
-    status: Annotated[str | None, Query(max_length=24)] = None,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    asked: Asked,
 ) -> Response:
-    return await status_list(request, deps, who, "payments.html", query=queries.payments,
-                             id_column=PaymentIntent.id, statuses=STATUSES, status=status,
-                             cursor=cursor, **labels(who))  # fmt: skip
+    return await status_list(request, deps, who, "payments.html", asked,
+                             query=queries.payments, id_column=PaymentIntent.id,
+                             statuses=STATUSES, **labels(who))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

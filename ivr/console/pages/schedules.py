@@ -22,7 +22,7 @@ from ivr.billing.schedules import SchedulePlan
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
 from ivr.console.pages.common import merchant_names, owned, scope_of
-from ivr.console.pages.lists import status_list
+from ivr.console.pages.lists import Asked, status_list
 from ivr.console.pages.payments import labels as payment_labels
 from ivr.console.pages.payments import word
 from ivr.console.render import page
@@ -118,12 +118,10 @@ async def list_schedules(
     request: Request,
     deps: Deps,
     who: Reader,
-    status: Annotated[str | None, Query(max_length=24)] = None,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    asked: Asked,
 ) -> Response:
-    return await status_list(request, deps, who, "schedules.html", query=schedules,
-                             id_column=Schedule.id, statuses=STATUSES, status=status,
-                             cursor=cursor, **labels(who))  # fmt: skip
+    return await status_list(request, deps, who, "schedules.html", asked, query=schedules,
+                             id_column=Schedule.id, statuses=STATUSES, **labels(who))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
