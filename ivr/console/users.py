@@ -137,11 +137,11 @@ async def _user_row(s: AsyncSession, user_id: str) -> ConsoleUser:
     return row
 
 
+@dataclass(frozen=True, slots=True)
 class ConsoleUsers:
-    def __init__(self, db: Database, clock: Clock, settings: ConsoleSettings) -> None:
-        self.db = db
-        self.clock = clock
-        self.settings = settings
+    db: Database
+    clock: Clock
+    settings: ConsoleSettings
 
     async def create(
         self,
