@@ -27,10 +27,7 @@ async def _create(
     d: Deps,
     me: Me,
     kind: CallRequestKind,
-    customer_id: str,
-    product_name: str,
-    amount: int | None,
-    lease_minutes: int | None,
+    body: S.RegistrationRequestIn | S.PaymentRequestIn,
 ) -> S.CallRequestOut:
     rid = new_object_id(request, "creq")
     async with d.db.sessions() as s:
@@ -39,11 +36,11 @@ async def _create(
         return views.call_request(done)
     new = await d.requests.create(
         me.merchant_id,
-        customer_id,
+        body.customer_id,
         kind,
-        product_name=product_name,
-        amount=amount,
-        lease_minutes=lease_minutes,
+        product_name=body.product_name,
+        amount=body.amount if isinstance(body, S.PaymentRequestIn) else None,
+        lease_minutes=body.lease_minutes,
         actor=actor(me),
         request_id=rid,
     )
@@ -60,16 +57,7 @@ async def _create(
 async def create_registration_request(
     body: S.RegistrationRequestIn, request: Request, d: Deps, me: Me
 ) -> S.CallRequestOut:
-    return await _create(
-        request,
-        d,
-        me,
-        CallRequestKind.registration,
-        body.customer_id,
-        body.product_name,
-        None,
-        body.lease_minutes,
-    )
+    return await _create(request, d, me, CallRequestKind.registration, body)
 
 
 @router.post(
@@ -82,16 +70,7 @@ async def create_registration_request(
 async def create_payment_request(
     body: S.PaymentRequestIn, request: Request, d: Deps, me: Me
 ) -> S.CallRequestOut:
-    return await _create(
-        request,
-        d,
-        me,
-        CallRequestKind.payment,
-        body.customer_id,
-        body.product_name,
-        body.amount,
-        body.lease_minutes,
-    )
+    return await _create(request, d, me, CallRequestKind.payment, body)
 
 
 @router.get("/call-requests", response_model=S.Page[S.CallRequestOut], responses=ERRORS)
