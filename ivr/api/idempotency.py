@@ -120,10 +120,10 @@ class Begun:
     resource_id: str
 
 
+@dataclass(frozen=True, slots=True)
 class IdempotencyStore:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self.db = db
-        self.clock = clock
+    db: Database
+    clock: Clock
 
     async def begin(
         self,

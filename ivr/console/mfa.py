@@ -26,7 +26,6 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import segno
@@ -34,11 +33,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.console import totp
 from ivr.console.errors import LockedOut, LoginFailed
-from ivr.console.users import User, pending_logins, user_view
+from ivr.console.users import User, audit_user, count_failure, pending_logins, user_view
 from ivr.errors import ConfigError, Conflict, InvalidInput, NotFound
 from ivr.settings import Settings
 from ivr.store.db import Database
@@ -174,9 +172,7 @@ class SecondFactor:
                 raise InvalidInput("that code is not right; check the app and the time")
             row.totp_enabled_at = self.clock.now()
             row.totp_last_step = step
-            audit(s, self.clock, actor=actor, action="console_user.2fa_enabled",
-                  object_type="console_user", object_id=row.id,
-                  merchant_id=row.merchant_id)  # fmt: skip
+            audit_user(s, self.clock, row, "console_user.2fa_enabled", actor=actor)
 
     async def verify(self, user_id: str, code: str, *, purpose: str = "login") -> User:
         """The login's second half: the user, or :class:`LoginFailed` (wrong, reused or
@@ -198,19 +194,24 @@ class SecondFactor:
                     row.locked_until = None
                 if purpose == "login":
                     row.last_login_at = now
-                    audit(s, self.clock, actor=f"console:{row.id}", action="console.login",
-                          object_type="console_user", object_id=row.id,
-                          merchant_id=row.merchant_id,
-                          details={"second_factor": "totp"})  # fmt: skip
+                    audit_user(
+                        s,
+                        self.clock,
+                        row,
+                        "console.login",
+                        actor=f"console:{row.id}",
+                        details={"second_factor": "totp"},
+                    )
                 return user_view(row)
-            row.failed_logins += 1
-            locked = row.failed_logins >= self.settings.lockout_failures
-            if locked:
-                row.failed_logins = 0
-                row.locked_until = now + timedelta(minutes=self.settings.lockout_minutes)
-            audit(s, self.clock, actor="console:anonymous", action="console.2fa_failed",
-                  object_type="console_user", object_id=row.id, merchant_id=row.merchant_id,
-                  details={"locked": locked})  # fmt: skip
+            locked = count_failure(row, now, self.settings)
+            audit_user(
+                s,
+                self.clock,
+                row,
+                "console.2fa_failed",
+                actor="console:anonymous",
+                details={"locked": locked},
+            )
         if locked:
             raise LockedOut("too many failed logins; try again later")
         raise LoginFailed("wrong code")
@@ -225,6 +226,4 @@ class SecondFactor:
             row.totp_enabled_at = None
             row.totp_last_step = None
             if was_on:
-                audit(s, self.clock, actor=actor, action="console_user.2fa_removed",
-                      object_type="console_user", object_id=row.id,
-                      merchant_id=row.merchant_id)  # fmt: skip
+                audit_user(s, self.clock, row, "console_user.2fa_removed", actor=actor)

@@ -24,9 +24,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.audit import audit
 from ivr.clock import Clock
@@ -82,6 +83,17 @@ def pending_logins(row: ConsoleUser, now: datetime) -> int:
     return row.logins_pending if live else 0
 
 
+def count_failure(row: ConsoleUser, now: datetime, settings: ConsoleSettings) -> bool:
+    """Count one wrong password or code; the ``lockout_failures``-th locks the user for
+    ``lockout_minutes`` and starts the count again. Whether this one locked."""
+    row.failed_logins += 1
+    if row.failed_logins < settings.lockout_failures:
+        return False
+    row.failed_logins = 0
+    row.locked_until = now + timedelta(minutes=settings.lockout_minutes)
+    return True
+
+
 def user_view(row: ConsoleUser) -> User:
     role: Role = "operator" if row.role == "operator" else "merchant"
     return User(row.id, row.email, role, row.merchant_id, row.totp_enabled_at is not None)
@@ -94,11 +106,42 @@ def clean_email(email: str) -> str:
     return email
 
 
+def audit_user(
+    s: AsyncSession,
+    clock: Clock,
+    row: ConsoleUser,
+    action: str,
+    *,
+    actor: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """The audit row of a change to the console user ``row`` (its merchant's, if any), in
+    the change's transaction: the users' changes here and the second factor's in mfa.py."""
+    audit(
+        s,
+        clock,
+        actor=actor,
+        action=action,
+        object_type="console_user",
+        object_id=row.id,
+        merchant_id=row.merchant_id,
+        details=details,
+    )
+
+
+async def _user_row(s: AsyncSession, user_id: str) -> ConsoleUser:
+    """The user's row to change (a disabled user's too), or :class:`NotFound`."""
+    row = await s.get(ConsoleUser, user_id)
+    if row is None:
+        raise NotFound(f"console user {user_id} not found")
+    return row
+
+
+@dataclass(frozen=True, slots=True)
 class ConsoleUsers:
-    def __init__(self, db: Database, clock: Clock, settings: ConsoleSettings) -> None:
-        self.db = db
-        self.clock = clock
-        self.settings = settings
+    db: Database
+    clock: Clock
+    settings: ConsoleSettings
 
     async def create(
         self,
@@ -135,15 +178,8 @@ class ConsoleUsers:
                 created_at=self.clock.now(),
             )
             s.add(row)
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action="console_user.created",
-                object_type="console_user",
-                object_id=row.id,
-                merchant_id=merchant_id,
-                details={"role": role},
+            audit_user(
+                s, self.clock, row, "console_user.created", actor=actor, details={"role": role}
             )
         return user_view(row)
 
@@ -229,31 +265,22 @@ class ConsoleUsers:
                         row.failed_logins = 0
                         row.locked_until = None
                     row.last_login_at = now
-                audit(
+                audit_user(
                     s,
                     self.clock,
+                    row,
+                    "console.password_accepted" if code_next else "console.login",
                     actor=f"console:{row.id}",
-                    action="console.password_accepted" if code_next else "console.login",
-                    object_type="console_user",
-                    object_id=row.id,
-                    merchant_id=row.merchant_id,
                 )
                 return user_view(row), None
-            locked = False
-            if not locked_now:  # (a guess settling after the lock is covered by it)
-                row.failed_logins += 1
-                locked = row.failed_logins >= self.settings.lockout_failures
-                if locked:
-                    row.failed_logins = 0
-                    row.locked_until = now + timedelta(minutes=self.settings.lockout_minutes)
-            audit(
+            # (a guess settling after the lock is covered by it)
+            locked = not locked_now and count_failure(row, now, self.settings)
+            audit_user(
                 s,
                 self.clock,
+                row,
+                "console.login_failed",
                 actor="console:anonymous",
-                action="console.login_failed",
-                object_type="console_user",
-                object_id=row.id,
-                merchant_id=row.merchant_id,
                 details={"locked": locked},
             )
             return user_view(row), LoginFailed("wrong email or password")
@@ -261,34 +288,14 @@ class ConsoleUsers:
     async def set_password(self, user_id: str, password: str, *, actor: str) -> None:
         hashed = await hash_password(password)
         async with self.db.transaction() as s:
-            row = await s.get(ConsoleUser, user_id)
-            if row is None:
-                raise NotFound(f"console user {user_id} not found")
+            row = await _user_row(s, user_id)
             row.password_hash = hashed
             row.failed_logins = 0
             row.locked_until = None
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action="console_user.password_set",
-                object_type="console_user",
-                object_id=row.id,
-                merchant_id=row.merchant_id,
-            )
+            audit_user(s, self.clock, row, "console_user.password_set", actor=actor)
 
     async def disable(self, user_id: str, *, actor: str) -> None:
         async with self.db.transaction() as s:
-            row = await s.get(ConsoleUser, user_id)
-            if row is None:
-                raise NotFound(f"console user {user_id} not found")
+            row = await _user_row(s, user_id)
             row.status = "disabled"
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action="console_user.disabled",
-                object_type="console_user",
-                object_id=row.id,
-                merchant_id=row.merchant_id,
-            )
+            audit_user(s, self.clock, row, "console_user.disabled", actor=actor)

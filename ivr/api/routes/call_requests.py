@@ -11,13 +11,13 @@ from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
+from ivr.api.routes.listing import listed
 from ivr.consent.evidence import export_evidence
 from ivr.domain.states import CallRequestKind, CallRequestStatus
 from ivr.requests.queries import call_requests, calls_of_in
 from ivr.store.scope import Scope
 from ivr.store.tables import CallRequest
 from ivr.web import views
-from ivr.web.pagination import fetch_page
 
 router = make_router("call requests")
 
@@ -27,10 +27,7 @@ async def _create(
     d: Deps,
     me: Me,
     kind: CallRequestKind,
-    customer_id: str,
-    product_name: str,
-    amount: int | None,
-    lease_minutes: int | None,
+    body: S.RegistrationRequestIn | S.PaymentRequestIn,
 ) -> S.CallRequestOut:
     rid = new_object_id(request, "creq")
     async with d.db.sessions() as s:
@@ -39,11 +36,11 @@ async def _create(
         return views.call_request(done)
     new = await d.requests.create(
         me.merchant_id,
-        customer_id,
+        body.customer_id,
         kind,
-        product_name=product_name,
-        amount=amount,
-        lease_minutes=lease_minutes,
+        product_name=body.product_name,
+        amount=body.amount if isinstance(body, S.PaymentRequestIn) else None,
+        lease_minutes=body.lease_minutes,
         actor=actor(me),
         request_id=rid,
     )
@@ -60,16 +57,7 @@ async def _create(
 async def create_registration_request(
     body: S.RegistrationRequestIn, request: Request, d: Deps, me: Me
 ) -> S.CallRequestOut:
-    return await _create(
-        request,
-        d,
-        me,
-        CallRequestKind.registration,
-        body.customer_id,
-        body.product_name,
-        None,
-        body.lease_minutes,
-    )
+    return await _create(request, d, me, CallRequestKind.registration, body)
 
 
 @router.post(
@@ -82,16 +70,7 @@ async def create_registration_request(
 async def create_payment_request(
     body: S.PaymentRequestIn, request: Request, d: Deps, me: Me
 ) -> S.CallRequestOut:
-    return await _create(
-        request,
-        d,
-        me,
-        CallRequestKind.payment,
-        body.customer_id,
-        body.product_name,
-        body.amount,
-        body.lease_minutes,
-    )
+    return await _create(request, d, me, CallRequestKind.payment, body)
 
 
 @router.get("/call-requests", response_model=S.Page[S.CallRequestOut], responses=ERRORS)
@@ -110,9 +89,9 @@ async def list_call_requests(
         kind=kind,
         customer_id=customer_id,
     )
-    async with d.db.sessions() as s:
-        page, nxt = await fetch_page(s, q, CallRequest.id, cursor, limit)
-    return S.Page[S.CallRequestOut].of([views.call_request(r) for r in page], nxt)
+    return await listed(
+        d, S.Page[S.CallRequestOut], q, CallRequest.id, cursor, limit, views.call_request
+    )
 
 
 @router.get("/call-requests/{request_id}", response_model=S.CallRequestOut, responses=ERRORS)

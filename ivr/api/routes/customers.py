@@ -8,11 +8,11 @@ from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
+from ivr.api.routes.listing import listed
 from ivr.merchants.queries import customers
 from ivr.store.scope import Scope
 from ivr.store.tables import Customer
 from ivr.web import views
-from ivr.web.pagination import fetch_page
 
 router = make_router("customers")
 
@@ -40,9 +40,7 @@ async def list_customers(
     d: Deps, me: Me, cursor: Cursor = None, limit: Limit = 20, external_ref: str | None = None
 ) -> S.Page[S.CustomerOut]:
     q = customers(Scope.of(me.merchant_id), external_ref=external_ref)
-    async with d.db.sessions() as s:
-        page, nxt = await fetch_page(s, q, Customer.id, cursor, limit)
-    return S.Page[S.CustomerOut].of([views.customer(r) for r in page], nxt)
+    return await listed(d, S.Page[S.CustomerOut], q, Customer.id, cursor, limit, views.customer)
 
 
 @router.get("/customers/{customer_id}", response_model=S.CustomerOut, responses=ERRORS)

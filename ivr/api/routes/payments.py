@@ -9,6 +9,7 @@ from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
+from ivr.api.routes.listing import listed
 from ivr.cards.queries import cards
 from ivr.domain.states import AttemptStatus, CardStatus, PaymentIntentStatus
 from ivr.domain.terms import check_installments
@@ -148,10 +149,10 @@ async def list_cards(
         customer_id=customer_id,
         status=status.value if status is not None else None,
     )
-    async with d.db.sessions() as s:
-        page, nxt = await fetch_page(s, q, Card.id, cursor, limit)
     now = d.clock.now()
-    return S.Page[S.CardOut].of([views.card(r, now) for r in page], nxt)
+    return await listed(
+        d, S.Page[S.CardOut], q, Card.id, cursor, limit, lambda r: views.card(r, now)
+    )
 
 
 @router.get("/cards/{card_id}", response_model=S.CardOut, responses=ERRORS, tags=["cards"])

@@ -11,13 +11,13 @@ from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
 from ivr.api.routes.common import router as make_router
+from ivr.api.routes.listing import listed
 from ivr.billing.queries import schedules
 from ivr.domain.states import ScheduleStatus
 from ivr.payments.queries import schedule_attempts
 from ivr.store.scope import Scope
 from ivr.store.tables import Schedule
 from ivr.web import views
-from ivr.web.pagination import fetch_page
 
 router = make_router("schedules")
 
@@ -57,9 +57,7 @@ async def list_schedules(
         status=status.value if status is not None else None,
         customer_id=customer_id,
     )
-    async with d.db.sessions() as s:
-        page, nxt = await fetch_page(s, q, Schedule.id, cursor, limit)
-    return S.Page[S.ScheduleOut].of([views.schedule(r) for r in page], nxt)
+    return await listed(d, S.Page[S.ScheduleOut], q, Schedule.id, cursor, limit, views.schedule)
 
 
 @router.get("/schedules/{schedule_id}", response_model=S.ScheduleOut, responses=ERRORS)

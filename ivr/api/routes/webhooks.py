@@ -10,10 +10,10 @@ from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
 from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing
 from ivr.api.routes.common import router as make_router
+from ivr.api.routes.listing import listed
 from ivr.store.scope import Scope
 from ivr.store.tables import WebhookEndpoint, WebhookEvent
 from ivr.web import views
-from ivr.web.pagination import fetch_page
 from ivr.webhooks.queries import events
 
 router = make_router("webhooks")
@@ -100,9 +100,7 @@ async def list_events(
     d: Deps, me: Me, cursor: Cursor = None, limit: Limit = 20, type: str | None = None
 ) -> S.Page[S.EventOut]:
     q = events(Scope.of(me.merchant_id), type=type)
-    async with d.db.sessions() as s:
-        page, nxt = await fetch_page(s, q, WebhookEvent.id, cursor, limit)
-    return S.Page[S.EventOut].of([views.event(r) for r in page], nxt)
+    return await listed(d, S.Page[S.EventOut], q, WebhookEvent.id, cursor, limit, views.event)
 
 
 @router.get("/events/{event_id}", response_model=S.EventDetailOut, responses=ERRORS)

@@ -253,9 +253,7 @@ async def _finish(request: Request, deps: ConsoleDeps, stage: Stage, next: str) 
 @router.post("/logout")
 async def logout(request: Request, deps: Deps, who: Writer) -> Response:
     await deps.sessions.close(request.cookies.get(SESSION_COOKIE))
-    response = RedirectResponse(url("/login"), status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/console")
-    return response
+    return _back_to_login()
 
 
 @router.get("/lang/{to}")

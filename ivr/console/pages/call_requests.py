@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Writer
 from ivr.console.pages.common import acting_merchant, listing, merchant_names, owned, scope_of
+from ivr.console.pages.lists import Asked
 from ivr.console.render import page
 from ivr.domain.states import CALL_REQUEST, CallRequestKind, CallRequestStatus
 from ivr.merchants.queries import newest_customers
@@ -50,12 +51,12 @@ async def list_requests(
     request: Request,
     deps: Deps,
     who: Reader,
-    status: Annotated[str | None, Query(max_length=24)] = None,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    asked: Asked,
 ) -> Response:
-    rows, nxt, names = await _rows(deps, who, status, cursor)
+    rows, nxt, names = await _rows(deps, who, asked.status, asked.cursor)
     return page(request, who, "call_requests.html", rows=rows, next_cursor=nxt, names=names,
-                status=status or "", statuses=STATUSES, live=cursor is None)  # fmt: skip
+                status=asked.status or "", statuses=STATUSES,
+                live=asked.cursor is None)  # fmt: skip
 
 
 @router.get("/call-requests/rows")

@@ -15,7 +15,8 @@ from starlette.responses import RedirectResponse, Response
 from ivr.cards.queries import cards
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
-from ivr.console.pages.common import listing, merchant_names, owned, scope_of
+from ivr.console.pages.common import merchant_names, owned, scope_of
+from ivr.console.pages.lists import Asked, status_list
 from ivr.console.pages.payments import word
 from ivr.console.render import page
 from ivr.domain.states import CardStatus
@@ -77,18 +78,14 @@ async def list_cards(
     request: Request,
     deps: Deps,
     who: Reader,
-    status: Annotated[str | None, Query(max_length=24)] = None,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    asked: Asked,
     deleted: Annotated[str | None, Query(max_length=40)] = None,
     unlocked: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
-    q = cards(scope_of(who), status=status if status in STATUSES else None)
-    found = await listing(deps.api.db, who, q, Card.id, cursor)
-    return page(request, who, "cards.html", rows=found.rows, customers=found.customers,
-                names=found.names, next_cursor=found.next_cursor, status=status or "",
-                statuses=STATUSES,
-                deleted=bool(deleted), unlocked=bool(unlocked), confirm=None, error=None,
-                now=deps.api.clock.now(), **labels(who))  # fmt: skip
+    return await status_list(request, deps, who, "cards.html", asked, query=cards,
+                             id_column=Card.id, statuses=STATUSES, deleted=bool(deleted),
+                             unlocked=bool(unlocked), confirm=None, error=None,
+                             now=deps.api.clock.now(), **labels(who))  # fmt: skip
 
 
 async def _confirm(request: Request, deps: Deps, who: Viewer, card_id: str,

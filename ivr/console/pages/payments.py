@@ -21,12 +21,12 @@ from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import CATALOG, register
 from ivr.console.pages.common import (
     echoable,
-    listing,
     merchant_names,
     owned,
     refused_text,
     scope_of,
 )
+from ivr.console.pages.lists import Asked, status_list
 from ivr.console.render import money, page
 from ivr.domain.ids import new_id
 from ivr.domain.states import PaymentIntentStatus
@@ -122,14 +122,11 @@ async def list_payments(
     request: Request,
     deps: Deps,
     who: Reader,
-    status: Annotated[str | None, Query(max_length=24)] = None,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    asked: Asked,
 ) -> Response:
-    q = queries.payments(scope_of(who), status=status if status in STATUSES else None)
-    found = await listing(deps.api.db, who, q, PaymentIntent.id, cursor)
-    return page(request, who, "payments.html", rows=found.rows, customers=found.customers,
-                names=found.names, next_cursor=found.next_cursor, status=status or "",
-                statuses=STATUSES, **labels(who))  # fmt: skip
+    return await status_list(request, deps, who, "payments.html", asked,
+                             query=queries.payments, id_column=PaymentIntent.id,
+                             statuses=STATUSES, **labels(who))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,8 @@ from ivr.billing.queries import cycle_jobs, schedules
 from ivr.billing.schedules import SchedulePlan
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
-from ivr.console.pages.common import listing, merchant_names, owned, scope_of
+from ivr.console.pages.common import merchant_names, owned, scope_of
+from ivr.console.pages.lists import Asked, status_list
 from ivr.console.pages.payments import labels as payment_labels
 from ivr.console.pages.payments import word
 from ivr.console.render import page
@@ -117,14 +118,10 @@ async def list_schedules(
     request: Request,
     deps: Deps,
     who: Reader,
-    status: Annotated[str | None, Query(max_length=24)] = None,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    asked: Asked,
 ) -> Response:
-    q = schedules(scope_of(who), status=status if status in STATUSES else None)
-    found = await listing(deps.api.db, who, q, Schedule.id, cursor)
-    return page(request, who, "schedules.html", rows=found.rows, customers=found.customers,
-                names=found.names, next_cursor=found.next_cursor, status=status or "",
-                statuses=STATUSES, **labels(who))  # fmt: skip
+    return await status_list(request, deps, who, "schedules.html", asked, query=schedules,
+                             id_column=Schedule.id, statuses=STATUSES, **labels(who))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

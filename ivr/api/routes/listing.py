@@ -1,0 +1,32 @@
+"""One page of a ``GET`` list, the same for every resource: the query's rows after the
+cursor, each through its view, as a :class:`~ivr.api.schemas.Page`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from ivr.api import schemas as S
+from ivr.api.deps import ApiDeps
+from ivr.web.pagination import fetch_page
+
+Out = TypeVar("Out")
+
+
+async def listed(
+    d: ApiDeps,
+    page: type[S.Page[Out]],
+    query: Select[Any],
+    id_column: InstrumentedAttribute[str],
+    cursor: str | None,
+    limit: int,
+    view: Callable[[Any], Out],
+) -> S.Page[Out]:
+    """``page`` of ``query`` (already scoped to the merchant) from ``cursor``: ``limit``
+    rows by ``id_column``, each shown through ``view``."""
+    async with d.db.sessions() as s:
+        rows, nxt = await fetch_page(s, query, id_column, cursor, limit)
+    return page.of([view(r) for r in rows], nxt)
