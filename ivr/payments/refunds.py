@@ -39,6 +39,7 @@ from ivr.gateways.errors import CancelRefused, GatewayError
 from ivr.payments.charger import NOT_AT_PG, ChargePolicy
 from ivr.payments.queries import succeeded_attempt
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import PaymentAttempt, PaymentIntent, Refund
 from ivr.webhooks.notices import refunded_in
 
@@ -81,9 +82,8 @@ class Refunder:
         reason = clean_text(reason, "reason", max_length=200)  # stored and sent to the PG
         now = self.clock.now()
         async with self.db.transaction() as s:
-            intent = await s.get(PaymentIntent, intent_id, with_for_update=True)
-            if intent is None or intent.merchant_id != merchant_id:
-                raise NotFound(f"payment intent {intent_id} not found")
+            scope = Scope.of(merchant_id)
+            intent = await scope.one(s, PaymentIntent, intent_id, "payment intent", lock=True)
             if intent.status not in (
                 PaymentIntentStatus.succeeded.value,
                 PaymentIntentStatus.partially_refunded.value,

@@ -18,6 +18,7 @@ from ivr.gateways.contract import Gateway
 from ivr.payments.charger import ChargePolicy
 from ivr.payments.refunds import Refunder
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import Card, PaymentIntent
 
 
@@ -87,9 +88,8 @@ class PaymentService:
         key may be charged for this intent."""
         order_name = check_terms(amount, installment_months, order_name)
         now = self.clock.now()
-        card = await s.get(Card, card_id)
+        card = await Scope.of(merchant_id).one(s, Card, card_id, "card")
         check_card(card, merchant_id, card_id, one_off_card=one_off_card)
-        assert card is not None
         intent = PaymentIntent(
             id=intent_id or new_id("pi"),
             merchant_id=merchant_id,

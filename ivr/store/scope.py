@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ivr.errors import NotFound
 from ivr.store.tables import Job, Merchant
 
 MARK = "merchant_scope"
@@ -93,3 +94,14 @@ class Scope:
             q = q.with_for_update().execution_options(populate_existing=True)
         found: M | None = await s.scalar(q)
         return found
+
+    async def one(
+        self, s: AsyncSession, model: type[M], object_id: str, what: str, *, lock: bool = False
+    ) -> M:
+        """:meth:`get`, or NotFound (``"<what> <id> not found"``) for a row that does not
+        exist or is another merchant's — the two are told apart by nobody (never 403):
+        the ownership check of every write path."""
+        row = await self.get(s, model, object_id, lock=lock)
+        if row is None:
+            raise NotFound(f"{what} {object_id} not found")
+        return row

@@ -29,7 +29,7 @@ from ivr.console.pages import ROUTERS as CONSOLE_ROUTERS
 from ivr.store.scope import MARK
 from ivr.store.tables import Base
 from ivr.webhooks.events import emit_in
-from tests.api.test_api_authz import a_objects
+from tests.api.test_api_authz import TABLE, _fill, a_objects
 from tests.console.conftest import Console
 
 pytestmark = pytest.mark.anyio
@@ -131,6 +131,33 @@ async def test_every_read_goes_through_the_scope(console: Console, watch: Watch)
         assert r.status_code < 500, f"{url}: {r.status_code} {r.text[:300]}"
         walked.append((url, r.status_code))
     assert watch.seen > 50, walked  # the walk really read merchant-owned tables
+    assert watch.unscoped == [], "\n".join(map(str, watch.unscoped))
+
+
+async def test_every_write_checks_ownership_through_the_scope(
+    console: Console, watch: Watch
+) -> None:
+    """The write paths too: merchant B sends every POST, PATCH and DELETE of the API
+    with A's ids (404 each, see ``tests/api/test_api_authz.py``) while the engine is
+    watched — an ownership check written by hand (``s.get`` and a comparison) instead of
+    :meth:`Scope.get` / :meth:`Scope.one` names a merchant-owned table unmarked."""
+    a, _ = await console.tenant("행복치과")
+    b, _ = await console.tenant("푸른학원")
+    ids = await a_objects(console.api, a)
+    writes = [row for row in TABLE if row.method != "GET"]
+    for row in writes:
+        kw: dict[str, Any] = {}
+        if row.body is not None:
+            kw["json"] = _fill(row.body, ids)
+        if row.path.endswith("/upload"):
+            csv = f"ref,card_id,amount,order_name\nr1,{ids['card_id']},1000,x\n"
+            kw["files"] = {"file": ("rows.csv", csv.encode(), "text/csv")}
+        with watch.serving(f"{row.method} {row.path}"):
+            r = await b.client.request(row.method, row.path.format(**ids), **kw)
+        assert r.status_code == (201 if row.listing else 404) or (
+            row.listing and r.status_code == 200
+        ), f"{row.method} {row.path}: {r.status_code} {r.text[:200]}"
+    assert watch.seen > len(writes)  # the writes really read merchant-owned rows
     assert watch.unscoped == [], "\n".join(map(str, watch.unscoped))
 
 
