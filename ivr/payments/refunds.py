@@ -23,6 +23,7 @@ meanwhile. The rules mirror the charger's (:mod:`ivr.payments.charger`):
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 
@@ -56,14 +57,12 @@ class Verdict(Enum):
     resend = "resend"
 
 
+@dataclass(eq=False)
 class Refunder:
-    def __init__(
-        self, db: Database, clock: Clock, gateway: Gateway, policy: ChargePolicy | None = None
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.gateway = gateway
-        self.policy = policy or ChargePolicy()
+    db: Database
+    clock: Clock
+    gateway: Gateway
+    policy: ChargePolicy = field(default_factory=ChargePolicy)
 
     async def refund(
         self,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,16 +52,18 @@ def check_card(
         raise Conflict(f"card {card_id} is {card.status}")
 
 
+@dataclass(eq=False)
 class PaymentService:
     """Payment intents; ``refunds`` (a :class:`Refunder`) makes refunds of them."""
 
-    def __init__(
-        self, db: Database, clock: Clock, gateway: Gateway, policy: ChargePolicy | None = None
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.gateway = gateway
-        self.refunds = Refunder(db, clock, gateway, policy)
+    db: Database
+    clock: Clock
+    gateway: Gateway
+    policy: ChargePolicy = field(default_factory=ChargePolicy)
+    refunds: Refunder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.refunds = Refunder(self.db, self.clock, self.gateway, self.policy)
 
     async def create_intent(self, merchant_id: str, card_id: str, **options: Any) -> PaymentIntent:
         """A new intent to charge ``card_id`` (see :meth:`create_intent_in`)."""

@@ -29,7 +29,7 @@ from ivr.console.pages import ROUTERS as CONSOLE_ROUTERS
 from ivr.store.scope import MARK
 from ivr.store.tables import Base
 from ivr.webhooks.events import emit_in
-from tests.api.test_api_authz import TABLE, _fill, a_objects
+from tests.api.test_api_authz import TABLE, a_objects, request_kw
 from tests.console.conftest import Console
 
 pytestmark = pytest.mark.anyio
@@ -146,14 +146,8 @@ async def test_every_write_checks_ownership_through_the_scope(
     ids = await a_objects(console.api, a)
     writes = [row for row in TABLE if row.method != "GET"]
     for row in writes:
-        kw: dict[str, Any] = {}
-        if row.body is not None:
-            kw["json"] = _fill(row.body, ids)
-        if row.path.endswith("/upload"):
-            csv = f"ref,card_id,amount,order_name\nr1,{ids['card_id']},1000,x\n"
-            kw["files"] = {"file": ("rows.csv", csv.encode(), "text/csv")}
         with watch.serving(f"{row.method} {row.path}"):
-            r = await b.client.request(row.method, row.path.format(**ids), **kw)
+            r = await b.client.request(row.method, row.path.format(**ids), **request_kw(row, ids))
         assert r.status_code == (201 if row.listing else 404) or (
             row.listing and r.status_code == 200
         ), f"{row.method} {row.path}: {r.status_code} {r.text[:200]}"
