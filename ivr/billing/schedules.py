@@ -106,13 +106,11 @@ class ScheduleService:
         now = self.clock.now()
         skipped, first = first_due(parsed, now)
         async with self.db.transaction() as s:
-            customer = await s.get(Customer, customer_id)
-            if customer is None or customer.merchant_id != merchant_id:
-                raise NotFound(f"customer {customer_id} not found")
+            await Scope.of(merchant_id).one(s, Customer, customer_id, "customer")
             if mode != "consent":
                 if card_id is None:
                     raise InvalidInput(f"mode {mode} charges a registered card: give card_id")
-                card = await s.get(Card, card_id)
+                card = await Scope.of(merchant_id).get(s, Card, card_id)
                 if card is None or card.customer_id != customer_id:
                     raise NotFound(f"card {card_id} not found")
                 if card.status != CardStatus.active.value:
@@ -149,9 +147,7 @@ class ScheduleService:
     ) -> Schedule:
         """Pause, resume or cancel. Resuming skips cycles that fell due while paused."""
         async with self.db.transaction() as s:
-            row = await s.get(Schedule, schedule_id, with_for_update=True)
-            if row is None or row.merchant_id != merchant_id:
-                raise NotFound(f"schedule {schedule_id} not found")
+            row = await Scope.of(merchant_id).one(s, Schedule, schedule_id, "schedule", lock=True)
             row.status = SCHEDULE.check(row.status, target).value
             now = self.clock.now()
             row.updated_at = now

@@ -10,10 +10,13 @@ submission. The row jobs' payloads are the rows' memory: what was created for th
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Select, select
 
 from ivr.errors import NotFound
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import Job
 
 PARENT = "bulk"
@@ -34,11 +37,25 @@ def rows_like(bulk_id: str) -> str:
     return f"bulk:{bulk_id}:%"
 
 
-async def find_parent(db: Database, merchant_id: str | None, bulk_id: str) -> Job:
-    """The bulk job's parent row; NotFound if there is none or (``merchant_id`` given)
-    it is another merchant's."""
+def parents(scope: Scope) -> Select[Job]:
+    """Every bulk job's parent row in ``scope`` (a list's query: the caller orders and
+    pages it)."""
+    return scope.where(select(Job).where(Job.kind == PARENT), Job)
+
+
+async def find_parent(db: Database, scope: Scope, bulk_id: str) -> Job:
+    """The bulk job's parent row; NotFound if there is none in ``scope`` (another
+    merchant's is not confirmed to exist)."""
     async with db.sessions() as s:
-        parent = await s.scalar(select(Job).where(Job.kind == PARENT, Job.dedupe_key == bulk_id))
-    if parent is None or (merchant_id is not None and parent.payload["merchant_id"] != merchant_id):
+        parent = await s.scalar(parents(scope).where(Job.dedupe_key == bulk_id))
+    if parent is None:
         raise NotFound(f"bulk job {bulk_id} not found")
     return parent
+
+
+async def id_taken(db: Database, bulk_id: str) -> bool:
+    """Whether any job, of any merchant, already uses ``bulk_id`` as its key (a bulk id
+    chosen by a form must be new across merchants)."""
+    q: Any = Scope.everyone().where(select(Job.id).where(Job.dedupe_key == bulk_id), Job)
+    async with db.sessions() as s:
+        return await s.scalar(q) is not None

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from ivr.bulk.jobs import ROWS, find_parent, rows_like
 from ivr.domain.states import JobStatus
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import Job
 
 
@@ -20,30 +21,27 @@ class BulkJobs:
         """Row jobs of every bulk job not finished yet (queued or running)."""
         async with self.db.sessions() as s:
             n = await s.scalar(
-                select(func.count())
-                .select_from(Job)
-                .where(Job.kind.in_(ROWS), Job.status.in_(["queued", "running"]))
+                Scope.everyone().where(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(Job.kind.in_(ROWS), Job.status.in_(["queued", "running"])),
+                    Job,
+                )
             )
         return int(n or 0)
 
     async def progress(self, merchant_id: str, bulk_id: str) -> dict[str, Any]:
         """:meth:`progress_of` the merchant's bulk job (NotFound for another's)."""
-        await find_parent(self.db, merchant_id, bulk_id)
-        return await self.progress_of(bulk_id)
+        return await self.progress_of(bulk_id, Scope.of(merchant_id))
 
-    async def progress_of(self, bulk_id: str) -> dict[str, Any]:
-        """Rows, valid and invalid ones, processed and pending ones (any merchant's)."""
-        parent = await find_parent(self.db, None, bulk_id)
+    async def progress_of(self, bulk_id: str, scope: Scope | None = None) -> dict[str, Any]:
+        """Rows, valid and invalid ones, processed and pending ones (NotFound for a job
+        outside ``scope``; none: any merchant's)."""
+        scope = scope or Scope.everyone()
+        parent = await find_parent(self.db, scope, bulk_id)
+        counts = select(Job.status, func.count()).where(Job.dedupe_key.like(rows_like(bulk_id)))
         async with self.db.sessions() as s:
-            by_status = dict(
-                (
-                    await s.execute(
-                        select(Job.status, func.count())
-                        .where(Job.dedupe_key.like(rows_like(bulk_id)))
-                        .group_by(Job.status)
-                    )
-                ).all()
-            )
+            by_status = dict((await s.execute(scope.where(counts, Job).group_by(Job.status))).all())
         done = by_status.get("done", 0) + by_status.get("dead", 0)
         valid = int(parent.payload["valid"])
         return {

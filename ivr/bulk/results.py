@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from ivr.bulk.jobs import find_parent, rows_like
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import Job, PaymentAttempt
 
 COLUMNS = ("row", "ref", "card_id", "amount", "result", "intent_id", "approval_no",
@@ -24,13 +25,15 @@ class BulkResults:
 
     async def rows(self, merchant_id: str, bulk_id: str) -> list[dict[str, Any]]:
         """Per-row results (the result file): invalid rows and processed rows."""
-        parent = await find_parent(self.db, merchant_id, bulk_id)
+        scope = Scope.of(merchant_id)
+        parent = await find_parent(self.db, scope, bulk_id)
         out: list[dict[str, Any]] = [
             {"row": r["row"], "ref": r.get("ref", ""), "result": "invalid", "error": r["error"]}
             for r in parent.payload["invalid"]
         ]
         async with self.db.sessions() as s:
-            jobs = list(await s.scalars(select(Job).where(Job.dedupe_key.like(rows_like(bulk_id)))))
+            rows = select(Job).where(Job.dedupe_key.like(rows_like(bulk_id)))
+            jobs = list(await s.scalars(scope.where(rows, Job)))
             approvals = dict(
                 (
                     await s.execute(

@@ -10,9 +10,9 @@ payments that reference it.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.audit import audit
@@ -22,6 +22,7 @@ from ivr.domain.states import CARD, CardOwner, CardStatus, CardType
 from ivr.domain.text import clean_text
 from ivr.errors import NotFound
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import Card, Customer
 from vault.client import VaultClient
 from vault.errors import TokenNotFound
@@ -58,11 +59,11 @@ def new_card(
     )
 
 
+@dataclass(eq=False)
 class CardService:
-    def __init__(self, db: Database, clock: Clock, vault: VaultClient | None) -> None:
-        self.db = db
-        self.clock = clock
-        self.vault = vault
+    db: Database
+    clock: Clock
+    vault: VaultClient | None
 
     async def add_in(
         self,
@@ -77,9 +78,7 @@ class CardService:
         status: CardStatus = CardStatus.active,
     ) -> Card:
         """Attach a tokenized card to a customer in the caller's transaction."""
-        customer = await s.get(Customer, customer_id)
-        if customer is None or customer.merchant_id != meta.merchant_id:
-            raise NotFound(f"customer {customer_id} not found")
+        await Scope.of(meta.merchant_id).one(s, Customer, customer_id, "customer")
         card = new_card(
             meta,
             customer_id=customer_id,
@@ -106,21 +105,14 @@ class CardService:
 
     async def get(self, merchant_id: str, card_id: str) -> Card:
         async with self.db.sessions() as s:
-            card = await s.get(Card, card_id)
-        if card is None or card.merchant_id != merchant_id:
-            raise NotFound(f"card {card_id} not found")
-        return card
+            return await Scope.of(merchant_id).one(s, Card, card_id, "card")
 
     async def active_for(self, merchant_id: str, customer_id: str) -> list[Card]:
         """The customer's active cards, newest first."""
         async with self.db.sessions() as s:
             rows = await s.scalars(
-                select(Card)
-                .where(
-                    Card.merchant_id == merchant_id,
-                    Card.customer_id == customer_id,
-                    Card.status == CardStatus.active.value,
-                )
+                Scope.of(merchant_id)
+                .select(Card, customer_id=customer_id, status=CardStatus.active.value)
                 .order_by(Card.created_at.desc(), Card.id.desc())
             )
             return list(rows)
@@ -129,9 +121,7 @@ class CardService:
         """Mark the card deleted and erase its vault record (idempotent)."""
         why = clean_text(why, "reason", max_length=200)  # kept in both audit logs
         async with self.db.transaction() as s:
-            card = await s.get(Card, card_id, with_for_update=True)
-            if card is None or card.merchant_id != merchant_id:
-                raise NotFound(f"card {card_id} not found")
+            card = await Scope.of(merchant_id).one(s, Card, card_id, "card", lock=True)
             if card.status == CardStatus.active.value:
                 card.status = CARD.check(card.status, CardStatus.deleted).value
                 card.deleted_at = self.clock.now()

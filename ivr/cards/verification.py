@@ -30,6 +30,7 @@ from ivr.clock import Clock
 from ivr.errors import NotFound
 from ivr.merchants.policy import MerchantPolicy
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import Card
 from ivr.webhooks.notices import card_verify_locked_in
 
@@ -140,9 +141,7 @@ class CardVerification:
     async def unlock(self, merchant_id: str, card_id: str, *, actor: str) -> Card:
         """The merchant lifts the lock and clears the failures (audited; idempotent)."""
         async with self.db.transaction() as s:
-            card = await s.get(Card, card_id, with_for_update=True)
-            if card is None or card.merchant_id != merchant_id:
-                raise NotFound(f"card {card_id} not found")
+            card = await Scope.of(merchant_id).one(s, Card, card_id, "card", lock=True)
             was = card.verify_locked_until
             card.verify_locked_until = None
             card.verify_failures = 0

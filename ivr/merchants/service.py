@@ -231,8 +231,7 @@ class CustomerService:
         )
         try:
             async with self.db.transaction() as s:
-                if await s.get(Merchant, merchant_id) is None:
-                    raise NotFound(f"merchant {merchant_id} not found")
+                await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant")
                 s.add(row)
                 await s.flush()
                 audit(

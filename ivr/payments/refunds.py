@@ -23,6 +23,7 @@ meanwhile. The rules mirror the charger's (:mod:`ivr.payments.charger`):
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 
@@ -39,6 +40,7 @@ from ivr.gateways.errors import CancelRefused, GatewayError
 from ivr.payments.charger import NOT_AT_PG, ChargePolicy
 from ivr.payments.queries import succeeded_attempt
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import PaymentAttempt, PaymentIntent, Refund
 from ivr.webhooks.notices import refunded_in
 
@@ -55,14 +57,12 @@ class Verdict(Enum):
     resend = "resend"
 
 
+@dataclass(eq=False)
 class Refunder:
-    def __init__(
-        self, db: Database, clock: Clock, gateway: Gateway, policy: ChargePolicy | None = None
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.gateway = gateway
-        self.policy = policy or ChargePolicy()
+    db: Database
+    clock: Clock
+    gateway: Gateway
+    policy: ChargePolicy = field(default_factory=ChargePolicy)
 
     async def refund(
         self,
@@ -81,9 +81,8 @@ class Refunder:
         reason = clean_text(reason, "reason", max_length=200)  # stored and sent to the PG
         now = self.clock.now()
         async with self.db.transaction() as s:
-            intent = await s.get(PaymentIntent, intent_id, with_for_update=True)
-            if intent is None or intent.merchant_id != merchant_id:
-                raise NotFound(f"payment intent {intent_id} not found")
+            scope = Scope.of(merchant_id)
+            intent = await scope.one(s, PaymentIntent, intent_id, "payment intent", lock=True)
             if intent.status not in (
                 PaymentIntentStatus.succeeded.value,
                 PaymentIntentStatus.partially_refunded.value,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +19,7 @@ from ivr.gateways.contract import Gateway
 from ivr.payments.charger import ChargePolicy
 from ivr.payments.refunds import Refunder
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import Card, PaymentIntent
 
 
@@ -50,16 +52,18 @@ def check_card(
         raise Conflict(f"card {card_id} is {card.status}")
 
 
+@dataclass(eq=False)
 class PaymentService:
     """Payment intents; ``refunds`` (a :class:`Refunder`) makes refunds of them."""
 
-    def __init__(
-        self, db: Database, clock: Clock, gateway: Gateway, policy: ChargePolicy | None = None
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.gateway = gateway
-        self.refunds = Refunder(db, clock, gateway, policy)
+    db: Database
+    clock: Clock
+    gateway: Gateway
+    policy: ChargePolicy = field(default_factory=ChargePolicy)
+    refunds: Refunder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.refunds = Refunder(self.db, self.clock, self.gateway, self.policy)
 
     async def create_intent(self, merchant_id: str, card_id: str, **options: Any) -> PaymentIntent:
         """A new intent to charge ``card_id`` (see :meth:`create_intent_in`)."""
@@ -87,9 +91,8 @@ class PaymentService:
         key may be charged for this intent."""
         order_name = check_terms(amount, installment_months, order_name)
         now = self.clock.now()
-        card = await s.get(Card, card_id)
+        card = await Scope.of(merchant_id).one(s, Card, card_id, "card")
         check_card(card, merchant_id, card_id, one_off_card=one_off_card)
-        assert card is not None
         intent = PaymentIntent(
             id=intent_id or new_id("pi"),
             merchant_id=merchant_id,

@@ -3,7 +3,7 @@ move through the ``CALL_REQUEST`` state machine, expire, cancel."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -27,6 +27,7 @@ from ivr.errors import InvalidInput, NotFound
 from ivr.merchants.policy import MerchantPolicy
 from ivr.notify.templates import payment_sms, registration_sms
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.tables import CallRequest, Customer, Lease, Merchant, SmsMessage
 from ivr.webhooks.notices import request_ended_in
 
@@ -37,15 +38,14 @@ class NewRequest:
     sms: SmsMessage
 
 
+@dataclass(eq=False)
 class CallRequestService:
-    def __init__(
-        self, db: Database, clock: Clock, pool: DidPool, *, sms_sender: str, sms_adapter: str
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.pool = pool
-        self.sms_sender = sms_sender
-        self.sms_adapter = sms_adapter
+    db: Database
+    clock: Clock
+    pool: DidPool
+    _: KW_ONLY
+    sms_sender: str
+    sms_adapter: str
 
     async def create(
         self,
@@ -69,12 +69,9 @@ class CallRequestService:
             raise InvalidInput("a registration request takes no amount")
         now = self.clock.now()
         async with self.db.transaction() as s:
-            merchant = await s.get(Merchant, merchant_id)
-            customer = await s.get(Customer, customer_id)
-            if merchant is None:
-                raise NotFound(f"merchant {merchant_id} not found")
-            if customer is None or customer.merchant_id != merchant_id:
-                raise NotFound(f"customer {customer_id} not found")
+            scope = Scope.of(merchant_id)
+            merchant = await scope.one(s, Merchant, merchant_id, "merchant")
+            customer = await scope.one(s, Customer, customer_id, "customer")
             if lease_minutes is None:  # the merchant's default, else the operator's
                 lease_minutes = MerchantPolicy.parse(merchant.settings).lease_minutes
             request_id = request_id or new_id("creq")
@@ -130,10 +127,7 @@ class CallRequestService:
 
     async def get(self, merchant_id: str | None, request_id: str) -> CallRequest:
         async with self.db.sessions() as s:
-            row = await s.get(CallRequest, request_id)
-        if row is None or (merchant_id is not None and row.merchant_id != merchant_id):
-            raise NotFound(f"call request {request_id} not found")
-        return row
+            return await Scope(merchant_id).one(s, CallRequest, request_id, "call request")
 
     async def transition(
         self, request_id: str, target: CallRequestStatus, *, actor: str
@@ -248,14 +242,14 @@ class CallRequestService:
         return done
 
 
+@dataclass(eq=False)
 class DevOutbox:
     """The development SMS outbox: messages are stored and shown, never sent. Marks
     pending outbox messages ``sent`` and their requests ``sms_sent``."""
 
-    def __init__(self, db: Database, clock: Clock, requests: CallRequestService) -> None:
-        self.db = db
-        self.clock = clock
-        self.requests = requests
+    db: Database
+    clock: Clock
+    requests: CallRequestService
 
     async def deliver_pending(self) -> int:
         async with self.db.sessions() as s:

@@ -101,6 +101,17 @@ def _fill(value: Any, ids: dict[str, str]) -> Any:
     return value
 
 
+def request_kw(row: Row, ids: dict[str, str]) -> dict[str, Any]:
+    """The body (or file) of ``row``'s request, A's ids filled in."""
+    kw: dict[str, Any] = {}
+    if row.body is not None:
+        kw["json"] = _fill(row.body, ids)
+    if row.path.endswith("/upload"):
+        csv = f"ref,card_id,amount,order_name\nr1,{ids['card_id']},1000,x\n"
+        kw["files"] = {"file": ("rows.csv", csv.encode(), "text/csv")}
+    return kw
+
+
 async def a_objects(api: Api, a: Tenant) -> dict[str, str]:
     """One of every object, owned by A."""
     c = a.client
@@ -174,13 +185,7 @@ async def test_merchant_b_cannot_touch_merchant_a(api: Api) -> None:
     before = await snapshot(a, ids)
     for row in TABLE:
         path = row.path.format(**ids)
-        kw: dict[str, Any] = {}
-        if row.body is not None:
-            kw["json"] = _fill(row.body, ids)
-        if row.path.endswith("/upload"):
-            csv = f"ref,card_id,amount,order_name\nr1,{ids['card_id']},1000,x\n"
-            kw["files"] = {"file": ("rows.csv", csv.encode(), "text/csv")}
-        r = await b.client.request(row.method, path, **kw)
+        r = await b.client.request(row.method, path, **request_kw(row, ids))
         where = f"{row.method} {row.path}: {r.status_code} {r.text[:200]}"
         if row.listing:
             assert r.status_code in (200, 201), where

@@ -17,17 +17,16 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import RedirectResponse, Response
 
 from ivr.bulk.files import MAX_BYTES
-from ivr.bulk.jobs import KINDS, PARENT
+from ivr.bulk.jobs import KINDS, find_parent, id_taken, parents
 from ivr.bulk.progress import BulkJobs
 from ivr.bulk.results import results_csv
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import register
-from ivr.console.pages.common import PAGE, acting_merchant, merchant_names
+from ivr.console.pages.common import PAGE, acting_merchant, merchant_names, owned, scope_of
 from ivr.console.render import page
 from ivr.domain.ids import new_id
 from ivr.domain.states import JobStatus
@@ -138,16 +137,9 @@ async def _view(bulk: BulkJobs, parent: Job) -> JobView:
     )
 
 
-def _parents(who: Viewer) -> Any:
-    q = select(Job).where(Job.kind == PARENT)
-    if who.scope is not None:
-        q = q.where(Job.payload["merchant_id"].as_string() == who.scope)
-    return q
-
-
 async def _list(deps: Deps, who: Viewer, before: int | None
                 ) -> tuple[list[JobView], int | None, dict[str, str]]:  # fmt: skip
-    q = _parents(who)
+    q = parents(scope_of(who))
     if before is not None:
         q = q.where(Job.id < before)
     async with deps.api.db.sessions() as s:
@@ -161,12 +153,7 @@ async def _list(deps: Deps, who: Viewer, before: int | None
 
 async def _owned_job(deps: Deps, who: Viewer, bulk_id: str) -> Job:
     """The bulk job's parent row if the viewer may see it; else 404."""
-    async with deps.api.db.sessions() as s:
-        parent = await s.scalar(select(Job).where(Job.kind == PARENT, Job.dedupe_key == bulk_id))
-    if parent is None:
-        raise NotFound("bulk job not found")
-    who.own(_merchant_of(parent), "bulk job")
-    return parent
+    return await find_parent(deps.api.db, scope_of(who), bulk_id)
 
 
 async def _list_page(request: Request, deps: Deps, who: Viewer, *, before: int | None = None,
@@ -240,8 +227,7 @@ async def upload(
     except InvalidInput as exc:
         return await refuse(exc.message)
     async with deps.api.db.sessions() as s:
-        if await s.get(Merchant, target) is None:
-            raise NotFound("merchant not found")
+        await owned(s, Merchant, target, who, "merchant")
     bulk_id = upload_id if _BULK_ID.match(upload_id) else new_id("bulk")
     done = await _already(deps, who, bulk_id)
     if done is not None:
@@ -272,9 +258,7 @@ async def _already(deps: Deps, who: Viewer, bulk_id: str) -> Response | None:
     try:
         await _owned_job(deps, who, bulk_id)
     except NotFound:
-        async with deps.api.db.sessions() as s:
-            taken = await s.scalar(select(Job.id).where(Job.dedupe_key == bulk_id))
-        if taken is not None:
+        if await id_taken(deps.api.db, bulk_id):
             raise  # another merchant's job: the id is not this form's to use
         return None
     return RedirectResponse(f"/console/bulk/{bulk_id}", status_code=303)
@@ -285,7 +269,7 @@ async def _detail(deps: Deps, who: Viewer, bulk_id: str) -> dict[str, Any]:
     job = await _view(deps.api.bulk.jobs, parent)
     invalid: list[dict[str, Any]] = list(parent.payload["invalid"])
     async with deps.api.db.sessions() as s:
-        merchant = await s.get(Merchant, job.merchant_id)
+        merchant = await scope_of(who).get(s, Merchant, job.merchant_id)
     return {
         "job": job,
         "merchant_name": merchant.name if merchant is not None else job.merchant_id,
