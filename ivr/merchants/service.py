@@ -54,10 +54,10 @@ def _clean_name(name: str, what: str, limit: int = 100) -> str:
     return clean_text(name, what, max_length=limit)
 
 
+@dataclass(eq=False)
 class MerchantService:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self.db = db
-        self.clock = clock
+    db: Database
+    clock: Clock
 
     async def create(self, name: str, *, actor: str = "cli") -> Merchant:
         now = self.clock.now()
@@ -199,10 +199,10 @@ class MerchantService:
             return Principal(row.merchant_id, row.id)
 
 
+@dataclass(eq=False)
 class CustomerService:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self.db = db
-        self.clock = clock
+    db: Database
+    clock: Clock
 
     async def create(
         self,
