@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -84,21 +84,19 @@ class ChargePolicy:
 
 
 class Verdict(Enum):
-    """What a lookup of an open attempt decided."""
+    """What a lookup of an open attempt (a charge's, or a refund's) decided."""
 
     settled = "settled"  # succeeded or failed now
     wait = "wait"  # still unknown: look again later
     resend = "resend"  # the PG positively does not know it, long after the last send
 
 
+@dataclass(eq=False)
 class Charger:
-    def __init__(
-        self, db: Database, clock: Clock, gateway: Gateway, policy: ChargePolicy | None = None
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.gateway = gateway
-        self.policy = policy or ChargePolicy()
+    db: Database
+    clock: Clock
+    gateway: Gateway
+    policy: ChargePolicy = field(default_factory=ChargePolicy)
 
     # ------------------------------------------------------------------ driving
 
