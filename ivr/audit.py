@@ -11,7 +11,7 @@ from ivr.clock import Clock
 from ivr.store.tables import AuditLog
 
 
-class AuditEntry(TypedDict):
+class AuditFields(TypedDict):
     """What an audit row says: who (``actor``) did what (``action``) to which object,
     for which merchant, with details (never card data or digits)."""
 
@@ -23,12 +23,12 @@ class AuditEntry(TypedDict):
     details: NotRequired[dict[str, Any] | None]
 
 
-def audit(s: AsyncSession, clock: Clock, **entry: Unpack[AuditEntry]) -> None:
+def audit(s: AsyncSession, clock: Clock, **entry: Unpack[AuditFields]) -> None:
     """Add an audit row to the caller's transaction (it commits with the change)."""
     s.add(AuditLog(**audit_values(clock.now(), **entry)))
 
 
-def audit_values(at: datetime, **entry: Unpack[AuditEntry]) -> dict[str, Any]:
+def audit_values(at: datetime, **entry: Unpack[AuditFields]) -> dict[str, Any]:
     """An ``audit_log`` row as plain values, for batch writers that insert many rows
     with one statement (:func:`audit` adds one row as an ORM object)."""
     return {
