@@ -36,7 +36,6 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
 
 from sqlalchemy import or_, select
 
@@ -52,6 +51,7 @@ from ivr.errors import NotFound
 from ivr.gateways.contract import ChargeRequest, ChargeStatus, Gateway, GatewayCharge, PgState
 from ivr.gateways.errors import GatewayError, GatewayUnavailable
 from ivr.payments.queries import attempts_of
+from ivr.payments.sends import OPEN, Verdict, claim_send
 from ivr.settings import GatewaySettings
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent
@@ -59,7 +59,6 @@ from ivr.webhooks.notices import payment_ended_in
 
 log = logging.getLogger(__name__)
 
-OPEN = (AttemptStatus.pending.value, AttemptStatus.unknown.value)
 UNFINISHED = (PaymentIntentStatus.created.value, PaymentIntentStatus.processing.value)
 NOT_AT_PG = "not_at_pg"  # decline code: the PG never recorded the order; nothing charged
 NOT_SENT = "not_sent"  # decline code: the intent was never sent (its creator died)
@@ -81,14 +80,6 @@ class ChargePolicy:
         """How long a worker holding an intent still ``processing`` waits before driving
         it again (a lookup sooner rarely says more; the sweep drives it too)."""
         return min(60.0, max(1.0, self.settle_s / 4))
-
-
-class Verdict(Enum):
-    """What a lookup of an open attempt (a charge's, or a refund's) decided."""
-
-    settled = "settled"  # succeeded or failed now
-    wait = "wait"  # still unknown: look again later
-    resend = "resend"  # the PG positively does not know it, long after the last send
 
 
 @dataclass(eq=False)
@@ -182,15 +173,8 @@ class Charger:
         return target
 
     async def _claim(self, attempt_id: str, sends: int) -> bool:
-        """Claim the next send of an open attempt whose ``sends`` is still ``sends``
-        (committed before the request goes). False: another process claimed it."""
-        async with self.db.transaction() as s:
-            row = await s.get(PaymentAttempt, attempt_id, with_for_update=True)
-            if row is None or row.status not in OPEN or row.sends != sends:
-                return False
-            row.sends = sends + 1
-            row.sent_at = self.clock.now()
-            return True
+        """Claim the attempt's next send (see :func:`~ivr.payments.sends.claim_send`)."""
+        return await claim_send(self.db, self.clock, PaymentAttempt, attempt_id, sends)
 
     async def _send(self, attempt: PaymentAttempt, *, first: bool) -> None:
         """One send of the attempt's order id (with blind retries while nothing was
