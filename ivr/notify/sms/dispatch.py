@@ -78,14 +78,10 @@ class SmsDispatcher:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         await self.recover()
-        while not stop.is_set():
-            tried = 0
-            try:
-                tried = await self.run_once()
-            except Exception:  # a database hiccup must not end the dispatcher
-                log.exception("sms dispatcher round failed")
-            # a message queued or a receipt heard (also during the round) wakes it
-            await self.pacer.wait(bool(tried or self._receipts), stop)
+        # a message queued or a receipt heard (also during the round) wakes it
+        await self.pacer.run(
+            self.run_once, stop, log, "sms dispatcher", pending=lambda: bool(self._receipts)
+        )
 
     def _locked(self, *statuses: DeliveryStatus) -> Select[SmsMessage]:
         """This adapter's messages in ``statuses``, locked; rows another dispatcher
