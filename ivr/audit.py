@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,51 +11,32 @@ from ivr.clock import Clock
 from ivr.store.tables import AuditLog
 
 
-def audit(
-    s: AsyncSession,
-    clock: Clock,
-    *,
-    actor: str,
-    action: str,
-    object_type: str,
-    object_id: str,
-    merchant_id: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
+class AuditFields(TypedDict):
+    """What an audit row says: who (``actor``) did what (``action``) to which object,
+    for which merchant, with details (never card data or digits)."""
+
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    merchant_id: NotRequired[str | None]
+    details: NotRequired[dict[str, Any] | None]
+
+
+def audit(s: AsyncSession, clock: Clock, **entry: Unpack[AuditFields]) -> None:
     """Add an audit row to the caller's transaction (it commits with the change)."""
-    s.add(
-        AuditLog(
-            **audit_values(
-                clock.now(),
-                actor=actor,
-                action=action,
-                object_type=object_type,
-                object_id=object_id,
-                merchant_id=merchant_id,
-                details=details,
-            )
-        )
-    )
+    s.add(AuditLog(**audit_values(clock.now(), **entry)))
 
 
-def audit_values(
-    at: datetime,
-    *,
-    actor: str,
-    action: str,
-    object_type: str,
-    object_id: str,
-    merchant_id: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def audit_values(at: datetime, **entry: Unpack[AuditFields]) -> dict[str, Any]:
     """An ``audit_log`` row as plain values, for batch writers that insert many rows
     with one statement (:func:`audit` adds one row as an ORM object)."""
     return {
         "at": at,
-        "actor": actor,
-        "merchant_id": merchant_id,
-        "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "details": details or {},
+        "actor": entry["actor"],
+        "merchant_id": entry.get("merchant_id"),
+        "action": entry["action"],
+        "object_type": entry["object_type"],
+        "object_id": entry["object_id"],
+        "details": entry.get("details") or {},
     }

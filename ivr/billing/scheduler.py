@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -92,27 +93,18 @@ class LostClaim(Conflict):
     error_id = "job-claim-lost"
 
 
+@dataclass(eq=False)
 class Scheduler:
-    def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        queue: JobQueue,
-        payments: PaymentService,
-        charger: Charger,
-        requests: CallRequestService,
-        *,
-        lease_s: float = 300.0,
-    ) -> None:
-        """``lease_s``: how long a claimed cycle job is this worker's before another
-        takes it over (its worker died)."""
-        self.lease_s = lease_s
-        self.db = db
-        self.clock = clock
-        self.queue = queue
-        self.payments = payments
-        self.charger = charger
-        self.requests = requests
+    db: Database
+    clock: Clock
+    queue: JobQueue
+    payments: PaymentService
+    charger: Charger
+    requests: CallRequestService
+    _: KW_ONLY
+    # how long a claimed cycle job is this worker's before another takes it over (its
+    # worker died)
+    lease_s: float = 300.0
 
     # ------------------------------------------------------------------ starting cycles
 

@@ -79,10 +79,10 @@ class SchedulePlan:
         }
 
 
+@dataclass(eq=False)
 class ScheduleService:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self.db = db
-        self.clock = clock
+    db: Database
+    clock: Clock
 
     async def create(
         self,

@@ -24,6 +24,7 @@ row for the next sweep.
 from __future__ import annotations
 
 import logging
+from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 
 from sqlalchemy import and_, or_, select
@@ -43,21 +44,14 @@ ACTOR = "engine:billing-key-requests"
 S_ = BillingKeyRequestStatus
 
 
+@dataclass(eq=False)
 class BillingKeyRequests:
-    def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        gateway: Gateway | None = None,
-        *,
-        settle: timedelta = timedelta(minutes=2),
-        grace: timedelta = timedelta(hours=1),
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.gateway = gateway
-        self.settle = settle
-        self.grace = grace
+    db: Database
+    clock: Clock
+    gateway: Gateway | None = None
+    _: KW_ONLY
+    settle: timedelta = timedelta(minutes=2)
+    grace: timedelta = timedelta(hours=1)
 
     async def note(self, merchant_id: str, customer_uid: str) -> None:
         """Name the key, committed, before the PG is asked for it."""

@@ -51,10 +51,10 @@ def locked_until(card: Card, now: datetime) -> datetime | None:
     return until if until is not None and until > now else None
 
 
+@dataclass(eq=False)
 class CardVerification:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self.db = db
-        self.clock = clock
+    db: Database
+    clock: Clock
 
     async def _card(self, s: AsyncSession, card_id: str) -> Card:
         card = await s.get(Card, card_id, with_for_update=True)

@@ -14,9 +14,11 @@ import typer
 from ivr.cli.app import app, emit, with_services
 from ivr.cli.evidence import (
     CHECKPOINT_OPTION,
+    OUT_OPTION,
     document,
     read_checkpoints,
     report,
+    saved_option,
     write_document,
 )
 from ivr.consent.evidence import make_checkpoint
@@ -27,16 +29,12 @@ from ivr.wiring import Services
 consent_app = typer.Typer(help="Consent evidence.", no_args_is_help=True)
 app.add_typer(consent_app, name="consent")
 
-OUT_OPTION = typer.Option(None, "--out", "-o", dir_okay=False, help="write here, not to stdout")
-
 
 @consent_app.command("verify")
 def verify(
     ctx: typer.Context,
     checkpoint: list[Path] | None = CHECKPOINT_OPTION,
-    saved: bool = typer.Option(
-        True, "--saved/--no-saved", help="also the newest checkpoint in consent.checkpoint_dir"
-    ),
+    saved: bool = saved_option("consent.checkpoint_dir"),
 ) -> None:
     """Check every consent record's hash and MAC, and the chain against each checkpoint
     (rewritten, inserted and deleted records, also the newest ones); exit 1 on any

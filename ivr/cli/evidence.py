@@ -30,6 +30,15 @@ CHECKPOINT_OPTION = typer.Option(
     readable=True,
     help="a checkpoint file to compare with (repeatable)",
 )
+OUT_OPTION = typer.Option(None, "--out", "-o", dir_okay=False, help="write here, not to stdout")
+
+
+def saved_option(directory: str) -> Any:
+    """``--saved/--no-saved``: also check the newest checkpoint kept in ``directory``
+    (the setting's name, for the help text)."""
+    return typer.Option(
+        True, "--saved/--no-saved", help=f"also the newest checkpoint in {directory}"
+    )
 
 
 Labelled = list[tuple[str, Checkpoint]]

@@ -26,10 +26,12 @@ from ivr.cards.sweep import OrphanSweep, SweepReport
 from ivr.cli.app import app, emit, run, state
 from ivr.cli.evidence import (
     CHECKPOINT_OPTION,
+    OUT_OPTION,
     document,
     newest_saved,
     read_checkpoints,
     report,
+    saved_option,
     write_document,
 )
 from ivr.gateways.factory import build_gateway
@@ -151,9 +153,7 @@ def audit(
 def audit_verify(
     ctx: typer.Context,
     checkpoint: list[Path] | None = CHECKPOINT_OPTION,
-    saved: bool = typer.Option(
-        True, "--saved/--no-saved", help="also the newest checkpoint in vault.audit_checkpoint_dir"
-    ),
+    saved: bool = saved_option("vault.audit_checkpoint_dir"),
 ) -> None:
     """Check the audit log's MAC chain, and it against each checkpoint (changed,
     inserted and deleted rows, also the newest ones); exit 1 on any problem, one line
@@ -186,9 +186,7 @@ def audit_verify(
 @vault_app.command("audit-checkpoint")
 def audit_checkpoint(
     ctx: typer.Context,
-    out: Path | None = typer.Option(
-        None, "--out", "-o", dir_okay=False, help="write here, not to stdout"
-    ),
+    out: Path | None = OUT_OPTION,
 ) -> None:
     """Verify the audit log, then sign a checkpoint of its head: JSON to --out or stdout
     (a copy goes to vault.audit_checkpoint_dir). Exit 1, signing nothing, if the log
@@ -211,9 +209,7 @@ def audit_checkpoint(
 @vault_app.command("audit-public-key")
 def audit_public_key(
     ctx: typer.Context,
-    out: Path | None = typer.Option(
-        None, "--out", "-o", dir_okay=False, help="write here, not to stdout"
-    ),
+    out: Path | None = OUT_OPTION,
 ) -> None:
     """The Ed25519 public key that checks the vault audit checkpoints (JSON)."""
     settings = state(ctx).settings

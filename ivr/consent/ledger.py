@@ -117,17 +117,15 @@ class SealInfo:
     created: bool  # by this call
 
 
+@dataclass(eq=False)
 class ConsentLedger:
     """``saved``: the directory the engine keeps its checkpoints in; :meth:`verify`
     compares the newest one there too when asked."""
 
-    def __init__(
-        self, db: Database, clock: Clock, keys: ConsentKeys, saved: CheckpointDir | None = None
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.keys = keys
-        self.saved = saved
+    db: Database
+    clock: Clock
+    keys: ConsentKeys
+    saved: CheckpointDir | None = None
 
     # ------------------------------------------------------------------ writing
 

@@ -20,7 +20,7 @@ unique violation (inside a savepoint) makes the lease look again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, text, update
@@ -71,19 +71,13 @@ class PoolStats:
     mobiles_with_leases: int
 
 
+@dataclass(eq=False)
 class DidPool:
-    def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        *,
-        lease_lifetime: timedelta = timedelta(minutes=30),
-        cooldown: timedelta = timedelta(minutes=10),
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.lease_lifetime = lease_lifetime
-        self.cooldown = cooldown
+    db: Database
+    clock: Clock
+    _: KW_ONLY
+    lease_lifetime: timedelta = timedelta(minutes=30)
+    cooldown: timedelta = timedelta(minutes=10)
 
     # ------------------------------------------------------------------ import
 

@@ -8,7 +8,7 @@ every (state, state) pair of every machine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -49,78 +49,82 @@ class StateMachine(Generic[S]):
         return frozenset(s for s, ts in self.transitions.items() if target in ts)
 
 
-def _t(pairs: Iterable[tuple[S, Iterable[S]]]) -> dict[S, frozenset[S]]:
-    return {source: frozenset(targets) for source, targets in pairs}
+def machine(name: str, states: type[S], table: str) -> StateMachine[S]:
+    """A machine from its table, one line per state with a way out:
+    ``source -> target target ...``, or ``one <-> other`` for two states that go to
+    each other. The first line's first state is the initial one; a state with no way
+    out is terminal; ``#`` starts a comment. Written as text so each machine reads like
+    its diagram; every name is checked against ``states`` when the module loads."""
+    transitions: dict[S, set[S]] = {}
+    for line in table.splitlines():
+        row = line.partition("#")[0]
+        if "<->" in row:
+            one, other = (states(side.strip()) for side in row.split("<->"))
+            transitions.setdefault(one, set()).add(other)
+            transitions.setdefault(other, set()).add(one)
+        elif "->" in row:
+            source, targets = row.split("->")
+            transitions.setdefault(states(source.strip()), set()).update(
+                states(target) for target in targets.split()
+            )
+        elif row.strip():
+            raise ValueError(f"{name}: no arrow in {line!r}")
+    frozen = {source: frozenset(targets) for source, targets in transitions.items()}
+    return StateMachine(name, states, next(iter(frozen)), frozen)
 
 
-class MerchantStatus(StrEnum):
-    active = "active"
-    suspended = "suspended"
+# Each status is a StrEnum whose values are its member names, the words stored in the
+# status columns; each machine is a table, one line per state as in a diagram (kept as
+# written: not reformatted).
+# fmt: off
+CallRequestKind = StrEnum("CallRequestKind", "registration payment")
+CardType = StrEnum("CardType", "credit check")
+CardOwner = StrEnum("CardOwner", "personal corporate")
 
+MerchantStatus = StrEnum("MerchantStatus", "active suspended")
+MERCHANT = machine("merchant", MerchantStatus, "active <-> suspended")
 
-class ApiKeyStatus(StrEnum):
-    active = "active"
-    revoked = "revoked"
+ApiKeyStatus = StrEnum("ApiKeyStatus", "active revoked")
+API_KEY = machine("api_key", ApiKeyStatus, "active -> revoked")
 
+DidStatus = StrEnum("DidStatus", "active disabled")
+DID = machine("did", DidStatus, "active <-> disabled")
 
-class DidStatus(StrEnum):
-    active = "active"
-    disabled = "disabled"
+LeaseStatus = StrEnum("LeaseStatus", "active released expired")
+LEASE = machine("lease", LeaseStatus, "active -> released expired")
 
+CallRequestStatus = StrEnum(
+    "CallRequestStatus", "created sms_sent in_call completed declined failed expired cancelled"
+)
+CALL_REQUEST = machine("call_request", CallRequestStatus, """
+    created  -> sms_sent in_call failed expired cancelled
+    sms_sent -> in_call failed expired cancelled
+    # A call that ends without an outcome puts the request back to waiting for the
+    # next call (PRODUCT section 3: the payer may call again).
+    in_call  -> sms_sent completed declined failed expired
+""")
 
-class LeaseStatus(StrEnum):
-    active = "active"
-    released = "released"
-    expired = "expired"
+CallSessionStatus = StrEnum("CallSessionStatus", "ringing active rejected ended")
+CALL_SESSION = machine("call_session", CallSessionStatus, """
+    ringing -> active rejected ended
+    # Rejected after answering: the caller hears auth.rejected (PRODUCT §4.1).
+    active  -> rejected ended
+""")
 
+CardStatus = StrEnum("CardStatus", "active deleted")
+CARD = machine("card", CardStatus, "active -> deleted")
 
-class CallRequestKind(StrEnum):
-    registration = "registration"
-    payment = "payment"
-
-
-class CallRequestStatus(StrEnum):
-    created = "created"
-    sms_sent = "sms_sent"
-    in_call = "in_call"
-    completed = "completed"
-    declined = "declined"
-    failed = "failed"
-    expired = "expired"
-    cancelled = "cancelled"
-
-
-class CallSessionStatus(StrEnum):
-    ringing = "ringing"
-    active = "active"
-    rejected = "rejected"
-    ended = "ended"
-
-
-class CardStatus(StrEnum):
-    active = "active"
-    deleted = "deleted"
-
-
-class CardType(StrEnum):
-    credit = "credit"
-    check = "check"
-
-
-class CardOwner(StrEnum):
-    personal = "personal"
-    corporate = "corporate"
-
-
-class PaymentIntentStatus(StrEnum):
-    created = "created"
-    processing = "processing"
-    retry_scheduled = "retry_scheduled"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-    partially_refunded = "partially_refunded"
-    refunded = "refunded"
+PaymentIntentStatus = StrEnum(
+    "PaymentIntentStatus",
+    "created processing retry_scheduled succeeded failed cancelled partially_refunded refunded",
+)
+PAYMENT_INTENT = machine("payment_intent", PaymentIntentStatus, """
+    created            -> processing cancelled
+    processing         -> succeeded failed retry_scheduled
+    retry_scheduled    -> processing failed cancelled
+    succeeded          -> partially_refunded refunded
+    partially_refunded -> partially_refunded refunded
+""")
 
 
 class AttemptStatus(StrEnum):
@@ -130,6 +134,12 @@ class AttemptStatus(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     unknown = "unknown"
+
+
+ATTEMPT = machine("attempt", AttemptStatus, """
+    pending -> succeeded failed unknown
+    unknown -> succeeded failed
+""")
 
 
 class BillingKeyRequestStatus(StrEnum):
@@ -142,19 +152,23 @@ class BillingKeyRequestStatus(StrEnum):
     deleted = "deleted"  # deleted at the PG (or the PG never had it)
 
 
-class ScheduleStatus(StrEnum):
-    active = "active"
-    paused = "paused"
-    cancelled = "cancelled"
-    completed = "completed"
+BILLING_KEY_REQUEST = machine("billing_key_request", BillingKeyRequestStatus, """
+    pending -> issued attached declined deleted
+    issued  -> attached deleted
+""")
 
+ScheduleStatus = StrEnum("ScheduleStatus", "active paused cancelled completed")
+SCHEDULE = machine("schedule", ScheduleStatus, """
+    active -> paused cancelled completed
+    paused -> active cancelled
+""")
 
-class JobStatus(StrEnum):
-    queued = "queued"
-    running = "running"
-    done = "done"
-    dead = "dead"
-    cancelled = "cancelled"
+JobStatus = StrEnum("JobStatus", "queued running done dead cancelled")
+JOB = machine("job", JobStatus, """
+    queued  -> running cancelled
+    # running -> queued: failed with retries left, or its worker died (lock expired)
+    running -> done queued dead
+""")
 
 
 class DeliveryStatus(StrEnum):
@@ -168,176 +182,18 @@ class DeliveryStatus(StrEnum):
     failed = "failed"
 
 
-class EndpointStatus(StrEnum):
-    enabled = "enabled"
-    disabled = "disabled"
+DELIVERY = machine("delivery", DeliveryStatus, """
+    pending  -> sending failed
+    sending  -> sent retrying failed
+    retrying -> sending failed
+    sent     -> delivered failed
+    # manual redelivery of a failed one starts again
+    failed   -> pending
+""")
 
-
-R_ = CallRequestStatus
-P_ = PaymentIntentStatus
-A_ = AttemptStatus
-D_ = DeliveryStatus
-
-MERCHANT = StateMachine(
-    "merchant",
-    MerchantStatus,
-    MerchantStatus.active,
-    _t(
-        [
-            (MerchantStatus.active, [MerchantStatus.suspended]),
-            (MerchantStatus.suspended, [MerchantStatus.active]),
-        ]
-    ),
-)
-API_KEY = StateMachine(
-    "api_key",
-    ApiKeyStatus,
-    ApiKeyStatus.active,
-    _t([(ApiKeyStatus.active, [ApiKeyStatus.revoked])]),
-)
-DID = StateMachine(
-    "did",
-    DidStatus,
-    DidStatus.active,
-    _t([(DidStatus.active, [DidStatus.disabled]), (DidStatus.disabled, [DidStatus.active])]),
-)
-LEASE = StateMachine(
-    "lease",
-    LeaseStatus,
-    LeaseStatus.active,
-    _t([(LeaseStatus.active, [LeaseStatus.released, LeaseStatus.expired])]),
-)
-CALL_REQUEST = StateMachine(
-    "call_request",
-    CallRequestStatus,
-    CallRequestStatus.created,
-    _t(
-        [
-            (R_.created, [R_.sms_sent, R_.in_call, R_.failed, R_.expired, R_.cancelled]),
-            (R_.sms_sent, [R_.in_call, R_.failed, R_.expired, R_.cancelled]),
-            # A call that ends without an outcome puts the request back to waiting for
-            # the next call (PRODUCT section 3: the payer may call again).
-            (R_.in_call, [R_.sms_sent, R_.completed, R_.declined, R_.failed, R_.expired]),
-        ]
-    ),
-)
-CALL_SESSION = StateMachine(
-    "call_session",
-    CallSessionStatus,
-    CallSessionStatus.ringing,
-    _t(
-        [
-            (
-                CallSessionStatus.ringing,
-                [CallSessionStatus.active, CallSessionStatus.rejected, CallSessionStatus.ended],
-            ),
-            # Rejected after answering: the caller hears auth.rejected (PRODUCT §4.1).
-            (CallSessionStatus.active, [CallSessionStatus.rejected, CallSessionStatus.ended]),
-        ]
-    ),
-)
-CARD = StateMachine(
-    "card", CardStatus, CardStatus.active, _t([(CardStatus.active, [CardStatus.deleted])])
-)
-PAYMENT_INTENT = StateMachine(
-    "payment_intent",
-    PaymentIntentStatus,
-    PaymentIntentStatus.created,
-    _t(
-        [
-            (P_.created, [P_.processing, P_.cancelled]),
-            (P_.processing, [P_.succeeded, P_.failed, P_.retry_scheduled]),
-            (P_.retry_scheduled, [P_.processing, P_.failed, P_.cancelled]),
-            (P_.succeeded, [P_.partially_refunded, P_.refunded]),
-            (P_.partially_refunded, [P_.partially_refunded, P_.refunded]),
-        ]
-    ),
-)
-ATTEMPT = StateMachine(
-    "attempt",
-    AttemptStatus,
-    AttemptStatus.pending,
-    _t(
-        [
-            (A_.pending, [A_.succeeded, A_.failed, A_.unknown]),
-            (A_.unknown, [A_.succeeded, A_.failed]),
-        ]
-    ),
-)
-BILLING_KEY_REQUEST = StateMachine(
-    "billing_key_request",
-    BillingKeyRequestStatus,
-    BillingKeyRequestStatus.pending,
-    _t(
-        [
-            (
-                BillingKeyRequestStatus.pending,
-                [
-                    BillingKeyRequestStatus.issued,
-                    BillingKeyRequestStatus.attached,
-                    BillingKeyRequestStatus.declined,
-                    BillingKeyRequestStatus.deleted,
-                ],
-            ),
-            (
-                BillingKeyRequestStatus.issued,
-                [BillingKeyRequestStatus.attached, BillingKeyRequestStatus.deleted],
-            ),
-        ]
-    ),
-)
-SCHEDULE = StateMachine(
-    "schedule",
-    ScheduleStatus,
-    ScheduleStatus.active,
-    _t(
-        [
-            (
-                ScheduleStatus.active,
-                [ScheduleStatus.paused, ScheduleStatus.cancelled, ScheduleStatus.completed],
-            ),
-            (ScheduleStatus.paused, [ScheduleStatus.active, ScheduleStatus.cancelled]),
-        ]
-    ),
-)
-JOB = StateMachine(
-    "job",
-    JobStatus,
-    JobStatus.queued,
-    _t(
-        [
-            (JobStatus.queued, [JobStatus.running, JobStatus.cancelled]),
-            # running -> queued: failed with retries left, or its worker died (lock expired)
-            (JobStatus.running, [JobStatus.done, JobStatus.queued, JobStatus.dead]),
-        ]
-    ),
-)
-DELIVERY = StateMachine(
-    "delivery",
-    DeliveryStatus,
-    DeliveryStatus.pending,
-    _t(
-        [
-            (D_.pending, [D_.sending, D_.failed]),
-            (D_.sending, [D_.sent, D_.retrying, D_.failed]),
-            (D_.retrying, [D_.sending, D_.failed]),
-            (D_.sent, [D_.delivered, D_.failed]),
-            # manual redelivery of a failed one starts again
-            (D_.failed, [D_.pending]),
-        ]
-    ),
-)
-ENDPOINT = StateMachine(
-    "webhook_endpoint",
-    EndpointStatus,
-    EndpointStatus.enabled,
-    _t(
-        [
-            (EndpointStatus.enabled, [EndpointStatus.disabled]),
-            (EndpointStatus.disabled, [EndpointStatus.enabled]),
-        ]
-    ),
-)
+EndpointStatus = StrEnum("EndpointStatus", "enabled disabled")
+ENDPOINT = machine("webhook_endpoint", EndpointStatus, "enabled <-> disabled")
+# fmt: on
 
 MACHINES: tuple[StateMachine, ...] = (  # type: ignore[type-arg]
     MERCHANT, API_KEY, DID, LEASE, CALL_REQUEST, CALL_SESSION, CARD,

@@ -15,6 +15,8 @@ a CLI command) is found at the next poll, within ``idle_s``.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 
 class Pacer:
@@ -53,3 +55,24 @@ class Pacer:
         if self._woken.is_set():
             self._woken.clear()
             self._delay = self.busy_s  # woken: work is likely; poll at the busy pace
+
+    async def run(
+        self,
+        round_: Callable[[], Awaitable[int]],
+        stop: asyncio.Event,
+        log: logging.Logger,
+        what: str,
+        *,
+        pending: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Run rounds at this pace until ``stop``. ``round_`` returns how many items it
+        tried; ``pending``: work known to be waiting besides (it keeps the busy pace). A
+        round that raises is logged on the worker's ``log`` as ``what``'s, not raised: a database
+        hiccup must not end the worker."""
+        while not stop.is_set():
+            tried = 0
+            try:
+                tried = await round_()
+            except Exception:
+                log.exception("%s round failed", what)
+            await self.wait(tried > 0 or pending(), stop)

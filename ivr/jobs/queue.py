@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,13 +42,16 @@ from ivr.store.db import Database
 from ivr.store.tables import Job
 
 
+@dataclass(eq=False)
 class JobQueue:
-    def __init__(self, db: Database, clock: Clock, *, worker_id: str) -> None:
-        if not worker_id or len(worker_id) > 64:
+    db: Database
+    clock: Clock
+    _: KW_ONLY
+    worker_id: str
+
+    def __post_init__(self) -> None:
+        if not self.worker_id or len(self.worker_id) > 64:
             raise InvalidInput("worker_id must be 1-64 characters")
-        self.db = db
-        self.clock = clock
-        self.worker_id = worker_id
 
     # ------------------------------------------------------------------ adding
 

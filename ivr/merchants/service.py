@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.audit import audit
 from ivr.clock import Clock
@@ -54,10 +55,25 @@ def _clean_name(name: str, what: str, limit: int = 100) -> str:
     return clean_text(name, what, max_length=limit)
 
 
+def _audit(
+    s: AsyncSession,
+    clock: Clock,
+    actor: str,
+    action: str,
+    row: Merchant | ApiKey | Customer,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit ``action`` (``<object type>.<verb>``) on a merchant or on one of its rows."""
+    merchant_id = row.id if isinstance(row, Merchant) else row.merchant_id
+    object_type = action.partition(".")[0]
+    audit(s, clock, actor=actor, action=action, object_type=object_type, object_id=row.id,
+          merchant_id=merchant_id, details=details)  # fmt: skip
+
+
+@dataclass(eq=False)
 class MerchantService:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self.db = db
-        self.clock = clock
+    db: Database
+    clock: Clock
 
     async def create(self, name: str, *, actor: str = "cli") -> Merchant:
         now = self.clock.now()
@@ -70,15 +86,7 @@ class MerchantService:
         )
         async with self.db.transaction() as s:
             s.add(m)
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action="merchant.create",
-                object_type="merchant",
-                object_id=m.id,
-                merchant_id=m.id,
-            )
+            _audit(s, self.clock, actor, "merchant.create", m)
         return m
 
     async def get(self, merchant_id: str) -> Merchant:
@@ -98,15 +106,7 @@ class MerchantService:
             if m is None:
                 raise NotFound(f"merchant {merchant_id} not found")
             m.status = MERCHANT.check(m.status, status).value
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action=f"merchant.{status.value}",
-                object_type="merchant",
-                object_id=m.id,
-                merchant_id=m.id,
-            )
+            _audit(s, self.clock, actor, f"merchant.{status.value}", m)
 
     async def set_policy(
         self, merchant_id: str, changes: dict[str, Any], *, replace: bool = False, actor: str
@@ -125,16 +125,7 @@ class MerchantService:
                     merged[key] = value
             policy = MerchantPolicy.parse(merged)
             m.settings = policy.model_dump(mode="json", exclude_unset=True)
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action="merchant.policy",
-                object_type="merchant",
-                object_id=m.id,
-                merchant_id=m.id,
-                details={"keys": sorted(changes)},
-            )
+            _audit(s, self.clock, actor, "merchant.policy", m, details={"keys": sorted(changes)})
             return policy
 
     # ---------------------------------------------------------------- API keys
@@ -154,15 +145,7 @@ class MerchantService:
         )
         async with self.db.transaction() as s:
             s.add(row)
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action="api_key.create",
-                object_type="api_key",
-                object_id=row.id,
-                merchant_id=merchant_id,
-            )
+            _audit(s, self.clock, actor, "api_key.create", row)
         return NewApiKey(row.id, merchant_id, key)
 
     async def revoke_api_key(self, merchant_id: str, key_id: str, *, actor: str) -> None:
@@ -172,15 +155,7 @@ class MerchantService:
                 raise NotFound(f"API key {key_id} not found")
             row.status = API_KEY.check(row.status, ApiKeyStatus.revoked).value
             row.revoked_at = self.clock.now()
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action="api_key.revoke",
-                object_type="api_key",
-                object_id=row.id,
-                merchant_id=merchant_id,
-            )
+            _audit(s, self.clock, actor, "api_key.revoke", row)
 
     async def authenticate(self, key: str) -> Principal | None:
         """The merchant behind an API key, or None (unknown, revoked, malformed, suspended)."""
@@ -199,10 +174,10 @@ class MerchantService:
             return Principal(row.merchant_id, row.id)
 
 
+@dataclass(eq=False)
 class CustomerService:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self.db = db
-        self.clock = clock
+    db: Database
+    clock: Clock
 
     async def create(
         self,
@@ -234,15 +209,7 @@ class CustomerService:
                 await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant")
                 s.add(row)
                 await s.flush()
-                audit(
-                    s,
-                    self.clock,
-                    actor=actor,
-                    action="customer.create",
-                    object_type="customer",
-                    object_id=row.id,
-                    merchant_id=merchant_id,
-                )
+                _audit(s, self.clock, actor, "customer.create", row)
         except IntegrityError:
             raise Conflict(f"a customer with external_ref {external_ref!r} exists") from None
         return row

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -139,18 +139,12 @@ class Outcome:
         }.get(self.status)
 
 
+@dataclass(eq=False)
 class ChargeBatch:
-    def __init__(
-        self,
-        clock: Clock,
-        gateway: Gateway,
-        payments: PaymentService,
-        policy: ChargePolicy | None = None,
-    ) -> None:
-        self.clock = clock
-        self.gateway = gateway
-        self.payments = payments
-        self.policy = policy or ChargePolicy()
+    clock: Clock
+    gateway: Gateway
+    payments: PaymentService
+    policy: ChargePolicy = field(default_factory=ChargePolicy)
 
     async def open_in(
         self, s: AsyncSession, rows: Sequence[NewCharge]

@@ -34,9 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
 
 from sqlalchemy import or_, select
 
@@ -52,6 +51,7 @@ from ivr.errors import NotFound
 from ivr.gateways.contract import ChargeRequest, ChargeStatus, Gateway, GatewayCharge, PgState
 from ivr.gateways.errors import GatewayError, GatewayUnavailable
 from ivr.payments.queries import attempts_of
+from ivr.payments.sends import OPEN, Verdict, claim_send
 from ivr.settings import GatewaySettings
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent
@@ -59,7 +59,6 @@ from ivr.webhooks.notices import payment_ended_in
 
 log = logging.getLogger(__name__)
 
-OPEN = (AttemptStatus.pending.value, AttemptStatus.unknown.value)
 UNFINISHED = (PaymentIntentStatus.created.value, PaymentIntentStatus.processing.value)
 NOT_AT_PG = "not_at_pg"  # decline code: the PG never recorded the order; nothing charged
 NOT_SENT = "not_sent"  # decline code: the intent was never sent (its creator died)
@@ -83,22 +82,12 @@ class ChargePolicy:
         return min(60.0, max(1.0, self.settle_s / 4))
 
 
-class Verdict(Enum):
-    """What a lookup of an open attempt decided."""
-
-    settled = "settled"  # succeeded or failed now
-    wait = "wait"  # still unknown: look again later
-    resend = "resend"  # the PG positively does not know it, long after the last send
-
-
+@dataclass(eq=False)
 class Charger:
-    def __init__(
-        self, db: Database, clock: Clock, gateway: Gateway, policy: ChargePolicy | None = None
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.gateway = gateway
-        self.policy = policy or ChargePolicy()
+    db: Database
+    clock: Clock
+    gateway: Gateway
+    policy: ChargePolicy = field(default_factory=ChargePolicy)
 
     # ------------------------------------------------------------------ driving
 
@@ -184,15 +173,8 @@ class Charger:
         return target
 
     async def _claim(self, attempt_id: str, sends: int) -> bool:
-        """Claim the next send of an open attempt whose ``sends`` is still ``sends``
-        (committed before the request goes). False: another process claimed it."""
-        async with self.db.transaction() as s:
-            row = await s.get(PaymentAttempt, attempt_id, with_for_update=True)
-            if row is None or row.status not in OPEN or row.sends != sends:
-                return False
-            row.sends = sends + 1
-            row.sent_at = self.clock.now()
-            return True
+        """Claim the attempt's next send (see :func:`~ivr.payments.sends.claim_send`)."""
+        return await claim_send(self.db, self.clock, PaymentAttempt, attempt_id, sends)
 
     async def _send(self, attempt: PaymentAttempt, *, first: bool) -> None:
         """One send of the attempt's order id (with blind retries while nothing was

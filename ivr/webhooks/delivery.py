@@ -102,14 +102,7 @@ class WebhookDispatcher:
         self.pacer.wake()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        stop = stop or asyncio.Event()
-        while not stop.is_set():
-            tried = 0
-            try:
-                tried = await self.run_once()
-            except Exception:  # a database hiccup must not end the dispatcher
-                log.exception("webhook dispatcher round failed")
-            await self.pacer.wait(tried > 0, stop)
+        await self.pacer.run(self.run_once, stop or asyncio.Event(), log, "webhook dispatcher")
 
     async def run_once(self) -> int:
         """Claim due deliveries, POST them, record the results; how many were tried."""

@@ -8,6 +8,7 @@ and :meth:`rotate_secret`; ``WebhookEndpoint.secret`` holds the packed signing k
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,10 +47,10 @@ def check_url(url: str) -> str:
     return url
 
 
+@dataclass(eq=False)
 class WebhookService:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self.db = db
-        self.clock = clock
+    db: Database
+    clock: Clock
 
     # ------------------------------------------------------------------ endpoints
 

@@ -21,9 +21,10 @@ Korean wording. Only the short code survives (:func:`pg_code`), never the messag
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, TypeVar
 
 import aiohttp
 
@@ -136,6 +137,15 @@ class DeclineRow(MessageRow):
     reason: DeclineReason
 
 
+Row = TypeVar("Row", bound=MessageRow)
+
+
+def first_match(rows: Sequence[Row], message: str | None) -> Row | None:
+    """The first row whose pattern is found in ``message``: rows are in priority order."""
+    text = message or ""
+    return next((row for row in rows if row.pattern.search(text)), None)
+
+
 def _rx(text: str) -> re.Pattern[str]:
     return re.compile(text, re.IGNORECASE)
 
@@ -165,11 +175,8 @@ DECLINE_ROWS: Final[tuple[DeclineRow, ...]] = (
 
 def decline_reason(message: str | None) -> DeclineReason:
     """Normalize a decline message; anything unrecognised is a hard ``rejected``."""
-    text = message or ""
-    for row in DECLINE_ROWS:
-        if row.pattern.search(text):
-            return row.reason
-    return DeclineReason.rejected
+    row = first_match(DECLINE_ROWS, message)
+    return DeclineReason.rejected if row is None else row.reason
 
 
 @dataclass(frozen=True)
@@ -189,11 +196,8 @@ CANCEL_ROWS: Final[tuple[CancelRow, ...]] = (
 
 
 def cancel_refusal(message: str | None) -> CancelRefusal:
-    text = message or ""
-    for row in CANCEL_ROWS:
-        if row.pattern.search(text):
-            return row.refusal
-    return CancelRefusal.refused
+    row = first_match(CANCEL_ROWS, message)
+    return CancelRefusal.refused if row is None else row.refusal
 
 
 # "존재하지 않는 결제정보입니다" is the example message of a non-zero code (v1 OpenAPI).

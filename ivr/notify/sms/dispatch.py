@@ -17,7 +17,7 @@ import logging
 from collections import deque
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.clock import Clock
@@ -78,29 +78,28 @@ class SmsDispatcher:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         await self.recover()
-        while not stop.is_set():
-            tried = 0
-            try:
-                tried = await self.run_once()
-            except Exception:  # a database hiccup must not end the dispatcher
-                log.exception("sms dispatcher round failed")
-            # a message queued or a receipt heard (also during the round) wakes it
-            await self.pacer.wait(bool(tried or self._receipts), stop)
+        # a message queued or a receipt heard (also during the round) wakes it
+        await self.pacer.run(
+            self.run_once, stop, log, "sms dispatcher", pending=lambda: bool(self._receipts)
+        )
+
+    def _locked(self, *statuses: DeliveryStatus) -> Select[SmsMessage]:
+        """This adapter's messages in ``statuses``, locked; rows another dispatcher
+        holds are skipped, not waited for."""
+        return (
+            select(SmsMessage)
+            .where(
+                SmsMessage.adapter == self.settings.adapter,
+                SmsMessage.status.in_([status.value for status in statuses]),
+            )
+            .with_for_update(skip_locked=True)
+        )
 
     async def recover(self) -> int:
         """Messages left ``sending`` by a dispatcher that died mid-send go back to
         ``retrying`` (the provider may or may not have them: at-least-once)."""
         async with self.db.transaction() as s:
-            rows = list(
-                await s.scalars(
-                    select(SmsMessage)
-                    .where(
-                        SmsMessage.adapter == self.settings.adapter,
-                        SmsMessage.status == D.sending.value,
-                    )
-                    .with_for_update(skip_locked=True)
-                )
-            )
+            rows = list(await s.scalars(self._locked(D.sending)))
             for sms in rows:
                 self._failed(sms, "interrupted while sending", permanent=False)
         return len(rows)
@@ -108,18 +107,10 @@ class SmsDispatcher:
     async def _claim(self) -> list[str]:
         now = self.clock.now()
         async with self.db.transaction() as s:
-            rows = list(
-                await s.scalars(
-                    select(SmsMessage)
-                    .where(
-                        SmsMessage.adapter == self.settings.adapter,
-                        SmsMessage.status.in_([D.pending.value, D.retrying.value]),
-                    )
-                    .order_by(SmsMessage.created_at, SmsMessage.id)
-                    .limit(self.batch * 4)
-                    .with_for_update(skip_locked=True)
-                )
+            oldest_first = self._locked(D.pending, D.retrying).order_by(
+                SmsMessage.created_at, SmsMessage.id
             )
+            rows = list(await s.scalars(oldest_first.limit(self.batch * 4)))
             claimed: list[str] = []
             for sms in rows:
                 if len(claimed) >= self.batch:
