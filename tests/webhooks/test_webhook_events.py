@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from ivr.domain.states import CallRequestKind, CallRequestStatus
 from ivr.gateways.declines import PROMPT_TEXT, DeclineReason
+from ivr.gateways.fake import Outcome
 from ivr.store.tables import WebhookEvent
 from ivr.webhooks.notices import masked
 from ivr.webhooks.service import WebhookService
@@ -106,7 +107,7 @@ async def test_failed_schedule_charges_and_bulk_completion_emit_events(
         b.merchant_id, b.customer_id, card_id=b.card_id, amount=30_000, order_name="월회비",
         plan={"rule": {"every": "month", "day": 1}, "start": "2026-12-01", "count": 1},
     )  # fmt: skip
-    b.pg.declines = ["soft", "hard"]
+    b.pg.script("charge_billing_key", Outcome.soft_decline, Outcome.hard_decline)
     await b.run_until(b.clock.now() + timedelta(days=3))
     failed = [e.payload["data"] for e in await events(b.db, "schedule.charge_failed")]
     assert [(f["will_retry"], f["decline"]["kind"]) for f in failed] == [
@@ -232,7 +233,7 @@ async def test_two_workers_finishing_a_bulk_job_together_emit_one_event(
     sub = await BulkSubmissions(b.db, b.clock, one.queue).submit(
         b.merchant_id, json.dumps(rows).encode(), "json", actor="t"
     )
-    b.pg.declines = ["hard"]
+    b.pg.script("charge_billing_key", Outcome.hard_decline)
 
     async def no_finish(bulk_ids: set[str]) -> None:
         return None
