@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import Enum
 
 from sqlalchemy import select
 
@@ -39,6 +38,7 @@ from ivr.gateways.contract import CancelRequest, Gateway
 from ivr.gateways.errors import CancelRefused, GatewayError
 from ivr.payments.charger import NOT_AT_PG, ChargePolicy
 from ivr.payments.queries import succeeded_attempt
+from ivr.payments.sends import OPEN, Verdict, claim_send
 from ivr.store.db import Database
 from ivr.store.scope import Scope
 from ivr.store.tables import PaymentAttempt, PaymentIntent, Refund
@@ -46,15 +46,8 @@ from ivr.webhooks.notices import refunded_in
 
 log = logging.getLogger(__name__)
 
-OPEN = (AttemptStatus.pending.value, AttemptStatus.unknown.value)
 SWEEP = "engine:refunds"  # who settles a refund its requester could not wait for
 MISMATCH = "pg_balance_mismatch"
-
-
-class Verdict(Enum):
-    settled = "settled"
-    wait = "wait"
-    resend = "resend"
 
 
 @dataclass(eq=False)
@@ -142,13 +135,7 @@ class Refunder:
         return row
 
     async def _claim(self, refund_id: str, sends: int) -> bool:
-        async with self.db.transaction() as s:
-            row = await s.get(Refund, refund_id, with_for_update=True)
-            if row is None or row.status not in OPEN or row.sends != sends:
-                return False
-            row.sends = sends + 1
-            row.sent_at = self.clock.now()
-            return True
+        return await claim_send(self.db, self.clock, Refund, refund_id, sends)
 
     async def _request(self, row: Refund) -> CancelRequest:
         async with self.db.sessions() as s:
