@@ -19,7 +19,7 @@ from ivr.notify.sms.outbox import OutboxSender
 from ivr.notify.sms.smpp import SmppSender
 from ivr.settings import SmsSettings
 from ivr.store.tables import SmsMessage
-from tests.sms.conftest import MakeWorld, World
+from tests.notify.conftest import MakeWorld, World
 
 pytestmark = pytest.mark.anyio
 

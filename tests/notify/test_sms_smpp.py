@@ -13,8 +13,8 @@ from ivr.domain.states import CallRequestStatus, DeliveryStatus
 from ivr.notify.sms import SmsSendError, build_sender, part_count
 from ivr.notify.sms.dispatch import SmsDispatcher
 from ivr.notify.sms.smpp import SmppSender
-from tests.sms.conftest import MOBILE, MakeWorld, World
-from tests.sms.loopback_smsc import LoopbackSmsc
+from tests.notify.conftest import MOBILE, MakeWorld, World
+from tests.notify.loopback_smsc import LoopbackSmsc
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ import asyncio
 import json
 
 from ivr.store.db import Database
-from tests.integration.test_cli import arspay
+from tests.cli.test_cli import arspay
 from tests.stored import stored
 
 FORMS = ["4000.0566.5566.5556", "4000 0566 5566 5556", "４０００－０５６６－５５６６－５５５６"]

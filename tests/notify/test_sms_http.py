@@ -16,7 +16,7 @@ from ivr.domain.states import CallRequestStatus, DeliveryStatus
 from ivr.notify.sms import build_sender
 from ivr.notify.sms.dispatch import SmsDispatcher
 from ivr.notify.sms.http import HttpSender, receipt_from_callback
-from tests.sms.conftest import MOBILE, MakeWorld, World
+from tests.notify.conftest import MOBILE, MakeWorld, World
 
 pytestmark = pytest.mark.anyio
 KEY = "test-key-123"
