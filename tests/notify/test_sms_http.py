@@ -59,9 +59,7 @@ async def setup(make_world: MakeWorld, provider: Provider) -> tuple[World, SmsDi
     world = await make_world(
         adapter="http", http_url=provider.url, http_api_key=KEY, max_attempts="3", timeout_s="5"
     )
-    sender = build_sender(world.settings.sms)
-    assert isinstance(sender, HttpSender)
-    d = SmsDispatcher(world.db, world.clock, sender, world.settings.sms, world.services.requests)
+    d, _ = world.dispatcher(HttpSender)
     return world, d
 
 
