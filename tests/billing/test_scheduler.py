@@ -25,6 +25,7 @@ def monthly(day: int, count: int, start: str = "2026-12-01") -> dict[str, object
     return {"rule": {"every": "month", "day": day}, "start": start, "count": count, "at": "10:00"}
 
 
+@pytest.mark.slow
 async def test_twelve_months_auto_with_soft_declines_retries_and_dunning(billing: Billing) -> None:
     b = billing
     sched = await b.schedules.create(
@@ -142,6 +143,7 @@ async def test_a_cycle_is_started_once_by_two_schedulers(billing: Billing) -> No
     assert attempts == 2
 
 
+@pytest.mark.slow
 async def test_pause_skips_missed_cycles_and_cancel_stops(billing: Billing) -> None:
     b = billing
     sched = await b.schedules.create(

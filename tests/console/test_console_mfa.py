@@ -20,8 +20,8 @@ from sqlalchemy import select
 from ivr.console import totp
 from ivr.console.mfa import key_path
 from ivr.store.tables import AuditLog, ConsoleSession, ConsoleUser
+from tests.cli.test_cli import arspay
 from tests.console.conftest import PASSWORD, Console, csrf_of, post, try_login
-from tests.integration.test_cli import arspay
 
 pytestmark = pytest.mark.anyio
 

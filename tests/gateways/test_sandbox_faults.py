@@ -29,17 +29,11 @@ from ivr.gateways.errors import (
 from ivr.gateways.portone import PortOneGateway
 from ivr.gateways.sandbox.config import SandboxConfig, parse_faults
 from ivr.gateways.sandbox.faults import Endpoint, FaultPlan, FaultSpec, Ordering
-from tests.gateways.support import KEY, SECRET, Sandbox, card, connector, order, running_sandbox
+from tests.gateways.support import KEY, SECRET, Sandbox, card, connector, order
 
 pytestmark = pytest.mark.anyio
 
 SLOW = 600  # ms: past the client's 0.3 s patience
-
-
-@pytest.fixture
-async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    async with running_sandbox(tmp_path / "l.db") as sbx:
-        yield sbx
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -20,18 +19,12 @@ from ivr.payments.charger import ChargePolicy, Charger
 from ivr.payments.service import PaymentService
 from ivr.store.db import Database
 from ivr.store.tables import PaymentAttempt, PaymentIntent
-from tests.gateways.support import Sandbox, connector, running_sandbox
+from tests.gateways.support import Sandbox, connector
 from tests.payments.support import merchant_with_cards
 
 pytestmark = pytest.mark.anyio
 
 OK, TIMEOUT_ONCE, SOFT = "4111111111111111", "4000000000003220", "4000000000009995"
-
-
-@pytest.fixture
-async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    async with running_sandbox(tmp_path / "ledger.db") as sbx:
-        yield sbx
 
 
 @pytest.fixture

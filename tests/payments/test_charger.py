@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -20,7 +19,7 @@ from ivr.payments.charger import ChargePolicy, Charger
 from ivr.payments.service import PaymentService
 from ivr.store.db import Database
 from ivr.store.tables import PaymentAttempt, PaymentIntent
-from tests.gateways.support import Sandbox, connector, running_sandbox
+from tests.gateways.support import Sandbox, connector
 from tests.payments.support import merchant_with_cards
 
 pytestmark = pytest.mark.anyio
@@ -31,12 +30,6 @@ OK, TIMEOUT_ONCE, SOFT, PG_5XX = (
     "4000000000009995",
     "4000000000000119",
 )
-
-
-@pytest.fixture
-async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    async with running_sandbox(tmp_path / "ledger.db") as sbx:
-        yield sbx
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -310,6 +311,7 @@ async def _intent(db: Database, clock: FakeClock) -> str:
     return intent.id
 
 
+@pytest.mark.slow  # hypothesis runs hundreds of orderings
 @settings(
     max_examples=150,
     deadline=None,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +28,7 @@ from ivr.payments.charger import ChargePolicy, Charger
 from ivr.payments.service import PaymentService
 from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
-from tests.gateways.support import Sandbox, connector, running_sandbox
+from tests.gateways.support import Sandbox, connector
 from tests.payments.support import merchant_with_cards
 
 pytestmark = pytest.mark.anyio
@@ -38,12 +37,6 @@ CARD = "4111111111111111"
 TIMEOUT_S = 0.5  # the client's patience; the sandbox's slow orderings take 1 s
 SLOW_MS = 1_000
 POLICY = ChargePolicy(blind_backoff_s=0.01, settle_s=120, give_up_s=3_600)
-
-
-@pytest.fixture
-async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    async with running_sandbox(tmp_path / "ledger.db") as sbx:
-        yield sbx
 
 
 @pytest.fixture

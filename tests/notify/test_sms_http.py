@@ -16,7 +16,7 @@ from ivr.domain.states import CallRequestStatus, DeliveryStatus
 from ivr.notify.sms import build_sender
 from ivr.notify.sms.dispatch import SmsDispatcher
 from ivr.notify.sms.http import HttpSender, receipt_from_callback
-from tests.sms.conftest import MOBILE, MakeWorld, World
+from tests.notify.conftest import MOBILE, MakeWorld, World
 
 pytestmark = pytest.mark.anyio
 KEY = "test-key-123"
@@ -59,9 +59,7 @@ async def setup(make_world: MakeWorld, provider: Provider) -> tuple[World, SmsDi
     world = await make_world(
         adapter="http", http_url=provider.url, http_api_key=KEY, max_attempts="3", timeout_s="5"
     )
-    sender = build_sender(world.settings.sms)
-    assert isinstance(sender, HttpSender)
-    d = SmsDispatcher(world.db, world.clock, sender, world.settings.sms, world.services.requests)
+    d, _ = world.dispatcher(HttpSender)
     return world, d
 
 

@@ -7,17 +7,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from ivr.clock import FakeClock
 from ivr.domain.states import CallRequestKind
+from ivr.notify.sms import SmsSender, build_sender
+from ivr.notify.sms.dispatch import SmsDispatcher
 from ivr.runtime import build
 from ivr.settings import Settings, load_settings
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import CallRequest, SmsMessage
 from ivr.wiring import Services
+
+S = TypeVar("S", bound=SmsSender)
 
 MOBILE = "01012345678"
 # long enough that the PRODUCT section 9 payment text needs two UCS-2 parts
@@ -55,6 +60,15 @@ class World:
             row = await s.get(CallRequest, request_id)
         assert row is not None
         return row
+
+    def dispatcher(self, kind: type[S]) -> tuple[SmsDispatcher, S]:
+        """The dispatcher over the sender this world's settings build, checked to be a
+        ``kind`` (so a test knows which adapter it exercises)."""
+        sender = build_sender(self.settings.sms)
+        assert isinstance(sender, kind)
+        return SmsDispatcher(
+            self.db, self.clock, sender, self.settings.sms, self.services.requests
+        ), sender
 
 
 MakeWorld = Callable[..., Awaitable[World]]

@@ -233,6 +233,7 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_render_generates_the_credentials_asterisk_and_the_engine_share(
     tmp_path: Path,
 ) -> None:

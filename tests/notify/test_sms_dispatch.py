@@ -19,16 +19,13 @@ from ivr.notify.sms.outbox import OutboxSender
 from ivr.notify.sms.smpp import SmppSender
 from ivr.settings import SmsSettings
 from ivr.store.tables import SmsMessage
-from tests.sms.conftest import MakeWorld, World
+from tests.notify.conftest import MakeWorld, World
 
 pytestmark = pytest.mark.anyio
 
 
 def outbox_dispatcher(world: World) -> tuple[SmsDispatcher, OutboxSender]:
-    sender = build_sender(world.settings.sms)
-    assert isinstance(sender, OutboxSender)
-    d = SmsDispatcher(world.db, world.clock, sender, world.settings.sms, world.services.requests)
-    return d, sender
+    return world.dispatcher(OutboxSender)
 
 
 async def test_given_outbox_adapter_then_message_kept_sent_and_request_sms_sent(

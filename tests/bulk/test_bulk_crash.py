@@ -18,7 +18,7 @@ from ivr.bulk.results import BulkResults
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import PaymentAttempt, PaymentIntent
-from tests.billing.bulk_worker import start_worker, submit_charges
+from tests.bulk.bulk_worker import start_worker, submit_charges
 from tests.payments.support import start_sandbox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(1200)]

@@ -3,7 +3,7 @@ until none are left, then print ``done``. A killed predecessor's claims are take
 once their lease (``LEASE_S``) runs out. Also those tests' setup: :func:`submit_charges`,
 :func:`start_worker`.
 
-Usage: python -m tests.billing.bulk_worker DB_URL SANDBOX_URL WORKER_ID CONCURRENCY
+Usage: python -m tests.bulk.bulk_worker DB_URL SANDBOX_URL WORKER_ID CONCURRENCY
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 def start_worker(db_url: str, sandbox: str, name: str) -> subprocess.Popen[str]:
     """This module as an engine process of its own (32 rows in flight)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.billing.bulk_worker", db_url, sandbox, name, "32"],
+        [sys.executable, "-m", "tests.bulk.bulk_worker", db_url, sandbox, name, "32"],
         cwd=REPO, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
 

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each runs a benchmark in a subprocess
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 

@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from ivr.store.db import Database
-from tests.integration.test_cli import arspay
+from tests.cli.test_cli import arspay
 from tests.stored import stored
+
+pytestmark = pytest.mark.slow  # many CLI processes
 
 FORMS = ["4000.0566.5566.5556", "4000 0566 5566 5556", "４０００－０５６６－５５６６－５５５６"]
 

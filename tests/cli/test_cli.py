@@ -73,6 +73,7 @@ def test_bad_config_is_a_clean_error() -> None:
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_migrate_check_and_a_registration_request(empty_db_url: str) -> None:
     assert arspay("db", "current", url=empty_db_url).stdout.strip() == "(empty database)"
     out = arspay("migrate", url=empty_db_url)
@@ -121,6 +122,7 @@ def test_bad_input_exits_2_with_a_message(db_url: str, args: tuple[str, ...], me
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_console_users_from_the_command_line(db_url: str) -> None:
     """The first operator is created on the command line; its password is hashed, a
     weak one is refused, and a disabled user no longer appears."""
@@ -145,6 +147,7 @@ def test_console_users_from_the_command_line(db_url: str) -> None:
     assert json.loads(arspay("--json", "console", "users", url=db_url).stdout) == []
 
 
+@pytest.mark.slow
 def test_cards_unlock_lifts_a_phone_payment_lock(db_url: str) -> None:
     """Too many wrong birth dates in payment calls lock a card for phone payments
     (issue #26); ``arspay cards list`` shows until when, ``cards unlock`` lifts it."""

@@ -10,20 +10,17 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from ivr.domain.states import CallRequestStatus, DeliveryStatus
-from ivr.notify.sms import SmsSendError, build_sender, part_count
+from ivr.notify.sms import SmsSendError, part_count
 from ivr.notify.sms.dispatch import SmsDispatcher
 from ivr.notify.sms.smpp import SmppSender
-from tests.sms.conftest import MOBILE, MakeWorld, World
-from tests.sms.loopback_smsc import LoopbackSmsc
+from tests.notify.conftest import MOBILE, MakeWorld, World
+from tests.notify.loopback_smsc import LoopbackSmsc
 
 pytestmark = pytest.mark.anyio
 
 
 def dispatcher(world: World) -> tuple[SmsDispatcher, SmppSender]:
-    sender = build_sender(world.settings.sms)
-    assert isinstance(sender, SmppSender)
-    d = SmsDispatcher(world.db, world.clock, sender, world.settings.sms, world.services.requests)
-    return d, sender
+    return world.dispatcher(SmppSender)
 
 
 async def until(check: Callable[[], Awaitable[bool]], limit_s: float = 10.0) -> None:

@@ -520,10 +520,11 @@ async def test_export_carries_macs_a_checkpoint_and_a_signed_attestation(
 # --------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow
 async def test_consent_commands_exit_status_and_lines(
     db_url: str, clock: FakeClock, tmp_path: Path
 ) -> None:
-    from tests.integration.test_cli import arspay
+    from tests.cli.test_cli import arspay
 
     var = tmp_path / "var"
     env = {"ARSPAY_PATHS_VAR_DIR": str(var)}

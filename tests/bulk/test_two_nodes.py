@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from ivr.bulk.jobs import CHARGE
 from ivr.store.db import Database
 from ivr.store.tables import Job, PaymentAttempt, PaymentIntent
-from tests.billing.bulk_worker import start_worker, submit_charges
+from tests.bulk.bulk_worker import start_worker, submit_charges
 from tests.payments.support import start_sandbox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]

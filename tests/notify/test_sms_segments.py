@@ -9,7 +9,7 @@ import pytest
 from ivr.notify.sms import SmsTooLong, encode, part_count, segments
 from ivr.notify.sms.segments import GSM7, UCS2, UDHI
 from ivr.notify.templates import payment_sms, receipt_sms, registration_sms
-from tests.sms.loopback_smsc import decode
+from tests.notify.loopback_smsc import decode
 
 KO = "가나다라마바사아자차"  # 10 Hangul syllables
 
