@@ -24,7 +24,7 @@ _ISSUERS: Final[tuple[tuple[str, str, str], ...]] = (
     ("401288", "테스트카드", "credit"),  # the usual Visa test card 4012 8888 8888 1881
     ("411111", "테스트카드", "credit"),  # Visa test card 4111 1111 1111 1111
     ("555555", "테스트카드", "check"),  # Mastercard test card 5555 5555 5555 4444
-    ("400000", "테스트카드", "credit"),  # sandbox PG scenario cards (PRODUCT §7)
+    ("400000", "테스트카드", "credit"),  # sandbox PG scenario cards (docs/product.md §7)
 )
 assert all(len(prefix) <= 6 for prefix, _, _ in _ISSUERS)  # lookup() caches by BIN6
 

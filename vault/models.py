@@ -8,7 +8,7 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class CardMetadata:
-    """What the engine may keep about a stored card (PRODUCT §5)."""
+    """What the engine may keep about a stored card (docs/product.md §5)."""
 
     token: str
     merchant_id: str

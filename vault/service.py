@@ -11,7 +11,7 @@ card data is an oracle, the vault keeps its own ceiling: at most ``verify_limit`
 checks of one card per ``verify_window`` that did not match (a check in flight counts
 as not matched until it has), counted and reserved under the record's lock in the
 transaction that audits the check — concurrent callers cannot go past it. The engine's
-own, stricter per-card lock (PRODUCT §2 item 3) sits in front of it.
+own, stricter per-card lock (docs/product.md §2 item 3) sits in front of it.
 
 Every decrypt first appends an audit row (who, when, why, token) and only then
 unwraps; a failed audit write means no decrypt. Plaintext buffers are wiped when the

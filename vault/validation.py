@@ -1,6 +1,6 @@
 """Validation of card fields and of the ids and reasons that come with a request.
 
-Card rules (PRODUCT §4.1): card number 14-16 digits with a valid Luhn check digit;
+Card rules (docs/product.md §4.1): card number 14-16 digits with a valid Luhn check digit;
 expiry MMYY not in the past (a card is valid through the last day of its month, judged
 in Korean time); birth date YYMMDD that is a real date in 19xx or 20xx, or a 10-digit
 business registration number (사업자등록번호) with a valid check digit; card password

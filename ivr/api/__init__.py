@@ -1,4 +1,4 @@
-"""The merchant REST API (PRODUCT section 9), served by the engine process.
+"""The merchant REST API (docs/product.md §9), served by the engine process.
 
 Modules, one role each:
     auth         Bearer API keys and the per-key rate limit

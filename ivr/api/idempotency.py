@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` (PRODUCT section 6): same key + same request (method, path, query
+"""``Idempotency-Key`` (docs/product.md §6): same key + same request (method, path, query
 string and body) → the same response for 24 h; same key + a different request → 422; a
 duplicate while the first is still running → 409. A replayed answer never holds a
 signing secret (:func:`replay_body`).

@@ -1,4 +1,4 @@
-"""When a schedule charges: pure calendar arithmetic in Asia/Seoul (PRODUCT §8).
+"""When a schedule charges: pure calendar arithmetic in Asia/Seoul (docs/product.md §8).
 
 Rules (the ``schedules.rule`` JSON):
 

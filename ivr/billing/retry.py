@@ -1,4 +1,4 @@
-"""What happens after an automatic charge fails (PRODUCT §8): retry later, or dunning.
+"""What happens after an automatic charge fails (docs/product.md §8): retry later, or dunning.
 
 - Only *soft* declines are retried (insufficient funds, limit, temporary issuer or PG
   errors); a *hard* decline goes to dunning at once — a payment call request so the
@@ -22,7 +22,7 @@ from typing import Any, Final
 from ivr.errors import InvalidInput
 
 NETWORK_CAPS: Final[dict[str, tuple[int, timedelta]]] = {
-    # brand -> (attempts, window). Visa's rule is the one PRODUCT §8 names; the others
+    # brand -> (attempts, window). Visa's rule is the one docs/product.md §8 names; the others
     # are kept at the same conservative cap until an acquirer says otherwise.
     "visa": (15, timedelta(days=30)),
     "mastercard": (15, timedelta(days=30)),

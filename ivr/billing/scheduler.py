@@ -14,7 +14,7 @@ LOCKED`` on PostgreSQL) and runs them; the job's payload is the cycle's memory:
 - ``dunning_request_id``: the payment call request sent after the last retry or a hard
   decline (one per cycle, so a payer gets at most one failure notice per cycle).
 
-Modes (PRODUCT §8): ``auto`` charges the registered card and queues an SMS receipt;
+Modes (docs/product.md §8): ``auto`` charges the registered card and queues an SMS receipt;
 ``consent`` sends a payment call request; ``consent_then_auto`` sends the request and
 charges automatically once if the payer has not paid by call by its deadline. Both
 consent modes wait for the request's deadline and then read its end state:

@@ -1,4 +1,4 @@
-"""Schedules (PRODUCT §8): create, pause, resume, cancel, and the timeline.
+"""Schedules (docs/product.md §8): create, pause, resume, cancel, and the timeline.
 
 A schedule's ``rule`` column holds its whole plan as JSON::
 

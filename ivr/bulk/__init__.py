@@ -1,1 +1,1 @@
-"""Bulk jobs: many registrations or charges in one file (PRODUCT §8)."""
+"""Bulk jobs: many registrations or charges in one file (docs/product.md §8)."""

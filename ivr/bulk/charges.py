@@ -1,4 +1,4 @@
-"""The bulk charge worker (PRODUCT §8): charges the rows of bulk ``charges`` jobs,
+"""The bulk charge worker (docs/product.md §8): charges the rows of bulk ``charges`` jobs,
 concurrently within the PG's rate limit, exactly once per row.
 
 Rows are processed in batches (:class:`~ivr.payments.batch.ChargeBatch`, through

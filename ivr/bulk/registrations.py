@@ -1,4 +1,4 @@
-"""Bulk registrations (PRODUCT §8): a CSV or JSON list of payers to ask for a card
+"""Bulk registrations (docs/product.md §8): a CSV or JSON list of payers to ask for a card
 registration by phone — each valid row becomes a registration call request (a leased
 number and the SMS), exactly once; :class:`~ivr.bulk.registration_worker.RegistrationWorker`
 processes the rows.

@@ -3,7 +3,7 @@ type, PG billing-key reference) and its life cycle ``active -> deleted``.
 
 The engine never holds card data: a card row is made from the vault's metadata and the
 PG's billing-key answer. Deleting a card erases its vault record for good (the
-ciphertext is gone, PRODUCT §5) and marks the row ``deleted``; the row stays for the
+ciphertext is gone, docs/product.md §5) and marks the row ``deleted``; the row stays for the
 payments that reference it.
 """
 
@@ -28,7 +28,7 @@ from vault.client import VaultClient
 from vault.errors import TokenNotFound
 from vault.models import CardMetadata
 
-UNKNOWN_ISSUER = "테스트카드"  # PRODUCT §7: an unknown BIN reads as the test issuer
+UNKNOWN_ISSUER = "테스트카드"  # docs/product.md §7: an unknown BIN reads as the test issuer
 
 
 def new_card(

@@ -1,4 +1,4 @@
-"""The durable limit on knowledge-factor failures of one card (PRODUCT §2 item 3).
+"""The durable limit on knowledge-factor failures of one card (docs/product.md §2 item 3).
 
 A payment call with the registered card asks the payer for the card's birth date (or
 business number); the vault compares it (``verify_birth``). A caller who spoofs the

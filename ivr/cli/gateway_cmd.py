@@ -36,7 +36,7 @@ def sandbox_pg(
         "[:delay_ms], e.g. charge:late:0.1:3000 (gateway.sandbox_faults)",
     ),
 ) -> None:
-    """Run the sandbox PG (PortOne v1 subset, test-card table of PRODUCT §7) until
+    """Run the sandbox PG (PortOne v1 subset, test-card table of docs/product.md §7) until
     Ctrl-C or SIGTERM. Prints the URL it listens on."""
     gw = state(ctx).settings.gateway
     try:

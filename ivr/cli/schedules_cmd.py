@@ -1,4 +1,4 @@
-"""``arspay schedules``: recurring charges (PRODUCT §8)."""
+"""``arspay schedules``: recurring charges (docs/product.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Consent evidence (PRODUCT section 4.3): an append-only ledger chained with a keyed
+"""Consent evidence (docs/product.md §4.3): an append-only ledger chained with a keyed
 MAC, and signed checkpoints of its head, that a database admin cannot rewrite unnoticed
 (docs/consent.md).
 

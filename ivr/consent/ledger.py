@@ -1,6 +1,6 @@
 """The consent ledger: append-only records, chained with a keyed MAC.
 
-One record per choice in a call that moves money or stores a card (PRODUCT §4.3,
+One record per choice in a call that moves money or stores a card (docs/product.md §4.3,
 issue #26): :data:`MENU_KEYS` for menus (the key pressed), :data:`ENTRIES` for keyed
 entries whose value is not a menu key (``key_pressed`` empty; the months chosen, or
 that the knowledge factor passed — never the digits — in ``details``). Each holds the

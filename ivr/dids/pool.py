@@ -1,4 +1,4 @@
-"""DID pool service (PRODUCT section 2).
+"""DID pool service (docs/product.md §2).
 
 Rules, each enforced here and tested under concurrency:
 

@@ -100,14 +100,14 @@ CALL_REQUEST = machine("call_request", CallRequestStatus, """
     created  -> sms_sent in_call failed expired cancelled
     sms_sent -> in_call failed expired cancelled
     # A call that ends without an outcome puts the request back to waiting for the
-    # next call (PRODUCT section 3: the payer may call again).
+    # next call (docs/product.md §3: the payer may call again).
     in_call  -> sms_sent completed declined failed expired
 """)
 
 CallSessionStatus = StrEnum("CallSessionStatus", "ringing active rejected ended")
 CALL_SESSION = machine("call_session", CallSessionStatus, """
     ringing -> active rejected ended
-    # Rejected after answering: the caller hears auth.rejected (PRODUCT §4.1).
+    # Rejected after answering: the caller hears auth.rejected (docs/product.md §4.1).
     active  -> rejected ended
 """)
 

@@ -1,4 +1,4 @@
-"""The product's charge terms (PRODUCT §4.2, §6): how much one card charge may be, and
+"""The product's charge terms (docs/product.md §4.2, §6): how much one card charge may be, and
 when and over how many months it may be paid in installments (할부).
 
 Every layer that takes a charge — the call flow, the API, the console (through the
@@ -25,7 +25,7 @@ from typing import Final
 from ivr.domain.states import CardType
 from ivr.errors import InvalidInput
 
-MIN_AMOUNT: Final = 100  # KRW, the smallest card charge (PRODUCT §6)
+MIN_AMOUNT: Final = 100  # KRW, the smallest card charge (docs/product.md §6)
 MAX_AMOUNT: Final = 100_000_000_000  # sanity bound (1,000억): read-out prompts go up to 억
 # What one API request may name (1억): the API's own, lower bound; the services take
 # anything up to MAX_AMOUNT (from the console, the CLI, bulk files).
@@ -34,7 +34,7 @@ MAX_API_AMOUNT: Final = 100_000_000
 LUMP_SUM: Final = 0  # installment_months of a charge paid at once (일시불)
 MIN_INSTALLMENT_MONTHS: Final = 2
 MAX_INSTALLMENT_MONTHS: Final = 36
-INSTALLMENT_FROM: Final = 50_000  # KRW: below it a charge is paid at once (PRODUCT §4.2)
+INSTALLMENT_FROM: Final = 50_000  # KRW: below it a charge is paid at once (docs/product.md §4.2)
 
 MONTHS_RULE: Final = (
     f"installment_months must be {LUMP_SUM} (lump sum, 일시불) "

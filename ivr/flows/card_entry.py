@@ -1,4 +1,4 @@
-"""The card steps shared by both calls (PRODUCT §4.1): number, expiry, birth date or
+"""The card steps shared by both calls (docs/product.md §4.1): number, expiry, birth date or
 business number, the first two password digits, and the optional readback.
 
 Each field is validated as it is keyed (Luhn, MMYY not past, a real YYMMDD date or a

@@ -1,4 +1,4 @@
-"""The knowledge factor of a registered-card payment (PRODUCT §2 item 3, §4.2
+"""The knowledge factor of a registered-card payment (docs/product.md §2 item 3, §4.2
 ``pay.verify_birth``): caller ID can be spoofed, so before the registered card is
 charged in a call the payer keys the card's birth date (6 digits, taken about 1.5 s
 after the 6th key) or, for a corporate card, its business number and ``#``; the vault

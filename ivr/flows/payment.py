@@ -1,8 +1,8 @@
-"""The payment-consent call (PRODUCT §4.2): details, card choice, the knowledge factor
+"""The payment-consent call (docs/product.md §4.2): details, card choice, the knowledge factor
 for the registered card (:mod:`ivr.flows.knowledge`), installments, confirmation,
 charge, approval number.
 
-Every choice that moves money or stores a card writes a consent record (PRODUCT §4.3):
+Every choice that moves money or stores a card writes a consent record (docs/product.md §4.3):
 ``card_choice`` (1/2/3), ``identity_verification``, ``save_card``,
 ``installment_choice``, ``installment_months`` and ``payment_confirmation``; what
 acts on a choice (the vault, the PG, the request's end) waits for its record.
@@ -185,7 +185,7 @@ async def other_card(run: CallRun) -> Card | str:
 
 
 async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
-    """(months, interest free). Asked only where PRODUCT §4.2 allows installments."""
+    """(months, interest free). Asked only where docs/product.md §4.2 allows installments."""
     a = run.admission
     policy = a.policy
     assert a.amount is not None

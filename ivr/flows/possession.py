@@ -1,4 +1,4 @@
-"""The possession check (PRODUCT §2): a call is admitted only when its (called DID,
+"""The possession check (docs/product.md §2): a call is admitted only when its (called DID,
 caller ID) matches an active lease whose call request is still open.
 
 Admission moves the request to ``in_call`` (counting the call) in the same transaction

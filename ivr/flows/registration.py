@@ -1,4 +1,4 @@
-"""The registration call (PRODUCT §4.1): consent, card steps, PG verification, result.
+"""The registration call (docs/product.md §4.1): consent, card steps, PG verification, result.
 
 Business effects happen in :meth:`CallRun.register`, which runs to its end even if the
 payer hangs up while the wait prompt plays: a card the PG accepted is attached and the

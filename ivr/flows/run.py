@@ -78,7 +78,7 @@ class CallRun:
 
     def record_consent(self, kind: str, key: str, details: dict[str, Any]) -> None:
         """Start appending the consent record: the prompts played so far (with the sha256
-        of each audio file), the key pressed, the call's identity (PRODUCT §4.3).
+        of each audio file), the key pressed, the call's identity (docs/product.md §4.3).
 
         The write goes on behind the call, so the next prompt starts at once instead of
         after a database commit (issue #10: it was the slowest turnaround). Whatever acts

@@ -1,6 +1,6 @@
 """The conversation layer every flow speaks through: prompts by id, menus, digit fields.
 
-PRODUCT §4's common rules live here, once:
+docs/product.md §4's common rules live here, once:
 
 - ``*`` as the first key of any input repeats the prompt;
 - in menus ``0`` transfers to the agent destination when one is configured (otherwise
@@ -62,7 +62,7 @@ class Played:
     sounds: tuple[str, ...]
 
 
-SETTLE_S = 1.5  # PRODUCT §4.1: 6 birth digits are taken about 1.5 s after the 6th key
+SETTLE_S = 1.5  # docs/product.md §4.1: 6 birth digits are taken about 1.5 s after the 6th key
 
 Validator = Callable[[CollectResult], str | None]
 """Checks an entry; returns the id of the error prompt to play, or None if it is fine."""

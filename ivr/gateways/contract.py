@@ -49,7 +49,7 @@ def _check_uid(value: str, what: str, pattern: re.Pattern[str] = _UID) -> None:
 
 @dataclass(frozen=True)
 class KeyedCard:
-    """What the payer keyed (PRODUCT §2 "카-유-생-비"). Lives in memory only."""
+    """What the payer keyed (docs/product.md §2 "카-유-생-비"). Lives in memory only."""
 
     number: str = field(repr=False)  # 14-16 digits, no separators
     expiry: str = field(repr=False)  # YYYY-MM
@@ -109,7 +109,7 @@ class ChargeRequest:
 @dataclass(frozen=True)
 class KeyedChargeRequest:
     """One-time charge with card data (PortOne "onetime"). ``save_as_customer_uid``
-    also registers the card under that uid when the charge succeeds (PRODUCT
+    also registers the card under that uid when the charge succeeds (docs/product.md,
     ``pay.save_card``)."""
 
     card: KeyedCard

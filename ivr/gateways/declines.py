@@ -1,9 +1,9 @@
 """Normalized card declines: a stable reason, soft or hard, and the prompt to play.
 
-PRODUCT §6: *soft* declines (insufficient funds, limit exceeded, a temporary issuer or
+docs/product.md §6: *soft* declines (insufficient funds, limit exceeded, a temporary issuer or
 PG error) may be retried later; *hard* declines (lost/stolen, expired, invalid card,
 wrong password, identity mismatch, rejected) must not be retried — the payer is asked
-for another card. PRODUCT §4 names the prompts ``reg.failed.{reason}`` (registration
+for another card. docs/product.md §4 names the prompts ``reg.failed.{reason}`` (registration
 call) and ``pay.failed.{reason}`` (payment call); :func:`decline` builds the id from the
 reason and the stage, so every reason has exactly one prompt per stage.
 
@@ -59,7 +59,7 @@ KIND: Final[dict[DeclineReason, DeclineKind]] = {
     DeclineReason.rejected: DeclineKind.hard,
 }
 
-# Canonical Korean text for each reason (PRODUCT §4 gives the first three verbatim);
+# Canonical Korean text for each reason (docs/product.md §4 gives the first three verbatim);
 # the prompt ids are ``{stage}.failed.{reason}``.
 PROMPT_TEXT: Final[dict[DeclineReason, str]] = {
     DeclineReason.wrong_password: "카드 비밀번호가 일치하지 않습니다.",

@@ -1,12 +1,12 @@
 """Per-merchant call policy, read from ``merchants.settings`` (a JSON object).
 
 Every key is optional; a missing key falls back to the operator's defaults in
-:class:`~ivr.settings.CallSettings` or to PRODUCT §4's defaults. Unknown keys and wrong
+:class:`~ivr.settings.CallSettings` or to docs/product.md §4's defaults. Unknown keys and wrong
 types are refused with a message naming the key, so a typo never silently changes how
 payers are treated.
 
 Registered-card payments ask for the card's birth date or business number first
-(``verify_registered_card``, default on; PRODUCT §2 item 3): ``verify_max_failures``
+(``verify_registered_card``, default on; docs/product.md §2 item 3): ``verify_max_failures``
 wrong answers within ``verify_lock_hours`` lock the card for phone payments that long
 (:mod:`ivr.cards.verification`).
 
@@ -72,7 +72,7 @@ class MerchantPolicy(BaseModel):
     inter_digit_timeout_s: float | None = Field(None, gt=0, le=60)
     lease_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
     interest_free: tuple[InterestFree, ...] = ()
-    # the knowledge factor of registered-card payments (PRODUCT §2 item 3)
+    # the knowledge factor of registered-card payments (docs/product.md §2 item 3)
     verify_registered_card: bool = True
     verify_max_failures: int = Field(5, ge=1, le=10)
     verify_lock_hours: int = Field(24, ge=1, le=7 * 24)

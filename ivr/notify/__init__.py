@@ -1,2 +1,2 @@
-"""Outgoing notifications: SMS texts (templates of PRODUCT section 9) and, later, the
+"""Outgoing notifications: SMS texts (templates of docs/product.md §9) and, later, the
 SMS adapters and webhooks."""

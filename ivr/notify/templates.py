@@ -1,4 +1,4 @@
-"""SMS texts of PRODUCT section 9. Transactional only; numbers printed dialable
+"""SMS texts of docs/product.md §9. Transactional only; numbers printed dialable
 (``0505-123-4567``) so phones turn them into links; times in Asia/Seoul."""
 
 from __future__ import annotations

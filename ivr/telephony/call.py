@@ -11,10 +11,10 @@ provide it. Semantics every implementation shares:
 - ``collect(spec)`` reads keys: the first-digit timeout runs until a key arrives, the
   inter-digit timeout after each key; it ends at ``max_digits``, at the terminator (not
   included) or on a timeout. A first key equal to ``spec.repeat_key`` returns
-  ``CollectEnd.repeat`` at once ("*" repeats the prompt, PRODUCT section 4). With
+  ``CollectEnd.repeat`` at once ("*" repeats the prompt, docs/product.md §4). With
   ``settle_after`` the wait after exactly that many keys is the short ``settle_s``: a
   6-digit birth date is taken about 1.5 s after its 6th key, while a 10-digit business
-  number keyed on goes on to its ``#`` (PRODUCT §4.1).
+  number keyed on goes on to its ``#`` (docs/product.md §4.1).
 - Once the caller hangs up every operation raises :class:`CallHungUp`.
 
 Digits are sensitive (card numbers): :class:`CollectResult` keeps them out of ``repr``

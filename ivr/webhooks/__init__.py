@@ -1,4 +1,4 @@
-"""Merchant webhooks (PRODUCT section 9): Standard Webhooks signing, an outbox of
+"""Merchant webhooks (docs/product.md §9): Standard Webhooks signing, an outbox of
 events written in the caller's transaction, and a dispatcher that delivers them
 at-least-once with exponential backoff.
 

@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` (PRODUCT section 6): replay, a different body → 422, a concurrent
+"""``Idempotency-Key`` (docs/product.md §6): replay, a different body → 422, a concurrent
 duplicate → 409, 24 h lifetime, and a retry after a crash finding what was created."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What a schedule cycle does at its deadline, for every end state of the payment call
-request × every schedule mode (issue #26, PRODUCT §8): ``consent_then_auto`` charges
+request × every schedule mode (issue #26, docs/product.md §8): ``consent_then_auto`` charges
 only a payer who did not pay by call and did not say no; a "no" (key 3) or a cancelled
 request ends the cycle ``schedule.cycle_declined`` with no charge at the PG; ``consent``
 never charges; ``auto`` charges whatever the payer's requests say.

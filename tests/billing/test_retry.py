@@ -1,5 +1,5 @@
 """Retries after a failed automatic charge: soft only, at the offsets, capped, then
-dunning (PRODUCT §8)."""
+dunning (docs/product.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DID pool rules (PRODUCT section 2), deterministic, on SQLite and PostgreSQL."""
+"""DID pool rules (docs/product.md §2), deterministic, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -59,14 +59,14 @@ def test_terminal_states_have_no_way_out(machine: StateMachine) -> None:  # type
 
 
 def test_money_machines_match_the_product_spec() -> None:
-    # PRODUCT section 6: pending -> succeeded | failed | unknown; unknown resolved by lookup
+    # docs/product.md §6: pending -> succeeded | failed | unknown; unknown resolved by lookup
     assert ATTEMPT.is_terminal(AttemptStatus.succeeded)
     assert ATTEMPT.is_terminal(AttemptStatus.failed)
     assert not ATTEMPT.is_terminal(AttemptStatus.unknown)
     assert not ATTEMPT.can(AttemptStatus.failed, AttemptStatus.pending)  # never re-send
     assert PAYMENT_INTENT.can(PaymentIntentStatus.succeeded, PaymentIntentStatus.refunded)
     assert not PAYMENT_INTENT.can(PaymentIntentStatus.refunded, PaymentIntentStatus.succeeded)
-    # PRODUCT section 3 end states
+    # docs/product.md §3 end states
     for end in ("completed", "declined", "failed", "expired", "cancelled"):
         assert CALL_REQUEST.is_terminal(CallRequestStatus(end))
 

@@ -1,7 +1,7 @@
 """Runs after the call tests (file order): no card number and no expiry+birth sequence
 keyed in any e2e call appears in any file written by the engine (database, logs), the
 vault (its store holds only ciphertext), the sandbox PG's ledger, or Asterisk (logs;
-CDR/CEL are written there when enabled). BIN6 and last 4 may appear (PRODUCT §5)."""
+CDR/CEL are written there when enabled). BIN6 and last 4 may appear (docs/product.md §5)."""
 
 from __future__ import annotations
 

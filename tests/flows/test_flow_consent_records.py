@@ -1,5 +1,5 @@
 """A consent record for every choice in a call that moves money or stores a card
-(PRODUCT §4.3, issue #26): registration consent, card choice (1/2/3), the knowledge
+(docs/product.md §4.3, issue #26): registration consent, card choice (1/2/3), the knowledge
 factor passing, save card, lump sum or installments, the months, the confirmation —
 each with the prompts played up to that choice (and the sha256 of every audio file),
 the key, the call's identity; the chain verifies.
@@ -53,7 +53,7 @@ def last_prompt(row: ConsentRecord) -> str:
 
 
 async def check_evidence(stack: Stack, rows: list[ConsentRecord]) -> None:
-    """What every record carries (PRODUCT §4.3), and the chain still verifies."""
+    """What every record carries (docs/product.md §4.3), and the chain still verifies."""
     for row in rows:
         assert (row.did, row.caller_id) == (stack.last_did, MOBILE)  # the leased pair
         assert row.merchant_id == stack.merchant_id

@@ -1,4 +1,4 @@
-"""Payment-consent call (PRODUCT §4.2) on a FakeCall against the real store, vault and
+"""Payment-consent call (docs/product.md §4.2) on a FakeCall against the real store, vault and
 sandbox PG."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Registration call (PRODUCT §4.1) on a FakeCall against the real store, vault and
+"""Registration call (docs/product.md §4.1) on a FakeCall against the real store, vault and
 sandbox PG."""
 
 from __future__ import annotations

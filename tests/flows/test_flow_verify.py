@@ -1,4 +1,4 @@
-"""The knowledge factor of registered-card payments (PRODUCT §2 item 3, §4.2
+"""The knowledge factor of registered-card payments (docs/product.md §2 item 3, §4.2
 ``pay.verify_birth``; issue #26): a caller ID matching the lease and the keys 1, 1 no
 longer pay. The payer keys the card's birth date (or business number); the vault
 compares; wrong answers are limited per call and, durably, per card.
@@ -77,7 +77,7 @@ async def test_a_registered_card_pays_only_after_its_birth_date(stack: Stack) ->
     i = call.played.index("arspay/pay.card_choice")
     assert call.played[i + 1] == "arspay/pay.verify_birth"
     assert "arspay/err.verify_mismatch" not in call.played
-    # a 6-digit birth date is taken after a short pause: no # needed (PRODUCT §4.1)
+    # a 6-digit birth date is taken after a short pause: no # needed (docs/product.md §4.1)
     [spec] = [sp for sp in call.specs if sp.settle_after == 6 and sp.max_digits == 11][-1:]
     assert spec.settle_s == 1.5
     [intent] = await intents(stack)

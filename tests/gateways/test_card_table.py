@@ -1,5 +1,5 @@
 """Contract tests: the PortOne connector against the sandbox PG over HTTP, for every row
-of the test-card table (PRODUCT §7)."""
+of the test-card table (docs/product.md §7)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from tests.gateways.support import Sandbox, card, luhn_complete, order
 
 pytestmark = pytest.mark.anyio
 
-# The table as PRODUCT §7 prints it; the sandbox must match it exactly.
+# The table as docs/product.md §7 prints it; the sandbox must match it exactly.
 PRODUCT_TABLE = {
     "4000000000000002": Scenario.hard_reject,
     "4000000000009995": Scenario.soft_decline,
@@ -306,7 +306,7 @@ async def test_a_keyed_charge_can_save_the_card(pg: PortOneGateway) -> None:
     assert again.card_last4 == "1111"
 
 
-# Each row of PRODUCT §7 and the test that plays it.
+# Each row of docs/product.md §7 and the test that plays it.
 ROW_TESTS = {
     Scenario.approve: "test_any_other_luhn_valid_card_registers_and_pays",
     Scenario.hard_reject: "test_0002_hard_declines_on_register_and_charge",

@@ -1,6 +1,6 @@
 """The sandbox's second identity-mismatch trigger, birth date ``000101`` (1 Jan 2000).
 
-PRODUCT §7's ``000000`` is not a date, so the IVR's card entry and the vault refuse it
+docs/product.md §7's ``000000`` is not a date, so the IVR's card entry and the vault refuse it
 and the PG never sees it; ``000101`` is a valid YYMMDD that gets through both and plays
 the same IDENTITY_MISMATCH at registration (and on a keyed charge). Over real HTTP to
 the sandbox, directly and through the vault's forwarding."""

@@ -35,7 +35,7 @@ def test_settings_then_overrides(tmp_path: Path) -> None:
 
 def test_defaults_match_product(tmp_path: Path) -> None:
     gw = load_settings(env={**ENV, "ARSPAY_GATEWAY_SANDBOX_LATENCY_MS": "30"}).gateway
-    assert gw.sandbox_latency_ms == 30  # PRODUCT §7: default 30 ms
+    assert gw.sandbox_latency_ms == 30  # docs/product.md §7: default 30 ms
     assert gw.base_url.endswith(f":{gw.sandbox_port}")
 
 

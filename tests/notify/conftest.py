@@ -25,7 +25,7 @@ from ivr.wiring import Services
 S = TypeVar("S", bound=SmsSender)
 
 MOBILE = "01012345678"
-# long enough that the PRODUCT section 9 payment text needs two UCS-2 parts
+# long enough that the docs/product.md §9 payment text needs two UCS-2 parts
 MERCHANT = "행복한미소치과의원"
 PRODUCT = "임플란트 치료 및 정기 검진 패키지"
 

@@ -64,7 +64,7 @@ def test_the_spec_texts_are_kept_exactly(book: PromptBook) -> None:
     assert book.template("reg.failed.wrong_password") == "카드 비밀번호가 일치하지 않습니다."
     assert book.template("pay.failed.limit_exceeded") == "잔액이 부족하거나 한도가 초과되었습니다."
     assert book.template("pay.failed.expired_card") == "유효기간이 지난 카드입니다."
-    assert book.template("pay.verify_birth") == (  # PRODUCT §4.2, the knowledge factor
+    assert book.template("pay.verify_birth") == (  # docs/product.md §4.2, the knowledge factor
         "본인 확인을 위해 생년월일 여섯 자리를 눌러 주세요. "
         "법인카드는 사업자등록번호 열 자리를 누르신 후 우물 정자를 눌러 주세요."
     )

@@ -113,7 +113,7 @@ BIRTH_SPEC = CollectSpec(max_digits=11, terminator="#", first_timeout_s=8, inter
 
 
 async def test_six_birth_digits_are_taken_about_1_5_s_after_the_6th_key() -> None:
-    """PRODUCT §4.1: no # needed after a 6-digit birth date: 1.5 s of silence after the
+    """docs/product.md §4.1: no # needed after a 6-digit birth date: 1.5 s of silence after the
     6th key ends it (not the 5 s inter-digit timeout)."""
     digits, end, asked = await _timed_collect("880101", {}, BIRTH_SPEC)
     assert (digits, end) == ("880101", CollectEnd.inter_digit_timeout)

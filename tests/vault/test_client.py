@@ -283,7 +283,7 @@ async def test_tokens_refuses_bad_arguments(client: VaultClient, kwargs: dict[st
 
 
 async def test_verify_birth_says_only_whether_it_matched(client: VaultClient) -> None:
-    """The knowledge factor of a registered-card payment (PRODUCT §2 item 3): a yes or
+    """The knowledge factor of a registered-card payment (docs/product.md §2 item 3): a yes or
     no, for a birth date and for a corporate card's business number."""
     meta = await client.tokenize("mer_1", CANARY, who="flow:reg")
     corp = await client.tokenize("mer_1", CORPORATE, who="flow:reg")

@@ -1,4 +1,4 @@
-"""The sandbox PG: a stand-in for PortOne v1 that the project ships (PRODUCT §7).
+"""The sandbox PG: a stand-in for PortOne v1 that the project ships (docs/product.md §7).
 
 ``arspay sandbox-pg`` runs it as its own process; tests start :func:`create_app`
 in-process. It speaks the same subset of PortOne REST v1 as

@@ -1,4 +1,4 @@
-"""The sandbox's test-card table (PRODUCT §7) and what the "issuer" answers.
+"""The sandbox's test-card table (docs/product.md §7) and what the "issuer" answers.
 
 | card number          | scenario        | outcome                                            |
 |----------------------|-----------------|----------------------------------------------------|
@@ -19,7 +19,7 @@ Checks, in order: Luhn → PG error → card status (reject, lost/stolen, expire
 past expiry date) → password → birth. BINs starting with 5 are check cards: no
 installments. Installments also need 50,000 KRW or more (PortOne ``card_quota``).
 
-``000000`` is PRODUCT §7's trigger, but it is not a date, so the vault (and the IVR's
+``000000`` is docs/product.md §7's trigger, but it is not a date, so the vault (and the IVR's
 card-entry validation) refuses it before any PG sees it; ``000101`` (1 January 2000) is a
 valid YYMMDD that reaches the sandbox through the IVR and the vault and plays the same
 identity mismatch. In the sandbox only: a real payer born on that day cannot register
@@ -61,7 +61,7 @@ TEST_CARDS: Final[tuple[TestCard, ...]] = (
 )
 _BY_NUMBER: Final = {c.number: c.scenario for c in TEST_CARDS}
 INVALID_PASSWORD: Final = "00"  # noqa: S105 - the sandbox's documented trigger value
-BIRTH_MISMATCH: Final = "000000"  # PRODUCT §7; not a date, so only reachable over raw HTTP
+BIRTH_MISMATCH: Final = "000000"  # docs/product.md §7; not a date, so only reachable over raw HTTP
 BIRTH_MISMATCH_VALID_DATE: Final = "000101"  # a real YYMMDD: reachable through the IVR
 BIRTH_MISMATCHES: Final = frozenset({BIRTH_MISMATCH, BIRTH_MISMATCH_VALID_DATE})
 LIMIT_FROM: Final = 100_000  # soft_decline: from here on "limit", below "insufficient funds"
@@ -153,7 +153,7 @@ def card_status(scn: Scenario, expiry: str, today: date) -> Failure | None:
 
 
 def holder_check(password: str | None, birth: str | None) -> Failure | None:
-    """The card-holder factors (PRODUCT §2): password digits, then birth date / BRN."""
+    """The card-holder factors (docs/product.md §2): password digits, then birth date / BRN."""
     if password == INVALID_PASSWORD:
         return WRONG_PASSWORD
     if birth in BIRTH_MISMATCHES:

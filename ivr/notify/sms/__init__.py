@@ -1,4 +1,4 @@
-"""SMS delivery (PRODUCT section 9): an :class:`SmsSender` interface with three
+"""SMS delivery (docs/product.md §9): an :class:`SmsSender` interface with three
 adapters — SMPP (:mod:`.smpp`), a generic HTTP provider (:mod:`.http`) and the
 development outbox (:mod:`.outbox`, the default) — UCS-2 segmentation for Korean
 (:mod:`.segments`), and the dispatcher that drains the ``sms_messages`` outbox

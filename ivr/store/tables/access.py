@@ -20,7 +20,7 @@ from ivr.store.tables.base import Base, Id, Status
 
 
 class IdempotencyKey(Base):
-    """One ``Idempotency-Key`` of a merchant (PRODUCT section 6).
+    """One ``Idempotency-Key`` of a merchant (docs/product.md §6).
 
     ``fingerprint`` is SHA-256 over method, path and the canonical body; ``resource_id``
     is allocated before the handler runs and becomes the id of what the request creates,

@@ -21,7 +21,7 @@ from ivr.store.types import BigIntPK
 
 
 class ConsentRecord(Base):
-    """Append-only, chained evidence of a consent given in a call (PRODUCT 4.3).
+    """Append-only, chained evidence of a consent given in a call (docs/product.md §4.3).
 
     ``seq`` orders the chain; ``prev_hash`` is the previous record's ``hash``; ``hash``
     is SHA-256 over the canonical JSON of every other column but ``mac``; ``mac`` is the

@@ -69,7 +69,7 @@ class Did(Base):
 
 class Lease(Base):
     """(DID, mobile) lease. At most one *active* lease per pair (partial unique index);
-    a DID serves any number of different mobiles at once (PRODUCT section 2)."""
+    a DID serves any number of different mobiles at once (docs/product.md §2)."""
 
     __tablename__ = "leases"
     __table_args__ = (
