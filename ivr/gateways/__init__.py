@@ -5,7 +5,7 @@
     errors.py          the package's error tree
     portone/           the PortOne REST v1 connector (client, auth, wire, errors, results)
     factory.py         a gateway from settings
-    fake.py            FakeGateway: the in-memory PG every unit test and benchmark uses
+    fake.py            FakeGateway: the in-memory, scriptable PG of the unit tests
     sandbox/           the sandbox PG server (``arspay sandbox-pg``)
 
 The charging engine (``ivr.payments``) builds on :class:`Gateway`; see docs/portone.md.

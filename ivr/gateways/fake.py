@@ -1,4 +1,4 @@
-"""FakeGateway: the in-process PG for fast unit tests and benchmarks.
+"""FakeGateway: the in-process PG of the unit tests (the benchmarks use the sandbox PG).
 
 The sandbox PG (:mod:`ivr.gateways.sandbox`) is the real protocol over HTTP; this fake
 is the :class:`~ivr.gateways.contract.Gateway` without any network, for tests that care

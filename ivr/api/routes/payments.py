@@ -11,10 +11,11 @@ from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me,
 from ivr.api.routes.common import router as make_router
 from ivr.api.routes.listing import listed
 from ivr.cards.queries import cards
-from ivr.domain.states import AttemptStatus, CardStatus, PaymentIntentStatus
+from ivr.domain.states import CardStatus, PaymentIntentStatus
 from ivr.domain.terms import check_installments
 from ivr.errors import Conflict
 from ivr.payments import queries
+from ivr.payments.sends import OPEN
 from ivr.store.scope import Scope
 from ivr.store.tables import Card, PaymentIntent, Refund
 from ivr.web import views
@@ -127,7 +128,7 @@ async def create_refund(
             actor=actor(me),
             refund_id=rid,
         )
-    if row.status in (AttemptStatus.pending.value, AttemptStatus.unknown.value):
+    if row.status in OPEN:  # not settled yet: 202, the merchant looks again
         response.status_code = 202
     return views.refund(row)
 
