@@ -215,3 +215,21 @@ async def test_rate_limit_per_key(api: Api) -> None:
         r = await c.get("/v1/customers")
         assert problem(r)["code"] == "rate-limited"
         assert int(r.headers["retry-after"]) >= 1
+
+
+async def test_a_refund_the_pg_did_not_answer_is_accepted_not_created(api: Api) -> None:
+    """A refund whose outcome is unknown (the PG dropped the request) answers 202 with
+    its open status: the merchant looks again; it is never reported as done."""
+    a = await api.tenant("행복치과")
+    r = await a.client.post(
+        "/v1/charges", json={"card_id": a.card_id, "amount": 30_000, "order_name": "진료비"}
+    )
+    assert r.status_code == 201, r.text
+    pay = r.json()
+    await api.sandbox.fault("cancel", "drop_before_record")
+    r = await a.client.post(f"/v1/payments/{pay['id']}/refunds", json={"amount": 10_000})
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] in ("pending", "unknown")
+    r = await a.client.get(f"/v1/payments/{pay['id']}")
+    assert r.json()["status"] == "succeeded"
+    assert r.json()["refunded_amount"] == 0
