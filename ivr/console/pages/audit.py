@@ -16,7 +16,6 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ivr.console.access import Deps, Reader
-from ivr.console.i18n import register
 from ivr.console.pages.common import PAGE, merchant_names, scope_of
 from ivr.console.render import page
 from ivr.merchants.queries import audit_log as audit_rows
@@ -26,22 +25,6 @@ LOG_PAGE = PAGE * 2
 VALUE_CHARS = 60
 _SECRET_KEY = re.compile(
     r"(^|_)(secret|password|passwd|token|key|pan|cvc|cvv|pin|card_number|expiry)($|_)", re.I
-)
-
-register(
-    {
-        "audit.title": ("감사 로그", "Audit log"),
-        "audit.at": ("시각", "When"),
-        "audit.actor": ("수행자", "Actor"),
-        "audit.action": ("작업", "Action"),
-        "audit.object": ("대상", "Object"),
-        "audit.object_id": ("대상 ID", "Object id"),
-        "audit.details": ("내용", "Details"),
-        "audit.action_help": (
-            "예: bulk.submit, 또는 bulk (앞부분)",
-            "e.g. bulk.submit, or bulk (a prefix)",
-        ),
-    }
 )
 
 

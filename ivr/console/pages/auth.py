@@ -32,7 +32,7 @@ from ivr.console.access import (
     same_origin,
 )
 from ivr.console.errors import LockedOut, LoginFailed
-from ivr.console.i18n import LANGS, register, text
+from ivr.console.i18n import LANGS, text
 from ivr.console.mfa import Setup
 from ivr.console.render import page
 from ivr.console.sessions import PENDING_FOR, Current, Opened, Stage
@@ -41,34 +41,6 @@ from ivr.errors import InvalidInput
 
 router = APIRouter()
 LOGIN_CSRF_COOKIE = "arspay_login_csrf"
-
-register(
-    {
-        "mfa.code_title": ("인증 코드", "One-time code"),
-        "mfa.code_help": (
-            "인증 앱에 표시된 6자리 코드를 입력하세요.",
-            "Enter the 6-digit code your authenticator app shows.",
-        ),
-        "mfa.code": ("인증 코드", "Code"),
-        "mfa.verify": ("확인", "Verify"),
-        "mfa.wrong": ("코드가 맞지 않습니다.", "That code is not right."),
-        "mfa.setup_title": ("2단계 인증 설정", "Set up two-step login"),
-        "mfa.setup_required": (
-            "이 계정은 비밀번호와 함께 인증 앱의 코드로 로그인해야 합니다. 지금 설정하세요.",
-            "This account logs in with a code from an authenticator app as well as the "
-            "password. Set it up now.",
-        ),
-        "mfa.setup_help": (
-            "인증 앱(Google Authenticator 등)으로 QR 코드를 찍거나 아래 키를 입력한 뒤, "
-            "앱에 나온 6자리 코드를 입력하세요.",
-            "Scan the QR code with an authenticator app (Google Authenticator and the "
-            "like) or type the key below into it, then enter the 6-digit code it shows.",
-        ),
-        "mfa.secret": ("설정 키", "Set-up key"),
-        "mfa.turn_on": ("설정 완료", "Turn on"),
-        "mfa.back": ("로그인 화면으로", "Back to log in"),
-    }
-)
 
 
 def _safe_next(target: str | None) -> str:

@@ -14,7 +14,6 @@ from starlette.responses import RedirectResponse, Response
 
 from ivr.cards.queries import cards
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.i18n import register
 from ivr.console.pages.common import merchant_names, owned, scope_of
 from ivr.console.pages.lists import Asked, status_list
 from ivr.console.pages.payments import word
@@ -24,46 +23,6 @@ from ivr.store.tables import Card, Customer
 
 router = APIRouter()
 STATUSES = [s.value for s in CardStatus]
-
-register(
-    {
-        "cards.title": ("카드", "Cards"),
-        "cards.type": ("카드 종류", "Card type"),
-        "cards.type.credit": ("신용카드", "Credit"),
-        "cards.type.check": ("체크카드", "Check"),
-        "cards.owner": ("명의", "Holder"),
-        "cards.owner.personal": ("개인", "Personal"),
-        "cards.owner.corporate": ("법인", "Corporate"),
-        "cards.deleted_at": ("삭제 시각", "Deleted"),
-        "cards.delete": ("삭제", "Delete"),
-        "cards.delete_title": ("카드 삭제", "Delete a card"),
-        "cards.delete_warning": (
-            "삭제하면 이 카드의 보관 정보(vault)가 영구히 지워지며 되돌릴 수 없습니다. "
-            "이 카드로는 더 이상 결제할 수 없습니다.",
-            "Deleting erases the card's vault record for good; it cannot be undone. "
-            "The card can no longer be charged.",
-        ),
-        "cards.confirm": ("이 카드를 삭제합니다", "Yes, delete this card"),
-        "cards.confirm_needed": (
-            "삭제하려면 확인란을 선택하세요. 아무것도 변경되지 않았습니다.",
-            "Tick the box to confirm the deletion. Nothing was changed.",
-        ),
-        "cards.deleted": ("카드를 삭제했습니다.", "The card was deleted."),
-        "cards.locked": ("전화 결제 잠김", "Phone payments locked"),
-        "cards.locked_until": ("{until}까지", "until {until}"),
-        "cards.locked_hint": (
-            "결제 전화에서 생년월일(사업자등록번호)을 여러 번 틀려 이 카드로는 전화 결제를 "
-            "할 수 없습니다. 자동결제는 계속됩니다.",
-            "Too many wrong birth dates (business numbers) in payment calls: this card "
-            "cannot pay by phone. Automatic charges go on.",
-        ),
-        "cards.unlock": ("잠금 해제", "Unlock"),
-        "cards.unlocked": (
-            "카드의 전화 결제 잠금을 해제했습니다.",
-            "The card can pay by phone again.",
-        ),
-    }
-)
 
 
 def labels(who: Viewer) -> dict[str, Any]:

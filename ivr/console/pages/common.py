@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ivr.console.access import Viewer
-from ivr.console.i18n import register
 from ivr.domain.text import text_problem
 from ivr.errors import InvalidInput, NotFound
 from ivr.merchants import queries
@@ -21,16 +20,6 @@ from ivr.store.scope import Scope
 from ivr.store.tables import Customer
 from ivr.web.pagination import fetch_page
 from ivr.web.problems import Problem
-
-register(
-    {
-        "common.text_refused": (
-            "카드번호(13자리 이상의 숫자)나 제어·보이지 않는 문자는 입력할 수 없습니다.",
-            "Card numbers (13 or more digits) and control or invisible characters cannot "
-            "be entered.",
-        ),
-    }
-)
 
 M = TypeVar("M")
 PAGE = 25
