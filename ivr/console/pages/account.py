@@ -4,14 +4,13 @@ whose lost phone an operator resets with ``arspay console reset-2fa``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.errors import Forbidden, LockedOut, LoginFailed
 from ivr.console.mfa import Setup
+from ivr.console.pages.fields import CodeField
 from ivr.console.render import page
 from ivr.console.web import ConsoleDeps, url
 from ivr.errors import InvalidInput
@@ -42,9 +41,7 @@ async def setup_form(request: Request, deps: Deps, who: Reader) -> Response:
 
 
 @router.post("/account/2fa")
-async def turn_on(
-    request: Request, deps: Deps, who: Writer, code: Annotated[str, Form(max_length=20)]
-) -> Response:
+async def turn_on(request: Request, deps: Deps, who: Writer, code: CodeField) -> Response:
     try:
         await deps.mfa.confirm(who.user, code, actor=who.actor)
     except InvalidInput:
@@ -54,9 +51,7 @@ async def turn_on(
 
 
 @router.post("/account/2fa/remove")
-async def turn_off(
-    request: Request, deps: Deps, who: Writer, code: Annotated[str, Form(max_length=20)]
-) -> Response:
+async def turn_off(request: Request, deps: Deps, who: Writer, code: CodeField) -> Response:
     if deps.mfa.required_for(who.user):
         raise Forbidden("two-step login is required for this account")
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import RedirectResponse, Response
 
@@ -25,15 +25,22 @@ from ivr.bulk.jobs import KINDS, find_parent, id_taken, parents
 from ivr.bulk.progress import BulkJobs
 from ivr.bulk.results import results_csv
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.pages.common import PAGE, acting_merchant, merchant_names, owned, scope_of
-from ivr.console.render import page
+from ivr.console.pages.common import (
+    PAGE,
+    acting_merchant,
+    fetch_owned,
+    merchant_names,
+    scope_of,
+    split_page,
+)
+from ivr.console.pages.fields import Before, IdField
+from ivr.console.render import STOP_POLLING, page
 from ivr.domain.ids import new_id
 from ivr.domain.states import JobStatus
 from ivr.errors import InvalidInput, NotFound
 from ivr.store.tables import Job, Merchant
 
 router = APIRouter()
-STOP_POLLING = 286  # htmx stops an ``every`` trigger on this status
 SHOWN_INVALID = 100  # invalid rows listed on the job page (all are in the result file)
 _BULK_ID = re.compile(r"^bulk_[0-9A-HJKMNP-TV-Z]{26}$")
 
@@ -93,12 +100,11 @@ async def _list(deps: Deps, who: Viewer, before: int | None
     if before is not None:
         q = q.where(Job.id < before)
     async with deps.api.db.sessions() as s:
-        found = list(await s.scalars(q.order_by(Job.id.desc()).limit(PAGE + 1)))
+        newest = await s.scalars(q.order_by(Job.id.desc()).limit(PAGE + 1))
+        found, last = split_page(list(newest), PAGE)
         names = await merchant_names(s, who)
-    more = len(found) > PAGE
-    found = found[:PAGE]
     views = [await _view(deps.api.bulk.jobs, j) for j in found]
-    return views, (found[-1].id if more else None), names
+    return views, (last.id if last else None), names
 
 
 async def _owned_job(deps: Deps, who: Viewer, bulk_id: str) -> Job:
@@ -123,9 +129,9 @@ async def list_jobs(
     request: Request,
     deps: Deps,
     who: Reader,
-    before: Annotated[str, Query(max_length=18)] = "",
+    before: Before,
 ) -> Response:
-    return await _list_page(request, deps, who, before=int(before) if before.isdecimal() else None)
+    return await _list_page(request, deps, who, before=before)
 
 
 @router.get("/bulk/rows")
@@ -163,8 +169,8 @@ async def upload(
     who: Writer,
     file: Annotated[UploadFile | None, File()] = None,
     kind: Annotated[str, Form(max_length=20)] = "charges",
-    merchant_id: Annotated[str, Form(max_length=40)] = "",
-    upload_id: Annotated[str, Form(max_length=40)] = "",
+    merchant_id: IdField = "",
+    upload_id: IdField = "",
 ) -> Response:
     """Submit the file; a refused file re-renders the list with the reason (422)."""
     kind = kind if kind in KINDS else "charges"
@@ -176,8 +182,7 @@ async def upload(
         target = acting_merchant(who, merchant_id)
     except InvalidInput as exc:
         return await refuse(exc.message)
-    async with deps.api.db.sessions() as s:
-        await owned(s, Merchant, target, who, "merchant")
+    await fetch_owned(deps.api.db, Merchant, target, who, "merchant")
     bulk_id = upload_id if _BULK_ID.match(upload_id) else new_id("bulk")
     done = await _already(deps, who, bulk_id)
     if done is not None:

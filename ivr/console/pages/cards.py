@@ -7,14 +7,15 @@ again (422) and nothing changes."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.cards.queries import cards
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.pages.common import merchant_names, owned, scope_of
+from ivr.console.pages.common import fetch_owned, merchant_names, owned, scope_of
+from ivr.console.pages.fields import ConfirmField, IdParam
 from ivr.console.pages.lists import Asked, status_list
 from ivr.console.pages.payments import word
 from ivr.console.render import page
@@ -38,8 +39,8 @@ async def list_cards(
     deps: Deps,
     who: Reader,
     asked: Asked,
-    deleted: Annotated[str | None, Query(max_length=40)] = None,
-    unlocked: Annotated[str | None, Query(max_length=40)] = None,
+    deleted: IdParam = None,
+    unlocked: IdParam = None,
 ) -> Response:
     return await status_list(request, deps, who, "cards.html", asked, query=cards,
                              id_column=Card.id, statuses=STATUSES, deleted=bool(deleted),
@@ -68,10 +69,9 @@ async def delete_card(
     request: Request,
     deps: Deps,
     who: Writer,
-    confirm: Annotated[str, Form(max_length=10)] = "",
+    confirm: ConfirmField = "",
 ) -> Response:
-    async with deps.api.db.sessions() as s:
-        card = await owned(s, Card, card_id, who, "card")
+    card = await fetch_owned(deps.api.db, Card, card_id, who, "card")
     if confirm != "yes":
         return await _confirm(request, deps, who, card.id, who.t("cards.confirm_needed"), 422)
     await deps.api.cards.delete(card.merchant_id, card.id, actor=who.actor, why="console delete")
@@ -83,7 +83,6 @@ async def unlock_card(card_id: str, deps: Deps, who: Writer) -> Response:
     """Lift the lock that too many wrong birth dates in payment calls put on the card
     (:meth:`~ivr.cards.verification.CardVerification.unlock`, as the API's
     ``POST /v1/cards/{id}/unlock``; audited)."""
-    async with deps.api.db.sessions() as s:
-        card = await owned(s, Card, card_id, who, "card")
+    card = await fetch_owned(deps.api.db, Card, card_id, who, "card")
     await deps.api.verification.unlock(card.merchant_id, card.id, actor=who.actor)
     return RedirectResponse(f"/console/cards?unlocked={card.id}", status_code=303)

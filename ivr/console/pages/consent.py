@@ -21,9 +21,9 @@ from ivr.consent.evidence import check_records, export_evidence
 from ivr.consent.ledger import KINDS, VerifyResult
 from ivr.consent.queries import consent_records, record_at
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.pages.common import PAGE, merchant_names, scope_of
+from ivr.console.pages.common import PAGE, fetch_owned, merchant_names, scope_of, split_page
+from ivr.console.pages.fields import IdParam
 from ivr.console.render import page
-from ivr.errors import NotFound
 from ivr.store.tables import ConsentRecord
 from ivr.web import views
 
@@ -38,11 +38,7 @@ PROBLEMS = {
 
 
 async def _record(deps: Deps, who: Viewer, record_id: str) -> ConsentRecord:
-    async with deps.api.db.sessions() as s:
-        row = await scope_of(who).get(s, ConsentRecord, record_id)
-    if row is None:
-        raise NotFound("consent record not found")
-    return row
+    return await fetch_owned(deps.api.db, ConsentRecord, record_id, who, "consent record")
 
 
 async def _list_page(
@@ -62,15 +58,14 @@ async def _list_page(
             kind=kind if kind in KINDS else None, before=before, limit=PAGE + 1,
         )  # fmt: skip
         names = await merchant_names(s, who)
-    more = len(rows) > PAGE
-    rows = rows[:PAGE]
+    rows, last = split_page(rows, PAGE)
     problem = None
     if verified is not None and verified.problem is not None:
         key = PROBLEMS.get(verified.problem)
         problem = who.t(key) if key else verified.problem
     return page(request, who, "consent.html", rows=rows, names=names,
                 call_request_id=call_request_id or "", kind=kind or "", kinds=KIND_CHOICES,
-                next_before=rows[-1].seq if more else None, verified=verified,
+                next_before=last.seq if last else None, verified=verified,
                 problem=problem, broken_id=broken_id)  # fmt: skip
 
 
@@ -79,7 +74,7 @@ async def list_consent(
     request: Request,
     deps: Deps,
     who: Reader,
-    call_request_id: Annotated[str | None, Query(max_length=40)] = None,
+    call_request_id: IdParam = None,
     kind: Annotated[str | None, Query(max_length=30)] = None,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:

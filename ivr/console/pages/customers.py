@@ -23,6 +23,7 @@ from ivr.console.pages.common import (
     refused_text,
     scope_of,
 )
+from ivr.console.pages.fields import CursorParam, FlagParam, IdField
 from ivr.console.pages.payments import labels as payment_labels
 from ivr.console.pages.schedules import labels as schedule_labels
 from ivr.console.render import page
@@ -40,7 +41,7 @@ async def list_customers(
     deps: Deps,
     who: Reader,
     q: Annotated[str, Query(max_length=100)] = "",
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: CursorParam = None,
 ) -> Response:
     term = q.strip()
     query = customers(scope_of(who), search=term)
@@ -81,7 +82,7 @@ async def create_customer(
     mobile: Annotated[str, Form(max_length=40)] = "",
     name: Annotated[str, Form(max_length=100)] = "",
     external_ref: Annotated[str, Form(max_length=100)] = "",
-    merchant_id: Annotated[str, Form(max_length=40)] = "",
+    merchant_id: IdField = "",
 ) -> Response:
     form = CustomerForm(merchant_id, mobile, name, external_ref)
     chosen = who.scope or merchant_id
@@ -117,7 +118,7 @@ async def show_customer(
     request: Request,
     deps: Deps,
     who: Reader,
-    created: Annotated[str | None, Query(max_length=4)] = None,
+    created: FlagParam = None,
 ) -> Response:
     async with deps.api.db.sessions() as s:
         row = await owned(s, Customer, customer_id, who, "customer")

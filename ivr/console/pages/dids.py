@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
+from ivr.console.pages.common import split_page
 from ivr.console.render import page
 from ivr.dids import queries
 from ivr.dids.numbers import parse_dids
@@ -54,14 +55,13 @@ async def _page(
     leases = await deps.dids.active_leases()
     digits = "".join(c for c in q if c in "0123456789")
     async with deps.api.db.sessions() as s:
-        numbers = await queries.numbers(s, digits=digits, after=after, limit=NUMBERS_PAGE + 1)
-        more = len(numbers) > NUMBERS_PAGE
-        numbers = numbers[:NUMBERS_PAGE]
+        found = await queries.numbers(s, digits=digits, after=after, limit=NUMBERS_PAGE + 1)
+        numbers, last = split_page(found, NUMBERS_PAGE)
         in_use = await queries.leases_in_use(s, [d.number for d in numbers], now)
     return page(
         request, who, "dids.html", stats=stats, leases=leases[:SHOWN_LEASES],
         lease_total=len(leases), numbers=numbers, in_use=in_use, dial=dial, q=q,
-        next_after=numbers[-1].number if more else None, text=text, errors=errors or [],
+        next_after=last.number if last else None, text=text, errors=errors or [],
         flash=flash, never=NEVER, status_code=422 if errors else 200,
     )  # fmt: skip
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import Depends
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 from starlette.requests import Request
@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from ivr.console.access import Deps, Viewer
 from ivr.console.pages.common import listing, scope_of
+from ivr.console.pages.fields import CursorParam, StatusParam
 from ivr.console.render import page
 
 
@@ -28,10 +29,7 @@ class StatusPage:
     cursor: str | None
 
 
-def status_page(
-    status: Annotated[str | None, Query(max_length=24)] = None,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
-) -> StatusPage:
+def status_page(status: StatusParam = None, cursor: CursorParam = None) -> StatusPage:
     return StatusPage(status, cursor)
 
 

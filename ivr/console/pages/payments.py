@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import RedirectResponse, Response
 
@@ -26,6 +26,7 @@ from ivr.console.pages.common import (
     refused_text,
     scope_of,
 )
+from ivr.console.pages.fields import IdField, IdParam
 from ivr.console.pages.lists import Asked, status_list
 from ivr.console.render import money, page
 from ivr.domain.ids import new_id
@@ -110,7 +111,7 @@ async def show_payment(
     request: Request,
     deps: Deps,
     who: Reader,
-    refunded: Annotated[str | None, Query(max_length=40)] = None,
+    refunded: IdParam = None,
 ) -> Response:
     return await _detail(request, deps, who, payment_id, RefundForm(new_id("rf")),
                          refunded=refunded)  # fmt: skip
@@ -168,7 +169,7 @@ async def refund_payment(
     who: Writer,
     amount: Annotated[str, Form(max_length=40)] = "",
     reason: Annotated[str, Form(max_length=200)] = "",
-    refund_id: Annotated[str, Form(max_length=40)] = "",
+    refund_id: IdField = "",
 ) -> Response:
     known = REFUND_ID.match(refund_id) is not None
     async with deps.api.db.sessions() as s:

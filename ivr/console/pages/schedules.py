@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.billing.queries import cycle_jobs, schedules
 from ivr.billing.schedules import SchedulePlan
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.pages.common import merchant_names, owned, scope_of
+from ivr.console.pages.common import fetch_owned, merchant_names, scope_of
+from ivr.console.pages.fields import ConfirmField, FlagParam
 from ivr.console.pages.lists import Asked, status_list
 from ivr.console.pages.payments import labels as payment_labels
 from ivr.console.pages.payments import word
@@ -137,8 +138,7 @@ def _cycles(timeline: dict[str, Any], jobs: list[Job],
 async def _detail(request: Request, deps: Deps, who: Viewer, schedule_id: str, *,
                   error: str | None = None, status_code: int = 200, changed: bool = False
                   ) -> Response:  # fmt: skip
-    async with deps.api.db.sessions() as s:
-        row = await owned(s, Schedule, schedule_id, who, "schedule")
+    row = await fetch_owned(deps.api.db, Schedule, schedule_id, who, "schedule")
     timeline = await deps.api.schedules.timeline(row.merchant_id, row.id, upcoming=UPCOMING)
     async with deps.api.db.sessions() as s:
         scope = scope_of(who)
@@ -163,7 +163,7 @@ async def show_schedule(
     request: Request,
     deps: Deps,
     who: Reader,
-    changed: Annotated[str | None, Query(max_length=4)] = None,
+    changed: FlagParam = None,
 ) -> Response:
     return await _detail(request, deps, who, schedule_id, changed=bool(changed))
 
@@ -175,11 +175,10 @@ async def change_schedule(
     request: Request,
     deps: Deps,
     who: Writer,
-    confirm: Annotated[str, Form(max_length=10)] = "",
+    confirm: ConfirmField = "",
 ) -> Response:
     target = ACTIONS.get(action)
-    async with deps.api.db.sessions() as s:
-        row = await owned(s, Schedule, schedule_id, who, "schedule")
+    row = await fetch_owned(deps.api.db, Schedule, schedule_id, who, "schedule")
     if target is None:
         raise InvalidInput(f"unknown schedule action {action!r}")
     if target is ScheduleStatus.cancelled and confirm != "yes":

@@ -23,7 +23,8 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.pages.common import acting_merchant, scope_of
+from ivr.console.pages.common import acting_merchant, fetch_owned, scope_of
+from ivr.console.pages.fields import IdField, IdParam
 from ivr.console.render import page
 from ivr.domain.states import ApiKeyStatus, MerchantStatus
 from ivr.errors import InvalidInput, NotFound
@@ -218,7 +219,7 @@ async def show_settings(
     request: Request,
     deps: Deps,
     who: Reader,
-    merchant: Annotated[str | None, Query(max_length=40)] = None,
+    merchant: IdParam = None,
     saved: Annotated[int | None, Query(ge=0, le=1)] = None,
 ) -> Response:
     return await _settings_page(request, deps, who, _target(who, merchant), saved=bool(saved))
@@ -230,7 +231,7 @@ async def create_key(
     deps: Deps,
     who: Writer,
     name: Annotated[str, Form(max_length=200)] = "",
-    merchant_id: Annotated[str, Form(max_length=40)] = "",
+    merchant_id: IdField = "",
 ) -> Response:
     """A new key, shown in this answer only (the page itself, not a redirect: the key
     must not travel in a URL or be kept anywhere)."""
@@ -247,10 +248,7 @@ async def create_key(
 
 @router.post("/settings/api-keys/{key_id}/revoke")
 async def revoke_key(key_id: str, deps: Deps, who: Writer) -> Response:
-    async with deps.api.db.sessions() as s:
-        row = await scope_of(who).get(s, ApiKey, key_id)
-    if row is None:
-        raise NotFound("API key not found")
+    row = await fetch_owned(deps.api.db, ApiKey, key_id, who, "API key")
     if row.status == ApiKeyStatus.active.value:
         await deps.api.merchants.revoke_api_key(row.merchant_id, row.id, actor=who.actor)
     return RedirectResponse(_back(who, row.merchant_id), status_code=303)
@@ -261,7 +259,7 @@ async def save_policy(
     request: Request,
     deps: Deps,
     who: Writer,
-    merchant_id: Annotated[str, Form(max_length=40)] = "",
+    merchant_id: IdField = "",
 ) -> Response:
     target = acting_merchant(who, _target(who, merchant_id))
     form = PolicyForm.submitted(await request.form())

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from ivr.console.access import Deps, Reader
 from ivr.console.pages.common import merchant_names, page_of, scope_of
+from ivr.console.pages.fields import CursorParam, StatusParam
 from ivr.console.render import page
 from ivr.domain.states import DeliveryStatus
 from ivr.notify.queries import sms_messages
@@ -30,9 +31,9 @@ async def outbox(
     request: Request,
     deps: Deps,
     who: Reader,
-    status: Annotated[str | None, Query(max_length=24)] = None,
+    status: StatusParam = None,
     kind: Annotated[str | None, Query(max_length=24)] = None,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: CursorParam = None,
 ) -> Response:
     status = status if status in STATUSES else None
     kind = kind if kind in KINDS else None

@@ -22,14 +22,16 @@ from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.pages.common import (
     acting_merchant,
     echoable,
+    fetch_owned,
     merchant_names,
     owned,
     page_of,
     scope_of,
 )
+from ivr.console.pages.fields import CursorParam, IdField
 from ivr.console.render import page
 from ivr.domain.states import EndpointStatus
-from ivr.errors import InvalidInput, NotFound
+from ivr.errors import InvalidInput
 from ivr.merchants.queries import last_actions
 from ivr.store.tables import AuditLog, Merchant, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from ivr.webhooks import queries
@@ -111,7 +113,7 @@ async def list_webhooks(
     request: Request,
     deps: Deps,
     who: Reader,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: CursorParam = None,
     queued: Annotated[int | None, Query(ge=0, le=10_000)] = None,
 ) -> Response:
     flash = who.t("wh.redelivered", n=queued) if queued is not None else None
@@ -135,7 +137,7 @@ async def create_endpoint(
     who: Writer,
     url: Annotated[str, Form(max_length=600)] = "",
     event_types: Annotated[list[str] | None, Form()] = None,
-    merchant_id: Annotated[str, Form(max_length=40)] = "",
+    merchant_id: IdField = "",
 ) -> Response:
     draft = Draft(url, tuple(event_types or ()), merchant_id)
     try:
@@ -178,8 +180,7 @@ async def show_endpoint(endpoint_id: str, request: Request, deps: Deps, who: Rea
 
 
 async def _mine(deps: Deps, who: Viewer, endpoint_id: str) -> WebhookEndpoint:
-    async with deps.api.db.sessions() as s:
-        return await owned(s, WebhookEndpoint, endpoint_id, who, "webhook endpoint")
+    return await fetch_owned(deps.api.db, WebhookEndpoint, endpoint_id, who, "webhook endpoint")
 
 
 @router.post("/webhooks/endpoints/{endpoint_id}/rotate")
@@ -218,12 +219,9 @@ async def redeliver_event(
     event_id: str,
     deps: Deps,
     who: Writer,
-    endpoint_id: Annotated[str, Form(max_length=40)] = "",
+    endpoint_id: IdField = "",
 ) -> Response:
-    async with deps.api.db.sessions() as s:
-        event = await scope_of(who).get(s, WebhookEvent, event_id)
-        if event is None:
-            raise NotFound("webhook event not found")
+    event = await fetch_owned(deps.api.db, WebhookEvent, event_id, who, "webhook event")
     n = await deps.api.webhooks.redeliver(
         event.merchant_id, event.id, endpoint_id=endpoint_id or None, actor=who.actor
     )
