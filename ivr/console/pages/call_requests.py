@@ -13,16 +13,9 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Writer
-from ivr.console.pages.common import (
-    acting_merchant,
-    fetch_owned,
-    listing,
-    merchant_names,
-    owned,
-    scope_of,
-)
+from ivr.console.pages.common import acting_merchant, fetch_owned, merchant_names, owned, scope_of
 from ivr.console.pages.fields import IdField, StatusParam
-from ivr.console.pages.lists import Asked
+from ivr.console.pages.lists import Asked, StatusPage, status_rows
 from ivr.console.render import STOP_POLLING, page
 from ivr.domain.states import CALL_REQUEST, CallRequestKind, CallRequestStatus
 from ivr.merchants.queries import newest_customers
@@ -44,11 +37,10 @@ def keyed(step: CallStep) -> bool:
 Rows = list[tuple[CallRequest, Customer]]
 
 
-async def _rows(
-    deps: Deps, who: Reader, status: str | None, cursor: str | None
-) -> tuple[Rows, str | None, dict[str, str]]:
-    q = call_requests(scope_of(who), status=status if status in STATUSES else None)
-    found = await listing(deps.api.db, who, q, CallRequest.id, cursor)
+async def _rows(deps: Deps, who: Reader, asked: StatusPage
+                ) -> tuple[Rows, str | None, dict[str, str]]:  # fmt: skip
+    found = await status_rows(deps, who, asked, query=call_requests, id_column=CallRequest.id,
+                              statuses=STATUSES)  # fmt: skip
     rows = [(r, found.customers[r.customer_id]) for r in found.rows]
     return rows, found.next_cursor, found.names
 
@@ -60,7 +52,7 @@ async def list_requests(
     who: Reader,
     asked: Asked,
 ) -> Response:
-    rows, nxt, names = await _rows(deps, who, asked.status, asked.cursor)
+    rows, nxt, names = await _rows(deps, who, asked)
     return page(request, who, "call_requests.html", rows=rows, next_cursor=nxt, names=names,
                 status=asked.status or "", statuses=STATUSES,
                 live=asked.cursor is None)  # fmt: skip
@@ -73,7 +65,7 @@ async def list_rows(
     who: Reader,
     status: StatusParam = None,
 ) -> Response:
-    rows, _, names = await _rows(deps, who, status, None)
+    rows, _, names = await _rows(deps, who, StatusPage(status, None))
     return page(request, who, "fragments/call_request_rows.html", rows=rows, names=names)
 
 

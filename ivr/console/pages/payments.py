@@ -19,13 +19,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.i18n import CATALOG
-from ivr.console.pages.common import (
-    echoable,
-    merchant_names,
-    owned,
-    refused_text,
-    scope_of,
-)
+from ivr.console.pages.common import echoable, merchant_names, owned, refused_text, scope_of
 from ivr.console.pages.fields import IdField, IdParam
 from ivr.console.pages.lists import Asked, status_list
 from ivr.console.render import money, page
