@@ -20,6 +20,7 @@ from ivr.console.access import Viewer
 
 SEOUL = ZoneInfo("Asia/Seoul")
 TEMPLATES = Path(__file__).parent / "templates"
+STOP_POLLING = 286  # a fragment's status that stops htmx polling it (``every`` trigger)
 
 
 def money(amount: int | None, lang: str = "ko") -> str:

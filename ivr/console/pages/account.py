@@ -4,43 +4,18 @@ whose lost phone an operator resets with ``arspay console reset-2fa``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.errors import Forbidden, LockedOut, LoginFailed
-from ivr.console.i18n import register
 from ivr.console.mfa import Setup
+from ivr.console.pages.fields import CodeField
 from ivr.console.render import page
 from ivr.console.web import ConsoleDeps, url
 from ivr.errors import InvalidInput
 
 router = APIRouter()
-
-register(
-    {
-        "account.title": ("내 계정", "My account"),
-        "account.mfa": ("2단계 인증 (인증 앱 코드)", "Two-step login (authenticator app code)"),
-        "account.mfa_on": ("사용 중", "On"),
-        "account.mfa_off": ("사용 안 함", "Off"),
-        "account.mfa_required": (
-            "이 계정은 2단계 인증을 꺼둘 수 없습니다. 휴대폰을 잃어버렸다면 운영자에게 "
-            "초기화를 요청하세요.",
-            "This account must keep two-step login on. If the phone is lost, ask an "
-            "operator to reset it.",
-        ),
-        "account.mfa_setup": ("설정하기", "Set up"),
-        "account.mfa_remove": ("끄기", "Turn off"),
-        "account.mfa_remove_help": (
-            "끄려면 인증 앱의 현재 코드를 입력하세요.",
-            "To turn it off, enter the app's current code.",
-        ),
-        "account.mfa_done_on": ("2단계 인증을 켰습니다.", "Two-step login is on."),
-        "account.mfa_done_off": ("2단계 인증을 껐습니다.", "Two-step login is off."),
-    }
-)
 
 
 def _account(
@@ -66,9 +41,7 @@ async def setup_form(request: Request, deps: Deps, who: Reader) -> Response:
 
 
 @router.post("/account/2fa")
-async def turn_on(
-    request: Request, deps: Deps, who: Writer, code: Annotated[str, Form(max_length=20)]
-) -> Response:
+async def turn_on(request: Request, deps: Deps, who: Writer, code: CodeField) -> Response:
     try:
         await deps.mfa.confirm(who.user, code, actor=who.actor)
     except InvalidInput:
@@ -78,9 +51,7 @@ async def turn_on(
 
 
 @router.post("/account/2fa/remove")
-async def turn_off(
-    request: Request, deps: Deps, who: Writer, code: Annotated[str, Form(max_length=20)]
-) -> Response:
+async def turn_off(request: Request, deps: Deps, who: Writer, code: CodeField) -> Response:
     if deps.mfa.required_for(who.user):
         raise Forbidden("two-step login is required for this account")
     try:

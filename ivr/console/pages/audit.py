@@ -16,8 +16,8 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ivr.console.access import Deps, Reader
-from ivr.console.i18n import register
-from ivr.console.pages.common import PAGE, merchant_names, scope_of
+from ivr.console.pages.common import PAGE, merchant_names, scope_of, split_page
+from ivr.console.pages.fields import Before
 from ivr.console.render import page
 from ivr.merchants.queries import audit_log as audit_rows
 
@@ -26,22 +26,6 @@ LOG_PAGE = PAGE * 2
 VALUE_CHARS = 60
 _SECRET_KEY = re.compile(
     r"(^|_)(secret|password|passwd|token|key|pan|cvc|cvv|pin|card_number|expiry)($|_)", re.I
-)
-
-register(
-    {
-        "audit.title": ("감사 로그", "Audit log"),
-        "audit.at": ("시각", "When"),
-        "audit.actor": ("수행자", "Actor"),
-        "audit.action": ("작업", "Action"),
-        "audit.object": ("대상", "Object"),
-        "audit.object_id": ("대상 ID", "Object id"),
-        "audit.details": ("내용", "Details"),
-        "audit.action_help": (
-            "예: bulk.submit, 또는 bulk (앞부분)",
-            "e.g. bulk.submit, or bulk (a prefix)",
-        ),
-    }
 )
 
 
@@ -66,19 +50,16 @@ async def audit_log(
     request: Request,
     deps: Deps,
     who: Reader,
+    before: Before,
     action: Annotated[str, Query(max_length=60)] = "",
     object_id: Annotated[str, Query(max_length=64)] = "",
-    before: Annotated[str, Query(max_length=18)] = "",
 ) -> Response:
     action, object_id = action.strip(), object_id.strip()
     # the action, or every action under it (``bulk`` → ``bulk.submit``)
-    q = audit_rows(scope_of(who), action=action, object_id=object_id,
-                   before=int(before) if before.isdecimal() else None)  # fmt: skip
+    q = audit_rows(scope_of(who), action=action, object_id=object_id, before=before)
     async with deps.api.db.sessions() as s:
-        rows = list(await s.scalars(q.limit(LOG_PAGE + 1)))
+        rows, last = split_page(list(await s.scalars(q.limit(LOG_PAGE + 1))), LOG_PAGE)
         names = await merchant_names(s, who)
-    more = len(rows) > LOG_PAGE
-    rows = rows[:LOG_PAGE]
     return page(request, who, "audit.html", rows=rows, names=names, action=action,
                 object_id=object_id, compact=compact,
-                next_before=rows[-1].id if more else None)  # fmt: skip
+                next_before=last.id if last else None)  # fmt: skip

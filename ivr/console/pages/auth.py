@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import (
@@ -32,8 +33,8 @@ from ivr.console.access import (
     same_origin,
 )
 from ivr.console.errors import LockedOut, LoginFailed
-from ivr.console.i18n import LANGS, register, text
-from ivr.console.mfa import Setup
+from ivr.console.i18n import LANGS, text
+from ivr.console.pages.fields import CodeField
 from ivr.console.render import page
 from ivr.console.sessions import PENDING_FOR, Current, Opened, Stage
 from ivr.console.web import ConsoleDeps, url
@@ -42,33 +43,24 @@ from ivr.errors import InvalidInput
 router = APIRouter()
 LOGIN_CSRF_COOKIE = "arspay_login_csrf"
 
-register(
-    {
-        "mfa.code_title": ("인증 코드", "One-time code"),
-        "mfa.code_help": (
-            "인증 앱에 표시된 6자리 코드를 입력하세요.",
-            "Enter the 6-digit code your authenticator app shows.",
-        ),
-        "mfa.code": ("인증 코드", "Code"),
-        "mfa.verify": ("확인", "Verify"),
-        "mfa.wrong": ("코드가 맞지 않습니다.", "That code is not right."),
-        "mfa.setup_title": ("2단계 인증 설정", "Set up two-step login"),
-        "mfa.setup_required": (
-            "이 계정은 비밀번호와 함께 인증 앱의 코드로 로그인해야 합니다. 지금 설정하세요.",
-            "This account logs in with a code from an authenticator app as well as the "
-            "password. Set it up now.",
-        ),
-        "mfa.setup_help": (
-            "인증 앱(Google Authenticator 등)으로 QR 코드를 찍거나 아래 키를 입력한 뒤, "
-            "앱에 나온 6자리 코드를 입력하세요.",
-            "Scan the QR code with an authenticator app (Google Authenticator and the "
-            "like) or type the key below into it, then enter the 6-digit code it shows.",
-        ),
-        "mfa.secret": ("설정 키", "Set-up key"),
-        "mfa.turn_on": ("설정 완료", "Turn on"),
-        "mfa.back": ("로그인 화면으로", "Back to log in"),
-    }
-)
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What each login form posts besides its own fields: its CSRF token and where to
+    go after logging in."""
+
+    csrf_token: str
+    next: str
+
+
+def sent(
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=300)] = "",
+) -> Sent:
+    return Sent(csrf_token, next)
+
+
+Posted = Annotated[Sent, Depends(sent)]
 
 
 def _safe_next(target: str | None) -> str:
@@ -101,12 +93,11 @@ async def login(
     deps: Deps,
     email: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=200)],
-    csrf_token: Annotated[str, Form(max_length=100)] = "",
-    next: Annotated[str, Form(max_length=300)] = "",
+    sent: Posted,
 ) -> Response:
     lang = language(request)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not same_origin(request) or not cookie or not hmac.compare_digest(cookie, csrf_token):
+    if not same_origin(request) or not cookie or not hmac.compare_digest(cookie, sent.csrf_token):
         return _login_form(request, error=text(lang, "error.csrf"), status_code=403)
     try:
         user = await deps.users.login(email, password)
@@ -120,7 +111,7 @@ async def login(
     elif deps.mfa.required_for(user):
         stage = "enroll"
     opened = await deps.sessions.open(user, stage=stage)
-    target = _safe_next(next)
+    target = _safe_next(sent.next)
     if stage is not None:
         target = url(f"/login/{stage}") + "?next=" + quote(target, safe="/")
     response = _with_session(
@@ -160,87 +151,88 @@ async def _pending(request: Request, deps: ConsoleDeps, stage: Stage) -> Current
     return await deps.sessions.pending(request.cookies.get(SESSION_COOKIE), stage)
 
 
-def _code_form(
-    request: Request, pending: Current, *, stage: Stage, setup: Setup | None = None,
+async def _code_page(
+    request: Request, deps: ConsoleDeps, pending: Current, stage: Stage, *,
     error: str | None = None, status_code: int = 200,
 ) -> Response:  # fmt: skip
+    """The code form of ``stage`` (``enroll``: with a fresh set-up secret and QR code),
+    saying ``error`` (a text key) if given."""
     lang = language(request)
+    setup = await deps.mfa.setup(pending.user) if stage == "enroll" else None
     return page(request, None, "login_code.html", status_code=status_code, lang=lang,
-                t=lambda key, **v: text(lang, key, **v), error=error, csrf=pending.csrf,
-                stage=stage, setup=setup, email=pending.user.email,
+                t=lambda key, **v: text(lang, key, **v),
+                error=text(lang, error) if error else None, csrf=pending.csrf, stage=stage,
+                setup=setup, email=pending.user.email,
                 next=_safe_next(request.query_params.get("next")))  # fmt: skip
 
 
-def _posted_ok(request: Request, pending: Current, csrf_token: str) -> bool:
-    return same_origin(request) and Current(pending.user, pending.csrf).csrf_ok(csrf_token)
+async def _code_step(request: Request, deps: ConsoleDeps, stage: Stage) -> Response:
+    pending = await _pending(request, deps, stage)
+    if pending is None:
+        return _back_to_login()
+    return await _code_page(request, deps, pending, stage)
+
+
+async def _checked(
+    request: Request, deps: ConsoleDeps, stage: Stage, sent: Sent
+) -> Current | Response:
+    """The half-done session of ``stage`` the posted code form may act on, else the
+    answer: back to the login form (no such session), or the form again (403: the CSRF
+    token is not the session's, or another site sent it)."""
+    pending = await _pending(request, deps, stage)
+    if pending is None:
+        return _back_to_login()
+    ok = same_origin(request) and Current(pending.user, pending.csrf).csrf_ok(sent.csrf_token)
+    if not ok:
+        return await _code_page(request, deps, pending, stage, error="error.csrf",
+                                status_code=403)  # fmt: skip
+    return pending
 
 
 @router.get("/login/code")
 async def code_form(request: Request, deps: Deps) -> Response:
-    pending = await _pending(request, deps, "code")
-    if pending is None:
-        return _back_to_login()
-    return _code_form(request, pending, stage="code")
+    return await _code_step(request, deps, "code")
 
 
 @router.post("/login/code")
-async def code(
-    request: Request,
-    deps: Deps,
-    code: Annotated[str, Form(max_length=20)],
-    csrf_token: Annotated[str, Form(max_length=100)] = "",
-    next: Annotated[str, Form(max_length=300)] = "",
-) -> Response:
-    lang = language(request)
-    pending = await _pending(request, deps, "code")
-    if pending is None:
-        return _back_to_login()
-    if not _posted_ok(request, pending, csrf_token):
-        return _code_form(request, pending, stage="code", error=text(lang, "error.csrf"),
-                          status_code=403)  # fmt: skip
-    try:
-        await deps.mfa.verify(pending.user.id, code)
-    except LockedOut:
-        await deps.sessions.close(request.cookies.get(SESSION_COOKIE))
-        response = _login_form(request, error=text(lang, "login.locked"), status_code=429)
-        response.delete_cookie(SESSION_COOKIE, path="/console")
-        return response
-    except LoginFailed:
-        return _code_form(request, pending, stage="code", error=text(lang, "mfa.wrong"),
-                          status_code=401)  # fmt: skip
-    return await _finish(request, deps, "code", next)
+async def code(request: Request, deps: Deps, code: CodeField, sent: Posted) -> Response:
+    return await _submit(request, deps, "code", code, sent)
 
 
 @router.get("/login/enroll")
 async def enroll_form(request: Request, deps: Deps) -> Response:
-    pending = await _pending(request, deps, "enroll")
-    if pending is None:
-        return _back_to_login()
-    setup = await deps.mfa.setup(pending.user)
-    return _code_form(request, pending, stage="enroll", setup=setup)
+    return await _code_step(request, deps, "enroll")
 
 
 @router.post("/login/enroll")
-async def enroll(
-    request: Request,
-    deps: Deps,
-    code: Annotated[str, Form(max_length=20)],
-    csrf_token: Annotated[str, Form(max_length=100)] = "",
-    next: Annotated[str, Form(max_length=300)] = "",
+async def enroll(request: Request, deps: Deps, code: CodeField, sent: Posted) -> Response:
+    return await _submit(request, deps, "enroll", code, sent)
+
+
+async def _submit(
+    request: Request, deps: ConsoleDeps, stage: Stage, code: str, sent: Sent
 ) -> Response:
-    lang = language(request)
-    pending = await _pending(request, deps, "enroll")
-    if pending is None:
-        return _back_to_login()
-    if not _posted_ok(request, pending, csrf_token):
-        return _code_form(request, pending, stage="enroll", error=text(lang, "error.csrf"),
-                          setup=await deps.mfa.setup(pending.user), status_code=403)  # fmt: skip
+    """A posted code: at ``code`` the app's current one (wrong: 401; too many wrong:
+    locked out, back to the login form), at ``enroll`` the first one of the app being
+    set up (wrong: 422). The right one ends the half-done session and opens a full one."""
+    pending = await _checked(request, deps, stage, sent)
+    if isinstance(pending, Response):
+        return pending
     try:
-        await deps.mfa.confirm(pending.user, code, actor=pending.user.actor)
-    except InvalidInput:
-        return _code_form(request, pending, stage="enroll", error=text(lang, "mfa.wrong"),
-                          setup=await deps.mfa.setup(pending.user), status_code=422)  # fmt: skip
-    return await _finish(request, deps, "enroll", next)
+        if stage == "code":
+            await deps.mfa.verify(pending.user.id, code)
+        else:
+            await deps.mfa.confirm(pending.user, code, actor=pending.user.actor)
+    except LockedOut:
+        await deps.sessions.close(request.cookies.get(SESSION_COOKIE))
+        response = _login_form(request, error=text(language(request), "login.locked"),
+                               status_code=429)  # fmt: skip
+        response.delete_cookie(SESSION_COOKIE, path="/console")
+        return response
+    except (LoginFailed, InvalidInput) as exc:
+        return await _code_page(request, deps, pending, stage, error="mfa.wrong",
+                                status_code=exc.http_status)  # fmt: skip
+    return await _finish(request, deps, stage, sent.next)
 
 
 async def _finish(request: Request, deps: ConsoleDeps, stage: Stage, next: str) -> Response:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import RedirectResponse, Response
 
@@ -25,67 +25,24 @@ from ivr.bulk.jobs import KINDS, find_parent, id_taken, parents
 from ivr.bulk.progress import BulkJobs
 from ivr.bulk.results import results_csv
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.i18n import register
-from ivr.console.pages.common import PAGE, acting_merchant, merchant_names, owned, scope_of
-from ivr.console.render import page
+from ivr.console.pages.common import (
+    PAGE,
+    acting_merchant,
+    fetch_owned,
+    merchant_names,
+    scope_of,
+    split_page,
+)
+from ivr.console.pages.fields import Before, IdField
+from ivr.console.render import STOP_POLLING, page
 from ivr.domain.ids import new_id
 from ivr.domain.states import JobStatus
 from ivr.errors import InvalidInput, NotFound
 from ivr.store.tables import Job, Merchant
 
 router = APIRouter()
-STOP_POLLING = 286  # htmx stops an ``every`` trigger on this status
 SHOWN_INVALID = 100  # invalid rows listed on the job page (all are in the result file)
 _BULK_ID = re.compile(r"^bulk_[0-9A-HJKMNP-TV-Z]{26}$")
-
-register(
-    {
-        "bulk.title": ("대량 작업", "Bulk jobs"),
-        "bulk.upload": ("파일 올리기", "Upload a file"),
-        "bulk.upload_help": (
-            "CSV(첫 줄은 열 이름) 또는 JSON 파일. 결제: card_id, amount, order_name "
-            "[, installment_months, ref]. 카드 등록: customer_id 또는 mobile [, name, "
-            "external_ref, product_name, lease_minutes, ref]. 잘못된 행은 따로 알려 드리고 "
-            "나머지 행은 처리합니다.",
-            "CSV (first line: column names) or JSON. Charges: card_id, amount, order_name "
-            "[, installment_months, ref]. Registrations: customer_id or mobile [, name, "
-            "external_ref, product_name, lease_minutes, ref]. Invalid rows are reported, the "
-            "other rows are processed.",
-        ),
-        "bulk.file": ("파일", "File"),
-        "bulk.kind": ("종류", "Kind"),
-        "bulk.kind.charges": ("결제", "Charges"),
-        "bulk.kind.registrations": ("카드 등록 요청", "Registration requests"),
-        "bulk.submit": ("올리기", "Upload"),
-        "bulk.refused": ("파일을 받지 못했습니다", "The file was refused"),
-        "bulk.not_csv_json": (
-            "CSV 또는 JSON 파일만 올릴 수 있습니다.",
-            "Only CSV or JSON files can be uploaded.",
-        ),
-        "bulk.empty": ("빈 파일입니다.", "The file is empty."),
-        "bulk.no_file": ("파일을 선택하세요.", "Choose a file."),
-        "bulk.rows": ("전체 행", "Rows"),
-        "bulk.valid": ("처리 대상", "Valid"),
-        "bulk.invalid": ("잘못된 행", "Invalid"),
-        "bulk.processed": ("처리됨", "Processed"),
-        "bulk.pending": ("남음", "Pending"),
-        "bulk.progress": ("진행", "Progress"),
-        "bulk.finished": ("완료 시각", "Finished"),
-        "bulk.result_file": ("결과 파일 (CSV)", "Result file (CSV)"),
-        "bulk.result_help": (
-            "행마다 결과(성공·실패·잘못된 행의 사유)가 들어 있습니다.",
-            "One line per row: the outcome, or why the row was invalid.",
-        ),
-        "bulk.invalid_rows": ("잘못된 행", "Invalid rows"),
-        "bulk.row": ("행", "Row"),
-        "bulk.ref": ("참조", "Ref"),
-        "bulk.error": ("사유", "Reason"),
-        "bulk.more_invalid": (
-            "외 {n}행은 결과 파일에 있습니다.",
-            "{n} more are in the result file.",
-        ),
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +100,11 @@ async def _list(deps: Deps, who: Viewer, before: int | None
     if before is not None:
         q = q.where(Job.id < before)
     async with deps.api.db.sessions() as s:
-        found = list(await s.scalars(q.order_by(Job.id.desc()).limit(PAGE + 1)))
+        newest = await s.scalars(q.order_by(Job.id.desc()).limit(PAGE + 1))
+        found, last = split_page(list(newest), PAGE)
         names = await merchant_names(s, who)
-    more = len(found) > PAGE
-    found = found[:PAGE]
     views = [await _view(deps.api.bulk.jobs, j) for j in found]
-    return views, (found[-1].id if more else None), names
+    return views, (last.id if last else None), names
 
 
 async def _owned_job(deps: Deps, who: Viewer, bulk_id: str) -> Job:
@@ -173,9 +129,9 @@ async def list_jobs(
     request: Request,
     deps: Deps,
     who: Reader,
-    before: Annotated[str, Query(max_length=18)] = "",
+    before: Before,
 ) -> Response:
-    return await _list_page(request, deps, who, before=int(before) if before.isdecimal() else None)
+    return await _list_page(request, deps, who, before=before)
 
 
 @router.get("/bulk/rows")
@@ -213,8 +169,8 @@ async def upload(
     who: Writer,
     file: Annotated[UploadFile | None, File()] = None,
     kind: Annotated[str, Form(max_length=20)] = "charges",
-    merchant_id: Annotated[str, Form(max_length=40)] = "",
-    upload_id: Annotated[str, Form(max_length=40)] = "",
+    merchant_id: IdField = "",
+    upload_id: IdField = "",
 ) -> Response:
     """Submit the file; a refused file re-renders the list with the reason (422)."""
     kind = kind if kind in KINDS else "charges"
@@ -226,8 +182,7 @@ async def upload(
         target = acting_merchant(who, merchant_id)
     except InvalidInput as exc:
         return await refuse(exc.message)
-    async with deps.api.db.sessions() as s:
-        await owned(s, Merchant, target, who, "merchant")
+    await fetch_owned(deps.api.db, Merchant, target, who, "merchant")
     bulk_id = upload_id if _BULK_ID.match(upload_id) else new_id("bulk")
     done = await _already(deps, who, bulk_id)
     if done is not None:

@@ -9,20 +9,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Writer
-from ivr.console.pages.common import acting_merchant, listing, merchant_names, owned, scope_of
-from ivr.console.pages.lists import Asked
-from ivr.console.render import page
+from ivr.console.pages.common import acting_merchant, fetch_owned, merchant_names, owned, scope_of
+from ivr.console.pages.fields import IdField, StatusParam
+from ivr.console.pages.lists import Asked, StatusPage, status_rows
+from ivr.console.render import STOP_POLLING, page
 from ivr.domain.states import CALL_REQUEST, CallRequestKind, CallRequestStatus
 from ivr.merchants.queries import newest_customers
 from ivr.requests.queries import call_requests, calls_of_in
 from ivr.store.tables import CallRequest, CallStep, Customer
 
 router = APIRouter()
-STOP_POLLING = 286  # htmx stops an ``every`` trigger on this status
 STATUSES = [s.value for s in CallRequestStatus]
 KEYED = frozenset({"max_digits", "terminator", "inter_digit_timeout", "repeat"})
 SETTLE = timedelta(seconds=60)  # after the request ends, wait this long for its calls' ends
@@ -37,11 +37,10 @@ def keyed(step: CallStep) -> bool:
 Rows = list[tuple[CallRequest, Customer]]
 
 
-async def _rows(
-    deps: Deps, who: Reader, status: str | None, cursor: str | None
-) -> tuple[Rows, str | None, dict[str, str]]:
-    q = call_requests(scope_of(who), status=status if status in STATUSES else None)
-    found = await listing(deps.api.db, who, q, CallRequest.id, cursor)
+async def _rows(deps: Deps, who: Reader, asked: StatusPage
+                ) -> tuple[Rows, str | None, dict[str, str]]:  # fmt: skip
+    found = await status_rows(deps, who, asked, query=call_requests, id_column=CallRequest.id,
+                              statuses=STATUSES)  # fmt: skip
     rows = [(r, found.customers[r.customer_id]) for r in found.rows]
     return rows, found.next_cursor, found.names
 
@@ -53,7 +52,7 @@ async def list_requests(
     who: Reader,
     asked: Asked,
 ) -> Response:
-    rows, nxt, names = await _rows(deps, who, asked.status, asked.cursor)
+    rows, nxt, names = await _rows(deps, who, asked)
     return page(request, who, "call_requests.html", rows=rows, next_cursor=nxt, names=names,
                 status=asked.status or "", statuses=STATUSES,
                 live=asked.cursor is None)  # fmt: skip
@@ -64,9 +63,9 @@ async def list_rows(
     request: Request,
     deps: Deps,
     who: Reader,
-    status: Annotated[str | None, Query(max_length=24)] = None,
+    status: StatusParam = None,
 ) -> Response:
-    rows, _, names = await _rows(deps, who, status, None)
+    rows, _, names = await _rows(deps, who, StatusPage(status, None))
     return page(request, who, "fragments/call_request_rows.html", rows=rows, names=names)
 
 
@@ -84,13 +83,12 @@ async def create_request(
     request: Request,
     deps: Deps,
     who: Writer,
-    customer_id: Annotated[str, Form(max_length=40)],
+    customer_id: IdField,
     kind: Annotated[str, Form(max_length=16)],
     product_name: Annotated[str, Form(max_length=100)],
     amount: Annotated[str, Form(max_length=12)] = "",
 ) -> Response:
-    async with deps.api.db.sessions() as s:
-        customer = await owned(s, Customer, customer_id, who, "customer")
+    customer = await fetch_owned(deps.api.db, Customer, customer_id, who, "customer")
     merchant_id = acting_merchant(who, customer.merchant_id)
     kind_ = CallRequestKind.payment if kind == "payment" else CallRequestKind.registration
     value = int(amount) if amount.strip().isdigit() else None
@@ -138,8 +136,7 @@ async def live_request(request_id: str, request: Request, deps: Deps, who: Reade
 
 @router.post("/call-requests/{request_id}/cancel")
 async def cancel_request(request_id: str, deps: Deps, who: Writer) -> Response:
-    async with deps.api.db.sessions() as s:
-        row = await owned(s, CallRequest, request_id, who, "call request")
+    row = await fetch_owned(deps.api.db, CallRequest, request_id, who, "call request")
     if row.status != CallRequestStatus.cancelled.value:
         await deps.api.requests.transition(row.id, CallRequestStatus.cancelled, actor=who.actor)
     return RedirectResponse(f"/console/call-requests/{row.id}", status_code=303)

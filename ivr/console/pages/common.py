@@ -1,9 +1,10 @@
 """What every page module shares: the viewer's :class:`~ivr.store.scope.Scope` (every
-read a page makes goes through it), pagination, and the merchant picker an operator
-uses where an object must belong to someone."""
+read a page makes goes through it), the viewer's rows by id, pagination, and the
+merchant picker an operator uses where an object must belong to someone."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -12,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ivr.console.access import Viewer
-from ivr.console.i18n import register
 from ivr.domain.text import text_problem
 from ivr.errors import InvalidInput, NotFound
 from ivr.merchants import queries
@@ -21,16 +21,6 @@ from ivr.store.scope import Scope
 from ivr.store.tables import Customer
 from ivr.web.pagination import fetch_page
 from ivr.web.problems import Problem
-
-register(
-    {
-        "common.text_refused": (
-            "카드번호(13자리 이상의 숫자)나 제어·보이지 않는 문자는 입력할 수 없습니다.",
-            "Card numbers (13 or more digits) and control or invisible characters cannot "
-            "be entered.",
-        ),
-    }
-)
 
 M = TypeVar("M")
 PAGE = 25
@@ -47,6 +37,20 @@ async def owned(s: AsyncSession, model: type[M], object_id: str, viewer: Viewer,
     if row is None:
         raise NotFound(f"{what} not found")
     return row
+
+
+async def fetch_owned(db: Database, model: type[M], object_id: str, viewer: Viewer,
+                      what: str) -> M:  # fmt: skip
+    """:func:`owned`, read in a session of its own (for a handler that then acts)."""
+    async with db.sessions() as s:
+        return await owned(s, model, object_id, viewer, what)
+
+
+def split_page(rows: Sequence[M], size: int) -> tuple[list[M], M | None]:
+    """``rows`` read as one more than a page of ``size``: the page, and its last row when
+    another page follows (``None`` on the last page)."""
+    shown = list(rows[:size])
+    return shown, (shown[-1] if len(rows) > size else None)
 
 
 async def page_of(

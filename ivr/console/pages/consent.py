@@ -21,10 +21,9 @@ from ivr.consent.evidence import check_records, export_evidence
 from ivr.consent.ledger import KINDS, VerifyResult
 from ivr.consent.queries import consent_records, record_at
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.i18n import register
-from ivr.console.pages.common import PAGE, merchant_names, scope_of
+from ivr.console.pages.common import PAGE, fetch_owned, merchant_names, scope_of, split_page
+from ivr.console.pages.fields import IdParam
 from ivr.console.render import page
-from ivr.errors import NotFound
 from ivr.store.tables import ConsentRecord
 from ivr.web import views
 
@@ -37,85 +36,9 @@ PROBLEMS = {
     "MAC does not match: rewritten, inserted, or sealed with another key": "consent.problem.mac",
 }
 
-register(
-    {
-        "consent.title": ("동의 기록", "Consent evidence"),
-        "consent.record": ("동의 기록", "Consent record"),
-        "consent.seq": ("순번", "Seq"),
-        "consent.kind": ("종류", "Kind"),
-        "consent.kind.registration_consent": ("카드 등록 동의", "Registration consent"),
-        "consent.kind.payment_confirmation": ("결제 확인", "Payment confirmation"),
-        "consent.kind.card_choice": ("결제 카드 선택", "Card choice"),
-        "consent.kind.save_card": ("카드 등록 선택", "Save card for automatic payment"),
-        "consent.kind.installment_choice": ("일시불/할부 선택", "Lump sum or installments"),
-        "consent.kind.installment_months": ("할부 개월 수", "Installment months"),
-        "consent.kind.identity_verification": ("본인 확인", "Identity verified"),
-        "consent.call_request": ("ARS 요청", "Call request"),
-        "consent.caller": ("발신 번호", "Caller"),
-        "consent.did": ("안내 번호", "Number called"),
-        "consent.call_id": ("통화 ID", "Call id"),
-        "consent.call_started": ("통화 시작", "Call started"),
-        "consent.decided": ("선택 시각", "Decided at"),
-        "consent.key": ("누른 번호", "Key pressed"),
-        "consent.played": ("재생한 안내 멘트", "Prompts played"),
-        "consent.prompt": ("멘트", "Prompt"),
-        "consent.sound": ("음성 파일", "Sound"),
-        "consent.sha256": ("SHA-256", "SHA-256"),
-        "consent.details": ("내용", "Details"),
-        "consent.chain": ("해시 체인", "Hash chain"),
-        "consent.prev_hash": ("이전 해시", "Previous hash"),
-        "consent.hash": ("해시", "Hash"),
-        "consent.hash_valid": ("해시 재계산", "Hash recomputed"),
-        "consent.hash_ok": ("일치", "matches"),
-        "consent.hash_bad": ("불일치", "does not match"),
-        "consent.recorded": ("기록 시각", "Recorded at"),
-        "consent.export": ("JSON 내보내기", "Export JSON"),
-        "consent.export_hint": (
-            "이 ARS 요청의 모든 동의 기록을 API와 같은 형식으로 내려받습니다.",
-            "Downloads every consent record of this call request, in the API's format.",
-        ),
-        "consent.verify": ("체인 검증", "Verify the chain"),
-        "consent.verify_hint": (
-            "모든 가맹점의 동의 기록을 처음부터 다시 계산하고 키 기반 MAC과 최근 서명 "
-            "체크포인트로 위변조·삽입·삭제를 확인합니다.",
-            "Recomputes every merchant's records from the first one and checks their keyed "
-            "MACs and the newest signed checkpoint, to detect rewritten, inserted or deleted "
-            "records.",
-        ),
-        "consent.verify_ok": (
-            "정상: 기록 {n}건의 체인이 모두 이어집니다.",
-            "OK: all {n} records link up.",
-        ),
-        "consent.verify_bad": (
-            "손상: 순번 {seq}에서 체인이 끊어졌습니다 ({problem}). 그 앞의 {n}건은 정상입니다.",
-            "Broken at seq {seq} ({problem}). The {n} records before it are intact.",
-        ),
-        "consent.problem.missing": ("기록 없음", "record missing"),
-        "consent.problem.link": ("이전 해시가 맞지 않음", "prev_hash does not link"),
-        "consent.problem.hash": ("내용이 해시와 맞지 않음", "hash does not match content"),
-        "consent.problem.mac": (
-            "MAC 불일치: 고쳐 쓰였거나 끼워 넣어졌거나 다른 키로 봉인됨",
-            "MAC does not match: rewritten, inserted, or sealed with another key",
-        ),
-        "consent.verify_bad_chain": ("손상: {problem}", "Problem: {problem}"),
-        "consent.problems": ("발견된 문제", "Problems found"),
-        "consent.mac": ("MAC (키 기반)", "MAC (keyed)"),
-        "consent.mac_valid": ("MAC 검증", "MAC verified"),
-        "consent.mac_legacy": (
-            "키 기반 MAC 도입 이전 기록 (봉인으로 보호됨)",
-            "recorded before keyed MACs (covered by the seal)",
-        ),
-        "consent.filter_request": ("ARS 요청 ID", "Call request id"),
-    }
-)
-
 
 async def _record(deps: Deps, who: Viewer, record_id: str) -> ConsentRecord:
-    async with deps.api.db.sessions() as s:
-        row = await scope_of(who).get(s, ConsentRecord, record_id)
-    if row is None:
-        raise NotFound("consent record not found")
-    return row
+    return await fetch_owned(deps.api.db, ConsentRecord, record_id, who, "consent record")
 
 
 async def _list_page(
@@ -135,15 +58,14 @@ async def _list_page(
             kind=kind if kind in KINDS else None, before=before, limit=PAGE + 1,
         )  # fmt: skip
         names = await merchant_names(s, who)
-    more = len(rows) > PAGE
-    rows = rows[:PAGE]
+    rows, last = split_page(rows, PAGE)
     problem = None
     if verified is not None and verified.problem is not None:
         key = PROBLEMS.get(verified.problem)
         problem = who.t(key) if key else verified.problem
     return page(request, who, "consent.html", rows=rows, names=names,
                 call_request_id=call_request_id or "", kind=kind or "", kinds=KIND_CHOICES,
-                next_before=rows[-1].seq if more else None, verified=verified,
+                next_before=last.seq if last else None, verified=verified,
                 problem=problem, broken_id=broken_id)  # fmt: skip
 
 
@@ -152,7 +74,7 @@ async def list_consent(
     request: Request,
     deps: Deps,
     who: Reader,
-    call_request_id: Annotated[str | None, Query(max_length=40)] = None,
+    call_request_id: IdParam = None,
     kind: Annotated[str | None, Query(max_length=30)] = None,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.i18n import register
 from ivr.console.pages.cards import labels as card_labels
 from ivr.console.pages.common import (
     echoable,
@@ -24,6 +23,7 @@ from ivr.console.pages.common import (
     refused_text,
     scope_of,
 )
+from ivr.console.pages.fields import CursorParam, FlagParam, IdField
 from ivr.console.pages.payments import labels as payment_labels
 from ivr.console.pages.schedules import labels as schedule_labels
 from ivr.console.render import page
@@ -34,35 +34,6 @@ from ivr.store.tables import CallRequest, Card, Customer, PaymentIntent, Schedul
 router = APIRouter()
 RELATED = 50  # rows of each kind on the detail page (newest first)
 
-register(
-    {
-        "cus.title": ("고객", "Customers"),
-        "cus.detail": ("고객 정보", "Customer"),
-        "cus.new": ("고객 등록", "New customer"),
-        "cus.external_ref": ("외부 참조", "External ref"),
-        "cus.search": (
-            "외부 참조 또는 휴대폰 뒤 4자리",
-            "External ref or the mobile's last 4 digits",
-        ),
-        "cus.mobile_hint": ("예: 010-1234-5678", "e.g. 010-1234-5678"),
-        "cus.cards": ("등록 카드", "Cards"),
-        "cus.requests": ("ARS 요청", "Call requests"),
-        "cus.payments": ("결제", "Payments"),
-        "cus.schedules": ("정기결제", "Schedules"),
-        "cus.choose_merchant": ("가맹점을 선택하세요.", "Choose a merchant."),
-        "cus.bad_mobile": (
-            "휴대폰 번호가 올바르지 않습니다 (010으로 시작하는 번호).",
-            "The mobile number is not valid (a 010 number).",
-        ),
-        "cus.bad_input": ("입력값을 확인하세요.", "Check what you entered."),
-        "cus.ref_taken": (
-            "같은 외부 참조를 쓰는 고객이 이미 있습니다.",
-            "A customer with this external ref already exists.",
-        ),
-        "cus.created": ("고객을 등록했습니다.", "The customer was added."),
-    }
-)
-
 
 @router.get("/customers")
 async def list_customers(
@@ -70,7 +41,7 @@ async def list_customers(
     deps: Deps,
     who: Reader,
     q: Annotated[str, Query(max_length=100)] = "",
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: CursorParam = None,
 ) -> Response:
     term = q.strip()
     query = customers(scope_of(who), search=term)
@@ -111,7 +82,7 @@ async def create_customer(
     mobile: Annotated[str, Form(max_length=40)] = "",
     name: Annotated[str, Form(max_length=100)] = "",
     external_ref: Annotated[str, Form(max_length=100)] = "",
-    merchant_id: Annotated[str, Form(max_length=40)] = "",
+    merchant_id: IdField = "",
 ) -> Response:
     form = CustomerForm(merchant_id, mobile, name, external_ref)
     chosen = who.scope or merchant_id
@@ -147,7 +118,7 @@ async def show_customer(
     request: Request,
     deps: Deps,
     who: Reader,
-    created: Annotated[str | None, Query(max_length=4)] = None,
+    created: FlagParam = None,
 ) -> Response:
     async with deps.api.db.sessions() as s:
         row = await owned(s, Customer, customer_id, who, "customer")

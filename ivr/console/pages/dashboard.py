@@ -99,17 +99,19 @@ async def figures(s: AsyncSession, viewer: Viewer, deps: Deps) -> Figures:
                    open_requests, dids)  # fmt: skip
 
 
-@router.get("/")
-async def dashboard(request: Request, deps: Deps, who: Reader) -> Response:
+async def _figures(request: Request, deps: Deps, who: Viewer, template: str) -> Response:
     async with deps.api.db.sessions() as s:
         numbers = await figures(s, who, deps)
-    return page(request, who, "dashboard.html", f=numbers, chart_w=CHART_W, chart_h=CHART_H,
+    return page(request, who, template, f=numbers, chart_w=CHART_W, chart_h=CHART_H,
                 bar_w=CHART_W // DAYS - BAR_GAP)  # fmt: skip
+
+
+@router.get("/")
+async def dashboard(request: Request, deps: Deps, who: Reader) -> Response:
+    return await _figures(request, deps, who, "dashboard.html")
 
 
 @router.get("/dashboard/figures")
 async def dashboard_figures(request: Request, deps: Deps, who: Reader) -> Response:
-    async with deps.api.db.sessions() as s:
-        numbers = await figures(s, who, deps)
-    return page(request, who, "fragments/figures.html", f=numbers, chart_w=CHART_W,
-                chart_h=CHART_H, bar_w=CHART_W // DAYS - BAR_GAP)  # fmt: skip
+    """The figures alone (htmx refreshes them every 10 s)."""
+    return await _figures(request, deps, who, "fragments/figures.html")

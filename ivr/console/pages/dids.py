@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.i18n import register
+from ivr.console.pages.common import split_page
 from ivr.console.render import page
 from ivr.dids import queries
 from ivr.dids.numbers import parse_dids
@@ -28,48 +28,6 @@ NUMBERS_PAGE = 100
 SHOWN_LEASES = 200
 SHOWN_ERRORS = 20
 MAX_TEXT = 200_000
-
-register(
-    {
-        "dids.title": ("DID 번호", "DID pool"),
-        "dids.usage": ("사용 현황", "Usage"),
-        "dids.total": ("전체 번호", "Numbers"),
-        "dids.active_numbers": ("사용 가능 번호", "Active numbers"),
-        "dids.active_leases": ("진행 중인 임대", "Active leases"),
-        "dids.mobiles": ("임대 중인 휴대폰", "Mobiles holding a lease"),
-        "dids.numbers": ("번호", "Numbers"),
-        "dids.number": ("번호", "Number"),
-        "dids.last_leased": ("마지막 임대", "Last leased"),
-        "dids.never": ("없음", "never"),
-        "dids.leases_now": ("현재 임대", "Leases now"),
-        "dids.disable": ("중지", "Disable"),
-        "dids.enable": ("사용", "Enable"),
-        "dids.purpose": ("용도", "Purpose"),
-        "dids.request": ("ARS 요청", "Call request"),
-        "dids.expires": ("만료", "Expires"),
-        "dids.more_leases": (
-            "처음 {shown}건만 표시합니다 (전체 {total}건).",
-            "Showing the first {shown} of {total}.",
-        ),
-        "dids.import": ("번호 추가", "Import numbers"),
-        "dids.import_help": (
-            "한 줄에 번호 하나 또는 범위(0505-000-0000..0505-000-0099). 이미 있는 번호는 "
-            "그대로 둡니다.",
-            "One number or range (0505-000-0000..0505-000-0099) per line. Numbers already in "
-            "the pool are left as they are.",
-        ),
-        "dids.import_submit": ("추가", "Import"),
-        "dids.import_refused": (
-            "잘못된 번호가 있어 아무 번호도 추가하지 않았습니다.",
-            "Nothing was imported: some lines are not valid numbers.",
-        ),
-        "dids.imported": (
-            "{added}개를 추가했습니다 ({existing}개는 이미 있음).",
-            "{added} added ({existing} already in the pool).",
-        ),
-        "dids.search": ("번호 검색", "Find a number"),
-    }
-)
 
 
 def dial(number: str) -> str:
@@ -97,14 +55,13 @@ async def _page(
     leases = await deps.dids.active_leases()
     digits = "".join(c for c in q if c in "0123456789")
     async with deps.api.db.sessions() as s:
-        numbers = await queries.numbers(s, digits=digits, after=after, limit=NUMBERS_PAGE + 1)
-        more = len(numbers) > NUMBERS_PAGE
-        numbers = numbers[:NUMBERS_PAGE]
+        found = await queries.numbers(s, digits=digits, after=after, limit=NUMBERS_PAGE + 1)
+        numbers, last = split_page(found, NUMBERS_PAGE)
         in_use = await queries.leases_in_use(s, [d.number for d in numbers], now)
     return page(
         request, who, "dids.html", stats=stats, leases=leases[:SHOWN_LEASES],
         lease_total=len(leases), numbers=numbers, in_use=in_use, dial=dial, q=q,
-        next_after=numbers[-1].number if more else None, text=text, errors=errors or [],
+        next_after=last.number if last else None, text=text, errors=errors or [],
         flash=flash, never=NEVER, status_code=422 if errors else 200,
     )  # fmt: skip
 

@@ -13,19 +13,14 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.i18n import CATALOG, register
-from ivr.console.pages.common import (
-    echoable,
-    merchant_names,
-    owned,
-    refused_text,
-    scope_of,
-)
+from ivr.console.i18n import CATALOG
+from ivr.console.pages.common import echoable, merchant_names, owned, refused_text, scope_of
+from ivr.console.pages.fields import IdField, IdParam
 from ivr.console.pages.lists import Asked, status_list
 from ivr.console.render import money, page
 from ivr.domain.ids import new_id
@@ -40,60 +35,6 @@ router = APIRouter()
 STATUSES = [s.value for s in PaymentIntentStatus]
 REFUNDABLE = (PaymentIntentStatus.succeeded.value, PaymentIntentStatus.partially_refunded.value)
 REFUND_ID = re.compile(r"^rf_[0-9A-Z]{26}$")
-
-register(
-    {
-        "pay.title": ("결제", "Payments"),
-        "pay.detail": ("결제 상세", "Payment"),
-        "pay.order_name": ("주문명", "Order name"),
-        "pay.installments": ("할부", "Installments"),
-        "pay.lump_sum": ("일시불", "Lump sum"),
-        "pay.months": ("{n}개월", "{n} months"),
-        "pay.refunded": ("환불 금액", "Refunded"),
-        "pay.refundable": ("환불 가능 금액", "Refundable"),
-        "pay.source": ("경로", "Source"),
-        "pay.source.call": ("ARS 통화", "Call"),
-        "pay.source.api": ("API", "API"),
-        "pay.source.schedule": ("정기결제", "Schedule"),
-        "pay.source.bulk": ("대량 결제", "Bulk"),
-        "pay.schedule": ("정기결제", "Schedule"),
-        "pay.attempts": ("결제 시도", "Attempts"),
-        "pay.order_id": ("주문 번호", "Order id"),
-        "pay.approval_no": ("승인 번호", "Approval no."),
-        "pay.decline_code": ("거절 코드", "Decline code"),
-        "pay.decline_class": ("거절 구분", "Decline class"),
-        "pay.decline.soft": ("일시적", "soft"),
-        "pay.decline.hard": ("영구적", "hard"),
-        "pay.sent": ("전송 시각", "Sent"),
-        "pay.finished": ("완료 시각", "Finished"),
-        "pay.refunds": ("환불 내역", "Refunds"),
-        "pay.reason": ("사유", "Reason"),
-        "pay.refund": ("환불", "Refund"),
-        "pay.refund_submit": ("환불하기", "Refund"),
-        "pay.refund_amount": (
-            "환불 금액 (비워 두면 남은 금액 전체)",
-            "Amount (leave empty to refund all that is left)",
-        ),
-        "pay.refund_done": ("환불되었습니다.", "The refund was made."),
-        "pay.refund_too_much": (
-            "환불 금액이 환불 가능 금액({left})보다 큽니다. 아무것도 변경되지 않았습니다.",
-            "The refund is larger than what is left to refund ({left}). Nothing was changed.",
-        ),
-        "pay.bad_amount": (
-            "환불 금액은 1 이상의 숫자로 입력하세요.",
-            "Enter the refund amount as a whole number of at least 1.",
-        ),
-        "pay.not_refundable": (
-            "이 결제는 지금 상태에서 환불할 수 없습니다.",
-            "This payment cannot be refunded in its current state.",
-        ),
-        "pay.gateway_failed": (
-            "PG사가 환불을 완료하지 못했습니다. 잠시 후 다시 시도하세요.",
-            "The payment gateway did not complete the refund. Try again later.",
-        ),
-        "pay.default_reason": ("관리 콘솔 환불", "console refund"),
-    }
-)
 
 
 def word(who: Viewer, prefix: str, value: str | None) -> str:
@@ -164,7 +105,7 @@ async def show_payment(
     request: Request,
     deps: Deps,
     who: Reader,
-    refunded: Annotated[str | None, Query(max_length=40)] = None,
+    refunded: IdParam = None,
 ) -> Response:
     return await _detail(request, deps, who, payment_id, RefundForm(new_id("rf")),
                          refunded=refunded)  # fmt: skip
@@ -222,7 +163,7 @@ async def refund_payment(
     who: Writer,
     amount: Annotated[str, Form(max_length=40)] = "",
     reason: Annotated[str, Form(max_length=200)] = "",
-    refund_id: Annotated[str, Form(max_length=40)] = "",
+    refund_id: IdField = "",
 ) -> Response:
     known = REFUND_ID.match(refund_id) is not None
     async with deps.api.db.sessions() as s:

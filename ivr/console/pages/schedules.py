@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from ivr.billing.queries import cycle_jobs, schedules
 from ivr.billing.schedules import SchedulePlan
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.i18n import register
-from ivr.console.pages.common import merchant_names, owned, scope_of
+from ivr.console.pages.common import fetch_owned, merchant_names, scope_of
+from ivr.console.pages.fields import ConfirmField, FlagParam
 from ivr.console.pages.lists import Asked, status_list
 from ivr.console.pages.payments import labels as payment_labels
 from ivr.console.pages.payments import word
@@ -39,54 +39,6 @@ ACTIONS = {
     "resume": ScheduleStatus.active,
     "cancel": ScheduleStatus.cancelled,
 }
-
-register(
-    {
-        "sch.title": ("정기결제", "Schedules"),
-        "sch.detail": ("정기결제 상세", "Schedule"),
-        "sch.rule": ("주기", "Rule"),
-        "sch.mode": ("방식", "Mode"),
-        "sch.mode.auto": ("자동 결제", "Automatic charge"),
-        "sch.mode.consent": ("매회 ARS 동의", "Consent call each time"),
-        "sch.mode.consent_then_auto": ("ARS 동의, 없으면 자동", "Consent call, then automatic"),
-        "sch.next_run": ("다음 결제 (한국 시간)", "Next run (Seoul time)"),
-        "sch.every.month": ("매월 {day}일", "Monthly on day {day}"),
-        "sch.every.month_n": ("{n}개월마다 {day}일", "Every {n} months on day {day}"),
-        "sch.every.week": ("매주", "Weekly"),
-        "sch.every.week_n": ("{n}주마다", "Every {n} weeks"),
-        "sch.every.day": ("매일", "Daily"),
-        "sch.every.day_n": ("{n}일마다", "Every {n} days"),
-        "sch.dates": ("지정일 {n}회", "{n} set dates"),
-        "sch.count": ("총 {n}회", "{n} times"),
-        "sch.until": ("{end}까지", "until {end}"),
-        "sch.at": ("{at} 결제", "at {at}"),
-        "sch.start": ("시작일", "Start"),
-        "sch.runs": ("시작된 회차", "Cycles started"),
-        "sch.retry": ("재시도", "Retries"),
-        "sch.retry_days": ("실패 후 {days}일째", "{days} days after a failure"),
-        "sch.timeline": ("타임라인", "Timeline"),
-        "sch.upcoming": ("다음 결제 예정", "Next charges"),
-        "sch.no_upcoming": ("예정된 결제가 없습니다.", "No charge is due."),
-        "sch.past": ("지난 결제", "Past charges"),
-        "sch.cycle_n": ("{n}회차", "Cycle {n}"),
-        "sch.other": ("회차 미상", "Cycle unknown"),
-        "sch.try_n": ("{n}번째 시도", "Try {n}"),
-        "sch.retry_at": ("재시도 예정", "Retry due"),
-        "sch.next_step": ("다음 처리", "Next step"),
-        "sch.consent_request": ("동의 요청", "Consent request"),
-        "sch.dunning_request": ("미납 안내 요청", "Dunning request"),
-        "sch.no_attempts": ("PG 요청 없음", "No request to the PG"),
-        "sch.pause": ("일시 중지", "Pause"),
-        "sch.resume": ("재개", "Resume"),
-        "sch.cancel": ("정기결제 해지", "Cancel schedule"),
-        "sch.cancel_confirm": ("해지합니다 (되돌릴 수 없음)", "Yes, cancel it (cannot be undone)"),
-        "sch.confirm_needed": (
-            "해지하려면 확인란을 선택하세요. 아무것도 변경되지 않았습니다.",
-            "Tick the box to confirm the cancellation. Nothing was changed.",
-        ),
-        "sch.changed": ("상태를 변경했습니다.", "The status was changed."),
-    }
-)
 
 
 def rule_summary(who: Viewer, row: Schedule) -> str:
@@ -186,8 +138,7 @@ def _cycles(timeline: dict[str, Any], jobs: list[Job],
 async def _detail(request: Request, deps: Deps, who: Viewer, schedule_id: str, *,
                   error: str | None = None, status_code: int = 200, changed: bool = False
                   ) -> Response:  # fmt: skip
-    async with deps.api.db.sessions() as s:
-        row = await owned(s, Schedule, schedule_id, who, "schedule")
+    row = await fetch_owned(deps.api.db, Schedule, schedule_id, who, "schedule")
     timeline = await deps.api.schedules.timeline(row.merchant_id, row.id, upcoming=UPCOMING)
     async with deps.api.db.sessions() as s:
         scope = scope_of(who)
@@ -212,7 +163,7 @@ async def show_schedule(
     request: Request,
     deps: Deps,
     who: Reader,
-    changed: Annotated[str | None, Query(max_length=4)] = None,
+    changed: FlagParam = None,
 ) -> Response:
     return await _detail(request, deps, who, schedule_id, changed=bool(changed))
 
@@ -224,11 +175,10 @@ async def change_schedule(
     request: Request,
     deps: Deps,
     who: Writer,
-    confirm: Annotated[str, Form(max_length=10)] = "",
+    confirm: ConfirmField = "",
 ) -> Response:
     target = ACTIONS.get(action)
-    async with deps.api.db.sessions() as s:
-        row = await owned(s, Schedule, schedule_id, who, "schedule")
+    row = await fetch_owned(deps.api.db, Schedule, schedule_id, who, "schedule")
     if target is None:
         raise InvalidInput(f"unknown schedule action {action!r}")
     if target is ScheduleStatus.cancelled and confirm != "yes":

@@ -23,8 +23,8 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.i18n import register
-from ivr.console.pages.common import acting_merchant, scope_of
+from ivr.console.pages.common import acting_merchant, fetch_owned, scope_of
+from ivr.console.pages.fields import IdField, IdParam
 from ivr.console.render import page
 from ivr.domain.states import ApiKeyStatus, MerchantStatus
 from ivr.errors import InvalidInput, NotFound
@@ -43,109 +43,6 @@ TEXTS = ("max_installment_months", "agent_destination", "first_digit_timeout_s",
          "inter_digit_timeout_s", "lease_minutes", "verify_max_failures",
          "verify_lock_hours")  # fmt: skip
 PROMO_FIELDS = ("issuer", "min_months", "max_months", "starts", "ends")
-
-register(
-    {
-        "settings.title": ("설정", "Settings"),
-        "settings.choose": ("가맹점 선택", "Choose a merchant"),
-        "settings.show": ("보기", "Show"),
-        "settings.keys": ("API 키", "API keys"),
-        "settings.key_prefix": ("키 앞부분", "Key prefix"),
-        "settings.key_name": ("키 이름", "Key name"),
-        "settings.key_last_used": ("마지막 사용", "Last used"),
-        "settings.key_revoked_at": ("폐기 시각", "Revoked at"),
-        "settings.key_new": ("새 API 키 만들기", "Create an API key"),
-        "settings.key_created": ("새 API 키", "New API key"),
-        "settings.key_once": (
-            "이 키는 지금 한 번만 표시됩니다. 안전한 곳에 복사해 두세요.",
-            "This key is shown only now. Copy it to a safe place.",
-        ),
-        "settings.key_copied": ("복사했습니다", "I have copied it"),
-        "settings.key_revoke": ("폐기", "Revoke"),
-        "settings.policy": ("통화 정책", "Call policy"),
-        "settings.policy_hint": (
-            "비워 둔 항목은 운영자 기본값을 따릅니다.",
-            "A field left empty follows the operator's default.",
-        ),
-        "settings.policy_saved": ("통화 정책을 저장했습니다.", "The call policy was saved."),
-        "settings.policy_refused": (
-            "저장하지 않았습니다. 값을 고친 뒤 다시 저장하세요:",
-            "Nothing was saved. Correct the values and save again:",
-        ),
-        "settings.installment_table": ("할부", "Installments"),
-        "settings.installments": ("할부 허용", "Allow installments"),
-        "settings.max_installment_months": ("최대 할부 개월", "Maximum months"),
-        "settings.corporate_installments": (
-            "법인카드 할부 허용",
-            "Installments on corporate cards",
-        ),
-        "settings.allow_save_card": ("카드 저장 허용", "Offer to save the card"),
-        "settings.verify": (
-            "본인 확인 (등록 카드로 전화 결제)",
-            "Identity check (registered card)",
-        ),
-        "settings.verify_registered_card": (
-            "등록 카드 결제 전에 생년월일(사업자등록번호) 확인",
-            "Ask for the birth date (business number) before charging the registered card",
-        ),
-        "settings.verify_max_failures": ("잠금까지 허용 오류 횟수", "Wrong answers before lock"),
-        "settings.verify_lock_hours": ("잠금 시간(시간)", "Lock for (hours)"),
-        "settings.verify_hint": (
-            "발신번호는 위조될 수 있습니다. 끄면 발신번호와 버튼만으로 등록 카드가 결제됩니다. "
-            "오류가 이 횟수에 이르면 카드는 이 시간 동안 전화 결제가 잠깁니다(카드 목록에서 "
-            "해제).",
-            "Caller ID can be spoofed: off, the caller ID and two keys charge the registered "
-            "card. This many wrong answers lock the card for phone payments this long "
-            "(unlock it from the card list).",
-        ),
-        "settings.interest_free": ("무이자 할부 행사", "Interest-free promotions"),
-        "settings.if_issuer": ("카드사", "Issuer"),
-        "settings.if_min": ("최소 개월", "From months"),
-        "settings.if_max": ("최대 개월", "To months"),
-        "settings.if_starts": ("시작일", "Starts"),
-        "settings.if_ends": ("종료일", "Ends"),
-        "settings.if_hint": (
-            "행을 지우려면 모든 칸을 비우세요.",
-            "Empty every cell of a row to remove it.",
-        ),
-        "settings.call": ("통화", "Calls"),
-        "settings.senior_mode": (
-            "어르신 모드 (입력 시간 2배)",
-            "Senior mode (double digit timeouts)",
-        ),
-        "settings.readback": ("카드 끝 4자리 읽어 주기", "Read back the card's last 4 digits"),
-        "settings.default": ("기본값 ({value})", "Default ({value})"),
-        "settings.on": ("켬", "On"),
-        "settings.off": ("끔", "Off"),
-        "settings.agent_destination": ("상담원 연결 (0번)", "Agent destination (key 0)"),
-        "settings.agent_hint": (
-            "예: agents,100,1 (context,exten[,priority])",
-            "e.g. agents,100,1 (context,exten[,priority])",
-        ),
-        "settings.first_digit_timeout_s": ("첫 입력 대기 (초)", "First digit timeout (s)"),
-        "settings.inter_digit_timeout_s": ("다음 입력 대기 (초)", "Inter-digit timeout (s)"),
-        "settings.lease": ("번호 임대 시간", "Lease lifetime"),
-        "settings.lease_minutes": ("이 가맹점의 임대 시간 (분)", "This merchant's lease (minutes)"),
-        "settings.lease_engine": ("엔진 기본 임대 시간", "Engine default lease"),
-        "settings.lease_engine_value": ("{n}분", "{n} minutes"),
-        "settings.lease_note": (
-            "엔진 기본값은 arspay.toml 의 [dids] lease_minutes 에서 정하며 "
-            "여기서 바꿀 수 없습니다.",
-            "The engine default is set in arspay.toml ([dids] lease_minutes) and cannot be "
-            "changed here.",
-        ),
-        "settings.merchants": ("가맹점", "Merchants"),
-        "settings.suspend": ("정지", "Suspend"),
-        "settings.activate": ("다시 사용", "Activate"),
-        "settings.health": ("시스템 상태", "System health"),
-        "settings.health_db": ("데이터베이스", "Database"),
-        "settings.health_pg": ("PG (결제 대행)", "Payment gateway"),
-        "settings.health_ari": ("Asterisk ARI", "Asterisk ARI"),
-        "settings.health_ok": ("정상", "ok"),
-        "settings.health_down": ("연결 안 됨", "unreachable"),
-        "settings.health_check": ("상태 확인", "Check"),
-    }
-)
 
 
 # ------------------------------------------------------------------ health
@@ -322,7 +219,7 @@ async def show_settings(
     request: Request,
     deps: Deps,
     who: Reader,
-    merchant: Annotated[str | None, Query(max_length=40)] = None,
+    merchant: IdParam = None,
     saved: Annotated[int | None, Query(ge=0, le=1)] = None,
 ) -> Response:
     return await _settings_page(request, deps, who, _target(who, merchant), saved=bool(saved))
@@ -334,7 +231,7 @@ async def create_key(
     deps: Deps,
     who: Writer,
     name: Annotated[str, Form(max_length=200)] = "",
-    merchant_id: Annotated[str, Form(max_length=40)] = "",
+    merchant_id: IdField = "",
 ) -> Response:
     """A new key, shown in this answer only (the page itself, not a redirect: the key
     must not travel in a URL or be kept anywhere)."""
@@ -351,10 +248,7 @@ async def create_key(
 
 @router.post("/settings/api-keys/{key_id}/revoke")
 async def revoke_key(key_id: str, deps: Deps, who: Writer) -> Response:
-    async with deps.api.db.sessions() as s:
-        row = await scope_of(who).get(s, ApiKey, key_id)
-    if row is None:
-        raise NotFound("API key not found")
+    row = await fetch_owned(deps.api.db, ApiKey, key_id, who, "API key")
     if row.status == ApiKeyStatus.active.value:
         await deps.api.merchants.revoke_api_key(row.merchant_id, row.id, actor=who.actor)
     return RedirectResponse(_back(who, row.merchant_id), status_code=303)
@@ -365,7 +259,7 @@ async def save_policy(
     request: Request,
     deps: Deps,
     who: Writer,
-    merchant_id: Annotated[str, Form(max_length=40)] = "",
+    merchant_id: IdField = "",
 ) -> Response:
     target = acting_merchant(who, _target(who, merchant_id))
     form = PolicyForm.submitted(await request.form())

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ivr.console.access import Deps, Reader
-from ivr.console.i18n import register
 from ivr.console.pages.common import merchant_names, page_of, scope_of
+from ivr.console.pages.fields import CursorParam, StatusParam
 from ivr.console.render import page
 from ivr.domain.states import DeliveryStatus
 from ivr.notify.queries import sms_messages
@@ -25,32 +25,15 @@ router = APIRouter()
 STATUSES = [s.value for s in DeliveryStatus]
 KINDS = ["registration", "payment", "receipt", "notice"]
 
-register(
-    {
-        "sms.title": ("문자 발송함", "SMS outbox"),
-        "sms.to": ("받는 사람", "To"),
-        "sms.kind": ("종류", "Kind"),
-        "sms.kind.registration": ("카드 등록 안내", "Registration"),
-        "sms.kind.payment": ("결제 요청", "Payment request"),
-        "sms.kind.receipt": ("결제 완료", "Receipt"),
-        "sms.kind.notice": ("알림", "Notice"),
-        "sms.attempts": ("시도", "Attempts"),
-        "sms.sent": ("발송", "Sent"),
-        "sms.body": ("내용", "Text"),
-        "sms.request": ("ARS 요청", "Call request"),
-        "sms.last_error": ("마지막 오류", "Last error"),
-    }
-)
-
 
 @router.get("/sms")
 async def outbox(
     request: Request,
     deps: Deps,
     who: Reader,
-    status: Annotated[str | None, Query(max_length=24)] = None,
+    status: StatusParam = None,
     kind: Annotated[str | None, Query(max_length=24)] = None,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: CursorParam = None,
 ) -> Response:
     status = status if status in STATUSES else None
     kind = kind if kind in KINDS else None

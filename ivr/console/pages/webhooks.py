@@ -19,18 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
 from ivr.console.access import Deps, Reader, Viewer, Writer
-from ivr.console.i18n import register
 from ivr.console.pages.common import (
     acting_merchant,
     echoable,
+    fetch_owned,
     merchant_names,
     owned,
     page_of,
     scope_of,
 )
+from ivr.console.pages.fields import CursorParam, IdField
 from ivr.console.render import page
 from ivr.domain.states import EndpointStatus
-from ivr.errors import InvalidInput, NotFound
+from ivr.errors import InvalidInput
 from ivr.merchants.queries import last_actions
 from ivr.store.tables import AuditLog, Merchant, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from ivr.webhooks import queries
@@ -39,74 +40,6 @@ from ivr.webhooks.events import EVENT_TYPES, subscribed_types
 router = APIRouter()
 EVENT_CHOICES = sorted(EVENT_TYPES)
 DISABLE_ACTION = "webhook_endpoint.disable"
-
-register(
-    {
-        "wh.title": ("웹훅", "Webhooks"),
-        "wh.endpoints": ("수신 주소", "Endpoints"),
-        "wh.endpoint": ("수신 주소", "Endpoint"),
-        "wh.url": ("URL", "URL"),
-        "wh.event_types": ("받을 이벤트", "Event types"),
-        "wh.all_types": ("전체 이벤트", "All events"),
-        "wh.all_types_hint": (
-            "하나도 고르지 않으면 모든 이벤트를 받습니다.",
-            "Choose none to receive every event type.",
-        ),
-        "wh.new": ("수신 주소 추가", "Add an endpoint"),
-        "wh.state.enabled": ("사용", "enabled"),
-        "wh.state.disabled": ("중지", "disabled"),
-        "wh.why.failing": (
-            "{hours}시간 넘게 전송이 계속 실패하여 자동으로 중지됨",
-            "disabled automatically: deliveries kept failing for {hours} h",
-        ),
-        "wh.why.by": ("{actor} 님이 중지함", "disabled by {actor}"),
-        "wh.disabled_at": ("중지 시각", "Disabled at"),
-        "wh.secret": ("서명 비밀키", "Signing secret"),
-        "wh.secret_once": (
-            "이 비밀키는 지금 한 번만 표시됩니다. 안전한 곳에 복사해 두세요.",
-            "This secret is shown only now. Copy it to a safe place.",
-        ),
-        "wh.secret_rotated": (
-            "새 비밀키입니다. 24시간 동안은 이전 비밀키로 만든 서명도 함께 보냅니다.",
-            "The new secret. For 24 hours messages carry a signature made with the old "
-            "one as well.",
-        ),
-        "wh.copied": ("복사했습니다", "I have copied it"),
-        "wh.rotate": ("비밀키 교체", "Rotate the secret"),
-        "wh.enable": ("다시 사용", "Enable"),
-        "wh.enable_hint": (
-            "다시 사용하면 대기 중이거나 실패한 전송을 새로 시도합니다.",
-            "Enabling it schedules its waiting and failed deliveries again.",
-        ),
-        "wh.disable": ("중지", "Disable"),
-        "wh.delete": ("삭제", "Delete"),
-        "wh.delete_hint": (
-            "삭제하면 이 주소의 전송 기록도 지워집니다 (이벤트는 남습니다).",
-            "Deleting removes this endpoint's delivery records (events stay).",
-        ),
-        "wh.events": ("최근 이벤트", "Recent events"),
-        "wh.event": ("이벤트", "Event"),
-        "wh.type": ("종류", "Type"),
-        "wh.deliveries": ("전송", "Deliveries"),
-        "wh.no_deliveries": ("전송 대상 없음", "No deliveries"),
-        "wh.attempts": ("시도", "Attempts"),
-        "wh.last_code": ("마지막 응답", "Last response"),
-        "wh.next_attempt": ("다음 시도", "Next attempt"),
-        "wh.delivered_at": ("전달 시각", "Delivered at"),
-        "wh.last_error": ("마지막 오류", "Last error"),
-        "wh.redeliver": ("다시 보내기", "Redeliver"),
-        "wh.redeliver_one": ("이 주소로 다시 보내기", "Redeliver to this endpoint"),
-        "wh.redelivered": ("{n}건을 다시 보내도록 예약했습니다.", "{n} deliveries queued again."),
-        "wh.recent_deliveries": ("최근 전송", "Recent deliveries"),
-        "wh.choose_merchant": ("가맹점을 고르세요", "Choose a merchant"),
-        "wh.delivery.pending": ("대기", "pending"),
-        "wh.delivery.sending": ("전송 중", "sending"),
-        "wh.delivery.retrying": ("재시도 예정", "retrying"),
-        "wh.delivery.sent": ("전송됨", "sent"),
-        "wh.delivery.delivered": ("전달", "delivered"),
-        "wh.delivery.failed": ("실패", "failed"),
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +113,7 @@ async def list_webhooks(
     request: Request,
     deps: Deps,
     who: Reader,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: CursorParam = None,
     queued: Annotated[int | None, Query(ge=0, le=10_000)] = None,
 ) -> Response:
     flash = who.t("wh.redelivered", n=queued) if queued is not None else None
@@ -204,7 +137,7 @@ async def create_endpoint(
     who: Writer,
     url: Annotated[str, Form(max_length=600)] = "",
     event_types: Annotated[list[str] | None, Form()] = None,
-    merchant_id: Annotated[str, Form(max_length=40)] = "",
+    merchant_id: IdField = "",
 ) -> Response:
     draft = Draft(url, tuple(event_types or ()), merchant_id)
     try:
@@ -247,8 +180,7 @@ async def show_endpoint(endpoint_id: str, request: Request, deps: Deps, who: Rea
 
 
 async def _mine(deps: Deps, who: Viewer, endpoint_id: str) -> WebhookEndpoint:
-    async with deps.api.db.sessions() as s:
-        return await owned(s, WebhookEndpoint, endpoint_id, who, "webhook endpoint")
+    return await fetch_owned(deps.api.db, WebhookEndpoint, endpoint_id, who, "webhook endpoint")
 
 
 @router.post("/webhooks/endpoints/{endpoint_id}/rotate")
@@ -287,12 +219,9 @@ async def redeliver_event(
     event_id: str,
     deps: Deps,
     who: Writer,
-    endpoint_id: Annotated[str, Form(max_length=40)] = "",
+    endpoint_id: IdField = "",
 ) -> Response:
-    async with deps.api.db.sessions() as s:
-        event = await scope_of(who).get(s, WebhookEvent, event_id)
-        if event is None:
-            raise NotFound("webhook event not found")
+    event = await fetch_owned(deps.api.db, WebhookEvent, event_id, who, "webhook event")
     n = await deps.api.webhooks.redeliver(
         event.merchant_id, event.id, endpoint_id=endpoint_id or None, actor=who.actor
     )
