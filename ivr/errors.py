@@ -23,18 +23,13 @@ from vault.errors import InvalidInput as InvalidInput
 from vault.errors import NotFound as NotFound
 
 
-class ConfigError(ArspayError):
-    error_id = "config-error"
+class ConfigError(ArspayError, error_id="config-error"): ...
 
 
-class Conflict(ArspayError):
-    error_id = "conflict"
-    http_status = 409
+class Conflict(ArspayError, error_id="conflict", http_status=409): ...
 
 
-class InvalidTransition(Conflict):
-    error_id = "invalid-state-transition"
-
+class InvalidTransition(Conflict, error_id="invalid-state-transition"):
     def __init__(self, machine: str, current: str, target: str) -> None:
         super().__init__(f"{machine}: cannot go from {current!r} to {target!r}")
         self.machine = machine
@@ -42,9 +37,7 @@ class InvalidTransition(Conflict):
         self.target = target
 
 
-class PoolExhausted(Conflict):
-    error_id = "did-pool-exhausted"
+class PoolExhausted(Conflict, error_id="did-pool-exhausted"): ...
 
 
-class IntegrityViolation(ArspayError):
-    error_id = "integrity-violation"
+class IntegrityViolation(ArspayError, error_id="integrity-violation"): ...

@@ -73,10 +73,8 @@ class PhoneErrorReason(StrEnum):
     kind = "kind"
 
 
-class PhoneError(InvalidInput, ValueError):
+class PhoneError(InvalidInput, ValueError, error_id="invalid-phone-number"):
     """A phone number was missing, withheld or invalid. ``str(err)`` is user-facing."""
-
-    error_id = "invalid-phone-number"
 
     def __init__(self, message: str, reason: PhoneErrorReason) -> None:
         super().__init__(message)

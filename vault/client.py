@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from vault.card import CardData
-from vault.forwarding import BillingKeyResult, ChargeResult
+from vault.forwarding import BillingKeyResult, ChargeResult, Order
 from vault.models import AuditEntry, BirthCheck, CardMetadata, TokenRef, VaultStatus
 
 
@@ -28,30 +28,13 @@ class VaultClient(Protocol):
         ...
 
     async def issue_billing_key(
-        self,
-        token: str,
-        merchant_id: str,
-        *,
-        password2: str,
-        customer_uid: str,
-        who: str,
-        why: str,
+        self, token: str, merchant_id: str, *, password2: str, customer_uid: str, who: str, why: str
     ) -> BillingKeyResult:
         """Decrypt (audited) and ask the gateway for a billing key."""
         ...
 
     async def keyed_charge(
-        self,
-        token: str,
-        merchant_id: str,
-        *,
-        password2: str,
-        order_id: str,
-        amount: int,
-        order_name: str,
-        installment_months: int,
-        who: str,
-        why: str,
+        self, token: str, merchant_id: str, *, password2: str, order: Order, who: str, why: str
     ) -> ChargeResult:
         """Decrypt (audited) and make a one-time keyed charge."""
         ...

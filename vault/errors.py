@@ -51,175 +51,136 @@ class ArspayError(Exception):
     It lives here, at the bottom of the dependency graph, because the vault imports
     nothing from the engine while the engine must still catch a vault error as one of
     its own (``except ArspayError``, an invalid card as :class:`InvalidInput`):
-    :mod:`ivr.errors` re-exports these three classes as the root of its tree."""
+    :mod:`ivr.errors` re-exports these three classes as the root of its tree.
+
+    A subclass names its id and status as class keywords,
+    ``class RecordTampered(IntegrityFailure, error_id="vault-record-tampered")``; a
+    status left out is the base's (the first base's, in method resolution order)."""
 
     error_id = "internal-error"
     http_status = 500
+
+    def __init_subclass__(
+        cls, *, error_id: str | None = None, http_status: int | None = None
+    ) -> None:
+        super().__init_subclass__()
+        if error_id is not None:
+            cls.error_id = error_id
+        if http_status is not None:
+            cls.http_status = http_status
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class InvalidInput(ArspayError):
+class InvalidInput(ArspayError, error_id="invalid-input", http_status=422):
     """Bad input from a merchant, a CSV, the CLI or a caller's keypad."""
 
-    error_id = "invalid-input"
-    http_status = 422
 
-
-class NotFound(ArspayError):
+class NotFound(ArspayError, error_id="not-found", http_status=404):
     """The object does not exist or is not the asker's."""
 
-    error_id = "not-found"
-    http_status = 404
 
-
-class VaultError(ArspayError):
+class VaultError(ArspayError, error_id="vault-error"):
     """Base of every error the vault raises on purpose."""
 
-    error_id = "vault-error"
-    http_status = 500
+
+class VaultConfigError(VaultError, error_id="vault-config-error"): ...
 
 
-class VaultConfigError(VaultError):
-    error_id = "vault-config-error"
+class KeyFileInsecure(VaultConfigError, error_id="vault-key-file-insecure"): ...
 
 
-class KeyFileInsecure(VaultConfigError):
-    error_id = "vault-key-file-insecure"
+class InvalidCard(VaultError, InvalidInput, error_id="invalid-card", http_status=422): ...
 
 
-class InvalidCard(VaultError, InvalidInput):
-    error_id = "invalid-card"
-    http_status = 422
+class InvalidCardNumber(InvalidCard, error_id="invalid-card-number"): ...
 
 
-class InvalidCardNumber(InvalidCard):
-    error_id = "invalid-card-number"
+class InvalidExpiry(InvalidCard, error_id="invalid-card-expiry"): ...
 
 
-class InvalidExpiry(InvalidCard):
-    error_id = "invalid-card-expiry"
+class InvalidBirthOrBrn(InvalidCard, error_id="invalid-birth-or-brn"): ...
 
 
-class InvalidBirthOrBrn(InvalidCard):
-    error_id = "invalid-birth-or-brn"
+class InvalidPassword(InvalidCard, error_id="invalid-card-password"): ...
 
 
-class InvalidPassword(InvalidCard):
-    error_id = "invalid-card-password"
+class InvalidRequest(VaultError, error_id="vault-invalid-request", http_status=400): ...
 
 
-class InvalidRequest(VaultError):
-    error_id = "vault-invalid-request"
-    http_status = 400
+class MalformedFrame(InvalidRequest, error_id="vault-malformed-frame"): ...
 
 
-class MalformedFrame(InvalidRequest):
-    error_id = "vault-malformed-frame"
+class FrameTooLarge(InvalidRequest, error_id="vault-frame-too-large", http_status=413): ...
 
 
-class FrameTooLarge(InvalidRequest):
-    error_id = "vault-frame-too-large"
-    http_status = 413
+class UnknownOperation(InvalidRequest, error_id="vault-unknown-operation"): ...
 
 
-class UnknownOperation(InvalidRequest):
-    error_id = "vault-unknown-operation"
+class TokenNotFound(VaultError, NotFound, error_id="vault-token-not-found", http_status=404): ...
 
 
-class TokenNotFound(VaultError, NotFound):
-    error_id = "vault-token-not-found"
-    http_status = 404
-
-
-class VerifyLimited(VaultError):
+class VerifyLimited(VaultError, error_id="vault-verify-limited", http_status=429):
     """The vault's own ceiling on knowledge-factor checks of one card was reached: it
     stops answering (it would otherwise be an oracle for the stored birth date)."""
 
-    error_id = "vault-verify-limited"
-    http_status = 429
+
+class IntegrityFailure(VaultError, error_id="vault-integrity-failure"): ...
 
 
-class IntegrityFailure(VaultError):
-    error_id = "vault-integrity-failure"
+class RecordTampered(IntegrityFailure, error_id="vault-record-tampered"): ...
 
 
-class RecordTampered(IntegrityFailure):
-    error_id = "vault-record-tampered"
+class KeyUnwrapFailed(IntegrityFailure, error_id="vault-key-unwrap-failed"): ...
 
 
-class KeyUnwrapFailed(IntegrityFailure):
-    error_id = "vault-key-unwrap-failed"
-
-
-class AuditChainBroken(IntegrityFailure):
+class AuditChainBroken(IntegrityFailure, error_id="vault-audit-chain-broken"):
     """The audit log does not verify (so no checkpoint is signed over it)."""
 
-    error_id = "vault-audit-chain-broken"
 
-
-class CheckpointRefused(VaultError):
+class CheckpointRefused(VaultError, error_id="vault-checkpoint-refused", http_status=422):
     """A checkpoint document that is malformed, or not signed by this deployment's key."""
 
-    error_id = "vault-checkpoint-refused"
-    http_status = 422
+
+class KekError(VaultError, error_id="vault-kek-error"): ...
 
 
-class KekError(VaultError):
-    error_id = "vault-kek-error"
+class KekNotFound(KekError, error_id="vault-kek-not-found"): ...
 
 
-class KekNotFound(KekError):
-    error_id = "vault-kek-not-found"
+class KekUnavailable(KekError, error_id="vault-kek-unavailable", http_status=503): ...
 
 
-class KekUnavailable(KekError):
-    error_id = "vault-kek-unavailable"
-    http_status = 503
-
-
-class RotationIncomplete(KekError):
-    error_id = "vault-rotation-incomplete"
-
+class RotationIncomplete(KekError, error_id="vault-rotation-incomplete"):
     def __init__(self, message: str, failed: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.failed = failed  # tokens whose data key did not unwrap
 
 
-class GatewayNotConfigured(VaultError):
-    error_id = "vault-gateway-not-configured"
-    http_status = 503
+class GatewayNotConfigured(
+    VaultError, error_id="vault-gateway-not-configured", http_status=503
+): ...
 
 
-class GatewayFailed(VaultError):
-    error_id = "vault-gateway-failed"
-    http_status = 502
+class GatewayFailed(VaultError, error_id="vault-gateway-failed", http_status=502): ...
 
 
-class AccessDenied(VaultError):
+class AccessDenied(VaultError, error_id="vault-access-denied", http_status=403):
     """The socket peer's credentials (uid, gids) do not allow what it asked."""
 
-    error_id = "vault-access-denied"
-    http_status = 403
+
+class PeerNotAllowed(AccessDenied, error_id="vault-peer-not-allowed"): ...
 
 
-class PeerNotAllowed(AccessDenied):
-    error_id = "vault-peer-not-allowed"
+class OperationNotAllowed(AccessDenied, error_id="vault-operation-not-allowed"): ...
 
 
-class OperationNotAllowed(AccessDenied):
-    error_id = "vault-operation-not-allowed"
+class VaultUnavailable(VaultError, error_id="vault-unavailable", http_status=503): ...
 
 
-class VaultUnavailable(VaultError):
-    error_id = "vault-unavailable"
-    http_status = 503
-
-
-class VaultBusy(VaultUnavailable):
-    error_id = "vault-busy"
+class VaultBusy(VaultUnavailable, error_id="vault-busy"): ...
 
 
 class RemoteError(VaultError):

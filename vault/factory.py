@@ -144,9 +144,4 @@ async def open_vault(
         rotation_batch=settings.vault.rotation_batch,
         verify_limit=settings.vault.verify_birth_limit,
     )
-    try:
-        await vault.start()
-    except BaseException:
-        await vault.close()
-        raise
-    return vault
+    return await vault.started()

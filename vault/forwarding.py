@@ -34,6 +34,18 @@ class BillingKeyResult:
 
 
 @dataclass(frozen=True)
+class Order:
+    """What a keyed (one-time) charge asks for, beside the card and its password: one
+    value through the vault's client, its service and the :class:`CardGateway`. The
+    vault checks it (:meth:`vault.service.LocalVault.keyed_charge`)."""
+
+    order_id: str
+    amount: int  # KRW
+    order_name: str
+    installment_months: int  # 0 = lump sum, else 2-36
+
+
+@dataclass(frozen=True)
 class ChargeResult:
     status: Literal["succeeded", "failed", "unknown"]
     order_id: str
@@ -50,12 +62,4 @@ class CardGateway(Protocol):
         self, card: CardData, password2: str, customer_uid: str
     ) -> BillingKeyResult: ...
 
-    async def keyed_charge(
-        self,
-        card: CardData,
-        password2: str,
-        order_id: str,
-        amount: int,
-        order_name: str,
-        installment_months: int,
-    ) -> ChargeResult: ...
+    async def keyed_charge(self, card: CardData, password2: str, order: Order) -> ChargeResult: ...

@@ -11,6 +11,12 @@ client sends requests, one at a time, each answered by one reply.
 Frames above ``max_frame_bytes`` are refused before their body is read. Arguments are
 checked against :data:`OPERATIONS` exactly: no missing, extra or wrongly typed field
 (``true`` is not an integer). Error messages name fields, never values.
+
+An operation's arguments are the keyword arguments of the
+:class:`~vault.client.VaultClient` method of the same name: :func:`wire_args` writes
+them for the client, :func:`call_args` reads them back for the server (a card is an
+object, a time an ISO 8601 string, an :class:`~vault.forwarding.Order`'s fields stand
+flat beside the others).
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ import types
 from datetime import datetime
 from typing import Any, Final, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from vault.card import CardData
 from vault.errors import FrameTooLarge, InvalidRequest, MalformedFrame, UnknownOperation
+from vault.forwarding import Order
 
 HEADER: Final = struct.Struct(">I")
 PROTOCOL_VERSION: Final = 1
@@ -32,20 +40,13 @@ T = TypeVar("T")
 _CARD: Final = {"pan": str, "expiry": str, "birth": str}
 _CALLER: Final = {"who": str, "why": str}
 _RECORD: Final = {"token": str, "merchant_id": str}
+_ORDER: Final = {"order_id": str, "amount": int, "order_name": str, "installment_months": int}
 
 OPERATIONS: Final[dict[str, dict[str, Any]]] = {
     "tokenize": {"merchant_id": str, "card": _CARD, "who": str},
     "metadata": dict(_RECORD),
     "issue_billing_key": {**_RECORD, **_CALLER, "password2": str, "customer_uid": str},
-    "keyed_charge": {
-        **_RECORD,
-        **_CALLER,
-        "password2": str,
-        "order_id": str,
-        "amount": int,
-        "order_name": str,
-        "installment_months": int,
-    },
+    "keyed_charge": {**_RECORD, **_CALLER, "password2": str, **_ORDER},
     "verify_birth": {**_RECORD, **_CALLER, "birth": str},
     "delete": {**_RECORD, **_CALLER},
     "audit": {"token": (str, type(None)), "limit": int},
@@ -135,6 +136,33 @@ def parse_request(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     args = message.get("args", {})
     _check(spec, args, op)
     return op, args
+
+
+def wire_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A client method's keyword arguments as the ``args`` of its request."""
+    args: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        if isinstance(value, Order):
+            args.update(dump(value))
+        else:
+            args[name] = dump(value)
+    return args
+
+
+def call_args(args: dict[str, Any]) -> dict[str, Any]:
+    """The ``args`` of a request :func:`parse_request` checked, as the keyword arguments
+    of the vault's method of the same name (the inverse of :func:`wire_args`)."""
+    kwargs = dict(args)
+    if "card" in kwargs:
+        kwargs["card"] = CardData(**kwargs["card"])
+    if "created_before" in kwargs:
+        try:
+            kwargs["created_before"] = datetime.fromisoformat(kwargs["created_before"])
+        except ValueError:
+            raise InvalidRequest("created_before is not an ISO 8601 time") from None
+    if "order_id" in kwargs:
+        kwargs["order"] = Order(**{name: kwargs.pop(name) for name in _ORDER})
+    return kwargs
 
 
 # ---------------------------------------------------------------------- values

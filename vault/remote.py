@@ -17,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from vault.card import CardData
 from vault.errors import BY_ID, FrameTooLarge, RemoteError, VaultError, VaultUnavailable
-from vault.forwarding import BillingKeyResult, ChargeResult
+from vault.forwarding import BillingKeyResult, ChargeResult, Order
 from vault.models import AuditEntry, BirthCheck, CardMetadata, TokenRef, VaultStatus
-from vault.protocol import PROTOCOL_VERSION, encode_frame, load, read_frame
+from vault.protocol import PROTOCOL_VERSION, encode_frame, load, read_frame, wire_args
 
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -42,22 +43,21 @@ def _rebuild(error: Any) -> VaultError:
     return RemoteError(message, error_id, status if isinstance(status, int) else 500)
 
 
+@dataclass(eq=False, repr=False)
 class RemoteVault:
-    def __init__(
-        self,
-        path: Path,
-        *,
-        max_frame_bytes: int = 65_536,
-        pool_size: int = 8,
-        timeout_s: float = 60.0,
-        max_idle_s: float = 30.0,
-    ) -> None:
-        self.path = path
-        self.max_frame_bytes = max_frame_bytes
-        self.timeout_s = timeout_s
-        self.max_idle_s = max_idle_s
+    path: Path
+    _: KW_ONLY
+    max_frame_bytes: int = 65_536
+    pool_size: InitVar[int] = 8
+    timeout_s: float = 60.0
+    max_idle_s: float = 30.0
+    _slots: asyncio.Semaphore = field(init=False)
+    _idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = field(
+        default_factory=list, init=False
+    )
+
+    def __post_init__(self, pool_size: int) -> None:
         self._slots = asyncio.Semaphore(pool_size)
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
     async def _connect(self) -> _Conn:
         while self._idle:
@@ -91,8 +91,10 @@ class RemoteVault:
             writer.close()
             raise VaultUnavailable("the vault speaks another protocol version")
 
-    async def call(self, op: str, args: dict[str, Any]) -> Any:
-        """One request; the reply's ``result`` or the rebuilt error."""
+    async def call(self, op: str, /, **kwargs: Any) -> Any:
+        """One request, ``kwargs`` as the :class:`~vault.client.VaultClient` method takes
+        them; the reply's ``result`` or the rebuilt error."""
+        args = wire_args(kwargs)
         async with self._slots:
             reader, writer = await self._connect()
             try:
@@ -121,66 +123,46 @@ class RemoteVault:
         raise _rebuild(reply.get("error"))
 
     # ------------------------------------------------------------------ VaultClient
+    # Each method sends its keyword arguments as they are (vault.protocol.wire_args) and
+    # loads the result into the type it returns.
 
     async def tokenize(self, merchant_id: str, card: CardData, *, who: str) -> CardMetadata:
-        wire_card = {"pan": card.pan, "expiry": card.expiry, "birth": card.birth}
-        result = await self.call(
-            "tokenize", {"merchant_id": merchant_id, "card": wire_card, "who": who}
-        )
+        result = await self.call("tokenize", merchant_id=merchant_id, card=card, who=who)
         return load(CardMetadata, result)
 
     async def metadata(self, token: str, merchant_id: str) -> CardMetadata:
-        result = await self.call("metadata", {"token": token, "merchant_id": merchant_id})
-        return load(CardMetadata, result)
+        return load(CardMetadata, await self.call("metadata", token=token, merchant_id=merchant_id))
 
     async def issue_billing_key(
-        self,
-        token: str,
-        merchant_id: str,
-        *,
-        password2: str,
-        customer_uid: str,
-        who: str,
-        why: str,
+        self, token: str, merchant_id: str, *, password2: str, customer_uid: str, who: str, why: str
     ) -> BillingKeyResult:
-        args = {"token": token, "merchant_id": merchant_id, "password2": password2,
-                "customer_uid": customer_uid, "who": who, "why": why}  # fmt: skip
-        return load(BillingKeyResult, await self.call("issue_billing_key", args))
+        result = await self.call("issue_billing_key", token=token, merchant_id=merchant_id,
+                                 password2=password2, customer_uid=customer_uid, who=who,
+                                 why=why)  # fmt: skip
+        return load(BillingKeyResult, result)
 
     async def keyed_charge(
-        self,
-        token: str,
-        merchant_id: str,
-        *,
-        password2: str,
-        order_id: str,
-        amount: int,
-        order_name: str,
-        installment_months: int,
-        who: str,
-        why: str,
+        self, token: str, merchant_id: str, *, password2: str, order: Order, who: str, why: str
     ) -> ChargeResult:
-        args = {"token": token, "merchant_id": merchant_id, "password2": password2,
-                "order_id": order_id, "amount": amount, "order_name": order_name,
-                "installment_months": installment_months, "who": who, "why": why}  # fmt: skip
-        return load(ChargeResult, await self.call("keyed_charge", args))
+        result = await self.call("keyed_charge", token=token, merchant_id=merchant_id,
+                                 password2=password2, order=order, who=who, why=why)  # fmt: skip
+        return load(ChargeResult, result)
 
     async def verify_birth(
         self, token: str, merchant_id: str, *, birth: str, who: str, why: str
     ) -> BirthCheck:
-        args = {"token": token, "merchant_id": merchant_id, "birth": birth, "who": who,
-                "why": why}  # fmt: skip
-        check = load(BirthCheck, await self.call("verify_birth", args))
+        result = await self.call("verify_birth", token=token, merchant_id=merchant_id,
+                                 birth=birth, who=who, why=why)  # fmt: skip
+        check = load(BirthCheck, result)
         if type(check.matched) is not bool:  # 1, "true": not an answer to act on
             raise RemoteError("the vault replied with a malformed birth check")
         return check
 
     async def delete(self, token: str, merchant_id: str, *, who: str, why: str) -> None:
-        args = {"token": token, "merchant_id": merchant_id, "who": who, "why": why}
-        await self.call("delete", args)
+        await self.call("delete", token=token, merchant_id=merchant_id, who=who, why=why)
 
     async def audit(self, *, token: str | None = None, limit: int = 50) -> list[AuditEntry]:
-        result = await self.call("audit", {"token": token, "limit": limit})
+        result = await self.call("audit", token=token, limit=limit)
         if not isinstance(result, list):
             raise RemoteError("the vault replied with a malformed audit list")
         return [load(AuditEntry, r) for r in result]
@@ -188,14 +170,13 @@ class RemoteVault:
     async def tokens(
         self, *, created_before: datetime, after: str = "", limit: int = 500
     ) -> list[TokenRef]:
-        args = {"created_before": created_before.isoformat(), "after": after, "limit": limit}
-        result = await self.call("tokens", args)
+        result = await self.call("tokens", created_before=created_before, after=after, limit=limit)
         if not isinstance(result, list):
             raise RemoteError("the vault replied with a malformed token list")
         return [load(TokenRef, r) for r in result]
 
     async def status(self) -> VaultStatus:
-        return load(VaultStatus, await self.call("status", {}))
+        return load(VaultStatus, await self.call("status"))
 
     async def close(self) -> None:
         while self._idle:

@@ -35,46 +35,31 @@ import os
 import stat
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vault import log
 from vault.access import Peer, PeerPolicy, Role, actor, authorize, peer_of
-from vault.card import CardData
 from vault.errors import (
     ArspayError,
     FrameTooLarge,
-    InvalidRequest,
     MalformedFrame,
     PeerNotAllowed,
     VaultBusy,
     VaultConfigError,
 )
-from vault.protocol import PROTOCOL_VERSION, dump, encode_frame, parse_request, read_frame
+from vault.protocol import (
+    OPERATIONS,
+    PROTOCOL_VERSION,
+    call_args,
+    dump,
+    encode_frame,
+    parse_request,
+    read_frame,
+)
 from vault.service import LocalVault
 from vault.validation import check_text
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking for one operation: the peer and the role that allows it."""
-
-    peer: Peer
-    role: Role
-
-    @property
-    def label(self) -> str:
-        return self.peer.label
-
-    def who(self, claimed: str) -> str:
-        """The audit identity: from the peer; the request's ``who`` only in parentheses."""
-        check_text("who", claimed, 128)
-        return actor(self.role, self.peer, claimed)
-
-
-Handler = Callable[[dict[str, Any], Caller], Awaitable[Any]]
 
 
 def _error_reply(exc: ArspayError) -> dict[str, Any]:
@@ -84,41 +69,26 @@ def _error_reply(exc: ArspayError) -> dict[str, Any]:
     }
 
 
+@dataclass(eq=False, repr=False)
 class VaultServer:
-    def __init__(
-        self,
-        vault: LocalVault,
-        path: Path,
-        *,
-        max_frame_bytes: int = 65_536,
-        body_timeout_s: float = 10.0,
-        policy: PeerPolicy | None = None,
-        max_connections: int = 64,
-        handshake_timeout_s: float = 5.0,
-        idle_timeout_s: float = 60.0,
-    ) -> None:
-        self.vault = vault
-        self.path = path
-        self.max_frame_bytes = max_frame_bytes
-        self.body_timeout_s = body_timeout_s
-        self.policy = policy or PeerPolicy.default()
-        self.max_connections = max_connections
-        self.handshake_timeout_s = handshake_timeout_s
-        self.idle_timeout_s = idle_timeout_s
-        self.active = 0  # accepted connections being served
-        self.refusals: Counter[str] = Counter()  # by error id (metrics, tests)
-        self._server: asyncio.Server | None = None
-        self._handlers: dict[str, Handler] = {
-            "tokenize": self._tokenize,
-            "metadata": self._metadata,
-            "issue_billing_key": self._issue_billing_key,
-            "keyed_charge": self._keyed_charge,
-            "verify_birth": self._verify_birth,
-            "delete": self._delete,
-            "audit": self._audit,
-            "tokens": self._tokens,
-            "status": self._status,
-        }
+    vault: LocalVault
+    path: Path
+    _: KW_ONLY
+    max_frame_bytes: int = 65_536
+    body_timeout_s: float = 10.0
+    policy: PeerPolicy = field(default_factory=PeerPolicy.default)
+    max_connections: int = 64
+    handshake_timeout_s: float = 5.0
+    idle_timeout_s: float = 60.0
+    active: int = field(default=0, init=False)  # accepted connections being served
+    refusals: Counter[str] = field(default_factory=Counter, init=False)  # by error id
+    _server: asyncio.Server | None = field(default=None, init=False)
+    _operations: dict[str, Callable[..., Awaitable[Any]]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Every operation is the LocalVault method of its name (never ``reveal``, which
+        # the protocol does not know), called with the request's checked arguments.
+        self._operations = {op: getattr(self.vault, op) for op in OPERATIONS}
 
     # ------------------------------------------------------------------ lifetime
 
@@ -261,8 +231,12 @@ class VaultServer:
         op = "?"
         try:
             op, args = parse_request(message)
-            caller = Caller(peer, authorize(roles, op))
-            result = await self._handlers[op](args, caller)
+            role = authorize(roles, op)
+            kwargs = call_args(args)
+            if "who" in kwargs:  # audited: the role and the peer's user, the claim kept
+                check_text("who", kwargs["who"], 128)
+                kwargs.update(who=actor(role, peer, kwargs["who"]), peer=peer.label)
+            result = await self._operations[op](**kwargs)
             return {"ok": True, "result": dump(result)}
         except ArspayError as exc:
             log.event(f"op.{op}", level=logging.WARNING, peer=peer.label, error_id=exc.error_id)
@@ -275,63 +249,3 @@ class VaultServer:
                 "ok": False,
                 "error": {"id": "internal-error", "message": "internal vault error", "status": 500},
             }
-
-    # ------------------------------------------------------------------ operations
-
-    async def _tokenize(self, a: dict[str, Any], c: Caller) -> Any:
-        card = CardData(**a["card"])
-        return await self.vault.tokenize(a["merchant_id"], card, who=c.who(a["who"]), peer=c.label)
-
-    async def _metadata(self, a: dict[str, Any], c: Caller) -> Any:
-        return await self.vault.metadata(a["token"], a["merchant_id"])
-
-    async def _issue_billing_key(self, a: dict[str, Any], c: Caller) -> Any:
-        return await self.vault.issue_billing_key(
-            a["token"],
-            a["merchant_id"],
-            password2=a["password2"],
-            customer_uid=a["customer_uid"],
-            who=c.who(a["who"]),
-            why=a["why"],
-            peer=c.label,
-        )
-
-    async def _keyed_charge(self, a: dict[str, Any], c: Caller) -> Any:
-        return await self.vault.keyed_charge(
-            a["token"],
-            a["merchant_id"],
-            password2=a["password2"],
-            order_id=a["order_id"],
-            amount=a["amount"],
-            order_name=a["order_name"],
-            installment_months=a["installment_months"],
-            who=c.who(a["who"]),
-            why=a["why"],
-            peer=c.label,
-        )
-
-    async def _verify_birth(self, a: dict[str, Any], c: Caller) -> Any:
-        who = c.who(a["who"])
-        return await self.vault.verify_birth(
-            a["token"], a["merchant_id"], birth=a["birth"], who=who, why=a["why"], peer=c.label
-        )
-
-    async def _delete(self, a: dict[str, Any], c: Caller) -> Any:
-        who = c.who(a["who"])
-        await self.vault.delete(a["token"], a["merchant_id"], who=who, why=a["why"], peer=c.label)
-        return None
-
-    async def _audit(self, a: dict[str, Any], c: Caller) -> Any:
-        return await self.vault.audit(token=a["token"], limit=a["limit"])
-
-    async def _tokens(self, a: dict[str, Any], c: Caller) -> Any:
-        try:
-            created_before = datetime.fromisoformat(a["created_before"])
-        except ValueError:
-            raise InvalidRequest("created_before is not an ISO 8601 time") from None
-        return await self.vault.tokens(
-            created_before=created_before, after=a["after"], limit=a["limit"]
-        )
-
-    async def _status(self, a: dict[str, Any], c: Caller) -> Any:
-        return await self.vault.status()

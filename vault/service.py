@@ -25,6 +25,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
@@ -46,7 +47,7 @@ from vault.errors import (
     VerifyLimited,
 )
 from vault.evidence import Checkpoint, CheckpointDir, EvidenceKey, EvidenceKeyFile
-from vault.forwarding import BillingKeyResult, CardGateway, ChargeResult
+from vault.forwarding import BillingKeyResult, CardGateway, ChargeResult, Order
 from vault.kek import KekProvider
 from vault.models import (
     AuditEntry,
@@ -89,31 +90,23 @@ def _check_caller(who: str, why: str | None) -> None:
         check_text("why", why, 200)
 
 
+@dataclass(eq=False, repr=False)
 class LocalVault:
-    def __init__(
-        self,
-        store: VaultStore,
-        kek: KekProvider,
-        fingerprinter: Fingerprinter,
-        *,
-        clock: VaultClock,
-        audit_key_file: EvidenceKeyFile,
-        gateway: CardGateway | None = None,
-        rotation_batch: int = 500,
-        verify_limit: int = VERIFY_LIMIT,
-        verify_window: timedelta = VERIFY_WINDOW,
-    ) -> None:
-        self.store = store
-        self.kek = kek
-        self.envelope = Envelope(kek)
-        self.fingerprinter = fingerprinter
-        self.clock = clock
-        self.audit_key_file = audit_key_file
-        self.audit_key: EvidenceKey | None = None
-        self.gateway = gateway
-        self.rotation_batch = rotation_batch
-        self.verify_limit = verify_limit
-        self.verify_window = verify_window
+    store: VaultStore
+    kek: KekProvider
+    fingerprinter: Fingerprinter
+    _: KW_ONLY
+    clock: VaultClock
+    audit_key_file: EvidenceKeyFile
+    gateway: CardGateway | None = None
+    rotation_batch: int = 500
+    verify_limit: int = VERIFY_LIMIT
+    verify_window: timedelta = VERIFY_WINDOW
+    envelope: Envelope = field(init=False)
+    audit_key: EvidenceKey | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.envelope = Envelope(self.kek)
 
     async def start(self) -> None:
         """Create the schema if needed, load (or make) the audit key and seal the audit
@@ -122,6 +115,15 @@ class LocalVault:
         self.audit_key = await audit_chain.start(self.store, self.audit_key_file, self.clock.now())
         self.store.use_audit_key(self.audit_key)
         await self._sync_registry()
+
+    async def started(self) -> LocalVault:
+        """:meth:`start`, and :meth:`close` what it opened when starting fails."""
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
 
     async def close(self) -> None:
         await self.store.close()
@@ -334,28 +336,23 @@ class LocalVault:
         merchant_id: str,
         *,
         password2: str,
-        order_id: str,
-        amount: int,
-        order_name: str,
-        installment_months: int,
+        order: Order,
         who: str,
         why: str,
         peer: str = IN_PROCESS,
     ) -> ChargeResult:
         gateway = self._gateway()
         validate_password2(password2)
-        _check_ref("order_id", order_id)
-        check_text("order_name", order_name, 100)
-        if amount < MIN_CHARGE_KRW:
+        _check_ref("order_id", order.order_id)
+        check_text("order_name", order.order_name, 100)
+        if order.amount < MIN_CHARGE_KRW:
             raise InvalidRequest(f"amount must be at least {MIN_CHARGE_KRW} KRW")
-        if installment_months != 0 and not 2 <= installment_months <= 36:
+        if order.installment_months != 0 and not 2 <= order.installment_months <= 36:
             raise InvalidRequest("installment_months must be 0 (lump sum) or 2-36")
         async with self.reveal(
             token, merchant_id, who=who, why=why, peer=peer, action="keyed_charge"
         ) as card:
-            call = gateway.keyed_charge(
-                card, password2, order_id, amount, order_name, installment_months
-            )
+            call = gateway.keyed_charge(card, password2, order)
             return await self._forward("keyed_charge", call)
 
     # ------------------------------------------------------------------ operations

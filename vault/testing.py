@@ -7,11 +7,11 @@ the vault without a PG). Never configured in a running vault: it keeps card data
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from vault.card import CardData
-from vault.forwarding import BillingKeyResult, ChargeResult
+from vault.forwarding import BillingKeyResult, ChargeResult, Order
 
 
 @dataclass
@@ -38,19 +38,9 @@ class RecordingGateway:
         return BillingKeyResult(ok=True, customer_uid=customer_uid, card_issuer="테스트카드",
                                 card_type="credit")  # fmt: skip
 
-    async def keyed_charge(
-        self,
-        card: CardData,
-        password2: str,
-        order_id: str,
-        amount: int,
-        order_name: str,
-        installment_months: int,
-    ) -> ChargeResult:
-        args = {"order_id": order_id, "amount": amount, "order_name": order_name,
-                "installment_months": installment_months}  # fmt: skip
-        self.received.append(Received("keyed_charge", card, password2, args))
+    async def keyed_charge(self, card: CardData, password2: str, order: Order) -> ChargeResult:
+        self.received.append(Received("keyed_charge", card, password2, asdict(order)))
         if self.fail_with is not None:
             raise self.fail_with
-        return ChargeResult(status="succeeded", order_id=order_id, amount=amount,
+        return ChargeResult(status="succeeded", order_id=order.order_id, amount=order.amount,
                             pg_transaction_id="imp_1", approval_number="12345678")  # fmt: skip

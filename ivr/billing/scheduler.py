@@ -89,8 +89,7 @@ CONSENT_MODES = ("consent", "consent_then_auto")
 OPEN = (CallRequestStatus.created, CallRequestStatus.sms_sent)
 
 
-class LostClaim(Conflict):
-    error_id = "job-claim-lost"
+class LostClaim(Conflict, error_id="job-claim-lost"): ...
 
 
 @dataclass(eq=False)

@@ -52,10 +52,8 @@ log = logging.getLogger(__name__)
 ACTOR = "engine:orphan-sweep"
 
 
-class StaleToken(Conflict):
+class StaleToken(Conflict, error_id="stale-vault-token"):
     """A vault token too old to attach: the orphan sweep may already erase it."""
-
-    error_id = "stale-vault-token"
 
 
 def billing_key_uid(token: str) -> str:

@@ -31,14 +31,10 @@ SESSION_COOKIE = "arspay_console"
 LANG_COOKIE = "arspay_lang"
 
 
-class LoginRequired(ConsoleError):
-    error_id = "login-required"
-    http_status = 401
+class LoginRequired(ConsoleError, error_id="login-required", http_status=401): ...
 
 
-class CsrfRefused(ConsoleError):
-    error_id = "csrf-refused"
-    http_status = 403
+class CsrfRefused(ConsoleError, error_id="csrf-refused", http_status=403): ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,26 +6,17 @@ from __future__ import annotations
 from ivr.errors import ArspayError, InvalidInput
 
 
-class ConsoleError(ArspayError):
-    error_id = "console-error"
+class ConsoleError(ArspayError, error_id="console-error"): ...
 
 
-class LoginFailed(ConsoleError):
+class LoginFailed(ConsoleError, error_id="login-failed", http_status=401):
     """Wrong email or password, or a disabled user (one message for all: no hints)."""
 
-    error_id = "login-failed"
-    http_status = 401
+
+class LockedOut(ConsoleError, error_id="locked-out", http_status=429): ...
 
 
-class LockedOut(ConsoleError):
-    error_id = "locked-out"
-    http_status = 429
+class Forbidden(ConsoleError, error_id="forbidden", http_status=403): ...
 
 
-class Forbidden(ConsoleError):
-    error_id = "forbidden"
-    http_status = 403
-
-
-class WeakPassword(InvalidInput):
-    error_id = "weak-password"
+class WeakPassword(InvalidInput, error_id="weak-password"): ...

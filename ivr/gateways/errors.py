@@ -34,42 +34,29 @@ from ivr.errors import ArspayError
 from ivr.gateways.declines import Decline
 
 
-class GatewayError(ArspayError):
-    error_id = "gateway-error"
-    http_status = 502
+class GatewayError(ArspayError, error_id="gateway-error", http_status=502): ...
 
 
-class GatewayUnavailable(GatewayError):
-    error_id = "gateway-unavailable"
-    http_status = 503
-
+class GatewayUnavailable(GatewayError, error_id="gateway-unavailable", http_status=503):
     def __init__(self, message: str, *, retry_safe: bool) -> None:
         super().__init__(message)
         self.retry_safe = retry_safe
 
 
-class OutcomeUnknown(GatewayError):
-    error_id = "gateway-outcome-unknown"
-    http_status = 504
-
+class OutcomeUnknown(GatewayError, error_id="gateway-outcome-unknown", http_status=504):
     def __init__(self, message: str, *, order_id: str | None = None) -> None:
         super().__init__(message)
         self.order_id = order_id
 
 
-class DuplicateOrder(OutcomeUnknown):
+class DuplicateOrder(OutcomeUnknown, error_id="gateway-duplicate-order"):
     """The PG refused a charge because its order id was paid or is being processed
     already (PortOne: "이미 결제가 이뤄진 적이 있는 merchant_uid로는 결제요청이
     불가능합니다"). Not a decline: the earlier request for this order id may have
     charged the payer, so only :meth:`Gateway.find` can say what happened."""
 
-    error_id = "gateway-duplicate-order"
 
-
-class GatewayRejected(GatewayError):
-    error_id = "gateway-rejected"
-    http_status = 502
-
+class GatewayRejected(GatewayError, error_id="gateway-rejected", http_status=502):
     def __init__(
         self, message: str, *, pg_status: int | None = None, pg_code: str | None = None
     ) -> None:
@@ -78,14 +65,10 @@ class GatewayRejected(GatewayError):
         self.pg_code = pg_code
 
 
-class AuthenticationFailed(GatewayRejected):
-    error_id = "gateway-auth-failed"
+class AuthenticationFailed(GatewayRejected, error_id="gateway-auth-failed"): ...
 
 
-class CardDeclined(GatewayError):
-    error_id = "card-declined"
-    http_status = 422
-
+class CardDeclined(GatewayError, error_id="card-declined", http_status=422):
     def __init__(self, message: str, *, decline: Decline) -> None:
         super().__init__(message)
         self.decline = decline
@@ -100,10 +83,7 @@ class CancelRefusal(StrEnum):
     refused = "refused"  # any other refusal
 
 
-class CancelRefused(GatewayError):
-    error_id = "cancel-refused"
-    http_status = 409
-
+class CancelRefused(GatewayError, error_id="cancel-refused", http_status=409):
     def __init__(self, message: str, *, reason: CancelRefusal, pg_code: str) -> None:
         super().__init__(message)
         self.reason = reason

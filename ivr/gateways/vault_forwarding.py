@@ -17,7 +17,7 @@ from ivr.gateways.contract import (
 )
 from ivr.gateways.errors import CardDeclined, OutcomeUnknown
 from vault.card import CardData as VaultCard
-from vault.forwarding import BillingKeyResult, ChargeResult
+from vault.forwarding import BillingKeyResult, ChargeResult, Order
 
 
 def _card(card: VaultCard, password2: str) -> KeyedCard:
@@ -51,30 +51,22 @@ class VaultCardGateway:
             ok=True, customer_uid=key.customer_uid, card_issuer=key.issuer, card_type=card_type
         )
 
-    async def keyed_charge(
-        self,
-        card: VaultCard,
-        password2: str,
-        order_id: str,
-        amount: int,
-        order_name: str,
-        installment_months: int,
-    ) -> ChargeResult:
+    async def keyed_charge(self, card: VaultCard, password2: str, order: Order) -> ChargeResult:
         request = KeyedChargeRequest(
             card=_card(card, password2),
-            order_id=order_id,
-            amount=amount,
-            order_name=order_name,
-            installment_months=installment_months,
+            order_id=order.order_id,
+            amount=order.amount,
+            order_name=order.order_name,
+            installment_months=order.installment_months,
         )
         try:
             result = await self.gateway.keyed_charge(request)
         except OutcomeUnknown:
-            return ChargeResult(status="unknown", order_id=order_id, amount=amount)
+            return ChargeResult(status="unknown", order_id=order.order_id, amount=order.amount)
         if result.status is ChargeStatus.succeeded:
             return ChargeResult(
                 status="succeeded",
-                order_id=order_id,
+                order_id=order.order_id,
                 amount=result.amount,
                 pg_transaction_id=result.pg_tx_id,
                 approval_number=result.approval_no,
@@ -82,8 +74,8 @@ class VaultCardGateway:
         d = result.decline
         return ChargeResult(
             status="failed",
-            order_id=order_id,
-            amount=amount,
+            order_id=order.order_id,
+            amount=order.amount,
             decline_code=d.reason.value if d else "rejected",
             decline_kind=d.kind.value if d else "hard",
         )

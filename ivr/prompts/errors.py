@@ -14,15 +14,11 @@ from __future__ import annotations
 from ivr.errors import ArspayError, ConfigError
 
 
-class PromptError(ArspayError):
-    error_id = "prompt-error"
+class PromptError(ArspayError, error_id="prompt-error"): ...
 
 
-class ManifestError(PromptError, ConfigError):
+class ManifestError(PromptError, ConfigError, error_id="prompt-manifest-error"):
     """A bad manifest line; the message starts with ``file:line:``."""
 
-    error_id = "prompt-manifest-error"
 
-
-class AudioError(PromptError):
-    error_id = "prompt-audio-error"
+class AudioError(PromptError, error_id="prompt-audio-error"): ...

@@ -23,9 +23,7 @@ SECRET_BYTES = 24  # the spec allows 24..64; 24 keeps two secrets within the col
 TOLERANCE_S = 300
 
 
-class InvalidSignature(ArspayError):
-    error_id = "invalid-webhook-signature"
-    http_status = 400
+class InvalidSignature(ArspayError, error_id="invalid-webhook-signature", http_status=400): ...
 
 
 def new_secret() -> str:

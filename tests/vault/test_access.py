@@ -27,6 +27,7 @@ from tests.vault.test_server import RawConn
 from tests.vault.vault_helpers import CANARY, RecordingGateway
 from vault.access import ROLE_OPS, PeerPolicy, Role, actor, authorize
 from vault.errors import OperationNotAllowed, PeerNotAllowed, VaultBusy
+from vault.forwarding import Order
 from vault.protocol import OPERATIONS
 from vault.remote import RemoteVault
 from vault.server import VaultServer
@@ -192,9 +193,9 @@ async def test_the_admin_role_cannot_store_decrypt_or_charge(
             await remote.issue_billing_key(meta.token, "mer_1", password2="12",
                                            customer_uid="c", who="admin", why="x")  # fmt: skip
         with pytest.raises(OperationNotAllowed):
-            await remote.keyed_charge(meta.token, "mer_1", password2="12", order_id="o1",
-                                      amount=1000, order_name="n", installment_months=0,
-                                      who="admin", why="x")  # fmt: skip
+            await remote.keyed_charge(meta.token, "mer_1", password2="12",
+                                      order=Order("o1", 1000, "n", 0), who="admin",
+                                      why="x")  # fmt: skip
         assert (await remote.status()).records == 1
         assert [e.action for e in await remote.audit(token=meta.token)] == ["tokenize"]
         await remote.delete(meta.token, "mer_1", who="ops", why="erase request")

@@ -22,6 +22,7 @@ from tests.gateways.support import KEY, SECRET, running_sandbox
 from tests.vault.vault_helpers import CANARY, KekSetup, RecordingGateway, SoftHsm
 from vault.card import CardData
 from vault.client import VaultClient
+from vault.forwarding import Order
 from vault.remote import RemoteVault
 from vault.service import LocalVault
 
@@ -112,9 +113,9 @@ async def test_canary_in_process_and_over_the_socket(
     extra = await client.tokenize("mer_2", CANARY, who="flow:reg")
     await client.issue_billing_key(meta.token, "mer_1", password2=PASSWORD, customer_uid="cus_1",
                                    who="flow:reg", why="registration")  # fmt: skip
-    await client.keyed_charge(corp.token, "mer_1", password2=PASSWORD, order_id="ord_1",
-                              amount=53_000, order_name="임플란트", installment_months=0,
-                              who="flow:pay", why="payment")  # fmt: skip
+    await client.keyed_charge(corp.token, "mer_1", password2=PASSWORD,
+                              order=Order("ord_1", 53_000, "임플란트", 0), who="flow:pay",
+                              why="payment")  # fmt: skip
     assert [r.card for r in gateway.received] == [CANARY, CORPORATE_CANARY]
     for token, birth in ((meta.token, CANARY.birth), (corp.token, CORPORATE_CANARY.birth),
                          (meta.token, CORPORATE_CANARY.birth)):  # fmt: skip
@@ -227,8 +228,7 @@ async def _exercise(env: dict[str, str]) -> list[str]:
                                              why="registration")  # fmt: skip
         assert key.ok, key
         charge = await remote.keyed_charge(corp.token, "mer_1", password2=PASSWORD,
-                                           order_id="ord_canary_1", amount=53_000,
-                                           order_name="임플란트", installment_months=0,
+                                           order=Order("ord_canary_1", 53_000, "임플란트", 0),
                                            who="canary", why="payment")  # fmt: skip
         assert charge.status == "succeeded", charge
         rotate = arspay(env, "vault", "rotate-kek")  # a separate process, while serving

@@ -26,7 +26,7 @@ from vault.errors import (
     TokenNotFound,
     VerifyLimited,
 )
-from vault.forwarding import BillingKeyResult, ChargeResult
+from vault.forwarding import BillingKeyResult, ChargeResult, Order
 from vault.models import BirthCheck
 from vault.service import LocalVault
 from vault.tokens import TOKEN_RE
@@ -105,10 +105,10 @@ async def test_issue_billing_key_forwards_the_card_and_password(
 
 async def test_keyed_charge(client: VaultClient, gateway: RecordingGateway) -> None:
     meta = await client.tokenize("mer_1", CORPORATE, who="t")
+    order = Order(order_id="ord_1", amount=53_000, order_name="임플란트", installment_months=3)
     result = await client.keyed_charge(
-        meta.token, "mer_1", password2="12", order_id="ord_1", amount=53_000,
-        order_name="임플란트", installment_months=3, who="flow:pay", why="payment call",
-    )  # fmt: skip
+        meta.token, "mer_1", password2="12", order=order, who="flow:pay", why="payment call"
+    )
     expected = ChargeResult(status="succeeded", order_id="ord_1", amount=53_000,
                             pg_transaction_id="imp_1", approval_number="12345678")  # fmt: skip
     assert result == expected
@@ -135,12 +135,14 @@ async def test_forwarding_arguments_are_checked(
     client: VaultClient, gateway: RecordingGateway, changes: dict[str, object], error: type
 ) -> None:
     meta = await client.tokenize("mer_1", CANARY, who="t")
-    args: dict[str, object] = {"password2": "12", "order_id": "ord_1", "amount": 1000,
-                               "order_name": "x", "installment_months": 0, "who": "t",
-                               "why": "pay"}  # fmt: skip
+    args: dict[str, Any] = {"password2": "12", "order_id": "ord_1", "amount": 1000,
+                            "order_name": "x", "installment_months": 0, "who": "t",
+                            "why": "pay"}  # fmt: skip
     args.update(changes)
+    order = Order(*(args.pop(name) for name in ("order_id", "amount", "order_name",
+                                                "installment_months")))  # fmt: skip
     with pytest.raises(error):
-        await client.keyed_charge(meta.token, "mer_1", **args)  # type: ignore[arg-type]
+        await client.keyed_charge(meta.token, "mer_1", order=order, **args)
     assert gateway.received == []
 
 
@@ -177,9 +179,8 @@ async def test_every_decrypt_is_audited(client: VaultClient) -> None:
     other = await client.tokenize("mer_1", random_card(1), who="flow:reg")
     await client.issue_billing_key(meta.token, "mer_1", password2="12", customer_uid="cus_1",
                                    who="flow:reg", why="registration call")  # fmt: skip
-    await client.keyed_charge(meta.token, "mer_1", password2="12", order_id="o1", amount=100,
-                              order_name="x", installment_months=0, who="billing",
-                              why="schedule sch_1 cycle 3")  # fmt: skip
+    await client.keyed_charge(meta.token, "mer_1", password2="12", order=Order("o1", 100, "x", 0),
+                              who="billing", why="schedule sch_1 cycle 3")  # fmt: skip
     await client.delete(meta.token, "mer_1", who="admin", why="erase")
     entries = await client.audit(token=meta.token)
 

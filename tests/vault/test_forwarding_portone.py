@@ -13,6 +13,7 @@ from ivr.gateways.vault_forwarding import VaultCardGateway
 from tests.gateways.support import connector, running_sandbox
 from tests.vault.vault_helpers import build_vault, make_kek
 from vault.card import CardData as VaultCard
+from vault.forwarding import Order
 
 pytestmark = pytest.mark.anyio
 
@@ -57,10 +58,7 @@ async def test_billing_key_and_keyed_charge_through_the_vault(tmp_path: Path) ->
                 meta.token,
                 "mer_1",
                 password2="12",
-                order_id=order,
-                amount=53_000,
-                order_name="임플란트",
-                installment_months=0,
+                order=Order(order, 53_000, "임플란트", 0),
                 who="test",
                 why="payment call",
             )

@@ -36,7 +36,7 @@ from vault.errors import (
     MalformedFrame,
     VaultError,
 )
-from vault.forwarding import BillingKeyResult, ChargeResult
+from vault.forwarding import BillingKeyResult, ChargeResult, Order
 from vault.models import (
     AuditEntry,
     BirthCheck,
@@ -277,7 +277,7 @@ class _StubVault:
     """Answers every operation without checks: what the fuzz reaches is the protocol."""
 
     async def tokenize(self, *a: Any, **kw: Any) -> CardMetadata:
-        assert isinstance(a[1], CardData)
+        assert isinstance(kw["card"], CardData)
         return METADATA
 
     async def metadata(self, *a: Any, **kw: Any) -> CardMetadata:
@@ -287,6 +287,7 @@ class _StubVault:
         return BillingKeyResult(ok=True, customer_uid="cus_1")
 
     async def keyed_charge(self, *a: Any, **kw: Any) -> ChargeResult:
+        assert isinstance(kw["order"], Order)
         return ChargeResult(status="succeeded", order_id="o_1", amount=1000)
 
     async def verify_birth(self, *a: Any, **kw: Any) -> BirthCheck:
@@ -395,10 +396,10 @@ async def _client_call(op: str, reply: bytes) -> Any:
                 "tok_1", "m_1", password2="12", customer_uid="cus_1", who="w", why="y"
             )
         if op == "keyed_charge":
+            order = Order(order_id="o_1", amount=1000, order_name="n", installment_months=0)
             return await remote.keyed_charge(
-                "tok_1", "m_1", password2="12", order_id="o_1", amount=1000,
-                order_name="n", installment_months=0, who="w", why="y",
-            )  # fmt: skip
+                "tok_1", "m_1", password2="12", order=order, who="w", why="y"
+            )
         if op == "verify_birth":
             return await remote.verify_birth("tok_1", "m_1", birth="880101", who="w", why="y")
         if op == "delete":

@@ -4,17 +4,21 @@ malformed, oversize, unknown and badly typed requests with an error — and keep
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import stat
 import struct
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.vault.vault_helpers import CANARY
-from vault.errors import FrameTooLarge, VaultConfigError, VaultUnavailable
+from vault.errors import FrameTooLarge, InvalidRequest, VaultConfigError, VaultUnavailable
+from vault.forwarding import Order
+from vault.protocol import OPERATIONS, call_args, wire_args
 from vault.remote import RemoteVault
 from vault.server import VaultServer
 from vault.service import LocalVault
@@ -234,3 +238,47 @@ async def test_a_regular_file_at_the_socket_path_is_refused(
     path.write_text("not a socket")
     with pytest.raises(VaultConfigError, match="not a socket"):
         await VaultServer(vault, path).start()
+
+
+# ------------------------------------------------------------------ the operation table
+
+
+NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+SAMPLES: dict[Any, Any] = {str: NOW.isoformat(), int: 7}  # the string is also a time
+
+
+def _sample(spec: dict[str, Any]) -> dict[str, Any]:
+    """Arguments that fit ``spec``."""
+    out: dict[str, Any] = {}
+    for name, want in spec.items():
+        want = want[0] if isinstance(want, tuple) else want
+        out[name] = _sample(want) if isinstance(want, dict) else SAMPLES[want]
+    return out
+
+
+@pytest.mark.parametrize("op", sorted(OPERATIONS))
+def test_each_operation_calls_the_local_vault_method_of_its_name(op: str) -> None:
+    """The server calls ``LocalVault.<op>(**call_args(args))``, adding ``peer`` (the
+    kernel's word) to the audited operations: the arguments a request may carry are
+    exactly that method's parameters but ``peer``, which no request can set."""
+    params = set(inspect.signature(getattr(LocalVault, op)).parameters) - {"self"}
+    kwargs = call_args(_sample(OPERATIONS[op]))
+    assert set(kwargs) == params - {"peer"}
+    assert ("peer" in params) == ("who" in kwargs)
+    assert "peer" not in OPERATIONS[op]
+
+
+def test_wire_args_and_call_args_are_inverses() -> None:
+    kwargs: dict[str, Any] = {"token": "tok_1", "card": CANARY, "created_before": NOW,
+                              "order": Order("o_1", 1_000, "n", 3), "limit": 5}  # fmt: skip
+    args = wire_args(kwargs)
+    assert args == json.loads(json.dumps(args))  # plain JSON values
+    assert args["card"] == {"pan": CANARY.pan, "expiry": CANARY.expiry, "birth": CANARY.birth}
+    assert args["order_id"] == "o_1"  # an order's fields stand flat
+    assert "order" not in args
+    assert call_args(args) == kwargs
+
+
+def test_a_bad_created_before_is_an_invalid_request() -> None:
+    with pytest.raises(InvalidRequest, match="created_before"):
+        call_args({"created_before": "yesterday", "after": "", "limit": 1})

@@ -143,12 +143,7 @@ async def build_vault(
         gateway=gateway,
         rotation_batch=rotation_batch,
     )
-    try:
-        await vault.start()
-    except BaseException:
-        await vault.close()
-        raise
-    return vault
+    return await vault.started()
 
 
 def audit_key() -> EvidenceKey:

@@ -14,19 +14,13 @@ from __future__ import annotations
 from ivr.errors import ArspayError
 
 
-class SmsError(ArspayError):
-    error_id = "sms-error"
+class SmsError(ArspayError, error_id="sms-error"): ...
 
 
-class SmsTooLong(SmsError):
-    error_id = "sms-too-long"
-    http_status = 422
+class SmsTooLong(SmsError, error_id="sms-too-long", http_status=422): ...
 
 
-class SmsSendError(SmsError):
-    error_id = "sms-send-failed"
-    http_status = 502
-
+class SmsSendError(SmsError, error_id="sms-send-failed", http_status=502):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
