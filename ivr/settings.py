@@ -193,6 +193,12 @@ class GatewaySettings(_Section):
         Path("var/sandbox-pg/ledger.db"), description="sandbox: SQLite ledger file"
     )
     sandbox_token_ttl_s: int = Field(1800, ge=1, description="sandbox: access token lifetime")
+    sandbox_pg: str = Field(
+        "",
+        max_length=80,
+        description="sandbox: play this PG's rules (ksnet, smartro_v2, welcome, inicis, "
+        "…: required buyer fields, Smartro's order ids, Inicis's null card_type)",
+    )
     sandbox_faults: str = Field(
         "",
         description="sandbox: orderings by probability, comma-separated "

@@ -38,7 +38,7 @@ def test_card_data_never_shows_in_a_repr() -> None:
 
 
 def test_the_api_secret_never_shows_in_a_repr() -> None:
-    config = PortOneConfig(base_url="http://x", imp_key="k", imp_secret="hunter2")
+    config = PortOneConfig(base_url="http://x", imp_key="k", imp_secret="hunter2", channel_key="c")
     assert "hunter2" not in repr(config)
 
 
@@ -94,20 +94,22 @@ def test_bad_cancel_requests_are_refused(kwargs: dict[str, Any]) -> None:
 
 
 def test_portone_bodies_use_the_documented_fields() -> None:
+    account = wire.Account("channel-key-1")
     keyed = KeyedChargeRequest(card(PAN), "ord_1", 60_000, "임플란트", installment_months=3,
                                interest_free=True, save_as_customer_uid="cus_1")  # fmt: skip
-    assert wire.onetime_body(keyed) == {
+    assert wire.onetime_body(keyed, account) == {
         "merchant_uid": "ord_1", "amount": 60_000, "name": "임플란트",
         "card_number": "4518-0000-0000-0001", "expiry": "2031-12", "birth": "880101",
         "pwd_2digit": "12", "card_quota": 3, "interest_free_by_merchant": True,
         "customer_uid": "cus_1",
     }  # fmt: skip
-    assert wire.again_body(ChargeRequest("cus_1", "ord_2", 1_000, "x")) == {
+    assert wire.again_body(ChargeRequest("cus_1", "ord_2", 1_000, "x"), account) == {
         "customer_uid": "cus_1", "merchant_uid": "ord_2", "amount": 1_000, "name": "x",
     }  # fmt: skip
-    assert wire.billing_key_body(card(PAN)).keys() == {"card_number", "expiry", "birth",
-                                                        "pwd_2digit"}  # fmt: skip
-    assert wire.billing_key_body(card(PAN), "channel-key-1")["channel_key"] == "channel-key-1"
+    assert wire.billing_key_body(card(PAN), account) == {
+        "card_number": "4518-0000-0000-0001", "expiry": "2031-12", "birth": "880101",
+        "pwd_2digit": "12", "channel_key": "channel-key-1",
+    }  # fmt: skip
     assert wire.cancel_body(CancelRequest("ord_3", "환불", checksum=7_000)) == {
         "merchant_uid": "ord_3", "reason": "환불", "checksum": 7_000,
     }  # fmt: skip
