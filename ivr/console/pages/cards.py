@@ -31,6 +31,7 @@ register(
         "cards.type": ("카드 종류", "Card type"),
         "cards.type.credit": ("신용카드", "Credit"),
         "cards.type.check": ("체크카드", "Check"),
+        "cards.type.unknown": ("미확인", "Unknown"),
         "cards.owner": ("명의", "Holder"),
         "cards.owner.personal": ("개인", "Personal"),
         "cards.owner.corporate": ("법인", "Corporate"),
