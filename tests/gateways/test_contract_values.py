@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from ivr.errors import InvalidInput
+from ivr.errors import ConfigError, InvalidInput
 from ivr.gateways.contract import (
     BillingKeyRequest,
+    Buyer,
     CancelRequest,
     ChargeRequest,
     KeyedCard,
@@ -118,3 +119,31 @@ def test_portone_bodies_use_the_documented_fields() -> None:
         == 500
     )
     assert wire.card_number("36123456789012") == "36123456789012"  # 14 digits: as is
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"channel_key": ""}, "gateway.channel_key is required"),
+    ({"pg": "nosuchpg"}, "unknown PortOne PG code"),
+    ({"pg": "ksnet"}, "gateway.pg = ksnet needs gateway.product_type"),
+    ({"pg": "ksnet.MID1", "product_type": "both"}, "needs gateway.product_type"),
+    ({"pg": "smartro_v2"}, "gateway.pg = smartro_v2 needs gateway.buyer_email"),
+])  # fmt: skip
+def test_the_connector_refuses_an_account_its_pg_cannot_work_with(
+    options: dict[str, str], message: str
+) -> None:
+    base: dict[str, Any] = {"base_url": "http://x", "imp_key": "k", "imp_secret": "s",
+                            "channel_key": "c"}  # fmt: skip
+    with pytest.raises(ConfigError, match=message):
+        PortOneConfig(**(base | options))
+
+
+def test_a_pg_with_a_mid_is_sent_whole_and_ruled_by_its_code() -> None:
+    config = PortOneConfig(base_url="http://x", imp_key="k", imp_secret="s", channel_key="c",
+                           pg="ksnet.MID1", product_type="digital")  # fmt: skip
+    body = wire.billing_key_body(card(PAN), config.account)
+    assert body["pg"] == "ksnet.MID1"
+    again = wire.again_body(ChargeRequest("cus_1", "ord1", 1_000, "x", buyer=Buyer("홍길동")),
+                            config.account)  # fmt: skip
+    assert (again["buyer_name"], again["product_type"]) == ("홍길동", "digital")
+    assert "buyer_tel" not in again  # only what the PG requires
+    assert "pg" not in again  # the billing key knows its PG
