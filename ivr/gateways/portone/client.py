@@ -51,6 +51,7 @@ from ivr.gateways.portone.auth import TokenCache
 from ivr.gateways.portone.errors import Http, http_outcome, pg_code, transport_error
 from ivr.gateways.portone.pgs import KNOWN_CODES, provider, rules_for
 from ivr.gateways.portone.results import Call, unreadable
+from ivr.gateways.portone.wire import Json
 from ivr.settings import GatewaySettings
 
 log = logging.getLogger("ivr.gateways.portone")  # the name it had as one module
@@ -279,25 +280,27 @@ class PortOneGateway:
                              card_last4=None, card_type=None, installment_months=months,
                              paid_at=None, decline=refusal, refused=True)  # fmt: skip
 
-    async def charge_billing_key(self, req: ChargeRequest) -> GatewayCharge:
-        call = Call("charge_billing_key", mutating=True, order_id=req.order_id, pg=self._pg)
+    async def _charge(
+        self, op: str, path: str, req: ChargeRequest | KeyedChargeRequest, body: Callable[[], Json]
+    ) -> GatewayCharge:
+        call = Call(op, mutating=True, order_id=req.order_id, pg=self._pg)
         try:
-            body = wire.again_body(req, self._config.account)
+            sent = body()
         except wire.NotSendable as exc:
-            log.warning("portone %s %s: not sent (%s)", call.op, req.order_id, exc.code)
+            log.warning("portone %s %s: not sent (%s)", op, req.order_id, exc.code)
             return self._not_sent(req.order_id, req.amount, req.installment_months, exc.code)
-        env = await self._post("/subscribe/payments/again", call, body)
+        env = await self._post(path, call, sent)
         return results.charge(env, call, req.amount, req.installment_months)
 
+    async def charge_billing_key(self, req: ChargeRequest) -> GatewayCharge:
+        account = self._config.account
+        return await self._charge("charge_billing_key", "/subscribe/payments/again", req,
+                                  lambda: wire.again_body(req, account))  # fmt: skip
+
     async def keyed_charge(self, req: KeyedChargeRequest) -> GatewayCharge:
-        call = Call("keyed_charge", mutating=True, order_id=req.order_id, pg=self._pg)
-        try:
-            body = wire.onetime_body(req, self._config.account)
-        except wire.NotSendable as exc:
-            log.warning("portone %s %s: not sent (%s)", call.op, req.order_id, exc.code)
-            return self._not_sent(req.order_id, req.amount, req.installment_months, exc.code)
-        env = await self._post("/subscribe/payments/onetime", call, body)
-        return results.charge(env, call, req.amount, req.installment_months)
+        account = self._config.account
+        return await self._charge("keyed_charge", "/subscribe/payments/onetime", req,
+                                  lambda: wire.onetime_body(req, account))  # fmt: skip
 
     async def cancel(self, req: CancelRequest) -> CancelResult:
         call = Call("cancel", mutating=True, order_id=req.order_id)

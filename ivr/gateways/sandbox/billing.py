@@ -82,31 +82,34 @@ async def register(request: web.Request) -> web.StreamResponse:
     return await play(request, st, _not_slow(fault), record)
 
 
-async def view(request: web.Request) -> web.Response:
-    """``GET /subscribe/customers/{customer_uid}``: the billing key; unknown: HTTP 404."""
-    st = request.app[STATE]
+async def _known_customer(request: web.Request) -> CustomerRecord | web.Response:
+    """The customer of the path's ``customer_uid``, or the answer saying why not."""
     try:
         customer_uid = h.uid(request.match_info["customer_uid"], h.UID, "customer_uid")
     except h.BadRequest as exc:
         return h.bad_request(str(exc))
-    record = await st.ledger.customer(customer_uid)
-    if record is None:
-        return h.envelope(-1, cards.NO_CUSTOMER.text, status=404)
-    return h.ok(customer_to_portone(record, pg=st.config.pg))
+    record = await request.app[STATE].ledger.customer(customer_uid)
+    return h.envelope(-1, cards.NO_CUSTOMER.text, status=404) if record is None else record
+
+
+async def view(request: web.Request) -> web.Response:
+    """``GET /subscribe/customers/{customer_uid}``: the billing key; unknown: HTTP 404."""
+    found = await _known_customer(request)
+    if isinstance(found, web.Response):
+        return found
+    return h.ok(customer_to_portone(found, pg=request.app[STATE].config.pg))
 
 
 async def delete(request: web.Request) -> web.Response:
     """``DELETE /subscribe/customers/{customer_uid}``: the billing key is gone (a later
     charge with it is refused ``CUSTOMER_NOT_FOUND``); an unknown one is HTTP 404."""
+    found = await _known_customer(request)
+    if isinstance(found, web.Response):
+        return found
     st = request.app[STATE]
-    try:
-        customer_uid = h.uid(request.match_info["customer_uid"], h.UID, "customer_uid")
-    except h.BadRequest as exc:
-        return h.bad_request(str(exc))
-    record = await st.ledger.customer(customer_uid)
-    if record is None or not await st.ledger.delete_customer(customer_uid):
+    if not await st.ledger.delete_customer(found.customer_uid):
         return h.envelope(-1, cards.NO_CUSTOMER.text, status=404)
-    return h.ok(customer_to_portone(record, pg=st.config.pg))
+    return h.ok(customer_to_portone(found, pg=st.config.pg))
 
 
 def _payment(
