@@ -416,6 +416,7 @@ def bench_env(workdir: Path, sounds: Path, sandbox_url: str) -> dict[str, str]:
         "ARSPAY_GATEWAY_BASE_URL": sandbox_url,
         "ARSPAY_GATEWAY_API_KEY": KEY,
         "ARSPAY_GATEWAY_API_SECRET": SECRET,
+        "ARSPAY_GATEWAY_CHANNEL_KEY": "channel-key-bench",  # the sandbox it starts reads it too
         "ARSPAY_VAULT_KEY_FILE": str(var / "vault" / "kek.key"),
         "ARSPAY_VAULT_FINGERPRINT_KEY_FILE": str(var / "vault" / "fingerprint.key"),
         "ARSPAY_PROMPTS_SOUNDS_DIR": str(sounds),

@@ -109,11 +109,22 @@ class AsteriskSettings(_Section):
     rtp_end: int = Field(10999, ge=1024, le=65535)
 
 
+SANDBOX_BASE_URL = "http://127.0.0.1:8090"
+PORTONE_BASE_URL = "https://api.iamport.kr"
+SANDBOX_CHANNEL_KEY = "channel-key-sandbox"  # kind = sandbox, channel_key left empty
+
+
 class GatewaySettings(_Section):
     kind: Literal["sandbox", "portone"] = "sandbox"
-    base_url: str = "http://127.0.0.1:8090"
-    api_key: str = ""
-    api_secret: SecretStr = SecretStr("")
+    base_url: str = Field(
+        SANDBOX_BASE_URL,
+        description=f"the PG's API; default {SANDBOX_BASE_URL} (sandbox) or "
+        f"{PORTONE_BASE_URL} (kind = portone)",
+    )
+    api_key: str = Field("", description="PortOne REST API key (imp_key); required for portone")
+    api_secret: SecretStr = Field(
+        SecretStr(""), description="PortOne REST API secret (imp_secret); required for portone"
+    )
     timeout_s: float = Field(10.0, gt=0)
     connect_timeout_s: float = Field(
         3.0, gt=0, description="TCP connect timeout; a failure here never reached the PG"
@@ -139,7 +150,26 @@ class GatewaySettings(_Section):
         60.0, ge=0, description="renew the PortOne access token this long before it expires"
     )
     channel_key: str = Field(
-        "", description="PortOne channel key sent when issuing billing keys (empty: not sent)"
+        "",
+        max_length=55,
+        description="PortOne channel key of billing-key issuance (required by the v1 API; "
+        f"required for portone; empty with kind = sandbox: {SANDBOX_CHANNEL_KEY})",
+    )
+    pg: str = Field(
+        "",
+        max_length=80,
+        pattern=r"^([a-z0-9_]+(\.[A-Za-z0-9_-]+)?)?$",
+        description="PortOne pg selector, {PG} or {PG}.{MID} (e.g. ksnet, nice_v2.MID1); "
+        "picks the PG and its required fields (docs/portone.md); empty: the account's default",
+    )
+    product_type: Literal["", "real", "digital"] = Field(
+        "", description="sent as product_type where the PG requires it (KSNET): real | digital"
+    )
+    buyer_email: str = Field(
+        "",
+        max_length=64,
+        description="sent as buyer_email where the PG requires one (Smartro new module, "
+        "Inicis keyed charges): the merchant's contact address; customers have none",
     )
     billing_key_delete_after_minutes: int = Field(
         60,
@@ -163,12 +193,57 @@ class GatewaySettings(_Section):
         Path("var/sandbox-pg/ledger.db"), description="sandbox: SQLite ledger file"
     )
     sandbox_token_ttl_s: int = Field(1800, ge=1, description="sandbox: access token lifetime")
+    sandbox_pg: str = Field(
+        "",
+        max_length=80,
+        description="sandbox: play this PG's rules (ksnet, smartro_v2, welcome, inicis, "
+        "…: required buyer fields, Smartro's order ids, Inicis's null card_type)",
+    )
     sandbox_faults: str = Field(
         "",
         description="sandbox: orderings by probability, comma-separated "
         "endpoint:ordering:probability[:delay_ms] (e.g. charge:late:0.1:3000; "
         "see ivr/gateways/sandbox/faults.py)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _base_url_of_kind(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and not data.get("base_url"):
+            url = PORTONE_BASE_URL if data.get("kind") == "portone" else SANDBOX_BASE_URL
+            return {**data, "base_url": url}
+        return data
+
+    @model_validator(mode="after")
+    def _portone_is_configured(self) -> GatewaySettings:
+        """A real PortOne account needs its keys and channel; the sandbox's URL would
+        send real merchants' charges nowhere."""
+        if self.kind != "portone":
+            return self
+        missing = [
+            f"gateway.{name}"
+            for name, value in (
+                ("api_key", self.api_key),
+                ("api_secret", self.api_secret.get_secret_value()),
+                ("channel_key", self.channel_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"gateway.kind = portone needs {', '.join(missing)}")
+        if self.base_url.rstrip("/") == SANDBOX_BASE_URL:
+            raise ValueError(
+                f"gateway.base_url is the sandbox's ({SANDBOX_BASE_URL}) with kind = portone; "
+                f"use {PORTONE_BASE_URL}"
+            )
+        return self
+
+    @property
+    def effective_channel_key(self) -> str:
+        """``channel_key``, or the sandbox's own when the sandbox is left without one."""
+        if self.channel_key or self.kind == "portone":
+            return self.channel_key
+        return SANDBOX_CHANNEL_KEY
 
     @model_validator(mode="after")
     def _settle_outlasts_a_request(self) -> GatewaySettings:

@@ -86,3 +86,36 @@ def test_named_config_file_must_exist(tmp_path: Path) -> None:
 def test_non_setting_arspay_variables_are_ignored() -> None:
     env = {"ARSPAY_CONFIG": "/nonexistent.toml", "ARSPAY_PYTHON": "python3", "ARSPAY_TEST_X": "1"}
     assert load_settings(env=env).dids.lease_minutes == 30
+
+
+PORTONE = {"ARSPAY_CONFIG": "/nonexistent.toml", "ARSPAY_GATEWAY_KIND": "portone",
+           "ARSPAY_GATEWAY_API_KEY": "imp-key", "ARSPAY_GATEWAY_API_SECRET": "imp-secret",
+           "ARSPAY_GATEWAY_CHANNEL_KEY": "channel-key-1"}  # fmt: skip
+
+
+def test_portone_defaults_to_the_real_api() -> None:
+    gw = load_settings(env=PORTONE).gateway
+    assert gw.base_url == "https://api.iamport.kr"
+    assert gw.effective_channel_key == "channel-key-1"
+    sandbox = load_settings(env={"ARSPAY_CONFIG": "/nonexistent.toml"}).gateway
+    assert sandbox.base_url == "http://127.0.0.1:8090"
+    assert sandbox.effective_channel_key == "channel-key-sandbox"
+
+
+@pytest.mark.parametrize(
+    ("drop", "extra", "message"),
+    [
+        ("ARSPAY_GATEWAY_CHANNEL_KEY", {}, "gateway.kind = portone needs gateway.channel_key"),
+        ("ARSPAY_GATEWAY_API_KEY", {}, "needs gateway.api_key"),
+        ("ARSPAY_GATEWAY_API_SECRET", {}, "needs gateway.api_secret"),
+        ("", {"ARSPAY_GATEWAY_BASE_URL": "http://127.0.0.1:8090/"}, "gateway.base_url is the"),
+        ("", {"ARSPAY_GATEWAY_PG": "KSNET!"}, "gateway.pg"),
+        ("", {"ARSPAY_GATEWAY_PRODUCT_TYPE": "both"}, "gateway.product_type"),
+    ],
+)
+def test_portone_refuses_what_it_cannot_work_without(
+    drop: str, extra: dict[str, str], message: str
+) -> None:
+    env = {k: v for k, v in PORTONE.items() if k != drop} | extra
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env=env)

@@ -243,7 +243,7 @@ class CardOut(_Out):
     bin: str = Field(description="first 6 digits")
     last4: str
     issuer: str
-    card_type: str = Field(description="credit | check")
+    card_type: str = Field(description="credit | check | unknown (the PG did not say)")
     owner_type: str = Field(description="personal | corporate")
     status: str
     created_at: datetime

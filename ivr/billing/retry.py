@@ -2,7 +2,8 @@
 
 - Only *soft* declines are retried (insufficient funds, limit, temporary issuer or PG
   errors); a *hard* decline goes to dunning at once — a payment call request so the
-  payer can pay with another card.
+  payer can pay with another card. An *unclassified* decline (wording no table knows)
+  is soft but retried once per cycle only.
 - Retries follow offsets from the cycle's first failure (default +1 d, +3 d, +7 d), at
   most ``max_attempts`` charges per cycle (default 4 = the first try + 3 retries).
 - The card network caps retries of one card: Visa allows 15 attempts in 30 days; a
@@ -73,10 +74,17 @@ class RetryPolicy:
         return cls(offsets_days=tuple(offsets), max_attempts=attempts)
 
 
+# A decline in words no table knows (ivr/gateways/declines.py): soft, so it is retried,
+# but only this many times per cycle — it may well be a hard refusal in new words.
+UNCLASSIFIED: Final = "unclassified"
+UNCLASSIFIED_RETRIES: Final = 1
+
+
 @dataclass(frozen=True)
 class Attempt:
     at: datetime
     decline_kind: str | None  # soft | hard | None (succeeded)
+    decline_reason: str | None = None  # the DeclineReason value, when known
 
 
 def after_failure(
@@ -96,6 +104,9 @@ def after_failure(
         return Decision(Next.dunning, reason="hard decline: not retried")
     if len(cycle) >= policy.max_attempts:
         return Decision(Next.dunning, reason="retries used up")
+    unclassified = sum(a.decline_reason == UNCLASSIFIED for a in cycle)
+    if last.decline_reason == UNCLASSIFIED and unclassified > UNCLASSIFIED_RETRIES:
+        return Decision(Next.dunning, reason="unclassified decline: retried once already")
     offset_index = len(cycle) - 1  # after the first failure, offsets[0] …
     if offset_index >= len(policy.offsets_days):
         return Decision(Next.dunning, reason="retries used up")

@@ -395,7 +395,8 @@ class Scheduler:
                 last = await last_attempt(s, iid)
                 if intent is not None:
                     kind = last.decline_class if last is not None else None
-                    cycle.append(Attempt(intent.created_at, kind or "soft"))
+                    reason = last.decline_code if last is not None else None
+                    cycle.append(Attempt(intent.created_at, kind or "soft", reason))
             card = await s.get(Card, row.card_id) if row.card_id else None
             card_attempts = list(
                 await s.scalars(

@@ -40,8 +40,9 @@ def new_card(
     card_type: str | None,
     now: datetime,
 ) -> Card:
-    """A card row from vault metadata and the PG's answer (the PG is authoritative)."""
-    kind = card_type or meta.card_type or CardType.credit.value
+    """A card row from vault metadata and the PG's answer (the PG is authoritative; the
+    vault's BIN table next; neither knowing: ``unknown``, never assumed credit)."""
+    kind = card_type or meta.card_type or CardType.unknown.value
     return Card(
         id=new_id("card"),
         merchant_id=meta.merchant_id,

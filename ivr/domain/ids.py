@@ -21,10 +21,12 @@ PREFIXES = frozenset(
 )  # fmt: skip
 
 
-# Shaped like an id we issue (``pi_01M8J2…``, ``ord_…``): a ULID can hold 13 digits in a
-# row, which the webhook payload check must not take for a card number. (Merchant text
-# never gets here unchecked: the free-text guard refuses such runs at input.)
-_OBJECT_ID = re.compile(r"[a-z]{2,5}_[0-9A-Z]{10,40}")
+# Shaped like an id we issue (``pi_01M8J2…``, ``ord01M8J2…``, older ``ord_…``): a ULID can
+# hold 13 digits in a row, which the webhook payload check must not take for a card
+# number. (Merchant text never gets here unchecked: the free-text guard refuses such runs
+# at input.)
+_OBJECT_ID = re.compile(r"[a-z]{2,5}_[0-9A-Z]{10,40}|ord[0-9A-Z]{26}")
+ORDER_PREFIX = "ord"
 
 
 def is_object_id(value: str) -> bool:
@@ -49,5 +51,8 @@ def new_id(prefix: str) -> str:
 
 
 def new_order_id() -> str:
-    """Order id sent to the PG for one charge attempt (PortOne ``merchant_uid``)."""
-    return f"ord_{ulid()}"
+    """Order id sent to the PG for one charge attempt (PortOne ``merchant_uid``):
+    ``ord`` and a ULID, 29 letters and digits. No ``_``: Smartro's new module refuses
+    any special character in ``merchant_uid`` (and every PG takes letters and digits up
+    to 40). Ids issued before, ``ord_<ulid>``, stay valid where they are read."""
+    return f"{ORDER_PREFIX}{ulid()}"

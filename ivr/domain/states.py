@@ -78,7 +78,7 @@ def machine(name: str, states: type[S], table: str) -> StateMachine[S]:
 # written: not reformatted).
 # fmt: off
 CallRequestKind = StrEnum("CallRequestKind", "registration payment")
-CardType = StrEnum("CardType", "credit check")
+CardType = StrEnum("CardType", "credit check unknown")  # unknown: the PG did not say
 CardOwner = StrEnum("CardOwner", "personal corporate")
 
 MerchantStatus = StrEnum("MerchantStatus", "active suspended")

@@ -14,8 +14,8 @@ vault (``vault/`` imports nothing from ``ivr/``) and the sandbox PG
   :data:`MIN_INSTALLMENT_MONTHS` to :data:`MAX_INSTALLMENT_MONTHS` (one month is not an
   installment plan). A merchant's policy may lower the top
   (:attr:`ivr.merchants.policy.MerchantPolicy.max_installment_months`), never raise it.
-* **Installments** need a credit card (a check card pays at once) and an amount of at
-  least :data:`INSTALLMENT_FROM`.
+* **Installments** need a card the PG reported as a credit card (a check card, and a
+  card of unknown type, pays at once) and an amount of at least :data:`INSTALLMENT_FROM`.
 """
 
 from __future__ import annotations
@@ -70,7 +70,10 @@ def check_months(months: object) -> int:
 
 def installments_possible(amount: int, card_type: str | None) -> bool:
     """Whether a charge of ``amount`` on a card of ``card_type`` may be split at all
-    (the merchant's policy may still say no: :mod:`ivr.flows.payment`)."""
+    (the merchant's policy may still say no: :mod:`ivr.flows.payment`). A card of
+    ``unknown`` type (the PG did not say, as Inicis billing does not) pays at once:
+    offered installments, a check card would be declined mid-call, while a credit card
+    paid at once can still be split by its holder with the card company afterwards."""
     return card_type == CardType.credit.value and amount >= INSTALLMENT_FROM
 
 
@@ -80,6 +83,8 @@ def check_installments(amount: int, months: int, card_type: str | None) -> int:
     check_months(months)
     if months == LUMP_SUM:
         return months
+    if card_type == CardType.unknown.value:
+        raise InvalidInput("installments need a card the PG reported as a credit card")
     if card_type != CardType.credit.value:
         raise InvalidInput("check cards take no installments")
     if amount < INSTALLMENT_FROM:

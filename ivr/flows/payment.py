@@ -99,7 +99,7 @@ async def payment_call(run: CallRun) -> Outcome:
                     return "card_declined"
                 continue
             card = keyed
-        months, interest_free = await choose_installments(run, card)
+        months, interest_free, merchant_pays = await choose_installments(run, card)
         confirm = (
             say("pay.confirm.installment", amount=a.amount, months=months)
             if months
@@ -107,7 +107,7 @@ async def payment_call(run: CallRun) -> Outcome:
         )
         key = await voice.menu([confirm], "1")
         run.record_consent("payment_confirmation", key, _details(run, card, months, interest_free))
-        charged = await run.while_waiting(charge(run, card, months, interest_free))
+        charged = await run.while_waiting(charge(run, card, months, merchant_pays))
         said = await announce(run, charged)
         if said is not None:
             return said
@@ -184,8 +184,11 @@ async def other_card(run: CallRun) -> Card | str:
     return await attach(run, meta, key, complete=False, save=save)
 
 
-async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
-    """(months, interest free). Asked only where docs/product.md §4.2 allows installments."""
+async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool, bool]:
+    """(months, interest free for the payer, the merchant pays that interest). Asked only
+    where docs/product.md §4.2 allows installments. Only the merchant-paid interest goes
+    to the PG (PortOne interest_free_by_merchant excludes card companies' promotions,
+    which the issuer applies by itself)."""
     a = run.admission
     policy = a.policy
     assert a.amount is not None
@@ -195,7 +198,7 @@ async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
         and (card.owner_type == "personal" or policy.corporate_installments)
     )
     if not eligible:
-        return LUMP_SUM, False
+        return LUMP_SUM, False, False
     today = run.now().astimezone(SEOUL).date()
     promo = policy.interest_free_for(card.issuer, today)
     prompts = [say("pay.installment")]
@@ -212,7 +215,7 @@ async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
         "choice": "lump_sum" if choice == "1" else "installments", **offer,
     })  # fmt: skip
     if choice == "1":
-        return LUMP_SUM, False
+        return LUMP_SUM, False, False
     top = policy.max_installment_months
 
     def check(r: object) -> str | None:
@@ -226,13 +229,15 @@ async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool]:
         )
     )
     free = promo is not None and promo.min_months <= months <= promo.max_months
+    merchant_pays = free and promo is not None and promo.merchant_pays
     run.record_consent("installment_months", "", _payment(run) | _card(card) | {
         "installment_months": months, "interest_free": free,
+        "interest_paid_by": ("merchant" if merchant_pays else "issuer") if free else None,
     })  # fmt: skip
-    return months, free
+    return months, free, merchant_pays
 
 
-async def charge(run: CallRun, card: Card, months: int, interest_free: bool) -> Charged:
+async def charge(run: CallRun, card: Card, months: int, merchant_pays: bool) -> Charged:
     """Create the intent (linked to the request first), drive it, complete the request;
     nothing before the payer's consent is recorded."""
     await run.consent_recorded()
@@ -245,7 +250,7 @@ async def charge(run: CallRun, card: Card, months: int, interest_free: bool) -> 
         amount=a.amount,
         order_name=a.product_name,
         installment_months=months,
-        interest_free=interest_free,
+        interest_free=merchant_pays,  # the intent's flag is what the PG is asked to do
         source="call",
         actor=run.who,
         one_off_card=card.status != "active",

@@ -14,6 +14,7 @@ The charging engine (``ivr.payments``) builds on :class:`Gateway`; see docs/port
 from ivr.gateways.contract import (
     BillingKey,
     BillingKeyRequest,
+    Buyer,
     CancelRequest,
     CancelResult,
     ChargeRequest,
@@ -41,6 +42,7 @@ __all__ = [
     "AuthenticationFailed",
     "BillingKey",
     "BillingKeyRequest",
+    "Buyer",
     "CancelRefusal",
     "CancelRefused",
     "CancelRequest",

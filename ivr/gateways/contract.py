@@ -68,9 +68,20 @@ class KeyedCard:
 
 
 @dataclass(frozen=True)
+class Buyer:
+    """Who pays, as the engine knows them: the customer's name and mobile. A connector
+    sends what its PG requires and nothing more (PortOne: ``buyer_name``/``buyer_tel``,
+    ``customer_name`` at registration; docs/portone.md "Per-PG fields")."""
+
+    name: str = field(default="", repr=False)
+    tel: str = field(default="", repr=False)  # digits, 010XXXXXXXX
+
+
+@dataclass(frozen=True)
 class BillingKeyRequest:
     customer_uid: str
     card: KeyedCard
+    holder: Buyer | None = None  # the card holder, for PGs that want a name
 
     def __post_init__(self) -> None:
         _check_uid(self.customer_uid, "customer_uid")
@@ -82,7 +93,7 @@ class BillingKey:
     issuer: str | None  # 카드사명, e.g. "KB국민카드"
     issuer_code: str | None  # PortOne card_code
     last4: str | None
-    card_type: CardType | None
+    card_type: CardType | None  # None: the PG did not say (PortOne: null on Inicis billing)
     pg_provider: str | None
     registered_at: datetime | None
 
@@ -96,7 +107,11 @@ class ChargeRequest:
     amount: int
     order_name: str
     installment_months: int = 0  # 0 = 일시불
-    interest_free: bool = False  # merchant pays the installment interest (무이자)
+    # The merchant pays the installment interest under its own contract with the PG
+    # (PortOne interest_free_by_merchant). Not for a card company's own interest-free
+    # promotion: the issuer applies that by itself and nothing is sent for it.
+    interest_free: bool = False
+    buyer: Buyer | None = None
 
     def __post_init__(self) -> None:
         _check_uid(self.customer_uid, "customer_uid")
@@ -117,8 +132,9 @@ class KeyedChargeRequest:
     amount: int
     order_name: str
     installment_months: int = 0
-    interest_free: bool = False
+    interest_free: bool = False  # merchant-paid interest, as in ChargeRequest
     save_as_customer_uid: str | None = None
+    buyer: Buyer | None = None
 
     def __post_init__(self) -> None:
         _check_uid(self.order_id, "order_id", _ORDER)
@@ -143,7 +159,7 @@ class GatewayCharge:
     approval_no: str | None  # 승인번호 (apply_num)
     card_issuer: str | None
     card_last4: str | None
-    card_type: CardType | None
+    card_type: CardType | None  # None: the PG did not say
     installment_months: int
     paid_at: datetime | None
     decline: Decline | None = None  # set when status is failed

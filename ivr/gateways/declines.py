@@ -1,11 +1,12 @@
 """Normalized card declines: a stable reason, soft or hard, and the prompt to play.
 
 docs/product.md §6: *soft* declines (insufficient funds, limit exceeded, a temporary issuer or
-PG error) may be retried later; *hard* declines (lost/stolen, expired, invalid card,
-wrong password, identity mismatch, rejected) must not be retried — the payer is asked
-for another card. docs/product.md §4 names the prompts ``reg.failed.{reason}`` (registration
-call) and ``pay.failed.{reason}`` (payment call); :func:`decline` builds the id from the
-reason and the stage, so every reason has exactly one prompt per stage.
+PG error, and a refusal whose wording nobody has classified yet) may be retried later;
+*hard* declines (lost/stolen, expired, invalid card, wrong password, identity mismatch,
+rejected) must not be retried — the payer is asked for another card. docs/product.md §4
+names the prompts ``reg.failed.{reason}`` (registration call) and ``pay.failed.{reason}``
+(payment call); :func:`decline` builds the id from the reason and the stage, so every
+reason has exactly one prompt per stage.
 
 The PG's own message is never kept: only a short code (``pg_code``) such as the
 bracketed PG code or ``portone:-1``.
@@ -35,6 +36,9 @@ class DeclineReason(StrEnum):
     identity_mismatch = "identity_mismatch"
     installment_unavailable = "installment_unavailable"
     rejected = "rejected"
+    # A refusal in words no table knows: soft, so a payer is not cut off by wording we
+    # have not seen, but retried at most once per cycle (ivr/billing/retry.py).
+    unclassified = "unclassified"
 
 
 class Stage(StrEnum):
@@ -57,6 +61,7 @@ KIND: Final[dict[DeclineReason, DeclineKind]] = {
     # Hard for this card *with installments*; the same card can still pay 일시불.
     DeclineReason.installment_unavailable: DeclineKind.hard,
     DeclineReason.rejected: DeclineKind.hard,
+    DeclineReason.unclassified: DeclineKind.soft,
 }
 
 # Canonical Korean text for each reason (docs/product.md §4 gives the first three verbatim);
@@ -77,6 +82,9 @@ PROMPT_TEXT: Final[dict[DeclineReason, str]] = {
     ),
     DeclineReason.pg_error: "결제 처리 중 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.",
     DeclineReason.installment_unavailable: "이 카드 또는 금액으로는 할부 결제를 할 수 없습니다.",
+    DeclineReason.unclassified: (
+        "카드사에서 승인되지 않았습니다. 잠시 후 다시 시도하시거나 다른 카드를 이용해 주세요."
+    ),
 }
 
 

@@ -11,8 +11,9 @@ wrong answers within ``verify_lock_hours`` lock the card for phone payments that
 (:mod:`ivr.cards.verification`).
 
 Interest-free (무이자) promotions: a list of ``{issuer, min_months, max_months, starts,
-ends}`` entries; the call announces the one matching the card's issuer on the day of the
-call, and charges in that range are sent to the PG as interest-free.
+ends, merchant_pays}`` entries; the call announces the one matching the card's issuer on
+the day of the call. Only a promotion the merchant pays for (``merchant_pays``) makes the
+charge interest-free at the PG; a card company's own promotion needs nothing sent.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class InterestFree(BaseModel):
     max_months: int = Field(ge=MIN_INSTALLMENT_MONTHS, le=MAX_INSTALLMENT_MONTHS)
     starts: date | None = None
     ends: date | None = None
+    # Who pays the interest. False (the default): the card company's own promotion
+    # (카드사 무이자) — announced in the call, applied by the issuer, nothing sent to the
+    # PG. True: the merchant pays it under its contract with the PG (상점분담 무이자) —
+    # sent as PortOne interest_free_by_merchant, which excludes issuer promotions.
+    merchant_pays: bool = False
 
     @model_validator(mode="after")
     def _ranges(self) -> InterestFree:

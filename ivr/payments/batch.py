@@ -37,12 +37,12 @@ from ivr.clock import Clock
 from ivr.domain.ids import new_id, new_order_id
 from ivr.domain.states import ATTEMPT, PAYMENT_INTENT, AttemptStatus, PaymentIntentStatus
 from ivr.errors import ArspayError
-from ivr.gateways.contract import ChargeRequest, ChargeStatus, Gateway, GatewayCharge
+from ivr.gateways.contract import Buyer, ChargeRequest, ChargeStatus, Gateway, GatewayCharge
 from ivr.gateways.errors import GatewayError, GatewayUnavailable
 from ivr.payments.charger import ChargePolicy
 from ivr.payments.service import PaymentService, check_card, check_terms
 from ivr.store.core import table
-from ivr.store.tables import AuditLog, Card, PaymentAttempt, PaymentIntent
+from ivr.store.tables import AuditLog, Card, Customer, PaymentAttempt, PaymentIntent
 from ivr.webhooks.events import emit_many_in
 from ivr.webhooks.notices import masked, payment_event
 
@@ -69,6 +69,8 @@ class ChargedCard(NamedTuple):
     customer_id: str
     status: str
     billing_key_ref: str | None
+    customer_name: str  # the buyer, for PGs that require one (docs/portone.md)
+    customer_mobile: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,7 @@ class ChargeBatch:
                     order_name=intent.order_name,
                     installment_months=intent.installment_months,
                     interest_free=intent.interest_free,
+                    buyer=Buyer(name=card.customer_name, tel=card.customer_mobile),
                 )
             opened = Opened(intent.id, new_id("pa"), request, intent, order_id)
             out.append(opened)
@@ -196,7 +199,7 @@ class ChargeBatch:
     @staticmethod
     async def _cards_in(s: AsyncSession, ids: set[str]) -> dict[str, ChargedCard]:
         """The columns of these cards that charging needs, by id (one query)."""
-        cards = table(Card)
+        cards, customers = table(Card), table(Customer)
         rows = await s.execute(
             select(
                 cards.c.id,
@@ -204,7 +207,11 @@ class ChargeBatch:
                 cards.c.customer_id,
                 cards.c.status,
                 cards.c.billing_key_ref,
-            ).where(cards.c.id.in_(ids))
+                customers.c.name,
+                customers.c.mobile,
+            )
+            .join(customers, customers.c.id == cards.c.customer_id)
+            .where(cards.c.id.in_(ids))
         )
         return {row.id: ChargedCard(*row) for row in rows}
 

@@ -48,13 +48,20 @@ from ivr.domain.states import (
     PaymentIntentStatus,
 )
 from ivr.errors import NotFound
-from ivr.gateways.contract import ChargeRequest, ChargeStatus, Gateway, GatewayCharge, PgState
+from ivr.gateways.contract import (
+    Buyer,
+    ChargeRequest,
+    ChargeStatus,
+    Gateway,
+    GatewayCharge,
+    PgState,
+)
 from ivr.gateways.errors import GatewayError, GatewayUnavailable
 from ivr.payments.queries import attempts_of
 from ivr.payments.sends import OPEN, Verdict, claim_send
 from ivr.settings import GatewaySettings
 from ivr.store.db import Database
-from ivr.store.tables import Card, PaymentAttempt, PaymentIntent
+from ivr.store.tables import Card, Customer, PaymentAttempt, PaymentIntent
 from ivr.webhooks.notices import payment_ended_in
 
 log = logging.getLogger(__name__)
@@ -182,6 +189,7 @@ class Charger:
         async with self.db.sessions() as s:
             intent = await s.get(PaymentIntent, attempt.intent_id)
             card = await s.get(Card, intent.card_id) if intent and intent.card_id else None
+            customer = await s.get(Customer, card.customer_id) if card else None
         if intent is None or card is None or not card.billing_key_ref:
             await self._settle(attempt.id, AttemptStatus.failed, decline=("no_billing_key", "hard"))
             return
@@ -192,6 +200,7 @@ class Charger:
             order_name=intent.order_name,
             installment_months=intent.installment_months,
             interest_free=intent.interest_free,
+            buyer=Buyer(name=customer.name, tel=customer.mobile) if customer else None,
         )
         result: GatewayCharge | None = None
         for retry in range(self.policy.blind_retries + 1):

@@ -67,3 +67,17 @@ def test_a_retry_due_in_the_past_is_due_now() -> None:
 def test_bad_retry_settings_are_refused(raw: dict[str, object]) -> None:
     with pytest.raises(InvalidInput):
         RetryPolicy.parse(raw)
+
+
+def test_an_unclassified_decline_is_retried_once() -> None:
+    """Words no table knows are soft (not a hard refusal), but retried once per cycle."""
+    first = [Attempt(T0, "soft", "unclassified")]
+    d = after_failure(RetryPolicy(), first, [T0], brand="visa", now=T0)
+    assert d.next is Next.retry
+    again = [*first, Attempt(T0 + timedelta(days=1), "soft", "unclassified")]
+    d = after_failure(RetryPolicy(), again, [T0], brand="visa", now=T0 + timedelta(days=1))
+    assert d.next is Next.dunning
+    assert "unclassified" in d.reason
+    known = [*first, Attempt(T0 + timedelta(days=1), "soft", "insufficient_funds")]
+    d = after_failure(RetryPolicy(), known, [T0], brand="visa", now=T0 + timedelta(days=1))
+    assert d.next is Next.retry

@@ -235,3 +235,11 @@ def test_no_other_ivr_module_defines_a_charge_rule_of_its_own() -> None:
                 if isinstance(t, ast.Name) and t.id in _RULE_NAMES
             ]
     assert defined == []
+
+
+def test_a_card_of_unknown_type_takes_no_installments() -> None:
+    """The PG did not say credit or check (Inicis billing): it pays at once."""
+    assert not installments_possible(60_000, "unknown")
+    with pytest.raises(InvalidInput, match="reported as a credit card"):
+        check_installments(60_000, 3, "unknown")
+    assert check_installments(60_000, 0, "unknown") == 0

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from ivr.engine import running
 from ivr.runtime import open_runtime
-from ivr.settings import Settings, load_settings
+from ivr.settings import SANDBOX_CHANNEL_KEY, Settings, load_settings
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import CallRequest, CallSession, CallStep
@@ -55,6 +55,7 @@ def stack_env(
         "ARSPAY_GATEWAY_BASE_URL": gateway_url,
         "ARSPAY_GATEWAY_API_KEY": KEY,
         "ARSPAY_GATEWAY_API_SECRET": SECRET,
+        "ARSPAY_GATEWAY_CHANNEL_KEY": SANDBOX_CHANNEL_KEY,
         "ARSPAY_PROMPTS_SOUNDS_DIR": str(sounds_dir),
         "ARSPAY_API_ENABLED": "false",
     }

@@ -21,7 +21,7 @@ from ivr.domain.states import CallRequestKind, CallRequestStatus, CardStatus
 from ivr.engine import running
 from ivr.prompts import PromptBook
 from ivr.runtime import Runtime, open_runtime
-from ivr.settings import Settings, load_settings
+from ivr.settings import SANDBOX_CHANNEL_KEY, Settings, load_settings
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import CallRequest, Card, ConsentRecord, PaymentAttempt, PaymentIntent
@@ -182,6 +182,7 @@ async def calls(asterisk: Asterisk, prompts_dir: Path, tmp_path: Path) -> AsyncI
             "ARSPAY_GATEWAY_BASE_URL": sandbox.url,
             "ARSPAY_GATEWAY_API_KEY": KEY,
             "ARSPAY_GATEWAY_API_SECRET": SECRET,
+            "ARSPAY_GATEWAY_CHANNEL_KEY": SANDBOX_CHANNEL_KEY,  # the in-process sandbox's
             "ARSPAY_PROMPTS_SOUNDS_DIR": str(prompts_dir),
         }
         settings: Settings = load_settings(env=env)

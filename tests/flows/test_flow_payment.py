@@ -3,6 +3,8 @@ sandbox PG."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import select
 
@@ -16,6 +18,7 @@ from .test_flow_registration import BIRTH, SlowConsent, card_keys
 # The knowledge factor (pay.verify_birth) after key 1: the registered card's birth date,
 # 6 digits then a pause (taken ~1.5 s after the 6th key on a real line).
 VERIFY = [Press(BIRTH), Silence()]
+KB_CARD = "4518000000000007"  # sandbox issuer KB국민카드; not in the vault's BIN table
 
 pytestmark = pytest.mark.anyio
 
@@ -115,10 +118,14 @@ async def test_check_card_never_offers_installments(stack: Stack) -> None:
     assert card.card_type == "check"
 
 
-async def test_interest_free_is_announced_and_sent(stack: Stack) -> None:
-    await set_policy(
-        stack, interest_free=[{"issuer": "테스트카드", "min_months": 2, "max_months": 3}]
-    )
+@pytest.mark.parametrize("merchant_pays", [False, True])
+async def test_interest_free_is_announced_and_sent_only_when_the_merchant_pays(
+    stack: Stack, merchant_pays: bool
+) -> None:
+    """A card company's promotion is announced, and the issuer applies it: nothing is sent
+    (PortOne interest_free_by_merchant excludes it). A merchant-paid one is sent."""
+    promo = {"issuer": "테스트카드", "min_months": 2, "max_months": 3}
+    await set_policy(stack, interest_free=[promo | {"merchant_pays": merchant_pays}])
     await register(stack)
     await stack.request(CallRequestKind.payment, amount=60_000)
     script = [Press("1"), *VERIFY, Listen(), Listen(), Press("2"), Press("3#"), Press("1")]
@@ -126,7 +133,43 @@ async def test_interest_free_is_announced_and_sent(stack: Stack) -> None:
     assert outcome == "completed"
     assert "arspay/pay.interest_free" in call.played
     [intent] = await intents(stack)
-    assert intent.interest_free
+    assert intent.interest_free is merchant_pays
+    async with stack.db.sessions() as s:
+        heard = await s.scalar(
+            select(ConsentRecord).where(ConsentRecord.kind == "installment_months")
+        )
+    assert heard is not None
+    assert heard.details["interest_free"] is True  # what the payer was told
+    assert heard.details["interest_paid_by"] == ("merchant" if merchant_pays else "issuer")
+
+
+async def test_a_card_of_unknown_type_pays_at_once(stack: Stack) -> None:
+    """Inicis billing answers card_type null: the card is recorded as unknown, not as
+    credit, and is not offered installments (a check card would be declined mid-call;
+    a credit card paid at once can be split with the card company afterwards)."""
+    stack.sandbox.state.config = replace(stack.sandbox.state.config, pg="inicis")
+    await register(stack, KB_CARD)  # a BIN the vault's table does not know either
+    async with stack.db.sessions() as s:
+        [card] = list(await s.scalars(select(Card)))
+    assert card.card_type == "unknown"
+    await stack.request(CallRequestKind.payment, amount=60_000)
+    outcome, call = await stack.call([Press("1"), *VERIFY, Press("1")])
+    assert outcome == "completed"
+    assert "arspay/pay.installment" not in call.played
+    assert "arspay/pay.confirm.lump_sum" in call.played
+    [intent] = await intents(stack)
+    assert (intent.installment_months, intent.status) == (0, "succeeded")
+
+
+async def test_the_same_card_reported_as_credit_is_offered_installments(stack: Stack) -> None:
+    await register(stack, KB_CARD)
+    async with stack.db.sessions() as s:
+        [card] = list(await s.scalars(select(Card)))
+    assert card.card_type == "credit"
+    await stack.request(CallRequestKind.payment, amount=60_000)
+    outcome, call = await stack.call([Press("1"), *VERIFY, Press("1"), Press("1")])
+    assert outcome == "completed"
+    assert "arspay/pay.installment" in call.played
 
 
 async def test_months_beyond_the_merchant_maximum_are_refused(stack: Stack) -> None:

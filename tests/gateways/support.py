@@ -19,6 +19,7 @@ from ivr.gateways.contract import KeyedCard
 from ivr.gateways.portone import PortOneConfig, PortOneGateway
 from ivr.gateways.sandbox import SandboxConfig, create_app
 from ivr.gateways.sandbox.state import STATE, SandboxState
+from ivr.settings import SANDBOX_CHANNEL_KEY
 
 KEY = "sandbox-imp-key"
 SECRET = "sandbox-imp-secret"
@@ -100,7 +101,8 @@ async def running_sandbox(ledger: Path, **overrides: Any) -> AsyncIterator[Sandb
 
 
 def connector(url: str, **overrides: Any) -> PortOneGateway:
-    options: dict[str, Any] = {"timeout_s": 2.0, "connect_timeout_s": 1.0, **overrides}
+    options: dict[str, Any] = {"timeout_s": 2.0, "connect_timeout_s": 1.0,
+                               "channel_key": SANDBOX_CHANNEL_KEY, **overrides}  # fmt: skip
     clock = options.pop("clock", None)
     config = PortOneConfig(base_url=url, imp_key=KEY, imp_secret=SECRET, **options)
     return PortOneGateway(config) if clock is None else PortOneGateway(config, clock=clock)

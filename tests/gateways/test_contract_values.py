@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from ivr.errors import InvalidInput
+from ivr.errors import ConfigError, InvalidInput
 from ivr.gateways.contract import (
     BillingKeyRequest,
+    Buyer,
     CancelRequest,
     ChargeRequest,
     KeyedCard,
@@ -38,7 +39,7 @@ def test_card_data_never_shows_in_a_repr() -> None:
 
 
 def test_the_api_secret_never_shows_in_a_repr() -> None:
-    config = PortOneConfig(base_url="http://x", imp_key="k", imp_secret="hunter2")
+    config = PortOneConfig(base_url="http://x", imp_key="k", imp_secret="hunter2", channel_key="c")
     assert "hunter2" not in repr(config)
 
 
@@ -94,20 +95,22 @@ def test_bad_cancel_requests_are_refused(kwargs: dict[str, Any]) -> None:
 
 
 def test_portone_bodies_use_the_documented_fields() -> None:
+    account = wire.Account("channel-key-1")
     keyed = KeyedChargeRequest(card(PAN), "ord_1", 60_000, "임플란트", installment_months=3,
                                interest_free=True, save_as_customer_uid="cus_1")  # fmt: skip
-    assert wire.onetime_body(keyed) == {
+    assert wire.onetime_body(keyed, account) == {
         "merchant_uid": "ord_1", "amount": 60_000, "name": "임플란트",
         "card_number": "4518-0000-0000-0001", "expiry": "2031-12", "birth": "880101",
         "pwd_2digit": "12", "card_quota": 3, "interest_free_by_merchant": True,
         "customer_uid": "cus_1",
     }  # fmt: skip
-    assert wire.again_body(ChargeRequest("cus_1", "ord_2", 1_000, "x")) == {
+    assert wire.again_body(ChargeRequest("cus_1", "ord_2", 1_000, "x"), account) == {
         "customer_uid": "cus_1", "merchant_uid": "ord_2", "amount": 1_000, "name": "x",
     }  # fmt: skip
-    assert wire.billing_key_body(card(PAN)).keys() == {"card_number", "expiry", "birth",
-                                                        "pwd_2digit"}  # fmt: skip
-    assert wire.billing_key_body(card(PAN), "channel-key-1")["channel_key"] == "channel-key-1"
+    assert wire.billing_key_body(card(PAN), account) == {
+        "card_number": "4518-0000-0000-0001", "expiry": "2031-12", "birth": "880101",
+        "pwd_2digit": "12", "channel_key": "channel-key-1",
+    }  # fmt: skip
     assert wire.cancel_body(CancelRequest("ord_3", "환불", checksum=7_000)) == {
         "merchant_uid": "ord_3", "reason": "환불", "checksum": 7_000,
     }  # fmt: skip
@@ -116,3 +119,31 @@ def test_portone_bodies_use_the_documented_fields() -> None:
         == 500
     )
     assert wire.card_number("36123456789012") == "36123456789012"  # 14 digits: as is
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"channel_key": ""}, "gateway.channel_key is required"),
+    ({"pg": "nosuchpg"}, "unknown PortOne PG code"),
+    ({"pg": "ksnet"}, "gateway.pg = ksnet needs gateway.product_type"),
+    ({"pg": "ksnet.MID1", "product_type": "both"}, "needs gateway.product_type"),
+    ({"pg": "smartro_v2"}, "gateway.pg = smartro_v2 needs gateway.buyer_email"),
+])  # fmt: skip
+def test_the_connector_refuses_an_account_its_pg_cannot_work_with(
+    options: dict[str, str], message: str
+) -> None:
+    base: dict[str, Any] = {"base_url": "http://x", "imp_key": "k", "imp_secret": "s",
+                            "channel_key": "c"}  # fmt: skip
+    with pytest.raises(ConfigError, match=message):
+        PortOneConfig(**(base | options))
+
+
+def test_a_pg_with_a_mid_is_sent_whole_and_ruled_by_its_code() -> None:
+    config = PortOneConfig(base_url="http://x", imp_key="k", imp_secret="s", channel_key="c",
+                           pg="ksnet.MID1", product_type="digital")  # fmt: skip
+    body = wire.billing_key_body(card(PAN), config.account)
+    assert body["pg"] == "ksnet.MID1"
+    again = wire.again_body(ChargeRequest("cus_1", "ord1", 1_000, "x", buyer=Buyer("홍길동")),
+                            config.account)  # fmt: skip
+    assert (again["buyer_name"], again["product_type"]) == ("홍길동", "digital")
+    assert "buyer_tel" not in again  # only what the PG requires
+    assert "pg" not in again  # the billing key knows its PG

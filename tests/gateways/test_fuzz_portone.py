@@ -97,7 +97,12 @@ class ScriptedGateway(PortOneGateway):
 
     def __init__(self, answer: Answer, token: Answer) -> None:
         super().__init__(
-            PortOneConfig(base_url="http://pg.invalid", imp_key="key", imp_secret="secret")
+            PortOneConfig(
+                base_url="http://pg.invalid",
+                imp_key="key",
+                imp_secret="secret",
+                channel_key="channel-key-1",
+            )
         )
         self.answer = answer
         self.token_answer = token

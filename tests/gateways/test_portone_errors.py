@@ -8,7 +8,15 @@ import re
 import aiohttp
 import pytest
 
-from ivr.gateways.declines import KIND, PROMPT_TEXT, DeclineKind, DeclineReason, all_prompt_ids
+from ivr.gateways.declines import (
+    KIND,
+    PROMPT_TEXT,
+    DeclineKind,
+    DeclineReason,
+    Stage,
+    all_prompt_ids,
+    decline,
+)
 from ivr.gateways.errors import CancelRefusal, GatewayUnavailable, OutcomeUnknown
 from ivr.gateways.portone import errors as m
 from ivr.gateways.sandbox import cards, ledger
@@ -111,15 +119,48 @@ DECLINE_CASES: list[tuple[str | None, DeclineReason]] = [
     ("거래정지카드", R.rejected),
     ("[CUSTOMER_NOT_FOUND] 등록되지 않은 customer_uid입니다.", R.rejected),
     ("[REJECT_CARD_PAYMENT] 카드사에서 승인을 거절했습니다.", R.rejected),
-    ("알 수 없는 오류", R.rejected),
-    ("", R.rejected),
-    (None, R.rejected),
+    # Words no row knows: soft and retried once, not a hard refusal (issue #27).
+    ("알 수 없는 오류", R.unclassified),
+    ("", R.unclassified),
+    (None, R.unclassified),
 ]
 
 
 @pytest.mark.parametrize(("message", "expected"), DECLINE_CASES)
 def test_decline_row(message: str | None, expected: DeclineReason) -> None:
     assert m.decline_reason(message) is expected
+
+
+@pytest.mark.parametrize(("message", "pg", "expected"), [
+    # The code decides before the words do.
+    ("[LIMIT_EXCEEDED] 비밀번호 확인 후 다시 시도", "", R.limit_exceeded),
+    ("[INVALID_PASSWORD] 한도초과", "", R.wrong_password),
+    # A PG's numeric codes count only for that PG (토스페이먼츠 오류코드, 신용카드).
+    ("[19] 승인 실패", "tosspayments", R.wrong_password),
+    ("[26] 승인 실패", "tosspayments", R.lost_or_stolen),
+    ("[A8] 승인 실패", "tosspayments", R.limit_exceeded),
+    ("[12] 승인 실패", "tosspayments", R.installment_unavailable),
+    ("[3001] 승인 실패", "tosspayments", R.issuer_temporary),
+    ("[A9] 승인 실패", "tosspayments", R.rejected),
+    ("[26] 승인 실패", "ksnet", R.unclassified),
+    ("[26] 분실카드", "ksnet", R.lost_or_stolen),  # then the words
+    ("[NEW_CODE] 처음 보는 문구", "tosspayments", R.unclassified),
+])  # fmt: skip
+def test_decline_codes_come_first(message: str, pg: str, expected: DeclineReason) -> None:
+    assert m.decline_reason(message, pg) is expected
+
+
+def test_unclassified_declines_are_soft_with_a_prompt() -> None:
+    d = decline(R.unclassified, Stage.payment, "portone:-1")
+    assert d.kind is DeclineKind.soft
+    assert d.retryable
+    assert d.prompt_id == "pay.failed.unclassified"
+    assert R.unclassified in PROMPT_TEXT
+
+
+def test_every_sandbox_code_is_in_the_code_table() -> None:
+    failures = [f for f in vars(cards).values() if isinstance(f, cards.Failure)]
+    assert {("", f.code) for f in failures} <= set(m.DECLINE_CODES)
 
 
 def test_every_decline_row_is_exercised() -> None:
@@ -199,7 +240,8 @@ def test_only_a_short_code_survives(message: str | None, code: int | None, expec
 def test_every_reason_has_a_kind_a_prompt_and_text() -> None:
     assert set(KIND) == set(DeclineReason) == set(PROMPT_TEXT)
     soft = {r for r, k in KIND.items() if k is DeclineKind.soft}
-    assert soft == {R.insufficient_funds, R.limit_exceeded, R.issuer_temporary, R.pg_error}
+    assert soft == {R.insufficient_funds, R.limit_exceeded, R.issuer_temporary, R.pg_error,
+                    R.unclassified}  # fmt: skip
     ids = all_prompt_ids()
     assert "reg.failed.wrong_password" in ids
     assert "pay.failed.insufficient_funds" in ids

@@ -57,7 +57,7 @@ async def test_the_token_is_renewed_before_it_expires(sandbox: Sandbox) -> None:
 
 
 async def test_wrong_credentials_fail_authentication(sandbox: Sandbox) -> None:
-    config = PortOneConfig(base_url=sandbox.url, imp_key=KEY, imp_secret="wrong")
+    config = PortOneConfig(base_url=sandbox.url, imp_key=KEY, imp_secret="wrong", channel_key="c")
     async with PortOneGateway(config) as pg:
         with pytest.raises(AuthenticationFailed) as err:
             await pg.find(order())

@@ -57,7 +57,7 @@ async def test_refused_after_the_token_is_still_unavailable(tmp_path: Path) -> N
     """The charge itself (not getToken) meets a refused connection: nothing was sent."""
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
     async with running_sandbox(tmp_path / "l.db") as sbx:
-        config = PortOneConfig(base_url=sbx.url, imp_key=KEY, imp_secret=SECRET)
+        config = PortOneConfig(base_url=sbx.url, imp_key=KEY, imp_secret=SECRET, channel_key="c")
         pg = PortOneGateway(config, session=session)
         await pg.tokens.get()
     try:  # the sandbox is gone now; the token is still cached

@@ -6,7 +6,7 @@
 Endpoints: ``POST /users/getToken``, ``POST /subscribe/customers/{customer_uid}``,
 ``POST /subscribe/payments/again``, ``POST /subscribe/payments/onetime``,
 ``POST /payments/cancel``, ``GET /payments/findAll/{merchant_uid}``,
-``DELETE /subscribe/customers/{customer_uid}``. Every request has a total deadline
+``GET|DELETE /subscribe/customers/{customer_uid}``. Every request has a total deadline
 (``total_timeout_s``): a PG that trickles an answer cannot hold a charge open longer,
 and running out of it is an unknown outcome like any timeout. Every answer goes
 through the tables of :mod:`ivr.gateways.portone.errors`. Logs carry the operation,
@@ -27,17 +27,19 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from ivr.errors import InvalidInput
+from ivr.errors import ConfigError, InvalidInput
 from ivr.gateways.contract import (
     BillingKey,
     BillingKeyRequest,
     CancelRequest,
     CancelResult,
     ChargeRequest,
+    ChargeStatus,
     GatewayCharge,
     KeyedChargeRequest,
     OrderStatus,
 )
+from ivr.gateways.declines import DeclineReason, Stage, decline
 from ivr.gateways.errors import (
     AuthenticationFailed,
     GatewayError,
@@ -47,7 +49,9 @@ from ivr.gateways.errors import (
 from ivr.gateways.portone import results, wire
 from ivr.gateways.portone.auth import TokenCache
 from ivr.gateways.portone.errors import Http, http_outcome, pg_code, transport_error
+from ivr.gateways.portone.pgs import KNOWN_CODES, provider, rules_for
 from ivr.gateways.portone.results import Call, unreadable
+from ivr.gateways.portone.wire import Json
 from ivr.settings import GatewaySettings
 
 log = logging.getLogger("ivr.gateways.portone")  # the name it had as one module
@@ -64,7 +68,27 @@ class PortOneConfig:
     connect_timeout_s: float = 3.0
     total_timeout_s: float = 30.0  # the whole request, connect to last byte
     token_margin_s: float = 60.0
-    channel_key: str = ""  # PortOne channel for billing keys; empty: the account default
+    channel_key: str = ""  # PortOne channel of billing-key issuance (required)
+    pg: str = ""  # the pg selector ({PG} or {PG}.{MID}); empty: the account's default PG
+    product_type: str = ""  # real | digital, for PGs that require it (KSNET)
+    buyer_email: str = ""  # for PGs that require buyer_email (customers have none)
+
+    def __post_init__(self) -> None:
+        """Refuse, at start, an account the configured PG cannot work with."""
+        if not self.channel_key:
+            raise ConfigError("gateway.channel_key is required (PortOne v1 billing keys)")
+        rules = rules_for(self.pg)
+        if self.pg and provider(self.pg) not in KNOWN_CODES:
+            raise ConfigError(f"gateway.pg: unknown PortOne PG code {provider(self.pg)!r}")
+        needed = rules.again | rules.onetime
+        if "product_type" in needed and self.product_type not in ("real", "digital"):
+            raise ConfigError(f"gateway.pg = {self.pg} needs gateway.product_type (real | digital)")
+        if "buyer_email" in needed and not self.buyer_email:
+            raise ConfigError(f"gateway.pg = {self.pg} needs gateway.buyer_email")
+
+    @property
+    def account(self) -> wire.Account:
+        return wire.Account(self.channel_key, self.pg, self.product_type, self.buyer_email)
 
     @classmethod
     def from_settings(cls, gw: GatewaySettings) -> PortOneConfig:
@@ -76,7 +100,10 @@ class PortOneConfig:
             connect_timeout_s=gw.connect_timeout_s,
             total_timeout_s=gw.total_timeout_s,
             token_margin_s=gw.token_margin_s,
-            channel_key=gw.channel_key,
+            channel_key=gw.effective_channel_key,
+            pg=gw.pg,
+            product_type=gw.product_type,
+            buyer_email=gw.buyer_email,
         )
 
 
@@ -91,6 +118,7 @@ class PortOneGateway:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
+        self._pg = provider(config.pg)
         self._base = config.base_url.rstrip("/")
         self._session = session
         self._own_session = session is None
@@ -217,21 +245,62 @@ class PortOneGateway:
         return env
 
     async def register_billing_key(self, req: BillingKeyRequest) -> BillingKey:
-        call = Call("register_billing_key", mutating=True)
+        call = Call("register_billing_key", mutating=True, pg=self._pg)
         path = f"/subscribe/customers/{req.customer_uid}"
-        body = wire.billing_key_body(req.card, self._config.channel_key)
+        try:
+            body = wire.billing_key_body(req.card, self._config.account, req.holder)
+        except wire.NotSendable as exc:
+            raise GatewayRejected(f"PortOne {call.op}: not sent ({exc.code})",
+                                  pg_code=exc.code) from None  # fmt: skip
         env = await self._post(path, call, body)
         return results.billing_key(env, call, req.customer_uid)
 
-    async def charge_billing_key(self, req: ChargeRequest) -> GatewayCharge:
-        call = Call("charge_billing_key", mutating=True, order_id=req.order_id)
-        env = await self._post("/subscribe/payments/again", call, wire.again_body(req))
+    async def get_billing_key(self, customer_uid: str) -> BillingKey | None:
+        """``GET /subscribe/customers/{customer_uid}``: the billing key PortOne holds
+        under ``customer_uid`` (card issuer, masked number, type); ``None`` when unknown
+        (HTTP 404). Not part of the contract: a PortOne-only look-up."""
+        if _ORDER_ID.fullmatch(customer_uid) is None:
+            raise InvalidInput("invalid customer_uid")
+        call = Call("get_billing_key", mutating=False, pg=self._pg)
+        env = await self._call("GET", f"/subscribe/customers/{customer_uid}", call)
+        if env is None:
+            return None
+        if env.code != 0:
+            raise GatewayRejected(f"PortOne {call.op}: code {env.code}",
+                                  pg_code=pg_code(env.message, env.code))  # fmt: skip
+        return results.billing_key(env, call, customer_uid)
+
+    @staticmethod
+    def _not_sent(order_id: str, amount: int, months: int, code: str) -> GatewayCharge:
+        """A charge the configured PG would refuse as built: nothing was sent. It reads
+        as the PG's refusal (``refused``), a hard decline kept with the short code."""
+        refusal = decline(DeclineReason.rejected, Stage.payment, code)
+        return GatewayCharge(order_id=order_id, status=ChargeStatus.failed, amount=amount,
+                             pg_tx_id=None, approval_no=None, card_issuer=None,
+                             card_last4=None, card_type=None, installment_months=months,
+                             paid_at=None, decline=refusal, refused=True)  # fmt: skip
+
+    async def _charge(
+        self, op: str, path: str, req: ChargeRequest | KeyedChargeRequest, body: Callable[[], Json]
+    ) -> GatewayCharge:
+        call = Call(op, mutating=True, order_id=req.order_id, pg=self._pg)
+        try:
+            sent = body()
+        except wire.NotSendable as exc:
+            log.warning("portone %s %s: not sent (%s)", op, req.order_id, exc.code)
+            return self._not_sent(req.order_id, req.amount, req.installment_months, exc.code)
+        env = await self._post(path, call, sent)
         return results.charge(env, call, req.amount, req.installment_months)
 
+    async def charge_billing_key(self, req: ChargeRequest) -> GatewayCharge:
+        account = self._config.account
+        return await self._charge("charge_billing_key", "/subscribe/payments/again", req,
+                                  lambda: wire.again_body(req, account))  # fmt: skip
+
     async def keyed_charge(self, req: KeyedChargeRequest) -> GatewayCharge:
-        call = Call("keyed_charge", mutating=True, order_id=req.order_id)
-        env = await self._post("/subscribe/payments/onetime", call, wire.onetime_body(req))
-        return results.charge(env, call, req.amount, req.installment_months)
+        account = self._config.account
+        return await self._charge("keyed_charge", "/subscribe/payments/onetime", req,
+                                  lambda: wire.onetime_body(req, account))  # fmt: skip
 
     async def cancel(self, req: CancelRequest) -> CancelResult:
         call = Call("cancel", mutating=True, order_id=req.order_id)
@@ -242,7 +311,7 @@ class PortOneGateway:
         if _ORDER_ID.fullmatch(customer_uid) is None:  # the same alphabet and limit
             raise InvalidInput("invalid customer_uid")
         call = Call("delete_billing_key", mutating=True)
-        query = urlencode({"reason": reason[:100], "requester": "arspay"})
+        query = urlencode(wire.delete_query(reason, self._config.account))
         env = await self._call("DELETE", f"/subscribe/customers/{customer_uid}?{query}", call)
         if env is None:  # HTTP 404: the PG does not know the key
             return False

@@ -9,8 +9,10 @@ Layers, in the order a request meets them (docs/portone.md explains each row):
 3. The ``{code, message, response}`` envelope: ``code == 0`` is success; otherwise
    ``message`` explains. A charge answered ``code == 0`` can still be declined:
    ``response.status == "failed"`` with ``fail_reason``.
-4. :data:`DECLINE_ROWS` — a decline message (``fail_reason`` or a non-zero ``message``)
-   to a normalized :class:`~ivr.gateways.declines.DeclineReason`; first match wins.
+4. A decline message (``fail_reason`` or a non-zero ``message``) to a normalized
+   :class:`~ivr.gateways.declines.DeclineReason`: its code first (:data:`DECLINE_CODES`,
+   the ``[CODE]`` the message starts with, per PG), then :data:`DECLINE_ROWS` (keywords,
+   first match wins), then ``unclassified`` (soft, retried at most once).
 5. :data:`CANCEL_ROWS` — a refused cancel's message to a :class:`CancelRefusal`.
 
 Real PG messages are free Korean text that differs per PG; the patterns match the
@@ -173,10 +175,50 @@ DECLINE_ROWS: Final[tuple[DeclineRow, ...]] = (
 )  # fmt: skip
 
 
-def decline_reason(message: str | None) -> DeclineReason:
-    """Normalize a decline message; anything unrecognised is a hard ``rejected``."""
+_R = DeclineReason
+# Decline codes, keyed by (PG code, code); PG "" = any PG (the sandbox's own codes, which
+# are PortOne-style words). Sources: the sandbox's table (ivr/gateways/sandbox/cards.py);
+# 토스페이먼츠 오류코드 (support/_assets/error_code_doc/tosspayments-code.xlsx in
+# portone-io/developers.portone.io, "신용카드" rows). A code is read only from a message
+# that starts with ``[CODE]``, and only for the PG that answered.
+DECLINE_CODES: Final[dict[tuple[str, str], DeclineReason]] = {
+    ("", "INSUFFICIENT_BALANCE"): _R.insufficient_funds,
+    ("", "LIMIT_EXCEEDED"): _R.limit_exceeded,
+    ("", "LOST_OR_STOLEN_CARD"): _R.lost_or_stolen,
+    ("", "EXPIRED_CARD"): _R.expired_card,
+    ("", "INVALID_PASSWORD"): _R.wrong_password,
+    ("", "IDENTITY_MISMATCH"): _R.identity_mismatch,
+    ("", "INSTALLMENT_NOT_ALLOWED"): _R.installment_unavailable,
+    ("", "INVALID_CARD_NUMBER"): _R.invalid_card,
+    ("", "PG_PROCESSING_ERROR"): _R.pg_error,
+    ("", "REJECT_CARD_PAYMENT"): _R.rejected,
+    ("", "CUSTOMER_NOT_FOUND"): _R.rejected,
+    **{("tosspayments", code): reason for codes, reason in (
+        (("2", "16", "A8", "B4", "B5"), _R.limit_exceeded),  # 한도 부족 / 잔액 부족
+        (("4", "A1", "23", "A2"), _R.expired_card),
+        (("5", "6", "11", "12", "A3", "A4", "A5"), _R.installment_unavailable),
+        (("14", "125", "A0", "8552"), _R.invalid_card),
+        (("19", "6633", "21", "38", "8559"), _R.wrong_password),
+        (("26", "A7", "9141"), _R.lost_or_stolen),
+        (("51", "52", "215", "8318", "8320"), _R.identity_mismatch),
+        (("121", "570", "3001"), _R.issuer_temporary),
+        (("A9", "3000"), _R.rejected),  # 거래정지카드, 카드사 거절
+    ) for code in codes},
+}  # fmt: skip
+
+
+def decline_reason(message: str | None, pg: str = "") -> DeclineReason:
+    """Normalize a decline message from PG ``pg`` (a pg_provider code, or ""): its code,
+    then its words; a refusal in unknown words is ``unclassified`` (soft): a payer is
+    not cut off for wording nobody has seen yet, and the retry policy tries it once."""
+    found = _BRACKET.match(message or "")
+    if found:
+        code = found.group(1)
+        reason = DECLINE_CODES.get((pg, code)) or DECLINE_CODES.get(("", code))
+        if reason is not None:
+            return reason
     row = first_match(DECLINE_ROWS, message)
-    return DeclineReason.rejected if row is None else row.reason
+    return DeclineReason.unclassified if row is None else row.reason
 
 
 @dataclass(frozen=True)

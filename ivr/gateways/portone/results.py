@@ -45,6 +45,7 @@ class Call:
     op: str
     mutating: bool
     order_id: str | None = None
+    pg: str = ""  # the configured PG's code: whose decline codes a refusal carries
 
 
 def unreadable(call: Call, what: str) -> GatewayError:
@@ -54,8 +55,8 @@ def unreadable(call: Call, what: str) -> GatewayError:
     return GatewayUnavailable(f"PortOne {call.op}: {what}", retry_safe=True)
 
 
-def _decline(message: str | None, stage: Stage, code: int | None = None) -> Decline:
-    return decline(decline_reason(message), stage, pg_code(message, code))
+def _decline(message: str | None, stage: Stage, code: int | None = None, pg: str = "") -> Decline:
+    return decline(decline_reason(message, pg), stage, pg_code(message, code))
 
 
 def _payment(env: wire.PortOneEnvelope, call: Call) -> wire.Payment:
@@ -76,7 +77,7 @@ def _state(p: wire.Payment, call: Call) -> PgState:
 
 def billing_key(env: wire.PortOneEnvelope, call: Call, customer_uid: str) -> BillingKey:
     if env.code != 0:
-        d = _decline(env.message, Stage.registration, env.code)
+        d = _decline(env.message, Stage.registration, env.code, call.pg)
         raise CardDeclined(f"PortOne: card not registered ({d.reason})", decline=d)
     if env.response is None:
         raise unreadable(call, "no billing key in the answer")
@@ -94,7 +95,7 @@ def charge(env: wire.PortOneEnvelope, call: Call, amount: int, months: int) -> G
         return GatewayCharge(order_id=order_id, status=ChargeStatus.failed, amount=amount,
                             pg_tx_id=None, approval_no=None, card_issuer=None, card_last4=None,
                             card_type=None, installment_months=months, paid_at=None,
-                            decline=_decline(env.message, Stage.payment, env.code),
+                            decline=_decline(env.message, Stage.payment, env.code, call.pg),
                             refused=True)  # fmt: skip
     p = _payment(env, call)
     if p.merchant_uid != order_id or p.amount != amount:
@@ -103,7 +104,10 @@ def charge(env: wire.PortOneEnvelope, call: Call, amount: int, months: int) -> G
     if p.status in _PAID_STATES:  # "cancelled": a replay of a paid, later cancelled order
         status = ChargeStatus.succeeded
     elif p.status == "failed":
-        status, d = ChargeStatus.failed, _decline(p.fail_reason, Stage.payment)
+        status, d = (
+            ChargeStatus.failed,
+            _decline(p.fail_reason, Stage.payment, None, p.pg_provider or call.pg),
+        )
     else:  # "ready": not finished at the PG
         raise OutcomeUnknown(f"PortOne {call.op}: payment is {p.status!r}", order_id=order_id)
     return GatewayCharge(
@@ -146,7 +150,8 @@ def cancel(env: wire.PortOneEnvelope, call: Call, checksum: int) -> CancelResult
 
 def _order(p: wire.Payment, call: Call) -> OrderStatus:
     state = _state(p, call)
-    d = _decline(p.fail_reason, Stage.payment) if state is PgState.failed else None
+    pg = p.pg_provider or call.pg
+    d = _decline(p.fail_reason, Stage.payment, None, pg) if state is PgState.failed else None
     return OrderStatus(
         order_id=p.merchant_uid,
         state=state,

@@ -18,17 +18,76 @@ from typing import Any
 from ivr.domain.states import CardType
 from ivr.gateways.contract import (
     BillingKey,
+    Buyer,
     CancelRequest,
     ChargeRequest,
     KeyedCard,
     KeyedChargeRequest,
 )
+from ivr.gateways.portone.pgs import PLAIN_ORDER_ID, PgRules, provider, rules_for
 
 Json = dict[str, Any]
+
+# PortOne's maxLength of the fields we shorten rather than refuse (v1 OpenAPI).
+NAME_MAX = 40  # name (주문명)
+BUYER_NAME_MAX = 16  # buyer_name
+CUSTOMER_NAME_MAX = 20  # customer_name
 
 
 class WireError(ValueError):
     """The answer is not the shape PortOne documents."""
+
+
+class NotSendable(ValueError):
+    """The request cannot go to the configured PG as it is (a field its PG requires is
+    unknown, an option it does not support, an order id it refuses). Nothing was sent;
+    ``code`` is the short code kept for the operator (``arspay:missing_buyer_name``)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Account:
+    """What the merchant's PortOne account adds to requests (``gateway.*`` settings)."""
+
+    channel_key: str
+    pg: str = ""  # the pg selector: {PG} or {PG}.{MID}; empty: the account's default PG
+    product_type: str = ""  # real | digital (KSNET)
+    buyer_email: str = ""  # for PGs that require buyer_email
+
+    @property
+    def rules(self) -> PgRules:
+        return rules_for(self.pg)
+
+
+def _extra_fields(
+    required: frozenset[str], account: Account, buyer: Buyer | None, *, holder: bool = False
+) -> Json:
+    """The per-PG required fields the common body lacks, from what the engine knows.
+    Card fields and ``name`` are always sent, so they are not looked up here."""
+    person = buyer or Buyer()
+    known = {
+        "buyer_name": person.name.strip()[:BUYER_NAME_MAX],
+        "buyer_tel": person.tel,
+        "buyer_email": account.buyer_email,
+        "product_type": account.product_type,
+        "customer_name": person.name.strip()[:CUSTOMER_NAME_MAX] if holder else "",
+    }
+    out: Json = {}
+    for name in sorted(required - {"birth", "pwd_2digit", "name"}):
+        value = known.get(name, "")
+        if not value:
+            raise NotSendable(f"arspay:missing_{name}")
+        out[name] = value
+    return out
+
+
+def _order_id(order_id: str, rules: PgRules) -> str:
+    if rules.plain_order_ids and PLAIN_ORDER_ID.fullmatch(order_id) is None:
+        raise NotSendable("arspay:merchant_uid_format")  # Smartro: letters and digits only
+    return order_id
 
 
 @dataclass(frozen=True)
@@ -72,47 +131,75 @@ def _card_fields(card: KeyedCard) -> Json:
     }
 
 
-def _payment_options(installment_months: int, interest_free: bool) -> Json:
+def _payment_options(installment_months: int, interest_free: bool, supported: bool) -> Json:
     out: Json = {}
     if installment_months:
         out["card_quota"] = installment_months
-    if interest_free:
+    if interest_free:  # the merchant pays the interest (never for an issuer's promotion)
+        if not supported:
+            raise NotSendable("arspay:interest_free_by_merchant_unsupported")
         out["interest_free_by_merchant"] = True
     return out
 
 
-def billing_key_body(card: KeyedCard, channel_key: str = "") -> Json:
-    """POST /subscribe/customers/{customer_uid} (``channel_key``: which PortOne channel
-    issues the key; the current OpenAPI marks it required, older accounts use a default)."""
+def billing_key_body(card: KeyedCard, account: Account, holder: Buyer | None = None) -> Json:
+    """POST /subscribe/customers/{customer_uid}: ``channel_key`` is required by the v1
+    API; ``pg`` picks the PG when the account has more than one."""
     body = _card_fields(card)
-    if channel_key:
-        body["channel_key"] = channel_key
+    body["channel_key"] = account.channel_key
+    if account.pg:
+        body["pg"] = account.pg
+    body.update(_extra_fields(account.rules.register, account, holder, holder=True))
     return body
 
 
-def again_body(req: ChargeRequest) -> Json:
-    """POST /subscribe/payments/again"""
+def again_body(req: ChargeRequest, account: Account) -> Json:
+    """POST /subscribe/payments/again (the billing key knows its PG: no ``pg``)."""
+    rules = account.rules
     return {
         "customer_uid": req.customer_uid,
-        "merchant_uid": req.order_id,
+        "merchant_uid": _order_id(req.order_id, rules),
         "amount": req.amount,
-        "name": req.order_name,
-        **_payment_options(req.installment_months, req.interest_free),
+        "name": req.order_name[:NAME_MAX],
+        **_payment_options(
+            req.installment_months,
+            req.interest_free,
+            not account.pg or rules.merchant_interest_again,
+        ),
+        **_extra_fields(rules.again, account, req.buyer),
     }
 
 
-def onetime_body(req: KeyedChargeRequest) -> Json:
-    """POST /subscribe/payments/onetime"""
+def onetime_body(req: KeyedChargeRequest, account: Account) -> Json:
+    """POST /subscribe/payments/onetime (no ``channel_key`` in the v1 API; ``pg`` picks
+    the PG)."""
+    rules = account.rules
     body: Json = {
-        "merchant_uid": req.order_id,
+        "merchant_uid": _order_id(req.order_id, rules),
         "amount": req.amount,
-        "name": req.order_name,
+        "name": req.order_name[:NAME_MAX],
         **_card_fields(req.card),
-        **_payment_options(req.installment_months, req.interest_free),
+        **_payment_options(
+            req.installment_months,
+            req.interest_free,
+            not account.pg or rules.merchant_interest_onetime,
+        ),
+        **_extra_fields(rules.onetime, account, req.buyer),
     }
+    if account.pg:
+        body["pg"] = account.pg
     if req.save_as_customer_uid is not None:
         body["customer_uid"] = req.save_as_customer_uid
     return body
+
+
+def delete_query(reason: str, account: Account) -> dict[str, str]:
+    """DELETE /subscribe/customers/{customer_uid}: ``reason``, and ``extra[requester]``
+    where the API has it (Naver Pay only; the engine deletes as the merchant: admin)."""
+    query = {"reason": reason[:100]}
+    if provider(account.pg) == "naverpay":
+        query["extra[requester]"] = "admin"
+    return query
 
 
 def cancel_body(req: CancelRequest) -> Json:
@@ -195,6 +282,7 @@ class Payment:
     cancelled_at: datetime | None
     fail_reason: str | None
     last_cancel_at: datetime | None  # of the latest cancel_history entry
+    pg_provider: str = ""  # which PG answered (its decline codes)
 
 
 def payment(obj: Mapping[str, Any]) -> Payment:
@@ -225,6 +313,7 @@ def payment(obj: Mapping[str, Any]) -> Payment:
         cancelled_at=get_time(obj, "cancelled_at"),
         fail_reason=get_str(obj, "fail_reason"),
         last_cancel_at=last_cancel_at,
+        pg_provider=get_str(obj, "pg_provider") or "",
     )
 
 

@@ -71,6 +71,7 @@ def create_app(config: SandboxConfig) -> web.Application:
     app.cleanup_ctx.append(ledger_lifetime)
     app.router.add_post("/users/getToken", get_token)
     app.router.add_post("/subscribe/customers/{customer_uid}", billing.register)
+    app.router.add_get("/subscribe/customers/{customer_uid}", billing.view)
     app.router.add_delete("/subscribe/customers/{customer_uid}", billing.delete)
     app.router.add_post("/subscribe/payments/again", billing.again)
     app.router.add_post("/subscribe/payments/onetime", billing.onetime)

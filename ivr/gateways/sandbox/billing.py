@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ivr.gateways.sandbox import cards
+from ivr.gateways.sandbox import cards, rules
 from ivr.gateways.sandbox import http as h
 from ivr.gateways.sandbox.cards import Failure, Scenario
 from ivr.gateways.sandbox.faults import Endpoint, Fault, Ordering
@@ -59,7 +59,9 @@ async def register(request: web.Request) -> web.StreamResponse:
     st = request.app[STATE]
     try:
         customer_uid = h.uid(request.match_info["customer_uid"], h.UID, "customer_uid")
-        number, expiry, birth, pwd = _card(await h.read_body(request))
+        data = await h.read_body(request)
+        rules.register(data, st.config.channel_key, st.config.pg)
+        number, expiry, birth, pwd = _card(data)
     except h.BadRequest as exc:
         return h.bad_request(str(exc))
     fault = st.plan.draw(Endpoint.billing_key, customer_uid)
@@ -75,23 +77,39 @@ async def register(request: web.Request) -> web.StreamResponse:
             return h.refused(failure)
         customer = _customer(st, customer_uid, number)
         await st.ledger.put_customer(customer)
-        return h.ok(customer_to_portone(customer))
+        return h.ok(customer_to_portone(customer, pg=st.config.pg))
 
     return await play(request, st, _not_slow(fault), record)
+
+
+async def _known_customer(request: web.Request) -> CustomerRecord | web.Response:
+    """The customer of the path's ``customer_uid``, or the answer saying why not."""
+    try:
+        customer_uid = h.uid(request.match_info["customer_uid"], h.UID, "customer_uid")
+    except h.BadRequest as exc:
+        return h.bad_request(str(exc))
+    record = await request.app[STATE].ledger.customer(customer_uid)
+    return h.envelope(-1, cards.NO_CUSTOMER.text, status=404) if record is None else record
+
+
+async def view(request: web.Request) -> web.Response:
+    """``GET /subscribe/customers/{customer_uid}``: the billing key; unknown: HTTP 404."""
+    found = await _known_customer(request)
+    if isinstance(found, web.Response):
+        return found
+    return h.ok(customer_to_portone(found, pg=request.app[STATE].config.pg))
 
 
 async def delete(request: web.Request) -> web.Response:
     """``DELETE /subscribe/customers/{customer_uid}``: the billing key is gone (a later
     charge with it is refused ``CUSTOMER_NOT_FOUND``); an unknown one is HTTP 404."""
+    found = await _known_customer(request)
+    if isinstance(found, web.Response):
+        return found
     st = request.app[STATE]
-    try:
-        customer_uid = h.uid(request.match_info["customer_uid"], h.UID, "customer_uid")
-    except h.BadRequest as exc:
-        return h.bad_request(str(exc))
-    record = await st.ledger.customer(customer_uid)
-    if record is None or not await st.ledger.delete_customer(customer_uid):
+    if not await st.ledger.delete_customer(found.customer_uid):
         return h.envelope(-1, cards.NO_CUSTOMER.text, status=404)
-    return h.ok(customer_to_portone(record))
+    return h.ok(customer_to_portone(found, pg=st.config.pg))
 
 
 def _payment(
@@ -158,13 +176,14 @@ async def _record_payment(st: SandboxState, fault: Fault, payment: PaymentRecord
     if slow:
         await asyncio.sleep(fault.delay_s)
         recorded = await st.ledger.finish(recorded.imp_uid, payment)
-    return h.ok(recorded.to_portone())
+    return h.ok(recorded.to_portone(pg=st.config.pg))
 
 
 async def again(request: web.Request) -> web.StreamResponse:
     st = request.app[STATE]
     try:
         data = await h.read_body(request)
+        rules.payment(data, st.config.pg, again=True)
         customer_uid = h.uid(h.text(data, "customer_uid"), h.UID, "customer_uid")
         merchant_uid = h.uid(h.text(data, "merchant_uid"), h.MERCHANT_UID, "merchant_uid")
         amount = h.number(data, "amount") or 0
@@ -198,6 +217,7 @@ async def onetime(request: web.Request) -> web.StreamResponse:
     st = request.app[STATE]
     try:
         data = await h.read_body(request)
+        rules.payment(data, st.config.pg, again=False)
         merchant_uid = h.uid(h.text(data, "merchant_uid"), h.MERCHANT_UID, "merchant_uid")
         amount = h.number(data, "amount") or 0
         name = h.text(data, "name", required=False)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ivr.errors import ConfigError
 from ivr.gateways.sandbox.faults import PAYMENT_ENDPOINTS, Endpoint, FaultSpec, Ordering
-from ivr.settings import GatewaySettings
+from ivr.settings import SANDBOX_CHANNEL_KEY, GatewaySettings
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class SandboxConfig:
     token_ttl_s: int = 1800
     seed: int | None = None  # fault injection is reproducible with a seed
     faults: tuple[FaultSpec, ...] = ()  # orderings by probability (faults.py)
+    channel_key: str = SANDBOX_CHANNEL_KEY  # the one channel billing keys are issued on
+    pg: str = ""  # play this PG's rules (ivr/gateways/portone/pgs.py); "": none extra
 
     def __post_init__(self) -> None:
         if not self.imp_key or not self.imp_secret:
@@ -33,6 +35,8 @@ class SandboxConfig:
         for name in ("error_rate", "timeout_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"sandbox {name} must be between 0 and 1")
+        if not self.channel_key:
+            raise ConfigError("the sandbox PG needs a channel key (gateway.channel_key)")
         if self.latency_ms < 0 or self.hang_ms < 0 or self.token_ttl_s < 1:
             raise ConfigError("sandbox latency/hang must be >= 0 and token ttl >= 1")
 
@@ -60,6 +64,8 @@ class SandboxConfig:
             hang_ms=gw.sandbox_hang_ms,
             token_ttl_s=gw.sandbox_token_ttl_s,
             faults=parse_faults(gw.sandbox_faults),
+            channel_key=gw.effective_channel_key,
+            pg=gw.sandbox_pg,
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -12,8 +12,19 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from ivr.gateways.portone.pgs import provider, rules_for
+
 PG_PROVIDER = "arspay_sandbox"
 PG_ID = "sandbox"
+
+
+def _as_pg(pg: str, card_type: int | None) -> dict[str, Any]:
+    """How the PG the sandbox plays (``SandboxConfig.pg``) shows a card: its code as
+    ``pg_provider``, and ``card_type`` null where the document says it may be."""
+    return {
+        "pg_provider": provider(pg) if pg else PG_PROVIDER,
+        "card_type": None if rules_for(pg).card_type_may_be_null else card_type,
+    }
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,7 @@ class PaymentRecord:
     def refundable(self) -> int:
         return self.amount - self.cancel_amount if self.status in ("paid", "cancelled") else 0
 
-    def to_portone(self) -> dict[str, Any]:
+    def to_portone(self, *, pg: str = "") -> dict[str, Any]:
         return {
             "imp_uid": self.imp_uid,
             "merchant_uid": self.merchant_uid,
@@ -120,10 +131,10 @@ class PaymentRecord:
             ],
             "customer_uid": self.customer_uid,
             "customer_uid_usage": "payment" if self.customer_uid else None,
-        }
+        } | _as_pg(pg, self.card_type)
 
 
-def customer_to_portone(c: CustomerRecord) -> dict[str, Any]:
+def customer_to_portone(c: CustomerRecord, *, pg: str = "") -> dict[str, Any]:
     return {
         "customer_uid": c.customer_uid,
         "pg_provider": PG_PROVIDER,
@@ -135,4 +146,4 @@ def customer_to_portone(c: CustomerRecord) -> dict[str, Any]:
         "card_type": c.card_type,
         "inserted": c.inserted,
         "updated": c.updated,
-    }
+    } | _as_pg(pg, c.card_type)
