@@ -109,9 +109,15 @@ class AsteriskSettings(_Section):
     rtp_end: int = Field(10999, ge=1024, le=65535)
 
 
+PORTONE_V2_URL = "https://api.portone.io"
+
+
 class GatewaySettings(_Section):
-    kind: Literal["sandbox", "portone"] = "sandbox"
-    base_url: str = "http://127.0.0.1:8090"
+    kind: Literal["sandbox", "portone", "portone_v2"] = "sandbox"
+    base_url: str = Field(
+        "http://127.0.0.1:8090",
+        description="the PG's API; with kind portone_v2 and nothing set: https://api.portone.io",
+    )
     api_key: str = ""
     api_secret: SecretStr = SecretStr("")
     timeout_s: float = Field(10.0, gt=0)
@@ -141,6 +147,12 @@ class GatewaySettings(_Section):
     channel_key: str = Field(
         "", description="PortOne channel key sent when issuing billing keys (empty: not sent)"
     )
+    store_id: str = Field("", description="PortOne V2 store id (store-…), kind portone_v2")
+    webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="PortOne V2 webhook secret (whsec_…): POST /v1/pg/portone-v2/webhooks "
+        "verifies PortOne's notifications with it; empty: the route answers 404",
+    )
     billing_key_delete_after_minutes: int = Field(
         60,
         ge=10,
@@ -169,6 +181,32 @@ class GatewaySettings(_Section):
         "endpoint:ordering:probability[:delay_ms] (e.g. charge:late:0.1:3000; "
         "see ivr/gateways/sandbox/faults.py)",
     )
+
+    @model_validator(mode="after")
+    def _portone_v2_needs(self) -> GatewaySettings:
+        """kind portone_v2: the API secret, store and channel are required; base_url
+        left unset is PortOne's (the sandbox's /v2 mount when pointed there)."""
+        if self.kind != "portone_v2":
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("api_secret", self.api_secret.get_secret_value()),
+                ("store_id", self.store_id),
+                ("channel_key", self.channel_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"gateway.kind = 'portone_v2' needs gateway.{', gateway.'.join(missing)}")
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _portone_v2_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") == "portone_v2" and "base_url" not in data:
+            return {**data, "base_url": PORTONE_V2_URL}
+        return data
 
     @model_validator(mode="after")
     def _settle_outlasts_a_request(self) -> GatewaySettings:
