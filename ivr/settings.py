@@ -175,6 +175,11 @@ class GatewaySettings(_Section):
         Path("var/sandbox-pg/ledger.db"), description="sandbox: SQLite ledger file"
     )
     sandbox_token_ttl_s: int = Field(1800, ge=1, description="sandbox: access token lifetime")
+    sandbox_webhook_url: str = Field(
+        "",
+        description="sandbox: where its PortOne V2 mount posts V2 webhooks, signed with "
+        "gateway.webhook_secret (empty: none are sent)",
+    )
     sandbox_faults: str = Field(
         "",
         description="sandbox: orderings by probability, comma-separated "
@@ -198,7 +203,9 @@ class GatewaySettings(_Section):
             if not value
         ]
         if missing:
-            raise ValueError(f"gateway.kind = 'portone_v2' needs gateway.{', gateway.'.join(missing)}")
+            raise ValueError(
+                f"gateway.kind = 'portone_v2' needs gateway.{', gateway.'.join(missing)}"
+            )
         return self
 
     @model_validator(mode="before")

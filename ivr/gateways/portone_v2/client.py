@@ -156,16 +156,21 @@ class PortOneV2Gateway:
         try:
             status, raw = await self._send(method, path, body, key)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("portone_v2 %s %s: %s", call.op, call.order_id or "-",
-                        type(exc).__name__)  # fmt: skip
+            log.warning("portone_v2 %s %s: %s", call.op, call.order_id or "-", type(exc).__name__)
             raise transport_error(
                 exc, op=call.op, mutating=call.mutating, order_id=call.order_id
             ) from exc
         elapsed_ms = (time.perf_counter() - started) * 1000
         r = results.reply(call, status, raw)
         kind = r.error.type if r.error is not None else "ok"
-        log.debug("portone_v2 %s %s -> HTTP %d %s in %.0f ms", call.op, call.order_id or "-",
-                  status, kind, elapsed_ms)  # fmt: skip
+        log.debug(
+            "portone_v2 %s %s -> HTTP %d %s in %.0f ms",
+            call.op,
+            call.order_id or "-",
+            status,
+            kind,
+            elapsed_ms,
+        )
         return r
 
     def _scope_query(self) -> str:
@@ -199,10 +204,12 @@ class PortOneV2Gateway:
 
     async def register_billing_key(self, req: BillingKeyRequest) -> BillingKey:
         call = Call("register_billing_key", mutating=True)
-        body = wire.billing_key_body(req.card, req.customer_uid, self._config.store_id,
-                                     self._config.channel_key)  # fmt: skip
-        r = await self._call("POST", "/billing-keys", call, body,
-                             key=idempotency_key("bk", req.customer_uid))  # fmt: skip
+        body = wire.billing_key_body(
+            req.card, req.customer_uid, self._config.store_id, self._config.channel_key
+        )
+        r = await self._call(
+            "POST", "/billing-keys", call, body, key=idempotency_key("bk", req.customer_uid)
+        )
         billing_key, issued_at, provider = results.issued_key(call, r)
         self._remember(req.customer_uid, billing_key)
         info: wire.KeyInfo | None = None
@@ -259,12 +266,13 @@ class PortOneV2Gateway:
         path = self._payment_path(req.order_id, "/billing-key")
         billing_key = await self._billing_key(req.customer_uid)
         if billing_key is None:
-            d = decline(DeclineReason.rejected, Stage.payment,
-                        "portone_v2:BILLING_KEY_NOT_FOUND")  # fmt: skip
-            return results.failed_charge(req.order_id, req.amount, req.installment_months, d,
-                                         refused=True)  # fmt: skip
-        body = wire.billing_key_payment_body(req, billing_key, self._config.store_id,
-                                             self._config.channel_key)  # fmt: skip
+            d = decline(DeclineReason.rejected, Stage.payment, "portone_v2:BILLING_KEY_NOT_FOUND")
+            return results.failed_charge(
+                req.order_id, req.amount, req.installment_months, d, refused=True
+            )
+        body = wire.billing_key_payment_body(
+            req, billing_key, self._config.store_id, self._config.channel_key
+        )
         r = await self._call("POST", path, call, body, key=idempotency_key("pay", req.order_id))
         charge, key_gone = await self._settle_charge(call, r, req.amount, req.installment_months)
         if key_gone:
@@ -291,15 +299,22 @@ class PortOneV2Gateway:
             await self.register_billing_key(BillingKeyRequest(uid, req.card))
         except CardDeclined as exc:  # no payment was attempted
             d = decline(exc.decline.reason, Stage.payment, exc.decline.pg_code)
-            return results.failed_charge(req.order_id, req.amount, req.installment_months, d,
-                                         refused=True)  # fmt: skip
+            return results.failed_charge(
+                req.order_id, req.amount, req.installment_months, d, refused=True
+            )
         except OutcomeUnknown as exc:  # nothing was charged; the order id is the caller's key
-            raise OutcomeUnknown("PortOne V2 keyed_charge: card registration unknown",
-                                 order_id=req.order_id) from exc  # fmt: skip
+            raise OutcomeUnknown(
+                "PortOne V2 keyed_charge: card registration unknown", order_id=req.order_id
+            ) from exc
         return await self.charge_billing_key(
-            ChargeRequest(customer_uid=uid, order_id=req.order_id, amount=req.amount,
-                          order_name=req.order_name, installment_months=req.installment_months,
-                          interest_free=req.interest_free)  # fmt: skip
+            ChargeRequest(
+                customer_uid=uid,
+                order_id=req.order_id,
+                amount=req.amount,
+                order_name=req.order_name,
+                installment_months=req.installment_months,
+                interest_free=req.interest_free,
+            )
         )
 
     async def _lookup(self, order_id: str) -> tuple[OrderStatus, wire.CardInfo] | None:
@@ -321,9 +336,11 @@ class PortOneV2Gateway:
         try:  # the cancellation does not carry the payment's totals: read them
             found = await self.find(req.order_id)
         except GatewayError as exc:
-            raise OutcomeUnknown("PortOne V2 cancel: applied, totals unread",
-                                 order_id=req.order_id) from exc  # fmt: skip
+            raise OutcomeUnknown(
+                "PortOne V2 cancel: applied, totals unread", order_id=req.order_id
+            ) from exc
         if found is None:
-            raise OutcomeUnknown("PortOne V2 cancel: applied, payment unread",
-                                 order_id=req.order_id)  # fmt: skip
+            raise OutcomeUnknown(
+                "PortOne V2 cancel: applied, payment unread", order_id=req.order_id
+            )
         return results.cancel_result(c, req.checksum, found)

@@ -82,21 +82,27 @@ TYPE_ROWS: Final[tuple[TypeRow, ...]] = (
     TypeRow("CHANNEL_SPECIFIC", Meaning.declined, "every channel of the request failed"),
     TypeRow("ALREADY_PAID", Meaning.duplicate, "AlreadyPaidError: 결제가 이미 완료된 경우"),
     TypeRow("ALREADY_PAID_OR_WAITING", Meaning.duplicate, "paid, or waiting to be paid"),
-    TypeRow("IDEMPOTENCY_OUTSTANDING_REQUEST", Meaning.in_progress,
-            "the same Idempotency-Key is still being processed (REST V2 guide)"),
+    TypeRow(
+        "IDEMPOTENCY_OUTSTANDING_REQUEST",
+        Meaning.in_progress,
+        "the same Idempotency-Key is still being processed (REST V2 guide)",
+    ),
     TypeRow("PAYMENT_NOT_FOUND", Meaning.no_payment, "PaymentNotFoundError"),
     TypeRow("BILLING_KEY_NOT_FOUND", Meaning.key_gone, "BillingKeyNotFoundError"),
     TypeRow("BILLING_KEY_ALREADY_DELETED", Meaning.key_gone, "BillingKeyAlreadyDeletedError"),
     TypeRow("BILLING_KEY_NOT_ISSUED", Meaning.key_gone, "BillingKeyNotIssuedError"),
-    TypeRow("MAX_TRANSACTION_COUNT_REACHED", Meaning.refused,
-            "결제 혹은 본인인증 시도 횟수가 최대에 도달한 경우"),
+    TypeRow(
+        "MAX_TRANSACTION_COUNT_REACHED",
+        Meaning.refused,
+        "결제 혹은 본인인증 시도 횟수가 최대에 도달한 경우",
+    ),
     TypeRow("CANCELLABLE_AMOUNT_CONSISTENCY_BROKEN", Meaning.cancel, "checksum mismatch"),
     TypeRow("CANCEL_AMOUNT_EXCEEDS_CANCELLABLE_AMOUNT", Meaning.cancel, "over the balance"),
     TypeRow("PAYMENT_ALREADY_CANCELLED", Meaning.cancel, "cancelled already"),
     TypeRow("PAYMENT_NOT_PAID", Meaning.cancel, "not paid"),
     TypeRow("MAX_CANCEL_COUNT_REACHED", Meaning.cancel, "too many cancel attempts"),
     TypeRow("UNAUTHORIZED", Meaning.auth, "UnauthorizedError: the API secret"),
-)  # fmt: skip
+)
 _BY_TYPE: Final = {row.type: row.meaning for row in TYPE_ROWS}
 
 

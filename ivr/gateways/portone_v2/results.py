@@ -61,14 +61,28 @@ STATES: Final[dict[str, PgState]] = {
 # Card company codes → names, from the V2 document's ``PgPromotionCardCompany`` titles;
 # an unlisted code is shown as the card's product name, else as the code.
 ISSUER_NAMES: Final[dict[str, str]] = {
-    "BC_CARD": "BC카드", "KOOKMIN_CARD": "국민카드", "SHINHAN_CARD": "신한카드",
-    "SAMSUNG_CARD": "삼성카드", "HYUNDAI_CARD": "현대카드", "LOTTE_CARD": "롯데카드",
-    "HANA_CARD": "하나카드", "NH_CARD": "NH카드", "WOORI_CARD": "우리카드",
-    "CITI_CARD": "씨티카드", "SUHYUP_CARD": "수협카드", "JEJU_CARD": "제주카드",
-    "GWANGJU_CARD": "광주카드", "JEONBUK_CARD": "전북카드", "KAKAO_BANK": "카카오뱅크",
-    "K_BANK": "케이뱅크", "TOSS_BANK": "토스뱅크", "EPOST": "우체국", "KFCC": "새마을금고",
-    "SHINHYUP": "신협", "KOREA_DEVELOPMENT_BANK": "KDB산업은행",
-}  # fmt: skip
+    "BC_CARD": "BC카드",
+    "KOOKMIN_CARD": "국민카드",
+    "SHINHAN_CARD": "신한카드",
+    "SAMSUNG_CARD": "삼성카드",
+    "HYUNDAI_CARD": "현대카드",
+    "LOTTE_CARD": "롯데카드",
+    "HANA_CARD": "하나카드",
+    "NH_CARD": "NH카드",
+    "WOORI_CARD": "우리카드",
+    "CITI_CARD": "씨티카드",
+    "SUHYUP_CARD": "수협카드",
+    "JEJU_CARD": "제주카드",
+    "GWANGJU_CARD": "광주카드",
+    "JEONBUK_CARD": "전북카드",
+    "KAKAO_BANK": "카카오뱅크",
+    "K_BANK": "케이뱅크",
+    "TOSS_BANK": "토스뱅크",
+    "EPOST": "우체국",
+    "KFCC": "새마을금고",
+    "SHINHYUP": "신협",
+    "KOREA_DEVELOPMENT_BANK": "KDB산업은행",
+}
 
 
 def issuer_name(card: wire.CardInfo) -> str | None:
@@ -111,12 +125,14 @@ def refusal(call: Call, r: Reply) -> GatewayError:
     assert err is not None
     m = meaning(err.type)
     if m in (Meaning.duplicate, Meaning.in_progress) and call.order_id is not None:
-        return DuplicateOrder(f"PortOne V2 {call.op}: order id already used",
-                              order_id=call.order_id)  # fmt: skip
+        return DuplicateOrder(
+            f"PortOne V2 {call.op}: order id already used", order_id=call.order_id
+        )
     if m is Meaning.in_progress:
         return OutcomeUnknown(f"PortOne V2 {call.op}: still being processed")
-    return GatewayRejected(f"PortOne V2 {call.op}: {err.type}", pg_status=r.status,
-                           pg_code=short_code(None, err.type))  # fmt: skip
+    return GatewayRejected(
+        f"PortOne V2 {call.op}: {err.type}", pg_status=r.status, pg_code=short_code(None, err.type)
+    )
 
 
 def _decline(err: wire.ErrorBody, stage: Stage) -> Decline:
@@ -169,10 +185,20 @@ def billing_key(
 def failed_charge(
     order_id: str, amount: int, months: int, d: Decline, *, refused: bool
 ) -> GatewayCharge:
-    return GatewayCharge(order_id=order_id, status=ChargeStatus.failed, amount=amount,
-                         pg_tx_id=None, approval_no=None, card_issuer=None, card_last4=None,
-                         card_type=None, installment_months=months, paid_at=None, decline=d,
-                         refused=refused)  # fmt: skip
+    return GatewayCharge(
+        order_id=order_id,
+        status=ChargeStatus.failed,
+        amount=amount,
+        pg_tx_id=None,
+        approval_no=None,
+        card_issuer=None,
+        card_last4=None,
+        card_type=None,
+        installment_months=months,
+        paid_at=None,
+        decline=d,
+        refused=refused,
+    )
 
 
 @dataclass(frozen=True)
@@ -198,13 +224,14 @@ def charged(call: Call, r: Reply, amount: int, months: int) -> Charged:
         m = meaning(r.error.type)
         if m is Meaning.declined:
             d = _decline(r.error, Stage.payment)
-            return Charged(False, failed=failed_charge(order_id, amount, months, d,
-                                                       refused=False))  # fmt: skip
+            return Charged(False, failed=failed_charge(order_id, amount, months, d, refused=False))
         if m in (Meaning.refused, Meaning.key_gone):
             d = _decline(r.error, Stage.payment)
-            return Charged(False, failed=failed_charge(order_id, amount, months, d,
-                                                       refused=True),
-                           key_gone=m is Meaning.key_gone)  # fmt: skip
+            return Charged(
+                False,
+                failed=failed_charge(order_id, amount, months, d, refused=True),
+                key_gone=m is Meaning.key_gone,
+            )
         raise refusal(call, r)
     assert r.body is not None
     summary = r.body.get("payment")
@@ -217,9 +244,13 @@ def charged(call: Call, r: Reply, amount: int, months: int) -> Charged:
 
 
 def succeeded(
-    order_id: str, amount: int, months: int, done: Charged, found: OrderStatus | None,
+    order_id: str,
+    amount: int,
+    months: int,
+    done: Charged,
+    found: OrderStatus | None,
     card: wire.CardInfo | None,
-) -> GatewayCharge:  # fmt: skip
+) -> GatewayCharge:
     """A paid charge, with the approval number and card from a lookup when one answered."""
     return GatewayCharge(
         order_id=order_id,
@@ -252,7 +283,11 @@ def order(call: Call, r: Reply) -> tuple[OrderStatus, wire.CardInfo] | None:
     state = STATES.get(p.status)
     if state is None:
         raise unreadable(call, "unknown payment status")
-    d = pg_decline(p.pg_code, p.pg_message, None, Stage.payment) if state is PgState.failed else None
+    d = (
+        pg_decline(p.pg_code, p.pg_message, None, Stage.payment)
+        if state is PgState.failed
+        else None
+    )
     status = OrderStatus(
         order_id=p.id,
         state=state,
@@ -277,9 +312,11 @@ def cancelled(call: Call, r: Reply) -> wire.Cancellation:
         m = meaning(r.error.type)
         if m in (Meaning.cancel, Meaning.no_payment, Meaning.declined):
             reason = cancel_refusal(r.error.type)
-            raise CancelRefused(f"PortOne V2 refused to cancel {call.order_id} ({reason})",
-                                reason=reason,
-                                pg_code=short_code(r.error.pg_code, r.error.type))  # fmt: skip
+            raise CancelRefused(
+                f"PortOne V2 refused to cancel {call.order_id} ({reason})",
+                reason=reason,
+                pg_code=short_code(r.error.pg_code, r.error.type),
+            )
         raise refusal(call, r)
     assert r.body is not None
     try:
@@ -289,8 +326,11 @@ def cancelled(call: Call, r: Reply) -> wire.Cancellation:
     if c.status == "SUCCEEDED":
         return c
     if c.status == "FAILED":
-        raise CancelRefused(f"PortOne V2 cancel of {call.order_id} failed", pg_code=
-                            "portone_v2:FAILED", reason=cancel_refusal(None))  # fmt: skip
+        raise CancelRefused(
+            f"PortOne V2 cancel of {call.order_id} failed",
+            pg_code="portone_v2:FAILED",
+            reason=cancel_refusal(None),
+        )
     raise OutcomeUnknown(f"PortOne V2 {call.op}: cancellation {c.status}", order_id=call.order_id)
 
 
@@ -338,6 +378,8 @@ def deleted(call: Call, r: Reply) -> bool:
     if m is Meaning.key_gone:
         return False
     if m is Meaning.declined:
-        raise GatewayRejected(f"PortOne V2 {call.op}: the PG refused",
-                              pg_code=short_code(r.error.pg_code, r.error.type))  # fmt: skip
+        raise GatewayRejected(
+            f"PortOne V2 {call.op}: the PG refused",
+            pg_code=short_code(r.error.pg_code, r.error.type),
+        )
     raise refusal(call, r)

@@ -207,8 +207,10 @@ def _card_method(methods: Any) -> Mapping[str, Any]:
     """The card of a ``BillingKeyPaymentMethod`` list / a ``PaymentMethod``."""
     items = methods if isinstance(methods, list) else [methods]
     for m in items:
-        if isinstance(m, dict) and m.get("type") in ("BillingKeyPaymentMethodCard",
-                                                      "PaymentMethodCard"):  # fmt: skip
+        if isinstance(m, dict) and m.get("type") in (
+            "BillingKeyPaymentMethodCard",
+            "PaymentMethodCard",
+        ):
             return m
     return {}
 
