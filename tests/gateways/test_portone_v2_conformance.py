@@ -128,7 +128,8 @@ async def drive(tmp_path: Path) -> list[Exchange]:
 
             assert await other.delete_billing_key("bk_OK", reason="해지") is True
             stale = await pg.charge_billing_key(ChargeRequest("bk_OK", order(), 1_000, "x"))
-            assert stale.decline is not None and stale.refused  # 409 BILLING_KEY_ALREADY_DELETED
+            assert stale.decline is not None
+            assert stale.refused
             assert await pg.delete_billing_key("bk_OK", reason="해지") is False
         async with connector_v2(sbx.url, api_secret="wrong") as intruder:
             with pytest.raises(AuthenticationFailed):
@@ -152,7 +153,8 @@ async def test_every_v2_exchange_matches_portones_document(tmp_path: Path) -> No
     ):
         assert expected in statuses, f"{expected} never answered"
     pg_errors = [ex for ex in exchanges if ex.status == 500]
-    assert len(pg_errors) == 1 and pg_errors[0].path == "/billing-keys"
+    assert len(pg_errors) == 1
+    assert pg_errors[0].path == "/billing-keys"
     problems = [p for ex in exchanges if ex.status != 500 for p in check(ex)]
     assert problems == []
 
