@@ -22,10 +22,12 @@ V2_DOCUMENT = Path(__file__).resolve().parents[1] / "data" / "portone" / "v2.ope
 
 
 def connector_v2(url: str, **overrides: Any) -> PortOneV2Gateway:
-    """The V2 connector for the sandbox at ``url`` (its ``/v2`` mount)."""
+    """The V2 connector for the sandbox at ``url`` (its ``/v2`` mount), or for
+    ``base_url`` when given (a scripted server)."""
     options: dict[str, Any] = {"timeout_s": 2.0, "connect_timeout_s": 1.0, **overrides}
     options.setdefault("api_secret", SECRET)
-    config = PortOneV2Config(store_id=STORE, channel_key=CHANNEL, base_url=f"{url}/v2", **options)
+    options.setdefault("base_url", f"{url}/v2")
+    config = PortOneV2Config(store_id=STORE, channel_key=CHANNEL, **options)
     return PortOneV2Gateway(config)
 
 
