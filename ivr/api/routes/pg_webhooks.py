@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import APIKeyHeader
 from starlette.responses import Response
 
 from ivr.api import schemas as S
@@ -23,6 +24,16 @@ from ivr.payments.pg_notices import order_noticed
 from ivr.web.problems import problem_for
 
 router = APIRouter(prefix="/v1/pg", tags=["pg"])
+
+# Documents how the route is authenticated; the check itself is the verifier's (it
+# needs the body and the other two Standard Webhooks headers).
+_signature = APIKeyHeader(
+    name="webhook-signature",
+    scheme_name="PortOneWebhookSignature",
+    description="Standard Webhooks: v1,<base64 HMAC-SHA256 of webhook-id.webhook-timestamp."
+    "body> with the PortOne V2 webhook secret (gateway.webhook_secret)",
+    auto_error=False,
+)
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "bad signature, a timestamp outside the tolerance, or not a notice"},
@@ -36,6 +47,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     response_model=S.PgWebhookOut,
     responses=RESPONSES,
     summary="Receive a PortOne V2 webhook (Standard Webhooks signature)",
+    dependencies=[Depends(_signature)],
 )
 async def portone_v2_webhook(request: Request) -> S.PgWebhookOut | Response:
     verifier: PortOneWebhooks | None = getattr(request.app.state, "portone_webhooks", None)
