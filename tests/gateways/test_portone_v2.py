@@ -342,3 +342,14 @@ async def test_connection_refused_is_retry_safe() -> None:
         with pytest.raises(GatewayUnavailable) as info:
             await pg.charge_billing_key(ChargeRequest("bk_S", order(), 1_000, "x"))
     assert info.value.retry_safe
+
+
+async def test_a_request_still_running_under_its_idempotency_key_is_unknown() -> None:
+    running = _typed(409, "IDEMPOTENCY_OUTSTANDING_REQUEST")
+    async with scripted_v2({"POST /payments/{rest}/cancel": running}) as pg:
+        with pytest.raises(OutcomeUnknown) as cancel:
+            await pg.cancel(CancelRequest(order(), "x", 1_000))
+    assert type(cancel.value) is OutcomeUnknown  # a cancel is not an order id reused
+    async with scripted_v2({"POST /billing-keys": running}) as pg:
+        with pytest.raises(OutcomeUnknown):
+            await pg.register_billing_key(BillingKeyRequest("bk_R", card()))

@@ -91,6 +91,9 @@ def issuer_name(card: wire.CardInfo) -> str | None:
     return card.name or card.issuer
 
 
+PAYMENT_OPS: Final = frozenset({"charge_billing_key", "keyed_charge"})
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
@@ -124,12 +127,14 @@ def refusal(call: Call, r: Reply) -> GatewayError:
     err = r.error
     assert err is not None
     m = meaning(err.type)
-    if m in (Meaning.duplicate, Meaning.in_progress) and call.order_id is not None:
+    if m in (Meaning.duplicate, Meaning.in_progress) and call.op in PAYMENT_OPS:
         return DuplicateOrder(
             f"PortOne V2 {call.op}: order id already used", order_id=call.order_id
         )
-    if m is Meaning.in_progress:
-        return OutcomeUnknown(f"PortOne V2 {call.op}: still being processed")
+    if m is Meaning.in_progress:  # the same request, still running: its outcome is open
+        return OutcomeUnknown(
+            f"PortOne V2 {call.op}: still being processed", order_id=call.order_id
+        )
     return GatewayRejected(
         f"PortOne V2 {call.op}: {err.type}", pg_status=r.status, pg_code=short_code(None, err.type)
     )
