@@ -9,10 +9,10 @@ operation's answer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ivr.gateways.contract import (
     BillingKey,
@@ -91,6 +91,7 @@ def issuer_name(card: wire.CardInfo) -> str | None:
     return card.name or card.issuer
 
 
+T = TypeVar("T")
 PAYMENT_OPS: Final = frozenset({"charge_billing_key", "keyed_charge"})
 
 
@@ -120,6 +121,16 @@ def reply(call: Call, status: int, raw: bytes) -> Reply:
     if meaning(err.type) is Meaning.auth:
         raise AuthenticationFailed("PortOne V2 refused the API secret", pg_status=status)
     return Reply(status, None, err)
+
+
+def _read(call: Call, r: Reply, parse: Callable[[Mapping[str, Any]], T], what: str) -> T:
+    """A 2xx body through ``parse``; a body not shaped as documented is unreadable (an
+    unknown outcome for a payment call)."""
+    assert r.body is not None
+    try:
+        return parse(r.body)
+    except wire.WireError:
+        raise unreadable(call, f"malformed {what}") from None
 
 
 def refusal(call: Call, r: Reply) -> GatewayError:
@@ -154,20 +165,7 @@ def issued_key(call: Call, r: Reply) -> tuple[str, datetime | None, str | None]:
             d = _decline(r.error, Stage.registration)
             raise CardDeclined(f"PortOne V2: card not registered ({d.reason})", decline=d)
         raise refusal(call, r)
-    assert r.body is not None
-    try:
-        info = r.body.get("billingKeyInfo")
-        if not isinstance(info, dict):
-            raise wire.WireError("no billingKeyInfo")
-        key = wire.get_str(info, "billingKey")
-        if key is None:
-            raise wire.WireError("no billingKey")
-        channels = info.get("channels")
-        first = channels[0] if isinstance(channels, list) and channels else {}
-        provider = wire.get_str(first, "pgProvider") if isinstance(first, dict) else None
-        return key, wire.get_time(info, "issuedAt"), provider
-    except wire.WireError:
-        raise unreadable(call, "malformed billing key") from None
+    return _read(call, r, wire.issued, "billing key")
 
 
 def billing_key(
@@ -190,20 +188,7 @@ def billing_key(
 def failed_charge(
     order_id: str, amount: int, months: int, d: Decline, *, refused: bool
 ) -> GatewayCharge:
-    return GatewayCharge(
-        order_id=order_id,
-        status=ChargeStatus.failed,
-        amount=amount,
-        pg_tx_id=None,
-        approval_no=None,
-        card_issuer=None,
-        card_last4=None,
-        card_type=None,
-        installment_months=months,
-        paid_at=None,
-        decline=d,
-        refused=refused,
-    )
+    return GatewayCharge.declined(order_id, amount, d, months=months, refused=refused)
 
 
 @dataclass(frozen=True)
@@ -238,14 +223,8 @@ def charged(call: Call, r: Reply, amount: int, months: int) -> Charged:
                 key_gone=m is Meaning.key_gone,
             )
         raise refusal(call, r)
-    assert r.body is not None
-    summary = r.body.get("payment")
-    try:
-        if not isinstance(summary, dict):
-            raise wire.WireError("no payment")
-        return Charged(True, wire.get_str(summary, "pgTxId"), wire.get_time(summary, "paidAt"))
-    except wire.WireError:
-        raise unreadable(call, "malformed payment") from None
+    pg_tx_id, paid_at = _read(call, r, wire.paid, "payment")
+    return Charged(True, pg_tx_id, paid_at)
 
 
 def succeeded(
@@ -278,11 +257,7 @@ def order(call: Call, r: Reply) -> tuple[OrderStatus, wire.CardInfo] | None:
         if meaning(r.error.type) is Meaning.no_payment:
             return None
         raise refusal(call, r)
-    assert r.body is not None
-    try:
-        p = wire.payment(r.body)
-    except wire.WireError:
-        raise unreadable(call, "malformed payment") from None
+    p = _read(call, r, wire.payment, "payment")
     if p.id != call.order_id:
         raise GatewayRejected(f"PortOne V2 {call.op}: answer is for another payment")
     state = STATES.get(p.status)
@@ -323,11 +298,7 @@ def cancelled(call: Call, r: Reply) -> wire.Cancellation:
                 pg_code=short_code(r.error.pg_code, r.error.type),
             )
         raise refusal(call, r)
-    assert r.body is not None
-    try:
-        c = wire.cancellation(r.body)
-    except wire.WireError:
-        raise unreadable(call, "malformed cancellation") from None
+    c = _read(call, r, wire.cancellation, "cancellation")
     if c.status == "SUCCEEDED":
         return c
     if c.status == "FAILED":
@@ -355,11 +326,7 @@ def cancel_result(c: wire.Cancellation, checksum: int, found: OrderStatus) -> Ca
 def key_list(call: Call, r: Reply) -> list[wire.KeyInfo]:
     if r.error is not None:
         raise refusal(call, r)
-    assert r.body is not None
-    try:
-        return wire.key_list(r.body)
-    except wire.WireError:
-        raise unreadable(call, "malformed billing key list") from None
+    return _read(call, r, wire.key_list, "billing key list")
 
 
 def key_detail(call: Call, r: Reply) -> wire.KeyInfo | None:
@@ -367,11 +334,7 @@ def key_detail(call: Call, r: Reply) -> wire.KeyInfo | None:
         if meaning(r.error.type) is Meaning.key_gone:
             return None
         raise refusal(call, r)
-    assert r.body is not None
-    try:
-        return wire.key_info(r.body)
-    except wire.WireError:
-        raise unreadable(call, "malformed billing key") from None
+    return _read(call, r, wire.key_info, "billing key")
 
 
 def deleted(call: Call, r: Reply) -> bool:

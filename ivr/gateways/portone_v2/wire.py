@@ -178,6 +178,26 @@ def error_body(raw: bytes) -> ErrorBody:
     return ErrorBody(get_str(data, "type"), pg_code, pg_message)
 
 
+def issued(obj: Mapping[str, Any]) -> tuple[str, datetime | None, str | None]:
+    """``IssueBillingKeyResponse`` → (billingKey, issuedAt, the first channel's pgProvider)."""
+    info = _obj(obj, "billingKeyInfo")
+    key = get_str(info, "billingKey")
+    if key is None:
+        raise WireError("no billingKeyInfo.billingKey")
+    channels = info.get("channels")
+    first = channels[0] if isinstance(channels, list) and channels else {}
+    provider = get_str(first, "pgProvider") if isinstance(first, dict) else None
+    return key, get_time(info, "issuedAt"), provider
+
+
+def paid(obj: Mapping[str, Any]) -> tuple[str | None, datetime | None]:
+    """``PayWithBillingKeyResponse`` / ``PayInstantlyResponse`` → (pgTxId, paidAt)."""
+    summary = obj.get("payment")
+    if not isinstance(summary, dict):
+        raise WireError("no payment")
+    return get_str(summary, "pgTxId"), get_time(summary, "paidAt")
+
+
 @dataclass(frozen=True)
 class CardInfo:
     """``Card``: issuer code, product name, type, masked number."""

@@ -34,7 +34,7 @@ from ivr.gateways.sandbox.ledger import (
     NOT_PAID,
 )
 from ivr.gateways.sandbox.orderings import play
-from ivr.gateways.sandbox.records import CancelRecord, PaymentRecord
+from ivr.gateways.sandbox.records import CancelRecord, CustomerRecord, PaymentRecord
 from ivr.gateways.sandbox.state import STATE, SandboxState
 from ivr.gateways.sandbox.v2 import answers as a
 from ivr.gateways.sandbox.v2 import notify
@@ -79,6 +79,22 @@ def _answer(st: SandboxState, recorded: PaymentRecord | Failure) -> web.Response
     return a.pg_provider(Failure(code.lstrip("["), message))
 
 
+async def _record(
+    st: SandboxState,
+    fault: Fault,
+    payment_id: str,
+    billing_key: str | None,
+    terms: tuple[str, int, int],
+    customer: CustomerRecord,
+    failure: Failure | None,
+) -> web.Response:
+    """Record the payment (paid, or FAILED with ``failure``) and answer it."""
+    name, total, months = terms
+    payment = _payment(st, merchant_uid=payment_id, customer_uid=billing_key, name=name,
+                       amount=total, quota=months, customer=customer, failure=failure)  # fmt: skip
+    return _answer(st, await record_payment(st, fault, payment))
+
+
 def _event(p: PaymentRecord) -> dict[str, Any]:
     return {"paymentId": p.merchant_uid, "transactionId": p.imp_uid}
 
@@ -106,17 +122,8 @@ async def with_billing_key(request: web.Request) -> web.StreamResponse:
         failure = cards.charge_check(
             Scenario(customer.scenario), total, months, check_card=customer.card_type == 1
         )
-        payment = _payment(
-            st,
-            merchant_uid=payment_id,
-            customer_uid=billing_key,
-            name=name,
-            amount=total,
-            quota=months,
-            customer=customer,
-            failure=failure,
-        )
-        return _answer(st, await record_payment(st, fault, payment))
+        terms = (name, total, months)
+        return await _record(st, fault, payment_id, billing_key, terms, customer, failure)
 
     return await play(request, st, fault, record)
 
@@ -148,17 +155,8 @@ async def instant(request: web.Request) -> web.StreamResponse:
         failure = cards.card_status(scn, card.expiry, st.today()) or cards.charge_check(
             scn, total, months, check_card=customer.card_type == 1
         )
-        payment = _payment(
-            st,
-            merchant_uid=payment_id,
-            customer_uid=None,
-            name=name,
-            amount=total,
-            quota=months,
-            customer=customer,
-            failure=failure,
-        )
-        return _answer(st, await record_payment(st, fault, payment))
+        terms = (name, total, months)
+        return await _record(st, fault, payment_id, None, terms, customer, failure)
 
     return await play(request, st, fault, record)
 
