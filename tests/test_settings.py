@@ -119,3 +119,35 @@ def test_portone_refuses_what_it_cannot_work_without(
     env = {k: v for k, v in PORTONE.items() if k != drop} | extra
     with pytest.raises(ConfigError, match=message):
         load_settings(env=env)
+
+
+V2 = {
+    "ARSPAY_CONFIG": "/nonexistent.toml",
+    "ARSPAY_GATEWAY_KIND": "portone_v2",
+    "ARSPAY_GATEWAY_API_SECRET": SECRET,
+    "ARSPAY_GATEWAY_STORE_ID": "store-1",
+    "ARSPAY_GATEWAY_CHANNEL_KEY": "channel-key-1",
+}
+
+
+@pytest.mark.parametrize("missing", ["API_SECRET", "STORE_ID", "CHANNEL_KEY"])
+def test_portone_v2_refuses_to_start_without_its_account(missing: str) -> None:
+    env = {k: v for k, v in V2.items() if k != f"ARSPAY_GATEWAY_{missing}"}
+    with pytest.raises(ConfigError, match=f"gateway.{missing.lower()}"):
+        load_settings(env=env)
+
+
+def test_portone_v2_defaults_to_portones_api_and_builds_the_v2_connector() -> None:
+    from ivr.gateways.factory import build_gateway, gateway_configured
+    from ivr.gateways.portone_v2 import PortOneV2Gateway
+
+    s = load_settings(env={**V2, "ARSPAY_GATEWAY_WEBHOOK_SECRET": "whsec_" + SECRET})
+    assert s.gateway.base_url == "https://api.portone.io"
+    assert isinstance(build_gateway(s.gateway), PortOneV2Gateway)
+    assert gateway_configured(s.gateway)  # no api_key: V2 has only the secret
+    assert SECRET not in render(s)  # the webhook secret is masked too
+    pointed = load_settings(env={**V2, "ARSPAY_GATEWAY_BASE_URL": "http://127.0.0.1:8090/v2"})
+    assert pointed.gateway.base_url == "http://127.0.0.1:8090/v2"  # e.g. the sandbox's /v2
+    assert load_settings(env={"ARSPAY_CONFIG": "/nonexistent.toml"}).gateway.base_url == (
+        "http://127.0.0.1:8090"  # the other kinds keep theirs
+    )

@@ -24,13 +24,23 @@ from ivr.api.auth import AuthFailureLimiter, KeyCache, RateLimiter
 from ivr.api.deps import ApiDeps
 from ivr.api.idempotency import IdempotencyStore
 from ivr.api.route import Gate
-from ivr.api.routes import bulk, call_requests, customers, payments, schedules, webhooks
+from ivr.api.routes import (
+    bulk,
+    call_requests,
+    customers,
+    payments,
+    pg_webhooks,
+    schedules,
+    webhooks,
+)
 from ivr.api.schemas import ProblemOut
 from ivr.settings import ApiSettings
 from ivr.web.problems import MEDIA_TYPE as PROBLEM
 from ivr.web.problems import problem_for
 
-ROUTERS = tuple(m.router for m in (customers, call_requests, payments, schedules, bulk, webhooks))
+ROUTERS = tuple(
+    m.router for m in (customers, call_requests, payments, schedules, bulk, webhooks, pg_webhooks)
+)
 
 DESCRIPTION = """\
 The arspay merchant API: register payers' cards by phone (ARS), ask for a payment in a
@@ -67,6 +77,7 @@ def create_api(deps: ApiDeps | None, *, key_cache_s: float = 5.0) -> FastAPI:
             IdempotencyStore(deps.db, deps.clock),
             AuthFailureLimiter(deps.settings.auth_failures_per_minute),
         )
+        app.state.portone_webhooks = deps.portone_webhooks  # PG notifications (pg_webhooks.py)
     for router in ROUTERS:
         app.include_router(router)
     if (deps.settings if deps is not None else ApiSettings()).docs_enabled:

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ivr.gateways.portone_v2.webhooks import PortOneWebhooks
 from ivr.runtime import Runtime
-from ivr.settings import ApiSettings
+from ivr.settings import ApiSettings, GatewaySettings
 from ivr.web.deps import WebDeps
 
 
 @dataclass(frozen=True)
 class ApiDeps(WebDeps):
     settings: ApiSettings
+    portone_webhooks: PortOneWebhooks | None = None  # set when gateway.webhook_secret is
 
     @classmethod
     def from_runtime(cls, rt: Runtime) -> ApiDeps:
@@ -33,4 +35,11 @@ class ApiDeps(WebDeps):
             webhooks=sv.endpoints,
             consent=sv.consent,
             verification=sv.verification,
+            portone_webhooks=portone_webhooks(sv.settings.gateway),
         )
+
+
+def portone_webhooks(gw: GatewaySettings) -> PortOneWebhooks | None:
+    """The verifier of PortOne V2 webhooks, when a webhook secret is configured."""
+    secret = gw.webhook_secret.get_secret_value()
+    return PortOneWebhooks(secret) if secret else None

@@ -469,3 +469,13 @@ class RedeliverIn(_In):
 class RedeliverOut(_Out):
     event_id: str
     queued: int
+
+
+class PgWebhookOut(_Out):
+    """What the engine did with a verified PG notification."""
+
+    result: Literal["settled", "nothing_open", "unknown_order", "ignored", "duplicate"] = Field(
+        description="settled: the order's open charge or refund was looked up at the PG "
+        "now; nothing_open: it had ended already; unknown_order: not an order of this "
+        "engine; ignored: not about a payment; duplicate: this webhook-id was handled"
+    )

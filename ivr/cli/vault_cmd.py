@@ -34,7 +34,7 @@ from ivr.cli.evidence import (
     saved_option,
     write_document,
 )
-from ivr.gateways.factory import build_gateway
+from ivr.gateways.factory import build_gateway, gateway_configured
 from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.runtime import build, open_vault_client
 from ivr.settings import Settings
@@ -249,16 +249,16 @@ def sweep_orphans(
 ) -> None:
     """Erase the vault records no card of this engine refers to (the engine also does it
     every vault.sweep_interval_minutes): cards stored by calls that never finished, or
-    deleted cards whose erase failed; with gateway.api_key set, the billing keys such
-    calls left at the PG go too. Records of merchants unknown to this engine's database
-    are left alone."""
+    deleted cards whose erase failed; with a PG account set (gateway.api_key, or the
+    V2 api_secret), the billing keys such calls left at the PG go too. Records of
+    merchants unknown to this engine's database are left alone."""
     settings = state(ctx).settings
     grace = timedelta(minutes=grace_minutes or settings.vault.orphan_grace_minutes)
 
     async def go() -> SweepReport:
         async with contextlib.AsyncExitStack() as stack:
             pg = None
-            if settings.gateway.api_key and not dry_run:
+            if gateway_configured(settings.gateway) and not dry_run:
                 pg = await stack.enter_async_context(build_gateway(settings.gateway))
             services = build(settings)
             stack.push_async_callback(services.close)
@@ -284,7 +284,8 @@ def serve(ctx: typer.Context) -> None:
     role to its operations; at most vault.max_connections at once.
 
     Card forwarding (billing keys, keyed charges) goes to the configured PG
-    (gateway.*) when gateway.api_key is set; without it those calls are refused with
+    (gateway.*) when a PG account is set (gateway.api_key; kind portone_v2:
+    gateway.api_secret); without it those calls are refused with
     vault-gateway-not-configured."""
     settings = state(ctx).settings
     logging.basicConfig(
@@ -297,7 +298,7 @@ def serve(ctx: typer.Context) -> None:
         async with contextlib.AsyncExitStack() as stack:
             # Forwarding needs the PG connector inside the vault: the card never leaves it.
             card_gateway = None
-            if settings.gateway.api_key:
+            if gateway_configured(settings.gateway):
                 pg = await stack.enter_async_context(build_gateway(settings.gateway))
                 card_gateway = VaultCardGateway(pg)
             vault = await open_vault(settings, gateway=card_gateway)

@@ -172,6 +172,16 @@ class GatewayCharge:
     def succeeded(self) -> bool:
         return self.status is ChargeStatus.succeeded
 
+    @classmethod
+    def declined(
+        cls, order_id: str, amount: int, decline: Decline, *, months: int = 0, refused: bool = False
+    ) -> GatewayCharge:
+        """A failed charge: nothing charged, ``decline`` says why."""
+        return cls(order_id=order_id, status=ChargeStatus.failed, amount=amount, pg_tx_id=None,
+                   approval_no=None, card_issuer=None, card_last4=None, card_type=None,
+                   installment_months=months, paid_at=None, decline=decline,
+                   refused=refused)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class CancelRequest:

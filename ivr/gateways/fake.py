@@ -96,19 +96,7 @@ def approved_charge(
 
 
 def declined_charge(order_id: str, amount: int, reason: Decline) -> GatewayCharge:
-    return GatewayCharge(
-        order_id=order_id,
-        status=ChargeStatus.failed,
-        amount=amount,
-        pg_tx_id=None,
-        approval_no=None,
-        card_issuer=None,
-        card_last4=None,
-        card_type=None,
-        installment_months=0,
-        paid_at=None,
-        decline=reason,
-    )
+    return GatewayCharge.declined(order_id, amount, reason)
 
 
 _SOFT, _HARD = DeclineReason.insufficient_funds, DeclineReason.lost_or_stolen

@@ -130,3 +130,25 @@ async def retried_outcomes(s: AsyncSession, scope: Scope, since: datetime) -> di
         PaymentIntent,
     )
     return {st: n for st, n in (await s.execute(q)).all()}
+
+
+async def attempt_by_order_id(s: AsyncSession, order_id: str) -> PaymentAttempt | None:
+    """The attempt sent to the PG under ``order_id`` (a PG notification names it; the PG
+    account is the engine's, so this read is not a merchant's)."""
+    found: PaymentAttempt | None = await s.scalar(
+        select(PaymentAttempt).where(PaymentAttempt.order_id == order_id)
+    )
+    return found
+
+
+async def open_refunds_of(s: AsyncSession, attempt_id: str) -> list[Refund]:
+    """The refunds of an attempt that were sent and have no answer yet."""
+    return list(
+        await s.scalars(
+            select(Refund).where(
+                Refund.attempt_id == attempt_id,
+                Refund.status.in_([AttemptStatus.pending.value, AttemptStatus.unknown.value]),
+                Refund.sends > 0,
+            )
+        )
+    )

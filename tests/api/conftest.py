@@ -5,7 +5,8 @@ says otherwise."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,10 +125,14 @@ def api_settings(tmp_path: Path, sandbox_url: str, **extra: str) -> Settings:
     return settings
 
 
-@pytest.fixture
-async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
+@asynccontextmanager
+async def serving_api(
+    db: Database, tmp_path: Path, env: Callable[[Sandbox], dict[str, str]] | None = None
+) -> AsyncIterator[Api]:
+    """The API over a runtime and the sandbox PG; ``env`` adds settings that name the
+    sandbox (the PortOne V2 tests point the engine at its /v2 mount)."""
     async with running_sandbox(tmp_path / "pg-ledger.db") as sandbox:
-        settings = api_settings(tmp_path, sandbox.url)
+        settings = api_settings(tmp_path, sandbox.url, **(env(sandbox) if env else {}))
         clock = FakeClock(datetime(2026, 11, 28, 3, 0, tzinfo=UTC))
         runtime = await open_runtime(settings, clock=clock, db=db, book=FakeBook())
         await runtime.services.dids.import_numbers([f"0505111{i:04d}" for i in range(20)])
@@ -140,6 +145,12 @@ async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
             for t in a.tenants:
                 await t.client.aclose()
             await runtime.close()
+
+
+@pytest.fixture
+async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
+    async with serving_api(db, tmp_path) as a:
+        yield a
 
 
 def problem(r: httpx.Response) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""A scripted PortOne stand-in on loopback for the error-mapping tests: ``getToken``
-always works; every other route answers what the test scripted (or hangs/drops)."""
+"""A scripted PortOne stand-in on loopback for the error-mapping tests (v1 and V2
+paths): ``getToken`` always works; every other route answers what the test scripted (or
+hangs/drops)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,15 @@ ROUTES = {
     "POST /payments/cancel": ("POST", "/payments/cancel"),
     "GET /payments/find/{rest}": ("GET", "/payments/find/{rest}"),
     "GET /payments/findAll/{rest}": ("GET", "/payments/findAll/{rest}"),
+    # PortOne V2
+    "POST /billing-keys": ("POST", "/billing-keys"),
+    "GET /billing-keys": ("GET", "/billing-keys"),
+    "GET /billing-keys/{rest}": ("GET", "/billing-keys/{rest}"),
+    "DELETE /billing-keys/{rest}": ("DELETE", "/billing-keys/{rest}"),
+    "POST /payments/{rest}/billing-key": ("POST", "/payments/{rest}/billing-key"),
+    "POST /payments/{rest}/instant": ("POST", "/payments/{rest}/instant"),
+    "POST /payments/{rest}/cancel": ("POST", "/payments/{rest}/cancel"),
+    "GET /payments/{rest}": ("GET", "/payments/{rest}"),
 }
 
 

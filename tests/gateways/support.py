@@ -4,7 +4,7 @@ a PortOne connector pointed at it, card data and order ids."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,10 +87,14 @@ class Sandbox:
 
 
 @asynccontextmanager
-async def running_sandbox(ledger: Path, **overrides: Any) -> AsyncIterator[Sandbox]:
+async def running_sandbox(
+    ledger: Path, *, middlewares: Sequence[Any] = (), **overrides: Any
+) -> AsyncIterator[Sandbox]:
+    """``middlewares``: added around the sandbox's own (a test's recorder)."""
     options: dict[str, Any] = {"latency_ms": 0, **overrides}
     config = SandboxConfig(imp_key=KEY, imp_secret=SECRET, ledger_path=ledger, **options)
     app = create_app(config)
+    app.middlewares.extend(middlewares)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     try:

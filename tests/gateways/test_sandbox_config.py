@@ -48,3 +48,21 @@ def test_bad_configurations_are_refused(overrides: dict[str, object]) -> None:
     base: dict[str, object] = {"imp_key": "k", "imp_secret": "s"}
     with pytest.raises(ConfigError):
         SandboxConfig(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+def test_portone_v2_settings_run_the_sandbox_with_the_v2_secret_and_webhooks() -> None:
+    env = {
+        "ARSPAY_CONFIG": "/nonexistent/arspay.toml",
+        "ARSPAY_GATEWAY_KIND": "portone_v2",
+        "ARSPAY_GATEWAY_API_SECRET": "v2-secret",
+        "ARSPAY_GATEWAY_STORE_ID": "store-1",
+        "ARSPAY_GATEWAY_CHANNEL_KEY": "channel-key-1",
+        "ARSPAY_GATEWAY_WEBHOOK_SECRET": "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=",
+        "ARSPAY_GATEWAY_SANDBOX_WEBHOOK_URL": "http://127.0.0.1:8000/v1/pg/portone-v2/webhooks",
+    }
+    config = SandboxConfig.from_settings(load_settings(env=env).gateway)
+    assert config.imp_secret == "v2-secret"  # what `Authorization: PortOne …` must carry
+    assert config.v2_store_id == "store-1"
+    assert config.v2_webhook_url.endswith("/v1/pg/portone-v2/webhooks")
+    assert config.v2_webhook_secret.startswith("whsec_")
+    assert "whsec_" not in repr(config)

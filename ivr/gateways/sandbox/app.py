@@ -4,7 +4,8 @@
 
 The ledger opens and closes with the app (``cleanup_ctx``). Every PortOne path waits
 ``latency_ms`` and, except ``/users/getToken``, requires a valid access token (401 with
-the envelope otherwise). ``/sandbox/*`` is test-only and unauthenticated.
+the envelope otherwise). ``/sandbox/*`` is test-only and unauthenticated. PortOne V2
+is mounted at ``/v2`` (:mod:`ivr.gateways.sandbox.v2`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ivr.gateways.sandbox.faults import FaultPlan
 from ivr.gateways.sandbox.ledger import Ledger
 from ivr.gateways.sandbox.state import STATE, SandboxState
 from ivr.gateways.sandbox.tokens import TokenStore
+from ivr.gateways.sandbox.v2.app import create_v2_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _OPEN_PATHS = ("/users/getToken",)
@@ -41,7 +43,7 @@ async def get_token(request: web.Request) -> web.Response:
 
 @web.middleware
 async def portone_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/sandbox/"):
+    if request.path.startswith(("/sandbox/", "/v2/")):  # /v2: its own gate (v2/app.py)
         return await handler(request)
     st = request.app[STATE]
     if st.config.latency_ms:
@@ -87,4 +89,5 @@ def create_app(config: SandboxConfig) -> web.Application:
     app.router.add_get("/sandbox/faults", inspect.list_faults)
     app.router.add_post("/sandbox/faults", inspect.add_fault)
     app.router.add_delete("/sandbox/faults", inspect.clear_faults)
+    app.add_subapp("/v2", create_v2_app(app[STATE]))  # PortOne V2, same ledger and card table
     return app

@@ -164,18 +164,26 @@ async def _first_unknown(st: SandboxState, fault: Fault, merchant_uid: str, scen
     return fault
 
 
-async def _record_payment(st: SandboxState, fault: Fault, payment: PaymentRecord) -> web.Response:
-    """Record ``payment`` (refused if the order was paid or is in progress); with
-    ``slow_processing`` it sits ``ready`` for the fault's delay first."""
+async def record_payment(
+    st: SandboxState, fault: Fault, payment: PaymentRecord
+) -> PaymentRecord | Failure:
+    """Record ``payment`` (the duplicate refusal if the order was paid or is in
+    progress); with ``slow_processing`` it sits ``ready`` for the fault's delay first.
+    Both API versions record payments this way."""
     slow = fault.ordering is Ordering.slow_processing
     first = replace(payment, status="ready", apply_num=None, fail_reason=None, paid_at=0,
                     failed_at=0) if slow else payment  # fmt: skip
     recorded = await st.ledger.charge(payment.merchant_uid, lambda: first)
+    if isinstance(recorded, Failure) or not slow:
+        return recorded
+    await asyncio.sleep(fault.delay_s)
+    return await st.ledger.finish(recorded.imp_uid, payment)
+
+
+async def _record_payment(st: SandboxState, fault: Fault, payment: PaymentRecord) -> web.Response:
+    recorded = await record_payment(st, fault, payment)
     if isinstance(recorded, Failure):
         return h.refused(recorded)
-    if slow:
-        await asyncio.sleep(fault.delay_s)
-        recorded = await st.ledger.finish(recorded.imp_uid, payment)
     return h.ok(recorded.to_portone(pg=st.config.pg))
 
 

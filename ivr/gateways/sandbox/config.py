@@ -25,6 +25,10 @@ class SandboxConfig:
     faults: tuple[FaultSpec, ...] = ()  # orderings by probability (faults.py)
     channel_key: str = SANDBOX_CHANNEL_KEY  # the one channel billing keys are issued on
     pg: str = ""  # play this PG's rules (ivr/gateways/portone/pgs.py); "": none extra
+    # PortOne V2 (the /v2 mount): its API secret is imp_secret; webhooks when a URL is set
+    v2_store_id: str = "store-arspay-sandbox"
+    v2_webhook_url: str = ""
+    v2_webhook_secret: str = field(default="", repr=False)  # whsec_…
 
     def __post_init__(self) -> None:
         if not self.imp_key or not self.imp_secret:
@@ -54,8 +58,9 @@ class SandboxConfig:
 
     @classmethod
     def from_settings(cls, gw: GatewaySettings, **overrides: Any) -> SandboxConfig:
+        v2 = gw.kind == "portone_v2"  # V2 has no key, only the secret
         base = cls(
-            imp_key=gw.api_key,
+            imp_key=gw.api_key or ("arspay-sandbox" if v2 else ""),
             imp_secret=gw.api_secret.get_secret_value(),
             ledger_path=gw.sandbox_ledger,
             latency_ms=gw.sandbox_latency_ms,
@@ -66,6 +71,9 @@ class SandboxConfig:
             faults=parse_faults(gw.sandbox_faults),
             channel_key=gw.effective_channel_key,
             pg=gw.sandbox_pg,
+            v2_store_id=gw.store_id or cls.v2_store_id,
+            v2_webhook_url=gw.sandbox_webhook_url,
+            v2_webhook_secret=gw.webhook_secret.get_secret_value(),
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -80,6 +80,11 @@ class Ledger:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, partial(fn, *args))
 
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the ledger's thread, where :attr:`db` may be used: for the
+        sandbox's V2 mount, which keeps its billing keys in a table of its own."""
+        return await self._run(fn, *args)
+
     @property
     def db(self) -> sqlite3.Connection:
         assert self._db is not None, "ledger not open"
