@@ -24,8 +24,9 @@ MODULES = sorted(CONSOLE.rglob("*.py"))
 KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 FILES = (".html", ".key")  # names like ``audit.html`` are no keys
 QUOTED = re.compile(r"""["']([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+)["']""")
-# ``t("prefix." ~ value)`` in a template: each such family and the values it takes
-DYNAMIC = re.compile(r"""\bt\(\s*["']([a-z0-9_.]+\.)["']\s*~""")
+# ``t("prefix." ~ value)`` in a template, or a prefix handed to a macro that builds the
+# key (``choice(..., prefix="sms.kind.")``): each such family and the values it takes
+DYNAMIC = re.compile(r"""(?:\bt\(\s*|\bprefix=)["']([a-z0-9_.]+\.)["']\s*(?:~|[,)])""")
 FAMILIES: dict[str, list[str]] = {
     "bulk.kind.": list(BULK_KINDS),
     "consent.kind.": sorted(CONSENT_KINDS),
