@@ -58,9 +58,7 @@ def table_width(rows: Sequence[Mapping[str, Any]]) -> int:
     """Cells the table takes with every cell on one line: per column its widest cell
     plus one space each side, a border between columns and at both ends."""
     columns = _columns(rows)
-    widths = [
-        max([cell_len(c), *(cell_len(text(r.get(c))) for r in rows)]) for c in columns
-    ]
+    widths = [max([cell_len(c), *(cell_len(text(r.get(c))) for r in rows)]) for c in columns]
     return sum(widths) + 3 * len(columns) + 1
 
 
