@@ -102,7 +102,9 @@ def up(
     def interrupted(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Both, explicitly: started in the background of a script, SIGINT comes ignored.
     previous = signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     code = 0
     try:
         facts = box.start()
