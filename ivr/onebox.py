@@ -9,11 +9,12 @@ stops what was started, newest first — engine, sandbox PG, Asterisk — each p
 (SIGTERM) and then for good (SIGKILL) if it does not end in time; it is safe to call at
 any point, and twice.
 
-The engine writes the voice prompts where this Asterisk plays them from (``scripts/asterisk
-soundsdir``, which ``prompts.sounds_dir`` is set to). Children run in their own session, so a Ctrl-C in the terminal reaches ``arspay up``
-only, and it stops them in order. Their output goes to ``<var_dir>/engine.log`` and
-``<var_dir>/sandbox-pg.log``. Settings pass to every child through the environment the
-caller gives (``ARSPAY_*``): nothing here is global.
+The engine writes the voice prompts where this Asterisk plays them from
+(``prompts.sounds_dir`` is set to ``scripts/asterisk soundsdir``). Children run in their
+own session, so a Ctrl-C in the terminal reaches ``arspay up`` only, and it stops them in
+order. Their output goes to ``<var_dir>/engine.log`` and ``<var_dir>/sandbox-pg.log``.
+Settings pass to every child through the environment the caller gives (``ARSPAY_*``):
+nothing here is global.
 """
 
 from __future__ import annotations

@@ -119,7 +119,8 @@ def test_up_serves_the_console_and_a_softphone_call_and_ctrl_c_stops_it_all(
         assert summary["softphone_password"] in printed
         assert problems(printed) == []
 
-        subprocess.run([sys.executable, "-m", "ivr.cli", "dids", "import", "0505-000-0000..0505-000-0009"],
+        pool = "0505-000-0000..0505-000-0009"
+        subprocess.run([sys.executable, "-m", "ivr.cli", "dids", "import", pool],
                        env=env, capture_output=True, check=True)  # fmt: skip
         merchant = str(_cli(env, "merchants", "create", "행복치과")[0]["id"])
         customer = str(_cli(env, "customers", "create", merchant, "--mobile", MOBILE)[0]["id"])
