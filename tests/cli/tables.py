@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from rich.cells import cell_len
 
-BORDERS = "┌│├└"
-JOINTS = "┬┼┴│"
+BORDERS = "┌│├└┏┃┡"  # rich's SQUARE box, and HEAVY_HEAD (its default) for old output
+JOINTS = "┬┼┴│┳┃╇"
+ENDS = "┌┐├┤└┘┏┓┡┩"
 
 
 def tables(output: str) -> list[list[str]]:
@@ -33,7 +34,7 @@ def _columns(line: str) -> list[int]:
     """Cell offsets of the column borders on a line (both ends included)."""
     offsets, at = [], 0
     for ch in line:
-        if ch in JOINTS or ch in "┌┐├┤└┘":
+        if ch in JOINTS or ch in ENDS:
             offsets.append(at)
         at += cell_len(ch)
     return offsets
@@ -52,6 +53,6 @@ def problems(output: str) -> list[str]:
                 out.append(f"column borders out of line: {line}")
             if "…" in line:
                 out.append(f"a cut cell: {line}")
-            if line.startswith("│") and not line[1:].split("│", 1)[0].strip():
+            if line[0] in "│┃" and not line[1:].split(line[0], 1)[0].strip():
                 out.append(f"a continuation line (first cell blank): {line}")
     return out

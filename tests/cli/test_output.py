@@ -110,3 +110,36 @@ def test_cli_json_is_unchanged_and_text_is_blocks(tmp_path: pytest.TempPathFacto
     assert set(row) == {"id", "name", "status"}
     shown = arspay("merchants", "list", url=url, env={"COLUMNS": "40"}).stdout
     assert shown.splitlines()[:2] == ["Merchants", f"  id      {row['id']}"]
+
+
+def test_what_issue_35_saw_prints_whole_at_80_columns(tmp_path: pytest.TempPathFactory) -> None:
+    """The SMS outbox, DID leases and requests of a merchant, as a newcomer prints them
+    after the demo on an 80-column terminal: no table has a wrapped or cut cell (the old
+    tables folded the SMS body one syllable per line)."""
+    from .test_cli import arspay
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    assert arspay("migrate", url=url).returncode == 0
+    assert arspay("dids", "import", "0505-000-0000..0505-000-0009", url=url).returncode == 0
+
+    def j(*args: str) -> list[dict[str, object]]:
+        out = arspay("--json", *args, url=url)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+    merchant = str(j("merchants", "create", "행복치과")[0]["id"])
+    for mobile in ("010-1234-5678", "010-9876-5432"):
+        customer = str(j("customers", "create", merchant, "--mobile", mobile)[0]["id"])
+        j("requests", "create", merchant, customer, "--product", "임플란트 치료")
+    j("sms", "outbox", "--deliver")
+    narrow = {"COLUMNS": "80"}
+    for args in (("sms", "outbox"), ("dids", "leases"), ("merchants", "list")):
+        shown = arspay(*args, url=url, env=narrow)
+        assert shown.returncode == 0, shown.stderr
+        assert problems(shown.stdout) == [], shown.stdout
+        assert max(cell_len(line) for line in shown.stdout.splitlines()) <= 80 or not tables(
+            shown.stdout
+        )
+    sms = arspay("sms", "outbox", url=url, env=narrow).stdout
+    assert tables(sms) == []  # the bodies do not fit a row: one block per message
+    assert sms.count("자동결제 카드 등록 안내입니다") == 2
