@@ -107,42 +107,15 @@ class AsteriskSettings(_Section):
     agi_port: int = Field(4573, ge=1, le=65535)
     rtp_start: int = Field(10000, ge=1024, le=65535)
     rtp_end: int = Field(10999, ge=1024, le=65535)
-    softphone: bool = Field(
-        False,
-        description="render a SIP account for a softphone (pjsip_softphone.conf): dial a "
-        "request's number from it to take the call as the payer",
+    softphone: bool = Field(False, description="render a softphone SIP account (arspay up)")
+    softphone_user: str = "softphone"
+    softphone_bind: ipaddress.IPv4Address = Field(
+        ipaddress.IPv4Address("127.0.0.1"), description="its SIP and RTP address: loopback or LAN"
     )
-    softphone_user: str = Field("softphone", description="the softphone's SIP user name")
-    softphone_bind: str = Field(
-        "127.0.0.1",
-        description="address the softphone's SIP transport and RTP bind to: loopback, or "
-        "this machine's LAN address to reach it from another device",
-    )
-    softphone_port: int = Field(5080, ge=1, le=65535, description="the softphone's SIP port")
+    softphone_port: int = Field(5080, ge=1, le=65535)
     softphone_caller_id: str = Field(
-        "",
-        description="the mobile number the softphone's calls present (the payer's, for the "
-        "possession check); empty: the number the softphone sends",
+        "", pattern=r"^(\d{8,15})?$", description="the mobile its calls present (digits)"
     )
-
-    @field_validator("softphone_bind")
-    @classmethod
-    def _bind_is_an_address(cls, value: str) -> str:
-        try:
-            ip = ipaddress.ip_address(value)
-        except ValueError:
-            raise ValueError("an IPv4 address, e.g. 127.0.0.1 or 192.168.0.10") from None
-        if ip.version != 4 or ip.is_unspecified:
-            raise ValueError("one IPv4 address of this machine (not 0.0.0.0)")
-        return value
-
-    @field_validator("softphone_caller_id")
-    @classmethod
-    def _caller_id_is_digits(cls, value: str) -> str:
-        digits = value.replace("-", "").replace(" ", "")
-        if digits and not (digits.isdigit() and 8 <= len(digits) <= 15):
-            raise ValueError("a phone number, e.g. 010-1234-5678")
-        return digits
 
 
 class GatewaySettings(_Section):

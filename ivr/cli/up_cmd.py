@@ -27,8 +27,8 @@ def _overrides(settings: Settings, *, softphone: bool, lan: bool, caller_id: str
         env["ARSPAY_ASTERISK_SOFTPHONE"] = "true"
         if lan:
             env["ARSPAY_ASTERISK_SOFTPHONE_BIND"] = lan_address()
-        if caller_id:
-            env["ARSPAY_ASTERISK_SOFTPHONE_CALLER_ID"] = caller_id
+        if caller_id:  # 010-1234-5678 as people write it
+            env["ARSPAY_ASTERISK_SOFTPHONE_CALLER_ID"] = caller_id.replace("-", "").strip()
     gw = settings.gateway
     if gw.kind == "sandbox":  # the engine talks to the sandbox this command starts
         env["ARSPAY_GATEWAY_BASE_URL"] = f"http://{gw.sandbox_host}:{gw.sandbox_port}"

@@ -89,6 +89,8 @@ def values(settings: Settings, credentials: Credentials | None = None) -> dict[s
 
 def softphone_values(settings: Settings, account: softphone.Account) -> dict[str, str]:
     """The placeholders of the softphone templates."""
+    if account.host == "0.0.0.0":  # noqa: S104 - refused: RTP needs one address
+        raise ConfigError("asterisk.softphone_bind: one address of this machine, not 0.0.0.0")
     caller_id = (
         f"callerid = <{account.caller_id}>"
         if account.caller_id

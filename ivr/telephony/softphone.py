@@ -53,7 +53,7 @@ def ensure(settings: Settings) -> Account:
     return Account(
         user=a.softphone_user,
         password=SecretStr(password["password"]),
-        host=a.softphone_bind,
+        host=str(a.softphone_bind),
         port=a.softphone_port,
         caller_id=a.softphone_caller_id,
     )

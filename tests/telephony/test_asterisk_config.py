@@ -194,7 +194,7 @@ def test_the_softphone_account_is_rendered_only_when_it_is_on(tmp_path: Path) ->
     assert "#tryinclude pjsip_softphone.conf" in off["pjsip.conf"]
 
     on = settings(tmp_path, ARSPAY_ASTERISK_SOFTPHONE="true",
-                  ARSPAY_ASTERISK_SOFTPHONE_CALLER_ID="010-1234-5678")  # fmt: skip
+                  ARSPAY_ASTERISK_SOFTPHONE_CALLER_ID="01012345678")  # fmt: skip
     conf = render(on)["pjsip_softphone.conf"]
     account = softphone.ensure(on)
     password = account.password.get_secret_value()
@@ -226,10 +226,17 @@ def test_the_softphone_account_is_rendered_only_when_it_is_on(tmp_path: Path) ->
     assert not (out / "pjsip_softphone.conf").exists()
 
 
-@pytest.mark.parametrize("bind", ["0.0.0.0", "::1", "lan"])  # noqa: S104 - refused
+@pytest.mark.parametrize("bind", ["::1", "lan", "0.0.0.0"])  # noqa: S104 - refused
 def test_the_softphone_binds_one_ipv4_address(tmp_path: Path, bind: str) -> None:
     with pytest.raises(ConfigError, match="softphone_bind"):
-        bare(tmp_path, ARSPAY_ASTERISK_SOFTPHONE_BIND=bind)
+        render(settings(tmp_path, ARSPAY_ASTERISK_SOFTPHONE="true",
+                        ARSPAY_ASTERISK_SOFTPHONE_BIND=bind))  # fmt: skip
+
+
+@pytest.mark.parametrize("number", ["010-1234-5678", "abc", "0101"])
+def test_the_softphone_caller_id_is_digits(tmp_path: Path, number: str) -> None:
+    with pytest.raises(ConfigError, match="softphone_caller_id"):
+        bare(tmp_path, ARSPAY_ASTERISK_SOFTPHONE_CALLER_ID=number)
 
 
 def test_missing_placeholder_is_a_config_error(tmp_path: Path) -> None:
