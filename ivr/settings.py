@@ -114,6 +114,15 @@ class AsteriskSettings(_Section):
     agi_port: int = Field(4573, ge=1, le=65535)
     rtp_start: int = Field(10000, ge=1024, le=65535)
     rtp_end: int = Field(10999, ge=1024, le=65535)
+    softphone: bool = Field(False, description="render a softphone SIP account (arspay up)")
+    softphone_user: str = "softphone"
+    softphone_bind: ipaddress.IPv4Address = Field(
+        ipaddress.IPv4Address("127.0.0.1"), description="its SIP and RTP address: loopback or LAN"
+    )
+    softphone_port: int = Field(5080, ge=1, le=65535)
+    softphone_caller_id: str = Field(
+        "", pattern=r"^(\d{8,15})?$", description="the mobile its calls present (digits)"
+    )
 
 
 class SmsSettings(_Section):

@@ -11,6 +11,7 @@ import ivr.cli.engine_cmd  # noqa: F401, RUF100
 import ivr.cli.gateway_cmd  # noqa: F401, RUF100
 import ivr.cli.prompts_cmd  # noqa: F401, RUF100
 import ivr.cli.schedules_cmd  # noqa: F401, RUF100
+import ivr.cli.up_cmd  # noqa: F401, RUF100
 import ivr.cli.vault_cmd  # noqa: F401
 from ivr.cli import config_cmd, db_cmd, dids_cmd, merchants_cmd, requests_cmd  # noqa: F401
 from ivr.cli.app import app, main

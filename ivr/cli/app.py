@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ivr import __version__
+from ivr.cli.output import emit_rows
 from ivr.errors import ArspayError
 from ivr.runtime import build
 from ivr.settings import Settings, load_settings
@@ -125,19 +125,15 @@ def _plain(value: Any) -> Any:
 
 
 def emit(ctx: typer.Context, title: str, rows: list[dict[str, Any]]) -> None:
-    """Print rows as a table, or as JSON with ``--json``."""
+    """Print rows for a person (:mod:`ivr.cli.output`: one record as a key–value block,
+    several as a table when it fits the width, else as blocks), or as JSON with ``--json``."""
     if state(ctx).json:
         sys.stdout.write(
             json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], ensure_ascii=False)
             + "\n"
         )
         return
-    table = Table(title=title)
-    for key in rows[0] if rows else ["(none)"]:
-        table.add_column(key, overflow="fold")
-    for r in rows:
-        table.add_row(*("" if v is None else str(_plain(v)) for v in r.values()))
-    Console().print(table)
+    emit_rows(title, rows)
 
 
 def main() -> None:

@@ -6,7 +6,9 @@ no value, or a value Asterisk's config parser would misread, is a
 :class:`~ivr.errors.ConfigError`. The ARI password and the FastAGI secret come from
 :mod:`ivr.telephony.credentials` (checked: no development values outside
 ``engine.dev_mode``); ``ari.conf`` and ``extensions.conf`` carry them, so files are
-written with mode 0640.
+written with mode 0640. With ``asterisk.softphone`` on, the templates in ``softphone/``
+are rendered too (the account of :mod:`ivr.telephony.softphone`, its password generated
+on first use); with it off they are not, and a stale copy in the output is removed.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from urllib.parse import urlsplit
 
 from ivr.errors import ConfigError
 from ivr.settings import Settings
+from ivr.telephony import softphone
 from ivr.telephony.credentials import Credentials, checked
 
 TEMPLATE_DIR = Path(__file__).parents[2] / "asterisk-config"
+SOFTPHONE_DIR = "softphone"  # under the template directory: rendered only when it is on
 FILE_MODE = 0o640
 
 # Names that become config section names or dialplan arguments: no brackets, commas,
@@ -83,17 +87,26 @@ def values(settings: Settings, credentials: Credentials | None = None) -> dict[s
     }
 
 
-def render(
-    settings: Settings,
-    template_dir: Path = TEMPLATE_DIR,
-    credentials: Credentials | None = None,
-) -> dict[str, str]:
-    """File name -> rendered text, for every ``*.conf`` in ``template_dir``."""
-    subst = values(settings, credentials)
+def softphone_values(settings: Settings, account: softphone.Account) -> dict[str, str]:
+    """The placeholders of the softphone templates."""
+    if account.host == "0.0.0.0":  # noqa: S104 - refused: RTP needs one address
+        raise ConfigError("asterisk.softphone_bind: one address of this machine, not 0.0.0.0")
+    caller_id = (
+        f"callerid = <{account.caller_id}>"
+        if account.caller_id
+        else "; callerid: not set (asterisk.softphone_caller_id): the number the phone sends"
+    )
+    return {
+        "softphone_user": _name("softphone_user", account.user),
+        "softphone_password": _value("softphone password", account.password.get_secret_value()),
+        "softphone_bind": account.host,
+        "softphone_port": str(account.port),
+        "softphone_callerid": caller_id,
+    }
+
+
+def _fill(templates: list[Path], subst: dict[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
-    templates = sorted(template_dir.glob("*.conf"))
-    if not templates:
-        raise ConfigError(f"{template_dir}: no Asterisk config templates")
     for path in templates:
         try:
             out[path.name] = Template(path.read_text(encoding="utf-8")).substitute(subst)
@@ -101,6 +114,24 @@ def render(
             raise ConfigError(f"{path.name}: no value for placeholder ${{{exc.args[0]}}}") from None
         except ValueError as exc:  # a lone "$": write "$$" for a literal dollar sign
             raise ConfigError(f"{path.name}: {exc}") from None
+    return out
+
+
+def render(
+    settings: Settings,
+    template_dir: Path = TEMPLATE_DIR,
+    credentials: Credentials | None = None,
+) -> dict[str, str]:
+    """File name -> rendered text, for every ``*.conf`` in ``template_dir`` (and in its
+    ``softphone/`` when ``asterisk.softphone`` is on)."""
+    subst = values(settings, credentials)
+    templates = sorted(template_dir.glob("*.conf"))
+    if not templates:
+        raise ConfigError(f"{template_dir}: no Asterisk config templates")
+    out = _fill(templates, subst)
+    if settings.asterisk.softphone:
+        extra = softphone_values(settings, softphone.ensure(settings))
+        out |= _fill(sorted((template_dir / SOFTPHONE_DIR).glob("*.conf")), subst | extra)
     return out
 
 
@@ -113,6 +144,9 @@ def write(
     """Render into ``out_dir`` (created if needed); files get mode 0640. Returns the paths."""
     files = render(settings, template_dir, credentials)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (template_dir / SOFTPHONE_DIR).glob("*.conf"):
+        if stale.name not in files:
+            (out_dir / stale.name).unlink(missing_ok=True)
     written: list[Path] = []
     for name, text in files.items():
         path = out_dir / name

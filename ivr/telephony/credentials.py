@@ -67,10 +67,11 @@ def _new_values() -> dict[str, str]:
     return {"ari_password": secrets.token_urlsafe(32), "agi_secret": secrets.token_urlsafe(32)}
 
 
-def _write(path: Path, values: dict[str, str]) -> None:
-    """Write atomically: a 0600 temporary file, fsync, rename, fsync the directory."""
+def write_private(path: Path, values: dict[str, str], fmt: str = _FORMAT) -> None:
+    """Write a secrets file atomically: a 0600 temporary file, fsync, rename, fsync the
+    directory (0700). ``values`` are URL-safe tokens (no quoting needed)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    text = f'format = "{_FORMAT}"\n' + "".join(f'{k} = "{v}"\n' for k, v in values.items())
+    text = f'format = "{fmt}"\n' + "".join(f'{k} = "{v}"\n' for k, v in values.items())
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
@@ -95,27 +96,33 @@ def generate(path: Path, *, rotate: bool = False) -> bool:
     if path.exists() and not rotate:
         read_file(path)  # an existing file must be usable (and private)
         return False
-    _write(path, _new_values())
+    write_private(path, _new_values())
     return True
 
 
-def read_file(path: Path) -> dict[str, str]:
-    """The values in a credentials file; a file others can read is refused."""
+def read_private(path: Path, fmt: str, keys: tuple[str, ...], what: str) -> dict[str, str]:
+    """The values of a secrets file :func:`write_private` wrote; a file others can read
+    is refused."""
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the credentials file ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror})") from None
     if mode & 0o077:
         raise ConfigError(f"{path}: readable by others (mode {mode:o}); chmod 600 it")
     try:
         data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        raise ConfigError(f"{path}: not a credentials file (not TOML)") from None
-    values = {k: data.get(k) for k in ("ari_password", "agi_secret")}
-    if data.get("format") != _FORMAT or not all(isinstance(v, str) and v for v in values.values()):
-        raise ConfigError(f"{path}: not a credentials file (format, ari_password, agi_secret)")
+        raise ConfigError(f"{path}: not a {what} (not TOML)") from None
+    values = {k: data.get(k) for k in keys}
+    if data.get("format") != fmt or not all(isinstance(v, str) and v for v in values.values()):
+        raise ConfigError(f"{path}: not a {what} (format, {', '.join(keys)})")
     return {k: str(v) for k, v in values.items()}
+
+
+def read_file(path: Path) -> dict[str, str]:
+    """The values in a credentials file; a file others can read is refused."""
+    return read_private(path, _FORMAT, ("ari_password", "agi_secret"), "credentials file")
 
 
 def resolve(settings: Settings) -> Credentials:

@@ -6,7 +6,9 @@ database), as a payer who listens to each question.
     python -m ivr.testing.demo pay 05050000002 01012345678
 
 Settings come from the environment like every ``arspay`` command (the engine's
-database). Digits are sent as SIP INFO, 400 ms apart (a brisk human).
+database). Digits are sent as SIP INFO, 400 ms apart (a brisk human) — or, through the
+softphone account (``account``: its digest password, its port), as RFC 4733 events, as a
+softphone sends them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from sqlalchemy import select
 from ivr.settings import load_settings
 from ivr.store.db import Database
 from ivr.store.tables import CallStep
-from ivr.testing.sipp import CallScript, SippCall, start_call
+from ivr.testing.sip_account import SipAccount
+from ivr.testing.sipp import DEFAULT_TARGET, CallScript, SippCall, start_call
 
 CARD = "4111111111111111"  # the usual Visa test card (sandbox: success)
 BIRTH = "880101"  # its holder's birth date, keyed at registration and asked again to pay
@@ -62,19 +65,35 @@ async def wait_for_prompt(db: Database, prompt_id: str, timeout_s: float) -> Non
     raise TimeoutError(f"the engine did not play {prompt_id} within {timeout_s:.0f} s")
 
 
-async def converse(kind: str, did: str, mobile: str) -> int:
+async def converse(
+    kind: str,
+    did: str,
+    mobile: str,
+    *,
+    account: SipAccount | None = None,
+    target: tuple[str, int] = DEFAULT_TARGET,
+) -> int:
     steps = CONVERSATIONS[kind]
     script = CallScript()
     for i, (_prompt, digits) in enumerate(steps):
-        script = script.wait_for(f"s{i}", timeout_ms=90_000).dtmf(digits, "info", gap_ms=400)
+        script = script.wait_for(f"s{i}", timeout_ms=90_000)
+        if account:
+            script = script.dtmf(digits, "rfc4733", tone_ms=100)
+        else:
+            script = script.dtmf(digits, "info", gap_ms=400)
     script = script.expect_hangup(timeout_ms=90_000)
-    call = SippCall(
-        did=did, caller_id=mobile, script=script, headers={"X-Arspay-Endpoint": "sipp-info"}
-    )
+    if account:  # the endpoint is the account's; its caller ID is the endpoint's
+        call = SippCall(did=did, script=script, account=account)
+    else:
+        call = SippCall(
+            did=did, caller_id=mobile, script=script, headers={"X-Arspay-Endpoint": "sipp-info"}
+        )
     db = Database(load_settings().database_url)
     try:
         with tempfile.TemporaryDirectory(prefix="arspay-demo-") as workdir:
-            async with start_call(call, workdir=Path(workdir), timeout_s=240) as handle:
+            async with start_call(
+                call, workdir=Path(workdir), timeout_s=240, target=target
+            ) as handle:
                 for i, (prompt_id, digits) in enumerate(steps):
                     await wait_for_prompt(db, prompt_id, 60)
                     print(f"  payer: hears {prompt_id}, presses {len(digits)} key(s)")

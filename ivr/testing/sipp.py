@@ -115,6 +115,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
+from ivr.testing.sip_account import SipAccount
+
 __all__ = [
     "DEFAULT_MEDIA_PORTS",
     "DEFAULT_SIP_PORTS",
@@ -398,7 +400,9 @@ class SippCall:
     endpoint). ``answer_timeout_ms`` bounds the wait for each response before the answer
     (a provisional response restarts it, like SIP's Timer C). With ``expect_status`` set
     to a final error code (e.g. 404) the call succeeds only if the far end rejects it with
-    exactly that code; the script must then be empty.
+    exactly that code; the script must then be empty. With ``account`` the call comes from
+    that SIP user (From and Contact) and answers the far end's digest challenge (401) to
+    its INVITE with the account's password, as a softphone does.
     """
 
     did: str
@@ -407,6 +411,7 @@ class SippCall:
     headers: dict[str, str] = field(default_factory=dict, hash=False)
     answer_timeout_ms: int = 10_000
     expect_status: int = 200
+    account: SipAccount | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.did, str) or not _USER_RE.fullmatch(self.did):
@@ -436,6 +441,8 @@ class SippCall:
                 raise ValueError("expect_status must be 200 or a final error code 300-699")
             if self.script.steps:
                 raise ValueError("a call expected to be rejected cannot have script steps")
+            if self.account:
+                raise ValueError("a call with an account expects to be answered")
 
     # -- SIP pieces
 
@@ -443,16 +450,20 @@ class SippCall:
     def anonymous(self) -> bool:
         return self.caller_id.lower() == "anonymous"
 
+    @property
+    def _user(self) -> str:
+        return self.account.user if self.account else self.caller_id
+
     def _from(self) -> str:
-        if self.anonymous:
+        if self.anonymous and not self.account:
             return '"Anonymous" <sip:anonymous@anonymous.invalid>;tag=[pid]SIPpTag00[call_number]'
-        return f"<sip:{self.caller_id}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]"
+        return f"<sip:{self._user}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]"
 
     def _to(self) -> str:
         return f"<sip:{self.did}@[remote_ip]:[remote_port]>"
 
     def _contact(self) -> str:
-        return f"<sip:{self.caller_id}@[local_ip]:[local_port]>"
+        return f"<sip:{self._user}@[local_ip]:[local_port]>"
 
     def _request(self, method: str, *, body: str = "", content_type: str = "") -> str:
         """An in-dialog request (after the 200 OK, whose Contact and route set we use)."""
@@ -473,7 +484,7 @@ class SippCall:
             lines += ["Content-Length: 0", "", ""]
         return "\n".join(lines)
 
-    def _invite(self) -> str:
+    def _invite(self, *, authenticated: bool = False) -> str:
         sdp = "\n".join(
             [
                 "v=0",
@@ -504,6 +515,8 @@ class SippCall:
         if self.anonymous:
             lines.append("Privacy: id")
         lines += [f"{name}: {value}" for name, value in self.headers.items()]
+        if authenticated and self.account:
+            lines.append(self.account.authentication())
         lines += ["Content-Type: application/sdp", "Content-Length: [len]", "", sdp]
         return "\n".join(lines)
 
@@ -556,8 +569,16 @@ class SippCall:
         """(XML element, description) per SIPp message, in scenario order (= SIPp index)."""
         t = self.answer_timeout_ms
         waiting = "waiting for the answer"
-        out = [
-            (_send(self._invite()), "sending INVITE"),
+        out = [(_send(self._invite()), "sending INVITE")]
+        if self.account:  # the digest challenge, then the INVITE again with credentials
+            challenged = "waiting for the digest challenge"
+            out += [
+                (f'  <recv response="100" optional="true" timeout="{t}"/>', challenged),
+                (f'  <recv response="401" auth="true" timeout="{t}"/>', challenged),
+                (_send(self._ack_non_2xx()), "acknowledging the challenge"),
+                (_send(self._invite(authenticated=True)), "sending INVITE with credentials"),
+            ]
+        out += [
             (f'  <recv response="100" optional="true" timeout="{t}"/>', waiting),
             (f'  <recv response="180" optional="true" timeout="{t}"/>', waiting),
             (f'  <recv response="183" optional="true" timeout="{t}"/>', waiting),
@@ -1073,6 +1094,9 @@ class CallHandle:
             self._result = self._build_result()
         return self._result
 
+    def _account_secret(self) -> tuple[str, ...]:
+        return (self.call.account.password,) if self.call.account else ()
+
     def _build_result(self) -> CallResult:
         code = self._proc.returncode
         try:
@@ -1093,7 +1117,10 @@ class CallHandle:
             call=self.call,
             ok=code == 0 and not failures,
             exit_code=code,
-            errors=_redact("\n".join(parts), self.call.script._secrets()),
+            errors=_redact(
+                "\n".join(parts),
+                (*self.call.script._secrets(), *self._account_secret()),
+            ),
             duration_s=time.monotonic() - self._started,
             call_id=self.call_id,
         )

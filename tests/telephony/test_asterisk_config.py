@@ -60,7 +60,7 @@ def entries(text: str, section: str) -> list[tuple[str, str]]:
         line = re.sub(r"(?<!\\);.*", "", raw).strip()
         if m := re.fullmatch(r"\[([^\]]+)\](\(.*\))?", line):
             current = m.group(1)
-        elif current == section and line:
+        elif current == section and line and not line.startswith("#"):  # not #include
             key, _, value = re.split(r"\s*(=>|=)\s*", line, maxsplit=1)
             out.append((key, value))
     return out
@@ -166,7 +166,12 @@ def test_no_call_data_outside_our_database(tmp_path: Path) -> None:
 
 def test_test_endpoints(tmp_path: Path) -> None:
     pjsip = render(settings(tmp_path))["pjsip.conf"]
-    assert options(pjsip, "global")["endpoint_identifier_order"] == "header,ip,username"
+    # the softphone account is found by its user name before the loopback address
+    assert options(pjsip, "global")["endpoint_identifier_order"] == "header,username,ip"
+    # the password-less test endpoints answer this machine only, whatever the transport
+    acl = entries(pjsip, "arspay-loopback")
+    assert ("deny", "0.0.0.0/0.0.0.0") in acl
+    assert ("permit", "127.0.0.1/255.255.255.255") in acl
     expected = {
         "sipp": ("arspay-stasis", "rfc4733"),
         "sipp-info": ("arspay-stasis", "info"),
@@ -179,6 +184,59 @@ def test_test_endpoints(tmp_path: Path) -> None:
     assert options(pjsip, "sipp-by-ip")["match"] == "127.0.0.1"
     header = options(pjsip, "sipp-agi-info-by-header")
     assert header["match_header"] == "X-Arspay-Endpoint: sipp-agi-info"
+
+
+def test_the_softphone_account_is_rendered_only_when_it_is_on(tmp_path: Path) -> None:
+    from ivr.telephony import softphone
+
+    off = render(settings(tmp_path))
+    assert "pjsip_softphone.conf" not in off
+    assert "#tryinclude pjsip_softphone.conf" in off["pjsip.conf"]
+
+    on = settings(tmp_path, ARSPAY_ASTERISK_SOFTPHONE="true",
+                  ARSPAY_ASTERISK_SOFTPHONE_CALLER_ID="01012345678")  # fmt: skip
+    conf = render(on)["pjsip_softphone.conf"]
+    account = softphone.ensure(on)
+    password = account.password.get_secret_value()
+    assert len(password) >= 20
+    assert password not in repr(account)
+    path = softphone.password_path(on)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert options(conf, "transport-softphone")["bind"] == "127.0.0.1:5080"
+    endpoint = options(conf, "softphone")
+    assert (endpoint["context"], endpoint["auth"], endpoint["callerid"]) == (
+        "arspay-stasis", "softphone-auth", "<01012345678>",
+    )  # fmt: skip
+    assert endpoint["media_address"] == "127.0.0.1"
+    auth = options(conf, "softphone-auth")
+    assert (auth["username"], auth["password"]) == ("softphone", password)
+    assert render(on)["pjsip_softphone.conf"] == conf  # the password is generated once
+
+    lan = settings(tmp_path, ARSPAY_ASTERISK_SOFTPHONE="true",
+                   ARSPAY_ASTERISK_SOFTPHONE_BIND="192.168.0.10")  # fmt: skip
+    conf = render(lan)["pjsip_softphone.conf"]
+    assert options(conf, "transport-softphone")["bind"] == "192.168.0.10:5080"
+    assert options(conf, "softphone")["media_address"] == "192.168.0.10"
+    assert "callerid" not in options(conf, "softphone")
+
+    out = tmp_path / "etc"
+    write(on, out)
+    assert (out / "pjsip_softphone.conf").exists()
+    write(settings(tmp_path), out)  # turned off: no stale account left behind
+    assert not (out / "pjsip_softphone.conf").exists()
+
+
+@pytest.mark.parametrize("bind", ["::1", "lan", "0.0.0.0"])  # noqa: S104 - refused
+def test_the_softphone_binds_one_ipv4_address(tmp_path: Path, bind: str) -> None:
+    with pytest.raises(ConfigError, match="softphone_bind"):
+        render(settings(tmp_path, ARSPAY_ASTERISK_SOFTPHONE="true",
+                        ARSPAY_ASTERISK_SOFTPHONE_BIND=bind))  # fmt: skip
+
+
+@pytest.mark.parametrize("number", ["010-1234-5678", "abc", "0101"])
+def test_the_softphone_caller_id_is_digits(tmp_path: Path, number: str) -> None:
+    with pytest.raises(ConfigError, match="softphone_caller_id"):
+        bare(tmp_path, ARSPAY_ASTERISK_SOFTPHONE_CALLER_ID=number)
 
 
 def test_missing_placeholder_is_a_config_error(tmp_path: Path) -> None:

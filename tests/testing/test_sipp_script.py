@@ -85,6 +85,31 @@ def test_anonymous_caller() -> None:
     assert "Privacy: id" in xml
 
 
+def test_a_call_with_an_account_answers_the_digest_challenge() -> None:
+    from ivr.testing.sip_account import SipAccount, register_scenario
+
+    account = SipAccount("softphone", "s3cret-Passw0rd")
+    assert "s3cret" not in repr(account)
+    call = SippCall(did="0505", account=account)
+    xml = call.scenario_xml()
+    assert "From: <sip:softphone@[local_ip]:[local_port]>" in xml  # the account's user
+    invites = [m for m in xml.split("<send>") if "INVITE sip:0505" in m]
+    assert len(invites) == 2
+    assert "[authentication" not in invites[0]
+    assert "[authentication username=softphone password=s3cret-Passw0rd]" in invites[1]
+    order = [xml.index(x) for x in ('response="401" auth="true"', "ACK sip:0505", invites[1])]
+    assert order == sorted(order)
+    result = CallResult(call=call, ok=False, exit_code=1, errors="", duration_s=1.0)
+    assert "s3cret" not in repr(result)
+    reg = register_scenario(account)
+    assert reg.count("REGISTER sip:") == 2
+    assert reg.index('response="401" auth="true"') < reg.index("[authentication")
+    with pytest.raises(ValueError, match="answered"):
+        SippCall(did="0505", account=account, expect_status=404)
+    with pytest.raises(ValueError, match="password"):
+        SipAccount("softphone", "a b")
+
+
 def test_rfc4733_playback_time() -> None:
     assert rfc4733_playback_ms(0) == 0
     assert rfc4733_playback_ms(1) == 400 + 400 + 200 + 3
