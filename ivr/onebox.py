@@ -38,7 +38,7 @@ SANDBOX_SECRET = "arspay-sandbox-secret"  # noqa: S105 - a local fake PG's, publ
 STOP_GRACE_S = 20.0
 
 
-class OneBoxError(ArspayError):
+class OneBoxError(ArspayError, error_id="onebox-start-failed"):
     """A part of the stack could not be started."""
 
 
