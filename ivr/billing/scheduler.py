@@ -45,7 +45,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ivr.audit import audit
+from ivr.audit import audit_row
 from ivr.billing.retry import Attempt, Decision, Next, after_failure
 from ivr.billing.schedules import SchedulePlan
 from ivr.clock import Clock
@@ -267,9 +267,8 @@ class Scheduler:
                 "customer_id": row.customer_id,
                 "amount": row.amount,
             }
-            audit(s, self.clock, actor="scheduler", action="schedule.cycle_declined",
-                  object_type="schedule", object_id=row.id, merchant_id=row.merchant_id,
-                  details={k: data[k] for k in ("cycle", "reason", "call_request_id")})  # fmt: skip
+            audit_row(s, self.clock, "scheduler", "schedule.cycle_declined", row,
+                      {k: data[k] for k in ("cycle", "reason", "call_request_id")})  # fmt: skip
             await schedule_cycle_declined_in(s, self.clock, row.merchant_id, data)
 
     async def _consent_request(

@@ -28,7 +28,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from ivr.audit import audit
+from ivr.audit import audit, audit_row
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import PAYMENT_INTENT, AttemptStatus, PaymentIntentStatus
@@ -238,16 +238,8 @@ class Refunder:
             intent.updated_at = self.clock.now()
             row.status = AttemptStatus.succeeded.value
             row.finished_at = self.clock.now()
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action=f"payment_intent.{target.value}",
-                object_type="payment_intent",
-                object_id=intent.id,
-                merchant_id=intent.merchant_id,
-                details={"amount": row.amount, "refund": row.id},
-            )
+            audit_row(s, self.clock, actor, f"payment_intent.{target.value}", intent,
+                      {"amount": row.amount, "refund": row.id})  # fmt: skip
             await refunded_in(s, self.clock, intent, row)  # payment.refunded
 
     async def reconcile(self, *, limit: int = 500) -> int:

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ivr.audit import audit
+from ivr.audit import audit_row
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import PAYMENT_INTENT, CardStatus
@@ -111,14 +111,5 @@ class PaymentService:
             updated_at=now,
         )
         s.add(intent)
-        audit(
-            s,
-            self.clock,
-            actor=actor,
-            action="payment_intent.create",
-            object_type="payment_intent",
-            object_id=intent.id,
-            merchant_id=merchant_id,
-            details={"amount": amount},
-        )
+        audit_row(s, self.clock, actor, "payment_intent.create", intent, {"amount": amount})
         return intent

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ivr.audit import audit
+from ivr.audit import audit_row
 from ivr.clock import Clock
 from ivr.dids.pool import DidPool
 from ivr.domain.ids import new_id
@@ -113,16 +113,8 @@ class CallRequestService:
                 created_at=now,
             )
             s.add_all([req, sms])
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action="call_request.create",
-                object_type="call_request",
-                object_id=req.id,
-                merchant_id=merchant_id,
-                details={"kind": kind.value, "did": lease.did},
-            )
+            audit_row(s, self.clock, actor, "call_request.create", req,
+                      {"kind": kind.value, "did": lease.did})  # fmt: skip
         return NewRequest(req, sms)
 
     async def get(self, merchant_id: str | None, request_id: str) -> CallRequest:
@@ -159,16 +151,7 @@ class CallRequestService:
                     else LeaseStatus.released
                 )
                 await self.pool.end_in(s, lease.id, end)
-        audit(
-            s,
-            self.clock,
-            actor=actor,
-            action=f"call_request.{target.value}",
-            object_type="call_request",
-            object_id=req.id,
-            merchant_id=req.merchant_id,
-            details={"from": previous},
-        )
+        audit_row(s, self.clock, actor, f"call_request.{target.value}", req, {"from": previous})
         if CALL_REQUEST.is_terminal(target):  # registration.*, call_request.expired
             await request_ended_in(s, self.clock, req)
         return req
