@@ -27,10 +27,10 @@ from ivr.telephony.ari_events import (
     StasisStart,
 )
 from ivr.telephony.call import (
+    BufferedCall,
     Call,
     CollectResult,
     CollectSpec,
-    DigitBuffer,
     collect_digits,
     parse_destination,
 )
@@ -41,36 +41,15 @@ log = logging.getLogger(__name__)
 CallHandler = Callable[[Call], Awaitable[None]]
 
 
-class AriCall:
+class AriCall(BufferedCall):
     """:class:`~ivr.telephony.call.Call` over ARI."""
 
     def __init__(self, client: AriClient, channel: ChannelInfo, app: AriApp) -> None:
+        super().__init__(channel.id, channel.exten, channel.caller_number)
         self._client = client
         self._app = app
-        self._channel = channel
-        self.buffer = DigitBuffer()
         self._playback_done: dict[str, asyncio.Event] = {}
         self.transferred = False
-
-    @property
-    def call_id(self) -> str:
-        return self._channel.id
-
-    @property
-    def did(self) -> str:
-        return self._channel.exten
-
-    @property
-    def caller_id(self) -> str:
-        return self._channel.caller_number
-
-    @property
-    def hung_up(self) -> bool:
-        return self.buffer.hung_up
-
-    def _check(self) -> None:
-        if self.buffer.hung_up:
-            raise CallHungUp
 
     async def answer(self) -> None:
         self._check()

@@ -213,6 +213,26 @@ class DigitBuffer:
             self._waiter = None
 
 
+class BufferedCall:
+    """What the :class:`Call` implementations share: who called which number on which
+    call, and the call's keys and hang-up in a :class:`DigitBuffer`."""
+
+    def __init__(self, call_id: str, did: str, caller_id: str) -> None:
+        self.call_id = call_id
+        self.did = did
+        self.caller_id = caller_id
+        self.buffer = DigitBuffer()
+
+    @property
+    def hung_up(self) -> bool:
+        return self.buffer.hung_up
+
+    def _check(self) -> None:
+        """Raise :class:`CallHungUp` once the caller has hung up."""
+        if self.buffer.hung_up:
+            raise CallHungUp
+
+
 def _resolve(waiter: asyncio.Future[str | None], value: str | None) -> None:
     if not waiter.done():
         waiter.set_result(value)
