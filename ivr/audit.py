@@ -31,11 +31,8 @@ def audit(s: AsyncSession, clock: Clock, **entry: Unpack[AuditFields]) -> None:
 class Owned(Protocol):
     """A row that belongs to one merchant: what :func:`audit_row` names."""
 
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def merchant_id(self) -> str: ...
+    id: str
+    merchant_id: str
 
 
 def audit_row(

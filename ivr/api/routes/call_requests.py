@@ -9,16 +9,7 @@ from fastapi import Request
 
 from ivr.api import schemas as S
 from ivr.api.route import actor
-from ivr.api.routes.common import (
-    WRITE_ERRORS,
-    CustomerFilter,
-    Deps,
-    Me,
-    Paging,
-    owned,
-    retried,
-    value,
-)
+from ivr.api.routes.common import WRITE_ERRORS, ByCustomer, Deps, Me, Paging, owned, retried, value
 from ivr.api.routes.common import router as make_router
 from ivr.api.routes.listing import listed
 from ivr.consent.evidence import export_evidence
@@ -85,7 +76,7 @@ async def list_call_requests(
     page: Paging,
     status: CallRequestStatus | None = None,
     kind: Literal["registration", "payment"] | None = None,
-    customer_id: CustomerFilter = None,
+    customer_id: ByCustomer = None,
 ) -> S.Page[S.CallRequestOut]:
     scope = Scope.of(me.merchant_id)
     q = call_requests(scope, status=value(status), kind=kind, customer_id=customer_id)

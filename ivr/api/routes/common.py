@@ -58,7 +58,7 @@ def _paging(cursor: Cursor = None, limit: Limit = 20) -> PageQuery:
 
 
 Paging = Annotated[PageQuery, Depends(_paging)]
-CustomerFilter = Annotated[str | None, Query(max_length=40)]
+ByCustomer = Annotated[str | None, Query(max_length=40)]  # a list's customer_id filter
 
 
 def value(state: StrEnum | None) -> str | None:

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
-from ivr.api.routes.common import WRITE_ERRORS, CustomerFilter, Deps, Me, Paging, owned, value
+from ivr.api.routes.common import WRITE_ERRORS, ByCustomer, Deps, Me, Paging, owned, value
 from ivr.api.routes.common import router as make_router
 from ivr.api.routes.listing import listed
 from ivr.cards.queries import cards
@@ -70,7 +70,7 @@ async def list_payments(
     me: Me,
     page: Paging,
     status: PaymentIntentStatus | None = None,
-    customer_id: CustomerFilter = None,
+    customer_id: ByCustomer = None,
 ) -> S.Page[S.PaymentOut]:
     q = queries.payments(Scope.of(me.merchant_id), status=value(status), customer_id=customer_id)
     async with d.db.sessions() as s:
@@ -134,7 +134,7 @@ async def list_cards(
     d: Deps,
     me: Me,
     page: Paging,
-    customer_id: CustomerFilter = None,
+    customer_id: ByCustomer = None,
     status: CardStatus | None = None,
 ) -> S.Page[S.CardOut]:
     q = cards(Scope.of(me.merchant_id), customer_id=customer_id, status=value(status))

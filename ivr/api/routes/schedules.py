@@ -9,16 +9,7 @@ from fastapi import Query, Request
 
 from ivr.api import schemas as S
 from ivr.api.route import actor
-from ivr.api.routes.common import (
-    WRITE_ERRORS,
-    CustomerFilter,
-    Deps,
-    Me,
-    Paging,
-    owned,
-    retried,
-    value,
-)
+from ivr.api.routes.common import WRITE_ERRORS, ByCustomer, Deps, Me, Paging, owned, retried, value
 from ivr.api.routes.common import router as make_router
 from ivr.api.routes.listing import listed
 from ivr.billing.queries import schedules
@@ -56,7 +47,7 @@ async def list_schedules(
     me: Me,
     page: Paging,
     status: ScheduleStatus | None = None,
-    customer_id: CustomerFilter = None,
+    customer_id: ByCustomer = None,
 ) -> S.Page[S.ScheduleOut]:
     q = schedules(Scope.of(me.merchant_id), status=value(status), customer_id=customer_id)
     return await listed(d, page, S.Page[S.ScheduleOut], q, Schedule.id, views.schedule)
