@@ -65,7 +65,7 @@ from ivr.payments.charger import Charger
 from ivr.payments.queries import last_attempt, succeeded_attempt
 from ivr.payments.service import PaymentService
 from ivr.requests.service import CallRequestService
-from ivr.store.db import Database
+from ivr.store.db import Database, locked_in
 from ivr.store.tables import (
     CallRequest,
     Card,
@@ -111,23 +111,18 @@ class Scheduler:
     async def tick(self, limit: int = 200) -> int:
         """Start every cycle that is due; returns how many were started."""
         now = self.clock.now()
-        async with self.db.sessions() as s:
-            ids = list(
-                await s.scalars(
-                    select(Schedule.id)
-                    .where(
-                        Schedule.status == ScheduleStatus.active.value,
-                        Schedule.next_run_at <= now,
-                    )
-                    .order_by(Schedule.next_run_at)
-                    .limit(limit)
-                )
-            )
+        active = ScheduleStatus.active.value
+        ids = await self.db.all(
+            select(Schedule.id)
+            .where(Schedule.status == active, Schedule.next_run_at <= now)
+            .order_by(Schedule.next_run_at)
+            .limit(limit)
+        )
         started = 0
         for sid in ids:
             async with self.db.transaction() as s:
-                row = await s.get(Schedule, sid, with_for_update=True)
-                if row is None or row.status != ScheduleStatus.active.value:
+                row = await locked_in(s, Schedule, sid, active)
+                if row is None:
                     continue
                 if row.next_run_at is None or row.next_run_at > now:
                     continue  # another process started it meanwhile

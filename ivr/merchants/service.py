@@ -88,8 +88,7 @@ class MerchantService:
             return await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant")
 
     async def list(self) -> list[Merchant]:
-        async with self.db.sessions() as s:
-            return list(await s.scalars(select(Merchant).order_by(Merchant.id)))
+        return await self.db.all(select(Merchant).order_by(Merchant.id))
 
     async def set_status(self, merchant_id: str, status: MerchantStatus, *, actor: str) -> None:
         async with self.db.transaction() as s:

@@ -245,15 +245,12 @@ class Refunder:
     async def reconcile(self, *, limit: int = 500) -> int:
         """Settle every refund left open whose last send is older than ``settle_s``."""
         cutoff = self.clock.now() - timedelta(seconds=self.policy.settle_s)
-        async with self.db.sessions() as s:
-            ids = list(
-                await s.scalars(
-                    select(Refund.id)
-                    .where(Refund.status.in_(OPEN), Refund.sent_at <= cutoff)
-                    .order_by(Refund.created_at)
-                    .limit(limit)
-                )
-            )
+        ids = await self.db.all(
+            select(Refund.id)
+            .where(Refund.status.in_(OPEN), Refund.sent_at <= cutoff)
+            .order_by(Refund.created_at)
+            .limit(limit)
+        )
         for refund_id in ids:
             try:
                 await self.settle(refund_id)

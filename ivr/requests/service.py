@@ -26,7 +26,7 @@ from ivr.domain.text import clean_text
 from ivr.errors import InvalidInput, NotFound
 from ivr.merchants.policy import MerchantPolicy
 from ivr.notify.templates import payment_sms, registration_sms
-from ivr.store.db import Database
+from ivr.store.db import Database, locked_in
 from ivr.store.scope import Scope
 from ivr.store.tables import CallRequest, Customer, Lease, Merchant, SmsMessage
 from ivr.webhooks.notices import request_ended_in
@@ -127,6 +127,13 @@ class CallRequestService:
         async with self.db.transaction() as s:
             return await self.transition_in(s, request_id, target, actor=actor)
 
+    async def sms_sent_in(self, s: AsyncSession, request_id: str | None) -> None:
+        """The request's SMS went out: ``created`` -> ``sms_sent`` (a request further
+        along, or none, stays as it is)."""
+        created = CallRequestStatus.created.value
+        if request_id and await locked_in(s, CallRequest, request_id, created) is not None:
+            await self.transition_in(s, request_id, CallRequestStatus.sms_sent, actor="system")
+
     async def transition_in(
         self, s: AsyncSession, request_id: str, target: CallRequestStatus, *, actor: str
     ) -> CallRequest:
@@ -180,20 +187,17 @@ class CallRequestService:
         """Requests left ``in_call`` by an engine that died mid-call (no call lasts this
         long): release them as if the call had ended."""
         cutoff = self.clock.now() - older_than
-        async with self.db.sessions() as s:
-            ids = list(
-                await s.scalars(
-                    select(CallRequest.id).where(
-                        CallRequest.status == CallRequestStatus.in_call.value,
-                        CallRequest.updated_at <= cutoff,
-                    )
-                )
+        in_call = CallRequestStatus.in_call.value
+        ids = await self.db.all(
+            select(CallRequest.id).where(
+                CallRequest.status == in_call, CallRequest.updated_at <= cutoff
             )
+        )
         done = 0
         for rid in ids:
             async with self.db.transaction() as s:
-                req = await s.get(CallRequest, rid, with_for_update=True)
-                if req is None or req.status != CallRequestStatus.in_call.value:
+                req = await locked_in(s, CallRequest, rid, in_call)
+                if req is None:
                     continue
                 if req.updated_at > cutoff:
                     continue  # a new call took it meanwhile
@@ -206,19 +210,15 @@ class CallRequestService:
         """Expire every open request past its lifetime that is not in a call now."""
         now = self.clock.now()
         open_states = [CallRequestStatus.created.value, CallRequestStatus.sms_sent.value]
-        async with self.db.sessions() as s:
-            ids = list(
-                await s.scalars(
-                    select(CallRequest.id).where(
-                        CallRequest.status.in_(open_states), CallRequest.expires_at <= now
-                    )
-                )
+        ids = await self.db.all(
+            select(CallRequest.id).where(
+                CallRequest.status.in_(open_states), CallRequest.expires_at <= now
             )
+        )
         done = 0
         for rid in ids:
             async with self.db.transaction() as s:
-                req = await s.get(CallRequest, rid, with_for_update=True)
-                if req is None or req.status not in open_states:
+                if await locked_in(s, CallRequest, rid, *open_states) is None:
                     continue  # someone else moved it meanwhile
                 await self.transition_in(s, rid, CallRequestStatus.expired, actor="system")
                 done += 1
@@ -235,29 +235,21 @@ class DevOutbox:
     requests: CallRequestService
 
     async def deliver_pending(self) -> int:
-        async with self.db.sessions() as s:
-            ids = list(
-                await s.scalars(
-                    select(SmsMessage.id).where(
-                        SmsMessage.adapter == "outbox",
-                        SmsMessage.status == DeliveryStatus.pending.value,
-                    )
-                )
+        pending = DeliveryStatus.pending.value
+        ids = await self.db.all(
+            select(SmsMessage.id).where(
+                SmsMessage.adapter == "outbox", SmsMessage.status == pending
             )
+        )
         for sms_id in ids:
             async with self.db.transaction() as s:
-                sms = await s.get(SmsMessage, sms_id, with_for_update=True)
-                if sms is None or sms.status != DeliveryStatus.pending.value:
+                sms = await locked_in(s, SmsMessage, sms_id, pending)
+                if sms is None:
                     continue
                 # The outbox "sends" by keeping the message: pending -> sending -> sent.
                 DELIVERY.check(sms.status, DeliveryStatus.sending)
                 sms.status = DELIVERY.check(DeliveryStatus.sending, DeliveryStatus.sent).value
                 sms.attempts += 1
                 sms.sent_at = self.clock.now()
-                if sms.call_request_id:
-                    req = await s.get(CallRequest, sms.call_request_id, with_for_update=True)
-                    if req is not None and req.status == CallRequestStatus.created.value:
-                        await self.requests.transition_in(
-                            s, req.id, CallRequestStatus.sms_sent, actor="system"
-                        )
+                await self.requests.sms_sent_in(s, sms.call_request_id)
         return len(ids)
