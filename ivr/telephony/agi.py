@@ -24,12 +24,12 @@ import contextlib
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from ivr.telephony.call import (
     DTMF_KEYS,
     BufferedCall,
-    Call,
+    CallHandler,
     CollectResult,
     CollectSpec,
     collect_digits,
@@ -45,8 +45,6 @@ SECRET_HEADER = "agi_arg_1"  # noqa: S105 - the header name, not a secret
 _RESULT = re.compile(r"^(\d{3})[ -]result=(-?\d+)")
 ESCAPE_KEYS = "0123456789*#"
 _CHANNEL = re.compile(r"[A-Za-z0-9/_.@:-]{1,80}")
-
-CallHandler = Callable[[Call], Awaitable[None]]
 
 
 class AgiCall(BufferedCall):
@@ -132,6 +130,8 @@ class AgiCall(BufferedCall):
         return key if key in DTMF_KEYS else None
 
     async def collect(self, spec: CollectSpec) -> CollectResult:
+        """Keys read before a hang-up was noticed still count: the next AGI command
+        raises :class:`CallHungUp`."""
         return await collect_digits(self._next_key, spec)
 
     async def transfer(self, destination: str) -> None:

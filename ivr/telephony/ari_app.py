@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ivr.telephony.ari import AriClient, LinkState
 from ivr.telephony.ari_events import (
@@ -26,19 +26,10 @@ from ivr.telephony.ari_events import (
     StasisEnd,
     StasisStart,
 )
-from ivr.telephony.call import (
-    BufferedCall,
-    Call,
-    CollectResult,
-    CollectSpec,
-    collect_digits,
-    parse_destination,
-)
+from ivr.telephony.call import BufferedCall, CallHandler, parse_destination
 from ivr.telephony.errors import AriError, CallHungUp, ChannelGone
 
 log = logging.getLogger(__name__)
-
-CallHandler = Callable[[Call], Awaitable[None]]
 
 
 class AriCall(BufferedCall):
@@ -100,10 +91,6 @@ class AriCall(BufferedCall):
         while not self.buffer.pending() and not self.buffer.hung_up:
             self.buffer.arrived.clear()
             await self.buffer.arrived.wait()
-
-    async def collect(self, spec: CollectSpec) -> CollectResult:
-        self._check()
-        return await collect_digits(self.buffer.next_key, spec)
 
     async def transfer(self, destination: str) -> None:
         self._check()

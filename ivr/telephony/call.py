@@ -138,6 +138,10 @@ class Call(Protocol):
         ...
 
 
+CallHandler = Callable[[Call], Awaitable[None]]
+"""What the ARI app and the FastAGI server run for each call."""
+
+
 # ---------------------------------------------------------------- shared machinery
 
 
@@ -231,6 +235,13 @@ class BufferedCall:
         """Raise :class:`CallHungUp` once the caller has hung up."""
         if self.buffer.hung_up:
             raise CallHungUp
+
+    async def collect(self, spec: CollectSpec) -> CollectResult:
+        self._check()
+        return await collect_digits(self._next_key, spec)
+
+    async def _next_key(self, timeout_s: float) -> str | None:
+        return await self.buffer.next_key(timeout_s)
 
 
 def _resolve(waiter: asyncio.Future[str | None], value: str | None) -> None:

@@ -25,7 +25,6 @@ from ivr.telephony.call import (
     BufferedCall,
     CollectResult,
     CollectSpec,
-    collect_digits,
     parse_destination,
 )
 from ivr.telephony.errors import CallHungUp
@@ -119,7 +118,7 @@ class FakeCall(BufferedCall):
         self._check()
         self.collects += 1
         self.specs.append(spec)
-        return await collect_digits(self._next_key, spec)
+        return await super().collect(spec)
 
     async def transfer(self, destination: str) -> None:
         self._check()
