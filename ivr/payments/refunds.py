@@ -23,23 +23,21 @@ meanwhile. The rules mirror the charger's (:mod:`ivr.payments.charger`):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from ivr.audit import audit, audit_row
-from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import PAYMENT_INTENT, AttemptStatus, PaymentIntentStatus
 from ivr.domain.text import clean_text
 from ivr.errors import Conflict, InvalidInput, NotFound
-from ivr.gateways.contract import CancelRequest, Gateway
+from ivr.gateways.contract import CancelRequest
 from ivr.gateways.errors import CancelRefused, GatewayError
-from ivr.payments.charger import NOT_AT_PG, ChargePolicy
+from ivr.payments.charger import NOT_AT_PG, PgRole
 from ivr.payments.queries import succeeded_attempt
 from ivr.payments.sends import OPEN, Verdict, claim_send
-from ivr.store.db import Database
 from ivr.store.scope import Scope
 from ivr.store.tables import PaymentAttempt, PaymentIntent, Refund
 from ivr.webhooks.notices import refunded_in
@@ -51,12 +49,7 @@ MISMATCH = "pg_balance_mismatch"
 
 
 @dataclass(eq=False)
-class Refunder:
-    db: Database
-    clock: Clock
-    gateway: Gateway
-    policy: ChargePolicy = field(default_factory=ChargePolicy)
-
+class Refunder(PgRole):
     async def refund(
         self,
         merchant_id: str,
