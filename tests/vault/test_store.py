@@ -39,12 +39,18 @@ def _audit(token: str | None, action: str = "tokenize") -> AuditRow:
     return AuditRow(NOW, "test", "in-process", action, "", token, "mer_1")
 
 
-@pytest.fixture
-async def store(vault_db_url: str) -> AsyncIterator[VaultStore]:
-    s = VaultStore(vault_db_url)
+async def _opened(url: str) -> VaultStore:
+    """A store on ``url`` with the audit key set and KEK v1 current."""
+    s = VaultStore(url)
     await s.open()
     s.use_audit_key(audit_key())
     await s.sync_keks("file", "v1-00000001", NOW)
+    return s
+
+
+@pytest.fixture
+async def store(vault_db_url: str) -> AsyncIterator[VaultStore]:
+    s = await _opened(vault_db_url)
     yield s
     await s.close()
 
@@ -175,10 +181,7 @@ def _modes(path: Path) -> dict[str, int]:
 
 
 async def test_sqlite_files_are_private_and_secure_delete_is_on(sqlite_url: str) -> None:
-    store = VaultStore(sqlite_url)
-    await store.open()
-    store.use_audit_key(audit_key())
-    await store.sync_keks("file", "v1-00000001", NOW)
+    store = await _opened(sqlite_url)
     rec = _record("v1-00000001")
     await store.insert(rec, _audit(rec.meta.token))
     path = Path(make_url(sqlite_url).database or "")
@@ -190,10 +193,7 @@ async def test_sqlite_files_are_private_and_secure_delete_is_on(sqlite_url: str)
 
 
 async def test_erase_removes_the_ciphertext_from_the_sqlite_files(sqlite_url: str) -> None:
-    store = VaultStore(sqlite_url)
-    await store.open()
-    store.use_audit_key(audit_key())
-    await store.sync_keks("file", "v1-00000001", NOW)
+    store = await _opened(sqlite_url)
     rec = _record("v1-00000001")
     marker = os.urandom(8).hex().encode()  # a recognisable "ciphertext"
     rec = StoredRecord(rec.meta, EncryptedRecord("v1-00000001", b"w" * 60, b"n" * 12,
