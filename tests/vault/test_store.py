@@ -17,7 +17,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from ivr.clock import FakeClock
-from tests.vault.vault_helpers import CANARY, NOW, KekSetup, audit_key, build_vault, random_card
+from tests.vault.vault_helpers import (
+    CANARY,
+    NOW,
+    KekSetup,
+    audit_key,
+    build_vault,
+    random_card,
+    wrong_births_at_once,
+)
 from vault.crypto import EncryptedRecord
 from vault.errors import TokenNotFound, VaultConfigError
 from vault.models import CardMetadata
@@ -252,25 +260,13 @@ async def test_the_birth_check_ceiling_holds_under_concurrency_on_both_databases
 ) -> None:
     """``get_for_check`` counts and reserves under the record's lock (``FOR UPDATE`` on
     PostgreSQL, the write lock on SQLite): 16 wrong guesses at once, ceiling 5."""
-    from vault.errors import VerifyLimited
-
     vault = await build_vault(
         vault_db_url, kek.provider, FakeClock(NOW), audit_key_file=kek.audit_key_file
     )
     vault.verify_limit = 5
     try:
         meta = await vault.tokenize("mer_1", CANARY, who="t")
-
-        async def guess(n: int) -> str:
-            try:
-                check = await vault.verify_birth(
-                    meta.token, "mer_1", birth=f"7001{n + 10:02d}", who="t", why="x"
-                )
-            except VerifyLimited:
-                return "limited"
-            return "matched" if check.matched else "mismatch"
-
-        outcomes = await asyncio.gather(*(guess(n) for n in range(16)))
-        assert sorted(outcomes) == ["limited"] * 11 + ["mismatch"] * 5
+        outcomes = await wrong_births_at_once(vault, meta.token, 16, "7001")
+        assert outcomes == ["limited"] * 11 + ["mismatch"] * 5
     finally:
         await vault.close()
