@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NotRequired, TypedDict, Unpack
+from typing import Any, NotRequired, Protocol, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,27 @@ class AuditFields(TypedDict):
 def audit(s: AsyncSession, clock: Clock, **entry: Unpack[AuditFields]) -> None:
     """Add an audit row to the caller's transaction (it commits with the change)."""
     s.add(AuditLog(**audit_values(clock.now(), **entry)))
+
+
+class Owned(Protocol):
+    """A row that belongs to one merchant: what :func:`audit_row` names."""
+
+    id: str
+    merchant_id: str
+
+
+def audit_row(
+    s: AsyncSession,
+    clock: Clock,
+    actor: str,
+    action: str,
+    row: Owned,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """:func:`audit` of ``action`` (``<object type>.<verb>``) on ``row``: the object
+    type is the action's first part, the object and its merchant are the row's."""
+    audit(s, clock, actor=actor, action=action, object_type=action.partition(".")[0],
+          object_id=row.id, merchant_id=row.merchant_id, details=details)  # fmt: skip
 
 
 def audit_values(at: datetime, **entry: Unpack[AuditFields]) -> dict[str, Any]:

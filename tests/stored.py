@@ -1,15 +1,27 @@
-"""Is a value stored anywhere? Every row of every engine table, as text, and on SQLite
-the database file and its write-ahead log as bytes (UTF-8 and UTF-16)."""
+"""What the engine's database holds: one row by its key, and — is a value stored
+anywhere? — every row of every engine table, as text, and on SQLite the database file
+and its write-ahead log as bytes (UTF-8 and UTF-16)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from ivr.store.db import Database
 from ivr.store.tables import Base
+
+M = TypeVar("M")
+
+
+async def row_of(db: Database, model: type[M], key: Any) -> M:
+    """The row of ``model`` with primary key ``key``, which must exist."""
+    async with db.sessions() as s:
+        row = await s.get(model, key)
+    assert row is not None, f"no {model.__name__} {key!r}"
+    return row
 
 
 async def rows_text(db: Database) -> str:

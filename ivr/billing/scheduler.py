@@ -45,7 +45,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ivr.audit import audit
+from ivr.audit import audit_row
 from ivr.billing.retry import Attempt, Decision, Next, after_failure
 from ivr.billing.schedules import SchedulePlan
 from ivr.clock import Clock
@@ -65,7 +65,7 @@ from ivr.payments.charger import Charger
 from ivr.payments.queries import last_attempt, succeeded_attempt
 from ivr.payments.service import PaymentService
 from ivr.requests.service import CallRequestService
-from ivr.store.db import Database
+from ivr.store.db import Database, locked_in
 from ivr.store.tables import (
     CallRequest,
     Card,
@@ -110,23 +110,18 @@ class Scheduler:
     async def tick(self, limit: int = 200) -> int:
         """Start every cycle that is due; returns how many were started."""
         now = self.clock.now()
-        async with self.db.sessions() as s:
-            ids = list(
-                await s.scalars(
-                    select(Schedule.id)
-                    .where(
-                        Schedule.status == ScheduleStatus.active.value,
-                        Schedule.next_run_at <= now,
-                    )
-                    .order_by(Schedule.next_run_at)
-                    .limit(limit)
-                )
-            )
+        active = ScheduleStatus.active.value
+        ids = await self.db.all(
+            select(Schedule.id)
+            .where(Schedule.status == active, Schedule.next_run_at <= now)
+            .order_by(Schedule.next_run_at)
+            .limit(limit)
+        )
         started = 0
         for sid in ids:
             async with self.db.transaction() as s:
-                row = await s.get(Schedule, sid, with_for_update=True)
-                if row is None or row.status != ScheduleStatus.active.value:
+                row = await locked_in(s, Schedule, sid, active)
+                if row is None:
                     continue
                 if row.next_run_at is None or row.next_run_at > now:
                     continue  # another process started it meanwhile
@@ -266,9 +261,8 @@ class Scheduler:
                 "customer_id": row.customer_id,
                 "amount": row.amount,
             }
-            audit(s, self.clock, actor="scheduler", action="schedule.cycle_declined",
-                  object_type="schedule", object_id=row.id, merchant_id=row.merchant_id,
-                  details={k: data[k] for k in ("cycle", "reason", "call_request_id")})  # fmt: skip
+            audit_row(s, self.clock, "scheduler", "schedule.cycle_declined", row,
+                      {k: data[k] for k in ("cycle", "reason", "call_request_id")})  # fmt: skip
             await schedule_cycle_declined_in(s, self.clock, row.merchant_id, data)
 
     async def _consent_request(

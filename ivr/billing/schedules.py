@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from ivr.audit import audit
+from ivr.audit import audit_row
 from ivr.billing.calendar import Plan, Rule
 from ivr.billing.retry import RetryPolicy
 from ivr.clock import SEOUL, Clock
@@ -131,16 +131,12 @@ class ScheduleService:
                 updated_at=now,
             )
             s.add(row)
-            audit(s, self.clock, actor=actor, action="schedule.create", object_type="schedule",
-                  object_id=row.id, merchant_id=merchant_id, details={"mode": mode})  # fmt: skip
+            audit_row(s, self.clock, actor, "schedule.create", row, {"mode": mode})
         return row
 
     async def get(self, merchant_id: str, schedule_id: str) -> Schedule:
         async with self.db.sessions() as s:
-            row = await Scope.of(merchant_id).get(s, Schedule, schedule_id)
-        if row is None:
-            raise NotFound(f"schedule {schedule_id} not found")
-        return row
+            return await Scope.of(merchant_id).one(s, Schedule, schedule_id, "schedule")
 
     async def set_status(
         self, merchant_id: str, schedule_id: str, target: ScheduleStatus, *, actor: str
@@ -158,8 +154,7 @@ class ScheduleService:
                 row.next_run_at = due
                 if due is None:
                     row.status = SCHEDULE.check(row.status, ScheduleStatus.completed).value
-            audit(s, self.clock, actor=actor, action=f"schedule.{target.value}",
-                  object_type="schedule", object_id=row.id, merchant_id=merchant_id)  # fmt: skip
+            audit_row(s, self.clock, actor, f"schedule.{target.value}", row)
             return row
 
     async def timeline(

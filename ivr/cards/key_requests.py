@@ -86,26 +86,23 @@ class BillingKeyRequests:
         if self.gateway is None:
             return 0
         now = self.clock.now()
-        async with self.db.sessions() as s:
-            uids = list(
-                await s.scalars(
-                    select(BillingKeyRequest.customer_uid)
-                    .where(
-                        or_(
-                            and_(
-                                BillingKeyRequest.status == S_.pending.value,
-                                BillingKeyRequest.updated_at <= now - self.settle,
-                            ),
-                            and_(
-                                BillingKeyRequest.status == S_.issued.value,
-                                BillingKeyRequest.updated_at <= now - self.grace,
-                            ),
-                        )
-                    )
-                    .order_by(BillingKeyRequest.created_at)
-                    .limit(limit)
+        uids = await self.db.all(
+            select(BillingKeyRequest.customer_uid)
+            .where(
+                or_(
+                    and_(
+                        BillingKeyRequest.status == S_.pending.value,
+                        BillingKeyRequest.updated_at <= now - self.settle,
+                    ),
+                    and_(
+                        BillingKeyRequest.status == S_.issued.value,
+                        BillingKeyRequest.updated_at <= now - self.grace,
+                    ),
                 )
             )
+            .order_by(BillingKeyRequest.created_at)
+            .limit(limit)
+        )
         ended = 0
         for uid in uids:
             try:

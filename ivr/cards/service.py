@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ivr.audit import audit
+from ivr.audit import audit_row
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import CARD, CardOwner, CardStatus, CardType
@@ -92,16 +92,8 @@ class CardService:
             card.status = CARD.check(CardStatus.active, CardStatus.deleted).value
             card.deleted_at = self.clock.now()
         s.add(card)
-        audit(
-            s,
-            self.clock,
-            actor=actor,
-            action="card.add",
-            object_type="card",
-            object_id=card.id,
-            merchant_id=meta.merchant_id,
-            details={"customer_id": customer_id, "bin6": meta.bin6, "last4": meta.last4},
-        )
+        audit_row(s, self.clock, actor, "card.add", card,
+                  {"customer_id": customer_id, "bin6": meta.bin6, "last4": meta.last4})  # fmt: skip
         return card
 
     async def get(self, merchant_id: str, card_id: str) -> Card:
@@ -126,16 +118,7 @@ class CardService:
             if card.status == CardStatus.active.value:
                 card.status = CARD.check(card.status, CardStatus.deleted).value
                 card.deleted_at = self.clock.now()
-                audit(
-                    s,
-                    self.clock,
-                    actor=actor,
-                    action="card.delete",
-                    object_type="card",
-                    object_id=card.id,
-                    merchant_id=merchant_id,
-                    details={"why": why[:200]},
-                )
+                audit_row(s, self.clock, actor, "card.delete", card, {"why": why[:200]})
         await self.erase(card, actor=actor, why=why)
         return card
 

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ivr.audit import audit
+from ivr.audit import audit_row
 from ivr.clock import Clock
 from ivr.errors import NotFound
 from ivr.merchants.policy import MerchantPolicy
@@ -110,9 +110,8 @@ class CardVerification:
         now = self.clock.now()
         async with self.db.transaction() as s:
             card = await self._card(s, card_id)
-            audit(s, self.clock, actor=actor, action="card.verify_failed", object_type="card",
-                  object_id=card.id, merchant_id=card.merchant_id,
-                  details={"failures": card.verify_failures})  # fmt: skip
+            audit_row(s, self.clock, actor, "card.verify_failed", card,
+                      {"failures": card.verify_failures})  # fmt: skip
             if locked_until(card, now) is not None:
                 return True
             if card.verify_failures < limits.max_failures:
@@ -132,10 +131,9 @@ class CardVerification:
 
     async def _locked_in(self, s: AsyncSession, card: Card, *, actor: str) -> None:
         assert card.verify_locked_until is not None
-        audit(s, self.clock, actor=actor, action="card.verify_locked", object_type="card",
-              object_id=card.id, merchant_id=card.merchant_id,
-              details={"failures": card.verify_failures,
-                       "until": card.verify_locked_until.isoformat()})  # fmt: skip
+        audit_row(s, self.clock, actor, "card.verify_locked", card,
+                  {"failures": card.verify_failures,
+                   "until": card.verify_locked_until.isoformat()})  # fmt: skip
         await card_verify_locked_in(s, self.clock, card)
 
     async def unlock(self, merchant_id: str, card_id: str, *, actor: str) -> Card:
@@ -146,7 +144,6 @@ class CardVerification:
             card.verify_locked_until = None
             card.verify_failures = 0
             card.verify_failed_since = None
-            audit(s, self.clock, actor=actor, action="card.verify_unlock", object_type="card",
-                  object_id=card.id, merchant_id=merchant_id,
-                  details={"was_locked_until": was.isoformat() if was else None})  # fmt: skip
+            audit_row(s, self.clock, actor, "card.verify_unlock", card,
+                      {"was_locked_until": was.isoformat() if was else None})  # fmt: skip
             return card

@@ -89,6 +89,11 @@ def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
+def fields(row: object, *names: str) -> dict[str, Any]:
+    """The named attributes of ``row``, in that order: one record for :func:`emit`."""
+    return {name: getattr(row, name) for name in names}
+
+
 def run(coro: Coroutine[Any, Any, T], *, event_loop: str = "asyncio") -> T:
     """Run one coroutine on the named event loop (``engine.event_loop``), turning expected
     errors into a clean message and exit 2."""

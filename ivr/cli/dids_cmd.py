@@ -64,11 +64,7 @@ def leases(
 @dids_app.command("expire")
 def expire(ctx: typer.Context) -> None:
     """Mark leases past their lifetime expired (the engine does this continuously)."""
-
-    async def body(s: Services) -> int:
-        return await s.dids.expire_due()
-
-    typer.echo(f"{with_services(ctx, body)} lease(s) expired")
+    typer.echo(f"{with_services(ctx, lambda s: s.dids.expire_due())} lease(s) expired")
 
 
 @dids_app.command("disable")

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from sqlalchemy import select
 
-from ivr.cli.app import app, emit, with_services
+from ivr.cli.app import app, emit, fields, with_services
 from ivr.domain.states import DELIVERY, CallRequestKind, CallRequestStatus, DeliveryStatus
 from ivr.errors import NotFound
 from ivr.phone import normalize
@@ -21,16 +21,8 @@ app.add_typer(sms_app, name="sms")
 
 
 def _row(r: CallRequest) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "kind": r.kind,
-        "status": r.status,
-        "did": normalize(r.did).display,
-        "mobile": r.mobile,
-        "amount": r.amount,
-        "expires_at": r.expires_at,
-        "calls": r.calls,
-    }
+    shown = fields(r, "id", "kind", "status") | {"did": normalize(r.did).display}
+    return shown | fields(r, "mobile", "amount", "expires_at", "calls")
 
 
 @requests_app.command("create")
@@ -79,11 +71,7 @@ def cancel(ctx: typer.Context, request_id: str) -> None:
 @requests_app.command("expire")
 def expire(ctx: typer.Context) -> None:
     """Expire open requests past their lifetime (the engine does this continuously)."""
-
-    async def body(s: Services) -> int:
-        return await s.requests.expire_due()
-
-    typer.echo(f"{with_services(ctx, body)} request(s) expired")
+    typer.echo(f"{with_services(ctx, lambda s: s.requests.expire_due())} request(s) expired")
 
 
 @sms_app.command("outbox")

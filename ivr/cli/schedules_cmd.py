@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from sqlalchemy import select
 
-from ivr.cli.app import app, emit, with_services
+from ivr.cli.app import app, emit, fields, with_services
 from ivr.domain.states import ScheduleStatus
 from ivr.store.tables import Schedule
 from ivr.wiring import Services
@@ -17,15 +17,8 @@ app.add_typer(schedules_app, name="schedules")
 
 
 def _row(r: Schedule) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "customer_id": r.customer_id,
-        "mode": r.mode,
-        "amount": r.amount,
-        "status": r.status,
-        "cycles_started": r.runs,
-        "next_run_at": r.next_run_at,
-    }
+    shown = fields(r, "id", "customer_id", "mode", "amount", "status")
+    return shown | {"cycles_started": r.runs, "next_run_at": r.next_run_at}
 
 
 @schedules_app.command("create")

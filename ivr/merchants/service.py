@@ -16,12 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ivr.audit import audit
+from ivr.audit import audit, audit_row
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import API_KEY, MERCHANT, ApiKeyStatus, MerchantStatus
 from ivr.domain.text import check_text, clean_text
-from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.errors import Conflict, InvalidInput
 from ivr.merchants.policy import MerchantPolicy
 from ivr.phone import PhoneError, normalize_mobile
 from ivr.store.db import Database
@@ -56,18 +56,12 @@ def _clean_name(name: str, what: str, limit: int = 100) -> str:
 
 
 def _audit(
-    s: AsyncSession,
-    clock: Clock,
-    actor: str,
-    action: str,
-    row: Merchant | ApiKey | Customer,
-    details: dict[str, Any] | None = None,
+    s: AsyncSession, clock: Clock, actor: str, action: str, m: Merchant, details: Any = None
 ) -> None:
-    """Audit ``action`` (``<object type>.<verb>``) on a merchant or on one of its rows."""
-    merchant_id = row.id if isinstance(row, Merchant) else row.merchant_id
-    object_type = action.partition(".")[0]
-    audit(s, clock, actor=actor, action=action, object_type=object_type, object_id=row.id,
-          merchant_id=merchant_id, details=details)  # fmt: skip
+    """Audit ``action`` (``merchant.<verb>``) on the merchant itself (its rows:
+    :func:`~ivr.audit.audit_row`)."""
+    audit(s, clock, actor=actor, action=action, object_type="merchant", object_id=m.id,
+          merchant_id=m.id, details=details)  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -91,20 +85,14 @@ class MerchantService:
 
     async def get(self, merchant_id: str) -> Merchant:
         async with self.db.sessions() as s:
-            m = await s.get(Merchant, merchant_id)
-        if m is None:
-            raise NotFound(f"merchant {merchant_id} not found")
-        return m
+            return await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant")
 
     async def list(self) -> list[Merchant]:
-        async with self.db.sessions() as s:
-            return list(await s.scalars(select(Merchant).order_by(Merchant.id)))
+        return await self.db.all(select(Merchant).order_by(Merchant.id))
 
     async def set_status(self, merchant_id: str, status: MerchantStatus, *, actor: str) -> None:
         async with self.db.transaction() as s:
-            m = await s.get(Merchant, merchant_id, with_for_update=True)
-            if m is None:
-                raise NotFound(f"merchant {merchant_id} not found")
+            m = await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant", lock=True)
             m.status = MERCHANT.check(m.status, status).value
             _audit(s, self.clock, actor, f"merchant.{status.value}", m)
 
@@ -114,9 +102,7 @@ class MerchantService:
         """Merge ``changes`` into the merchant's call policy (``None`` removes a key), or
         replace it; the result is validated before anything is stored."""
         async with self.db.transaction() as s:
-            m = await s.get(Merchant, merchant_id, with_for_update=True)
-            if m is None:
-                raise NotFound(f"merchant {merchant_id} not found")
+            m = await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant", lock=True)
             merged: dict[str, Any] = {} if replace else dict(m.settings or {})
             for key, value in changes.items():
                 if value is None:
@@ -145,17 +131,15 @@ class MerchantService:
         )
         async with self.db.transaction() as s:
             s.add(row)
-            _audit(s, self.clock, actor, "api_key.create", row)
+            audit_row(s, self.clock, actor, "api_key.create", row)
         return NewApiKey(row.id, merchant_id, key)
 
     async def revoke_api_key(self, merchant_id: str, key_id: str, *, actor: str) -> None:
         async with self.db.transaction() as s:
-            row = await s.get(ApiKey, key_id, with_for_update=True)
-            if row is None or row.merchant_id != merchant_id:
-                raise NotFound(f"API key {key_id} not found")
+            row = await Scope.of(merchant_id).one(s, ApiKey, key_id, "API key", lock=True)
             row.status = API_KEY.check(row.status, ApiKeyStatus.revoked).value
             row.revoked_at = self.clock.now()
-            _audit(s, self.clock, actor, "api_key.revoke", row)
+            audit_row(s, self.clock, actor, "api_key.revoke", row)
 
     async def authenticate(self, key: str) -> Principal | None:
         """The merchant behind an API key, or None (unknown, revoked, malformed, suspended)."""
@@ -209,14 +193,11 @@ class CustomerService:
                 await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant")
                 s.add(row)
                 await s.flush()
-                _audit(s, self.clock, actor, "customer.create", row)
+                audit_row(s, self.clock, actor, "customer.create", row)
         except IntegrityError:
             raise Conflict(f"a customer with external_ref {external_ref!r} exists") from None
         return row
 
     async def get(self, merchant_id: str, customer_id: str) -> Customer:
         async with self.db.sessions() as s:
-            row = await s.get(Customer, customer_id)
-        if row is None or row.merchant_id != merchant_id:
-            raise NotFound(f"customer {customer_id} not found")
-        return row
+            return await Scope.of(merchant_id).one(s, Customer, customer_id, "customer")

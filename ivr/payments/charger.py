@@ -90,12 +90,18 @@ class ChargePolicy:
 
 
 @dataclass(eq=False)
-class Charger:
+class PgRole:
+    """What the payments roles that send to the PG hold: the charger, the refunder and
+    the payment service."""
+
     db: Database
     clock: Clock
     gateway: Gateway
     policy: ChargePolicy = field(default_factory=ChargePolicy)
 
+
+@dataclass(eq=False)
+class Charger(PgRole):
     # ------------------------------------------------------------------ driving
 
     async def drive(self, intent_id: str) -> PaymentIntentStatus:

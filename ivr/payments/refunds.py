@@ -23,23 +23,21 @@ meanwhile. The rules mirror the charger's (:mod:`ivr.payments.charger`):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from ivr.audit import audit
-from ivr.clock import Clock
+from ivr.audit import audit, audit_row
 from ivr.domain.ids import new_id
 from ivr.domain.states import PAYMENT_INTENT, AttemptStatus, PaymentIntentStatus
 from ivr.domain.text import clean_text
 from ivr.errors import Conflict, InvalidInput, NotFound
-from ivr.gateways.contract import CancelRequest, Gateway
+from ivr.gateways.contract import CancelRequest
 from ivr.gateways.errors import CancelRefused, GatewayError
-from ivr.payments.charger import NOT_AT_PG, ChargePolicy
+from ivr.payments.charger import NOT_AT_PG, PgRole
 from ivr.payments.queries import succeeded_attempt
 from ivr.payments.sends import OPEN, Verdict, claim_send
-from ivr.store.db import Database
 from ivr.store.scope import Scope
 from ivr.store.tables import PaymentAttempt, PaymentIntent, Refund
 from ivr.webhooks.notices import refunded_in
@@ -51,12 +49,7 @@ MISMATCH = "pg_balance_mismatch"
 
 
 @dataclass(eq=False)
-class Refunder:
-    db: Database
-    clock: Clock
-    gateway: Gateway
-    policy: ChargePolicy = field(default_factory=ChargePolicy)
-
+class Refunder(PgRole):
     async def refund(
         self,
         merchant_id: str,
@@ -238,30 +231,19 @@ class Refunder:
             intent.updated_at = self.clock.now()
             row.status = AttemptStatus.succeeded.value
             row.finished_at = self.clock.now()
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action=f"payment_intent.{target.value}",
-                object_type="payment_intent",
-                object_id=intent.id,
-                merchant_id=intent.merchant_id,
-                details={"amount": row.amount, "refund": row.id},
-            )
+            audit_row(s, self.clock, actor, f"payment_intent.{target.value}", intent,
+                      {"amount": row.amount, "refund": row.id})  # fmt: skip
             await refunded_in(s, self.clock, intent, row)  # payment.refunded
 
     async def reconcile(self, *, limit: int = 500) -> int:
         """Settle every refund left open whose last send is older than ``settle_s``."""
         cutoff = self.clock.now() - timedelta(seconds=self.policy.settle_s)
-        async with self.db.sessions() as s:
-            ids = list(
-                await s.scalars(
-                    select(Refund.id)
-                    .where(Refund.status.in_(OPEN), Refund.sent_at <= cutoff)
-                    .order_by(Refund.created_at)
-                    .limit(limit)
-                )
-            )
+        ids = await self.db.all(
+            select(Refund.id)
+            .where(Refund.status.in_(OPEN), Refund.sent_at <= cutoff)
+            .order_by(Refund.created_at)
+            .limit(limit)
+        )
         for refund_id in ids:
             try:
                 await self.settle(refund_id)

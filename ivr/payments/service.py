@@ -8,17 +8,14 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ivr.audit import audit
-from ivr.clock import Clock
+from ivr.audit import audit_row
 from ivr.domain.ids import new_id
 from ivr.domain.states import PAYMENT_INTENT, CardStatus
 from ivr.domain.terms import check_amount, check_months
 from ivr.domain.text import clean_text
 from ivr.errors import Conflict, NotFound
-from ivr.gateways.contract import Gateway
-from ivr.payments.charger import ChargePolicy
+from ivr.payments.charger import PgRole
 from ivr.payments.refunds import Refunder
-from ivr.store.db import Database
 from ivr.store.scope import Scope
 from ivr.store.tables import Card, PaymentIntent
 
@@ -53,13 +50,9 @@ def check_card(
 
 
 @dataclass(eq=False)
-class PaymentService:
+class PaymentService(PgRole):
     """Payment intents; ``refunds`` (a :class:`Refunder`) makes refunds of them."""
 
-    db: Database
-    clock: Clock
-    gateway: Gateway
-    policy: ChargePolicy = field(default_factory=ChargePolicy)
     refunds: Refunder = field(init=False)
 
     def __post_init__(self) -> None:
@@ -111,14 +104,5 @@ class PaymentService:
             updated_at=now,
         )
         s.add(intent)
-        audit(
-            s,
-            self.clock,
-            actor=actor,
-            action="payment_intent.create",
-            object_type="payment_intent",
-            object_id=intent.id,
-            merchant_id=merchant_id,
-            details={"amount": amount},
-        )
+        audit_row(s, self.clock, actor, "payment_intent.create", intent, {"amount": amount})
         return intent

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ivr.audit import audit
+from ivr.audit import audit_row
 from ivr.clock import Clock
 from ivr.dids.pool import DidPool
 from ivr.domain.ids import new_id
@@ -26,7 +26,7 @@ from ivr.domain.text import clean_text
 from ivr.errors import InvalidInput, NotFound
 from ivr.merchants.policy import MerchantPolicy
 from ivr.notify.templates import payment_sms, registration_sms
-from ivr.store.db import Database
+from ivr.store.db import Database, locked_in
 from ivr.store.scope import Scope
 from ivr.store.tables import CallRequest, Customer, Lease, Merchant, SmsMessage
 from ivr.webhooks.notices import request_ended_in
@@ -113,16 +113,8 @@ class CallRequestService:
                 created_at=now,
             )
             s.add_all([req, sms])
-            audit(
-                s,
-                self.clock,
-                actor=actor,
-                action="call_request.create",
-                object_type="call_request",
-                object_id=req.id,
-                merchant_id=merchant_id,
-                details={"kind": kind.value, "did": lease.did},
-            )
+            audit_row(s, self.clock, actor, "call_request.create", req,
+                      {"kind": kind.value, "did": lease.did})  # fmt: skip
         return NewRequest(req, sms)
 
     async def get(self, merchant_id: str | None, request_id: str) -> CallRequest:
@@ -134,6 +126,13 @@ class CallRequestService:
     ) -> CallRequest:
         async with self.db.transaction() as s:
             return await self.transition_in(s, request_id, target, actor=actor)
+
+    async def sms_sent_in(self, s: AsyncSession, request_id: str | None) -> None:
+        """The request's SMS went out: ``created`` -> ``sms_sent`` (a request further
+        along, or none, stays as it is)."""
+        created = CallRequestStatus.created.value
+        if request_id and await locked_in(s, CallRequest, request_id, created) is not None:
+            await self.transition_in(s, request_id, CallRequestStatus.sms_sent, actor="system")
 
     async def transition_in(
         self, s: AsyncSession, request_id: str, target: CallRequestStatus, *, actor: str
@@ -159,16 +158,7 @@ class CallRequestService:
                     else LeaseStatus.released
                 )
                 await self.pool.end_in(s, lease.id, end)
-        audit(
-            s,
-            self.clock,
-            actor=actor,
-            action=f"call_request.{target.value}",
-            object_type="call_request",
-            object_id=req.id,
-            merchant_id=req.merchant_id,
-            details={"from": previous},
-        )
+        audit_row(s, self.clock, actor, f"call_request.{target.value}", req, {"from": previous})
         if CALL_REQUEST.is_terminal(target):  # registration.*, call_request.expired
             await request_ended_in(s, self.clock, req)
         return req
@@ -197,20 +187,17 @@ class CallRequestService:
         """Requests left ``in_call`` by an engine that died mid-call (no call lasts this
         long): release them as if the call had ended."""
         cutoff = self.clock.now() - older_than
-        async with self.db.sessions() as s:
-            ids = list(
-                await s.scalars(
-                    select(CallRequest.id).where(
-                        CallRequest.status == CallRequestStatus.in_call.value,
-                        CallRequest.updated_at <= cutoff,
-                    )
-                )
+        in_call = CallRequestStatus.in_call.value
+        ids = await self.db.all(
+            select(CallRequest.id).where(
+                CallRequest.status == in_call, CallRequest.updated_at <= cutoff
             )
+        )
         done = 0
         for rid in ids:
             async with self.db.transaction() as s:
-                req = await s.get(CallRequest, rid, with_for_update=True)
-                if req is None or req.status != CallRequestStatus.in_call.value:
+                req = await locked_in(s, CallRequest, rid, in_call)
+                if req is None:
                     continue
                 if req.updated_at > cutoff:
                     continue  # a new call took it meanwhile
@@ -223,19 +210,15 @@ class CallRequestService:
         """Expire every open request past its lifetime that is not in a call now."""
         now = self.clock.now()
         open_states = [CallRequestStatus.created.value, CallRequestStatus.sms_sent.value]
-        async with self.db.sessions() as s:
-            ids = list(
-                await s.scalars(
-                    select(CallRequest.id).where(
-                        CallRequest.status.in_(open_states), CallRequest.expires_at <= now
-                    )
-                )
+        ids = await self.db.all(
+            select(CallRequest.id).where(
+                CallRequest.status.in_(open_states), CallRequest.expires_at <= now
             )
+        )
         done = 0
         for rid in ids:
             async with self.db.transaction() as s:
-                req = await s.get(CallRequest, rid, with_for_update=True)
-                if req is None or req.status not in open_states:
+                if await locked_in(s, CallRequest, rid, *open_states) is None:
                     continue  # someone else moved it meanwhile
                 await self.transition_in(s, rid, CallRequestStatus.expired, actor="system")
                 done += 1
@@ -252,29 +235,21 @@ class DevOutbox:
     requests: CallRequestService
 
     async def deliver_pending(self) -> int:
-        async with self.db.sessions() as s:
-            ids = list(
-                await s.scalars(
-                    select(SmsMessage.id).where(
-                        SmsMessage.adapter == "outbox",
-                        SmsMessage.status == DeliveryStatus.pending.value,
-                    )
-                )
+        pending = DeliveryStatus.pending.value
+        ids = await self.db.all(
+            select(SmsMessage.id).where(
+                SmsMessage.adapter == "outbox", SmsMessage.status == pending
             )
+        )
         for sms_id in ids:
             async with self.db.transaction() as s:
-                sms = await s.get(SmsMessage, sms_id, with_for_update=True)
-                if sms is None or sms.status != DeliveryStatus.pending.value:
+                sms = await locked_in(s, SmsMessage, sms_id, pending)
+                if sms is None:
                     continue
                 # The outbox "sends" by keeping the message: pending -> sending -> sent.
                 DELIVERY.check(sms.status, DeliveryStatus.sending)
                 sms.status = DELIVERY.check(DeliveryStatus.sending, DeliveryStatus.sent).value
                 sms.attempts += 1
                 sms.sent_at = self.clock.now()
-                if sms.call_request_id:
-                    req = await s.get(CallRequest, sms.call_request_id, with_for_update=True)
-                    if req is not None and req.status == CallRequestStatus.created.value:
-                        await self.requests.transition_in(
-                            s, req.id, CallRequestStatus.sms_sent, actor="system"
-                        )
+                await self.requests.sms_sent_in(s, sms.call_request_id)
         return len(ids)

@@ -18,9 +18,9 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Select, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -35,6 +35,8 @@ from sqlalchemy.sql.dml import Insert, Update
 from ivr.errors import ConfigError
 
 log = logging.getLogger(__name__)
+M = TypeVar("M")
+T = TypeVar("T")
 
 _TOUCHED = "arspay.touched"  # Connection.info: tables this transaction wrote rows in
 _CONNS = "arspay.conns"  # Session.info: the info dicts of the connections it began
@@ -142,10 +144,28 @@ class Database:
         async with self._writes() as session, session.begin():
             yield session
 
+    async def all(self, query: Select[T]) -> list[T]:
+        """The first column of every row ``query`` selects (a model's rows, or ids),
+        read outside any transaction: the candidates a sweep then takes one by one,
+        each in its own transaction with :func:`locked_in`."""
+        async with self.sessions() as s:
+            return list(await s.scalars(query))
+
     async def close(self) -> None:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+
+
+async def locked_in(s: AsyncSession, model: type[M], key: Any, *statuses: str) -> M | None:
+    """``model``'s row ``key`` locked for the caller's transaction (``FOR UPDATE``); None
+    if it is gone or, ``statuses`` given, no longer in one of them (another process
+    moved it on meanwhile)."""
+    row: Any = await s.get(model, key, with_for_update=True)
+    if row is None or (statuses and row.status not in statuses):
+        return None
+    found: M = row
+    return found
 
 
 def _after_execute(

@@ -24,14 +24,14 @@ import contextlib
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from ivr.telephony.call import (
     DTMF_KEYS,
-    Call,
+    BufferedCall,
+    CallHandler,
     CollectResult,
     CollectSpec,
-    DigitBuffer,
     collect_digits,
     parse_destination,
 )
@@ -46,40 +46,23 @@ _RESULT = re.compile(r"^(\d{3})[ -]result=(-?\d+)")
 ESCAPE_KEYS = "0123456789*#"
 _CHANNEL = re.compile(r"[A-Za-z0-9/_.@:-]{1,80}")
 
-CallHandler = Callable[[Call], Awaitable[None]]
 
-
-class AgiCall:
+class AgiCall(BufferedCall):
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, env: dict[str, str]
     ) -> None:
+        super().__init__(
+            env.get("agi_uniqueid", ""), env.get("agi_extension", ""), env.get("agi_callerid", "")
+        )
         self._reader = reader
         self._writer = writer
         self.env = env
-        self.buffer = DigitBuffer()
         self._lock = asyncio.Lock()
         self.transferred = False
 
-    @property
-    def call_id(self) -> str:
-        return self.env.get("agi_uniqueid", "")
-
-    @property
-    def did(self) -> str:
-        return self.env.get("agi_extension", "")
-
-    @property
-    def caller_id(self) -> str:
-        return self.env.get("agi_callerid", "")
-
-    @property
-    def hung_up(self) -> bool:
-        return self.buffer.hung_up
-
     async def command(self, line: str) -> int:
         """Send one command, return its ``result=`` value; CallHungUp when dead."""
-        if self.buffer.hung_up:
-            raise CallHungUp
+        self._check()
         async with self._lock:
             try:
                 self._writer.write(line.encode() + b"\n")
@@ -147,6 +130,8 @@ class AgiCall:
         return key if key in DTMF_KEYS else None
 
     async def collect(self, spec: CollectSpec) -> CollectResult:
+        """Keys read before a hang-up was noticed still count: the next AGI command
+        raises :class:`CallHungUp`."""
         return await collect_digits(self._next_key, spec)
 
     async def transfer(self, destination: str) -> None:

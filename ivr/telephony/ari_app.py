@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ivr.telephony.ari import AriClient, LinkState
 from ivr.telephony.ari_events import (
@@ -26,51 +26,21 @@ from ivr.telephony.ari_events import (
     StasisEnd,
     StasisStart,
 )
-from ivr.telephony.call import (
-    Call,
-    CollectResult,
-    CollectSpec,
-    DigitBuffer,
-    collect_digits,
-    parse_destination,
-)
+from ivr.telephony.call import BufferedCall, CallHandler, parse_destination
 from ivr.telephony.errors import AriError, CallHungUp, ChannelGone
 
 log = logging.getLogger(__name__)
 
-CallHandler = Callable[[Call], Awaitable[None]]
 
-
-class AriCall:
+class AriCall(BufferedCall):
     """:class:`~ivr.telephony.call.Call` over ARI."""
 
     def __init__(self, client: AriClient, channel: ChannelInfo, app: AriApp) -> None:
+        super().__init__(channel.id, channel.exten, channel.caller_number)
         self._client = client
         self._app = app
-        self._channel = channel
-        self.buffer = DigitBuffer()
         self._playback_done: dict[str, asyncio.Event] = {}
         self.transferred = False
-
-    @property
-    def call_id(self) -> str:
-        return self._channel.id
-
-    @property
-    def did(self) -> str:
-        return self._channel.exten
-
-    @property
-    def caller_id(self) -> str:
-        return self._channel.caller_number
-
-    @property
-    def hung_up(self) -> bool:
-        return self.buffer.hung_up
-
-    def _check(self) -> None:
-        if self.buffer.hung_up:
-            raise CallHungUp
 
     async def answer(self) -> None:
         self._check()
@@ -121,10 +91,6 @@ class AriCall:
         while not self.buffer.pending() and not self.buffer.hung_up:
             self.buffer.arrived.clear()
             await self.buffer.arrived.wait()
-
-    async def collect(self, spec: CollectSpec) -> CollectResult:
-        self._check()
-        return await collect_digits(self.buffer.next_key, spec)
 
     async def transfer(self, destination: str) -> None:
         self._check()

@@ -138,6 +138,10 @@ class Call(Protocol):
         ...
 
 
+CallHandler = Callable[[Call], Awaitable[None]]
+"""What the ARI app and the FastAGI server run for each call."""
+
+
 # ---------------------------------------------------------------- shared machinery
 
 
@@ -211,6 +215,33 @@ class DigitBuffer:
         finally:
             timer.cancel()
             self._waiter = None
+
+
+class BufferedCall:
+    """What the :class:`Call` implementations share: who called which number on which
+    call, and the call's keys and hang-up in a :class:`DigitBuffer`."""
+
+    def __init__(self, call_id: str, did: str, caller_id: str) -> None:
+        self.call_id = call_id
+        self.did = did
+        self.caller_id = caller_id
+        self.buffer = DigitBuffer()
+
+    @property
+    def hung_up(self) -> bool:
+        return self.buffer.hung_up
+
+    def _check(self) -> None:
+        """Raise :class:`CallHungUp` once the caller has hung up."""
+        if self.buffer.hung_up:
+            raise CallHungUp
+
+    async def collect(self, spec: CollectSpec) -> CollectResult:
+        self._check()
+        return await collect_digits(self._next_key, spec)
+
+    async def _next_key(self, timeout_s: float) -> str | None:
+        return await self.buffer.next_key(timeout_s)
 
 
 def _resolve(waiter: asyncio.Future[str | None], value: str | None) -> None:

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 
 from ivr.telephony.call import (
     DTMF_KEYS,
+    BufferedCall,
     CollectResult,
     CollectSpec,
-    DigitBuffer,
-    collect_digits,
     parse_destination,
 )
 from ivr.telephony.errors import CallHungUp
@@ -59,7 +58,7 @@ class Listen:
 Action = Press | Silence | HangUp | Listen
 
 
-class FakeCall:
+class FakeCall(BufferedCall):
     def __init__(
         self,
         *,
@@ -68,36 +67,13 @@ class FakeCall:
         script: Iterable[Action] = (),
         call_id: str = "fake-1",
     ) -> None:
-        self._did = did
-        self._caller_id = caller_id
-        self._call_id = call_id
+        super().__init__(call_id, did, caller_id)
         self.script: deque[Action] = deque(script)
-        self.buffer = DigitBuffer()
         self.answered = False
         self.played: list[str] = []
         self.transferred_to: str | None = None
         self.collects = 0
         self.specs: list[CollectSpec] = []  # every collect's spec, in order
-
-    @property
-    def call_id(self) -> str:
-        return self._call_id
-
-    @property
-    def did(self) -> str:
-        return self._did
-
-    @property
-    def caller_id(self) -> str:
-        return self._caller_id
-
-    @property
-    def hung_up(self) -> bool:
-        return self.buffer.hung_up
-
-    def _check(self) -> None:
-        if self.buffer.hung_up:
-            raise CallHungUp
 
     def _caller_acts(self) -> bool:
         """Run the caller's next action; True if it typed keys."""
@@ -142,7 +118,7 @@ class FakeCall:
         self._check()
         self.collects += 1
         self.specs.append(spec)
-        return await collect_digits(self._next_key, spec)
+        return await super().collect(spec)
 
     async def transfer(self, destination: str) -> None:
         self._check()

@@ -236,18 +236,7 @@ class LoggedCall:
     def __init__(self, call: Call, handle: SessionHandle) -> None:
         self.inner = call
         self.session = handle
-
-    @property
-    def call_id(self) -> str:
-        return self.inner.call_id
-
-    @property
-    def did(self) -> str:
-        return self.inner.did
-
-    @property
-    def caller_id(self) -> str:
-        return self.inner.caller_id
+        self.call_id, self.did, self.caller_id = call.call_id, call.did, call.caller_id
 
     @property
     def hung_up(self) -> bool:

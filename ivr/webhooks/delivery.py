@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from sqlalchemy import select
 
-from ivr.audit import audit
+from ivr.audit import audit_row
 from ivr.clock import Clock
 from ivr.domain.states import DELIVERY, ENDPOINT, DeliveryStatus, EndpointStatus
 from ivr.jobs.pacing import Pacer
@@ -226,10 +226,7 @@ class WebhookDispatcher:
             ):
                 endpoint.status = ENDPOINT.check(endpoint.status, EndpointStatus.disabled).value
                 endpoint.disabled_at = now
-                audit(
-                    s, self.clock, actor="system", action="webhook_endpoint.disable",
-                    object_type="webhook_endpoint", object_id=endpoint.id,
-                    merchant_id=endpoint.merchant_id,
-                    details={"reason": "failing", "hours": self.settings.disable_after_hours},
-                )  # fmt: skip
+                hours = self.settings.disable_after_hours
+                audit_row(s, self.clock, "system", "webhook_endpoint.disable", endpoint,
+                          {"reason": "failing", "hours": hours})  # fmt: skip
                 log.warning("webhook endpoint %s disabled after persistent failure", endpoint.id)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ivr.audit import audit
+from ivr.audit import audit_row
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import DELIVERY, ENDPOINT, DeliveryStatus, EndpointStatus
@@ -76,7 +76,8 @@ class WebhookService:
         )
         async with self.db.transaction() as s:
             s.add(endpoint)
-            self._audit(s, actor, "webhook_endpoint.create", endpoint, {"url": endpoint.url})
+            audit_row(s, self.clock, actor, "webhook_endpoint.create", endpoint,
+                      {"url": endpoint.url})  # fmt: skip
         return endpoint, secret
 
     async def list_endpoints(self, merchant_id: str) -> list[WebhookEndpoint]:
@@ -111,17 +112,17 @@ class WebhookService:
                 ep.event_types = {"types": types}
                 changes["event_types"] = types
             if changes:
-                self._audit(s, actor, "webhook_endpoint.update", ep, changes)
+                audit_row(s, self.clock, actor, "webhook_endpoint.update", ep, changes)
             if enabled is not None and enabled != (ep.status == EndpointStatus.enabled.value):
                 if enabled:
                     ep.status = ENDPOINT.check(ep.status, EndpointStatus.enabled).value
                     ep.disabled_at = None
                     n = await self._reschedule(s, ep.id)
-                    self._audit(s, actor, ENABLE_ACTION, ep, {"rescheduled": n})
+                    audit_row(s, self.clock, actor, ENABLE_ACTION, ep, {"rescheduled": n})
                 else:
                     ep.status = ENDPOINT.check(ep.status, EndpointStatus.disabled).value
                     ep.disabled_at = self.clock.now()
-                    self._audit(s, actor, "webhook_endpoint.disable", ep, {})
+                    audit_row(s, self.clock, actor, "webhook_endpoint.disable", ep, {})
         return ep
 
     async def rotate_secret(self, merchant_id: str, endpoint_id: str, *, actor: str) -> str:
@@ -130,7 +131,7 @@ class WebhookService:
         async with self.db.transaction() as s:
             ep = await self._endpoint(s, merchant_id, endpoint_id, lock=True)
             ep.secret = keyring.rotated(ep.secret, secret, self.clock.now())
-            self._audit(s, actor, "webhook_endpoint.rotate_secret", ep, {})
+            audit_row(s, self.clock, actor, "webhook_endpoint.rotate_secret", ep, {})
         return secret
 
     async def delete_endpoint(self, merchant_id: str, endpoint_id: str, *, actor: str) -> None:
@@ -139,7 +140,7 @@ class WebhookService:
             ep = await self._endpoint(s, merchant_id, endpoint_id, lock=True)
             await s.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == ep.id))
             await s.delete(ep)
-            self._audit(s, actor, "webhook_endpoint.delete", ep, {"url": ep.url})
+            audit_row(s, self.clock, actor, "webhook_endpoint.delete", ep, {"url": ep.url})
 
     # ------------------------------------------------------------------ events
 
@@ -206,11 +207,8 @@ class WebhookService:
                     queued += 1
                 elif self._requeue(row):
                     queued += 1
-            audit(
-                s, self.clock, actor=actor, action="webhook_event.redeliver",
-                object_type="webhook_event", object_id=event.id, merchant_id=merchant_id,
-                details={"endpoint_id": endpoint_id, "queued": queued},
-            )  # fmt: skip
+            audit_row(s, self.clock, actor, "webhook_event.redeliver", event,
+                      {"endpoint_id": endpoint_id, "queued": queued})  # fmt: skip
         return queued
 
     # ------------------------------------------------------------------ helpers
@@ -252,11 +250,3 @@ class WebhookService:
         if event is None:
             raise NotFound(f"webhook event {event_id} not found")
         return event
-
-    def _audit(
-        self, s: AsyncSession, actor: str, action: str, ep: WebhookEndpoint, details: dict[str, Any]
-    ) -> None:
-        audit(
-            s, self.clock, actor=actor, action=action, object_type="webhook_endpoint",
-            object_id=ep.id, merchant_id=ep.merchant_id, details=details,
-        )  # fmt: skip

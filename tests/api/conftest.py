@@ -26,8 +26,9 @@ from ivr.store.db import Database
 from ivr.store.tables import Card
 from ivr.web.app import create_app
 from tests.flows.conftest import FakeBook
-from tests.gateways.support import KEY, SECRET, Sandbox, running_sandbox
+from tests.gateways.support import Sandbox, running_sandbox
 from tests.gateways.support import card as card_data
+from tests.stack import engine_env
 from vault.card import CardData as VaultCard
 from vault.factory import init_keys
 
@@ -108,18 +109,12 @@ async def add_card(api: Api, merchant_id: str, customer_id: str, number: str) ->
 
 
 def api_settings(tmp_path: Path, sandbox_url: str, **extra: str) -> Settings:
-    var = tmp_path / "var"
-    env = {
-        "ARSPAY_CONFIG": "/nonexistent.toml",
-        "ARSPAY_PATHS_VAR_DIR": str(var),
-        "ARSPAY_VAULT_KEY_FILE": str(var / "vault" / "kek.key"),
-        "ARSPAY_VAULT_FINGERPRINT_KEY_FILE": str(var / "vault" / "fp.key"),
-        "ARSPAY_GATEWAY_BASE_URL": sandbox_url,
-        "ARSPAY_GATEWAY_API_KEY": KEY,
-        "ARSPAY_GATEWAY_API_SECRET": SECRET,
-        "ARSPAY_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",  # the test receivers are local
+    env = engine_env(
+        tmp_path,
+        sandbox_url,
+        ARSPAY_WEBHOOKS_ALLOW_PRIVATE_TARGETS="true",  # the test receivers are local
         **extra,
-    }
+    )
     settings = load_settings(env=env)
     init_keys(settings)
     return settings

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -20,7 +21,7 @@ from ivr.payments.charger import ChargePolicy, Charger
 from ivr.payments.service import PaymentService
 from ivr.runtime import build
 from ivr.store.db import Database
-from ivr.store.tables import PaymentIntent
+from ivr.store.tables import PaymentIntent, Schedule
 from ivr.wiring import Services
 from tests.gateways.support import connector, running_sandbox
 from tests.payments.support import merchant_with_cards
@@ -49,6 +50,21 @@ class Billing:
             await self.scheduler.tick()
             while await self.scheduler.run_jobs():
                 pass
+
+    async def schedule(
+        self,
+        plan: dict[str, Any],
+        amount: int,
+        order_name: str,
+        *,
+        mode: str = "auto",
+        with_card: bool = True,
+    ) -> Schedule:
+        """A schedule of the test customer, charging its card (``with_card=False``: none)."""
+        return await self.schedules.create(
+            self.merchant_id, self.customer_id, plan=plan, amount=amount, order_name=order_name,
+            mode=mode, card_id=self.card_id if with_card else None,
+        )  # fmt: skip
 
     async def intents(self) -> list[PaymentIntent]:
         async with self.db.sessions() as s:

@@ -106,10 +106,7 @@ async def _the_request(b: Billing, mode: str, schedule_id: str) -> CallRequest:
 async def test_what_a_cycle_does_at_the_deadline(billing: Billing, mode: str, state: S) -> None:
     b = billing
     charges, declined = EXPECTED[(mode, state)]
-    sched = await b.schedules.create(
-        b.merchant_id, b.customer_id, plan=PLAN, amount=20_000, order_name="관리비",
-        mode=mode, card_id=b.card_id if mode != "consent" else None,
-    )  # fmt: skip
+    sched = await b.schedule(PLAN, 20_000, "관리비", mode=mode, with_card=mode != "consent")
     req = None
     if mode == "auto":
         req = await _the_request(b, mode, sched.id)
@@ -160,10 +157,7 @@ async def test_a_call_running_at_the_deadline_is_waited_for(
     the call ends; then its outcome decides (a call that ends without one, past the
     deadline, leaves the request ``expired``: charged)."""
     b = billing
-    sched = await b.schedules.create(
-        b.merchant_id, b.customer_id, plan=PLAN, amount=20_000, order_name="관리비",
-        mode="consent_then_auto", card_id=b.card_id,
-    )  # fmt: skip
+    sched = await b.schedule(PLAN, 20_000, "관리비", mode="consent_then_auto")
     await _to_due(b)
     [req] = await pending_requests_for(b.db, sched.id)
     await _drive(b, req.id, S.in_call)
@@ -186,10 +180,7 @@ async def test_a_worker_dying_after_cancelling_the_request_still_charges_once(
     transaction: the worker that takes over after a crash charges (the payer agreed to
     the automatic charge) instead of reading "cancelled" as the merchant's."""
     b = billing
-    sched = await b.schedules.create(
-        b.merchant_id, b.customer_id, plan=PLAN, amount=20_000, order_name="관리비",
-        mode="consent_then_auto", card_id=b.card_id,
-    )  # fmt: skip
+    sched = await b.schedule(PLAN, 20_000, "관리비", mode="consent_then_auto")
     new_intent = b.scheduler._new_intent
     crashes = [1]
 
@@ -211,10 +202,7 @@ async def test_a_worker_dying_after_cancelling_the_request_still_charges_once(
 
 async def test_a_declined_cycle_is_in_the_audit_log(billing: Billing) -> None:
     b = billing
-    sched = await b.schedules.create(
-        b.merchant_id, b.customer_id, plan=PLAN, amount=20_000, order_name="관리비",
-        mode="consent_then_auto", card_id=b.card_id,
-    )  # fmt: skip
+    sched = await b.schedule(PLAN, 20_000, "관리비", mode="consent_then_auto")
     await _to_due(b)
     [req] = await pending_requests_for(b.db, sched.id)
     await _drive(b, req.id, S.declined)

@@ -28,14 +28,7 @@ def monthly(day: int, count: int, start: str = "2026-12-01") -> dict[str, object
 @pytest.mark.slow
 async def test_twelve_months_auto_with_soft_declines_retries_and_dunning(billing: Billing) -> None:
     b = billing
-    sched = await b.schedules.create(
-        b.merchant_id,
-        b.customer_id,
-        plan=monthly(31, 12),
-        amount=55_000,
-        order_name="헬스 정기권",
-        card_id=b.card_id,
-    )
+    sched = await b.schedule(monthly(31, 12), 55_000, "헬스 정기권")
     # cycles 0-1 pay; cycle 2 soft-declines twice then pays on the 2nd retry (+3 d);
     # cycle 5 soft-declines 4 times (first try + 3 retries) -> dunning; the rest pay.
     await b.run_until(datetime(2027, 2, 1, tzinfo=UTC))
@@ -72,14 +65,7 @@ async def test_twelve_months_auto_with_soft_declines_retries_and_dunning(billing
 
 async def test_a_hard_decline_is_not_retried_and_goes_to_dunning(billing: Billing) -> None:
     b = billing
-    sched = await b.schedules.create(
-        b.merchant_id,
-        b.customer_id,
-        plan=monthly(5, 1),
-        amount=30_000,
-        order_name="학원비",
-        card_id=b.card_id,
-    )
+    sched = await b.schedule(monthly(5, 1), 30_000, "학원비")
     b.pg.script("charge_billing_key", Outcome.hard_decline)
     await b.run_until(datetime(2026, 12, 20, tzinfo=UTC))
     assert [i.status for i in await b.intents()] == ["failed"]
@@ -91,15 +77,7 @@ async def test_a_hard_decline_is_not_retried_and_goes_to_dunning(billing: Billin
 async def test_consent_then_auto_charges_once_after_the_deadline(billing: Billing) -> None:
     b = billing
     plan = monthly(10, 1) | {"consent_hours": 48}
-    sched = await b.schedules.create(
-        b.merchant_id,
-        b.customer_id,
-        plan=plan,
-        amount=20_000,
-        order_name="관리비",
-        mode="consent_then_auto",
-        card_id=b.card_id,
-    )
+    sched = await b.schedule(plan, 20_000, "관리비", mode="consent_then_auto")
     await b.run_until(datetime(2026, 12, 11, tzinfo=UTC))
     [request] = await pending_requests_for(b.db, sched.id)
     assert await b.intents() == []  # waiting for the payer's call
@@ -114,14 +92,7 @@ async def test_consent_then_auto_charges_once_after_the_deadline(billing: Billin
 
 async def test_a_cycle_is_started_once_by_two_schedulers(billing: Billing) -> None:
     b = billing
-    await b.schedules.create(
-        b.merchant_id,
-        b.customer_id,
-        plan=monthly(3, 2),
-        amount=10_000,
-        order_name="구독",
-        card_id=b.card_id,
-    )
+    await b.schedule(monthly(3, 2), 10_000, "구독")
     other = Scheduler(
         b.db,
         b.clock,
@@ -146,14 +117,7 @@ async def test_a_cycle_is_started_once_by_two_schedulers(billing: Billing) -> No
 @pytest.mark.slow
 async def test_pause_skips_missed_cycles_and_cancel_stops(billing: Billing) -> None:
     b = billing
-    sched = await b.schedules.create(
-        b.merchant_id,
-        b.customer_id,
-        plan=monthly(15, 6),
-        amount=10_000,
-        order_name="구독",
-        card_id=b.card_id,
-    )
+    sched = await b.schedule(monthly(15, 6), 10_000, "구독")
     from ivr.domain.states import ScheduleStatus
 
     await b.schedules.set_status(b.merchant_id, sched.id, ScheduleStatus.paused, actor="t")
@@ -177,10 +141,9 @@ async def test_a_worker_dying_after_creating_a_call_request_does_not_send_a_seco
     a crash right after ``create`` finds that request instead of creating another (and
     texting the payer twice)."""
     b = billing
-    sched = await b.schedules.create(
-        b.merchant_id, b.customer_id, plan=monthly(5, 1), amount=30_000, order_name="학원비",
-        mode="consent" if mode == "consent" else "auto", card_id=b.card_id,
-    )  # fmt: skip
+    sched = await b.schedule(
+        monthly(5, 1), 30_000, "학원비", mode="consent" if mode == "consent" else "auto"
+    )
     b.pg.script("charge_billing_key", Outcome.hard_decline)
     create = b.services.requests.create
     crashes = [1]

@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.clock import FakeClock
@@ -128,3 +130,11 @@ async def downgrade_to(db: Database, revision: str) -> None:
 
     async with db.engine.begin() as conn:
         await conn.run_sync(down)
+
+
+async def refused(db: Database, *statements: str) -> None:
+    """Each statement fails in the database: the consent tables are append-only."""
+    for sql in statements:
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with db.transaction() as s:
+                await s.execute(text(sql))

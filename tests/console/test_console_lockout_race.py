@@ -6,8 +6,8 @@ resets a count a concurrent burst is adding to."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 
 import pytest
@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 import ivr.console.users as users_module
 from ivr.clock import FakeClock
 from ivr.console.errors import LockedOut, LoginFailed
-from ivr.console.users import ConsoleUsers
+from ivr.console.users import ConsoleUsers, User
 from ivr.settings import Settings
 from ivr.store.db import Database
 from ivr.store.tables import AuditLog, ConsoleUser
@@ -75,6 +75,24 @@ def held_passwords(
     yield release, begun
 
 
+@asynccontextmanager
+async def right_login_held(
+    users: ConsoleUsers, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[asyncio.Event, asyncio.Task[User]]]:
+    """A login with the right password, held at the compare (its place reserved) while
+    the block runs; yields the event that lets it go on, and the login's task."""
+    with held_passwords(monkeypatch, PASSWORD) as (release, begun):
+        right = asyncio.create_task(users.login(EMAIL, PASSWORD))
+        await begun.wait()
+        yield release, right
+
+
+async def _guess_wrong(users: ConsoleUsers, times: int) -> None:
+    for _ in range(times):
+        with pytest.raises(LoginFailed):
+            await users.login(EMAIL, WRONG)
+
+
 async def _failures(db: Database) -> tuple[int, bool]:
     async with db.sessions() as s:
         row = await s.scalar(select(ConsoleUser).where(ConsoleUser.email == EMAIL))
@@ -91,12 +109,8 @@ async def test_a_right_password_checked_during_a_burst_does_not_reset_its_count(
     the burst started over)."""
     await users.create(EMAIL, PASSWORD, role="operator")
     limit = users.settings.lockout_failures
-    with held_passwords(monkeypatch, PASSWORD) as (release, begun):
-        right = asyncio.create_task(users.login(EMAIL, PASSWORD))
-        await begun.wait()
-        for _ in range(limit - 1):
-            with pytest.raises(LoginFailed):
-                await users.login(EMAIL, WRONG)
+    async with right_login_held(users, monkeypatch) as (release, right):
+        await _guess_wrong(users, limit - 1)
         release.set()
         assert (await right).email == EMAIL
     assert await _failures(db) == (limit - 1, False)
@@ -112,13 +126,9 @@ async def test_a_right_password_is_refused_if_a_burst_locked_the_account_meanwhi
 ) -> None:
     await users.create(EMAIL, PASSWORD, role="operator")
     limit = users.settings.lockout_failures
-    with held_passwords(monkeypatch, PASSWORD) as (release, begun):
-        right = asyncio.create_task(users.login(EMAIL, PASSWORD))
-        await begun.wait()
+    async with right_login_held(users, monkeypatch) as (release, right):
         # the right attempt holds one place: limit - 1 wrong guesses fit beside it...
-        for _ in range(limit - 1):
-            with pytest.raises(LoginFailed):
-                await users.login(EMAIL, WRONG)
+        await _guess_wrong(users, limit - 1)
         # ...and a further one does not, without being compared
         with pytest.raises(LockedOut):
             await users.login(EMAIL, WRONG)

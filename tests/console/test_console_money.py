@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from ivr.store.tables import AuditLog, Card, PaymentAttempt, PaymentIntent, Refund
 from tests.api.conftest import Tenant
 from tests.console.conftest import Console, post
+from tests.stored import row_of
 from vault.errors import TokenNotFound
 
 pytestmark = pytest.mark.anyio
@@ -34,10 +35,7 @@ async def charge(t: Tenant, amount: int, order_name: str = "3월 진료비") -> 
 
 
 async def intent_of(console: Console, pid: str) -> PaymentIntent:
-    async with console.api.db.sessions() as s:
-        row = await s.get(PaymentIntent, pid)
-        assert row is not None
-        return row
+    return await row_of(console.api.db, PaymentIntent, pid)
 
 
 async def refund_count(console: Console, pid: str) -> int:

@@ -16,6 +16,7 @@ from ivr.store.tables import AuditLog, Card, Customer, PaymentIntent, Refund, Sc
 from tests.api.conftest import VISA, Tenant, add_card
 from tests.console.conftest import Console, post
 from tests.console.test_console_money import charge
+from tests.stored import row_of
 
 pytestmark = pytest.mark.anyio
 
@@ -39,13 +40,18 @@ async def schedule(t: Tenant, card_id: str | None = None, **plan: object) -> str
 
 
 async def schedule_row(console: Console, sid: str) -> Schedule:
-    async with console.api.db.sessions() as s:
-        row = await s.get(Schedule, sid)
-        assert row is not None
-        return row
+    return await row_of(console.api.db, Schedule, sid)
 
 
 # ---------------------------------------------------------------------- customers
+
+
+async def _created_customer(console: Console, r: httpx.Response) -> Customer:
+    """The customer a console form created: its page is where ``r`` redirects."""
+    assert r.status_code == 303
+    return await row_of(
+        console.api.db, Customer, r.headers["location"].split("/")[-1].split("?")[0]
+    )
 
 
 async def test_customers_list_search_and_detail(console: Console) -> None:
@@ -133,12 +139,7 @@ async def test_an_operator_picks_the_merchant_of_a_new_customer(console: Console
     assert "가맹점을 선택하세요" in r.text
     r = await post(op, "/console/customers/new", "/console/customers",
                    {"mobile": "01055556666", "merchant_id": b.merchant_id})  # fmt: skip
-    assert r.status_code == 303
-    cid = r.headers["location"].split("/")[-1].split("?")[0]
-    async with console.api.db.sessions() as s:
-        row = await s.get(Customer, cid)
-        assert row is not None
-        assert row.merchant_id == b.merchant_id
+    assert (await _created_customer(console, r)).merchant_id == b.merchant_id
     listing = await op.get("/console/customers")
     assert a.customer_id in listing.text
     assert b.customer_id in listing.text
@@ -153,12 +154,7 @@ async def test_a_merchant_user_cannot_add_a_customer_to_another_merchant(
     b, cb = await console.tenant("튼튼정형외과")
     r = await post(cb, "/console/customers/new", "/console/customers",
                    {"mobile": "01077778888", "merchant_id": a.merchant_id})  # fmt: skip
-    assert r.status_code == 303
-    cid = r.headers["location"].split("/")[-1].split("?")[0]
-    async with console.api.db.sessions() as s:
-        row = await s.get(Customer, cid)
-        assert row is not None
-        assert row.merchant_id == b.merchant_id
+    assert (await _created_customer(console, r)).merchant_id == b.merchant_id
 
 
 # ---------------------------------------------------------------------- schedules

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from ivr.engine import running
 from ivr.runtime import open_runtime
-from ivr.settings import SANDBOX_CHANNEL_KEY, Settings, load_settings
+from ivr.settings import Settings, load_settings
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import CallRequest, CallSession, CallStep
@@ -31,7 +31,8 @@ from ivr.telephony.credentials import checked
 from ivr.telephony.errors import AriError
 from ivr.testing.asterisk import Asterisk
 from ivr.testing.sipp import CallResult, SippCall, start_call
-from tests.gateways.support import KEY, SECRET, Sandbox
+from tests.gateways.support import Sandbox
+from tests.stack import engine_env
 from vault.factory import init_keys
 
 from .conftest import CANARY_DIRS, EngineHarness
@@ -44,21 +45,14 @@ def stack_env(
     workdir: Path, *, gateway_url: str, sounds_dir: Path, database_url: str | None = None
 ) -> dict[str, str]:
     """The ARSPAY_* settings of one engine stack (in-process or ``arspay engine run``)."""
-    var = workdir / "var"
     env = {k: v for k, v in os.environ.items() if k.startswith("ARSPAY_")}
     env.pop("ARSPAY_DATABASE_URL", None)
-    env |= {
-        "ARSPAY_CONFIG": "/nonexistent.toml",
-        "ARSPAY_PATHS_VAR_DIR": str(var),
-        "ARSPAY_VAULT_KEY_FILE": str(var / "vault" / "kek.key"),
-        "ARSPAY_VAULT_FINGERPRINT_KEY_FILE": str(var / "vault" / "fp.key"),
-        "ARSPAY_GATEWAY_BASE_URL": gateway_url,
-        "ARSPAY_GATEWAY_API_KEY": KEY,
-        "ARSPAY_GATEWAY_API_SECRET": SECRET,
-        "ARSPAY_GATEWAY_CHANNEL_KEY": SANDBOX_CHANNEL_KEY,
-        "ARSPAY_PROMPTS_SOUNDS_DIR": str(sounds_dir),
-        "ARSPAY_API_ENABLED": "false",
-    }
+    env |= engine_env(
+        workdir,
+        gateway_url,
+        ARSPAY_PROMPTS_SOUNDS_DIR=str(sounds_dir),
+        ARSPAY_API_ENABLED="false",
+    )
     if database_url is not None:
         env["ARSPAY_DATABASE_URL"] = database_url
     return env

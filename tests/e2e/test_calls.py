@@ -21,13 +21,14 @@ from ivr.domain.states import CallRequestKind, CallRequestStatus, CardStatus
 from ivr.engine import running
 from ivr.prompts import PromptBook
 from ivr.runtime import Runtime, open_runtime
-from ivr.settings import SANDBOX_CHANNEL_KEY, Settings, load_settings
+from ivr.settings import Settings, load_settings
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.store.tables import CallRequest, Card, ConsentRecord, PaymentAttempt, PaymentIntent
 from ivr.testing.asterisk import Asterisk
 from ivr.testing.sipp import CallResult, CallScript, DtmfMethod, SippCall, start_call
-from tests.gateways.support import KEY, SECRET, Sandbox, running_sandbox
+from tests.gateways.support import Sandbox, running_sandbox
+from tests.stack import engine_env
 from vault.card import CardData
 from vault.factory import init_keys
 
@@ -169,22 +170,11 @@ class Dialogue:
 
 @pytest.fixture
 async def calls(asterisk: Asterisk, prompts_dir: Path, tmp_path: Path) -> AsyncIterator[Calls]:
-    var = tmp_path / "var"
     CANARY_DIRS.append(tmp_path)
     async with running_sandbox(tmp_path / "pg" / "ledger.db") as sandbox:
         env = {k: v for k, v in os.environ.items() if k.startswith("ARSPAY_")}
         env.pop("ARSPAY_DATABASE_URL", None)
-        env |= {
-            "ARSPAY_CONFIG": "/nonexistent.toml",
-            "ARSPAY_PATHS_VAR_DIR": str(var),
-            "ARSPAY_VAULT_KEY_FILE": str(var / "vault" / "kek.key"),
-            "ARSPAY_VAULT_FINGERPRINT_KEY_FILE": str(var / "vault" / "fp.key"),
-            "ARSPAY_GATEWAY_BASE_URL": sandbox.url,
-            "ARSPAY_GATEWAY_API_KEY": KEY,
-            "ARSPAY_GATEWAY_API_SECRET": SECRET,
-            "ARSPAY_GATEWAY_CHANNEL_KEY": SANDBOX_CHANNEL_KEY,  # the in-process sandbox's
-            "ARSPAY_PROMPTS_SOUNDS_DIR": str(prompts_dir),
-        }
+        env |= engine_env(tmp_path, sandbox.url, ARSPAY_PROMPTS_SOUNDS_DIR=str(prompts_dir))
         settings: Settings = load_settings(env=env)
         init_keys(settings)
         db = Database(settings.database_url)

@@ -24,7 +24,8 @@ from ivr.store.db import Database
 from ivr.store.tables import CallRequest
 from ivr.telephony.fake import Action, FakeCall
 from ivr.telephony.session_log import LoggedCall
-from tests.gateways.support import KEY, SECRET, Sandbox, running_sandbox
+from tests.gateways.support import Sandbox, running_sandbox
+from tests.stack import engine_env
 from vault.factory import init_keys
 
 pytestmark = pytest.mark.anyio
@@ -114,18 +115,8 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    var = tmp_path / "var"
     async with running_sandbox(tmp_path / "pg-ledger.db") as sandbox:
-        env = {
-            "ARSPAY_CONFIG": "/nonexistent.toml",
-            "ARSPAY_PATHS_VAR_DIR": str(var),
-            "ARSPAY_VAULT_KEY_FILE": str(var / "vault" / "kek.key"),
-            "ARSPAY_VAULT_FINGERPRINT_KEY_FILE": str(var / "vault" / "fp.key"),
-            "ARSPAY_GATEWAY_BASE_URL": sandbox.url,
-            "ARSPAY_GATEWAY_API_KEY": KEY,
-            "ARSPAY_GATEWAY_API_SECRET": SECRET,
-            "ARSPAY_DATABASE_BUSY_TIMEOUT_MS": "3000",
-        }
+        env = engine_env(tmp_path, sandbox.url, ARSPAY_DATABASE_BUSY_TIMEOUT_MS="3000")
         settings = load_settings(env=env)
         init_keys(settings)
         db = Database(settings.database_url)

@@ -17,7 +17,7 @@ from ivr.gateways.contract import (
     KeyedChargeRequest,
     PgState,
 )
-from ivr.gateways.declines import DeclineKind, DeclineReason
+from ivr.gateways.declines import Decline, DeclineKind, DeclineReason
 from ivr.gateways.errors import CardDeclined, DuplicateOrder, OutcomeUnknown
 from ivr.gateways.portone import PortOneGateway
 from ivr.gateways.sandbox.cards import BINS, TEST_CARDS, Scenario
@@ -42,6 +42,13 @@ def test_the_sandbox_table_is_the_product_table() -> None:
 
 async def register(pg: PortOneGateway, number: str, uid: str, **kw: str) -> None:
     await pg.register_billing_key(BillingKeyRequest(uid, card(number, **kw)))
+
+
+async def refused(pg: PortOneGateway, number: str, uid: str, **kw: str) -> Decline:
+    """The decline of a registration the sandbox refuses."""
+    with pytest.raises(CardDeclined) as err:
+        await register(pg, number, uid, **kw)
+    return err.value.decline
 
 
 async def test_any_other_luhn_valid_card_registers_and_pays(pg: PortOneGateway) -> None:
@@ -83,9 +90,7 @@ async def test_issuer_comes_from_the_bin_table(
 
 
 async def test_0002_hard_declines_on_register_and_charge(pg: PortOneGateway) -> None:
-    with pytest.raises(CardDeclined) as err:
-        await register(pg, "4000000000000002", "cus_0002")
-    d = err.value.decline
+    d = await refused(pg, "4000000000000002", "cus_0002")
     assert (d.kind, d.reason, d.prompt_id) == (
         DeclineKind.hard, DeclineReason.rejected, "reg.failed.rejected")  # fmt: skip
     assert d.pg_code == "REJECT_CARD_PAYMENT"
@@ -118,28 +123,25 @@ async def test_9995_registers_then_soft_declines(pg: PortOneGateway, sandbox: Sa
 
 
 async def test_9987_lost_or_stolen(pg: PortOneGateway) -> None:
-    with pytest.raises(CardDeclined) as err:
-        await register(pg, "4000000000009987", "cus_9987")
-    assert err.value.decline.reason is DeclineReason.lost_or_stolen
-    assert err.value.decline.kind is DeclineKind.hard
-    assert err.value.decline.prompt_id == "reg.failed.lost_or_stolen"
+    d = await refused(pg, "4000000000009987", "cus_9987")
+    assert d.reason is DeclineReason.lost_or_stolen
+    assert d.kind is DeclineKind.hard
+    assert d.prompt_id == "reg.failed.lost_or_stolen"
     keyed = await pg.keyed_charge(KeyedChargeRequest(card("4000000000009987"), order(), 900, "x"))
     assert keyed.decline is not None
     assert keyed.decline.reason is DeclineReason.lost_or_stolen
 
 
 async def test_0069_expired_card(pg: PortOneGateway) -> None:
-    with pytest.raises(CardDeclined) as err:
-        await register(pg, "4000000000000069", "cus_0069")
-    assert err.value.decline.reason is DeclineReason.expired_card
-    assert err.value.decline.prompt_id == "reg.failed.expired_card"
+    d = await refused(pg, "4000000000000069", "cus_0069")
+    assert d.reason is DeclineReason.expired_card
+    assert d.prompt_id == "reg.failed.expired_card"
     keyed = await pg.keyed_charge(KeyedChargeRequest(card("4000000000000069"), order(), 900, "x"))
     assert keyed.decline is not None
     assert keyed.decline.reason is DeclineReason.expired_card
     # Any card past its expiry month is refused the same way.
-    with pytest.raises(CardDeclined) as err:
-        await register(pg, "4111111111111111", "cus_old", expiry="2020-01")
-    assert err.value.decline.reason is DeclineReason.expired_card
+    d = await refused(pg, "4111111111111111", "cus_old", expiry="2020-01")
+    assert d.reason is DeclineReason.expired_card
 
 
 async def test_0119_is_a_retryable_pg_error(pg: PortOneGateway, sandbox: Sandbox) -> None:
@@ -194,9 +196,7 @@ async def test_3220_keyed_charge_also_times_out_after_recording(pg: PortOneGatew
 
 
 async def test_password_00_is_invalid_password(pg: PortOneGateway, sandbox: Sandbox) -> None:
-    with pytest.raises(CardDeclined) as err:
-        await register(pg, "4111111111111111", "cus_pw", password="00")
-    d = err.value.decline
+    d = await refused(pg, "4111111111111111", "cus_pw", password="00")
     assert (d.reason, d.kind, d.prompt_id, d.pg_code) == (
         DeclineReason.wrong_password, DeclineKind.hard, "reg.failed.wrong_password",
         "INVALID_PASSWORD")  # fmt: skip
@@ -209,10 +209,9 @@ async def test_password_00_is_invalid_password(pg: PortOneGateway, sandbox: Sand
 
 
 async def test_birth_000000_is_identity_mismatch(pg: PortOneGateway) -> None:
-    with pytest.raises(CardDeclined) as err:
-        await register(pg, "4111111111111111", "cus_birth", birth="000000")
-    assert err.value.decline.reason is DeclineReason.identity_mismatch
-    assert err.value.decline.prompt_id == "reg.failed.identity_mismatch"
+    d = await refused(pg, "4111111111111111", "cus_birth", birth="000000")
+    assert d.reason is DeclineReason.identity_mismatch
+    assert d.prompt_id == "reg.failed.identity_mismatch"
     # A 10-digit business registration number is accepted as the birth factor.
     await register(pg, "4111111111111111", "cus_corp", birth="1234567890")
 
@@ -240,9 +239,8 @@ async def test_check_cards_and_small_amounts_get_no_installments(pg: PortOneGate
 
 
 async def test_a_number_failing_luhn_is_an_invalid_card(pg: PortOneGateway) -> None:
-    with pytest.raises(CardDeclined) as err:
-        await register(pg, "4111111111111112", "cus_luhn")
-    assert err.value.decline.reason is DeclineReason.invalid_card
+    d = await refused(pg, "4111111111111112", "cus_luhn")
+    assert d.reason is DeclineReason.invalid_card
 
 
 async def test_an_unknown_billing_key_is_a_hard_decline(pg: PortOneGateway) -> None:

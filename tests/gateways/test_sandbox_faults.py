@@ -43,6 +43,20 @@ async def pg(sandbox: Sandbox) -> AsyncIterator[PortOneGateway]:
         yield gateway
 
 
+def charge(oid: str) -> ChargeRequest:
+    return ChargeRequest("cus_f", oid, 1_000, "x")
+
+
+async def unanswered(pg: PortOneGateway, sandbox: Sandbox, ordering: str) -> str:
+    """The order id of a charge the sandbox handles with ``ordering`` (slowly), whose
+    answer the client never gets."""
+    oid = order()
+    await sandbox.fault("charge", ordering, delay_ms=SLOW)
+    with pytest.raises(OutcomeUnknown):
+        await pg.charge_billing_key(charge(oid))
+    return oid
+
+
 async def paid(pg: PortOneGateway, oid: str) -> bool:
     found = await pg.find(oid)
     return found is not None and found.state is PgState.paid
@@ -62,10 +76,7 @@ ORDERINGS_THAT_LOSE_THE_ANSWER = [
 async def test_charge_orderings(
     pg: PortOneGateway, sandbox: Sandbox, ordering: str, records: bool, _: bool
 ) -> None:
-    oid = order()
-    await sandbox.fault("charge", ordering, delay_ms=SLOW)
-    with pytest.raises(OutcomeUnknown):
-        await pg.charge_billing_key(ChargeRequest("cus_f", oid, 1_000, "x"))
+    oid = await unanswered(pg, sandbox, ordering)
     if ordering == "late":
         assert not await paid(pg, oid)  # looked up right away: not recorded *yet*
     await sandbox.settled()
@@ -76,15 +87,12 @@ async def test_charge_orderings(
 async def test_slow_processing_shows_a_payment_in_progress(
     pg: PortOneGateway, sandbox: Sandbox
 ) -> None:
-    oid = order()
-    await sandbox.fault("charge", "slow_processing", delay_ms=SLOW)
-    with pytest.raises(OutcomeUnknown):
-        await pg.charge_billing_key(ChargeRequest("cus_f", oid, 1_000, "x"))
+    oid = await unanswered(pg, sandbox, "slow_processing")
     found = await pg.find(oid)
     assert found is not None
     assert found.state is PgState.ready
     with pytest.raises(DuplicateOrder):  # in progress: refused, nothing recorded
-        await pg.charge_billing_key(ChargeRequest("cus_f", oid, 1_000, "x"))
+        await pg.charge_billing_key(charge(oid))
     await sandbox.settled()
     assert await paid(pg, oid)
     assert len((await sandbox.ledger(oid))["payments"]) == 1
@@ -93,11 +101,8 @@ async def test_slow_processing_shows_a_payment_in_progress(
 async def test_a_late_original_after_a_resend_is_refused(
     pg: PortOneGateway, sandbox: Sandbox
 ) -> None:
-    oid = order()
-    await sandbox.fault("charge", "late", delay_ms=SLOW)
-    with pytest.raises(OutcomeUnknown):
-        await pg.charge_billing_key(ChargeRequest("cus_f", oid, 1_000, "x"))
-    resent = await pg.charge_billing_key(ChargeRequest("cus_f", oid, 1_000, "x"))
+    oid = await unanswered(pg, sandbox, "late")
+    resent = await pg.charge_billing_key(charge(oid))
     assert resent.succeeded
     await sandbox.settled()  # the original lands now: a duplicate, refused
     ledger = await sandbox.ledger(oid)
@@ -161,11 +166,11 @@ async def test_a_trigger_matches_its_order_counts_down_and_is_listed(
     async with sandbox.http.get(f"{sandbox.url}/sandbox/faults") as r:
         [listed] = await r.json()
     assert (listed["match"], listed["count"]) == (target, 2)
-    assert (await pg.charge_billing_key(ChargeRequest("cus_f", other, 1_000, "x"))).succeeded
+    assert (await pg.charge_billing_key(charge(other))).succeeded
     for _ in range(2):
         with pytest.raises(OutcomeUnknown):
-            await pg.charge_billing_key(ChargeRequest("cus_f", target, 1_000, "x"))
-    assert (await pg.charge_billing_key(ChargeRequest("cus_f", target, 1_000, "x"))).succeeded
+            await pg.charge_billing_key(charge(target))
+    assert (await pg.charge_billing_key(charge(target))).succeeded
     async with sandbox.http.get(f"{sandbox.url}/sandbox/faults") as r:
         assert await r.json() == []
     summary = await sandbox.summary()

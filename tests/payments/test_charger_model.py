@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -228,23 +230,28 @@ steps = st.lists(
 )
 
 
-async def scenario(template: Path, declines: bool, plan: list[tuple[Any, ...]]) -> None:
+@asynccontextmanager
+async def model_world(template: Path, declines: bool) -> AsyncIterator[World]:
+    """One intent in a fresh copy of the migrated database, charged at the model PG."""
     workdir = Path(tempfile.mkdtemp(prefix="charger-model-"))
     try:
         shutil.copy(template, workdir / "engine.db")
         db = Database(f"sqlite+aiosqlite:///{workdir / 'engine.db'}")
         clock = FakeClock(START)
         intent_id = await _intent(db, clock)
-        pg = ModelPg(clock, declines)
-        world = World(db, intent_id, pg, clock)
+        yield World(db, intent_id, ModelPg(clock, declines), clock)
+        await db.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def scenario(template: Path, declines: bool, plan: list[tuple[Any, ...]]) -> None:
+    async with model_world(template, declines) as world:
         for step in plan:
             await play(world, step)
             await world.settle_loop()
             await world.check()
         await finish(world)
-        await db.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def play(world: World, step: tuple[Any, ...]) -> None:
@@ -357,15 +364,9 @@ def test_the_model_pg_would_catch_a_second_order_id(sqlite_template: Path) -> No
             return await super()._resolve(attempt)
 
     async def run() -> None:
-        workdir = Path(tempfile.mkdtemp(prefix="charger-model-"))
-        try:
-            shutil.copy(sqlite_template, workdir / "engine.db")
-            db = Database(f"sqlite+aiosqlite:///{workdir / 'engine.db'}")
-            clock = FakeClock(START)
-            intent_id = await _intent(db, clock)
-            pg = ModelPg(clock, declines=False)
-            world = World(db, intent_id, pg, clock)
-            world.charger = OldRule(db, clock, pg, POLICY)  # type: ignore[arg-type]
+        async with model_world(sqlite_template, declines=False) as world:
+            pg = world.pg
+            world.charger = OldRule(world.db, world.clock, pg, POLICY)  # type: ignore[arg-type]
             for step in [("drive",), ("time_out", 0)]:
                 await play(world, step)
                 await world.settle_loop()
@@ -376,8 +377,5 @@ def test_the_model_pg_would_catch_a_second_order_id(sqlite_template: Path) -> No
             await world.settle_loop()
             assert len(pg.paid_orders()) == 2
             await world.crash()
-            await db.close()
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     asyncio.run(run())

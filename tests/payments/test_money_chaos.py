@@ -48,8 +48,9 @@ from ivr.store.db import Database
 from ivr.store.tables import Card, PaymentAttempt, PaymentIntent, Refund
 from ivr.testing.engine import AgiPayer, EngineProcess
 from tests.conftest import PgFactory
-from tests.gateways.support import KEY, SECRET, card, connector, luhn_complete
+from tests.gateways.support import card, connector, luhn_complete
 from tests.payments.support import start_sandbox
+from tests.stack import engine_env
 from vault.factory import init_keys
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -96,18 +97,10 @@ class Chaos:
     """The engine's stack in a work directory, and the load that runs against it."""
 
     def __init__(self, workdir: Path, pg_url: str, database_url: str) -> None:
-        var = workdir / "var"
         self.api_port, self.agi_port = free_port(), free_port()
         self.agi_secret = secrets.token_urlsafe(24)
-        self.env = {
-            "ARSPAY_CONFIG": "/nonexistent.toml",
-            "ARSPAY_PATHS_VAR_DIR": str(var),
+        self.env = engine_env(workdir, pg_url) | {
             "ARSPAY_DATABASE_URL": database_url,
-            "ARSPAY_VAULT_KEY_FILE": str(var / "vault" / "kek.key"),
-            "ARSPAY_VAULT_FINGERPRINT_KEY_FILE": str(var / "vault" / "fp.key"),
-            "ARSPAY_GATEWAY_BASE_URL": pg_url,
-            "ARSPAY_GATEWAY_API_KEY": KEY,
-            "ARSPAY_GATEWAY_API_SECRET": SECRET,
             "ARSPAY_GATEWAY_TIMEOUT_S": str(TIMEOUT_S),
             "ARSPAY_GATEWAY_TOTAL_TIMEOUT_S": str(TIMEOUT_S + 0.5),
             "ARSPAY_GATEWAY_CONNECT_TIMEOUT_S": "1",

@@ -280,6 +280,17 @@ def test_write_uses_mode_0640(tmp_path: Path) -> None:
     assert creds["agi_secret"] in (out / "extensions.conf").read_text()
 
 
+def _box_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """This process's environment without its ``ARSPAY_*`` settings: a fresh box in
+    ``tmp_path`` (no config file), with ``settings`` on top."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
+    return env | {
+        "ARSPAY_CONFIG": str(tmp_path / "absent.toml"),
+        "ARSPAY_PATHS_VAR_DIR": str(tmp_path / "var"),
+        **settings,
+    }
+
+
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ivr.cli", *args],
@@ -297,12 +308,7 @@ def test_cli_render_generates_the_credentials_asterisk_and_the_engine_share(
 ) -> None:
     """A fresh box: `arspay asterisk render` makes a random ARI password and AGI secret
     (0600 file), renders them, and the engine's settings resolve the very same ones."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
-    env.update(
-        ARSPAY_CONFIG=str(tmp_path / "absent.toml"),
-        ARSPAY_PATHS_VAR_DIR=str(tmp_path / "var"),
-        ARSPAY_ASTERISK_SIP_PORT="5999",
-    )
+    env = _box_env(tmp_path, ARSPAY_ASTERISK_SIP_PORT="5999")
     out = _cli(env, "asterisk", "render", "--out", str(tmp_path / "etc"))
     assert out.returncode == 0, out.stderr
     assert str(tmp_path / "etc" / "pjsip.conf") in out.stdout.splitlines()
@@ -334,12 +340,7 @@ def test_cli_render_generates_the_credentials_asterisk_and_the_engine_share(
 
 
 def test_engine_run_refuses_the_development_password(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
-    env.update(
-        ARSPAY_CONFIG=str(tmp_path / "absent.toml"),
-        ARSPAY_PATHS_VAR_DIR=str(tmp_path / "var"),
-        ARSPAY_ASTERISK_ARI_PASSWORD="arspay-dev-only",
-    )
+    env = _box_env(tmp_path, ARSPAY_ASTERISK_ARI_PASSWORD="arspay-dev-only")
     out = _cli(env, "engine", "run", "--no-build-prompts")
     assert out.returncode == 2, out.stdout + out.stderr
     assert "ari_password is the published development value" in out.stderr
@@ -348,10 +349,8 @@ def test_engine_run_refuses_the_development_password(tmp_path: Path) -> None:
 
 
 def test_engine_run_in_dev_mode_says_so(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARSPAY_")}
-    env.update(
-        ARSPAY_CONFIG=str(tmp_path / "absent.toml"),
-        ARSPAY_PATHS_VAR_DIR=str(tmp_path / "var"),
+    env = _box_env(
+        tmp_path,
         ARSPAY_ENGINE_DEV_MODE="true",
         ARSPAY_API_ENABLED="false",
         ARSPAY_ASTERISK_ARI_URL="http://127.0.0.1:9",  # nothing answers: it keeps retrying

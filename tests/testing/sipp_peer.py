@@ -21,17 +21,20 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ivr.testing.sipp import (
+    CallHandle,
     CallResult,
     CallScript,
     SippCall,
     run_calls,
+    start_call,
 )
 
 SIP_PORTS = range(5100, 5200)
@@ -327,19 +330,30 @@ def call(script: CallScript, **kw: object) -> SippCall:
     return SippCall(did="0505550000", caller_id="01012345678", script=script, **kw)  # type: ignore[arg-type]
 
 
+def against(sipp: str, p: Peer, workdir: Path, timeout_s: float = 30) -> dict[str, Any]:
+    """How the driver's calls reach the peer: its address, the test's ports and files."""
+    return {
+        "target": ("127.0.0.1", p.port),
+        "workdir": workdir / "calls",
+        "timeout_s": timeout_s,
+        "sip_ports": SIP_PORTS,
+        "media_ports": MEDIA_PORTS,
+        "sipp": sipp,
+    }
+
+
 async def run_one(
     sipp: str, p: Peer, c: SippCall, workdir: Path, *, timeout_s: float = 30
 ) -> CallResult:
-    [result] = await run_calls(
-        [c],
-        target=("127.0.0.1", p.port),
-        workdir=workdir / "calls",
-        timeout_s=timeout_s,
-        sip_ports=SIP_PORTS,
-        media_ports=MEDIA_PORTS,
-        sipp=sipp,
-    )
+    [result] = await run_calls([c], **against(sipp, p, workdir, timeout_s))
     return result
+
+
+def start_one(
+    sipp: str, p: Peer, c: SippCall, workdir: Path, *, timeout_s: float = 30
+) -> AbstractAsyncContextManager[CallHandle]:
+    """:func:`start_call` of ``c`` against the peer (:func:`run_one` to run it out)."""
+    return start_call(c, **against(sipp, p, workdir, timeout_s))
 
 
 def _no_sipp_left(workdir: Path) -> None:

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from ivr.testing.sipp import CallScript, SippCall, run_calls, start_call
+from ivr.testing.sipp import CallScript, SippCall, run_calls
 from tests.testing.sipp_peer import (
-    MEDIA_PORTS,
-    SIP_PORTS,
     _no_sipp_left,
     _sipp_pids,
+    against,
     call,
     capture,
     peer,
     run_one,
+    start_one,
     uas_scenario,
 )
 
@@ -143,15 +143,7 @@ async def test_wait_for_holds_until_released(sipp_bin: str, tmp_path: Path) -> N
     script = script.dtmf("8", "info").hangup()
     async with (
         peer(sipp_bin, tmp_path, uas_scenario("wait_bye")) as p,
-        start_call(
-            call(script),
-            target=("127.0.0.1", p.port),
-            workdir=tmp_path / "calls",
-            timeout_s=30,
-            sip_ports=SIP_PORTS,
-            media_ports=MEDIA_PORTS,
-            sipp=sipp_bin,
-        ) as handle,
+        start_one(sipp_bin, p, call(script), tmp_path) as handle,
     ):
         with pytest.raises(ValueError, match="no wait_for"):
             await handle.release("nope")
@@ -183,15 +175,7 @@ async def test_wait_for_not_released_aborts_the_call(sipp_bin: str, tmp_path: Pa
     script = CallScript().wait_for("never", 600).dtmf("5", "info").hangup()
     async with (
         peer(sipp_bin, tmp_path, uas_scenario("wait_bye")) as p,
-        start_call(
-            call(script),
-            target=("127.0.0.1", p.port),
-            workdir=tmp_path / "calls",
-            timeout_s=30,
-            sip_ports=SIP_PORTS,
-            media_ports=MEDIA_PORTS,
-            sipp=sipp_bin,
-        ) as handle,
+        start_one(sipp_bin, p, call(script), tmp_path) as handle,
     ):
         result = await handle.wait()
         with pytest.raises(RuntimeError, match=r"aborted|ended"):
@@ -208,15 +192,7 @@ async def test_wait_for_not_released_aborts_the_call(sipp_bin: str, tmp_path: Pa
 async def test_leaving_the_block_stops_sipp(sipp_bin: str, tmp_path: Path) -> None:
     script = CallScript().wait_for("held", 60_000).hangup()
     async with peer(sipp_bin, tmp_path, uas_scenario("wait_bye")) as p:
-        async with start_call(
-            call(script),
-            target=("127.0.0.1", p.port),
-            workdir=tmp_path / "calls",
-            timeout_s=60,
-            sip_ports=SIP_PORTS,
-            media_ports=MEDIA_PORTS,
-            sipp=sipp_bin,
-        ) as handle:
+        async with start_one(sipp_bin, p, call(script), tmp_path, timeout_s=60) as handle:
             await handle.reached("held", timeout_s=10)
             pid = handle.pid
         result = await handle.wait()
@@ -233,12 +209,7 @@ async def test_cancelling_run_calls_kills_sipp(sipp_bin: str, tmp_path: Path) ->
         task = asyncio.create_task(
             run_calls(
                 [call(CallScript().wait(20_000).hangup())] * 3,
-                target=("127.0.0.1", p.port),
-                workdir=tmp_path / "calls",
-                timeout_s=60,
-                sip_ports=SIP_PORTS,
-                media_ports=MEDIA_PORTS,
-                sipp=sipp_bin,
+                **against(sipp_bin, p, tmp_path, timeout_s=60),
             )
         )
         await asyncio.sleep(1.0)
@@ -265,15 +236,7 @@ async def test_twenty_parallel_calls(sipp_bin: str, tmp_path: Path) -> None:
     ]
     async with peer(sipp_bin, tmp_path, uas_scenario("wait_bye"), calls=n) as p:
         started = time.monotonic()
-        results = await run_calls(
-            calls,
-            target=("127.0.0.1", p.port),
-            workdir=tmp_path / "calls",
-            timeout_s=60,
-            sip_ports=SIP_PORTS,
-            media_ports=MEDIA_PORTS,
-            sipp=sipp_bin,
-        )
+        results = await run_calls(calls, **against(sipp_bin, p, tmp_path, timeout_s=60))
         elapsed = time.monotonic() - started
     assert [r.ok for r in results] == [True] * n, [r.errors for r in results if not r.ok]
     assert len({r.call_id for r in results}) == n

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +38,18 @@ def file_kek(tmp_path: Path) -> KekSetup:
     return make_kek("file", tmp_path, None)
 
 
-async def audited_vault(url: str, kek: KekSetup, rows: int = 2) -> LocalVault:
+@asynccontextmanager
+async def audited_vault(url: str, kek: KekSetup, rows: int = 2) -> AsyncIterator[LocalVault]:
     """A vault whose audit log has ``2 * rows`` rows: tokenize and reveal per card."""
     vault = await build_vault(url, kek.provider, FakeClock(NOW), audit_key_file=kek.audit_key_file)
-    for i in range(rows):
-        meta = await vault.tokenize("mer_1", random_card(i), who="engine")
-        async with vault.reveal(meta.token, "mer_1", **WHO):
-            pass
-    return vault
+    try:
+        for i in range(rows):
+            meta = await vault.tokenize("mer_1", random_card(i), who="engine")
+            async with vault.reveal(meta.token, "mer_1", **WHO):
+                pass
+        yield vault
+    finally:
+        await vault.close()
 
 
 def _admin(conn: Connection, *statements: str, restore: bool = True) -> None:
@@ -98,8 +104,7 @@ async def rows(vault: LocalVault) -> list[Any]:
 async def test_every_row_is_chained_under_either_kek_provider(
     vault_db_url: str, kek: KekSetup
 ) -> None:
-    vault = await audited_vault(vault_db_url, kek, rows=2)
-    try:
+    async with audited_vault(vault_db_url, kek, rows=2) as vault:
         meta = await vault.tokenize("mer_1", CANARY, who="engine")
         await vault.delete(meta.token, "mer_1", who="cli:op", why="erase test")
         found = await rows(vault)
@@ -119,13 +124,10 @@ async def test_every_row_is_chained_under_either_kek_provider(
         assert (cp.ledger, cp.seq, cp.count, cp.head_mac) == (LEDGER, 6, 6, prev)
         assert (await vault.audit_verify([("cp", cp)])).checkpoints == 1
         assert kek.audit_key_file.stat().st_mode & 0o777 == 0o600
-    finally:
-        await vault.close()
 
 
 async def test_a_changed_row_is_detected(vault_db_url: str, file_kek: KekSetup) -> None:
-    vault = await audited_vault(vault_db_url, file_kek)
-    try:
+    async with audited_vault(vault_db_url, file_kek) as vault:
         await as_admin(vault, "UPDATE vault_audit SET why = 'routine' WHERE seq = 2")
         report = await vault.audit_verify()
         assert not report.ok
@@ -134,28 +136,22 @@ async def test_a_changed_row_is_detected(vault_db_url: str, file_kek: KekSetup) 
         ]
         with pytest.raises(AuditChainBroken):
             await vault.audit_checkpoint()
-    finally:
-        await vault.close()
 
 
 async def test_macs_recomputed_with_a_wrong_key_are_detected(
     vault_db_url: str, file_kek: KekSetup
 ) -> None:
-    vault = await audited_vault(vault_db_url, file_kek)
-    try:
+    async with audited_vault(vault_db_url, file_kek) as vault:
         await as_admin(vault, "UPDATE vault_audit SET who = 'nobody' WHERE seq = 2")
         await remac(vault, EvidenceKey(secrets.token_bytes(32), LEDGER), from_seq=2)
         report = await vault.audit_verify()
         assert [p.seq for p in report.problems] == [2, 3, 4]
-    finally:
-        await vault.close()
 
 
 async def test_deleted_newest_row_is_detected_against_a_checkpoint(
     vault_db_url: str, file_kek: KekSetup, tmp_path: Path
 ) -> None:
-    vault = await audited_vault(vault_db_url, file_kek)
-    try:
+    async with audited_vault(vault_db_url, file_kek) as vault:
         saved = CheckpointDir(tmp_path / "cps", LEDGER)
         cp = await vault.audit_checkpoint(saved)
         await as_admin(vault, "DELETE FROM vault_audit WHERE seq = 4")
@@ -166,15 +162,12 @@ async def test_deleted_newest_row_is_detected_against_a_checkpoint(
         assert "covers 4 record(s) up to seq 4; the chain now holds 3, up to seq 3" in line
         with pytest.raises(AuditChainBroken, match="records deleted"):
             await vault.audit_checkpoint(saved)  # nothing signed over the shorter log
-    finally:
-        await vault.close()
 
 
 async def test_forged_row_inserted_in_the_middle_is_detected(
     vault_db_url: str, file_kek: KekSetup
 ) -> None:
-    vault = await audited_vault(vault_db_url, file_kek)
-    try:
+    async with audited_vault(vault_db_url, file_kek) as vault:
         cp = await vault.audit_checkpoint()
         rogue = EvidenceKey(secrets.token_bytes(32), LEDGER)
         shift = [f"UPDATE vault_audit SET seq = {n + 1} WHERE seq = {n}" for n in (4, 3, 2)]
@@ -185,15 +178,12 @@ async def test_forged_row_inserted_in_the_middle_is_detected(
         report = await vault.audit_verify([("kept.json", cp)])
         assert [p.seq for p in report.problems[:4]] == [2, 3, 4, 5]
         assert report.lines()[-1].startswith("checkpoint kept.json: record 4 is not the head")
-    finally:
-        await vault.close()
 
 
 async def test_the_database_refuses_changes_truncate_and_unchained_rows(
     vault_db_url: str, file_kek: KekSetup
 ) -> None:
-    vault = await audited_vault(vault_db_url, file_kek, rows=1)
-    try:
+    async with audited_vault(vault_db_url, file_kek, rows=1) as vault:
         refused = ["UPDATE vault_audit SET why = 'x'", "DELETE FROM vault_audit",
                    "INSERT INTO vault_audit (at, who, peer, action, why) "
                    "VALUES (CURRENT_TIMESTAMP, 'x', 'x', 'reveal', 'x')"]  # fmt: skip
@@ -203,15 +193,12 @@ async def test_the_database_refuses_changes_truncate_and_unchained_rows(
             with pytest.raises(DBAPIError, match=r"append-only|must be chained"):
                 await vault.store.write(lambda c, sql=sql: c.execute(text(sql)))
         assert len(await rows(vault)) == 2
-    finally:
-        await vault.close()
 
 
 async def test_truncation_and_unchained_rows_behind_the_triggers_are_detected(
     vault_db_url: str, file_kek: KekSetup
 ) -> None:
-    vault = await audited_vault(vault_db_url, file_kek)
-    try:
+    async with audited_vault(vault_db_url, file_kek) as vault:
         cp = await vault.audit_checkpoint()
         copy = "SELECT at, who, peer, action, why FROM vault_audit WHERE seq = 1"
         await as_admin(vault, f"INSERT INTO vault_audit (at, who, peer, action, why) {copy}")
@@ -221,37 +208,34 @@ async def test_truncation_and_unchained_rows_behind_the_triggers_are_detected(
         await as_admin(vault, "DELETE FROM vault_audit")
         report = await vault.audit_verify([("kept.json", cp)])
         assert report.lines()[0].startswith("checkpoint kept.json: records deleted")
-    finally:
-        await vault.close()
 
 
 async def test_altered_forged_and_foreign_checkpoints_are_refused(
     vault_db_url: str, file_kek: KekSetup, tmp_path: Path
 ) -> None:
-    vault = await audited_vault(vault_db_url, file_kek)
-    other = await build_vault(f"sqlite+aiosqlite:///{tmp_path / 'other' / 'v.db'}",
-                              make_kek("file", tmp_path / "o", None).provider, FakeClock(NOW),
-                              audit_key_file=tmp_path / "o" / "audit.key")  # fmt: skip
-    try:
-        cp = await vault.audit_checkpoint()
-        altered = Checkpoint.parse(json.dumps(json.loads(cp.to_json()) | {"count": 3}))
-        doc = json.loads(cp.to_json())
-        doc["signature"] = doc["signature"][:-4] + "AAA="
-        forged = Checkpoint.parse(json.dumps(doc))
-        await other.tokenize("mer_1", CANARY, who="engine")
-        foreign = await other.audit_checkpoint()
-        report = await vault.audit_verify(
-            [("altered", altered), ("forged", forged), ("foreign", foreign)]
-        )
-        lines = report.lines()
-        assert lines[0] == ("checkpoint altered: refused: signature does not verify: the "
-                            "checkpoint was altered or forged")  # fmt: skip
-        assert lines[1].startswith("checkpoint forged: refused: signature does not verify")
-        assert lines[2].startswith("checkpoint foreign: refused: signed by another key")
-        assert report.checkpoints == 0
-    finally:
-        await other.close()
-        await vault.close()
+    async with audited_vault(vault_db_url, file_kek) as vault:
+        other = await build_vault(f"sqlite+aiosqlite:///{tmp_path / 'other' / 'v.db'}",
+                                  make_kek("file", tmp_path / "o", None).provider, FakeClock(NOW),
+                                  audit_key_file=tmp_path / "o" / "audit.key")  # fmt: skip
+        try:
+            cp = await vault.audit_checkpoint()
+            altered = Checkpoint.parse(json.dumps(json.loads(cp.to_json()) | {"count": 3}))
+            doc = json.loads(cp.to_json())
+            doc["signature"] = doc["signature"][:-4] + "AAA="
+            forged = Checkpoint.parse(json.dumps(doc))
+            await other.tokenize("mer_1", CANARY, who="engine")
+            foreign = await other.audit_checkpoint()
+            report = await vault.audit_verify(
+                [("altered", altered), ("forged", forged), ("foreign", foreign)]
+            )
+            lines = report.lines()
+            assert lines[0] == ("checkpoint altered: refused: signature does not verify: the "
+                                "checkpoint was altered or forged")  # fmt: skip
+            assert lines[1].startswith("checkpoint forged: refused: signature does not verify")
+            assert lines[2].startswith("checkpoint foreign: refused: signed by another key")
+            assert report.checkpoints == 0
+        finally:
+            await other.close()
 
 
 async def test_concurrent_writers_keep_one_chain(vault_db_url: str, file_kek: KekSetup) -> None:
@@ -276,8 +260,8 @@ async def test_concurrent_writers_keep_one_chain(vault_db_url: str, file_kek: Ke
 async def test_the_vault_refuses_another_or_a_lost_audit_key(
     vault_db_url: str, file_kek: KekSetup, tmp_path: Path
 ) -> None:
-    vault = await audited_vault(vault_db_url, file_kek, rows=1)
-    await vault.close()
+    async with audited_vault(vault_db_url, file_kek, rows=1):
+        pass  # a chained log, and the vault closed
     another = tmp_path / "another" / "audit.key"
     EvidenceKeyFile(another, ledger=LEDGER).create()
     with pytest.raises(VaultConfigError, match=r"chained under key .* but vault\.audit_key_file"):

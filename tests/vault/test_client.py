@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ivr.clock import FakeClock
-from tests.vault.vault_helpers import CANARY, RecordingGateway, random_card
+from tests.vault.vault_helpers import CANARY, RecordingGateway, random_card, wrong_births_at_once
 from vault.access import user_name
 from vault.card import CardData
 from vault.client import VaultClient
@@ -379,15 +379,5 @@ async def test_concurrent_checks_cannot_pass_the_ceiling(
     ceiling of 4 get 4 answers."""
     vault.verify_limit = 4
     meta = await client.tokenize("mer_1", CANARY, who="t")
-
-    async def guess(n: int) -> str:
-        try:
-            check = await client.verify_birth(
-                meta.token, "mer_1", birth=f"8501{n + 10:02d}", who="t", why="x"
-            )
-        except VerifyLimited:
-            return "limited"
-        return "matched" if check.matched else "mismatch"
-
-    outcomes = await asyncio.gather(*(guess(n) for n in range(12)))
-    assert sorted(outcomes) == ["limited"] * 8 + ["mismatch"] * 4
+    outcomes = await wrong_births_at_once(client, meta.token, 12, "8501")
+    assert outcomes == ["limited"] * 8 + ["mismatch"] * 4

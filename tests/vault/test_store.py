@@ -17,7 +17,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from ivr.clock import FakeClock
-from tests.vault.vault_helpers import CANARY, NOW, KekSetup, audit_key, build_vault, random_card
+from tests.vault.vault_helpers import (
+    CANARY,
+    NOW,
+    KekSetup,
+    audit_key,
+    build_vault,
+    random_card,
+    wrong_births_at_once,
+)
 from vault.crypto import EncryptedRecord
 from vault.errors import TokenNotFound, VaultConfigError
 from vault.models import CardMetadata
@@ -39,12 +47,18 @@ def _audit(token: str | None, action: str = "tokenize") -> AuditRow:
     return AuditRow(NOW, "test", "in-process", action, "", token, "mer_1")
 
 
-@pytest.fixture
-async def store(vault_db_url: str) -> AsyncIterator[VaultStore]:
-    s = VaultStore(vault_db_url)
+async def _opened(url: str) -> VaultStore:
+    """A store on ``url`` with the audit key set and KEK v1 current."""
+    s = VaultStore(url)
     await s.open()
     s.use_audit_key(audit_key())
     await s.sync_keks("file", "v1-00000001", NOW)
+    return s
+
+
+@pytest.fixture
+async def store(vault_db_url: str) -> AsyncIterator[VaultStore]:
+    s = await _opened(vault_db_url)
     yield s
     await s.close()
 
@@ -175,10 +189,7 @@ def _modes(path: Path) -> dict[str, int]:
 
 
 async def test_sqlite_files_are_private_and_secure_delete_is_on(sqlite_url: str) -> None:
-    store = VaultStore(sqlite_url)
-    await store.open()
-    store.use_audit_key(audit_key())
-    await store.sync_keks("file", "v1-00000001", NOW)
+    store = await _opened(sqlite_url)
     rec = _record("v1-00000001")
     await store.insert(rec, _audit(rec.meta.token))
     path = Path(make_url(sqlite_url).database or "")
@@ -190,10 +201,7 @@ async def test_sqlite_files_are_private_and_secure_delete_is_on(sqlite_url: str)
 
 
 async def test_erase_removes_the_ciphertext_from_the_sqlite_files(sqlite_url: str) -> None:
-    store = VaultStore(sqlite_url)
-    await store.open()
-    store.use_audit_key(audit_key())
-    await store.sync_keks("file", "v1-00000001", NOW)
+    store = await _opened(sqlite_url)
     rec = _record("v1-00000001")
     marker = os.urandom(8).hex().encode()  # a recognisable "ciphertext"
     rec = StoredRecord(rec.meta, EncryptedRecord("v1-00000001", b"w" * 60, b"n" * 12,
@@ -252,25 +260,13 @@ async def test_the_birth_check_ceiling_holds_under_concurrency_on_both_databases
 ) -> None:
     """``get_for_check`` counts and reserves under the record's lock (``FOR UPDATE`` on
     PostgreSQL, the write lock on SQLite): 16 wrong guesses at once, ceiling 5."""
-    from vault.errors import VerifyLimited
-
     vault = await build_vault(
         vault_db_url, kek.provider, FakeClock(NOW), audit_key_file=kek.audit_key_file
     )
     vault.verify_limit = 5
     try:
         meta = await vault.tokenize("mer_1", CANARY, who="t")
-
-        async def guess(n: int) -> str:
-            try:
-                check = await vault.verify_birth(
-                    meta.token, "mer_1", birth=f"7001{n + 10:02d}", who="t", why="x"
-                )
-            except VerifyLimited:
-                return "limited"
-            return "matched" if check.matched else "mismatch"
-
-        outcomes = await asyncio.gather(*(guess(n) for n in range(16)))
-        assert sorted(outcomes) == ["limited"] * 11 + ["mismatch"] * 5
+        outcomes = await wrong_births_at_once(vault, meta.token, 16, "7001")
+        assert outcomes == ["limited"] * 11 + ["mismatch"] * 5
     finally:
         await vault.close()

@@ -3,6 +3,7 @@ generators, the SoftHSM2 token pool, KEK set-ups, the recording gateway, builder
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from pathlib import Path
 from ivr.clock import FakeClock
 from vault.audit_chain import LEDGER as AUDIT_LEDGER
 from vault.card import CardData, random_into
+from vault.client import VaultClient
+from vault.errors import VerifyLimited
 from vault.evidence import EvidenceKey, EvidenceKeyFile
 from vault.kek import KekProvider
 from vault.kek.file import FileKekProvider
@@ -154,3 +157,19 @@ def audit_key() -> EvidenceKey:
 def make_server(vault: LocalVault, socket_dir: Path) -> VaultServer:
     return VaultServer(vault, socket_dir / "run" / "vault.sock", max_frame_bytes=4096,
                        body_timeout_s=0.5)  # fmt: skip
+
+
+async def wrong_births_at_once(vault: VaultClient, token: str, count: int, month: str) -> list[str]:
+    """``count`` wrong birth dates (``month`` as YYMM, days 10, 11, …) of ``mer_1``'s
+    card checked at once: each one's answer, ``mismatch`` or ``limited``, sorted."""
+
+    async def guess(n: int) -> str:
+        try:
+            check = await vault.verify_birth(
+                token, "mer_1", birth=f"{month}{n + 10:02d}", who="t", why="x"
+            )
+        except VerifyLimited:
+            return "limited"
+        return "matched" if check.matched else "mismatch"
+
+    return sorted(await asyncio.gather(*(guess(n) for n in range(count))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pytest
 from aiohttp import web
@@ -13,7 +14,8 @@ from ivr.clock import FakeClock
 from ivr.domain.ids import new_id
 from ivr.domain.states import MerchantStatus
 from ivr.store.db import Database
-from ivr.store.tables import Merchant
+from ivr.store.tables import Merchant, WebhookEndpoint
+from ivr.webhooks.service import WebhookService
 
 
 @dataclass
@@ -80,3 +82,21 @@ async def make_merchant(db: Database, clock: FakeClock, name: str = "행복치�
     async with db.transaction() as s:
         s.add(m)
     return m.id
+
+
+class Hooked(NamedTuple):
+    svc: WebhookService
+    merchant: str
+    endpoint: WebhookEndpoint
+    secret: str
+
+
+async def merchant_hooked(
+    db: Database, clock: FakeClock, url: str, event_types: list[str] | None = None
+) -> Hooked:
+    """A new merchant with one webhook endpoint at ``url`` (every event type unless
+    ``event_types`` names some), and the service that made it."""
+    merchant = await make_merchant(db, clock)
+    svc = WebhookService(db, clock)
+    endpoint, secret = await svc.create_endpoint(merchant, url, event_types, actor="test")
+    return Hooked(svc, merchant, endpoint, secret)

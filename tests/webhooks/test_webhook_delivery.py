@@ -24,7 +24,7 @@ from ivr.webhooks.delivery import WebhookDispatcher
 from ivr.webhooks.events import emit_in
 from ivr.webhooks.service import WebhookService
 from ivr.webhooks.signing import verify
-from tests.webhooks.conftest import Receiver, make_merchant
+from tests.webhooks.conftest import Receiver, make_merchant, merchant_hooked
 
 pytestmark = pytest.mark.anyio
 SETTINGS = WebhookSettings(
@@ -77,9 +77,7 @@ async def rows(db: Database) -> list[WebhookDelivery]:
 async def test_given_a_receiver_down_for_a_while_then_it_gets_every_event_once(
     db: Database, clock: FakeClock, receiver: Receiver, dispatcher: WebhookDispatcher
 ) -> None:
-    merchant = await make_merchant(db, clock)
-    svc = WebhookService(db, clock)
-    _, secret = await svc.create_endpoint(merchant, receiver.url, None, actor="test")
+    _, merchant, _, secret = await merchant_hooked(db, clock, receiver.url)
     events = await emit(db, clock, merchant, 5)
 
     receiver.status = 503
@@ -116,9 +114,7 @@ async def test_given_a_real_time_delivery_then_the_reference_library_verifies_it
     db: Database, receiver: Receiver
 ) -> None:
     clock = FakeClock(datetime.now(UTC))
-    merchant = await make_merchant(db, clock)
-    svc = WebhookService(db, clock)
-    _, secret = await svc.create_endpoint(merchant, receiver.url, [], actor="test")
+    _, merchant, _, secret = await merchant_hooked(db, clock, receiver.url, [])
     [event_id] = await emit(db, clock, merchant)
     async with WebhookDispatcher(db, clock, SETTINGS) as d:
         assert await d.run_once() == 1
@@ -156,9 +152,7 @@ async def test_given_an_idle_dispatcher_then_a_new_event_goes_out_at_once(
 async def test_given_a_receiver_that_never_answers_then_retries_span_24h_then_fail(
     db: Database, clock: FakeClock, receiver: Receiver, dispatcher: WebhookDispatcher
 ) -> None:
-    merchant = await make_merchant(db, clock)
-    svc = WebhookService(db, clock)
-    await svc.create_endpoint(merchant, receiver.url, None, actor="test")
+    svc, merchant, _, _ = await merchant_hooked(db, clock, receiver.url)
     receiver.status = 500
     start = clock.now()
     await emit(db, clock, merchant)
@@ -180,9 +174,7 @@ async def test_given_a_receiver_that_never_answers_then_retries_span_24h_then_fa
 async def test_given_72h_of_failure_then_the_endpoint_is_disabled_and_enabling_delivers(
     db: Database, clock: FakeClock, receiver: Receiver, dispatcher: WebhookDispatcher
 ) -> None:
-    merchant = await make_merchant(db, clock)
-    svc = WebhookService(db, clock)
-    ep, _ = await svc.create_endpoint(merchant, receiver.url, None, actor="test")
+    svc, merchant, ep, _ = await merchant_hooked(db, clock, receiver.url)
     receiver.status = 503
     start = clock.now()
     events: list[str] = []
@@ -224,9 +216,7 @@ async def test_given_72h_of_failure_then_the_endpoint_is_disabled_and_enabling_d
 async def test_given_a_dispatcher_died_mid_send_then_the_delivery_is_sent_again(
     db: Database, clock: FakeClock, receiver: Receiver, dispatcher: WebhookDispatcher
 ) -> None:
-    merchant = await make_merchant(db, clock)
-    svc = WebhookService(db, clock)
-    await svc.create_endpoint(merchant, receiver.url, None, actor="test")
+    merchant = (await merchant_hooked(db, clock, receiver.url)).merchant
     [event_id] = await emit(db, clock, merchant)
     claimed = await dispatcher._claim()  # claimed, then the process "dies"
     assert [j.event_id for j in claimed] == [event_id]

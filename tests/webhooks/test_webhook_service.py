@@ -19,7 +19,7 @@ from ivr.store.tables import WebhookEvent
 from ivr.webhooks.delivery import WebhookDispatcher
 from ivr.webhooks.events import EVENT_TYPES, emit_in
 from ivr.webhooks.service import WebhookService
-from tests.webhooks.conftest import Receiver, make_merchant
+from tests.webhooks.conftest import Receiver, make_merchant, merchant_hooked
 
 pytestmark = pytest.mark.anyio
 SETTINGS = WebhookSettings(timeout_s=2, allow_private_targets=True)
@@ -135,9 +135,7 @@ async def test_given_a_rotated_secret_then_deliveries_verify_with_old_and_new(
     db: Database, receiver: Receiver
 ) -> None:
     clock = FakeClock(datetime.now(UTC))
-    merchant = await make_merchant(db, clock)
-    svc = WebhookService(db, clock)
-    ep, old = await svc.create_endpoint(merchant, receiver.url, None, actor="t")
+    svc, merchant, ep, old = await merchant_hooked(db, clock, receiver.url)
     new = await svc.rotate_secret(merchant, ep.id, actor="t")
     assert new != old
     assert new.startswith("whsec_")
@@ -154,9 +152,7 @@ async def test_given_a_rotated_secret_then_deliveries_verify_with_old_and_new(
 async def test_given_a_sent_event_when_redelivered_then_sent_again_with_the_same_id(
     db: Database, clock: FakeClock, receiver: Receiver
 ) -> None:
-    merchant = await make_merchant(db, clock)
-    svc = WebhookService(db, clock)
-    ep, _ = await svc.create_endpoint(merchant, receiver.url, None, actor="t")
+    svc, merchant, ep, _ = await merchant_hooked(db, clock, receiver.url)
     async with db.transaction() as s:
         event = await emit_in(s, clock, merchant, "schedule.charge_failed", {"sch": "sch_1"})
     async with WebhookDispatcher(db, clock, SETTINGS) as d:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
-from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Deps, Me
+from ivr.api.routes.common import WRITE_ERRORS, Deps, Me
 from ivr.api.routes.common import router as make_router
 from ivr.bulk.files import MAX_BYTES
 from ivr.bulk.results import results_csv
@@ -51,7 +51,6 @@ async def _submit(
 @router.post(
     "/bulk-jobs",
     status_code=201,
-    response_model=S.BulkJobOut,
     responses=WRITE_ERRORS,
     summary="Submit charges or registrations as JSON; invalid rows are reported, valid rows "
     "processed",
@@ -64,7 +63,6 @@ async def create_bulk_job(body: S.BulkJobIn, request: Request, d: Deps, me: Me) 
 @router.post(
     "/bulk-jobs/upload",
     status_code=201,
-    response_model=S.BulkJobOut,
     responses=WRITE_ERRORS,
     summary="Submit a CSV (with a header line) or JSON file of charges or registrations",
 )
@@ -82,7 +80,7 @@ async def upload_bulk_job(
     return await _submit(request, d, me, data, format, kind)
 
 
-@router.get("/bulk-jobs/{bulk_id}", response_model=S.BulkJobOut, responses=ERRORS)
+@router.get("/bulk-jobs/{bulk_id}")
 async def get_bulk_job(bulk_id: str, d: Deps, me: Me) -> S.BulkJobOut:
     return await _view(d, me.merchant_id, bulk_id)
 
@@ -90,7 +88,6 @@ async def get_bulk_job(bulk_id: str, d: Deps, me: Me) -> S.BulkJobOut:
 @router.get(
     "/bulk-jobs/{bulk_id}/results",
     responses={
-        **ERRORS,
         200: {
             "description": "one line per row: the result file",
             "content": {"text/csv": {}, "application/json": {}},

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import Query, Request
+from fastapi import Request
 
 from ivr.api import schemas as S
-from ivr.api.route import actor, new_object_id
-from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
+from ivr.api.route import actor
+from ivr.api.routes.common import WRITE_ERRORS, ByCustomer, Deps, Me, Paging, owned, retried, value
 from ivr.api.routes.common import router as make_router
 from ivr.api.routes.listing import listed
 from ivr.consent.evidence import export_evidence
@@ -29,9 +29,7 @@ async def _create(
     kind: CallRequestKind,
     body: S.RegistrationRequestIn | S.PaymentRequestIn,
 ) -> S.CallRequestOut:
-    rid = new_object_id(request, "creq")
-    async with d.db.sessions() as s:
-        done = await existing(s, CallRequest, rid, me.merchant_id)
+    rid, done = await retried(request, d, me, CallRequest, "creq")
     if done is not None:
         return views.call_request(done)
     new = await d.requests.create(
@@ -50,7 +48,6 @@ async def _create(
 @router.post(
     "/registration-requests",
     status_code=201,
-    response_model=S.CallRequestOut,
     responses=WRITE_ERRORS,
     summary="Ask a payer to register a card by phone (leases a number, sends the SMS)",
 )
@@ -63,7 +60,6 @@ async def create_registration_request(
 @router.post(
     "/payment-requests",
     status_code=201,
-    response_model=S.CallRequestOut,
     responses=WRITE_ERRORS,
     summary="Ask a payer to confirm one payment in a short call",
 )
@@ -73,28 +69,21 @@ async def create_payment_request(
     return await _create(request, d, me, CallRequestKind.payment, body)
 
 
-@router.get("/call-requests", response_model=S.Page[S.CallRequestOut], responses=ERRORS)
+@router.get("/call-requests")
 async def list_call_requests(
     d: Deps,
     me: Me,
-    cursor: Cursor = None,
-    limit: Limit = 20,
+    page: Paging,
     status: CallRequestStatus | None = None,
     kind: Literal["registration", "payment"] | None = None,
-    customer_id: str | None = Query(None, max_length=40),
+    customer_id: ByCustomer = None,
 ) -> S.Page[S.CallRequestOut]:
-    q = call_requests(
-        Scope.of(me.merchant_id),
-        status=status.value if status is not None else None,
-        kind=kind,
-        customer_id=customer_id,
-    )
-    return await listed(
-        d, S.Page[S.CallRequestOut], q, CallRequest.id, cursor, limit, views.call_request
-    )
+    scope = Scope.of(me.merchant_id)
+    q = call_requests(scope, status=value(status), kind=kind, customer_id=customer_id)
+    return await listed(d, page, S.Page[S.CallRequestOut], q, CallRequest.id, views.call_request)
 
 
-@router.get("/call-requests/{request_id}", response_model=S.CallRequestOut, responses=ERRORS)
+@router.get("/call-requests/{request_id}")
 async def get_call_request(request_id: str, d: Deps, me: Me) -> S.CallRequestOut:
     async with d.db.sessions() as s:
         row = await owned(s, CallRequest, request_id, me.merchant_id, "call request")
@@ -103,7 +92,6 @@ async def get_call_request(request_id: str, d: Deps, me: Me) -> S.CallRequestOut
 
 @router.post(
     "/call-requests/{request_id}/cancel",
-    response_model=S.CallRequestOut,
     responses=WRITE_ERRORS,
     summary="Cancel an open request (its number stops answering for this payer)",
 )
@@ -118,8 +106,6 @@ async def cancel_call_request(request_id: str, d: Deps, me: Me) -> S.CallRequest
 
 @router.get(
     "/call-requests/{request_id}/sessions",
-    response_model=list[S.CallSessionOut],
-    responses=ERRORS,
     summary="Each call made for the request, with its step timeline (never digits)",
 )
 async def list_call_sessions(request_id: str, d: Deps, me: Me) -> list[S.CallSessionOut]:
@@ -131,8 +117,6 @@ async def list_call_sessions(request_id: str, d: Deps, me: Me) -> list[S.CallSes
 
 @router.get(
     "/call-requests/{request_id}/consent",
-    response_model=S.ConsentExportOut,
-    responses=ERRORS,
     summary="Consent evidence: the MAC-chained records written in the calls, a signed "
     "checkpoint and an attestation to check offline (docs/consent.md)",
 )

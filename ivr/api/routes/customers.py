@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import Request
 
 from ivr.api import schemas as S
-from ivr.api.route import actor, new_object_id
-from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
+from ivr.api.route import actor
+from ivr.api.routes.common import WRITE_ERRORS, Deps, Me, Paging, owned, retried
 from ivr.api.routes.common import router as make_router
 from ivr.api.routes.listing import listed
 from ivr.merchants.queries import customers
@@ -17,11 +17,9 @@ from ivr.web import views
 router = make_router("customers")
 
 
-@router.post("/customers", status_code=201, response_model=S.CustomerOut, responses=WRITE_ERRORS)
+@router.post("/customers", status_code=201, responses=WRITE_ERRORS)
 async def create_customer(body: S.CustomerIn, request: Request, d: Deps, me: Me) -> S.CustomerOut:
-    rid = new_object_id(request, "cus")
-    async with d.db.sessions() as s:
-        done = await existing(s, Customer, rid, me.merchant_id)
+    rid, done = await retried(request, d, me, Customer, "cus")
     if done is not None:
         return views.customer(done)
     row = await d.customers.create(
@@ -35,15 +33,15 @@ async def create_customer(body: S.CustomerIn, request: Request, d: Deps, me: Me)
     return views.customer(row)
 
 
-@router.get("/customers", response_model=S.Page[S.CustomerOut], responses=ERRORS)
+@router.get("/customers")
 async def list_customers(
-    d: Deps, me: Me, cursor: Cursor = None, limit: Limit = 20, external_ref: str | None = None
+    d: Deps, me: Me, page: Paging, external_ref: str | None = None
 ) -> S.Page[S.CustomerOut]:
     q = customers(Scope.of(me.merchant_id), external_ref=external_ref)
-    return await listed(d, S.Page[S.CustomerOut], q, Customer.id, cursor, limit, views.customer)
+    return await listed(d, page, S.Page[S.CustomerOut], q, Customer.id, views.customer)
 
 
-@router.get("/customers/{customer_id}", response_model=S.CustomerOut, responses=ERRORS)
+@router.get("/customers/{customer_id}")
 async def get_customer(customer_id: str, d: Deps, me: Me) -> S.CustomerOut:
     async with d.db.sessions() as s:
         return views.customer(await owned(s, Customer, customer_id, me.merchant_id, "customer"))

@@ -11,6 +11,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from ivr.api import schemas as S
 from ivr.api.deps import ApiDeps
+from ivr.api.routes.common import PageQuery
 from ivr.web.pagination import fetch_page
 
 Out = TypeVar("Out")
@@ -18,15 +19,14 @@ Out = TypeVar("Out")
 
 async def listed(
     d: ApiDeps,
+    asked: PageQuery,
     page: type[S.Page[Out]],
     query: Select[Any],
     id_column: InstrumentedAttribute[str],
-    cursor: str | None,
-    limit: int,
     view: Callable[[Any], Out],
 ) -> S.Page[Out]:
-    """``page`` of ``query`` (already scoped to the merchant) from ``cursor``: ``limit``
+    """The ``asked`` page of ``query`` (already scoped to the merchant) as ``page``:
     rows by ``id_column``, each shown through ``view``."""
     async with d.db.sessions() as s:
-        rows, nxt = await fetch_page(s, query, id_column, cursor, limit)
+        rows, nxt = await fetch_page(s, query, id_column, asked.cursor, asked.limit)
     return page.of([view(r) for r in rows], nxt)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import Query, Request, Response
+from fastapi import Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.api import schemas as S
 from ivr.api.route import actor, new_object_id
-from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
+from ivr.api.routes.common import WRITE_ERRORS, ByCustomer, Deps, Me, Paging, owned, value
 from ivr.api.routes.common import router as make_router
 from ivr.api.routes.listing import listed
 from ivr.cards.queries import cards
@@ -33,14 +33,13 @@ async def payment_view(s: AsyncSession, intent: PaymentIntent) -> S.PaymentOut:
 @router.post(
     "/charges",
     status_code=201,
-    response_model=S.PaymentOut,
     responses=WRITE_ERRORS,
     summary="Charge a registered card now, with no call (answers when the PG has)",
 )
 async def create_charge(body: S.ChargeIn, request: Request, d: Deps, me: Me) -> S.PaymentOut:
     rid = new_object_id(request, "pi")
     async with d.db.transaction() as s:
-        found = await existing(s, PaymentIntent, rid, me.merchant_id)
+        found = await Scope.of(me.merchant_id).get(s, PaymentIntent, rid)
         if found is None:
             card = await owned(s, Card, body.card_id, me.merchant_id, "card")
             if card.status != CardStatus.active.value:
@@ -65,27 +64,22 @@ async def create_charge(body: S.ChargeIn, request: Request, d: Deps, me: Me) -> 
         return await payment_view(s, intent)
 
 
-@router.get("/payments", response_model=S.Page[S.PaymentOut], responses=ERRORS)
+@router.get("/payments")
 async def list_payments(
     d: Deps,
     me: Me,
-    cursor: Cursor = None,
-    limit: Limit = 20,
+    page: Paging,
     status: PaymentIntentStatus | None = None,
-    customer_id: str | None = Query(None, max_length=40),
+    customer_id: ByCustomer = None,
 ) -> S.Page[S.PaymentOut]:
-    q = queries.payments(
-        Scope.of(me.merchant_id),
-        status=status.value if status is not None else None,
-        customer_id=customer_id,
-    )
+    q = queries.payments(Scope.of(me.merchant_id), status=value(status), customer_id=customer_id)
     async with d.db.sessions() as s:
-        page, nxt = await fetch_page(s, q, PaymentIntent.id, cursor, limit)
-        data = [await payment_view(s, r) for r in page]
+        rows, nxt = await fetch_page(s, q, PaymentIntent.id, page.cursor, page.limit)
+        data = [await payment_view(s, r) for r in rows]
     return S.Page[S.PaymentOut].of(data, nxt)
 
 
-@router.get("/payments/{payment_id}", response_model=S.PaymentOut, responses=ERRORS)
+@router.get("/payments/{payment_id}")
 async def get_payment(payment_id: str, d: Deps, me: Me) -> S.PaymentOut:
     async with d.db.sessions() as s:
         intent = await owned(s, PaymentIntent, payment_id, me.merchant_id, "payment")
@@ -95,7 +89,6 @@ async def get_payment(payment_id: str, d: Deps, me: Me) -> S.PaymentOut:
 @router.post(
     "/payments/{payment_id}/refunds",
     status_code=201,
-    response_model=S.RefundOut,
     responses={
         **WRITE_ERRORS,
         202: {
@@ -136,27 +129,20 @@ async def create_refund(
 # ---------------------------------------------------------------------- cards
 
 
-@router.get("/cards", response_model=S.Page[S.CardOut], responses=ERRORS, tags=["cards"])
+@router.get("/cards", tags=["cards"])
 async def list_cards(
     d: Deps,
     me: Me,
-    cursor: Cursor = None,
-    limit: Limit = 20,
-    customer_id: str | None = Query(None, max_length=40),
+    page: Paging,
+    customer_id: ByCustomer = None,
     status: CardStatus | None = None,
 ) -> S.Page[S.CardOut]:
-    q = cards(
-        Scope.of(me.merchant_id),
-        customer_id=customer_id,
-        status=status.value if status is not None else None,
-    )
+    q = cards(Scope.of(me.merchant_id), customer_id=customer_id, status=value(status))
     now = d.clock.now()
-    return await listed(
-        d, S.Page[S.CardOut], q, Card.id, cursor, limit, lambda r: views.card(r, now)
-    )
+    return await listed(d, page, S.Page[S.CardOut], q, Card.id, lambda r: views.card(r, now))
 
 
-@router.get("/cards/{card_id}", response_model=S.CardOut, responses=ERRORS, tags=["cards"])
+@router.get("/cards/{card_id}", tags=["cards"])
 async def get_card(card_id: str, d: Deps, me: Me) -> S.CardOut:
     async with d.db.sessions() as s:
         return views.card(await owned(s, Card, card_id, me.merchant_id, "card"), d.clock.now())
@@ -164,7 +150,6 @@ async def get_card(card_id: str, d: Deps, me: Me) -> S.CardOut:
 
 @router.delete(
     "/cards/{card_id}",
-    response_model=S.CardOut,
     responses=WRITE_ERRORS,
     tags=["cards"],
     summary="Delete a card: the row is marked deleted and its vault record erased",
@@ -177,7 +162,6 @@ async def delete_card(card_id: str, d: Deps, me: Me) -> S.CardOut:
 
 @router.post(
     "/cards/{card_id}/unlock",
-    response_model=S.CardOut,
     responses=WRITE_ERRORS,
     tags=["cards"],
     summary="Let a card pay by phone again after too many wrong birth dates in calls",

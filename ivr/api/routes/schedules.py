@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import Query, Request
 
 from ivr.api import schemas as S
-from ivr.api.route import actor, new_object_id
-from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing, owned
+from ivr.api.route import actor
+from ivr.api.routes.common import WRITE_ERRORS, ByCustomer, Deps, Me, Paging, owned, retried, value
 from ivr.api.routes.common import router as make_router
 from ivr.api.routes.listing import listed
 from ivr.billing.queries import schedules
@@ -22,11 +22,9 @@ from ivr.web import views
 router = make_router("schedules")
 
 
-@router.post("/schedules", status_code=201, response_model=S.ScheduleOut, responses=WRITE_ERRORS)
+@router.post("/schedules", status_code=201, responses=WRITE_ERRORS)
 async def create_schedule(body: S.ScheduleIn, request: Request, d: Deps, me: Me) -> S.ScheduleOut:
-    rid = new_object_id(request, "sch")
-    async with d.db.sessions() as s:
-        done = await existing(s, Schedule, rid, me.merchant_id)
+    rid, done = await retried(request, d, me, Schedule, "sch")
     if done is not None:
         return views.schedule(done)
     row = await d.schedules.create(
@@ -43,30 +41,25 @@ async def create_schedule(body: S.ScheduleIn, request: Request, d: Deps, me: Me)
     return views.schedule(row)
 
 
-@router.get("/schedules", response_model=S.Page[S.ScheduleOut], responses=ERRORS)
+@router.get("/schedules")
 async def list_schedules(
     d: Deps,
     me: Me,
-    cursor: Cursor = None,
-    limit: Limit = 20,
+    page: Paging,
     status: ScheduleStatus | None = None,
-    customer_id: str | None = Query(None, max_length=40),
+    customer_id: ByCustomer = None,
 ) -> S.Page[S.ScheduleOut]:
-    q = schedules(
-        Scope.of(me.merchant_id),
-        status=status.value if status is not None else None,
-        customer_id=customer_id,
-    )
-    return await listed(d, S.Page[S.ScheduleOut], q, Schedule.id, cursor, limit, views.schedule)
+    q = schedules(Scope.of(me.merchant_id), status=value(status), customer_id=customer_id)
+    return await listed(d, page, S.Page[S.ScheduleOut], q, Schedule.id, views.schedule)
 
 
-@router.get("/schedules/{schedule_id}", response_model=S.ScheduleOut, responses=ERRORS)
+@router.get("/schedules/{schedule_id}")
 async def get_schedule(schedule_id: str, d: Deps, me: Me) -> S.ScheduleOut:
     async with d.db.sessions() as s:
         return views.schedule(await owned(s, Schedule, schedule_id, me.merchant_id, "schedule"))
 
 
-@router.get("/schedules/{schedule_id}/timeline", response_model=S.TimelineOut, responses=ERRORS)
+@router.get("/schedules/{schedule_id}/timeline")
 async def schedule_timeline(
     schedule_id: str, d: Deps, me: Me, upcoming: int = Query(3, ge=0, le=24)
 ) -> S.TimelineOut:
@@ -96,20 +89,16 @@ async def _set(schedule_id: str, d: Deps, me: Me, target: ScheduleStatus) -> S.S
     return views.schedule(row)
 
 
-@router.post("/schedules/{schedule_id}/pause", response_model=S.ScheduleOut, responses=WRITE_ERRORS)
+@router.post("/schedules/{schedule_id}/pause", responses=WRITE_ERRORS)
 async def pause_schedule(schedule_id: str, d: Deps, me: Me) -> S.ScheduleOut:
     return await _set(schedule_id, d, me, ScheduleStatus.paused)
 
 
-@router.post(
-    "/schedules/{schedule_id}/resume", response_model=S.ScheduleOut, responses=WRITE_ERRORS
-)
+@router.post("/schedules/{schedule_id}/resume", responses=WRITE_ERRORS)
 async def resume_schedule(schedule_id: str, d: Deps, me: Me) -> S.ScheduleOut:
     return await _set(schedule_id, d, me, ScheduleStatus.active)
 
 
-@router.post(
-    "/schedules/{schedule_id}/cancel", response_model=S.ScheduleOut, responses=WRITE_ERRORS
-)
+@router.post("/schedules/{schedule_id}/cancel", responses=WRITE_ERRORS)
 async def cancel_schedule(schedule_id: str, d: Deps, me: Me) -> S.ScheduleOut:
     return await _set(schedule_id, d, me, ScheduleStatus.cancelled)

@@ -7,8 +7,8 @@ from fastapi import Request
 from starlette.responses import Response
 
 from ivr.api import schemas as S
-from ivr.api.route import actor, new_object_id
-from ivr.api.routes.common import ERRORS, WRITE_ERRORS, Cursor, Deps, Limit, Me, existing
+from ivr.api.route import actor
+from ivr.api.routes.common import WRITE_ERRORS, Deps, Me, Paging, retried
 from ivr.api.routes.common import router as make_router
 from ivr.api.routes.listing import listed
 from ivr.store.scope import Scope
@@ -22,16 +22,13 @@ router = make_router("webhooks")
 @router.post(
     "/webhook-endpoints",
     status_code=201,
-    response_model=S.WebhookEndpointCreated,
     responses=WRITE_ERRORS,
     summary="Add an endpoint; its signing secret is shown only in this answer",
 )
 async def create_endpoint(
     body: S.WebhookEndpointIn, request: Request, d: Deps, me: Me
 ) -> S.WebhookEndpointCreated:
-    rid = new_object_id(request, "whe")
-    async with d.db.sessions() as s:
-        done = await existing(s, WebhookEndpoint, rid, me.merchant_id)
+    rid, done = await retried(request, d, me, WebhookEndpoint, "whe")
     if done is not None:  # a retry whose first answer was lost: the secret is the newest
         secret = done.secret.split(" ")[0]
         return S.WebhookEndpointCreated(**views.endpoint(done).model_dump(), secret=secret)
@@ -41,21 +38,18 @@ async def create_endpoint(
     return S.WebhookEndpointCreated(**views.endpoint(row).model_dump(), secret=secret)
 
 
-@router.get("/webhook-endpoints", response_model=list[S.WebhookEndpointOut], responses=ERRORS)
+@router.get("/webhook-endpoints")
 async def list_endpoints(d: Deps, me: Me) -> list[S.WebhookEndpointOut]:
     return [views.endpoint(r) for r in await d.webhooks.list_endpoints(me.merchant_id)]
 
 
-@router.get(
-    "/webhook-endpoints/{endpoint_id}", response_model=S.WebhookEndpointOut, responses=ERRORS
-)
+@router.get("/webhook-endpoints/{endpoint_id}")
 async def get_endpoint(endpoint_id: str, d: Deps, me: Me) -> S.WebhookEndpointOut:
     return views.endpoint(await d.webhooks.get_endpoint(me.merchant_id, endpoint_id))
 
 
 @router.patch(
     "/webhook-endpoints/{endpoint_id}",
-    response_model=S.WebhookEndpointOut,
     responses=WRITE_ERRORS,
     summary="Change the URL or event types; enabled=true re-enables a disabled endpoint",
 )
@@ -86,7 +80,6 @@ async def delete_endpoint(endpoint_id: str, d: Deps, me: Me) -> Response:
 
 @router.post(
     "/webhook-endpoints/{endpoint_id}/rotate-secret",
-    response_model=S.SecretOut,
     responses=WRITE_ERRORS,
     summary="A new signing secret; messages carry both signatures for 24 h",
 )
@@ -95,15 +88,13 @@ async def rotate_secret(endpoint_id: str, d: Deps, me: Me) -> S.SecretOut:
     return S.SecretOut(endpoint_id=endpoint_id, secret=secret)
 
 
-@router.get("/events", response_model=S.Page[S.EventOut], responses=ERRORS)
-async def list_events(
-    d: Deps, me: Me, cursor: Cursor = None, limit: Limit = 20, type: str | None = None
-) -> S.Page[S.EventOut]:
+@router.get("/events")
+async def list_events(d: Deps, me: Me, page: Paging, type: str | None = None) -> S.Page[S.EventOut]:
     q = events(Scope.of(me.merchant_id), type=type)
-    return await listed(d, S.Page[S.EventOut], q, WebhookEvent.id, cursor, limit, views.event)
+    return await listed(d, page, S.Page[S.EventOut], q, WebhookEvent.id, views.event)
 
 
-@router.get("/events/{event_id}", response_model=S.EventDetailOut, responses=ERRORS)
+@router.get("/events/{event_id}")
 async def get_event(event_id: str, d: Deps, me: Me) -> S.EventDetailOut:
     row = await d.webhooks.get_event(me.merchant_id, event_id)
     deliveries = await d.webhooks.deliveries(me.merchant_id, event_id)
@@ -115,7 +106,6 @@ async def get_event(event_id: str, d: Deps, me: Me) -> S.EventDetailOut:
 @router.post(
     "/events/{event_id}/redeliver",
     status_code=202,
-    response_model=S.RedeliverOut,
     responses=WRITE_ERRORS,
     summary="Queue the event again now (same webhook-id: receivers dedupe)",
 )

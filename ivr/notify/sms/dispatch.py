@@ -21,14 +21,14 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.clock import Clock
-from ivr.domain.states import CALL_REQUEST, DELIVERY, CallRequestStatus, DeliveryStatus
+from ivr.domain.states import CALL_REQUEST, DELIVERY, DeliveryStatus
 from ivr.jobs.pacing import Pacer
 from ivr.notify.sms.backoff import Backoff
 from ivr.notify.sms.base import Receipt, ReceiptSource, SendResult, SmsSender
 from ivr.notify.sms.errors import SmsSendError, SmsTooLong
 from ivr.requests.service import CallRequestService
 from ivr.settings import SmsSettings
-from ivr.store.db import Database
+from ivr.store.db import Database, locked_in
 from ivr.store.tables import CallRequest, SmsMessage
 
 log = logging.getLogger(__name__)
@@ -145,8 +145,8 @@ class SmsDispatcher:
                 log.exception("sms adapter failed")
                 error = SmsSendError(f"{self.settings.adapter}: {type(exc).__name__}")
         async with self.db.transaction() as s:
-            row = await s.get(SmsMessage, sms_id, with_for_update=True)
-            if row is None or row.status != D.sending.value:
+            row = await locked_in(s, SmsMessage, sms_id, D.sending.value)
+            if row is None:
                 return
             if error is not None:
                 self._failed(row, error.message, permanent=error.permanent)
@@ -157,12 +157,7 @@ class SmsDispatcher:
             row.provider_ref = result.provider_ref
             row.sent_at = self.clock.now()
             row.last_error = None
-            if row.call_request_id:
-                req = await s.get(CallRequest, row.call_request_id, with_for_update=True)
-                if req is not None and req.status == CallRequestStatus.created.value:
-                    await self.requests.transition_in(
-                        s, req.id, CallRequestStatus.sms_sent, actor="system"
-                    )
+            await self.requests.sms_sent_in(s, row.call_request_id)
 
     async def _request_ended(self, s: AsyncSession, request_id: str | None) -> str | None:
         """The request's status if it already ended (no point texting the payer)."""

@@ -14,7 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ivr.store.tables.base import Base, Id, Status
+from ivr.store.tables.base import Base, Key, MerchantId, Status
 
 # --------------------------------------------------------------------------- API
 
@@ -28,7 +28,7 @@ class IdempotencyKey(Base):
     ``locked_until`` bounds how long an ``in_progress`` row refuses a duplicate (409)."""
 
     __tablename__ = "idempotency_keys"
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    merchant_id: Mapped[MerchantId] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(8))
@@ -52,7 +52,7 @@ class ConsoleUser(Base):
     hash; ``failed_logins`` and ``locked_until`` implement the lockout."""
 
     __tablename__ = "console_users"
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    id: Mapped[Key]
     email: Mapped[str] = mapped_column(String(200), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(Status)

@@ -11,14 +11,16 @@ Statuses are plain strings validated by the state machines of
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from sqlalchemy import (
     JSON,
+    ForeignKey,
+    Index,
     MetaData,
     String,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from ivr.store.types import UtcDateTime
 
@@ -32,6 +34,25 @@ NAMING = {
 
 Id = String(40)
 Status = String(24)
+
+Key = Annotated[str, mapped_column(Id, primary_key=True)]
+"""A row's own id (``cus_…``, ``pi_…``), its primary key: ``id: Mapped[Key]``."""
+MerchantId = Annotated[str, mapped_column(ForeignKey("merchants.id"))]
+"""The merchant a row belongs to (``mapped_column(index=True)`` adds its index)."""
+
+
+class MerchantPaged:
+    """A table of merchants' rows that a merchant lists page by page in id order
+    (:mod:`ivr.web.pagination`): ``id`` and ``merchant_id`` are its first columns, and
+    the index the pages walk is on (``merchant_id``, ``id``)."""
+
+    id: Mapped[Key] = mapped_column(sort_order=-2)
+    merchant_id: Mapped[MerchantId] = mapped_column(sort_order=-1)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Index]:
+        table = cls.__tablename__  # type: ignore[attr-defined]
+        return (Index(f"ix_{table}_merchant_id_id", "merchant_id", "id"),)
 
 
 class Base(DeclarativeBase):

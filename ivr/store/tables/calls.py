@@ -7,24 +7,20 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     ForeignKey,
-    Index,
     Integer,
     String,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ivr.store.tables.base import Base, Id, Status
+from ivr.store.tables.base import Base, Id, Key, MerchantPaged, Status
 from ivr.store.types import BigIntPK
 
 # --------------------------------------------------------------------------- calls
 
 
-class CallRequest(Base):
+class CallRequest(MerchantPaged, Base):
     __tablename__ = "call_requests"
-    __table_args__ = (Index("ix_call_requests_merchant_id_id", "merchant_id", "id"),)
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(Status, index=True)
@@ -44,7 +40,7 @@ class CallRequest(Base):
 
 class CallSession(Base):
     __tablename__ = "call_sessions"
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    id: Mapped[Key]
     call_request_id: Mapped[str | None] = mapped_column(ForeignKey("call_requests.id"), index=True)
     channel_id: Mapped[str] = mapped_column(String(100), index=True)
     did: Mapped[str] = mapped_column(String(32))

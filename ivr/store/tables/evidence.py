@@ -7,14 +7,13 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    ForeignKey,
     Index,
     Integer,
     String,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ivr.store.tables.base import Base, Id
+from ivr.store.tables.base import Base, Id, MerchantId
 from ivr.store.types import BigIntPK
 
 # --------------------------------------------------------------------------- evidence, audit
@@ -33,7 +32,7 @@ class ConsentRecord(Base):
     __tablename__ = "consent_records"
     seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=False)
     id: Mapped[str] = mapped_column(Id, unique=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    merchant_id: Mapped[MerchantId] = mapped_column(index=True)
     call_request_id: Mapped[str] = mapped_column(Id, index=True)
     kind: Mapped[str] = mapped_column(String(30))  # ivr/consent/ledger.py KINDS
     did: Mapped[str] = mapped_column(String(16))

@@ -14,14 +14,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ivr.store.tables.base import Base, Id, Status
+from ivr.store.tables.base import Base, Id, Key, MerchantId, Status
 
 # --------------------------------------------------------------------------- merchants
 
 
 class Merchant(Base):
     __tablename__ = "merchants"
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    id: Mapped[Key]
     name: Mapped[str] = mapped_column(String(100))  # 상호, read out in calls and SMS
     status: Mapped[str] = mapped_column(Status)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per-merchant overrides
@@ -33,8 +33,8 @@ class ApiKey(Base):
     bits of entropy, so a slow hash adds nothing); ``prefix`` finds the row."""
 
     __tablename__ = "api_keys"
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    id: Mapped[Key]
+    merchant_id: Mapped[MerchantId] = mapped_column(index=True)
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(24), unique=True)
     secret_sha256: Mapped[str] = mapped_column(String(64))
@@ -47,8 +47,8 @@ class ApiKey(Base):
 class Customer(Base):
     __tablename__ = "customers"
     __table_args__ = (UniqueConstraint("merchant_id", "external_ref"),)
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    id: Mapped[Key]
+    merchant_id: Mapped[MerchantId] = mapped_column(index=True)
     external_ref: Mapped[str | None] = mapped_column(String(100))  # merchant's own id
     name: Mapped[str] = mapped_column(String(100), default="")
     mobile: Mapped[str] = mapped_column(String(16), index=True)  # normalized, 010XXXXXXXX
@@ -84,7 +84,7 @@ class Lease(Base):
         Index("ix_leases_mobile_status", "mobile", "status"),
         Index("ix_leases_status_expires_at", "status", "expires_at"),
     )
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    id: Mapped[Key]
     did: Mapped[str] = mapped_column(ForeignKey("dids.number"))
     mobile: Mapped[str] = mapped_column(String(16))
     purpose: Mapped[str] = mapped_column(String(24))

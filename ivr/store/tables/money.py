@@ -9,22 +9,21 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ForeignKey,
-    Index,
     Integer,
     String,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ivr.store.tables.base import Base, Id, Status
+from ivr.store.tables.base import Base, Id, Key, MerchantId, MerchantPaged, Status
 
 # --------------------------------------------------------------------------- cards, payments
 
 
 class Card(Base):
     __tablename__ = "cards"
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    id: Mapped[Key]
+    merchant_id: Mapped[MerchantId] = mapped_column(index=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     vault_token: Mapped[str] = mapped_column(String(64), unique=True)
     fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)  # keyed HMAC
@@ -46,11 +45,8 @@ class Card(Base):
     verify_locked_until: Mapped[datetime | None]
 
 
-class PaymentIntent(Base):
+class PaymentIntent(MerchantPaged, Base):
     __tablename__ = "payment_intents"
-    __table_args__ = (Index("ix_payment_intents_merchant_id_id", "merchant_id", "id"),)
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"))
     schedule_id: Mapped[str | None] = mapped_column(Id, index=True)
@@ -74,7 +70,7 @@ class PaymentAttempt(Base):
     ``pending``/``unknown`` row to reconcile."""
 
     __tablename__ = "payment_attempts"
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    id: Mapped[Key]
     intent_id: Mapped[str] = mapped_column(ForeignKey("payment_intents.id"), index=True)
     order_id: Mapped[str] = mapped_column(String(64), unique=True)
     amount: Mapped[int] = mapped_column(BigInteger)
@@ -96,7 +92,7 @@ class Refund(Base):
     it was applied. At most one refund of an intent is open at a time."""
 
     __tablename__ = "refunds"
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    id: Mapped[Key]
     intent_id: Mapped[str] = mapped_column(ForeignKey("payment_intents.id"), index=True)
     attempt_id: Mapped[str] = mapped_column(ForeignKey("payment_attempts.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
@@ -119,7 +115,7 @@ class BillingKeyRequest(Base):
 
     __tablename__ = "billing_key_requests"
     customer_uid: Mapped[str] = mapped_column(String(80), primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    merchant_id: Mapped[MerchantId]
     status: Mapped[str] = mapped_column(Status, index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -127,8 +123,8 @@ class BillingKeyRequest(Base):
 
 class Schedule(Base):
     __tablename__ = "schedules"
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    id: Mapped[Key]
+    merchant_id: Mapped[MerchantId] = mapped_column(index=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
     card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"))
     rule: Mapped[dict[str, Any]]  # {"every": "month", "day": 31} | {"dates": [...]} ...

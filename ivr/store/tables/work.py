@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ivr.store.tables.base import Base, Id, Status
+from ivr.store.tables.base import Base, Id, Key, MerchantId, MerchantPaged, Status
 from ivr.store.types import BigIntPK
 
 # --------------------------------------------------------------------------- jobs, outbox
@@ -44,8 +44,8 @@ class Job(Base):
 
 class WebhookEndpoint(Base):
     __tablename__ = "webhook_endpoints"
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    id: Mapped[Key]
+    merchant_id: Mapped[MerchantId] = mapped_column(index=True)
     url: Mapped[str] = mapped_column(String(500))
     secret: Mapped[str] = mapped_column(String(100))  # whsec_…, needed to sign
     status: Mapped[str] = mapped_column(Status)
@@ -54,11 +54,9 @@ class WebhookEndpoint(Base):
     disabled_at: Mapped[datetime | None]
 
 
-class WebhookEvent(Base):
+class WebhookEvent(MerchantPaged, Base):
     __tablename__ = "webhook_events"
-    __table_args__ = (Index("ix_webhook_events_merchant_id_id", "merchant_id", "id"),)
-    id: Mapped[str] = mapped_column(Id, primary_key=True)  # evt_…, the webhook-id
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    # its id (evt_…) is the webhook-id
     type: Mapped[str] = mapped_column(String(60))
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
@@ -67,7 +65,7 @@ class WebhookEvent(Base):
 class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (UniqueConstraint("event_id", "endpoint_id"),)
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    id: Mapped[Key]
     event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.id"))
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
     status: Mapped[str] = mapped_column(Status, index=True)
@@ -79,11 +77,8 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None]
 
 
-class SmsMessage(Base):
+class SmsMessage(MerchantPaged, Base):
     __tablename__ = "sms_messages"
-    __table_args__ = (Index("ix_sms_messages_merchant_id_id", "merchant_id", "id"),)
-    id: Mapped[str] = mapped_column(Id, primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
     call_request_id: Mapped[str | None] = mapped_column(Id, index=True)
     kind: Mapped[str] = mapped_column(String(20))  # registration | payment | receipt | notice
     to: Mapped[str] = mapped_column(String(16))
