@@ -15,13 +15,11 @@ the order id and the HTTP status — never card data or response bodies.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -46,6 +44,7 @@ from ivr.gateways.errors import (
     GatewayRejected,
     GatewayUnavailable,
 )
+from ivr.gateways.http import HttpConnector
 from ivr.gateways.portone import results, wire
 from ivr.gateways.portone.auth import TokenCache
 from ivr.gateways.portone.errors import Http, http_outcome, pg_code, transport_error
@@ -107,7 +106,7 @@ class PortOneConfig:
         )
 
 
-class PortOneGateway:
+class PortOneGateway(HttpConnector):
     """:class:`~ivr.gateways.contract.Gateway` for PortOne REST v1."""
 
     def __init__(
@@ -117,48 +116,22 @@ class PortOneGateway:
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(
+            config.base_url,
+            timeout_s=config.timeout_s,
+            connect_timeout_s=config.connect_timeout_s,
+            total_timeout_s=config.total_timeout_s,
+            session=session,
+        )
         self._config = config
         self._pg = provider(config.pg)
-        self._base = config.base_url.rstrip("/")
-        self._session = session
-        self._own_session = session is None
         self.tokens = TokenCache(self._fetch_token, clock=clock, margin_s=config.token_margin_s)
-
-    async def __aenter__(self) -> PortOneGateway:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:  # created lazily: it needs the running loop
-            timeout = aiohttp.ClientTimeout(
-                total=self._config.total_timeout_s,
-                connect=self._config.connect_timeout_s,
-                sock_read=self._config.timeout_s,
-            )
-            self._session = aiohttp.ClientSession(timeout=timeout)
-        return self._session
 
     async def _send(
         self, method: str, path: str, body: dict[str, Any] | None, token: str | None
     ) -> tuple[int, bytes]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with (
-            asyncio.timeout(self._config.total_timeout_s),
-            self._http().request(method, self._base + path, json=body, headers=headers) as resp,
-        ):
-            return resp.status, await resp.read()
+        return await self._request(method, path, body, headers)
 
     async def _fetch_token(self) -> tuple[str, float]:
         body = {"imp_key": self._config.imp_key, "imp_secret": self._config.imp_secret}

@@ -37,6 +37,7 @@ from ivr.gateways.errors import (
     GatewayUnavailable,
     OutcomeUnknown,
 )
+from ivr.gateways.http import HttpRow, status_outcome
 
 
 class Transport(StrEnum):
@@ -102,15 +103,7 @@ class Http(StrEnum):
     unknown = "unknown"  # server failure: maybe processed
 
 
-@dataclass(frozen=True)
-class HttpRow:
-    low: int
-    high: int  # inclusive
-    outcome: Http
-    why: str
-
-
-HTTP_ROWS: Final[tuple[HttpRow, ...]] = (
+HTTP_ROWS: Final[tuple[HttpRow[Http], ...]] = (
     HttpRow(200, 299, Http.envelope, "answered; the envelope says what happened"),
     HttpRow(401, 401, Http.reauth, "token missing/expired (documented 401)"),
     HttpRow(404, 404, Http.not_found, "find: no such order (documented 404)"),
@@ -122,10 +115,7 @@ HTTP_ROWS: Final[tuple[HttpRow, ...]] = (
 
 
 def http_outcome(status: int) -> Http:
-    for row in HTTP_ROWS:
-        if row.low <= status <= row.high:
-            return row.outcome
-    return Http.unknown
+    return status_outcome(HTTP_ROWS, status, Http.unknown)
 
 
 @dataclass(frozen=True)

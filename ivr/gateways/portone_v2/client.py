@@ -21,7 +21,6 @@ that did not issue it.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -29,7 +28,6 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -48,6 +46,7 @@ from ivr.gateways.contract import (
 )
 from ivr.gateways.declines import DeclineReason, Stage, decline
 from ivr.gateways.errors import CardDeclined, GatewayError, OutcomeUnknown
+from ivr.gateways.http import HttpConnector
 from ivr.gateways.portone.errors import transport_error
 from ivr.gateways.portone.results import Call
 from ivr.gateways.portone_v2 import results, wire
@@ -91,7 +90,7 @@ def idempotency_key(*parts: str) -> str:
     return key
 
 
-class PortOneV2Gateway:
+class PortOneV2Gateway(HttpConnector):
     """:class:`~ivr.gateways.contract.Gateway` for PortOne V2."""
 
     def __init__(
@@ -99,37 +98,15 @@ class PortOneV2Gateway:
     ) -> None:
         if not config.api_secret or not config.api_secret.isprintable():
             raise InvalidInput("PortOne V2 needs an API secret")
+        super().__init__(
+            config.base_url,
+            timeout_s=config.timeout_s,
+            connect_timeout_s=config.connect_timeout_s,
+            total_timeout_s=config.total_timeout_s,
+            session=session,
+        )
         self._config = config
-        self._base = config.base_url.rstrip("/")
-        self._session = session
-        self._own_session = session is None
         self._keys: OrderedDict[str, str] = OrderedDict()  # customer_uid -> billingKey
-
-    async def __aenter__(self) -> PortOneV2Gateway:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:  # created lazily: it needs the running loop
-            timeout = aiohttp.ClientTimeout(
-                total=self._config.total_timeout_s,
-                connect=self._config.connect_timeout_s,
-                sock_read=self._config.timeout_s,
-            )
-            self._session = aiohttp.ClientSession(timeout=timeout)
-        return self._session
 
     async def _send(
         self, method: str, path: str, body: dict[str, Any] | None, key: str | None
@@ -137,11 +114,7 @@ class PortOneV2Gateway:
         headers = {"Authorization": f"PortOne {self._config.api_secret}"}
         if key is not None:
             headers["Idempotency-Key"] = f'"{key}"'
-        async with (
-            asyncio.timeout(self._config.total_timeout_s),
-            self._http().request(method, self._base + path, json=body, headers=headers) as resp,
-        ):
-            return resp.status, await resp.read()
+        return await self._request(method, path, body, headers)
 
     async def _call(
         self,

@@ -23,6 +23,7 @@ from typing import Final
 
 from ivr.gateways.declines import Decline, DeclineReason, Stage, decline
 from ivr.gateways.errors import CancelRefusal
+from ivr.gateways.http import HttpRow, status_outcome
 from ivr.gateways.portone.errors import decline_reason
 
 
@@ -33,15 +34,7 @@ class Http(StrEnum):
     unknown = "unknown"  # 5xx other than a typed 502: maybe processed
 
 
-@dataclass(frozen=True)
-class HttpRow:
-    low: int
-    high: int  # inclusive
-    outcome: Http
-    why: str
-
-
-HTTP_ROWS: Final[tuple[HttpRow, ...]] = (
+HTTP_ROWS: Final[tuple[HttpRow[Http], ...]] = (
     HttpRow(200, 299, Http.ok, "answered"),
     HttpRow(429, 429, Http.throttled, "rate limited before processing"),
     HttpRow(400, 499, Http.error, "400/401/403/404/409 are documented with a typed body"),
@@ -52,10 +45,7 @@ HTTP_ROWS: Final[tuple[HttpRow, ...]] = (
 
 
 def http_outcome(status: int) -> Http:
-    for row in HTTP_ROWS:
-        if row.low <= status <= row.high:
-            return row.outcome
-    return Http.unknown
+    return status_outcome(HTTP_ROWS, status, Http.unknown)
 
 
 class Meaning(StrEnum):
