@@ -20,90 +20,35 @@ secret is never logged nor audited.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import logging
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import segno
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.clock import Clock
 from ivr.console import totp
 from ivr.console.errors import LockedOut, LoginFailed
 from ivr.console.users import User, audit_user, count_failure, pending_logins, user_view
-from ivr.errors import ConfigError, Conflict, InvalidInput, NotFound
+from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.settings import Settings
 from ivr.store.db import Database
+from ivr.store.sealing import SealingKey
 from ivr.store.tables import ConsoleUser
 
 log = logging.getLogger(__name__)
-
-KEY_BYTES = 32
-_SEALED = "v1:"  # sealed secret: "v1:" + base64(nonce 12 bytes + ciphertext + tag)
 
 
 def key_path(settings: Settings) -> Path:
     return settings.console.mfa_key_file or settings.paths.var_dir / "console" / "mfa.key"
 
 
-class MfaKey:
-    """The key file: 32 random bytes, owner-only, made on first use."""
+class MfaKey(SealingKey):
+    """The console's key file (``console.mfa_key_file``)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._aead: AESGCM | None = None
-
-    def _load(self, *, create: bool) -> AESGCM:
-        if self._aead is not None:
-            return self._aead
-        if create and not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with contextlib.suppress(FileExistsError):  # another process made it first
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(secrets.token_bytes(KEY_BYTES))
-                log.info("console second-factor key file created")
-        try:
-            mode = self.path.stat().st_mode
-            key = self.path.read_bytes()
-        except FileNotFoundError:
-            raise ConfigError(
-                f"console second-factor key file {self.path} is missing (every engine "
-                "serving the console needs the same file)"
-            ) from None
-        if mode & 0o077:
-            raise ConfigError(f"{self.path} must be readable by its owner only (chmod 600)")
-        if len(key) != KEY_BYTES:
-            raise ConfigError(f"{self.path} is not a {KEY_BYTES}-byte key")
-        self._aead = AESGCM(key)
-        return self._aead
-
-    @staticmethod
-    def _aad(user_id: str) -> bytes:
-        return f"arspay console totp\0{user_id}".encode()
-
-    def seal(self, secret: bytes, user_id: str) -> str:
-        nonce = secrets.token_bytes(12)
-        sealed = self._load(create=True).encrypt(nonce, secret, self._aad(user_id))
-        return _SEALED + base64.b64encode(nonce + sealed).decode("ascii")
-
-    def open(self, sealed: str, user_id: str) -> bytes:
-        if not sealed.startswith(_SEALED):
-            raise ConfigError("a stored second-factor secret has an unknown format")
-        raw = base64.b64decode(sealed[len(_SEALED) :])
-        try:
-            return self._load(create=False).decrypt(raw[:12], raw[12:], self._aad(user_id))
-        except InvalidTag:
-            raise ConfigError(
-                "a stored second-factor secret does not open with this key file "
-                f"({self.path}): is it the file the console had when it was set up?"
-            ) from None
+        super().__init__(path, "console totp")
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,12 @@ class GatewaySettings(BaseModel):
         description="PortOne V2 webhook secret (whsec_…): POST /v1/pg/portone-v2/webhooks "
         "verifies PortOne's notifications with it; empty: the route answers 404",
     )
+    accounts_key_file: Path | None = Field(
+        None,
+        description="the key sealing PG accounts' secrets in the engine database (made on "
+        "first use, mode 0600; every engine process needs the same file); empty: "
+        "<paths.var_dir>/pg-accounts.key",
+    )
     billing_key_delete_after_minutes: int = Field(
         60,
         ge=10,

@@ -15,10 +15,12 @@ from ivr.store.tables.access import ConsoleSession, ConsoleUser, IdempotencyKey
 from ivr.store.tables.base import NAMING, Base, Id, Status
 from ivr.store.tables.calls import CallRequest, CallSession, CallStep
 from ivr.store.tables.evidence import AuditLog, ConsentRecord, ConsentSeal
-from ivr.store.tables.merchants import ApiKey, Customer, Did, Lease, Merchant
+from ivr.store.tables.merchants import ApiKey, Customer, Did, Lease, Merchant, PgAccount
 from ivr.store.tables.money import (
     BillingKeyRequest,
     Card,
+    CardMigration,
+    CardMigrationBatch,
     PaymentAttempt,
     PaymentIntent,
     Refund,
@@ -36,6 +38,8 @@ __all__ = [
     "CallSession",
     "CallStep",
     "Card",
+    "CardMigration",
+    "CardMigrationBatch",
     "ConsentRecord",
     "ConsentSeal",
     "ConsoleSession",
@@ -49,6 +53,7 @@ __all__ = [
     "Merchant",
     "PaymentAttempt",
     "PaymentIntent",
+    "PgAccount",
     "Refund",
     "Schedule",
     "SmsMessage",

@@ -26,6 +26,30 @@ class Merchant(Base):
     status: Mapped[str] = mapped_column(Status)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per-merchant overrides
     created_at: Mapped[datetime]
+    # the PG accounts its cards are registered at (ivr/pg_accounts): NULL primary is the
+    # ``[gateway]`` settings' account (``default``); the secondary takes registrations
+    # while the primary's circuit breaker is open
+    pg_primary_id: Mapped[str | None] = mapped_column(Id)
+    pg_secondary_id: Mapped[str | None] = mapped_column(Id)
+
+
+class PgAccount(Base):
+    """A PG account (PortOne v1 / V2 / the sandbox) cards can be registered at. The
+    ``default`` account is not a row: it is the ``[gateway]`` settings. Secrets (API
+    secret, webhook secret) are sealed with AES-GCM under the engine's secrets key
+    file (:mod:`ivr.pg_accounts.sealing`); ``api_key`` is an identifier, shown masked."""
+
+    __tablename__ = "pg_accounts"
+    id: Mapped[Key]  # a slug the operator picks: ksnet-main, nice-backup …
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))  # sandbox | portone | portone_v2
+    base_url: Mapped[str] = mapped_column(String(200))
+    api_key: Mapped[str] = mapped_column(String(100), default="")
+    secrets_sealed: Mapped[str] = mapped_column(String(1000))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)  # pg, channel_key, store_id …
+    status: Mapped[str] = mapped_column(Status)  # active | disabled
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class ApiKey(Base):

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ForeignKey,
+    Index,
     Integer,
     String,
     text,
@@ -43,6 +44,8 @@ class Card(Base):
     verify_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     verify_failed_since: Mapped[datetime | None]
     verify_locked_until: Mapped[datetime | None]
+    # the PG account holding billing_key_ref (NULL: ``default``, the [gateway] settings)
+    pg_account_id: Mapped[str | None] = mapped_column(Id)
 
 
 class PaymentIntent(MerchantPaged, Base):
@@ -83,6 +86,9 @@ class PaymentAttempt(Base):
     sent_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     sends: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # the PG account the order id goes to, fixed when the row is made (NULL: default):
+    # looked up and re-sent there only, whatever happens to the card afterwards
+    pg_account_id: Mapped[str | None] = mapped_column(Id)
 
 
 class Refund(Base):
@@ -117,6 +123,55 @@ class BillingKeyRequest(Base):
     customer_uid: Mapped[str] = mapped_column(String(80), primary_key=True)
     merchant_id: Mapped[MerchantId]
     status: Mapped[str] = mapped_column(Status, index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    pg_account_id: Mapped[str | None] = mapped_column(Id)  # where it is asked (NULL: default)
+
+
+class CardMigrationBatch(Base):
+    """One ``arspay cards migrate`` run: a merchant's cards moving to another PG account
+    (:mod:`ivr.pg_accounts.migration`). Re-running it resumes the same batch."""
+
+    __tablename__ = "card_migration_batches"
+    id: Mapped[Key]  # cmb_…
+    merchant_id: Mapped[MerchantId] = mapped_column(index=True)
+    to_account_id: Mapped[str] = mapped_column(Id)
+    status: Mapped[str] = mapped_column(Status)  # running | finished
+    actor: Mapped[str] = mapped_column(String(100))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class CardMigration(Base):
+    """One card's move to another PG account, in steps that each commit before the
+    next request: ``pending`` (the new key's customer_uid named) -> ``issued`` (the new
+    account issued it) -> ``switched`` (the card now charges there) -> ``done`` (the old
+    key deleted at the old account); or ``failed`` / ``needs_payer`` (the new account's
+    PG wants the card password, which is never stored: the payer must call). At most one
+    open migration per card."""
+
+    __tablename__ = "card_migrations"
+    __table_args__ = (
+        Index(
+            "uq_card_migrations_open_card",
+            "card_id",
+            unique=True,
+            sqlite_where=text("status IN ('pending', 'issued', 'switched')"),
+            postgresql_where=text("status IN ('pending', 'issued', 'switched')"),
+        ),
+    )
+    id: Mapped[Key]  # cmg_…
+    batch_id: Mapped[str] = mapped_column(ForeignKey("card_migration_batches.id"), index=True)
+    merchant_id: Mapped[MerchantId]
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"))
+    from_account_id: Mapped[str | None] = mapped_column(Id)  # NULL: default
+    to_account_id: Mapped[str] = mapped_column(Id)
+    old_ref: Mapped[str | None] = mapped_column(String(100))
+    new_ref: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(Status, index=True)
+    error_code: Mapped[str | None] = mapped_column(String(60))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
