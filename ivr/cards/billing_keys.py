@@ -27,6 +27,7 @@ from sqlalchemy import exists, select, update
 from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.domain.states import CardStatus, PaymentIntentStatus
+from ivr.gateways.accounts import Gateways, as_gateways
 from ivr.gateways.contract import Gateway
 from ivr.gateways.errors import GatewayError
 from ivr.store.db import Database
@@ -53,7 +54,7 @@ class BillingKeyReaper:
     def __init__(
         self,
         db: Database,
-        gateway: Gateway,
+        gateway: Gateway | Gateways,
         clock: Clock,
         *,
         after: timedelta,
@@ -61,7 +62,7 @@ class BillingKeyReaper:
     ) -> None:
         """``after``: how long after its deletion a card's key goes — longer than any
         call, since a one-off card is ``deleted`` before its payment is even created."""
-        self.db, self.gateway, self.clock = db, gateway, clock
+        self.db, self.gateways, self.clock = db, as_gateways(gateway), clock
         self.after, self.batch = after, batch
 
     async def reap(self) -> ReapReport:
@@ -69,7 +70,7 @@ class BillingKeyReaper:
         async with self.db.sessions() as s:
             rows = (
                 await s.execute(
-                    select(Card.id, Card.merchant_id, Card.billing_key_ref)
+                    select(Card.id, Card.merchant_id, Card.billing_key_ref, Card.pg_account_id)
                     .where(
                         Card.status == CardStatus.deleted.value,
                         Card.deleted_at < self.clock.now() - self.after,
@@ -83,9 +84,9 @@ class BillingKeyReaper:
                     .limit(self.batch)
                 )
             ).all()
-        for card_id, merchant_id, ref in rows:
+        for card_id, merchant_id, ref, account_id in rows:
             assert ref is not None
-            await self._reap_one(card_id, merchant_id, ref, report)
+            await self._reap_one(card_id, merchant_id, ref, account_id, report)
         if report.deleted or report.failed:
             log.info(
                 "billing keys of deleted cards: %d deleted at the PG, %d already gone, %d failed",
@@ -95,12 +96,15 @@ class BillingKeyReaper:
             )
         return report
 
-    async def _reap_one(self, card_id: str, merchant_id: str, ref: str, report: ReapReport) -> None:
+    async def _reap_one(
+        self, card_id: str, merchant_id: str, ref: str, account_id: str | None, report: ReapReport
+    ) -> None:
         # No lock is held across the PG call (on SQLite a write transaction would stop
         # every writer meanwhile): a key deleted twice by two engines is harmless, and
         # the stamp is written once.
-        try:
-            known = await self.gateway.delete_billing_key(ref, reason="card deleted")
+        try:  # at the account holding the key
+            gateway = await self.gateways.of(account_id)
+            known = await gateway.delete_billing_key(ref, reason="card deleted")
         except GatewayError as exc:
             report.failed += 1
             log.warning("billing key of card %s not deleted (%s)", card_id, exc.error_id)

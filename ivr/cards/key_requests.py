@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ivr.audit import audit
 from ivr.clock import Clock
 from ivr.domain.states import BILLING_KEY_REQUEST, BillingKeyRequestStatus
+from ivr.gateways.accounts import Gateways, as_gateways
 from ivr.gateways.contract import Gateway
 from ivr.gateways.errors import GatewayError
 from ivr.store.db import Database
@@ -48,18 +49,21 @@ S_ = BillingKeyRequestStatus
 class BillingKeyRequests:
     db: Database
     clock: Clock
-    gateway: Gateway | None = None
+    gateway: Gateway | Gateways | None = None  # one gateway, or each PG account's
     _: KW_ONLY
     settle: timedelta = timedelta(minutes=2)
     grace: timedelta = timedelta(hours=1)
 
-    async def note(self, merchant_id: str, customer_uid: str) -> None:
-        """Name the key, committed, before the PG is asked for it."""
+    async def note(
+        self, merchant_id: str, customer_uid: str, account_id: str | None = None
+    ) -> None:
+        """Name the key and the PG account asked (``None``: default), committed, before
+        the PG is asked for it."""
         now = self.clock.now()
         async with self.db.transaction() as s:
             s.add(BillingKeyRequest(customer_uid=customer_uid, merchant_id=merchant_id,
                                     status=S_.pending.value, created_at=now,
-                                    updated_at=now))  # fmt: skip
+                                    updated_at=now, pg_account_id=account_id))  # fmt: skip
 
     async def issued(self, customer_uid: str) -> None:
         await self._move(customer_uid, S_.issued)
@@ -118,7 +122,12 @@ class BillingKeyRequests:
             await self._move(uid, S_.attached)
             return 1
         assert self.gateway is not None
-        known = await self.gateway.delete_billing_key(uid, reason="registration not completed")
+        async with self.db.sessions() as s:
+            account_id = await s.scalar(
+                select(BillingKeyRequest.pg_account_id).where(BillingKeyRequest.customer_uid == uid)
+            )
+        gateway = await as_gateways(self.gateway).of(account_id)
+        known = await gateway.delete_billing_key(uid, reason="registration not completed")
         async with self.db.transaction() as s:
             row = await s.get(BillingKeyRequest, uid, with_for_update=True)
             if row is None or not BILLING_KEY_REQUEST.can(S_(row.status), S_.deleted):

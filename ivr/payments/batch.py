@@ -37,6 +37,7 @@ from ivr.clock import Clock
 from ivr.domain.ids import new_id, new_order_id
 from ivr.domain.states import ATTEMPT, PAYMENT_INTENT, AttemptStatus, PaymentIntentStatus
 from ivr.errors import ArspayError
+from ivr.gateways.accounts import Gateways, as_gateways
 from ivr.gateways.contract import Buyer, ChargeRequest, ChargeStatus, Gateway, GatewayCharge
 from ivr.gateways.errors import GatewayError, GatewayUnavailable
 from ivr.payments.charger import ChargePolicy
@@ -71,6 +72,7 @@ class ChargedCard(NamedTuple):
     billing_key_ref: str | None
     customer_name: str  # the buyer, for PGs that require one (docs/portone.md)
     customer_mobile: str
+    pg_account_id: str | None  # the account holding billing_key_ref (None: default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,7 @@ class Opened:
     request: ChargeRequest | None  # None: the card has no billing key (a hard failure)
     intent: IntentRow
     order_id: str
+    account_id: str | None = None  # the PG account the order goes to (None: default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +147,7 @@ class Outcome:
 @dataclass(eq=False)
 class ChargeBatch:
     clock: Clock
-    gateway: Gateway
+    gateway: Gateway | Gateways  # one gateway, or each PG account's
     payments: PaymentService
     policy: ChargePolicy = field(default_factory=ChargePolicy)
 
@@ -190,7 +193,7 @@ class ChargeBatch:
                     interest_free=intent.interest_free,
                     buyer=Buyer(name=card.customer_name, tel=card.customer_mobile),
                 )
-            opened = Opened(intent.id, new_id("pa"), request, intent, order_id)
+            opened = Opened(intent.id, new_id("pa"), request, intent, order_id, card.pg_account_id)
             out.append(opened)
             made.append((row, opened))
         await self._insert_in(s, made, now)
@@ -198,7 +201,11 @@ class ChargeBatch:
 
     @staticmethod
     async def _cards_in(s: AsyncSession, ids: set[str]) -> dict[str, ChargedCard]:
-        """The columns of these cards that charging needs, by id (one query)."""
+        """The columns of these cards that charging needs, by id (one query). The
+        cards are share-locked (PostgreSQL) until the attempts are in: a card moving
+        to another PG account switches under its row lock, and not while an attempt
+        is open (ivr.pg_accounts.migration), so an order id and its key stay at one
+        account."""
         cards, customers = table(Card), table(Customer)
         rows = await s.execute(
             select(
@@ -209,9 +216,11 @@ class ChargeBatch:
                 cards.c.billing_key_ref,
                 customers.c.name,
                 customers.c.mobile,
+                cards.c.pg_account_id,
             )
             .join(customers, customers.c.id == cards.c.customer_id)
             .where(cards.c.id.in_(ids))
+            .with_for_update(read=True, of=cards)
         )
         return {row.id: ChargedCard(*row) for row in rows}
 
@@ -244,6 +253,7 @@ class ChargeBatch:
                 "id": o.attempt_id, "intent_id": i.id, "order_id": o.order_id,
                 "amount": i.amount, "status": PENDING, "created_at": now,
                 "sent_at": now, "sends": 1,  # its send, claimed: after a crash, a lookup
+                "pg_account_id": o.account_id,
             })  # fmt: skip
         await s.execute(insert(table(PaymentIntent)), intents)
         await s.execute(insert(table(AuditLog)), audits)
@@ -253,9 +263,10 @@ class ChargeBatch:
         """Step 2: the PG request (blind retries only when nothing was sent)."""
         if opened.request is None:
             return Answer(opened, None)
+        gateway = await as_gateways(self.gateway).of(opened.account_id)
         for retry in range(self.policy.blind_retries + 1):
             try:
-                return Answer(opened, await self.gateway.charge_billing_key(opened.request))
+                return Answer(opened, await gateway.charge_billing_key(opened.request))
             except GatewayUnavailable as exc:
                 if exc.retry_safe and retry < self.policy.blind_retries:
                     await asyncio.sleep(self.policy.blind_backoff_s * 2**retry)

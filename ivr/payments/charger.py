@@ -48,6 +48,7 @@ from ivr.domain.states import (
     PaymentIntentStatus,
 )
 from ivr.errors import NotFound
+from ivr.gateways.accounts import Gateways, as_gateways
 from ivr.gateways.contract import (
     Buyer,
     ChargeRequest,
@@ -96,8 +97,12 @@ class PgRole:
 
     db: Database
     clock: Clock
-    gateway: Gateway
+    gateway: Gateway | Gateways  # one gateway, or each PG account's (ivr.gateways.accounts)
     policy: ChargePolicy = field(default_factory=ChargePolicy)
+
+    @property
+    def gateways(self) -> Gateways:
+        return as_gateways(self.gateway)
 
 
 @dataclass(eq=False)
@@ -159,6 +164,14 @@ class Charger(PgRole):
                 intent.status = PAYMENT_INTENT.check(status, PaymentIntentStatus.processing)
                 intent.updated_at = now
             attempt = self._new_attempt(intent, now)
+            # The card's account, under the card's row lock: a card moving to another
+            # account (ivr.pg_accounts.migration) switches under the same lock, and
+            # not while an attempt is open, so this order id and the key it charges
+            # stay at one account.
+            card = (
+                await s.get(Card, intent.card_id, with_for_update=True) if intent.card_id else None
+            )
+            attempt.pg_account_id = card.pg_account_id if card is not None else None
             s.add(attempt)
             return attempt
 
@@ -199,6 +212,14 @@ class Charger(PgRole):
         if intent is None or card is None or not card.billing_key_ref:
             await self._settle(attempt.id, AttemptStatus.failed, decline=("no_billing_key", "hard"))
             return
+        if card.pg_account_id != attempt.pg_account_id:  # cannot happen (see _next_step)
+            log.error("order %s: its card moved to another PG account", attempt.order_id)
+            if first:  # nothing was sent anywhere: end it; a new attempt goes to the new one
+                await self._settle(attempt.id, AttemptStatus.failed, decline=("card_moved", "soft"))
+            else:  # it may be at the old account: only a lookup there can tell
+                await self._settle(attempt.id, AttemptStatus.unknown)
+            return
+        gateway = await self.gateways.of(attempt.pg_account_id)
         request = ChargeRequest(
             customer_uid=card.billing_key_ref,
             order_id=attempt.order_id,
@@ -211,7 +232,7 @@ class Charger(PgRole):
         result: GatewayCharge | None = None
         for retry in range(self.policy.blind_retries + 1):
             try:
-                result = await self.gateway.charge_billing_key(request)
+                result = await gateway.charge_billing_key(request)
                 break
             except GatewayUnavailable as exc:  # not sent: the same order id again is safe
                 if exc.retry_safe and retry < self.policy.blind_retries:
@@ -234,7 +255,8 @@ class Charger(PgRole):
             seconds=self.policy.settle_s
         )
         try:
-            found = await self.gateway.find(attempt.order_id)
+            gateway = await self.gateways.of(attempt.pg_account_id)
+            found = await gateway.find(attempt.order_id)
         except GatewayError:
             return Verdict.wait
         if found is not None and found.state in (PgState.paid, PgState.cancelled):

@@ -33,7 +33,7 @@ from ivr.domain.ids import new_id
 from ivr.domain.states import PAYMENT_INTENT, AttemptStatus, PaymentIntentStatus
 from ivr.domain.text import clean_text
 from ivr.errors import Conflict, InvalidInput, NotFound
-from ivr.gateways.contract import CancelRequest
+from ivr.gateways.contract import CancelRequest, Gateway
 from ivr.gateways.errors import CancelRefused, GatewayError
 from ivr.payments.charger import NOT_AT_PG, PgRole
 from ivr.payments.queries import succeeded_attempt
@@ -130,12 +130,14 @@ class Refunder(PgRole):
     async def _claim(self, refund_id: str, sends: int) -> bool:
         return await claim_send(self.db, self.clock, Refund, refund_id, sends)
 
-    async def _request(self, row: Refund) -> CancelRequest:
+    async def _request(self, row: Refund) -> tuple[Gateway, CancelRequest]:
+        """The cancel of ``row``, and the gateway of the account its order went to."""
         async with self.db.sessions() as s:
             attempt = await s.get(PaymentAttempt, row.attempt_id)
         assert attempt is not None
         assert row.checksum is not None
-        return CancelRequest(
+        gateway = await self.gateways.of(attempt.pg_account_id)
+        return gateway, CancelRequest(
             order_id=attempt.order_id,
             reason=row.reason or "refund",
             checksum=row.checksum,
@@ -144,9 +146,9 @@ class Refunder(PgRole):
 
     async def _send(self, refund_id: str, *, first: bool, actor: str) -> None:
         row = await self._load(refund_id)
-        request = await self._request(row)
+        gateway, request = await self._request(row)
         try:
-            result = await self.gateway.cancel(request)
+            result = await gateway.cancel(request)
         except CancelRefused as exc:
             if first:  # no other send of this refund exists: nothing was refunded
                 await self._fail(refund_id, exc.reason.value)
@@ -164,12 +166,12 @@ class Refunder(PgRole):
     async def _resolve(self, row: Refund, actor: str) -> Verdict:
         now = self.clock.now()
         in_flight = now < (row.sent_at or row.created_at) + timedelta(seconds=self.policy.settle_s)
-        request = await self._request(row)
+        gateway, request = await self._request(row)
         async with self.db.sessions() as s:
             intent = await s.get(PaymentIntent, row.intent_id)
         assert intent is not None
         try:
-            found = await self.gateway.find(request.order_id)
+            found = await gateway.find(request.order_id)
         except GatewayError:
             return Verdict.wait
         if found is None:  # the PG lost a paid order?! never guess about money
