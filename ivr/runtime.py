@@ -49,6 +49,8 @@ from ivr.merchants.service import CustomerService, MerchantService
 from ivr.notify.sms import build_sender
 from ivr.notify.sms.dispatch import SmsDispatcher
 from ivr.payments.charger import ChargePolicy, Charger
+from ivr.pg_accounts.book import GatewayBook
+from ivr.pg_accounts.store import PgAccounts, accounts_key
 from ivr.payments.service import PaymentService
 from ivr.requests.service import CallRequestService, DevOutbox
 from ivr.settings import Settings
@@ -64,7 +66,8 @@ WebWorker = Callable[["Runtime"], Coroutine[Any, Any, None]]
 @dataclass
 class Runtime:
     services: Services
-    gateway: Gateway
+    gateway: Gateway  # the default account's (behind its breaker)
+    gateways: GatewayBook  # every PG account's
     vault: VaultClient
     book: Book
     charger: Charger
@@ -151,6 +154,7 @@ class Runtime:
         await self.sms.sender.close()
         await self.webhooks.close()
         await self.vault.close()
+        await self.gateways.aclose()
         close = getattr(self.gateway, "aclose", None)
         if close is not None:
             await close()
@@ -224,22 +228,30 @@ async def open_runtime(
     """Everything the engine process runs, each service built once; ``clock``, ``db``,
     ``book``, ``gateway`` and ``vault`` replace the configured ones (tests, the demo)."""
     services = build(settings, clock=clock, db=db)
-    pg: Gateway = gateway or build_gateway(settings.gateway)
+    default: Gateway = gateway or build_gateway(settings.gateway)
+    accounts = PgAccounts(
+        services.db,
+        services.clock,
+        accounts_key(settings.gateway, settings.paths.var_dir),
+        settings.gateway,
+    )
+    book = GatewayBook(accounts, services.clock, default=default)
+    pg = await book.of(None)  # the default account's, behind its breaker
     if vault is None:
-        vault = await open_vault_client(settings, clock=clock, gateway=VaultCardGateway(pg))
+        vault = await open_vault_client(settings, clock=clock, gateway=VaultCardGateway(default))
     if book is None:
         from ivr.prompts import PromptBook
 
         book = PromptBook.from_settings(settings.prompts)
     policy = ChargePolicy.from_settings(settings.gateway)
     db, clock = services.db, services.clock
-    charger = Charger(db, clock, pg, policy)
+    charger = Charger(db, clock, book, policy)
     cards = CardService(db, clock, vault)
-    payments = PaymentService(db, clock, pg, policy)
+    payments = PaymentService(db, clock, book, policy)
     key_requests = BillingKeyRequests(
         db,
         clock,
-        pg,
+        book,
         settle=timedelta(seconds=policy.settle_s),
         grace=timedelta(minutes=settings.vault.orphan_grace_minutes),
     )
@@ -253,6 +265,7 @@ async def open_runtime(
         key_requests=key_requests,
         verification=services.verification,
         transcript=transcript,
+        gateways=book,
     )
     queue = JobQueue(db, clock, worker_id=f"{socket.gethostname()}:{os.getpid()}")
     lease_s = settings.engine.job_lease_s
@@ -279,6 +292,7 @@ async def open_runtime(
     return Runtime(
         services=services,
         gateway=pg,
+        gateways=book,
         vault=vault,
         book=book,
         charger=charger,

@@ -77,8 +77,10 @@ class CardService:
         card_type: str | None,
         actor: str,
         status: CardStatus = CardStatus.active,
+        pg_account_id: str | None = None,
     ) -> Card:
-        """Attach a tokenized card to a customer in the caller's transaction."""
+        """Attach a tokenized card to a customer in the caller's transaction; its
+        billing key is held at ``pg_account_id`` (None: default)."""
         await Scope.of(meta.merchant_id).one(s, Customer, customer_id, "customer")
         card = new_card(
             meta,
@@ -88,6 +90,7 @@ class CardService:
             card_type=card_type,
             now=self.clock.now(),
         )
+        card.pg_account_id = pg_account_id
         if status is CardStatus.deleted:  # a one-off card: kept for the record only
             card.status = CARD.check(CardStatus.active, CardStatus.deleted).value
             card.deleted_at = self.clock.now()

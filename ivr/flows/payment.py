@@ -166,7 +166,9 @@ async def other_card(run: CallRun) -> Card | str:
     """Card steps, PG verification, optional save. Returns the card or a decline code."""
     a = run.admission
     entered = await enter_card(run.voice, run.now(), readback=run.timing.readback)
-    meta, key = await run.while_waiting(tokenize_and_verify(run, entered, why="payment"))
+    meta, key, account = await run.while_waiting(
+        tokenize_and_verify(run, entered, why="payment")
+    )
     entered.forget_password()
     if not key.ok:
         return key.decline_code or DeclineReason.rejected.value
@@ -181,7 +183,7 @@ async def other_card(run: CallRun) -> Card | str:
             "issuer": key.card_issuer or meta.issuer,
         })  # fmt: skip
         await run.consent_recorded()  # the card is stored (or not) on this record
-    return await attach(run, meta, key, complete=False, save=save)
+    return await attach(run, meta, key, account, complete=False, save=save)
 
 
 async def choose_installments(run: CallRun, card: Card) -> tuple[int, bool, bool]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
+from typing import NamedTuple
 
-from ivr.cards.sweep import billing_key_uid, check_attachable
+from ivr.cards.issuing import issue_billing_key
+from ivr.cards.sweep import check_attachable
 from ivr.domain.states import CallRequestStatus, CardStatus
 from ivr.flows.card_entry import EnteredCard, Field, enter_card
 from ivr.flows.run import CallRun, Outcome
@@ -81,32 +83,37 @@ async def registration_call(run: CallRun) -> Outcome:
 async def run_registration(run: CallRun, entered: EnteredCard) -> tuple[str, str] | str | None:
     """Tokenize, ask the PG for a billing key (through the vault), attach the card and
     complete the request. Returns (issuer, last4) or the decline reason code."""
-    meta, key = await tokenize_and_verify(run, entered, why="registration")
+    meta, key, account = await tokenize_and_verify(run, entered, why="registration")
     if not key.ok:
         return key.decline_code or DeclineReason.rejected.value
-    card = await attach(run, meta, key, complete=True)
+    card = await attach(run, meta, key, account, complete=True)
     return card.issuer, card.last4
 
 
-async def tokenize_and_verify(
-    run: CallRun, entered: EnteredCard, *, why: str
-) -> tuple[CardMetadata, BillingKeyResult]:
-    """Store the card in the vault and have the PG verify it by issuing a billing key.
-    A card the PG refused is erased from the vault at once. The key's ``customer_uid``
-    is noted in the engine database before the PG is asked, so a key issued for a call
-    that fails here is deleted at the PG later (:mod:`ivr.cards.key_requests`)."""
+class Verified(NamedTuple):
+    meta: CardMetadata
+    key: BillingKeyResult
+    account_id: str | None  # the PG account that answered (None: default)
+
+
+async def tokenize_and_verify(run: CallRun, entered: EnteredCard, *, why: str) -> Verified:
+    """Store the card in the vault and have the PG verify it by issuing a billing key,
+    at the merchant's primary PG account or, while that one is down, its secondary
+    (:mod:`ivr.cards.issuing`). A card the PG refused is erased from the vault at once.
+    The key's ``customer_uid`` is noted in the engine database before the PG is asked,
+    so a key issued for a call that fails here is deleted at the PG later
+    (:mod:`ivr.cards.key_requests`)."""
     await run.consent_recorded()
     a = run.admission
     vault = run.deps.vault
     meta = await vault.tokenize(a.merchant_id, entered.card(), who=run.who)
-    uid = billing_key_uid(meta.token)
     try:
-        await run.deps.key_requests.note(a.merchant_id, uid)
-        key = await vault.issue_billing_key(
-            meta.token,
-            a.merchant_id,
+        key, account = await issue_billing_key(
+            vault,
+            run.deps.key_requests,
+            run.deps.gateways,
+            meta,
             password2=entered.password2,
-            customer_uid=uid,
             who=run.who,
             why=why,
         )
@@ -119,18 +126,16 @@ async def tokenize_and_verify(
                 vault.delete(meta.token, a.merchant_id, who=run.who, why="billing key not issued")
             )
         raise
-    if key.ok:
-        await run.deps.key_requests.issued(uid)
-    else:
-        await run.deps.key_requests.declined(uid)
+    if not key.ok:
         await vault.delete(meta.token, a.merchant_id, who=run.who, why="declined by the PG")
-    return meta, key
+    return Verified(meta, key, account)
 
 
 async def attach(
     run: CallRun,
     meta: CardMetadata,
     key: BillingKeyResult,
+    account_id: str | None,
     *,
     complete: bool,
     save: bool = True,
@@ -151,6 +156,7 @@ async def attach(
             billing_key_ref=key.customer_uid,
             issuer=key.card_issuer,
             card_type=key.card_type,
+            pg_account_id=account_id,
             actor=run.who,
             status=CardStatus.active if save else CardStatus.deleted,
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
+from ivr.cards.issuing import Accounts
 from ivr.cards.key_requests import BillingKeyRequests
 from ivr.cards.service import CardService
 from ivr.cards.verification import CardVerification
@@ -53,6 +54,7 @@ class FlowDeps:
     key_requests: BillingKeyRequests
     verification: CardVerification
     transcript: Callable[[str, str], None] | None = None  # (call id, line), for the demo
+    gateways: Accounts | None = None  # the merchants' PG accounts (None: default only)
 
 
 @dataclass

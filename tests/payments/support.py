@@ -21,13 +21,15 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 async def merchant_with_cards(
-    db: Database, pg: Gateway, numbers: list[str]
+    db: Database, pg: Gateway, numbers: list[str], *, merchant_id: str | None = None
 ) -> tuple[str, dict[str, str]]:
-    """A merchant and one registered card per number; returns (merchant_id, number -> card_id)."""
-    mid = new_id("mer")
+    """A merchant (``merchant_id``: one made before) and one registered card per
+    number; returns (merchant_id, number -> card_id)."""
+    mid = merchant_id or new_id("mer")
     cards: dict[str, str] = {}
-    async with db.transaction() as s:
-        s.add(Merchant(id=mid, name="행복치과", status="active", settings={}, created_at=NOW))
+    if merchant_id is None:
+        async with db.transaction() as s:
+            s.add(Merchant(id=mid, name="행복치과", status="active", settings={}, created_at=NOW))
     for i, number in enumerate(numbers):
         cid, card_id, uid = new_id("cus"), new_id("card"), f"cu_{new_id('cus')}"
         await pg.register_billing_key(BillingKeyRequest(uid, card_data(number)))
@@ -68,7 +70,7 @@ LEGACY_FAULTS = ["--error-rate", "0.02", "--timeout-rate", "0.05", "--hang-ms", 
 
 
 def start_sandbox(
-    ledger: Path, *, faults: str | None = None, seed: int = 7
+    ledger: Path, *, faults: str | None = None, seed: int = 7, port: int = 0
 ) -> tuple[subprocess.Popen[str], str]:
     """``arspay sandbox-pg`` as its own process (latency 5 ms); its URL. ``faults``:
     orderings by probability (``--faults``); by default 2 % of payment calls answer 500
@@ -78,7 +80,7 @@ def start_sandbox(
             "ARSPAY_GATEWAY_API_SECRET": SECRET}  # fmt: skip
     chosen = LEGACY_FAULTS if faults is None else ["--faults", faults]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ivr.cli", "sandbox-pg", "--port", "0", "--latency-ms", "5",
+        [sys.executable, "-m", "ivr.cli", "sandbox-pg", "--port", str(port), "--latency-ms", "5",
          "--seed", str(seed), "--ledger", str(ledger), *chosen],
         stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
