@@ -16,6 +16,10 @@ The breaker is a small state machine::
   ``CircuitOpen``. A probe that ends without a verdict (cancelled, a bug) frees the slot
   for the next call.
 
+Any answer closes the breaker, also one to a call that began before it opened; any
+failure while half-open (the probe's, or a late one's) opens it again. A failure that
+ends while it is open only counts.
+
 What counts (:func:`verdict`). A **failure** is an account that did not answer:
 ``GatewayUnavailable`` (connect refused, HTTP 429, and also ``retry_safe=False`` — a bad
 URL or TLS error is the operator's fault, but the account is just as unusable, so it
@@ -103,15 +107,12 @@ class BreakerSnapshot:
 
 
 class _Ticket:
-    """One call let through by the breaker; the probe when ``probe``."""
+    """One call let through by the breaker: the half-open probe is known by identity."""
 
-    __slots__ = ("probe",)
-
-    def __init__(self, probe: bool) -> None:
-        self.probe = probe
+    __slots__ = ()
 
 
-_CLOSED = _Ticket(probe=False)
+_CLOSED = _Ticket()  # every call let through while closed
 
 
 def _utc_now() -> datetime:
@@ -201,7 +202,7 @@ class CircuitBreaker:
     def record_success(self) -> None:
         """The PG answered: the breaker closes and the count starts again."""
         if self._state is not BreakerState.closed:
-            log.warning("PG account %s: circuit breaker closed (the PG answered)", self.name)
+            log.info("PG account %s: circuit breaker closed (the PG answered)", self.name)
         self._state = BreakerState.closed
         self._failures = 0
         self._opened_at = None
@@ -233,7 +234,7 @@ class CircuitBreaker:
             return _CLOSED
         if state is BreakerState.open or self._probe is not None:
             return None
-        self._probe = _Ticket(probe=True)
+        self._probe = _Ticket()
         return self._probe
 
     def _end(self, ticket: _Ticket, failed: bool | None) -> None:

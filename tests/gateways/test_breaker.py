@@ -323,6 +323,36 @@ def test_allow_and_release_without_the_guard(clock: FakeClock) -> None:
     assert "acct" in repr(breaker)
 
 
+async def test_late_answers_and_failures_of_calls_begun_while_closed(
+    guarded: GuardedGateway, pg: HeldPg, clock: FakeClock
+) -> None:
+    """A call sent while closed that ends after the breaker opened: its answer closes
+    it; its failure while half-open opens it again (the probe slot with it)."""
+    hold = pg.hold = asyncio.Event()
+    slow = asyncio.create_task(guarded.charge_billing_key(charge("o_slow")))
+    await asyncio.sleep(0)
+    pg.hold = None
+    await open_breaker(guarded)
+    hold.set()
+    assert (await slow).succeeded  # the PG answered: closed
+    assert guarded.breaker.state is BreakerState.closed
+
+    hold = pg.hold = asyncio.Event()
+    slow = asyncio.create_task(guarded.charge_billing_key(charge("o_slow2")))
+    await asyncio.sleep(0)
+    pg.hold = None
+    await open_breaker(guarded)
+    clock.advance(POLICY.open_s)
+    assert guarded.breaker.allow()  # the probe slot is taken...
+    pg.script("charge_billing_key", Outcome.timeout)
+    hold.set()
+    with pytest.raises(OutcomeUnknown):
+        await slow  # ...and the late failure opens it again
+    snap = guarded.breaker.snapshot()
+    assert (snap.state, snap.probing) == (BreakerState.open, False)
+    assert snap.opened_at == START + timedelta(seconds=POLICY.open_s)
+
+
 def test_a_breaker_on_the_monotonic_clock() -> None:
     now = [100.0]
     breaker = CircuitBreaker("acct", BreakerPolicy(failures=2, open_s=5), now=lambda: now[0])
