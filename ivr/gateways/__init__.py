@@ -3,6 +3,7 @@
     contract.py        dataclasses in/out and the ``Gateway`` protocol (amounts: int KRW)
     declines.py        soft/hard decline reasons and their prompt ids
     errors.py          the package's error tree
+    breaker.py         a circuit breaker per PG account; GuardedGateway (failover)
     portone/           the PortOne REST v1 connector (client, auth, wire, errors, results)
     factory.py         a gateway from settings
     fake.py            FakeGateway: the in-memory, scriptable PG of the unit tests
@@ -11,6 +12,13 @@
 The charging engine (``ivr.payments``) builds on :class:`Gateway`; see docs/portone.md.
 """
 
+from ivr.gateways.breaker import (
+    BreakerPolicy,
+    BreakerSnapshot,
+    BreakerState,
+    CircuitBreaker,
+    GuardedGateway,
+)
 from ivr.gateways.contract import (
     BillingKey,
     BillingKeyRequest,
@@ -32,6 +40,7 @@ from ivr.gateways.errors import (
     CancelRefusal,
     CancelRefused,
     CardDeclined,
+    CircuitOpen,
     GatewayError,
     GatewayRejected,
     GatewayUnavailable,
@@ -42,6 +51,9 @@ __all__ = [
     "AuthenticationFailed",
     "BillingKey",
     "BillingKeyRequest",
+    "BreakerPolicy",
+    "BreakerSnapshot",
+    "BreakerState",
     "Buyer",
     "CancelRefusal",
     "CancelRefused",
@@ -50,6 +62,8 @@ __all__ = [
     "CardDeclined",
     "ChargeRequest",
     "ChargeStatus",
+    "CircuitBreaker",
+    "CircuitOpen",
     "Decline",
     "DeclineKind",
     "DeclineReason",
@@ -58,6 +72,7 @@ __all__ = [
     "GatewayError",
     "GatewayRejected",
     "GatewayUnavailable",
+    "GuardedGateway",
     "KeyedCard",
     "KeyedChargeRequest",
     "OrderStatus",

@@ -62,6 +62,18 @@ class GatewaySettings(BaseModel):
         description="a charge or refund the PG still does not know this long after it "
         "began ends failed (nothing was charged or refunded)",
     )
+    breaker_failures: int = Field(
+        5,
+        ge=1,
+        description="the PG account's circuit breaker opens after this many consecutive "
+        "failed requests (no answer, 5xx, connect errors); while open nothing is sent to it",
+    )
+    breaker_open_s: float = Field(
+        30.0,
+        gt=0,
+        description="an open circuit breaker lets one probe request through this long after "
+        "it opened: an answer closes it, a failure keeps it open as long again",
+    )
     token_margin_s: float = Field(
         60.0, ge=0, description="renew the PortOne access token this long before it expires"
     )

@@ -3,10 +3,15 @@
     ArspayError
     └── GatewayError                   anything the gateway raises on purpose
         ├── GatewayUnavailable         the PG did not process the request; nothing moved.
-        │                              ``retry_safe``: a blind retry is harmless *and*
-        │                              useful (connect refused/timed out before sending,
-        │                              a read-only call, HTTP 429). False: the request never
-        │                              left but retrying will not help (bad URL, TLS).
+        │   │                          ``retry_safe``: a blind retry is harmless *and*
+        │   │                          useful (connect refused/timed out before sending,
+        │   │                          a read-only call, HTTP 429). False: the request never
+        │   │                          left but retrying will not help (bad URL, TLS).
+        │   └── CircuitOpen            not sent: the PG account's circuit breaker is open
+        │                              (:mod:`ivr.gateways.breaker`). Always retry_safe —
+        │                              the same order id later is harmless — but a blind
+        │                              retry at once is refused again: wait for
+        │                              ``retry_at``, or use another account
         ├── OutcomeUnknown             the request may have reached the PG (read timeout,
         │   │                          connection reset after sending, HTTP 5xx, garbled
         │   │                          answer). Resolve with ``find(order_id)`` before
@@ -28,6 +33,7 @@ data or PG response bodies.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from ivr.errors import ArspayError
@@ -41,6 +47,22 @@ class GatewayUnavailable(GatewayError, error_id="gateway-unavailable", http_stat
     def __init__(self, message: str, *, retry_safe: bool) -> None:
         super().__init__(message)
         self.retry_safe = retry_safe
+
+
+class CircuitOpen(GatewayUnavailable, error_id="pg-circuit-open", http_status=503):
+    """Not sent: the circuit breaker of PG account ``account`` is open (it failed
+    repeatedly; :class:`~ivr.gateways.breaker.CircuitBreaker`). Nothing reached the PG,
+    so the same order id may be sent later; ``retry_at`` (UTC) is when the breaker lets
+    one probe through, ``None`` when a probe is already in flight."""
+
+    def __init__(self, account: str, *, retry_at: datetime | None = None) -> None:
+        when = f"; next probe at {retry_at:%Y-%m-%dT%H:%M:%SZ}" if retry_at else ""
+        super().__init__(
+            f"PG account {account}: not sent, its circuit breaker is open{when}",
+            retry_safe=True,
+        )
+        self.account = account
+        self.retry_at = retry_at
 
 
 class OutcomeUnknown(GatewayError, error_id="gateway-outcome-unknown", http_status=504):

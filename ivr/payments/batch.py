@@ -268,7 +268,7 @@ class ChargeBatch:
             try:
                 return Answer(opened, await gateway.charge_billing_key(opened.request))
             except GatewayUnavailable as exc:
-                if exc.retry_safe and retry < self.policy.blind_retries:
+                if self.policy.blind_retry(exc, retry):
                     await asyncio.sleep(self.policy.blind_backoff_s * 2**retry)
                     continue
                 return Answer(opened, None)

@@ -10,7 +10,9 @@ An intent is charged under **one order id** (one attempt row). The rules:
 2. An answer decides: paid → ``succeeded``; a decline → ``failed``. Anything else — a
    timeout, a reset, a 5xx, a garbled answer, and on a re-send any refusal (it may be
    the PG's "order id already used" for an order that *was* paid) — leaves the outcome
-   ``unknown``.
+   ``unknown``. So does a request never sent (the PG unavailable after the blind
+   retries, or its account's circuit breaker open — ``CircuitOpen``, not retried
+   blindly): rule 3 sends the same order id once the PG is back.
 3. An unknown outcome is resolved by asking the PG (:meth:`Gateway.find`), never by
    charging under a new order id. Paid (or cancelled) → succeeded. Failed → failed,
    once no send is in flight. Still in progress, or not known to the PG within
@@ -57,7 +59,7 @@ from ivr.gateways.contract import (
     GatewayCharge,
     PgState,
 )
-from ivr.gateways.errors import GatewayError, GatewayUnavailable
+from ivr.gateways.errors import CircuitOpen, GatewayError, GatewayUnavailable
 from ivr.payments.queries import attempts_of
 from ivr.payments.sends import OPEN, Verdict, claim_send
 from ivr.settings import GatewaySettings
@@ -82,6 +84,12 @@ class ChargePolicy:
     @classmethod
     def from_settings(cls, gw: GatewaySettings) -> ChargePolicy:
         return cls(settle_s=gw.settle_s, give_up_s=gw.give_up_minutes * 60.0)
+
+    def blind_retry(self, exc: GatewayUnavailable, retry: int) -> bool:
+        """Whether a request that was not sent goes again at once, under its order id:
+        when retry-safe, up to ``blind_retries`` times — but never into an open circuit
+        breaker (:class:`CircuitOpen`): it would only refuse again, the attempt waits."""
+        return exc.retry_safe and not isinstance(exc, CircuitOpen) and retry < self.blind_retries
 
     @property
     def recheck_s(self) -> float:
@@ -235,7 +243,7 @@ class Charger(PgRole):
                 result = await gateway.charge_billing_key(request)
                 break
             except GatewayUnavailable as exc:  # not sent: the same order id again is safe
-                if exc.retry_safe and retry < self.policy.blind_retries:
+                if self.policy.blind_retry(exc, retry):
                     await asyncio.sleep(self.policy.blind_backoff_s * 2**retry)
                     continue
                 break

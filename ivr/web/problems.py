@@ -40,6 +40,7 @@ TITLES: dict[str, str] = {
     "payload-too-large": "The request body is too large",
     "gateway-error": "The payment gateway did not complete the request",
     "gateway-unavailable": "The payment gateway could not be reached",
+    "pg-circuit-open": "The payment gateway account is paused after repeated failures",
     "gateway-outcome-unknown": "The payment gateway did not answer in time",
     "gateway-rejected": "The payment gateway refused the request",
     "gateway-auth-failed": "The payment gateway refused the engine's credentials",
