@@ -42,7 +42,7 @@ from ivr.flows.router import CallFlows
 from ivr.flows.run import FlowDeps
 from ivr.flows.voice import Book
 from ivr.gateways.contract import Gateway
-from ivr.gateways.factory import build_gateway
+from ivr.gateways.factory import build_gateway, gateway_for_route
 from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.jobs.queue import JobQueue
 from ivr.merchants.service import CustomerService, MerchantService
@@ -193,11 +193,19 @@ def build(
     )
 
 
+def card_gateway_of(settings: Settings, default: Gateway | None) -> VaultCardGateway:
+    """The vault's card gateway: ``default`` for calls without a route, and a gateway
+    built from ``settings.gateway`` (deadlines) and the route's PG account otherwise."""
+    base = settings.gateway
+    return VaultCardGateway(default, lambda route: gateway_for_route(route, base))
+
+
 async def open_vault_client(
     settings: Settings, *, clock: Clock | None = None, gateway: VaultCardGateway | None = None
 ) -> VaultClient:
-    """The vault as ``vault.mode`` says: in this process (forwarding to ``gateway``), or
-    ``arspay vault serve`` over its socket (which forwards with its own gateway)."""
+    """The vault as ``vault.mode`` says: in this process (forwarding to ``gateway``, which
+    closes with it), or ``arspay vault serve`` over its socket (which forwards with its
+    own gateway)."""
     if settings.vault.mode == "remote":
         from vault.remote import RemoteVault
 
@@ -226,7 +234,8 @@ async def open_runtime(
     services = build(settings, clock=clock, db=db)
     pg: Gateway = gateway or build_gateway(settings.gateway)
     if vault is None:
-        vault = await open_vault_client(settings, clock=clock, gateway=VaultCardGateway(pg))
+        card_gateway = card_gateway_of(settings, pg)
+        vault = await open_vault_client(settings, clock=clock, gateway=card_gateway)
     if book is None:
         from ivr.prompts import PromptBook
 

@@ -17,6 +17,7 @@ from ivr.flows.card_entry import EnteredCard, Field, enter_card
 from ivr.flows.run import CallRun, Outcome
 from ivr.flows.voice import TooManyTries, say
 from ivr.gateways.declines import DeclineReason, Stage, prompt_id
+from ivr.gateways.errors import OutcomeUnknown
 from ivr.store.tables import CallRequest, Card
 from vault.forwarding import BillingKeyResult
 from vault.models import CardMetadata
@@ -94,7 +95,10 @@ async def tokenize_and_verify(
     """Store the card in the vault and have the PG verify it by issuing a billing key.
     A card the PG refused is erased from the vault at once. The key's ``customer_uid``
     is noted in the engine database before the PG is asked, so a key issued for a call
-    that fails here is deleted at the PG later (:mod:`ivr.cards.key_requests`)."""
+    that fails here is deleted at the PG later (:mod:`ivr.cards.key_requests`). A PG
+    that did not answer (``pg_down``) fails the call as an error did: the key it may
+    have issued stays noted for that sweep (failing over to another PG account is the
+    routing's, not this function's)."""
     await run.consent_recorded()
     a = run.admission
     vault = run.deps.vault
@@ -110,6 +114,8 @@ async def tokenize_and_verify(
             who=run.who,
             why=why,
         )
+        if key.pg_down:  # no answer from the PG: a system error, as a raised one was
+            raise OutcomeUnknown("billing key: the PG did not answer")
     except BaseException:
         # The PG failed or never answered (or the engine is stopping): no card row will
         # refer to this record. Erase it now; if that fails too, the orphan sweep will.
