@@ -42,16 +42,16 @@ from ivr.flows.router import CallFlows
 from ivr.flows.run import FlowDeps
 from ivr.flows.voice import Book
 from ivr.gateways.contract import Gateway
-from ivr.gateways.factory import build_gateway
+from ivr.gateways.factory import build_gateway, gateway_for_route
 from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.jobs.queue import JobQueue
 from ivr.merchants.service import CustomerService, MerchantService
 from ivr.notify.sms import build_sender
 from ivr.notify.sms.dispatch import SmsDispatcher
 from ivr.payments.charger import ChargePolicy, Charger
+from ivr.payments.service import PaymentService
 from ivr.pg_accounts.book import GatewayBook
 from ivr.pg_accounts.store import PgAccounts, accounts_key
-from ivr.payments.service import PaymentService
 from ivr.requests.service import CallRequestService, DevOutbox
 from ivr.settings import Settings
 from ivr.store.db import Database
@@ -197,11 +197,19 @@ def build(
     )
 
 
+def card_gateway_of(settings: Settings, default: Gateway | None) -> VaultCardGateway:
+    """The vault's card gateway: ``default`` for calls without a route, and a gateway
+    built from ``settings.gateway`` (deadlines) and the route's PG account otherwise."""
+    base = settings.gateway
+    return VaultCardGateway(default, lambda route: gateway_for_route(route, base))
+
+
 async def open_vault_client(
     settings: Settings, *, clock: Clock | None = None, gateway: VaultCardGateway | None = None
 ) -> VaultClient:
-    """The vault as ``vault.mode`` says: in this process (forwarding to ``gateway``), or
-    ``arspay vault serve`` over its socket (which forwards with its own gateway)."""
+    """The vault as ``vault.mode`` says: in this process (forwarding to ``gateway``, which
+    closes with it), or ``arspay vault serve`` over its socket (which forwards with its
+    own gateway)."""
     if settings.vault.mode == "remote":
         from vault.remote import RemoteVault
 
@@ -235,23 +243,24 @@ async def open_runtime(
         accounts_key(settings.gateway, settings.paths.var_dir),
         settings.gateway,
     )
-    book = GatewayBook(accounts, services.clock, default=default)
-    pg = await book.of(None)  # the default account's, behind its breaker
+    gateways = GatewayBook(accounts, services.clock, default=default)
+    pg = await gateways.of(None)  # the default account's, behind its breaker
     if vault is None:
-        vault = await open_vault_client(settings, clock=clock, gateway=VaultCardGateway(default))
+        card_gateway = card_gateway_of(settings, default)
+        vault = await open_vault_client(settings, clock=clock, gateway=card_gateway)
     if book is None:
         from ivr.prompts import PromptBook
 
         book = PromptBook.from_settings(settings.prompts)
     policy = ChargePolicy.from_settings(settings.gateway)
     db, clock = services.db, services.clock
-    charger = Charger(db, clock, book, policy)
+    charger = Charger(db, clock, gateways, policy)
     cards = CardService(db, clock, vault)
-    payments = PaymentService(db, clock, book, policy)
+    payments = PaymentService(db, clock, gateways, policy)
     key_requests = BillingKeyRequests(
         db,
         clock,
-        book,
+        gateways,
         settle=timedelta(seconds=policy.settle_s),
         grace=timedelta(minutes=settings.vault.orphan_grace_minutes),
     )
@@ -265,7 +274,7 @@ async def open_runtime(
         key_requests=key_requests,
         verification=services.verification,
         transcript=transcript,
-        gateways=book,
+        gateways=gateways,
     )
     queue = JobQueue(db, clock, worker_id=f"{socket.gethostname()}:{os.getpid()}")
     lease_s = settings.engine.job_lease_s
@@ -292,7 +301,7 @@ async def open_runtime(
     return Runtime(
         services=services,
         gateway=pg,
-        gateways=book,
+        gateways=gateways,
         vault=vault,
         book=book,
         charger=charger,

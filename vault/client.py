@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from vault.card import CardData
-from vault.forwarding import BillingKeyResult, ChargeResult, Order
+from vault.forwarding import BillingKeyResult, ChargeResult, Order, Route
 from vault.models import AuditEntry, BirthCheck, CardMetadata, TokenRef, VaultStatus
 
 
@@ -28,15 +28,36 @@ class VaultClient(Protocol):
         ...
 
     async def issue_billing_key(
-        self, token: str, merchant_id: str, *, password2: str, customer_uid: str, who: str, why: str
+        self,
+        token: str,
+        merchant_id: str,
+        *,
+        password2: str,
+        customer_uid: str,
+        who: str,
+        why: str,
+        route: Route | None = None,
     ) -> BillingKeyResult:
-        """Decrypt (audited) and ask the gateway for a billing key."""
+        """Decrypt (audited) and ask the gateway for a billing key: the PG account
+        ``route`` names, else the vault's configured one. A route to a host not on
+        ``vault.gateway_hosts`` is refused before the decrypt
+        (:class:`~vault.errors.GatewayHostRefused`, audited). ``pg_down`` in the result:
+        the PG did not answer (a key may exist there)."""
         ...
 
     async def keyed_charge(
-        self, token: str, merchant_id: str, *, password2: str, order: Order, who: str, why: str
+        self,
+        token: str,
+        merchant_id: str,
+        *,
+        password2: str,
+        order: Order,
+        who: str,
+        why: str,
+        route: Route | None = None,
     ) -> ChargeResult:
-        """Decrypt (audited) and make a one-time keyed charge."""
+        """Decrypt (audited) and make a one-time keyed charge (``route`` as for
+        :meth:`issue_billing_key`); status ``not_sent``: it never reached the PG."""
         ...
 
     async def verify_birth(

@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from vault.gateway_hosts import DEFAULT_GATEWAY_HOSTS, check_host_name
+
 
 class VaultSettings(BaseModel):
     """The ``[vault]`` section (``ARSPAY_VAULT_*``): the vault's keys, database, socket
@@ -126,6 +128,25 @@ class VaultSettings(BaseModel):
         description="the vault answers at most this many unmatched birth date checks of one "
         "card per 24 h (its own ceiling, behind the engine's per-card lock)",
     )
+    gateway_hosts: tuple[str, ...] = Field(
+        DEFAULT_GATEWAY_HOSTS,
+        description="the only hosts a forwarding route (a PG account the engine names) may "
+        "send card data to; plain http only to loopback ones. Refused routes are audited "
+        "(vault-gateway-host-refused)",
+    )
+
+    @field_validator("gateway_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: Any) -> Any:
+        """``ARSPAY_VAULT_GATEWAY_HOSTS="api.portone.io,127.0.0.1"`` from the env."""
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("gateway_hosts")
+    @classmethod
+    def _host_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_host_name(h) for h in value)
 
 
 class PathsLike(Protocol):

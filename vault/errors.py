@@ -26,6 +26,7 @@ over the vault socket and written to logs) and an HTTP-style status.
     │   └── RotationIncomplete      vault-rotation-incomplete    500 data keys left unwrapped
     ├── GatewayNotConfigured        vault-gateway-not-configured 503 no CardGateway
     ├── GatewayFailed               vault-gateway-failed         502 gateway raised non-arspay
+    ├── GatewayHostRefused          vault-gateway-host-refused   403 route host not allowed
     ├── AccessDenied                vault-access-denied          403 socket peer refused
     │   ├── PeerNotAllowed          vault-peer-not-allowed       403 no role for its uid/gids
     │   └── OperationNotAllowed     vault-operation-not-allowed  403 op not in its roles
@@ -165,6 +166,11 @@ class GatewayNotConfigured(
 
 
 class GatewayFailed(VaultError, error_id="vault-gateway-failed", http_status=502): ...
+
+
+class GatewayHostRefused(VaultError, error_id="vault-gateway-host-refused", http_status=403):
+    """A forwarding route names a host not on ``vault.gateway_hosts``, or plain HTTP to a
+    host that is not loopback: the card is not decrypted (:mod:`vault.gateway_hosts`)."""
 
 
 class AccessDenied(VaultError, error_id="vault-access-denied", http_status=403):

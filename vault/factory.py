@@ -143,5 +143,6 @@ async def open_vault(
         gateway=gateway,
         rotation_batch=settings.vault.rotation_batch,
         verify_limit=settings.vault.verify_birth_limit,
+        gateway_hosts=settings.vault.gateway_hosts,
     )
     return await vault.started()

@@ -10,7 +10,10 @@ an error (``vault-peer-not-allowed``, ``vault-busy``) followed by closing. Then 
 client sends requests, one at a time, each answered by one reply.
 Frames above ``max_frame_bytes`` are refused before their body is read. Arguments are
 checked against :data:`OPERATIONS` exactly: no missing, extra or wrongly typed field
-(``true`` is not an integer). Error messages name fields, never values.
+(``true`` is not an integer). Error messages name fields, never values. A forwarding
+call's ``route`` is ``null`` (the vault's own gateway) or an object (a
+:class:`~vault.forwarding.Route`: ``account_id``, ``kind``, ``base_url`` and
+``connection``, an object of text values, checked again when the Route is built).
 
 An operation's arguments are the keyword arguments of the
 :class:`~vault.client.VaultClient` method of the same name: :func:`wire_args` writes
@@ -26,12 +29,14 @@ import dataclasses
 import json
 import struct
 import types
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from vault.card import CardData
 from vault.errors import FrameTooLarge, InvalidRequest, MalformedFrame, UnknownOperation
-from vault.forwarding import Order
+from vault.forwarding import MAX_CONNECTION_FIELDS, Order, Route
 
 HEADER: Final = struct.Struct(">I")
 PROTOCOL_VERSION: Final = 1
@@ -42,18 +47,32 @@ _CALLER: Final = {"who": str, "why": str}
 _RECORD: Final = {"token": str, "merchant_id": str}
 _ORDER: Final = {"order_id": str, "amount": int, "order_name": str, "installment_months": int}
 
+
+@dataclass(frozen=True)
+class TextMap:
+    """An argument that is an object of at most ``max_items`` text values under any
+    names (a route's ``connection``)."""
+
+    max_items: int
+
+
+_ROUTE: Final = {"account_id": str, "kind": str, "base_url": str,
+                 "connection": TextMap(MAX_CONNECTION_FIELDS)}  # fmt: skip
+_ROUTED: Final = {"route": (type(None), _ROUTE)}  # null: the vault's configured gateway
+
 OPERATIONS: Final[dict[str, dict[str, Any]]] = {
     "tokenize": {"merchant_id": str, "card": _CARD, "who": str},
     "metadata": dict(_RECORD),
-    "issue_billing_key": {**_RECORD, **_CALLER, "password2": str, "customer_uid": str},
-    "keyed_charge": {**_RECORD, **_CALLER, "password2": str, **_ORDER},
+    "issue_billing_key": {**_RECORD, **_CALLER, "password2": str, "customer_uid": str, **_ROUTED},
+    "keyed_charge": {**_RECORD, **_CALLER, "password2": str, **_ORDER, **_ROUTED},
     "verify_birth": {**_RECORD, **_CALLER, "birth": str},
     "delete": {**_RECORD, **_CALLER},
     "audit": {"token": (str, type(None)), "limit": int},
     "tokens": {"created_before": str, "after": str, "limit": int},
     "status": {},
 }
-"""Every operation and its arguments: a type, a tuple of types, or a nested table."""
+"""Every operation and its arguments: a type, a nested table, a :class:`TextMap`, or a
+tuple of types and at most one table (``null`` or an object)."""
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:
@@ -115,12 +134,26 @@ def _check(spec: dict[str, Any], args: Any, where: str) -> None:
         if key not in args:
             raise InvalidRequest(f"{where}: missing argument {key}")
         value = args[key]
+        if isinstance(want, tuple):
+            tables = [w for w in want if isinstance(w, dict)]
+            if tables and isinstance(value, dict):
+                want = tables[0]
         if isinstance(want, dict):
             _check(want, value, f"{where}.{key}")
+            continue
+        if isinstance(want, TextMap):
+            _check_text_map(want, value, f"{where}.{key}")
             continue
         allowed = want if isinstance(want, tuple) else (want,)
         if type(value) not in allowed:
             raise InvalidRequest(f"{where}: argument {key} has the wrong type")
+
+
+def _check_text_map(want: TextMap, value: Any, where: str) -> None:
+    if not isinstance(value, dict) or len(value) > want.max_items:
+        raise InvalidRequest(f"{where} must be an object of at most {want.max_items} texts")
+    if any(type(v) is not str for v in value.values()):
+        raise InvalidRequest(f"{where}: every value must be text")
 
 
 def parse_request(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -162,6 +195,8 @@ def call_args(args: dict[str, Any]) -> dict[str, Any]:
             raise InvalidRequest("created_before is not an ISO 8601 time") from None
     if "order_id" in kwargs:
         kwargs["order"] = Order(**{name: kwargs.pop(name) for name in _ORDER})
+    if kwargs.get("route") is not None:
+        kwargs["route"] = Route(**kwargs["route"])  # checked: InvalidRequest naming fields
     return kwargs
 
 
@@ -176,6 +211,8 @@ def dump(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, list | tuple):
         return [dump(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): dump(v) for k, v in value.items()}
     return value
 
 

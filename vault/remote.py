@@ -24,7 +24,7 @@ from typing import Any
 
 from vault.card import CardData
 from vault.errors import BY_ID, FrameTooLarge, RemoteError, VaultError, VaultUnavailable
-from vault.forwarding import BillingKeyResult, ChargeResult, Order
+from vault.forwarding import BillingKeyResult, ChargeResult, Order, Route
 from vault.models import AuditEntry, BirthCheck, CardMetadata, TokenRef, VaultStatus
 from vault.protocol import PROTOCOL_VERSION, encode_frame, load, read_frame, wire_args
 
@@ -134,18 +134,21 @@ class RemoteVault:
         return load(CardMetadata, await self.call("metadata", token=token, merchant_id=merchant_id))
 
     async def issue_billing_key(
-        self, token: str, merchant_id: str, *, password2: str, customer_uid: str, who: str, why: str
-    ) -> BillingKeyResult:
+        self, token: str, merchant_id: str, *, password2: str, customer_uid: str, who: str,
+        why: str, route: Route | None = None,
+    ) -> BillingKeyResult:  # fmt: skip
         result = await self.call("issue_billing_key", token=token, merchant_id=merchant_id,
                                  password2=password2, customer_uid=customer_uid, who=who,
-                                 why=why)  # fmt: skip
+                                 why=why, route=route)  # fmt: skip
         return load(BillingKeyResult, result)
 
     async def keyed_charge(
-        self, token: str, merchant_id: str, *, password2: str, order: Order, who: str, why: str
-    ) -> ChargeResult:
+        self, token: str, merchant_id: str, *, password2: str, order: Order, who: str,
+        why: str, route: Route | None = None,
+    ) -> ChargeResult:  # fmt: skip
         result = await self.call("keyed_charge", token=token, merchant_id=merchant_id,
-                                 password2=password2, order=order, who=who, why=why)  # fmt: skip
+                                 password2=password2, order=order, who=who, why=why,
+                                 route=route)  # fmt: skip
         return load(ChargeResult, result)
 
     async def verify_birth(

@@ -16,6 +16,12 @@ own, stricter per-card lock (docs/product.md §2 item 3) sits in front of it.
 Every decrypt first appends an audit row (who, when, why, token) and only then
 unwraps; a failed audit write means no decrypt. Plaintext buffers are wiped when the
 ``reveal`` block ends, whatever happens in it.
+
+A forwarding call may name the PG account to use (a :class:`~vault.forwarding.Route`):
+its host must be on ``gateway_hosts`` (HTTPS unless loopback) or the call is refused
+before anything is read — audited as ``forward.host_refused`` with the account id and
+the host, never the connection. A routed decrypt's audit ``why`` ends with the account
+id (``[pg <account_id>]``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from vault.crypto import Envelope
 from vault.errors import (
     ArspayError,
     GatewayFailed,
+    GatewayHostRefused,
     GatewayNotConfigured,
     IntegrityFailure,
     InvalidRequest,
@@ -47,7 +54,8 @@ from vault.errors import (
     VerifyLimited,
 )
 from vault.evidence import Checkpoint, CheckpointDir, EvidenceKey, EvidenceKeyFile
-from vault.forwarding import BillingKeyResult, CardGateway, ChargeResult, Order
+from vault.forwarding import BillingKeyResult, CardGateway, ChargeResult, Order, Route
+from vault.gateway_hosts import DEFAULT_GATEWAY_HOSTS, audit_host, check_route
 from vault.kek import KekProvider
 from vault.models import (
     AuditEntry,
@@ -102,6 +110,7 @@ class LocalVault:
     rotation_batch: int = 500
     verify_limit: int = VERIFY_LIMIT
     verify_window: timedelta = VERIFY_WINDOW
+    gateway_hosts: tuple[str, ...] = DEFAULT_GATEWAY_HOSTS
     envelope: Envelope = field(init=False)
     audit_key: EvidenceKey | None = field(default=None, init=False)
 
@@ -126,6 +135,8 @@ class LocalVault:
         return self
 
     async def close(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.aclose()  # the gateways it built for routes
         await self.store.close()
         self.kek.close()
         self.fingerprinter.close()
@@ -300,6 +311,31 @@ class LocalVault:
             raise GatewayNotConfigured("no card gateway is configured in the vault")
         return self.gateway
 
+    async def _allow_route(
+        self, route: Route | None, action: str, token: str, merchant_id: str,
+        who: str, why: str, peer: str,
+    ) -> str:  # fmt: skip
+        """Refuse (audited) a route to a host not allowed, before anything is decrypted;
+        the ``why`` to audit the decrypt with (the account id appended)."""
+        check_token(token)
+        check_merchant_id(merchant_id)
+        _check_caller(who, why)
+        if route is None:
+            return why
+        try:
+            check_route(route, self.gateway_hosts)
+        except GatewayHostRefused as exc:
+            host = audit_host(route.host)
+            note = f"{action} to pg {route.account_id} at {route.scheme}://{host}: refused"
+            await self.store.add_audit(AuditRow(self.clock.now(), who, peer,
+                                                "forward.host_refused", note[:200], token,
+                                                merchant_id))  # fmt: skip
+            log.event("forward.host_refused", level=logging.WARNING, token=token,
+                      merchant_id=merchant_id, peer=peer, error_id=exc.error_id)  # fmt: skip
+            raise
+        tag = f" [pg {route.account_id}]"
+        return why[: 200 - len(tag)] + tag
+
     async def _forward(self, action: str, call: Awaitable[T]) -> T:
         try:
             return await call
@@ -320,15 +356,17 @@ class LocalVault:
         who: str,
         why: str,
         peer: str = IN_PROCESS,
+        route: Route | None = None,
     ) -> BillingKeyResult:
         gateway = self._gateway()
         validate_password2(password2)
         _check_ref("customer_uid", customer_uid)
-        async with self.reveal(
-            token, merchant_id, who=who, why=why, peer=peer, action="issue_billing_key"
-        ) as card:
-            call = gateway.issue_billing_key(card, password2, customer_uid)
-            return await self._forward("issue_billing_key", call)
+        action = "issue_billing_key"
+        why = await self._allow_route(route, action, token, merchant_id, who, why, peer)
+        async with self.reveal(token, merchant_id, who=who, why=why, peer=peer,
+                               action=action) as card:  # fmt: skip
+            call = gateway.issue_billing_key(card, password2, customer_uid, route=route)
+            return await self._forward(action, call)
 
     async def keyed_charge(
         self,
@@ -340,6 +378,7 @@ class LocalVault:
         who: str,
         why: str,
         peer: str = IN_PROCESS,
+        route: Route | None = None,
     ) -> ChargeResult:
         gateway = self._gateway()
         validate_password2(password2)
@@ -349,11 +388,12 @@ class LocalVault:
             raise InvalidRequest(f"amount must be at least {MIN_CHARGE_KRW} KRW")
         if order.installment_months != 0 and not 2 <= order.installment_months <= 36:
             raise InvalidRequest("installment_months must be 0 (lump sum) or 2-36")
-        async with self.reveal(
-            token, merchant_id, who=who, why=why, peer=peer, action="keyed_charge"
-        ) as card:
-            call = gateway.keyed_charge(card, password2, order)
-            return await self._forward("keyed_charge", call)
+        action = "keyed_charge"
+        why = await self._allow_route(route, action, token, merchant_id, who, why, peer)
+        async with self.reveal(token, merchant_id, who=who, why=why, peer=peer,
+                               action=action) as card:  # fmt: skip
+            call = gateway.keyed_charge(card, password2, order, route=route)
+            return await self._forward(action, call)
 
     # ------------------------------------------------------------------ operations
 

@@ -35,8 +35,7 @@ from ivr.cli.evidence import (
     write_document,
 )
 from ivr.gateways.factory import build_gateway, gateway_configured
-from ivr.gateways.vault_forwarding import VaultCardGateway
-from ivr.runtime import build, open_vault_client
+from ivr.runtime import build, card_gateway_of, open_vault_client
 from ivr.settings import Settings
 from vault.access import PeerPolicy
 from vault.errors import AuditChainBroken
@@ -286,7 +285,8 @@ def serve(ctx: typer.Context) -> None:
     Card forwarding (billing keys, keyed charges) goes to the configured PG
     (gateway.*) when a PG account is set (gateway.api_key; kind portone_v2:
     gateway.api_secret); without it those calls are refused with
-    vault-gateway-not-configured."""
+    vault-gateway-not-configured. A call naming another PG account (a route) is
+    forwarded only to a host on vault.gateway_hosts (HTTPS unless loopback)."""
     settings = state(ctx).settings
     logging.basicConfig(
         level=settings.log.level.upper(), stream=sys.stderr, format="%(asctime)s %(message)s"
@@ -297,10 +297,11 @@ def serve(ctx: typer.Context) -> None:
     async def go() -> None:
         async with contextlib.AsyncExitStack() as stack:
             # Forwarding needs the PG connector inside the vault: the card never leaves it.
-            card_gateway = None
+            pg = None
             if gateway_configured(settings.gateway):
                 pg = await stack.enter_async_context(build_gateway(settings.gateway))
-                card_gateway = VaultCardGateway(pg)
+            # The vault closes the gateways built for routes when it closes.
+            card_gateway = card_gateway_of(settings, pg)
             vault = await open_vault(settings, gateway=card_gateway)
             stack.push_async_callback(vault.close)
             v = settings.vault
@@ -328,12 +329,11 @@ def serve(ctx: typer.Context) -> None:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
             await server.start()
-            forwarding = (
-                f"gateway {settings.gateway.kind}" if card_gateway else "no gateway configured"
-            )
+            forwarding = f"gateway {settings.gateway.kind}" if pg else "no gateway configured"
+            hosts = ", ".join(settings.vault.gateway_hosts) or "none"
             typer.echo(
                 f"vault serving on {settings.vault.socket} "
-                f"({database_url_kind(settings)}, {forwarding}; "
+                f"({database_url_kind(settings)}, {forwarding}, routes to: {hosts}; "
                 f"engine role: {_holders(policy.engine_uids, policy.engine_gids)}; "
                 f"admin role: {_holders(policy.admin_uids, policy.admin_gids)})"
             )

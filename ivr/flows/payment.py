@@ -166,9 +166,7 @@ async def other_card(run: CallRun) -> Card | str:
     """Card steps, PG verification, optional save. Returns the card or a decline code."""
     a = run.admission
     entered = await enter_card(run.voice, run.now(), readback=run.timing.readback)
-    meta, key, account = await run.while_waiting(
-        tokenize_and_verify(run, entered, why="payment")
-    )
+    meta, key, account = await run.while_waiting(tokenize_and_verify(run, entered, why="payment"))
     entered.forget_password()
     if not key.ok:
         return key.decline_code or DeclineReason.rejected.value

@@ -25,8 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ivr.clock import Clock
-from ivr.gateways.breaker import BreakerPolicy, BreakerSnapshot, BreakerState, CircuitBreaker
-from ivr.gateways.breaker import GuardedGateway
+from ivr.gateways.breaker import (
+    BreakerPolicy,
+    BreakerSnapshot,
+    BreakerState,
+    CircuitBreaker,
+    GuardedGateway,
+)
 from ivr.gateways.config import GatewaySettings
 from ivr.gateways.contract import Gateway
 from ivr.gateways.factory import ConnectedGateway, build_gateway

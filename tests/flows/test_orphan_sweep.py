@@ -13,9 +13,10 @@ from sqlalchemy import select, update
 
 from ivr.cards.sweep import ACTOR, OrphanSweep, StaleToken, billing_key_uid, check_attachable
 from ivr.domain.states import CallRequestKind, CallRequestStatus
+from ivr.gateways.errors import GatewayUnavailable
 from ivr.gateways.fake import FakeGateway, Outcome
 from ivr.gateways.vault_forwarding import VaultCardGateway
-from ivr.store.tables import AuditLog, Card
+from ivr.store.tables import AuditLog, BillingKeyRequest, Card
 from ivr.telephony.fake import Press
 from tests.vault.vault_helpers import random_card
 from vault.service import LocalVault
@@ -58,6 +59,25 @@ async def test_a_failed_billing_key_call_erases_the_stored_card_at_once(stack: S
     [erase] = [e for e in await vault.audit(limit=10) if e.action == "delete"]
     assert erase.why == "billing key not issued"
     assert (await stack.reload(req.id)).status == CallRequestStatus.sms_sent.value
+
+
+async def test_a_pg_that_did_not_answer_fails_the_call_and_keeps_the_key_noted(
+    stack: Stack,
+) -> None:
+    """``pg_down`` (the PG unreachable for the billing key) is still a system error: the
+    record is erased, and the key the PG may have issued stays noted for its sweep."""
+    vault = local_vault(stack)
+    down = GatewayUnavailable("PG unreachable", retry_safe=True)
+    vault.gateway = VaultCardGateway(FakeGateway().always("register_billing_key", down))
+    await stack.request(CallRequestKind.registration)
+    outcome, call = await stack.call([Press("1"), *card_keys()])
+    assert outcome == "error"
+    assert call.played[-1] == "arspay/err.system"
+    assert await cards(stack) == []
+    assert await records(stack) == set()
+    async with stack.db.sessions() as s:
+        [noted] = list(await s.scalars(select(BillingKeyRequest)))
+    assert noted.status == "pending"  # not "declined": a key may exist at the PG
 
 
 async def test_the_sweep_erases_records_no_card_needs_and_only_those(stack: Stack) -> None:

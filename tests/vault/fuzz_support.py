@@ -18,7 +18,7 @@ from vault.errors import (
     MalformedFrame,
 )
 from vault.models import CardMetadata
-from vault.protocol import OPERATIONS, parse_request, read_frame
+from vault.protocol import OPERATIONS, TextMap, parse_request, read_frame
 
 FUZZ = settings(max_examples=200, deadline=None)
 BIG = 1 << 20
@@ -39,16 +39,18 @@ _BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
 }
 
 
+def _value_for(want: Any) -> st.SearchStrategy[Any]:
+    if isinstance(want, dict):
+        return args_for(want)
+    if isinstance(want, TextMap):
+        return st.dictionaries(text, text, max_size=want.max_items)
+    if isinstance(want, tuple):
+        return st.one_of(*(_value_for(w) for w in want))
+    return _BY_TYPE[want]
+
+
 def args_for(spec: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
-    fields: dict[str, st.SearchStrategy[Any]] = {}
-    for key, want in spec.items():
-        if isinstance(want, dict):
-            fields[key] = args_for(want)
-        else:
-            fields[key] = st.one_of(
-                *(_BY_TYPE[t] for t in (want if isinstance(want, tuple) else (want,)))
-            )
-    return st.fixed_dictionaries(fields)
+    return st.fixed_dictionaries({key: _value_for(want) for key, want in spec.items()})
 
 
 requests = st.sampled_from(sorted(OPERATIONS)).flatmap(

@@ -18,7 +18,7 @@ import pytest
 from tests.vault.vault_helpers import CANARY
 from vault.errors import FrameTooLarge, InvalidRequest, VaultConfigError, VaultUnavailable
 from vault.forwarding import Order
-from vault.protocol import OPERATIONS, call_args, wire_args
+from vault.protocol import OPERATIONS, TextMap, call_args, wire_args
 from vault.remote import RemoteVault
 from vault.server import VaultServer
 from vault.service import LocalVault
@@ -244,7 +244,7 @@ async def test_a_regular_file_at_the_socket_path_is_refused(
 
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
-SAMPLES: dict[Any, Any] = {str: NOW.isoformat(), int: 7}  # the string is also a time
+SAMPLES: dict[Any, Any] = {str: NOW.isoformat(), int: 7, type(None): None}  # str: also a time
 
 
 def _sample(spec: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +252,10 @@ def _sample(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, want in spec.items():
         want = want[0] if isinstance(want, tuple) else want
-        out[name] = _sample(want) if isinstance(want, dict) else SAMPLES[want]
+        if isinstance(want, TextMap):
+            out[name] = {"api_key": "k"}
+        else:
+            out[name] = _sample(want) if isinstance(want, dict) else SAMPLES[want]
     return out
 
 
