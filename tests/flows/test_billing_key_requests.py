@@ -124,12 +124,12 @@ async def test_a_pg_that_fails_the_delete_leaves_the_key_for_the_next_sweep(
     assert (await stack.call([Press("1"), *card_keys()]))[0] == "error"
     [row] = await requests(stack)
     stack.clock.advance(SETTLE)
-    sandbox_url = stack.runtime.gateway._base  # type: ignore[attr-defined]
-    stack.runtime.gateway._base = "http://127.0.0.1:9"  # type: ignore[attr-defined]
+    sandbox_url = stack.runtime.gateway.gateway._base  # type: ignore[attr-defined]
+    stack.runtime.gateway.gateway._base = "http://127.0.0.1:9"  # type: ignore[attr-defined]
     try:
         assert await sweep(stack) == 0
     finally:
-        stack.runtime.gateway._base = sandbox_url  # type: ignore[attr-defined]
+        stack.runtime.gateway.gateway._base = sandbox_url  # type: ignore[attr-defined]
     [row] = await requests(stack)
     assert row.status == "pending"
     assert await sweep(stack) == 1
