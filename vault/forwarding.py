@@ -26,10 +26,9 @@ certainly never reached the PG; nothing was charged).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
 from vault.card import CardData
@@ -45,6 +44,37 @@ _FIELD_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _LONG_DIGITS: Final = re.compile(r"\d{13,}")
 
 
+class Connection(Mapping[str, str]):
+    """A PG account's connection fields: read-only, its ``repr`` names the fields only
+    (a route's secrets printed by mistake stay hidden), copied as itself."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: Mapping[str, str]) -> None:
+        self._fields = dict(fields)
+
+    def __getitem__(self, name: str) -> str:
+        return self._fields[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __repr__(self) -> str:
+        return f"Connection({', '.join(sorted(self._fields))})"
+
+    def __copy__(self) -> Connection:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Connection:
+        return self
+
+    def __reduce__(self) -> tuple[type[Connection], tuple[dict[str, str]]]:
+        return (Connection, (dict(self._fields),))
+
+
 @dataclass(frozen=True)
 class Route:
     """The PG account a forwarding call goes to: its id (audited), the gateway kind,
@@ -52,7 +82,7 @@ class Route:
     (``api_key``, ``api_secret``, ``channel_key``, ``pg``, ``store_id``…), secrets
     included — kept out of ``repr``, equality-checked but never hashed. Checked on
     construction (:class:`~vault.errors.InvalidRequest` naming the field, never a
-    value); ``connection`` is copied into a read-only mapping."""
+    value); ``connection`` is copied into a :class:`Connection`."""
 
     account_id: str
     kind: str
@@ -79,7 +109,7 @@ class Route:
                     f"route.connection.{name} must be text of at most "
                     f"{MAX_CONNECTION_VALUE} characters"
                 )
-        object.__setattr__(self, "connection", MappingProxyType(dict(self.connection)))
+        object.__setattr__(self, "connection", Connection(self.connection))
 
     @property
     def host(self) -> str:

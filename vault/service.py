@@ -135,13 +135,15 @@ class LocalVault:
         return self
 
     async def close(self) -> None:
-        if self.gateway is not None:
-            await self.gateway.aclose()  # the gateways it built for routes
-        await self.store.close()
-        self.kek.close()
-        self.fingerprinter.close()
-        if self.audit_key is not None:
-            self.audit_key.close()
+        try:
+            if self.gateway is not None:
+                await self.gateway.aclose()  # the gateways it built for routes
+        finally:
+            await self.store.close()
+            self.kek.close()
+            self.fingerprinter.close()
+            if self.audit_key is not None:
+                self.audit_key.close()
 
     async def _sync_registry(self) -> None:
         await self.store.sync_keks(self.kek.kind, self.kek.current_id, self.clock.now())

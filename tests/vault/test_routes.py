@@ -4,7 +4,10 @@ before anything is decrypted, audited without the connection."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
+import pickle
 from typing import Any
 
 import pytest
@@ -38,6 +41,12 @@ def test_a_route_shows_no_secret() -> None:
         assert SECRET not in text
         assert "acc_secondary" in text
     assert "connection" not in repr(SECONDARY)
+    for text in (repr(SECONDARY.connection), str(SECONDARY.connection)):
+        assert SECRET not in text  # printed by mistake, the fields are named only
+        assert "api_secret" in text
+    copies = [copy.deepcopy(SECONDARY), pickle.loads(pickle.dumps(SECONDARY))]  # noqa: S301
+    assert copies == [SECONDARY, SECONDARY]
+    assert dataclasses.asdict(SECONDARY)["connection"] == CONNECTION
 
 
 def test_a_route_is_read_only_and_compares_its_connection() -> None:
