@@ -208,7 +208,7 @@ class PgAccounts:
             if m is None:
                 raise NotFound(f"merchant {merchant_id} not found")
             m.pg_primary_id = stored_id(account_key(primary))
-            m.pg_secondary_id = stored_id(secondary) if secondary else None
+            m.pg_secondary_id = secondary or None  # "default" is stored as such: NULL is none
             audit(s, self.clock, actor=actor, action="merchant.pg_routes",
                   object_type="merchant", object_id=merchant_id, merchant_id=merchant_id,
                   details={"primary": account_key(primary), "secondary": secondary})  # fmt: skip

@@ -118,3 +118,22 @@ async def test_no_account_answering_ends_the_call_as_an_error(
     for r in rows:
         assert not await at(stack.sandbox, r.customer_uid)
         assert not await at(backup, r.customer_uid)
+
+
+async def test_the_default_account_can_be_the_secondary(stack: Stack) -> None:
+    """A primary account nobody listens at (connection refused: nothing sent), the
+    [gateway] settings' account as the secondary."""
+    accounts = stack.runtime.gateways.accounts
+    await accounts.create("main-pg", actor="test", kind="sandbox", base_url="http://127.0.0.1:9",
+                          api_key=KEY, api_secret=SECRET)  # fmt: skip
+    routes = await accounts.set_routes(
+        stack.merchant_id, primary="main-pg", secondary="default", actor="test"
+    )
+    assert await accounts.routes(stack.merchant_id) == routes
+    await stack.request(CallRequestKind.registration)
+    outcome, _ = await stack.call(after_consent())
+    assert outcome == "completed"
+    [card] = await cards(stack)
+    assert card.pg_account_id is None
+    assert await at(stack.sandbox, card.billing_key_ref)
+    assert stack.runtime.gateways.breaker("main-pg").consecutive_failures == 1

@@ -27,8 +27,8 @@ class Merchant(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per-merchant overrides
     created_at: Mapped[datetime]
     # the PG accounts its cards are registered at (ivr/pg_accounts): NULL primary is the
-    # ``[gateway]`` settings' account (``default``); the secondary takes registrations
-    # while the primary's circuit breaker is open
+    # ``[gateway]`` settings' account (``default``); the secondary (NULL: none; it may
+    # be ``default``) takes registrations while the primary does not answer
     pg_primary_id: Mapped[str | None] = mapped_column(Id)
     pg_secondary_id: Mapped[str | None] = mapped_column(Id)
 
