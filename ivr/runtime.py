@@ -50,6 +50,7 @@ from ivr.notify.sms import build_sender
 from ivr.notify.sms.dispatch import SmsDispatcher
 from ivr.payments.charger import ChargePolicy, Charger
 from ivr.payments.service import PaymentService
+from ivr.pg_accounts.store import PgAccounts, accounts_key
 from ivr.requests.service import CallRequestService, DevOutbox
 from ivr.settings import Settings
 from ivr.store.db import Database
@@ -190,6 +191,9 @@ def build(
         console_users=ConsoleUsers(db, clock, settings.console),
         console_sessions=SessionStore(db, clock, settings.console),
         console_mfa=SecondFactor(db, clock, settings, MfaKey(key_path(settings))),
+        pg_accounts=PgAccounts(
+            db, clock, accounts_key(settings.gateway, settings.paths.var_dir), settings.gateway
+        ),
     )
 
 

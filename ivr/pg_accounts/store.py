@@ -33,6 +33,7 @@ from ivr.pg_accounts.model import (
     stored_id,
 )
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.sealing import SealingKey
 from ivr.store.tables import Merchant, PgAccount
 
@@ -93,9 +94,7 @@ class PgAccounts:
 
     async def routes(self, merchant_id: str) -> Routes:
         async with self.db.sessions() as s:
-            m = await s.get(Merchant, merchant_id)
-        if m is None:
-            raise NotFound(f"merchant {merchant_id} not found")
+            m = await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant")
         return Routes(primary=account_key(m.pg_primary_id), secondary=m.pg_secondary_id)
 
     # ------------------------------------------------------------------ changing
@@ -204,9 +203,7 @@ class PgAccounts:
             if account_id is not None and not (await self.get(account_id)).active:
                 raise Conflict(f"PG account {account_id} is disabled")
         async with self.db.transaction() as s:
-            m = await s.get(Merchant, merchant_id, with_for_update=True)
-            if m is None:
-                raise NotFound(f"merchant {merchant_id} not found")
+            m = await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant", lock=True)
             m.pg_primary_id = stored_id(account_key(primary))
             m.pg_secondary_id = stored_id(secondary) if secondary else None
             audit(s, self.clock, actor=actor, action="merchant.pg_routes",
