@@ -205,7 +205,8 @@ class PgAccounts:
         async with self.db.transaction() as s:
             m = await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant", lock=True)
             m.pg_primary_id = stored_id(account_key(primary))
-            m.pg_secondary_id = stored_id(secondary) if secondary else None
+            # NULL is "no secondary", so ``default`` as a secondary is stored by its name
+            m.pg_secondary_id = secondary or None
             audit(s, self.clock, actor=actor, action="merchant.pg_routes",
                   object_type="merchant", object_id=merchant_id, merchant_id=merchant_id,
                   details={"primary": account_key(primary), "secondary": secondary})  # fmt: skip
