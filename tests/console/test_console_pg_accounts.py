@@ -51,7 +51,10 @@ async def test_an_operator_adds_and_changes_an_account_secrets_write_only(
     assert "••••6789" in page.text  # the API secret, masked
     assert 'data-testid="flash"' in page.text
     assert 'type="password" name="api_secret"' in page.text
-    assert re.search(r'name="(api|webhook)_secret"[^>]*value="[^"]', page.text) is None
+    assert (
+        re.search(r'name="(api_key|api_secret|webhook_secret)"[^>]*value="[^"]', page.text) is None
+    )
+    assert "imp_1234567890" not in page.text  # the API key is shown masked too
     listed = await op.get(LIST)
     no_secret(listed.text)
     assert "KSNET 본계약" in listed.text
@@ -59,7 +62,7 @@ async def test_an_operator_adds_and_changes_an_account_secrets_write_only(
 
     pg = console.api.runtime.services.pg_accounts
     edit = f"{LIST}/ksnet-main"
-    form = new_account(name="KSNET", api_secret="", webhook_secret="", pg="")
+    form = new_account(name="KSNET", api_key="", api_secret="", webhook_secret="", pg="")
     r = await post(op, edit, edit, form)
     assert r.status_code == 303, r.text
     account = await pg.get("ksnet-main")
@@ -67,9 +70,15 @@ async def test_an_operator_adds_and_changes_an_account_secrets_write_only(
         "KSNET", API_SECRET, WEBHOOK_SECRET,
     )  # fmt: skip
     assert "pg" not in account.options  # the options are the form's, as a whole
-    r = await post(op, edit, edit, new_account(api_secret="sk_live_rotated_secret_0000"))
+    assert account.api_key == "imp_1234567890"
+    r = await post(op, edit, edit, new_account(api_secret="sk_live_rotated_secret_0000",
+                                               api_key="imp_0000000001"))  # fmt: skip
     assert r.status_code == 303
-    assert (await pg.get("ksnet-main")).api_secret == "sk_live_rotated_secret_0000"
+    account = await pg.get("ksnet-main")
+    assert (account.api_secret, account.api_key) == (
+        "sk_live_rotated_secret_0000",
+        "imp_0000000001",
+    )
     assert await stored(console.api.db, [API_SECRET, WEBHOOK_SECRET]) == []
 
 
@@ -79,6 +88,7 @@ async def test_a_refused_form_comes_back_without_its_secrets(console: Console) -
     assert r.status_code == 422
     assert "channel_key" in r.text
     assert 'value="KSNET 본계약"' in r.text  # the texts typed are shown back
+    assert "imp_1234567890" not in r.text  # but not the key and secrets
     no_secret(r.text)
     r = await post(op, LIST, LIST, new_account(name="4000 0566 5566 5556"))
     assert r.status_code == 422

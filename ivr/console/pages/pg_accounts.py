@@ -3,9 +3,10 @@ circuit breaker, adding one, changing one, disabling and enabling it; and, on a
 merchant's settings page, its primary and secondary account (a merchant user sets its
 own, as the API lets it).
 
-Secrets are write-only here: the pages show them masked
-(:meth:`~ivr.pg_accounts.model.Account.shown`), their inputs are ``type=password`` and
-never filled in, and a secret input left empty keeps the stored value. A refused form
+Secrets (and the API key, shown masked like them) are write-only here: the pages show
+them masked (:meth:`~ivr.pg_accounts.model.Account.shown`), their inputs are never
+filled in (the secrets' are ``type=password``), and one left empty keeps the stored
+value. A refused form
 comes back with what was typed, but for the secrets and text the guard refuses.
 ``default`` (the ``[gateway]`` settings) is listed, never changed here.
 
@@ -33,7 +34,8 @@ from ivr.pg_accounts.model import DEFAULT, KINDS, OPTIONS, Account, AccountStatu
 from ivr.pg_accounts.store import SECRETS
 
 router = APIRouter()
-TEXTS = ("name", "base_url", "api_key", *OPTIONS)  # the form's fields shown back as typed
+TEXTS = ("name", "base_url", *OPTIONS)  # the form's fields shown back as typed
+WRITE_ONLY = ("api_key", *SECRETS)  # shown masked elsewhere: never a form's value
 STATES = {  # breaker state → (catalog key, status colour class)
     "closed": ("pg.breaker_closed", "status-active"),
     "half_open": ("pg.breaker_half_open", "status-processing"),
@@ -68,13 +70,13 @@ def breaker_cell(b: Breaker | None) -> BreakerCell:
 
 
 def form_of(a: Account) -> dict[str, str]:
-    """The edit form's values: the stored ones (secrets never)."""
-    return {"name": a.name, "base_url": a.base_url, "api_key": a.api_key,
+    """The edit form's values: the stored ones (the key and secrets never)."""
+    return {"name": a.name, "base_url": a.base_url,
             **{k: a.options.get(k, "") for k in OPTIONS}}  # fmt: skip
 
 
 def submitted(form: FormData) -> tuple[dict[str, str], dict[str, str]]:
-    """The form's text fields and its secrets (``""``: keep / none)."""
+    """The form's text fields and its write-only ones (``""``: keep / none)."""
 
     def one(name: str) -> str:
         value = form.get(name)
@@ -83,7 +85,7 @@ def submitted(form: FormData) -> tuple[dict[str, str], dict[str, str]]:
     texts = {name: one(name) for name in TEXTS}
     if refused_text(texts["name"]):
         raise InvalidInput(TEXT_REFUSED)
-    secrets = {name: one(name) for name in SECRETS}
+    secrets = {name: one(name) for name in WRITE_ONLY}
     return texts, secrets
 
 
@@ -140,8 +142,7 @@ async def add_account(
         texts, secrets = submitted(await request.form())
         made = await deps.api.pg_accounts.create(
             account_id.strip(), actor=who.actor, kind=kind, name=texts["name"],
-            base_url=texts["base_url"], api_key=texts["api_key"],
-            options={k: texts[k] for k in OPTIONS}, **secrets,
+            base_url=texts["base_url"], options={k: texts[k] for k in OPTIONS}, **secrets,
         )  # fmt: skip
     except ArspayError as exc:
         if exc.http_status >= 500:
@@ -165,9 +166,10 @@ async def change_account(request: Request, account_id: str, deps: Deps, who: Wri
     texts: dict[str, str] = {}
     try:
         texts, secrets = submitted(await request.form())
-        changes: dict[str, Any] = {k: texts[k] for k in ("name", "base_url", "api_key")}
+        changes: dict[str, Any] = {k: texts[k] for k in ("name", "base_url")}
         changes["options"] = {k: texts[k] for k in OPTIONS}
-        await deps.api.pg_accounts.update(account_id, actor=who.actor, **changes, **secrets)
+        changes |= {k: v for k, v in secrets.items() if v}  # empty: kept
+        await deps.api.pg_accounts.update(account_id, actor=who.actor, **changes)
     except ArspayError as exc:
         if exc.http_status >= 500 or exc.http_status == 404:
             raise
