@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from ivr.audit import audit
 from ivr.clock import Clock
+from ivr.domain.text import check_text
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.gateways.config import GatewaySettings
 from ivr.pg_accounts.model import (
@@ -100,6 +101,10 @@ class PgAccounts:
     # ------------------------------------------------------------------ changing
 
     def _check(self, account: Account) -> None:
+        # the texts a person types and the pages show (not the key, the secrets or the
+        # channel and store ids: identifiers the PG issues, PortOne v1's key all digits)
+        check_text(account.name, "name")
+        check_text(account.base_url, "base_url")
         if account.kind not in KINDS:
             raise InvalidInput(f"PG account kind must be one of {', '.join(KINDS)}")
         unknown = set(account.options) - set(OPTIONS)
@@ -124,6 +129,7 @@ class PgAccounts:
         webhook_secret: str = "",
         options: dict[str, str] | None = None,
     ) -> Account:
+        check_text(account_id, "PG account id")
         if account_id == DEFAULT or ACCOUNT_ID.fullmatch(account_id) is None:
             raise InvalidInput(
                 "PG account id: 3-40 lowercase letters, digits and '-' (not 'default')"

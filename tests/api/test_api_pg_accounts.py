@@ -105,6 +105,7 @@ async def test_routes_are_the_callers_own_and_audited(api: Api) -> None:
         ({"primary": "backup-pg", "secondary": "backup-pg"}, 422, "invalid-input"),
         ({"primary": "old-pg"}, 409, "conflict"),
         ({"primary": "Bad Id"}, 422, "validation-failed"),
+        ({"primary": "4000056655665556"}, 422, "validation-failed"),
         ({"secondary": "backup-pg"}, 422, "validation-failed"),
         ({"primary": "default", "colour": "red"}, 422, "validation-failed"),
     ],
@@ -115,6 +116,7 @@ async def test_refused_routes(api: Api, body: dict[str, str], status: int, code:
     r = await a.client.put("/v1/pg-routes", json=body)
     assert r.status_code == status, r.text
     assert problem(r)["code"] == code
+    assert "4000056655665556" not in r.text
     assert (await a.client.get("/v1/pg-routes")).json()["primary"] == "default"  # unchanged
 
 

@@ -121,3 +121,15 @@ async def test_default_can_be_the_secondary(
     assert await accounts.routes(m.id) == Routes(primary="main-pg", secondary=DEFAULT)
     await accounts.set_routes(m.id, primary="main-pg", secondary=None, actor="t")
     assert (await accounts.routes(m.id)).secondary is None
+
+
+async def test_typed_texts_refuse_card_numbers(accounts: PgAccounts) -> None:
+    for bad in ("4000056655665556", "4000 0566 5566 5556"):
+        with pytest.raises(InvalidInput, match="card number") as refused:
+            await accounts.create(bad.replace(" ", ""), actor="t", kind="sandbox")
+        assert bad not in str(refused.value)
+        with pytest.raises(InvalidInput, match="name must not contain"):
+            await accounts.create("ok-acct", actor="t", kind="sandbox", name=bad)
+    # PortOne v1's REST API key is 16 digits: an identifier, kept (and shown masked)
+    made = await accounts.create("v1-acct", actor="t", kind="sandbox", api_key="1234567890123456")
+    assert made.shown()["api_key"] == "••••3456"

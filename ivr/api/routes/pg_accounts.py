@@ -25,7 +25,7 @@ from ivr.pg_accounts.store import Routes
 router = make_router("pg-accounts")
 
 AccountId = Annotated[
-    str,
+    S.Text,
     Field(
         min_length=3,
         max_length=40,
