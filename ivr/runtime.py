@@ -194,6 +194,9 @@ def build(
         console_users=ConsoleUsers(db, clock, settings.console),
         console_sessions=SessionStore(db, clock, settings.console),
         console_mfa=SecondFactor(db, clock, settings, MfaKey(key_path(settings))),
+        pg_accounts=PgAccounts(
+            db, clock, accounts_key(settings.gateway, settings.paths.var_dir), settings.gateway
+        ),
     )
 
 
@@ -237,13 +240,7 @@ async def open_runtime(
     ``book``, ``gateway`` and ``vault`` replace the configured ones (tests, the demo)."""
     services = build(settings, clock=clock, db=db)
     default: Gateway = gateway or build_gateway(settings.gateway)
-    accounts = PgAccounts(
-        services.db,
-        services.clock,
-        accounts_key(settings.gateway, settings.paths.var_dir),
-        settings.gateway,
-    )
-    gateways = GatewayBook(accounts, services.clock, default=default)
+    gateways = GatewayBook(services.pg_accounts, services.clock, default=default)
     pg = await gateways.of(None)  # the default account's, behind its breaker
     if vault is None:
         card_gateway = card_gateway_of(settings, default)

@@ -19,6 +19,7 @@ from ivr.console.sessions import SessionStore
 from ivr.console.users import ConsoleUsers
 from ivr.dids.pool import DidPool
 from ivr.merchants.service import CustomerService, MerchantService
+from ivr.pg_accounts.store import PgAccounts
 from ivr.requests.service import CallRequestService, DevOutbox
 from ivr.settings import Settings
 from ivr.store.db import Database
@@ -42,6 +43,7 @@ class Services:
     console_users: ConsoleUsers
     console_sessions: SessionStore
     console_mfa: SecondFactor
+    pg_accounts: PgAccounts  # PG accounts and merchants' routes to them (secrets sealed)
 
     async def close(self) -> None:
         self.consent.keys.close()

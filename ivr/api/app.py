@@ -29,6 +29,7 @@ from ivr.api.routes import (
     call_requests,
     customers,
     payments,
+    pg_accounts,
     pg_webhooks,
     schedules,
     webhooks,
@@ -39,7 +40,17 @@ from ivr.web.problems import MEDIA_TYPE as PROBLEM
 from ivr.web.problems import problem_for
 
 ROUTERS = tuple(
-    m.router for m in (customers, call_requests, payments, schedules, bulk, webhooks, pg_webhooks)
+    m.router
+    for m in (
+        customers,
+        call_requests,
+        payments,
+        schedules,
+        bulk,
+        webhooks,
+        pg_accounts,
+        pg_webhooks,
+    )
 )
 
 DESCRIPTION = """\
@@ -50,7 +61,7 @@ receive webhooks.
 * **Auth**: `Authorization: Bearer ak_…` (one merchant per key; every object is scoped
   to it — another merchant's ids answer 404).
 * **Errors**: RFC 9457 `application/problem+json`; branch on `code`.
-* **Idempotency**: send `Idempotency-Key` on POST/PATCH/DELETE; the same key and body
+* **Idempotency**: send `Idempotency-Key` on POST/PUT/PATCH/DELETE; the same key and body
   within 24 h get the same answer (`Idempotent-Replayed: true`), a different body 422,
   a duplicate still running 409.
 * **Pagination**: `?limit=&cursor=`; follow `next_cursor` while `has_more`.

@@ -35,6 +35,7 @@ class ApiDeps(WebDeps):
             webhooks=sv.endpoints,
             consent=sv.consent,
             verification=sv.verification,
+            pg_accounts=sv.pg_accounts,
             portone_webhooks=portone_webhooks(sv.settings.gateway),
         )
 

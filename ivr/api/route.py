@@ -2,7 +2,7 @@
 
 Order for each request: refuse a source over its budget of failed authentications
 (429) → authenticate the Bearer key (a 401 spends that budget) → spend a rate-limit
-token → if the request carries ``Idempotency-Key`` (POST, PATCH, DELETE), replay or
+token → if the request carries ``Idempotency-Key`` (POST, PUT, PATCH, DELETE), replay or
 claim it → run the handler → turn any error into problem+json → store the answer under
 the key (any signing secret in it withheld).
 Handlers get the merchant from :func:`principal` and new object ids from
@@ -32,7 +32,7 @@ from ivr.web.problems import Problem, problem_for
 log = logging.getLogger("arspay.api")
 
 Handler = Callable[[Request], Awaitable[Response]]
-_WRITES = frozenset({"POST", "PATCH", "DELETE"})
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _KEEP_HEADERS = ("content-type", "location")
 
 

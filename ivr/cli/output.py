@@ -19,6 +19,7 @@ from typing import Any, Literal
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 DEFAULT_WIDTH = 100
@@ -95,11 +96,11 @@ def render(title: str, rows: Sequence[Mapping[str, Any]], width: int) -> str:
             for n, row in enumerate(rows, 1):
                 lines += ["", f"  [{n}]", *block(row, indent="    ")]
         return "\n".join(lines) + "\n"
-    table = Table(title=title or None, box=BOX, title_justify="left")
+    table = Table(title=escape(title) or None, box=BOX, title_justify="left")
     for column in _columns(rows):
-        table.add_column(column, no_wrap=True)
-    for r in rows:
-        table.add_row(*(text(r.get(c)) for c in _columns(rows)))
+        table.add_column(escape(column), no_wrap=True)
+    for r in rows:  # values are text, not rich markup ("[gateway] settings")
+        table.add_row(*(escape(text(r.get(c))) for c in _columns(rows)))
     console = Console(width=width, highlight=False, color_system=None)
     with console.capture() as captured:
         console.print(table)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from ivr.audit import audit
 from ivr.clock import Clock
+from ivr.domain.text import check_text
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.gateways.config import GatewaySettings
 from ivr.pg_accounts.model import (
@@ -33,6 +34,7 @@ from ivr.pg_accounts.model import (
     stored_id,
 )
 from ivr.store.db import Database
+from ivr.store.scope import Scope
 from ivr.store.sealing import SealingKey
 from ivr.store.tables import Merchant, PgAccount
 
@@ -93,14 +95,16 @@ class PgAccounts:
 
     async def routes(self, merchant_id: str) -> Routes:
         async with self.db.sessions() as s:
-            m = await s.get(Merchant, merchant_id)
-        if m is None:
-            raise NotFound(f"merchant {merchant_id} not found")
+            m = await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant")
         return Routes(primary=account_key(m.pg_primary_id), secondary=m.pg_secondary_id)
 
     # ------------------------------------------------------------------ changing
 
     def _check(self, account: Account) -> None:
+        # the texts a person types and the pages show (not the key, the secrets or the
+        # channel and store ids: identifiers the PG issues, PortOne v1's key all digits)
+        check_text(account.name, "name")
+        check_text(account.base_url, "base_url")
         if account.kind not in KINDS:
             raise InvalidInput(f"PG account kind must be one of {', '.join(KINDS)}")
         unknown = set(account.options) - set(OPTIONS)
@@ -125,6 +129,7 @@ class PgAccounts:
         webhook_secret: str = "",
         options: dict[str, str] | None = None,
     ) -> Account:
+        check_text(account_id, "PG account id")
         if account_id == DEFAULT or ACCOUNT_ID.fullmatch(account_id) is None:
             raise InvalidInput(
                 "PG account id: 3-40 lowercase letters, digits and '-' (not 'default')"
@@ -204,11 +209,10 @@ class PgAccounts:
             if account_id is not None and not (await self.get(account_id)).active:
                 raise Conflict(f"PG account {account_id} is disabled")
         async with self.db.transaction() as s:
-            m = await s.get(Merchant, merchant_id, with_for_update=True)
-            if m is None:
-                raise NotFound(f"merchant {merchant_id} not found")
+            m = await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant", lock=True)
             m.pg_primary_id = stored_id(account_key(primary))
-            m.pg_secondary_id = secondary or None  # "default" is stored as such: NULL is none
+            # NULL is "no secondary", so ``default`` as a secondary is stored by its name
+            m.pg_secondary_id = secondary or None
             audit(s, self.clock, actor=actor, action="merchant.pg_routes",
                   object_type="merchant", object_id=merchant_id, merchant_id=merchant_id,
                   details={"primary": account_key(primary), "secondary": secondary})  # fmt: skip

@@ -14,6 +14,7 @@ from ivr.consent.ledger import ConsentLedger
 from ivr.merchants.service import CustomerService, MerchantService
 from ivr.payments.charger import Charger
 from ivr.payments.service import PaymentService
+from ivr.pg_accounts.store import PgAccounts
 from ivr.requests.service import CallRequestService
 from ivr.store.db import Database
 from ivr.webhooks.service import WebhookService
@@ -34,3 +35,4 @@ class WebDeps:
     webhooks: WebhookService
     consent: ConsentLedger
     verification: CardVerification
+    pg_accounts: PgAccounts

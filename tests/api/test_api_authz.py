@@ -86,6 +86,9 @@ TABLE = [
     Row("GET", "/v1/events", listing=True),
     Row("GET", "/v1/events/{event_id}"),
     Row("POST", "/v1/events/{event_id}/redeliver", {}),
+    Row("GET", "/v1/pg-accounts", listing=True),
+    Row("GET", "/v1/pg-routes", listing=True),  # the caller's own: no object id to fill in
+    Row("PUT", "/v1/pg-routes", {"primary": "default", "secondary": None}, listing=True),
 ]
 
 

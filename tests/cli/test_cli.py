@@ -48,6 +48,7 @@ def test_help_lists_every_command_group() -> None:
         "requests",
         "sms",
         "consent",
+        "pg-accounts",
         "version",
     ):
         assert cmd in out.stdout

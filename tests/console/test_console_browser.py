@@ -261,3 +261,39 @@ async def test_two_step_login_set_up_and_used_in_the_browser(
     await page.click("button[type=submit]")
     await expect(page).to_have_url(re.compile(r"/console/payments$"))
     await expect(page.get_by_test_id("who")).to_contain_text("op@arspay.test")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_an_operator_adds_a_pg_account_and_routes_a_merchant_to_it(
+    console: Console, site: str, browser: Browser
+) -> None:
+    """The PG accounts page and the routes box htmx loads into a merchant's settings; the
+    secret typed in never comes back in any page or fragment."""
+    secret = "sk_live_CANARY_browser_0123456789"
+    tenant, _ = await console.tenant("행복치과")
+    await console.user("op@arspay.test")
+    page = await browser.new_page(site)
+    await log_in(page, "op@arspay.test")
+    await page.click("a[href='/console/pg-accounts']")
+    form = page.get_by_test_id("pg-account-new")
+    await form.locator("input[name=account_id]").fill("backup-pg")
+    await form.locator("select[name=kind]").select_option("sandbox")
+    await form.locator("input[name=api_key]").fill("test-key")
+    await form.locator("input[name=api_secret]").fill(secret)
+    await form.locator("button[type=submit]").click()
+    await expect(page.get_by_test_id("flash")).to_be_visible(timeout=TIMEOUT_MS)
+    await expect(page.get_by_test_id("breaker")).to_have_text("호출 없음")
+    await expect(page.locator("input[name=api_secret]")).to_have_value("")
+    await browser.screenshot(page, "pg-account")
+
+    await page.goto(f"/console/settings?merchant={tenant.merchant_id}")
+    routes = page.get_by_test_id("pg-routes-form")  # loaded by htmx
+    await expect(routes).to_be_visible(timeout=TIMEOUT_MS)
+    await routes.locator("select[name=primary]").select_option("backup-pg")
+    await routes.locator("button[type=submit]").click()
+    await expect(page.get_by_test_id("pg-primary")).to_have_value("backup-pg", timeout=TIMEOUT_MS)
+    await browser.screenshot(page, "pg-routes")
+    pg = console.api.runtime.services.pg_accounts
+    assert (await pg.routes(tenant.merchant_id)).primary == "backup-pg"
+    await browser.settle()
+    assert not [url for url, body in browser.seen_html if secret in body or secret[-8:] in body]

@@ -12,7 +12,7 @@ from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.gateways.config import GatewaySettings
 from ivr.merchants.service import MerchantService
 from ivr.pg_accounts.model import DEFAULT, AccountStatus
-from ivr.pg_accounts.store import PgAccounts, accounts_key
+from ivr.pg_accounts.store import PgAccounts, Routes, accounts_key
 from ivr.store.db import Database
 from ivr.store.tables import AuditLog, PgAccount
 
@@ -109,3 +109,27 @@ async def test_routes_and_disabling(accounts: PgAccounts, db: Database, clock: F
     with pytest.raises(Conflict, match="disabled"):
         await accounts.set_routes(m.id, primary="backup-pg", secondary=None, actor="t")
     assert [a.id for a in await accounts.list()] == [DEFAULT, "backup-pg"]
+
+
+async def test_default_can_be_the_secondary(
+    accounts: PgAccounts, clock: FakeClock, db: Database
+) -> None:
+    """NULL is "no secondary": ``default`` as the secondary is kept by its name."""
+    m = await MerchantService(db, clock).create("가맹점")
+    await accounts.create("main-pg", actor="t", kind="sandbox", api_key="k", api_secret="s")
+    await accounts.set_routes(m.id, primary="main-pg", secondary=DEFAULT, actor="t")
+    assert await accounts.routes(m.id) == Routes(primary="main-pg", secondary=DEFAULT)
+    await accounts.set_routes(m.id, primary="main-pg", secondary=None, actor="t")
+    assert (await accounts.routes(m.id)).secondary is None
+
+
+async def test_typed_texts_refuse_card_numbers(accounts: PgAccounts) -> None:
+    for bad in ("4000056655665556", "4000 0566 5566 5556"):
+        with pytest.raises(InvalidInput, match="card number") as refused:
+            await accounts.create(bad.replace(" ", ""), actor="t", kind="sandbox")
+        assert bad not in str(refused.value)
+        with pytest.raises(InvalidInput, match="name must not contain"):
+            await accounts.create("ok-acct", actor="t", kind="sandbox", name=bad)
+    # PortOne v1's REST API key is 16 digits: an identifier, kept (and shown masked)
+    made = await accounts.create("v1-acct", actor="t", kind="sandbox", api_key="1234567890123456")
+    assert made.shown()["api_key"] == "••••3456"
