@@ -17,6 +17,7 @@ from ivr.clock import FakeClock
 from ivr.consent.keys import LEDGER, ConsentKeys
 from ivr.consent.ledger import ConsentInput, ConsentLedger, PlayedPrompt
 from ivr.consent.records import GENESIS, record_hash
+from ivr.domain.ids import new_id
 from ivr.merchants.service import MerchantService
 from ivr.store import migrate
 from ivr.store.db import Database
@@ -98,13 +99,22 @@ async def any_merchant(db: Database) -> str:
 async def legacy_records(db: Database, clock: FakeClock, n: int) -> str:
     """Take the database back to 0007 and write records the way that release did."""
     await downgrade_to(db, "0007")
-    m = await MerchantService(db, clock).create("행복치과")
+    # the merchant as that release wrote it: only the columns it had (no ORM row)
+    mid = new_id("mer")
+    async with db.transaction() as s:
+        await s.execute(
+            text(
+                "INSERT INTO merchants (id, name, status, settings, created_at)"
+                " VALUES (:id, '행복치과', 'active', '{}', :at)"
+            ),
+            {"id": mid, "at": clock.now()},
+        )
     prev = GENESIS
     async with db.transaction() as s:
         for i in range(1, n + 1):
-            c = consent(m.id, i, clock)
+            c = consent(mid, i, clock)
             row = ConsentRecord(
-                seq=i, id=f"cns_old{i}", merchant_id=m.id, call_request_id=c.call_request_id,
+                seq=i, id=f"cns_old{i}", merchant_id=mid, call_request_id=c.call_request_id,
                 kind=c.kind, did=c.did, caller_id=c.caller_id, call_id=c.call_id,
                 call_started_at=c.call_started_at, decided_at=c.decided_at,
                 prompts={"played": [{"prompt_id": "pay.confirm", "sha256": f"{i:064x}"}]},
@@ -116,7 +126,7 @@ async def legacy_records(db: Database, clock: FakeClock, n: int) -> str:
             await s.execute(insert(ConsentRecord.__table__).values(**values))
             prev = row.hash
     await migrate.upgrade(db)
-    return m.id
+    return mid
 
 
 async def downgrade_to(db: Database, revision: str) -> None:

@@ -103,18 +103,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("payment_attempts", schema=None) as batch_op:
-        batch_op.drop_column("pg_account_id")
-
-    with op.batch_alter_table("merchants", schema=None) as batch_op:
-        batch_op.drop_column("pg_secondary_id")
-        batch_op.drop_column("pg_primary_id")
-
-    with op.batch_alter_table("cards", schema=None) as batch_op:
-        batch_op.drop_column("pg_account_id")
-
-    with op.batch_alter_table("billing_key_requests", schema=None) as batch_op:
-        batch_op.drop_column("pg_account_id")
+    # Plain ALTER TABLE … DROP COLUMN (SQLite >= 3.35 has it; the columns have no index
+    # nor key): batch mode would rebuild merchants, which other tables' rows refer to.
+    for table, column in (
+        ("payment_attempts", "pg_account_id"),
+        ("merchants", "pg_secondary_id"),
+        ("merchants", "pg_primary_id"),
+        ("cards", "pg_account_id"),
+        ("billing_key_requests", "pg_account_id"),
+    ):
+        op.drop_column(table, column)
 
     with op.batch_alter_table("card_migrations", schema=None) as batch_op:
         batch_op.drop_index(
