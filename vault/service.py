@@ -322,7 +322,7 @@ class LocalVault:
         peer: str = IN_PROCESS,
     ) -> BillingKeyResult:
         gateway = self._gateway()
-        validate_password2(password2)
+        validate_password2(password2, optional=True)  # "": a stored card, re-issued
         _check_ref("customer_uid", customer_uid)
         async with self.reveal(
             token, merchant_id, who=who, why=why, peer=peer, action="issue_billing_key"

@@ -1,0 +1,378 @@
+"""The database side of card migrations (:mod:`ivr.pg_accounts.migration`): batches,
+claims, and each card's steps, every one its own committed transaction.
+
+Exactly once per card rests on three things here:
+
+* at most one open (``pending``/``issued``/``switched``) migration per card — the
+  partial unique index ``uq_card_migrations_open_card`` — and the batch of a merchant and
+  target account planned under the merchant row's lock, so two planners make one batch;
+* a **claim** before a runner works on a card: ``updated_at`` is also the claim's time,
+  and a runner takes only rows whose ``updated_at`` is at least ``lease`` old (``FOR
+  UPDATE SKIP LOCKED`` on PostgreSQL), setting it to now; a new row is written already
+  free (``updated_at`` = its creation minus the lease). Two runners of one batch thus work
+  on different cards, and a runner killed mid-card leaves it to the next run once the
+  lease is over;
+* every step is a compare-and-set on the row's status under its lock
+  (:func:`~ivr.store.db.locked_in`), so a late runner whose lease ran out cannot move a
+  card twice: its step finds the status moved on and stops.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ivr.audit import audit
+from ivr.cards.sweep import billing_key_uid
+from ivr.clock import Clock
+from ivr.domain.ids import new_id
+from ivr.domain.states import (
+    CARD_MIGRATION,
+    OPEN_MIGRATION,
+    BillingKeyRequestStatus,
+    CardMigrationStatus,
+)
+from ivr.errors import NotFound
+from ivr.pg_accounts.model import DEFAULT, account_key, stored_id
+from ivr.store.db import Database, locked_in
+from ivr.store.tables import (
+    BillingKeyRequest,
+    Card,
+    CardMigration,
+    CardMigrationBatch,
+    Merchant,
+    PaymentAttempt,
+    PaymentIntent,
+)
+
+M = CardMigrationStatus
+KR = BillingKeyRequestStatus
+OPEN_ATTEMPT = ("pending", "unknown")  # a charge the card's old key may still be part of
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A card a runner now works on (its lease)."""
+
+    id: str
+    merchant_id: str
+    card_id: str
+    token: str
+    status: M
+    from_account: str | None  # stored form: None is default
+    to_account: str  # account key ("default" for the [gateway] settings)
+    old_ref: str | None
+    new_ref: str | None
+    uid: str  # the customer_uid asked at the target (new_ref once issued, on v1)
+
+
+@dataclass(frozen=True)
+class BatchView:
+    id: str
+    merchant_id: str
+    to_account: str
+    status: str
+    total: int
+    counts: dict[str, int]
+    created_at: datetime
+    finished_at: datetime | None
+
+    def shown(self) -> dict[str, Any]:
+        return {"id": self.id, "merchant_id": self.merchant_id, "to_account": self.to_account,
+                "status": self.status, "total": self.total, "counts": dict(self.counts),
+                "created_at": self.created_at, "finished_at": self.finished_at}  # fmt: skip
+
+
+def _not_at(to_account: str) -> Any:
+    if to_account == DEFAULT:
+        return Card.pg_account_id.is_not(None)
+    return or_(Card.pg_account_id.is_(None), Card.pg_account_id != to_account)
+
+
+class MigrationStore:
+    def __init__(self, db: Database, clock: Clock, *, lease: timedelta) -> None:
+        self.db, self.clock, self.lease = db, clock, lease
+
+    # ------------------------------------------------------------------ batches
+
+    def _eligible(self, merchant_id: str, to_account: str, batch_id: str | None) -> Any:
+        """Active cards with a key, not at the target, with no open migration (and none
+        in this batch already: a card that failed here waits for a new batch)."""
+        q = select(Card.id, Card.vault_token, Card.billing_key_ref, Card.pg_account_id).where(
+            Card.merchant_id == merchant_id,
+            Card.status == "active",
+            Card.billing_key_ref.is_not(None),
+            _not_at(to_account),
+            Card.id.not_in(
+                select(CardMigration.card_id).where(CardMigration.status.in_(OPEN_MIGRATION))
+            ),
+        )
+        if batch_id is not None:
+            q = q.where(
+                Card.id.not_in(
+                    select(CardMigration.card_id).where(CardMigration.batch_id == batch_id)
+                )
+            )
+        return q.order_by(Card.id)
+
+    async def preview(self, merchant_id: str, to_account: str) -> int:
+        """How many cards a new batch would take now (``--dry-run``)."""
+        async with self.db.sessions() as s:
+            batch = await self._running(s, merchant_id, to_account)
+            rows = (await s.execute(self._eligible(merchant_id, to_account,
+                                                   batch.id if batch else None))).all()  # fmt: skip
+        return len(rows)
+
+    async def _running(
+        self, s: AsyncSession, merchant_id: str, to_account: str
+    ) -> CardMigrationBatch | None:
+        found: CardMigrationBatch | None = await s.scalar(
+            select(CardMigrationBatch)
+            .where(
+                CardMigrationBatch.merchant_id == merchant_id,
+                CardMigrationBatch.to_account_id == to_account,
+                CardMigrationBatch.status == "running",
+            )
+            .limit(1)
+        )
+        return found
+
+    async def plan(self, merchant_id: str, to_account: str, *, actor: str) -> tuple[str, bool]:
+        """The running batch of (merchant, target), topped up with the cards that became
+        eligible since, or a new one; returns (batch id, resumed)."""
+        to_account = account_key(to_account)
+        now = self.clock.now()
+        free = now - self.lease  # written already free to claim
+        async with self.db.transaction() as s:
+            if await s.get(Merchant, merchant_id, with_for_update=True) is None:
+                raise NotFound(f"merchant {merchant_id} not found")  # (planners serialized)
+            batch = await self._running(s, merchant_id, to_account)
+            resumed = batch is not None
+            if batch is None:
+                batch = CardMigrationBatch(id=new_id("cmb"), merchant_id=merchant_id,
+                                           to_account_id=to_account, status="running",
+                                           actor=actor, total=0, created_at=now,
+                                           updated_at=now)  # fmt: skip
+                s.add(batch)
+                await s.flush()
+            rows = (await s.execute(self._eligible(merchant_id, to_account, batch.id))).all()
+            for card_id, token, old_ref, from_account in rows:
+                s.add(CardMigration(id=new_id("cmg"), batch_id=batch.id, merchant_id=merchant_id,
+                                    card_id=card_id, from_account_id=from_account,
+                                    to_account_id=to_account, old_ref=old_ref,
+                                    new_ref=billing_key_uid(token, to_account),
+                                    status=M.pending.value, created_at=now,
+                                    updated_at=free))  # fmt: skip
+            batch.total += len(rows)
+            batch.updated_at = now
+            audit(s, self.clock, actor=actor,
+                  action="card_migration.resume" if resumed else "card_migration.start",
+                  object_type="card_migration_batch", object_id=batch.id,
+                  merchant_id=merchant_id,
+                  details={"to_account": to_account, "added": len(rows)})  # fmt: skip
+            return batch.id, resumed
+
+    async def batch(self, batch_id: str, merchant_id: str | None = None) -> BatchView:
+        async with self.db.sessions() as s:
+            b = await s.get(CardMigrationBatch, batch_id)
+            if b is None or (merchant_id is not None and b.merchant_id != merchant_id):
+                raise NotFound(f"card migration {batch_id} not found")
+            counts = await self._counts(s, [batch_id])
+        return _view(b, counts.get(batch_id, {}))
+
+    async def batches(self, merchant_id: str | None = None, limit: int = 50) -> list[BatchView]:
+        async with self.db.sessions() as s:
+            q = select(CardMigrationBatch).order_by(CardMigrationBatch.created_at.desc())
+            if merchant_id is not None:
+                q = q.where(CardMigrationBatch.merchant_id == merchant_id)
+            found = (await s.scalars(q.limit(limit))).all()
+            counts = await self._counts(s, [b.id for b in found])
+        return [_view(b, counts.get(b.id, {})) for b in found]
+
+    async def _counts(self, s: AsyncSession, ids: list[str]) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {i: {} for i in ids}
+        if not ids:
+            return out
+        rows = await s.execute(
+            select(CardMigration.batch_id, CardMigration.status, func.count())
+            .where(CardMigration.batch_id.in_(ids))
+            .group_by(CardMigration.batch_id, CardMigration.status)
+        )
+        for batch_id, status, n in rows:
+            out[batch_id][status] = n
+        return out
+
+    async def counts(self, batch_id: str) -> Counter[str]:
+        async with self.db.sessions() as s:
+            return Counter((await self._counts(s, [batch_id]))[batch_id])
+
+    async def finish_if_done(self, batch_id: str, *, actor: str) -> bool:
+        """The batch is finished once none of its cards is open."""
+        now = self.clock.now()
+        async with self.db.transaction() as s:
+            b = await locked_in(s, CardMigrationBatch, batch_id, "running")
+            if b is None:
+                return False
+            still = await s.scalar(
+                select(CardMigration.id)
+                .where(CardMigration.batch_id == batch_id,
+                       CardMigration.status.in_(OPEN_MIGRATION))
+                .limit(1)
+            )  # fmt: skip
+            if still is not None:
+                return False
+            counts = (await self._counts(s, [batch_id]))[batch_id]
+            b.status, b.finished_at, b.updated_at = "finished", now, now
+            audit(s, self.clock, actor=actor, action="card_migration.finish",
+                  object_type="card_migration_batch", object_id=batch_id,
+                  merchant_id=b.merchant_id, details={"counts": counts})  # fmt: skip
+        return True
+
+    # ------------------------------------------------------------------ claims
+
+    async def claim(self, batch_id: str, *, limit: int) -> list[Claimed]:
+        """Up to ``limit`` open cards of the batch no runner holds, now held by the
+        caller for ``lease``; the longest untouched first."""
+        now = self.clock.now()
+        async with self.db.transaction() as s:
+            ids = list(
+                (
+                    await s.scalars(
+                        select(CardMigration.id)
+                        .where(
+                            CardMigration.batch_id == batch_id,
+                            CardMigration.status.in_(OPEN_MIGRATION),
+                            CardMigration.updated_at <= now - self.lease,
+                        )
+                        .order_by(CardMigration.updated_at, CardMigration.id)
+                        .limit(limit)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+            )
+            if not ids:
+                return []
+            await s.execute(
+                update(CardMigration).where(CardMigration.id.in_(ids)).values(updated_at=now)
+            )
+            rows = (
+                await s.execute(
+                    select(CardMigration, Card.vault_token)
+                    .join(Card, Card.id == CardMigration.card_id)
+                    .where(CardMigration.id.in_(ids))
+                )
+            ).all()
+            out = [_claimed(m, token) for m, token in rows]
+            for c in out:
+                if c.status is M.pending:  # named, fresh, before the PG is asked
+                    await self._note_key(s, c, now)
+        return sorted(out, key=lambda c: c.id)
+
+    async def _note_key(self, s: AsyncSession, c: Claimed, now: datetime) -> None:
+        row = await s.get(BillingKeyRequest, c.uid, with_for_update=True)
+        if row is None:
+            s.add(BillingKeyRequest(customer_uid=c.uid, merchant_id=c.merchant_id,
+                                    status=KR.pending.value, created_at=now, updated_at=now,
+                                    pg_account_id=stored_id(c.to_account)))  # fmt: skip
+        elif row.status in (KR.pending.value, KR.deleted.value, KR.declined.value):
+            # asked again under the same name (a PG replaces the key of a customer_uid)
+            row.status, row.updated_at = KR.pending.value, now
+
+    # ------------------------------------------------------------------ steps
+
+    async def _move(
+        self, s: AsyncSession, c: Claimed, target: M, **values: Any
+    ) -> CardMigration | None:
+        row = await locked_in(s, CardMigration, c.id, c.status.value)
+        if row is None:
+            return None  # another runner moved it on
+        CARD_MIGRATION.check(row.status, target)
+        row.status, row.updated_at = target.value, self.clock.now()
+        for name, value in values.items():
+            setattr(row, name, value)
+        return row
+
+    async def _key(self, s: AsyncSession, uid: str, target: KR) -> None:
+        row = await s.get(BillingKeyRequest, uid, with_for_update=True)
+        if row is not None:
+            row.status, row.updated_at = target.value, self.clock.now()
+
+    async def issued(self, c: Claimed, new_ref: str) -> bool:
+        async with self.db.transaction() as s:
+            if await self._move(s, c, M.issued, new_ref=new_ref) is None:
+                return False
+            await self._key(s, c.uid, KR.issued)
+        return True
+
+    async def ended(self, c: Claimed, target: M, code: str, *, actor: str) -> bool:
+        """``failed`` or ``needs_payer``, with the reason's code; audited."""
+        async with self.db.transaction() as s:
+            if await self._move(s, c, target, error_code=code[:60]) is None:
+                return False
+            if c.status is M.pending:
+                await self._key(s, c.uid, KR.declined)
+            audit(s, self.clock, actor=actor, action=f"card.migration_{target.value}",
+                  object_type="card", object_id=c.card_id, merchant_id=c.merchant_id,
+                  details={"migration": c.id, "to_account": c.to_account,
+                           "code": code})  # fmt: skip
+        return True
+
+    async def switch(self, c: Claimed, *, actor: str) -> M | str | None:
+        """The card charges at the target from now on: one transaction. Returns
+        ``switched``; ``"busy"`` while a charge of the card is open (left ``issued``
+        for the next pass); ``"card_deleted"``/``"card_changed"`` (then ``failed``);
+        None when another runner moved it on."""
+        async with self.db.transaction() as s:
+            card = await s.get(Card, c.card_id, with_for_update=True)
+            row = await locked_in(s, CardMigration, c.id, M.issued.value)
+            if row is None or card is None:
+                return None
+            gone = "card_deleted" if card.status != "active" else None
+            if gone is None and (card.billing_key_ref != c.old_ref
+                                 or card.pg_account_id != c.from_account):  # fmt: skip
+                gone = "card_changed"
+            if gone is not None:
+                row.status, row.error_code = M.failed.value, gone
+                row.updated_at = self.clock.now()
+                return gone
+            busy = await s.scalar(
+                select(PaymentAttempt.id)
+                .join(PaymentIntent, PaymentAttempt.intent_id == PaymentIntent.id)
+                .where(PaymentIntent.card_id == card.id,
+                       PaymentAttempt.status.in_(OPEN_ATTEMPT))
+                .limit(1)
+            )  # fmt: skip
+            if busy is not None:
+                return "busy"
+            card.billing_key_ref = row.new_ref
+            card.pg_account_id = stored_id(c.to_account)
+            row.status, row.updated_at = M.switched.value, self.clock.now()
+            await self._key(s, c.uid, KR.attached)
+            audit(s, self.clock, actor=actor, action="card.migrate", object_type="card",
+                  object_id=card.id, merchant_id=card.merchant_id,
+                  details={"migration": c.id, "batch": row.batch_id,
+                           "from_account": account_key(c.from_account),
+                           "to_account": c.to_account})  # fmt: skip
+        return M.switched
+
+    async def done(self, c: Claimed) -> bool:
+        async with self.db.transaction() as s:
+            return await self._move(s, c, M.done) is not None
+
+
+def _claimed(m: CardMigration, token: str) -> Claimed:
+    return Claimed(id=m.id, merchant_id=m.merchant_id, card_id=m.card_id, token=token,
+                   status=M(m.status), from_account=m.from_account_id,
+                   to_account=m.to_account_id, old_ref=m.old_ref, new_ref=m.new_ref,
+                   uid=billing_key_uid(token, m.to_account_id))  # fmt: skip
+
+
+def _view(b: CardMigrationBatch, counts: dict[str, int]) -> BatchView:
+    return BatchView(id=b.id, merchant_id=b.merchant_id, to_account=b.to_account_id,
+                     status=b.status, total=b.total, counts=counts, created_at=b.created_at,
+                     finished_at=b.finished_at)  # fmt: skip
