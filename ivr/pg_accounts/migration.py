@@ -104,6 +104,8 @@ ProgressFn = Callable[[Progress], None]
 
 
 class CardMigrator:
+    LEASE = timedelta(seconds=30)  # a runner's hold on the cards it works on
+
     def __init__(
         self,
         db: Database,
@@ -113,7 +115,7 @@ class CardMigrator:
         *,
         known: PgAccounts | None = None,
         concurrency: int = 16,
-        lease: timedelta = timedelta(seconds=30),
+        lease: timedelta = LEASE,
     ) -> None:
         """``known``: refuse a target account that does not exist or is disabled."""
         if concurrency < 1:

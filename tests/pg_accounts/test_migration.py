@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from sqlalchemy import select
@@ -35,7 +36,7 @@ class Killed(BaseException):
 
 async def statuses(db: Database, batch_id: str) -> dict[str, str]:
     async with db.sessions() as s:
-        rows = (await s.scalars(select(CardMigration).where(CardMigration.batch_id == batch_id)))
+        rows = await s.scalars(select(CardMigration).where(CardMigration.batch_id == batch_id))
         return {m.card_id: m.status for m in rows}
 
 
@@ -59,8 +60,10 @@ async def test_cards_move_with_their_keys_and_old_keys_go(db: Database, clock: F
         w.merchant, B, actor="ops", progress=seen.append
     )
     assert final == Progress(total=3, done=3, failed=0, needs_payer=0, open=0)
-    assert batch.status == "finished" and batch.counts == {"done": 3}
-    assert seen[-1].done == 3 and seen[0].done == 0
+    assert batch.status == "finished"
+    assert batch.counts == {"done": 3}
+    assert seen[-1].done == 3
+    assert seen[0].done == 0
     assert set(await statuses(db, batch.id)) == set(w.cards)  # not at_b, not deleted
     for card_id in w.cards:
         card = await w.card(card_id)
@@ -84,7 +87,9 @@ async def test_declines_end_the_card_and_the_password_asks_for_the_payer(
 ) -> None:
     w = await world(db, clock, 3)
     needs, bad, _ = w.cards
-    w.vault.script[f"tok_{needs}"] = [BillingKeyResult(False, "x", decline_code="password_required")]
+    w.vault.script[f"tok_{needs}"] = [
+        BillingKeyResult(False, "x", decline_code="password_required")
+    ]
     w.vault.script[f"tok_{bad}"] = [BillingKeyResult(False, "x", decline_code="lost_or_stolen")]
     batch, final = await w.migrator().migrate(w.merchant, B, actor="ops")
     assert (final.done, final.failed, final.needs_payer) == (1, 1, 1)
@@ -96,7 +101,8 @@ async def test_declines_end_the_card_and_the_password_asks_for_the_payer(
     assert (await w.card(needs)).pg_account_id is None
     # a later batch takes them again (the payer may have called meanwhile)
     again = await w.migrator().start(w.merchant, B, actor="ops")
-    assert again.id != batch.id and again.total == 2
+    assert again.id != batch.id
+    assert again.total == 2
 
 
 async def test_a_pg_down_leaves_cards_pending_for_the_next_pass(
@@ -106,13 +112,15 @@ async def test_a_pg_down_leaves_cards_pending_for_the_next_pass(
     first = w.cards[0]
     w.vault.script[f"tok_{first}"] = [GatewayUnavailable("down", retry_safe=True)]
     batch, final = await w.migrator().migrate(w.merchant, B, actor="ops")
-    assert (final.done, final.open) == (1, 1) and batch.status == "running"
+    assert (final.done, final.open) == (1, 1)
+    assert batch.status == "running"
     # within the lease the card is held: a second run now does nothing
     assert (await w.migrator().run(batch.id)).open == 1
     clock.advance(LEASE)
     again, final = await w.migrator().migrate(w.merchant, B, actor="ops")
     assert again.id == batch.id  # resumed, not a new batch
-    assert final.done == 2 and again.status == "finished"
+    assert final.done == 2
+    assert again.status == "finished"
     assert len(await actions(db, "card_migration.resume")) == 1
 
 
@@ -130,7 +138,7 @@ async def test_a_card_with_an_open_charge_waits_issued(db: Database, clock: Fake
         attempt = PaymentAttempt(id=new_id("pa"), intent_id=pi.id, order_id="ord1", amount=1000,
                                  status="unknown", created_at=now)  # fmt: skip
         s.add(attempt)
-    batch, final = await w.migrator().migrate(w.merchant, B, actor="ops")
+    batch, _final = await w.migrator().migrate(w.merchant, B, actor="ops")
     assert await statuses(db, batch.id) == {card_id: "issued"}
     assert (await w.card(card_id)).pg_account_id is None
     async with db.transaction() as s:
@@ -177,16 +185,16 @@ async def test_a_runner_killed_at_any_step_is_resumed(
 
         monkeypatch.setattr(migrator.store, "switch", dying)
     batch = await migrator.start(w.merchant, B, actor="ops")
-    try:
+    with contextlib.suppress(Killed):  # the process died; the other card may have moved
         await migrator.run(batch.id)
-    except Killed:
-        pass  # the process died; the other card may or may not have moved
     monkeypatch.undo()
     clock.advance(LEASE)
     final = await w.migrator().run(batch.id)
-    assert final.done == 2 and final.open == 0
+    assert final.done == 2
+    assert final.open == 0
     card = await w.card(victim)
-    assert card.billing_key_ref == billing_key_uid(token, B) and card.pg_account_id == B
+    assert card.billing_key_ref == billing_key_uid(token, B)
+    assert card.pg_account_id == B
     assert len(await actions(db, "card.migrate")) == 2  # switched once each
     assert set(w.vault.issued) == {billing_key_uid(f"tok_{c}", B) for c in w.cards}
 
@@ -238,7 +246,8 @@ async def test_a_card_deleted_before_its_switch_fails_and_its_new_key_goes(
 
     monkeypatch.setattr(migrator.store, "issued", then_deleted)
     batch, final = await migrator.migrate(w.merchant, B, actor="ops")
-    assert final.failed == 1 and batch.status == "finished"
+    assert final.failed == 1
+    assert batch.status == "finished"
     async with db.sessions() as s:
         row = (await s.scalars(select(CardMigration))).one()
     assert (row.status, row.error_code) == ("failed", "card_deleted")
