@@ -27,6 +27,7 @@ from ivr.api.route import Gate
 from ivr.api.routes import (
     bulk,
     call_requests,
+    card_migrations,
     customers,
     payments,
     pg_webhooks,
@@ -39,7 +40,17 @@ from ivr.web.problems import MEDIA_TYPE as PROBLEM
 from ivr.web.problems import problem_for
 
 ROUTERS = tuple(
-    m.router for m in (customers, call_requests, payments, schedules, bulk, webhooks, pg_webhooks)
+    m.router
+    for m in (
+        customers,
+        call_requests,
+        payments,
+        schedules,
+        bulk,
+        card_migrations,
+        webhooks,
+        pg_webhooks,
+    )
 )
 
 DESCRIPTION = """\

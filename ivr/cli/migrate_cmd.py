@@ -16,11 +16,8 @@ from ivr.cli.app import emit, run, state
 from ivr.cli.engine_cmd import cards_app
 from ivr.pg_accounts.migration import CardMigrator, Progress
 from ivr.pg_accounts.migration_store import BatchView, MigrationStore
-from ivr.pg_accounts.model import DEFAULT, account_key
-from ivr.pg_accounts.plain_book import PlainBook, VaultCannotRoute, vault_routes
-from ivr.pg_accounts.store import PgAccounts, accounts_key
-from ivr.runtime import Runtime, build, open_runtime
-from ivr.settings import Settings
+from ivr.pg_accounts.model import account_key
+from ivr.runtime import build, open_runtime
 
 
 class Lines:
@@ -48,19 +45,6 @@ def _row(b: BatchView) -> dict[str, Any]:
             "created_at": b.created_at}  # fmt: skip
 
 
-def migrator(
-    rt: Runtime, settings: Settings, *, concurrency: int
-) -> tuple[CardMigrator, PlainBook]:
-    """The migrator of a runtime: its vault, and the accounts' gateways."""
-    accounts = PgAccounts(rt.services.db, rt.services.clock,
-                          accounts_key(settings.gateway, settings.paths.var_dir),
-                          settings.gateway)  # fmt: skip
-    book = PlainBook(accounts, rt.gateway)
-    m = CardMigrator(rt.services.db, rt.services.clock, rt.vault, book, known=accounts,
-                     concurrency=concurrency)  # fmt: skip
-    return m, book
-
-
 @cards_app.command("migrate")
 def cards_migrate(
     ctx: typer.Context,
@@ -77,16 +61,12 @@ def cards_migrate(
 
     async def go() -> list[dict[str, Any]]:
         rt = await open_runtime(settings)
-        m, book = migrator(rt, settings, concurrency=concurrency)
+        m = rt.migrations
+        m.concurrency = concurrency
         try:
             if dry_run:
                 n = await m.preview(merchant, to)
                 return [{"merchant": merchant, "to": account_key(to), "would_move": n}]
-            if account_key(to) != DEFAULT and not vault_routes(rt.vault):
-                raise VaultCannotRoute(
-                    f"the vault forwards to the default PG account only: moving cards to "
-                    f"{to} needs the vault's account routes"
-                )
             batch = await m.start(merchant, to, actor="cli")
             typer.echo(f"card migration {batch.id} to {batch.to_account}: "
                        f"{batch.total} card(s)", err=True)  # fmt: skip
@@ -107,7 +87,6 @@ def cards_migrate(
                 lines(final, final=True)
             return [_row(await m.store.batch(batch.id))]
         finally:
-            await book.aclose()
             await rt.close()
 
     emit(ctx, "card migration", run(go()))

@@ -124,9 +124,16 @@ class CardMigrator:
         self.vault, self.accounts, self.known = vault, accounts, known
         self.concurrency = concurrency
 
+    async def close(self) -> None:
+        close = getattr(self.accounts, "aclose", None)
+        if close is not None:
+            await close()
+
     async def _check_target(self, to_account: str) -> None:
+        """Refuse an unknown or disabled account, and one the vault cannot reach."""
         if self.known is not None and not (await self.known.get(to_account)).active:
             raise Conflict(f"PG account {to_account} is disabled")
+        await self.accounts.vault_route(stored_id(account_key(to_account)))
 
     async def preview(self, merchant_id: str, to_account: str) -> int:
         await self._check_target(to_account)

@@ -177,6 +177,14 @@ class MigrationStore:
                   details={"to_account": to_account, "added": len(rows)})  # fmt: skip
             return batch.id, resumed
 
+    async def running(self) -> list[str]:
+        """Every running batch, oldest first (the engine's worker drives them)."""
+        return await self.db.all(
+            select(CardMigrationBatch.id)
+            .where(CardMigrationBatch.status == "running")
+            .order_by(CardMigrationBatch.created_at)
+        )
+
     async def batch(self, batch_id: str, merchant_id: str | None = None) -> BatchView:
         async with self.db.sessions() as s:
             b = await s.get(CardMigrationBatch, batch_id)
