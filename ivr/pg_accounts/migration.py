@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from ivr.clock import Clock
@@ -41,6 +42,7 @@ from ivr.errors import Conflict
 from ivr.gateways.contract import Gateway
 from ivr.gateways.declines import DeclineReason
 from ivr.gateways.errors import GatewayError
+from ivr.pg_accounts.coalesce import Coalescer
 from ivr.pg_accounts.migration_store import BatchView, Claimed, MigrationStore
 from ivr.pg_accounts.model import account_key, stored_id
 from ivr.pg_accounts.store import PgAccounts
@@ -170,6 +172,11 @@ class _Run:
         self.counts: Counter[str] = Counter()
         self.seen: set[str] = set()
         self.slots = asyncio.Semaphore(m.concurrency)
+        store = m.store  # each step: the cards reaching it together share a transaction
+        self.issued = Coalescer(store.issued_many)
+        self.ended = Coalescer(partial(store.ended_many, actor=actor))
+        self.switched = Coalescer(partial(store.switch_many, actor=actor))
+        self.done = Coalescer(store.done_many)
 
     def _report(self) -> None:
         if self.fn is not None:
@@ -231,7 +238,7 @@ class _Run:
             route = await self.m.accounts.vault_route(stored_id(c.to_account))
             key = await issue_without_password(self.m.vault, c, route, who=self.actor)
         except TokenNotFound:
-            if await self.store.ended(c, M.failed, "vault_token_missing", actor=self.actor):
+            if await self.ended((c, M.failed, "vault_token_missing")):
                 return self._at(c, M.failed)
             return c
         except Exception as exc:  # PG down or no answer: stays pending, next pass
@@ -240,18 +247,18 @@ class _Run:
         if getattr(key, "pg_down", False):
             return c
         if key.ok:
-            if await self.store.issued(c, key.customer_uid):
+            if await self.issued((c, key.customer_uid)):
                 return self._at(c, M.issued, new_ref=key.customer_uid)
             return c
         code = key.decline_code or DeclineReason.rejected.value
         to = M.needs_payer if code == DeclineReason.password_required.value else M.failed
-        if await self.store.ended(c, to, code, actor=self.actor):
+        if await self.ended((c, to, code)):
             return self._at(c, to)
         return c
 
     async def _switch(self, c: Claimed) -> Claimed:
-        outcome = await self.store.switch(c, actor=self.actor)
-        if outcome is M.switched:
+        outcome = await self.switched(c)
+        if outcome == "switched":
             return self._at(c, M.switched)
         if outcome in ("card_deleted", "card_changed"):
             self._moved(c, M.failed)
@@ -278,5 +285,5 @@ class _Run:
             except GatewayError as exc:  # stays switched: the next pass deletes it
                 log.info("card migration %s: old key not deleted (%s)", c.id, exc.error_id)
                 return
-        if await self.store.done(c):
+        if await self.done(c):
             self._moved(c, M.done)

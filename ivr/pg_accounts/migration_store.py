@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.audit import audit
@@ -39,6 +39,7 @@ from ivr.domain.states import (
 )
 from ivr.errors import NotFound
 from ivr.pg_accounts.model import DEFAULT, account_key, stored_id
+from ivr.store.core import table
 from ivr.store.db import Database, locked_in
 from ivr.store.tables import (
     BillingKeyRequest,
@@ -53,6 +54,7 @@ from ivr.store.tables import (
 M = CardMigrationStatus
 KR = BillingKeyRequestStatus
 OPEN_ATTEMPT = ("pending", "unknown")  # a charge the card's old key may still be part of
+Switch = Literal["switched", "busy", "card_deleted", "card_changed", "moved"]
 
 
 @dataclass(frozen=True)
@@ -276,101 +278,161 @@ class MigrationStore:
                 )
             ).all()
             out = [_claimed(m, token) for m, token in rows]
-            for c in out:
-                if c.status is M.pending:  # named, fresh, before the PG is asked
-                    await self._note_key(s, c, now)
+            await self._note_keys(s, [c for c in out if c.status is M.pending], now)
         return sorted(out, key=lambda c: c.id)
 
-    async def _note_key(self, s: AsyncSession, c: Claimed, now: datetime) -> None:
-        row = await s.get(BillingKeyRequest, c.uid, with_for_update=True)
-        if row is None:
-            s.add(BillingKeyRequest(customer_uid=c.uid, merchant_id=c.merchant_id,
+    async def _note_keys(self, s: AsyncSession, pending: list[Claimed], now: datetime) -> None:
+        """The keys about to be asked, named (fresh) before the PG is asked."""
+        if not pending:
+            return
+        known = dict((await s.execute(
+            select(BillingKeyRequest.customer_uid, BillingKeyRequest.status)
+            .where(BillingKeyRequest.customer_uid.in_([c.uid for c in pending]))
+        )).all())  # fmt: skip
+        s.add_all(BillingKeyRequest(customer_uid=c.uid, merchant_id=c.merchant_id,
                                     status=KR.pending.value, created_at=now, updated_at=now,
-                                    pg_account_id=stored_id(c.to_account)))  # fmt: skip
-        elif row.status in (KR.pending.value, KR.deleted.value, KR.declined.value):
-            # asked again under the same name (a PG replaces the key of a customer_uid)
-            row.status, row.updated_at = KR.pending.value, now
+                                    pg_account_id=stored_id(c.to_account))
+                  for c in pending if c.uid not in known)  # fmt: skip
+        # asked again under the same name (a PG replaces the key of a customer_uid)
+        again = (KR.pending.value, KR.deleted.value, KR.declined.value)
+        await self._keys(s, [c.uid for c in pending if known.get(c.uid) in again], KR.pending)
 
     # ------------------------------------------------------------------ steps
+    # Each takes many cards (the runner's group commit, :class:`~.coalesce.Coalescer`)
+    # in one transaction; per card it is the same compare-and-set as alone.
 
-    async def _move(
-        self, s: AsyncSession, c: Claimed, target: M, **values: Any
-    ) -> CardMigration | None:
-        row = await locked_in(s, CardMigration, c.id, c.status.value)
-        if row is None:
-            return None  # another runner moved it on
-        CARD_MIGRATION.check(row.status, target)
-        row.status, row.updated_at = target.value, self.clock.now()
-        for name, value in values.items():
-            setattr(row, name, value)
-        return row
+    async def _take(self, s: AsyncSession, cs: list[Claimed], target: M) -> set[str]:
+        """The ids among ``cs`` still in the status the runner saw (locked), which may
+        go to ``target``; the others moved on meanwhile."""
+        found = await s.execute(
+            select(CardMigration.id, CardMigration.status)
+            .where(CardMigration.id.in_(sorted(c.id for c in cs)))
+            .order_by(CardMigration.id)
+            .with_for_update()
+        )
+        now_in: dict[str, str] = {row[0]: row[1] for row in found}
+        return {
+            c.id
+            for c in cs
+            if now_in.get(c.id) == c.status.value and CARD_MIGRATION.can(c.status, target)
+        }
 
-    async def _key(self, s: AsyncSession, uid: str, target: KR) -> None:
-        row = await s.get(BillingKeyRequest, uid, with_for_update=True)
-        if row is not None:
-            row.status, row.updated_at = target.value, self.clock.now()
-
-    async def issued(self, c: Claimed, new_ref: str) -> bool:
-        async with self.db.transaction() as s:
-            if await self._move(s, c, M.issued, new_ref=new_ref) is None:
-                return False
-            await self._key(s, c.uid, KR.issued)
-        return True
-
-    async def ended(self, c: Claimed, target: M, code: str, *, actor: str) -> bool:
-        """``failed`` or ``needs_payer``, with the reason's code; audited."""
-        async with self.db.transaction() as s:
-            if await self._move(s, c, target, error_code=code[:60]) is None:
-                return False
-            if c.status is M.pending:
-                await self._key(s, c.uid, KR.declined)
-            audit(s, self.clock, actor=actor, action=f"card.migration_{target.value}",
-                  object_type="card", object_id=c.card_id, merchant_id=c.merchant_id,
-                  details={"migration": c.id, "to_account": c.to_account,
-                           "code": code})  # fmt: skip
-        return True
-
-    async def switch(self, c: Claimed, *, actor: str) -> M | str | None:
-        """The card charges at the target from now on: one transaction. Returns
-        ``switched``; ``"busy"`` while a charge of the card is open (left ``issued``
-        for the next pass); ``"card_deleted"``/``"card_changed"`` (then ``failed``);
-        None when another runner moved it on."""
-        async with self.db.transaction() as s:
-            card = await s.get(Card, c.card_id, with_for_update=True)
-            row = await locked_in(s, CardMigration, c.id, M.issued.value)
-            if row is None or card is None:
-                return None
-            gone = "card_deleted" if card.status != "active" else None
-            if gone is None and (card.billing_key_ref != c.old_ref
-                                 or card.pg_account_id != c.from_account):  # fmt: skip
-                gone = "card_changed"
-            if gone is not None:
-                row.status, row.error_code = M.failed.value, gone
-                row.updated_at = self.clock.now()
-                return gone
-            busy = await s.scalar(
-                select(PaymentAttempt.id)
-                .join(PaymentIntent, PaymentAttempt.intent_id == PaymentIntent.id)
-                .where(PaymentIntent.card_id == card.id,
-                       PaymentAttempt.status.in_(OPEN_ATTEMPT))
-                .limit(1)
+    async def _set(self, s: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """Rows' ``status``/``updated_at``/``new_ref``/``error_code`` by id (executemany)."""
+        if rows:
+            t = table(CardMigration)
+            await s.execute(
+                t.update().where(t.c.id == bindparam("m_id")).values(
+                    status=bindparam("m_status"), updated_at=bindparam("m_at"),
+                    new_ref=func.coalesce(bindparam("m_ref"), t.c.new_ref),
+                    error_code=func.coalesce(bindparam("m_code"), t.c.error_code)),
+                [{"m_ref": None, "m_code": None, **r} for r in rows],
             )  # fmt: skip
-            if busy is not None:
-                return "busy"
-            card.billing_key_ref = row.new_ref
-            card.pg_account_id = stored_id(c.to_account)
-            row.status, row.updated_at = M.switched.value, self.clock.now()
-            await self._key(s, c.uid, KR.attached)
-            audit(s, self.clock, actor=actor, action="card.migrate", object_type="card",
-                  object_id=card.id, merchant_id=card.merchant_id,
-                  details={"migration": c.id, "batch": row.batch_id,
-                           "from_account": account_key(c.from_account),
-                           "to_account": c.to_account})  # fmt: skip
-        return M.switched
 
-    async def done(self, c: Claimed) -> bool:
+    async def _keys(self, s: AsyncSession, uids: list[str], target: KR) -> None:
+        if uids:
+            t = table(BillingKeyRequest)
+            now = self.clock.now()
+            await s.execute(
+                t.update().where(t.c.customer_uid == bindparam("k_uid"))
+                .values(status=target.value, updated_at=now),
+                [{"k_uid": u} for u in uids],
+            )  # fmt: skip
+
+    async def issued_many(self, items: list[tuple[Claimed, str]]) -> list[bool]:
+        """pending -> issued with the new key's reference."""
+        now = self.clock.now()
         async with self.db.transaction() as s:
-            return await self._move(s, c, M.done) is not None
+            ok = await self._take(s, [c for c, _ in items], M.issued)
+            await self._set(s, [{"m_id": c.id, "m_status": M.issued.value, "m_at": now,
+                                 "m_ref": ref} for c, ref in items if c.id in ok])  # fmt: skip
+            await self._keys(s, [c.uid for c, _ in items if c.id in ok], KR.issued)
+        return [c.id in ok for c, _ in items]
+
+    async def ended_many(self, items: list[tuple[Claimed, M, str]], *, actor: str) -> list[bool]:
+        """``failed`` or ``needs_payer``, with the reason's code; audited."""
+        now = self.clock.now()
+        async with self.db.transaction() as s:
+            ok = await self._take(s, [c for c, _, _ in items], M.failed)
+            ended = [(c, to, code) for c, to, code in items if c.id in ok]
+            await self._set(s, [{"m_id": c.id, "m_status": to.value, "m_at": now,
+                                 "m_code": code[:60]} for c, to, code in ended])  # fmt: skip
+            await self._keys(s, [c.uid for c, _, _ in ended if c.status is M.pending], KR.declined)
+            for c, to, code in ended:
+                audit(s, self.clock, actor=actor, action=f"card.migration_{to.value}",
+                      object_type="card", object_id=c.card_id, merchant_id=c.merchant_id,
+                      details={"migration": c.id, "to_account": c.to_account,
+                               "code": code})  # fmt: skip
+        return [c.id in ok for c, _, _ in items]
+
+    async def switch_many(self, items: list[Claimed], *, actor: str) -> list[Switch]:
+        """The cards charge at the target from now on, in one transaction. Per card:
+        ``switched``; ``busy`` while a charge of the card is open (left ``issued`` for
+        the next pass); ``card_deleted``/``card_changed`` (then ``failed``); ``moved``
+        when another runner moved it on."""
+        now = self.clock.now()
+        card_ids = sorted(c.card_id for c in items)
+        async with self.db.transaction() as s:
+            found = await s.execute(
+                select(Card.id, Card.status, Card.billing_key_ref, Card.pg_account_id)
+                .where(Card.id.in_(card_ids)).order_by(Card.id).with_for_update()
+            )  # fmt: skip
+            cards = {row[0]: tuple(row) for row in found}
+            ok = await self._take(s, items, M.switched)
+            busy = set(
+                await s.scalars(
+                    select(PaymentIntent.card_id)
+                    .join(PaymentAttempt, PaymentAttempt.intent_id == PaymentIntent.id)
+                    .where(PaymentIntent.card_id.in_(card_ids),
+                           PaymentAttempt.status.in_(OPEN_ATTEMPT))
+                )
+            )  # fmt: skip
+            out: list[Switch] = []
+            moves: list[dict[str, Any]] = []
+            switched: list[Claimed] = []
+            for c in items:
+                card = cards.get(c.card_id)
+                if c.id not in ok or card is None:
+                    out.append("moved")
+                    continue
+                _, status, ref, account = card
+                gone: Switch | None = "card_deleted" if status != "active" else None
+                if gone is None and (ref != c.old_ref or account != c.from_account):
+                    gone = "card_changed"
+                if gone is not None:
+                    moves.append({"m_id": c.id, "m_status": M.failed.value, "m_at": now,
+                                  "m_code": gone})  # fmt: skip
+                elif c.card_id in busy:
+                    gone = "busy"
+                else:
+                    moves.append({"m_id": c.id, "m_status": M.switched.value, "m_at": now})
+                    switched.append(c)
+                out.append(gone or "switched")
+            if switched:
+                t = table(Card)
+                await s.execute(
+                    t.update().where(t.c.id == bindparam("c_id"))
+                    .values(billing_key_ref=bindparam("c_ref"), pg_account_id=bindparam("c_acct")),
+                    [{"c_id": c.card_id, "c_ref": c.new_ref, "c_acct": stored_id(c.to_account)}
+                     for c in switched],
+                )  # fmt: skip
+            await self._set(s, moves)
+            await self._keys(s, [c.uid for c in switched], KR.attached)
+            for c in switched:
+                audit(s, self.clock, actor=actor, action="card.migrate", object_type="card",
+                      object_id=c.card_id, merchant_id=c.merchant_id,
+                      details={"migration": c.id, "from_account": account_key(c.from_account),
+                               "to_account": c.to_account})  # fmt: skip
+        return out
+
+    async def done_many(self, items: list[Claimed]) -> list[bool]:
+        """switched -> done: the old key is gone."""
+        now = self.clock.now()
+        async with self.db.transaction() as s:
+            ok = await self._take(s, items, M.done)
+            await self._set(s, [{"m_id": c.id, "m_status": M.done.value, "m_at": now}
+                                for c in items if c.id in ok])  # fmt: skip
+        return [c.id in ok for c in items]
 
 
 def _claimed(m: CardMigration, token: str) -> Claimed:

@@ -176,14 +176,14 @@ async def test_a_runner_killed_at_any_step_is_resumed(
     elif step == "delete":
         w.book.gateway(None).script("delete_billing_key", Killed())
     else:
-        real = migrator.store.switch
+        real = migrator.store.switch_many
 
-        async def dying(c, *, actor):  # type: ignore[no-untyped-def]
-            if c.card_id == victim:
+        async def dying(cs, *, actor):  # type: ignore[no-untyped-def]
+            if any(c.card_id == victim for c in cs):
                 raise Killed()
-            return await real(c, actor=actor)
+            return await real(cs, actor=actor)
 
-        monkeypatch.setattr(migrator.store, "switch", dying)
+        monkeypatch.setattr(migrator.store, "switch_many", dying)
     batch = await migrator.start(w.merchant, B, actor="ops")
     with contextlib.suppress(Killed):  # the process died; the other card may have moved
         await migrator.run(batch.id)
@@ -234,17 +234,17 @@ async def test_a_card_deleted_before_its_switch_fails_and_its_new_key_goes(
     w = await world(db, clock, 1)
     [card_id] = w.cards
     migrator = w.migrator()
-    real = migrator.store.issued
+    real = migrator.store.issued_many
 
-    async def then_deleted(c, new_ref):  # type: ignore[no-untyped-def]
-        ok = await real(c, new_ref)
+    async def then_deleted(items):  # type: ignore[no-untyped-def]
+        ok = await real(items)
         async with db.transaction() as s:
             card = await s.get(type(await w.card(card_id)), card_id)
             assert card is not None
             card.status = "deleted"
         return ok
 
-    monkeypatch.setattr(migrator.store, "issued", then_deleted)
+    monkeypatch.setattr(migrator.store, "issued_many", then_deleted)
     batch, final = await migrator.migrate(w.merchant, B, actor="ops")
     assert final.failed == 1
     assert batch.status == "finished"
