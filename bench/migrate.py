@@ -139,11 +139,11 @@ async def main(n: int, concurrency: int) -> None:
         db = Database(f"sqlite+aiosqlite:///{work}/engine.db", pool_size=concurrency + 4)
         try:
             async with connector(url_a, timeout_s=10.0) as a, connector(url_b, timeout_s=10.0) as b:
+                audit_key = EvidenceKeyFile(work / "audit.key", ledger="vault-audit")
                 vault = LocalVault(VaultStore(f"sqlite+aiosqlite:///{work}/vault.db", pool_size=10),
                                    kek, Fingerprinter(random_into(32)), clock=WallClock(),
                                    gateway=VaultCardGateway(b), rotation_batch=500,
-                                   audit_key_file=EvidenceKeyFile(work / "audit.key",
-                                                                  ledger="vault-audit"))  # fmt: skip
+                                   audit_key_file=audit_key)  # fmt: skip
                 await vault.start()
                 try:
                     await setup(db, vault, a, n, concurrency)
