@@ -29,6 +29,11 @@ class Coalescer(Generic[I, R]):
             self._draining = asyncio.create_task(self._drain())
         return await future
 
+    async def settle(self) -> None:
+        """Wait for the writes under way (a runner leaves none behind when it stops)."""
+        while self._draining is not None and not self._draining.done():
+            await asyncio.gather(self._draining, return_exceptions=True)
+
     async def _drain(self) -> None:
         try:
             await self._rounds()

@@ -205,9 +205,12 @@ class _Run:
                     finished, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                     for t in finished:
                         t.result()
-        finally:
+        finally:  # stopped (or failed): nothing of this run goes on behind the next one
             for t in tasks:
                 t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for writer in (self.issued, self.ended, self.switched, self.done):
+                await writer.settle()
         await self.store.finish_if_done(self.batch_id, actor=self.actor)
         self.counts = await self.store.counts(self.batch_id)
         self._report()
