@@ -16,9 +16,16 @@ R = TypeVar("R")
 
 
 class Coalescer(Generic[I, R]):
-    def __init__(self, flush: Callable[[list[I]], Awaitable[list[R]]], *, most: int = 256) -> None:
-        """``flush``: one transaction for the items, a result per item, in order."""
-        self.flush, self.most = flush, most
+    def __init__(
+        self,
+        flush: Callable[[list[I]], Awaitable[list[R]]],
+        *,
+        most: int = 256,
+        window_s: float = 0.0,
+    ) -> None:
+        """``flush``: one transaction for the items, a result per item, in order;
+        ``window_s``: how long a transaction waits for more callers before it starts."""
+        self.flush, self.most, self.window_s = flush, most, window_s
         self._queue: list[tuple[I, asyncio.Future[R]]] = []
         self._draining: asyncio.Task[None] | None = None
 
@@ -45,7 +52,7 @@ class Coalescer(Generic[I, R]):
 
     async def _rounds(self) -> None:
         while self._queue:
-            await asyncio.sleep(0)  # the callers ready now join this transaction
+            await asyncio.sleep(self.window_s)  # the callers ready by then join it
             batch, self._queue = self._queue[: self.most], self._queue[self.most :]
             try:
                 results = await self.flush([item for item, _ in batch])

@@ -118,13 +118,16 @@ class CardMigrator:
         known: PgAccounts | None = None,
         concurrency: int = 16,
         lease: timedelta = LEASE,
+        window_s: float = 0.005,
     ) -> None:
-        """``known``: refuse a target account that does not exist or is disabled."""
+        """``known``: refuse a target account that does not exist or is disabled;
+        ``window_s``: how long a step's transaction waits for other cards to join it
+        (a few ms: the database's writes per card fall, each card waits that much)."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.store = MigrationStore(db, clock, lease=lease)
         self.vault, self.accounts, self.known = vault, accounts, known
-        self.concurrency = concurrency
+        self.concurrency, self.window_s = concurrency, window_s
 
     async def close(self) -> None:
         close = getattr(self.accounts, "aclose", None)
@@ -173,10 +176,11 @@ class _Run:
         self.seen: set[str] = set()
         self.slots = asyncio.Semaphore(m.concurrency)
         store = m.store  # each step: the cards reaching it together share a transaction
-        self.issued = Coalescer(store.issued_many)
-        self.ended = Coalescer(partial(store.ended_many, actor=actor))
-        self.switched = Coalescer(partial(store.switch_many, actor=actor))
-        self.done = Coalescer(store.done_many)
+        w = m.window_s
+        self.issued = Coalescer(store.issued_many, window_s=w)
+        self.ended = Coalescer(partial(store.ended_many, actor=actor), window_s=w)
+        self.switched = Coalescer(partial(store.switch_many, actor=actor), window_s=w)
+        self.done = Coalescer(store.done_many, window_s=w)
 
     def _report(self) -> None:
         if self.fn is not None:

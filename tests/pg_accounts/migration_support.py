@@ -80,6 +80,7 @@ class World:
 
     def migrator(self, **kw: Any) -> CardMigrator:
         kw.setdefault("lease", LEASE)
+        kw.setdefault("window_s", 0.0)  # no batching window: the steps in call order
         return CardMigrator(self.db, self.clock, cast(VaultClient, self.vault), self.book, **kw)
 
     async def card(self, card_id: str) -> Card:
