@@ -293,8 +293,10 @@ class MigrationStore:
                                     status=KR.pending.value, created_at=now, updated_at=now,
                                     pg_account_id=stored_id(c.to_account))
                   for c in pending if c.uid not in known)  # fmt: skip
-        # asked again under the same name (a PG replaces the key of a customer_uid)
-        again = (KR.pending.value, KR.deleted.value, KR.declined.value)
+        # asked again under the same name (a PG replaces the key of a customer_uid); an
+        # ``attached`` one is the key of this card's earlier stay at that account, which
+        # was deleted when the card left it (the card refers to another key now)
+        again = (KR.pending.value, KR.deleted.value, KR.declined.value, KR.attached.value)
         await self._keys(s, [c.uid for c in pending if known.get(c.uid) in again], KR.pending)
 
     # ------------------------------------------------------------------ steps

