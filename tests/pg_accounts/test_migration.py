@@ -13,6 +13,7 @@ from ivr.clock import FakeClock
 from ivr.domain.ids import new_id
 from ivr.gateways.errors import GatewayUnavailable
 from ivr.pg_accounts.migration import Progress
+from ivr.pg_accounts.worker import drive
 from ivr.store.db import Database
 from ivr.store.tables import (
     AuditLog,
@@ -270,3 +271,24 @@ async def test_a_card_moves_away_and_back_again(db: Database, clock: FakeClock) 
     # the keys it left behind were deleted where they were: A's twice, B's once
     assert w.book.gateway(None).count("delete_billing_key") == 2
     assert w.book.gateway(B).count("delete_billing_key") == 1
+
+
+async def test_the_engine_worker_drives_running_batches(db: Database, clock: FakeClock) -> None:
+    w = await world(db, clock, 2)
+    w.vault.script[f"tok_{w.cards[0]}"] = [GatewayUnavailable("down", retry_safe=True)]
+    migrator = w.migrator()
+    batch = await migrator.start(w.merchant, B, actor="api:key_1")  # as POST does
+    worker = asyncio.create_task(drive(migrator, clock, interval_s=15.0))
+    try:
+        for _ in range(2000):  # its passes: the PG-down card waits out its lease
+            if (await migrator.store.batch(batch.id)).status == "finished":
+                break
+            await asyncio.sleep(0)
+        view = await migrator.store.batch(batch.id)
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    assert view.status == "finished"
+    assert view.counts == {"done": 2}
+    assert await migrator.store.running() == []
