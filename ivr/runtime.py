@@ -51,7 +51,9 @@ from ivr.notify.sms.dispatch import SmsDispatcher
 from ivr.payments.charger import ChargePolicy, Charger
 from ivr.payments.service import PaymentService
 from ivr.pg_accounts.book import GatewayBook
+from ivr.pg_accounts.migration import CardMigrator
 from ivr.pg_accounts.store import PgAccounts, accounts_key
+from ivr.pg_accounts.worker import card_migrator, drive
 from ivr.requests.service import CallRequestService, DevOutbox
 from ivr.settings import Settings
 from ivr.store.db import Database
@@ -80,6 +82,7 @@ class Runtime:
     sms: SmsDispatcher
     webhooks: WebhookDispatcher
     sweep: OrphanSweep
+    migrations: CardMigrator  # cards moving between PG accounts (arspay cards migrate)
 
     def engine(
         self,
@@ -105,6 +108,7 @@ class Runtime:
             workers["webhooks"] = self.webhooks.run
             workers["orphan-sweep"] = self.orphan_sweep
             workers["consent-checkpoints"] = self.consent_checkpoints
+            workers["card-migrations"] = self.card_migrations
             if self.vault_is_local():
                 workers["vault-audit-checkpoints"] = self.vault_audit_checkpoints
         if api is not None:
@@ -150,7 +154,12 @@ class Runtime:
             audit_checkpoints(settings), settings.vault.audit_checkpoint_interval_minutes * 60.0
         )
 
+    async def card_migrations(self) -> None:
+        """The running card migration batches, driven (ivr/pg_accounts/worker.py)."""
+        await drive(self.migrations, self.services.clock)
+
     async def close(self) -> None:
+        await self.migrations.close()
         await self.sms.sender.close()
         await self.webhooks.close()
         await self.vault.close()
@@ -311,4 +320,5 @@ async def open_runtime(
         sms=sms,
         webhooks=webhooks,
         sweep=sweep,
+        migrations=card_migrator(db, clock, vault, gateways),
     )

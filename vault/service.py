@@ -361,7 +361,7 @@ class LocalVault:
         route: Route | None = None,
     ) -> BillingKeyResult:
         gateway = self._gateway()
-        validate_password2(password2)
+        validate_password2(password2, optional=True)  # "": a stored card, re-issued
         _check_ref("customer_uid", customer_uid)
         action = "issue_billing_key"
         why = await self._allow_route(route, action, token, merchant_id, who, why, peer)

@@ -110,7 +110,11 @@ def validate_birth_or_brn(value: str) -> None:
         raise InvalidBirthOrBrn("birth date must be 6 digits or a 10-digit business number")
 
 
-def validate_password2(password2: str) -> None:
+def validate_password2(password2: str, *, optional: bool = False) -> None:
+    """``optional``: ``""`` (no password) is accepted — a billing key for a stored card
+    moving to another PG account; the gateway leaves the field out."""
+    if optional and password2 == "":
+        return
     if not (_digits(password2) and len(password2) == 2):
         raise InvalidPassword("card password must be its first 2 digits")
 

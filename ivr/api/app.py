@@ -27,6 +27,7 @@ from ivr.api.route import Gate
 from ivr.api.routes import (
     bulk,
     call_requests,
+    card_migrations,
     customers,
     payments,
     pg_accounts,
@@ -47,6 +48,7 @@ ROUTERS = tuple(
         payments,
         schedules,
         bulk,
+        card_migrations,
         webhooks,
         pg_accounts,
         pg_webhooks,

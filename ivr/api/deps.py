@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ivr.gateways.portone_v2.webhooks import PortOneWebhooks
+from ivr.pg_accounts.migration import CardMigrator
 from ivr.runtime import Runtime
 from ivr.settings import ApiSettings, GatewaySettings
 from ivr.web.deps import WebDeps
@@ -16,6 +17,7 @@ from ivr.web.deps import WebDeps
 class ApiDeps(WebDeps):
     settings: ApiSettings
     portone_webhooks: PortOneWebhooks | None = None  # set when gateway.webhook_secret is
+    card_migrations: CardMigrator | None = None  # starts batches; the engine moves cards
 
     @classmethod
     def from_runtime(cls, rt: Runtime) -> ApiDeps:
@@ -37,6 +39,7 @@ class ApiDeps(WebDeps):
             verification=sv.verification,
             pg_accounts=sv.pg_accounts,
             portone_webhooks=portone_webhooks(sv.settings.gateway),
+            card_migrations=rt.migrations,
         )
 
 

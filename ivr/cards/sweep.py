@@ -56,15 +56,16 @@ class StaleToken(Conflict, error_id="stale-vault-token"):
     """A vault token too old to attach: the orphan sweep may already erase it."""
 
 
-def billing_key_uid(token: str, account_id: str | None = None) -> str:
-    """The PG ``customer_uid`` of the billing key issued for a vault token at a PG
-    account (``None``: default): derived, so that a key whose card was never attached
-    can still be found; one-way, so the PG does not learn the token; per account, so
-    two accounts' keys of one card are two names (the default's is what it always was)."""
-    seed = b"arspay billing key\0" + token.encode()
-    if account_id is not None:
-        seed += b"\0" + account_id.encode()
-    digest = hashlib.sha256(seed).hexdigest()
+def billing_key_uid(token: str, account: str | None = None) -> str:
+    """The PG ``customer_uid`` of the billing key issued for a vault token: derived, so
+    that a key whose card was never attached can still be found; one-way, so the PG
+    does not learn the token. ``account``: the key of the same card at another PG
+    account (a card migration) — a name of its own there; ``None`` or ``"default"``
+    gives the default account's, unchanged."""
+    material = b"arspay billing key\0" + token.encode()
+    if account and account != "default":
+        material += b"\0account\0" + account.encode()
+    digest = hashlib.sha256(material).hexdigest()
     return f"bk_{digest[:26].upper()}"
 
 

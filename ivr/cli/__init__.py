@@ -9,6 +9,7 @@ import ivr.cli.consent_cmd  # noqa: F401, RUF100
 import ivr.cli.console_cmd  # noqa: F401, RUF100
 import ivr.cli.engine_cmd  # noqa: F401, RUF100
 import ivr.cli.gateway_cmd  # noqa: F401, RUF100
+import ivr.cli.migrate_cmd  # noqa: F401, RUF100
 import ivr.cli.pg_accounts_cmd  # noqa: F401, RUF100
 import ivr.cli.prompts_cmd  # noqa: F401, RUF100
 import ivr.cli.schedules_cmd  # noqa: F401, RUF100

@@ -191,6 +191,23 @@ DELIVERY = machine("delivery", DeliveryStatus, """
     failed   -> pending
 """)
 
+# A card moving to another PG account (ivr/pg_accounts/migration.py): the key issued
+# there, the card switched to it, the old key deleted; or failed, or the payer needed
+# (the new PG wants the card password, never stored).
+CardMigrationStatus = StrEnum(
+    "CardMigrationStatus", "pending issued switched done failed needs_payer"
+)
+CARD_MIGRATION = machine("card_migration", CardMigrationStatus, """
+    pending  -> issued failed needs_payer
+    issued   -> switched failed
+    switched -> done
+""")
+OPEN_MIGRATION = ("pending", "issued", "switched")  # uq_card_migrations_open_card
+
+CardMigrationBatchStatus = StrEnum("CardMigrationBatchStatus", "running finished")
+CARD_MIGRATION_BATCH = machine("card_migration_batch", CardMigrationBatchStatus,
+                               "running -> finished")  # fmt: skip
+
 EndpointStatus = StrEnum("EndpointStatus", "enabled disabled")
 ENDPOINT = machine("webhook_endpoint", EndpointStatus, "enabled <-> disabled")
 # fmt: on
@@ -198,4 +215,5 @@ ENDPOINT = machine("webhook_endpoint", EndpointStatus, "enabled <-> disabled")
 MACHINES: tuple[StateMachine, ...] = (  # type: ignore[type-arg]
     MERCHANT, API_KEY, DID, LEASE, CALL_REQUEST, CALL_SESSION, CARD,
     PAYMENT_INTENT, ATTEMPT, SCHEDULE, JOB, DELIVERY, ENDPOINT, BILLING_KEY_REQUEST,
+    CARD_MIGRATION, CARD_MIGRATION_BATCH,
 )  # fmt: skip

@@ -36,6 +36,7 @@ _PAN = re.compile(r"\d{14,16}")
 _EXPIRY = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 _BIRTH = re.compile(r"\d{6}|\d{10}")
 _PWD = re.compile(r"\d{2}")
+NO_PASSWORD = ""  # a stored card re-issued elsewhere: the password is never stored
 
 
 def _check(ok: bool, what: str) -> None:
@@ -54,13 +55,23 @@ class KeyedCard:
     number: str = field(repr=False)  # 14-16 digits, no separators
     expiry: str = field(repr=False)  # YYYY-MM
     birth: str = field(repr=False)  # YYMMDD, or the 10-digit BRN of a corporate card
-    password_2digits: str = field(repr=False)  # first two digits of the card password
+    # first two digits of the card password; NO_PASSWORD ("") only to issue a billing key
+    # for a stored card (a card migration): a charge with keyed data always has them
+    password_2digits: str = field(repr=False)
 
     def __post_init__(self) -> None:
         _check(_PAN.fullmatch(self.number) is not None, "card number")
         _check(_EXPIRY.fullmatch(self.expiry) is not None, "card expiry (YYYY-MM)")
         _check(_BIRTH.fullmatch(self.birth) is not None, "birth date / BRN")
-        _check(_PWD.fullmatch(self.password_2digits) is not None, "card password digits")
+        _check(
+            self.password_2digits == NO_PASSWORD
+            or _PWD.fullmatch(self.password_2digits) is not None,
+            "card password digits",
+        )
+
+    @property
+    def has_password(self) -> bool:
+        return self.password_2digits != NO_PASSWORD
 
     @property
     def last4(self) -> str:
@@ -137,6 +148,7 @@ class KeyedChargeRequest:
     buyer: Buyer | None = None
 
     def __post_init__(self) -> None:
+        _check(self.card.has_password, "card password digits")  # billing keys only
         _check_uid(self.order_id, "order_id", _ORDER)
         check_amount(self.amount)
         _check(bool(self.order_name.strip()), "order name")

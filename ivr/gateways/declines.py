@@ -36,6 +36,9 @@ class DeclineReason(StrEnum):
     identity_mismatch = "identity_mismatch"
     installment_unavailable = "installment_unavailable"
     rejected = "rejected"
+    # The PG wants the card password to issue a billing key, and none was sent: a stored
+    # card moving to another PG account (the password is never stored; the payer must call)
+    password_required = "password_required"  # noqa: S105 - a reason code, not a secret
     # A refusal in words no table knows: soft, so a payer is not cut off by wording we
     # have not seen, but retried at most once per cycle (ivr/billing/retry.py).
     unclassified = "unclassified"
@@ -61,6 +64,7 @@ KIND: Final[dict[DeclineReason, DeclineKind]] = {
     # Hard for this card *with installments*; the same card can still pay 일시불.
     DeclineReason.installment_unavailable: DeclineKind.hard,
     DeclineReason.rejected: DeclineKind.hard,
+    DeclineReason.password_required: DeclineKind.hard,
     DeclineReason.unclassified: DeclineKind.soft,
 }
 
@@ -82,6 +86,7 @@ PROMPT_TEXT: Final[dict[DeclineReason, str]] = {
     ),
     DeclineReason.pg_error: "결제 처리 중 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.",
     DeclineReason.installment_unavailable: "이 카드 또는 금액으로는 할부 결제를 할 수 없습니다.",
+    DeclineReason.password_required: "카드 비밀번호 앞 두 자리가 필요합니다.",
     DeclineReason.unclassified: (
         "카드사에서 승인되지 않았습니다. 잠시 후 다시 시도하시거나 다른 카드를 이용해 주세요."
     ),

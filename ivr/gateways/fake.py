@@ -113,6 +113,8 @@ class FakeGateway:
         self.orders: dict[str, OrderStatus] = {}  # order id -> status (in-memory answers)
         self._script: dict[str, list[Scripted]] = defaultdict(list)
         self._always: dict[str, Scripted] = {}
+        # play a PG that wants the card password to issue a billing key (pgs.py)
+        self.register_password = False
 
     # --- configuration ---------------------------------------------------------------
     def script(self, op: Op, *outcomes: Scripted) -> FakeGateway:
@@ -155,6 +157,9 @@ class FakeGateway:
             return await self.inner.register_billing_key(req)
         outcome = outcome or Outcome.approve
         self._fail(outcome, None)
+        if outcome is Outcome.approve and self.register_password and not req.card.has_password:
+            why = declined(DeclineReason.password_required, Stage.registration)
+            raise CardDeclined("fake PG: password required", decline=why)
         if outcome is not Outcome.approve:
             why = declined(_SOFT if outcome is Outcome.soft_decline else _HARD, Stage.registration)
             raise CardDeclined("fake PG: card refused", decline=why)

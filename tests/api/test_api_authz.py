@@ -77,6 +77,8 @@ TABLE = [
     Row("POST", "/v1/bulk-jobs/upload", listing=True),
     Row("GET", "/v1/bulk-jobs/{bulk_id}"),
     Row("GET", "/v1/bulk-jobs/{bulk_id}/results"),
+    Row("POST", "/v1/card-migrations", {"to_account": "default"}, listing=True),
+    Row("GET", "/v1/card-migrations/{migration_id}"),
     Row("POST", "/v1/webhook-endpoints", {"url": "https://b.example/hook"}, listing=True),
     Row("GET", "/v1/webhook-endpoints", listing=True),
     Row("GET", "/v1/webhook-endpoints/{endpoint_id}"),
@@ -136,6 +138,7 @@ async def a_objects(api: Api, a: Tenant) -> dict[str, str]:
     ).json()
     bulk = await c.post("/v1/bulk-jobs", json={"rows": [_a_card_row({"card_id": a.card_id})]})
     ep = (await c.post("/v1/webhook-endpoints", json={"url": "https://a.example/hook"})).json()
+    moving = (await c.post("/v1/card-migrations", json={"to_account": "default"})).json()
     async with api.db.transaction() as s:
         event = await emit_in(s, api.clock, a.merchant_id, "payment.succeeded", {"id": pay["id"]})
     return {
@@ -147,6 +150,7 @@ async def a_objects(api: Api, a: Tenant) -> dict[str, str]:
         "bulk_id": bulk.json()["id"],
         "endpoint_id": ep["id"],
         "event_id": event.id,
+        "migration_id": moving["id"],
     }
 
 

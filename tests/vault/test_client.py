@@ -381,3 +381,19 @@ async def test_concurrent_checks_cannot_pass_the_ceiling(
     meta = await client.tokenize("mer_1", CANARY, who="t")
     outcomes = await wrong_births_at_once(client, meta.token, 12, "8501")
     assert outcomes == ["limited"] * 8 + ["mismatch"] * 4
+
+
+async def test_a_stored_card_gets_a_key_without_password_but_no_keyed_charge(
+    client: VaultClient, gateway: RecordingGateway
+) -> None:
+    """A card moving to another PG account (the password is never stored): the key is
+    asked with none; a keyed charge still needs it."""
+    meta = await client.tokenize("mer_1", CANARY, who="t")
+    key = await client.issue_billing_key(meta.token, "mer_1", password2="", customer_uid="cu_m",
+                                         who="t", why="card migration")  # fmt: skip
+    assert key.ok
+    assert [r.password2 for r in gateway.received] == [""]
+    with pytest.raises(InvalidPassword):
+        await client.keyed_charge(meta.token, "mer_1", password2="", who="t", why="pay",
+                                  order=Order("ord_1", 1000, "x", 0))  # fmt: skip
+    assert len(gateway.received) == 1

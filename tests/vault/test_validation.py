@@ -184,6 +184,12 @@ def test_password_is_two_digits(pw: str, ok: bool) -> None:
             validate_password2(pw)
 
 
+def test_no_password_only_when_optional() -> None:
+    validate_password2("", optional=True)  # a stored card's billing key
+    with pytest.raises(InvalidPassword):
+        validate_password2("1", optional=True)
+
+
 def test_ids_and_free_text() -> None:
     check_merchant_id("mer_01HXYZ")
     for bad in ("", "a" * 65, "mer 1", "mer|1", "상점"):

@@ -40,6 +40,7 @@ from ivr.gateways.contract import (
 from ivr.gateways.declines import DeclineReason, Stage, decline
 from ivr.gateways.errors import (
     AuthenticationFailed,
+    CardDeclined,
     GatewayError,
     GatewayRejected,
     GatewayUnavailable,
@@ -220,6 +221,12 @@ class PortOneGateway(HttpConnector):
     async def register_billing_key(self, req: BillingKeyRequest) -> BillingKey:
         call = Call("register_billing_key", mutating=True, pg=self._pg)
         path = f"/subscribe/customers/{req.customer_uid}"
+        if not req.card.has_password and self._config.account.rules.register_password:
+            # a stored card (no password) at a PG that documents it as required: refused
+            # here as the PG would, so the card's payer is asked (docs/portone.md)
+            d = decline(DeclineReason.password_required, Stage.registration,
+                        "arspay:password_required")  # fmt: skip
+            raise CardDeclined(f"PortOne: card not registered ({d.reason})", decline=d)
         try:
             body = wire.billing_key_body(req.card, self._config.account, req.holder)
         except wire.NotSendable as exc:

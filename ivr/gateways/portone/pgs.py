@@ -36,6 +36,11 @@ class PgRules:
     card_type_may_be_null: bool = False
     # billing keys can be issued by REST API (support/code-info/pg.mdx "API 방식")
     api_billing_key: bool = True
+    # the card password to issue a billing key by API (pwd_2digit; V2 passwordTwoDigits):
+    # True: required, so a stored card cannot move here without its payer (the password
+    # is never stored); False: documented optional; None: not documented — sent without
+    # and the PG's answer decides (docs/portone.md "Moving cards between PG accounts")
+    register_password: bool | None = None
 
 
 def _f(*names: str) -> frozenset[str]:
@@ -45,20 +50,21 @@ def _f(*names: str) -> frozenset[str]:
 RULES: Final[dict[str, PgRules]] = {r.code: r for r in (
     PgRules("ksnet", register=_f("birth", "pwd_2digit"),
             again=_f("buyer_name", "product_type"), onetime=_f("buyer_name", "product_type"),
-            merchant_interest_again=True),
+            merchant_interest_again=True, register_password=True),
     PgRules("smartro_v2", again=_f("buyer_name", "buyer_email", "buyer_tel"),
-            plain_order_ids=True, api_billing_key=False),
+            plain_order_ids=True, api_billing_key=False, register_password=True),
     PgRules("welcome", register=_f("customer_name"), again=_f("buyer_name"),
-            onetime=_f("buyer_name")),
+            onetime=_f("buyer_name"), register_password=False),
     PgRules("html5_inicis", again=_f("name"),
             onetime=_f("name", "buyer_name", "buyer_email", "buyer_tel"),
             card_type_may_be_null=True, api_billing_key=False),
     PgRules("inicis", card_type_may_be_null=True),
     PgRules("nice", merchant_interest_again=True, merchant_interest_onetime=True),
-    PgRules("nice_v2", merchant_interest_again=True, merchant_interest_onetime=True),
+    PgRules("nice_v2", merchant_interest_again=True, merchant_interest_onetime=True,
+            register_password=True),
     PgRules("danal_tpay", again=_f("name"), api_billing_key=False),
     PgRules("tosspayments"),
-    PgRules("kcp"),
+    PgRules("kcp", register_password=True),
     PgRules("settle"),
     PgRules("daou"),
 )}  # fmt: skip

@@ -123,12 +123,13 @@ def card_number(number: str) -> str:
 
 
 def _card_fields(card: KeyedCard) -> Json:
-    return {
-        "card_number": card_number(card.number),
-        "expiry": card.expiry,
-        "birth": card.birth,
-        "pwd_2digit": card.password_2digits,
-    }
+    """``pwd_2digit`` left out when there is none (a stored card's billing key: the
+    v1 document marks it optional, required per PG — :mod:`.pgs`)."""
+    out: Json = {"card_number": card_number(card.number), "expiry": card.expiry,
+                 "birth": card.birth}  # fmt: skip
+    if card.has_password:
+        out["pwd_2digit"] = card.password_2digits
+    return out
 
 
 def _payment_options(installment_months: int, interest_free: bool, supported: bool) -> Json:

@@ -42,13 +42,15 @@ def credential(card: KeyedCard) -> Json:
     """``CardCredential``: the expiry ``YYYY-MM`` becomes ``expiryYear`` "YY" and
     ``expiryMonth`` "MM" (the document says two digits each)."""
     year, month = card.expiry.split("-")
-    return {
+    out: Json = {
         "number": card.number,
         "expiryYear": year[2:],
         "expiryMonth": month,
         "birthOrBusinessRegistrationNumber": card.birth,
-        "passwordTwoDigits": card.password_2digits,
     }
+    if card.has_password:  # optional in CardCredential; left out for a stored card's key
+        out["passwordTwoDigits"] = card.password_2digits
+    return out
 
 
 def _scope(store_id: str, channel_key: str) -> Json:

@@ -72,7 +72,9 @@ async def register(request: web.Request) -> web.StreamResponse:
         scn = cards.scenario(number)
         if scn is Scenario.pg_error:
             return h.server_error(cards.PG_ERROR)
-        failure = cards.card_status(scn, expiry, st.today()) or cards.holder_check(pwd, birth)
+        failure = cards.card_status(scn, expiry, st.today()) or cards.holder_check(
+            pwd, birth, password_required=rules.password_required(st.config.pg)
+        )
         if failure is not None:
             return h.refused(failure)
         customer = _customer(st, customer_uid, number)

@@ -12,6 +12,8 @@
 | 4000 0000 0000 3220  | unknown_first   | registers; the first charge of each order is       |
 |                      |                 | recorded, then the connection is dropped           |
 | password ``00``      | —               | INVALID_PASSWORD (registration, keyed charge)      |
+| no password          | —               | PASSWORD_REQUIRED (registration) when the played   |
+|                      |                 | PG requires it (``pgs.PgRules.register_password``) |
 | birth ``000000``     | —               | IDENTITY_MISMATCH (registration, keyed charge)     |
 | birth ``000101``     | —               | IDENTITY_MISMATCH (registration, keyed charge)     |
 
@@ -99,6 +101,7 @@ REJECTED: Final = Failure("REJECT_CARD_PAYMENT", "카드사에서 승인을 거�
 LOST_OR_STOLEN: Final = Failure("LOST_OR_STOLEN_CARD", "분실 또는 도난 신고된 카드입니다.")
 EXPIRED: Final = Failure("EXPIRED_CARD", "유효기간이 지난 카드입니다.")
 WRONG_PASSWORD: Final = Failure("INVALID_PASSWORD", "카드 비밀번호가 일치하지 않습니다.")
+PASSWORD_REQUIRED: Final = Failure("PASSWORD_REQUIRED", "카드 비밀번호 앞 2자리는 필수입니다.")
 IDENTITY: Final = Failure("IDENTITY_MISMATCH", "생년월일 또는 사업자등록번호가 일치하지 않습니다.")
 INSUFFICIENT: Final = Failure("INSUFFICIENT_BALANCE", "잔액이 부족합니다.")
 LIMIT: Final = Failure("LIMIT_EXCEEDED", "카드 한도가 초과되었습니다.")
@@ -152,8 +155,13 @@ def card_status(scn: Scenario, expiry: str, today: date) -> Failure | None:
     return None
 
 
-def holder_check(password: str | None, birth: str | None) -> Failure | None:
-    """The card-holder factors (docs/product.md §2): password digits, then birth date / BRN."""
+def holder_check(
+    password: str | None, birth: str | None, *, password_required: bool = False
+) -> Failure | None:
+    """The card-holder factors (docs/product.md §2): password digits, then birth date / BRN.
+    ``password_required``: the played PG wants the password to issue a billing key."""
+    if not password and password_required:
+        return PASSWORD_REQUIRED
     if password == INVALID_PASSWORD:
         return WRONG_PASSWORD
     if birth in BIRTH_MISMATCHES:

@@ -46,7 +46,13 @@ def register(data: Mapping[str, Any], channel_key: str, pg: str) -> None:
         raise h.BadRequest("channel_key is required")
     if sent != channel_key:
         raise h.BadRequest("channel_key: no such channel")
-    _present(data, rules_for(pg).register, pg)
+    # a missing password is the PG's card refusal (PASSWORD_REQUIRED), not a bad request
+    _present(data, rules_for(pg).register - {"pwd_2digit"}, pg)
+
+
+def password_required(pg: str) -> bool:
+    """The played PG refuses a billing key without the card password."""
+    return rules_for(pg).register_password is True
 
 
 def payment(data: Mapping[str, Any], pg: str, *, again: bool) -> None:

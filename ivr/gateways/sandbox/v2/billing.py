@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ivr.gateways.sandbox import cards
+from ivr.gateways.sandbox import cards, rules
 from ivr.gateways.sandbox import http as h
 from ivr.gateways.sandbox.billing import _customer, _not_slow
 from ivr.gateways.sandbox.cards import Scenario
@@ -74,7 +74,7 @@ async def issue(request: web.Request) -> web.StreamResponse:
         if scn is Scenario.pg_error:
             return h.server_error(cards.PG_ERROR)
         failure = cards.card_status(scn, card.expiry, st.today()) or cards.holder_check(
-            card.password, card.birth
+            card.password, card.birth, password_required=rules.password_required(st.config.pg)
         )
         if failure is not None:
             return a.pg_provider(failure)
