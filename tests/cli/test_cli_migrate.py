@@ -114,10 +114,14 @@ def test_cards_migrate_moves_a_card_and_lists_the_batch(
         assert moved.billing_key_ref == billing_key_uid(token)
         listed = arspay("--json", "cards", "migrations", "--merchant", "mer_1", url=url, env=env)
         assert [b["id"] for b in json.loads(listed.stdout)] == [row["id"]]
-        refused = arspay("cards", "migrate", "--merchant", "mer_1", "--to", "sandbox-a",
-                         url=url, env=env)  # fmt: skip
-        assert refused.returncode == 2
-        assert "account routes" in refused.stderr
+        # and back to a stored account: the vault forwards to that account's route
+        back = arspay("--json", "cards", "migrate", "--merchant", "mer_1", "--to", "sandbox-a",
+                      url=url, env=env)  # fmt: skip
+        assert back.returncode == 0, back.stderr
+        assert json.loads(back.stdout)[0]["done"] == 1
+        returned = asyncio.run(_card(url))
+        assert returned.pg_account_id == "sandbox-a"
+        assert returned.billing_key_ref == billing_key_uid(token, "sandbox-a")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
