@@ -34,8 +34,11 @@ async def test_a_merchant_moves_its_cards_and_follows_the_batch(
             assert card is not None
             card.pg_account_id = "sandbox-a"
             old_ref = card.billing_key_ref
-        # the vault here forwards to the default account only: no other target
-        refused = await t.client.post("/v1/card-migrations", json={"to_account": "sandbox-a"})
+        # a disabled account takes no cards
+        await accounts.create("off-acct", actor="test", kind="sandbox", base_url=api.sandbox.url,
+                              api_key=KEY, api_secret=SECRET)  # fmt: skip
+        await accounts.update("off-acct", actor="test", status="disabled")
+        refused = await t.client.post("/v1/card-migrations", json={"to_account": "off-acct"})
         assert refused.status_code == 409
         assert (await t.client.post("/v1/card-migrations",
                                     json={"to_account": "nope-x"})).status_code == 404  # fmt: skip
