@@ -154,3 +154,36 @@ async def test_without_a_webhook_secret_the_route_answers_404(v2api: Api) -> Non
         r = await c.post(PATH, content=b"{}", headers={"content-type": "application/json"})
     assert r.status_code == 404
     assert problem(r)["code"] == "not-found"
+
+
+async def test_a_stored_account_has_its_own_route_and_secret(v2api: Api) -> None:
+    """``/webhooks/{account_id}`` verifies with that account's secret; the order is
+    still settled by asking the account it went to."""
+    second = new_secret()
+    accounts = v2api.runtime.services.pg_accounts
+    await accounts.create("v2-second", actor="test", kind="portone_v2",
+                          base_url=f"{v2api.sandbox.url}/v2", api_secret="v2-api-secret",
+                          webhook_secret=second,
+                          options={"store_id": STORE, "channel_key": CHANNEL})  # fmt: skip
+    await accounts.create("v1-other", actor="test", kind="sandbox", base_url=v2api.sandbox.url,
+                          api_key="k", api_secret="s")  # fmt: skip
+    payment_id, order_id = await unknown_charge(v2api)
+
+    async def to(path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=v2api.app), base_url="http://t"
+        ) as c:
+            return await c.post(path, content=body, headers=headers)
+
+    route = f"{PATH}/v2-second"
+    wrong = await to(route, *notice("Transaction.Paid", order_id, secret=SECRET))
+    assert wrong.status_code == 400  # the default account's secret does not sign for it
+    for path in (f"{PATH}/nope-acct", f"{PATH}/v1-other", f"{PATH}/default"):
+        assert (await to(path, *notice("Transaction.Paid", order_id))).status_code == 404
+    assert await status_of(v2api, payment_id) == "processing"
+    r = await to(route, *notice("Transaction.Paid", order_id, secret=second, msg_id="m2"))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"result": "settled"}
+    assert await status_of(v2api, payment_id) == "succeeded"
+    again = await to(route, *notice("Transaction.Paid", order_id, secret=second, msg_id="m2"))
+    assert again.json() == {"result": "duplicate"}
