@@ -6,9 +6,10 @@
 Setup: N cards tokenized in the vault (key-file KEK, SQLite) and registered at account
 A (billing keys issued at sandbox A); their rows in the engine database (SQLite) at the
 default account, which is A. Then the migration to account B: per card the vault
-re-issues the key at B without the password (the vault forwards to B: it stands for
-the vault's account route), the card switches (one transaction), the old key is
-deleted at A. Printed in the same run: the sandbox ceiling — the same PG calls per card
+re-issues the key at B without the password (the engine names B's route; the vault
+builds B's gateway from it, as in production), the card switches (one transaction), the
+old key is deleted at A (the engine's GatewayBook: each account behind its breaker).
+Printed in the same run: the sandbox ceiling — the same PG calls per card
 (a billing key issued at B, one deleted at A) straight to the sandboxes at the same
 concurrency, no engine, no vault — the migration's cards/s and their ratio.
 Goal (issue #27 item 5): >= 200 cards/s.
@@ -32,10 +33,13 @@ sys.path.insert(0, str(ROOT))
 
 from ivr.clock import SystemClock  # noqa: E402
 from ivr.domain.ids import new_id  # noqa: E402
+from ivr.gateways.config import GatewaySettings  # noqa: E402
 from ivr.gateways.contract import BillingKeyRequest, Gateway  # noqa: E402
+from ivr.gateways.factory import gateway_for_route  # noqa: E402
 from ivr.gateways.vault_forwarding import VaultCardGateway  # noqa: E402
+from ivr.pg_accounts.book import GatewayBook  # noqa: E402
 from ivr.pg_accounts.migration import CardMigrator, Progress  # noqa: E402
-from ivr.pg_accounts.model import account_key  # noqa: E402
+from ivr.pg_accounts.store import PgAccounts, accounts_key  # noqa: E402
 from ivr.store import migrate  # noqa: E402
 from ivr.store.db import Database  # noqa: E402
 from ivr.store.tables import Card, Customer, Merchant  # noqa: E402
@@ -65,19 +69,6 @@ def start_sandbox(ledger: Path) -> tuple[subprocess.Popen[str], str]:
     found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", proc.stdout.readline())
     assert found, "sandbox did not start"
     return proc, found.group(1)
-
-
-class Book:
-    """Account A is the default; B its own gateway. The vault forwards to B already."""
-
-    def __init__(self, a: Gateway, b: Gateway) -> None:
-        self.a, self.b = a, b
-
-    async def of(self, account_id: str | None) -> Gateway:
-        return self.b if account_key(account_id) == B else self.a
-
-    async def vault_route(self, account_id: str | None) -> object | None:
-        return None
 
 
 async def gather_limited(n: int, concurrency: int, one: Any) -> float:
@@ -139,22 +130,31 @@ async def main(n: int, concurrency: int) -> None:
         db = Database(f"sqlite+aiosqlite:///{work}/engine.db", pool_size=concurrency + 4)
         try:
             async with connector(url_a, timeout_s=10.0) as a, connector(url_b, timeout_s=10.0) as b:
+                base = GatewaySettings(kind="sandbox", base_url=url_a, api_key=KEY,
+                                       api_secret=SECRET, timeout_s=10.0)  # fmt: skip
+                routed = VaultCardGateway(a, lambda route: gateway_for_route(route, base))
                 audit_key = EvidenceKeyFile(work / "audit.key", ledger="vault-audit")
                 vault = LocalVault(VaultStore(f"sqlite+aiosqlite:///{work}/vault.db", pool_size=10),
                                    kek, Fingerprinter(random_into(32)), clock=WallClock(),
-                                   gateway=VaultCardGateway(b), rotation_batch=500,
+                                   gateway=routed, rotation_batch=500,
                                    audit_key_file=audit_key)  # fmt: skip
                 await vault.start()
                 try:
                     await setup(db, vault, a, n, concurrency)
                     top = await ceiling(a, b, min(n, 5_000), concurrency)
-                    migrator = CardMigrator(db, SystemClock(), vault, Book(a, b),
+                    clock = SystemClock()
+                    accounts = PgAccounts(db, clock, accounts_key(base, work), base)
+                    await accounts.create(B, actor="bench", kind="sandbox", base_url=url_b,
+                                          api_key=KEY, api_secret=SECRET)  # fmt: skip
+                    book = GatewayBook(accounts, clock, default=a)
+                    migrator = CardMigrator(db, clock, vault, book, known=accounts,
                                             concurrency=concurrency)  # fmt: skip
                     last: list[Progress] = []
                     started = time.perf_counter()
                     batch, final = await migrator.migrate(MERCHANT, B, actor="bench",
                                                           progress=last.append)  # fmt: skip
                     rate = final.done / (time.perf_counter() - started)
+                    await book.aclose()
                 finally:
                     await vault.close()
             print(f"{'setup':34} {'cards':>7} {'cards/s':>9} {'/ceiling':>9}")
