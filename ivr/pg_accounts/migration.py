@@ -134,19 +134,23 @@ class CardMigrator:
         if close is not None:
             await close()
 
-    async def _check_target(self, to_account: str) -> None:
-        """Refuse an unknown or disabled account, and one the vault cannot reach."""
-        if self.known is not None and not (await self.known.get(to_account)).active:
+    async def _check_target(self, merchant_id: str, to_account: str) -> None:
+        """Refuse an unknown or disabled account (another merchant's own is unknown),
+        and one the vault cannot reach."""
+        if (
+            self.known is not None
+            and not (await self.known.get_for(merchant_id, to_account)).active
+        ):
             raise Conflict(f"PG account {to_account} is disabled")
         await self.accounts.vault_route(stored_id(account_key(to_account)))
 
     async def preview(self, merchant_id: str, to_account: str) -> int:
-        await self._check_target(to_account)
+        await self._check_target(merchant_id, to_account)
         return await self.store.preview(merchant_id, account_key(to_account))
 
     async def start(self, merchant_id: str, to_account: str, *, actor: str) -> BatchView:
         """The merchant's running batch to ``to_account`` (topped up), or a new one."""
-        await self._check_target(to_account)
+        await self._check_target(merchant_id, to_account)
         batch_id, _ = await self.store.plan(merchant_id, to_account, actor=actor)
         return await self.store.batch(batch_id)
 

@@ -37,10 +37,10 @@ from ivr.domain.states import (
     BillingKeyRequestStatus,
     CardMigrationStatus,
 )
-from ivr.errors import NotFound
 from ivr.pg_accounts.model import DEFAULT, account_key, stored_id
 from ivr.store.core import table
 from ivr.store.db import Database, locked_in
+from ivr.store.scope import Scope
 from ivr.store.tables import (
     BillingKeyRequest,
     Card,
@@ -105,22 +105,26 @@ class MigrationStore:
     def _eligible(self, merchant_id: str, to_account: str, batch_id: str | None) -> Any:
         """Active cards with a key, not at the target, with no open migration (and none
         in this batch already: a card that failed here waits for a new batch)."""
+        scope = Scope.of(merchant_id)
+        open_ = scope.where(
+            select(CardMigration.card_id).where(CardMigration.status.in_(OPEN_MIGRATION)),
+            CardMigration,
+        )
         q = select(Card.id, Card.vault_token, Card.billing_key_ref, Card.pg_account_id).where(
-            Card.merchant_id == merchant_id,
             Card.status == "active",
             Card.billing_key_ref.is_not(None),
             _not_at(to_account),
-            Card.id.not_in(
-                select(CardMigration.card_id).where(CardMigration.status.in_(OPEN_MIGRATION))
-            ),
+            Card.id.not_in(open_),
         )
+        inner = [open_]
         if batch_id is not None:
-            q = q.where(
-                Card.id.not_in(
-                    select(CardMigration.card_id).where(CardMigration.batch_id == batch_id)
-                )
+            here = scope.where(
+                select(CardMigration.card_id).where(CardMigration.batch_id == batch_id),
+                CardMigration,
             )
-        return q.order_by(Card.id)
+            q = q.where(Card.id.not_in(here))
+            inner.append(here)
+        return scope.nest(scope.where(q, Card), *inner).order_by(Card.id)
 
     async def preview(self, merchant_id: str, to_account: str) -> int:
         """How many cards a new batch would take now (``--dry-run``)."""
@@ -133,14 +137,12 @@ class MigrationStore:
     async def _running(
         self, s: AsyncSession, merchant_id: str, to_account: str
     ) -> CardMigrationBatch | None:
+        query = select(CardMigrationBatch).where(
+            CardMigrationBatch.to_account_id == to_account,
+            CardMigrationBatch.status == "running",
+        )
         found: CardMigrationBatch | None = await s.scalar(
-            select(CardMigrationBatch)
-            .where(
-                CardMigrationBatch.merchant_id == merchant_id,
-                CardMigrationBatch.to_account_id == to_account,
-                CardMigrationBatch.status == "running",
-            )
-            .limit(1)
+            Scope.of(merchant_id).where(query, CardMigrationBatch).limit(1)
         )
         return found
 
@@ -151,8 +153,8 @@ class MigrationStore:
         now = self.clock.now()
         free = now - self.lease  # written already free to claim
         async with self.db.transaction() as s:
-            if await s.get(Merchant, merchant_id, with_for_update=True) is None:
-                raise NotFound(f"merchant {merchant_id} not found")  # (planners serialized)
+            # (planners of one merchant serialized on its row)
+            await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant", lock=True)
             batch = await self._running(s, merchant_id, to_account)
             resumed = batch is not None
             if batch is None:
@@ -188,31 +190,32 @@ class MigrationStore:
         )
 
     async def batch(self, batch_id: str, merchant_id: str | None = None) -> BatchView:
+        scope = Scope(merchant_id)
         async with self.db.sessions() as s:
-            b = await s.get(CardMigrationBatch, batch_id)
-            if b is None or (merchant_id is not None and b.merchant_id != merchant_id):
-                raise NotFound(f"card migration {batch_id} not found")
-            counts = await self._counts(s, [batch_id])
+            b = await scope.one(s, CardMigrationBatch, batch_id, "card migration")
+            counts = await self._counts(s, [batch_id], scope)
         return _view(b, counts.get(batch_id, {}))
 
     async def batches(self, merchant_id: str | None = None, limit: int = 50) -> list[BatchView]:
+        scope = Scope(merchant_id)
         async with self.db.sessions() as s:
-            q = select(CardMigrationBatch).order_by(CardMigrationBatch.created_at.desc())
-            if merchant_id is not None:
-                q = q.where(CardMigrationBatch.merchant_id == merchant_id)
+            q = scope.select(CardMigrationBatch).order_by(CardMigrationBatch.created_at.desc())
             found = (await s.scalars(q.limit(limit))).all()
-            counts = await self._counts(s, [b.id for b in found])
+            counts = await self._counts(s, [b.id for b in found], scope)
         return [_view(b, counts.get(b.id, {})) for b in found]
 
-    async def _counts(self, s: AsyncSession, ids: list[str]) -> dict[str, dict[str, int]]:
+    async def _counts(
+        self, s: AsyncSession, ids: list[str], scope: Scope | None = None
+    ) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {i: {} for i in ids}
         if not ids:
             return out
-        rows = await s.execute(
+        query = (
             select(CardMigration.batch_id, CardMigration.status, func.count())
             .where(CardMigration.batch_id.in_(ids))
             .group_by(CardMigration.batch_id, CardMigration.status)
         )
+        rows = await s.execute((scope or Scope.everyone()).where(query, CardMigration))
         for batch_id, status, n in rows:
             out[batch_id][status] = n
         return out

@@ -57,6 +57,12 @@ class Account:
     status: AccountStatus = AccountStatus.active
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    merchant_id: str | None = None  # a merchant's own account; None: the operators'
+
+    def visible_to(self, merchant_id: str) -> bool:
+        """Whether ``merchant_id`` may see it and route to it: the operators' accounts
+        (``default`` included) and its own."""
+        return self.merchant_id is None or self.merchant_id == merchant_id
 
     @property
     def active(self) -> bool:
@@ -105,6 +111,7 @@ class Account:
             "options": dict(self.options),
             "status": self.status.value,
             "from_settings": self.id == DEFAULT,
+            "merchant_id": self.merchant_id,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }

@@ -75,22 +75,34 @@ class PgAccounts:
             status=AccountStatus(row.status),
             created_at=row.created_at,
             updated_at=row.updated_at,
+            merchant_id=row.merchant_id,
         )
 
     async def get(self, account_id: str | None) -> Account:
         """The account (``None``: ``default``); NotFound when there is none."""
+        return await self._get(Scope.everyone(), account_id)
+
+    async def get_for(self, merchant_id: str, account_id: str | None) -> Account:
+        """``get``, for a merchant: another merchant's own account is NotFound."""
+        return await self._get(Scope.of(merchant_id), account_id)
+
+    async def _get(self, scope: Scope, account_id: str | None) -> Account:
         account_id = account_key(account_id)
         if account_id == DEFAULT:
             return self.default
+        query = scope.shared(select(PgAccount).where(PgAccount.id == account_id), PgAccount)
         async with self.db.sessions() as s:
-            row = await s.get(PgAccount, account_id)
+            row = await s.scalar(query)
         if row is None:
             raise NotFound(f"PG account {account_id} not found")
         return self._load(row)
 
-    async def list(self) -> list[Account]:
+    async def list(self, merchant_id: str | None = None) -> list[Account]:
+        """Every account (``merchant_id``: those that merchant may see and route to)."""
+        scope = Scope.everyone() if merchant_id is None else Scope.of(merchant_id)
+        query = scope.shared(select(PgAccount).order_by(PgAccount.id), PgAccount)
         async with self.db.sessions() as s:
-            rows = (await s.scalars(select(PgAccount).order_by(PgAccount.id))).all()
+            rows = (await s.scalars(query)).all()
         return [self.default, *(self._load(r) for r in rows)]
 
     async def routes(self, merchant_id: str) -> Routes:
@@ -128,7 +140,10 @@ class PgAccounts:
         api_secret: str = "",
         webhook_secret: str = "",
         options: dict[str, str] | None = None,
+        merchant_id: str | None = None,
     ) -> Account:
+        """A new account: the operators' (offered to every merchant), or with
+        ``merchant_id`` that merchant's own (only it sees it and routes to it)."""
         check_text(account_id, "PG account id")
         if account_id == DEFAULT or ACCOUNT_ID.fullmatch(account_id) is None:
             raise InvalidInput(
@@ -148,10 +163,14 @@ class PgAccounts:
             options={k: v for k, v in (options or {}).items() if v},
             created_at=now,
             updated_at=now,
+            merchant_id=merchant_id,
         )
         self._check(account)
         async with self.db.transaction() as s:
-            if await s.get(PgAccount, account_id) is not None:
+            if merchant_id is not None:
+                await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant")
+            # ids are one namespace (every merchant's and the operators')
+            if await Scope.everyone().get(s, PgAccount, account_id) is not None:
                 raise Conflict(f"PG account {account_id} exists")
             s.add(
                 PgAccount(
@@ -159,17 +178,21 @@ class PgAccounts:
                     base_url=account.base_url, api_key=account.api_key,
                     secrets_sealed=self._seal(account), options=account.options,
                     status=account.status.value, created_at=now, updated_at=now,
+                    merchant_id=merchant_id,
                 )
             )  # fmt: skip
             audit(s, self.clock, actor=actor, action="pg_account.create",
-                  object_type="pg_account", object_id=account_id,
+                  object_type="pg_account", object_id=account_id, merchant_id=merchant_id,
                   details={"kind": kind, "base_url": account.base_url})  # fmt: skip
         return account
 
-    async def update(self, account_id: str, *, actor: str, **changes: Any) -> Account:
+    async def update(
+        self, account_id: str, *, actor: str, merchant_id: str | None = None, **changes: Any
+    ) -> Account:
         """Change fields (``name``, ``base_url``, ``api_key``, the secrets, ``options``
         — replaced as a whole —, ``status``); a secret given as ``""`` or left out is
-        kept. The audit names the fields changed, never their values."""
+        kept. The audit names the fields changed, never their values. ``merchant_id``:
+        a merchant changing its own account (any other is NotFound to it)."""
         if account_key(account_id) == DEFAULT:
             raise Conflict("the default PG account is the [gateway] settings: change those")
         allowed = {"name", "base_url", "api_key", "options", "status", *SECRETS}
@@ -177,7 +200,8 @@ class PgAccounts:
         if unknown:
             raise InvalidInput(f"unknown PG account fields: {', '.join(sorted(unknown))}")
         async with self.db.transaction() as s:
-            row = await s.get(PgAccount, account_id, with_for_update=True)
+            # a merchant changes its own accounts only; an operator (None) any
+            row = await Scope(merchant_id).get(s, PgAccount, account_id, lock=True)
             if row is None:
                 raise NotFound(f"PG account {account_id} not found")
             current = self._load(row)
@@ -196,7 +220,7 @@ class PgAccounts:
             row.options, row.status = account.options, account.status.value
             row.secrets_sealed, row.updated_at = self._seal(account), now
             audit(s, self.clock, actor=actor, action="pg_account.update",
-                  object_type="pg_account", object_id=account_id,
+                  object_type="pg_account", object_id=account_id, merchant_id=row.merchant_id,
                   details={"fields": sorted(values)})  # fmt: skip
         return account
 
@@ -206,7 +230,7 @@ class PgAccounts:
         if secondary is not None and account_key(secondary) == account_key(primary):
             raise InvalidInput("the secondary PG account must differ from the primary")
         for account_id in (primary, secondary):
-            if account_id is not None and not (await self.get(account_id)).active:
+            if account_id is not None and not (await self.get_for(merchant_id, account_id)).active:
                 raise Conflict(f"PG account {account_id} is disabled")
         async with self.db.transaction() as s:
             m = await Scope.of(merchant_id).one(s, Merchant, merchant_id, "merchant", lock=True)

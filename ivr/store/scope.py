@@ -69,6 +69,29 @@ class Scope:
         limited: Q = query.execution_options(**{MARK: frozenset(marked)})
         return limited
 
+    def shared(self, query: Q, model: Any) -> Q:
+        """``query`` limited to the rows of ``model`` this scope may see where a row
+        without a merchant is everyone's (PG accounts: the operators' are offered to
+        every merchant, a merchant's own to it alone)."""
+        if self.merchant_id is not None:
+            column = merchant_column(model)
+            query = query.where(column.is_(None) | (column == self.merchant_id))
+        return self._mark(query, model.__tablename__)
+
+    def nest(self, outer: Q, *inner: Any) -> Q:
+        """``outer`` carrying the marks of subqueries built through :meth:`where` (their
+        filter is inside them: ``outer`` itself names their tables only through them)."""
+        names: set[str] = set()
+        for sub in inner:
+            names |= set(sub.get_execution_options().get(MARK, ()))
+        return self._mark(outer, *names)
+
+    @staticmethod
+    def _mark(query: Q, *names: str) -> Q:
+        marked = set(query.get_execution_options().get(MARK, ())) | set(names)
+        limited: Q = query.execution_options(**{MARK: frozenset(marked)})
+        return limited
+
     def select(self, model: type[M], **equal: object) -> Select[M]:
         """The rows of ``model`` in this scope whose columns equal ``equal``'s values
         (a ``None`` value: any) — a list's filters."""

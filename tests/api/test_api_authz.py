@@ -89,6 +89,14 @@ TABLE = [
     Row("GET", "/v1/events/{event_id}"),
     Row("POST", "/v1/events/{event_id}/redeliver", {}),
     Row("GET", "/v1/pg-accounts", listing=True),
+    Row(
+        "POST",
+        "/v1/pg-accounts",
+        {"id": "b-own-pg", "kind": "sandbox", "api_key": "k", "api_secret": "s"},
+        listing=True,  # a new account of the caller's own: no other merchant's id in it
+    ),
+    Row("GET", "/v1/pg-accounts/{account_id}"),
+    Row("PATCH", "/v1/pg-accounts/{account_id}", {"name": "x"}),
     Row("GET", "/v1/pg-routes", listing=True),  # the caller's own: no object id to fill in
     Row("PUT", "/v1/pg-routes", {"primary": "default", "secondary": None}, listing=True),
 ]
@@ -139,6 +147,9 @@ async def a_objects(api: Api, a: Tenant) -> dict[str, str]:
     bulk = await c.post("/v1/bulk-jobs", json={"rows": [_a_card_row({"card_id": a.card_id})]})
     ep = (await c.post("/v1/webhook-endpoints", json={"url": "https://a.example/hook"})).json()
     moving = (await c.post("/v1/card-migrations", json={"to_account": "default"})).json()
+    own_id = f"own-{a.merchant_id[-8:].lower()}"  # account ids are one namespace
+    own = {"id": own_id, "kind": "sandbox", "api_key": "k", "api_secret": "s"}
+    assert (await c.post("/v1/pg-accounts", json=own)).status_code == 201
     async with api.db.transaction() as s:
         event = await emit_in(s, api.clock, a.merchant_id, "payment.succeeded", {"id": pay["id"]})
     return {
@@ -151,6 +162,7 @@ async def a_objects(api: Api, a: Tenant) -> dict[str, str]:
         "endpoint_id": ep["id"],
         "event_id": event.id,
         "migration_id": moving["id"],
+        "account_id": own_id,
     }
 
 

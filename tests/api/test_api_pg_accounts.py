@@ -73,7 +73,8 @@ async def test_a_merchant_lists_the_accounts_it_can_route_to(api: Api) -> None:
     assert [x["id"] for x in listed] == ["default", "backup-pg", "ksnet-main"]  # not disabled
     ksnet = listed[2]
     assert ksnet["api_key"] == "••••7788"
-    assert set(ksnet) == {"id", "name", "kind", "status", "default", "api_key", "updated_at"}
+    assert set(ksnet) == {"id", "name", "kind", "status", "default", "api_key", "updated_at",
+                          "owned"}  # fmt: skip
     assert listed[0]["default"] is True
 
 
@@ -134,3 +135,57 @@ async def test_a_retried_put_is_replayed(api: Api) -> None:
     async with api.db.sessions() as s:
         q = select(AuditLog).where(AuditLog.action == "merchant.pg_routes")
         assert len((await s.scalars(q)).all()) == 1
+
+
+async def test_a_merchant_brings_its_own_pg_account(api: Api) -> None:
+    """POST/PATCH /v1/pg-accounts: the merchant's own contract, seen and routable by it
+    alone; the secrets go in and never come out, not even in a refusal."""
+    a = await api.tenant("행복치과")
+    b = await api.tenant("다른치과")
+    body = {"id": "my-ksnet", "name": "우리 KSNET", "kind": "portone", "api_key": API_KEY,
+            "api_secret": API_SECRET, "webhook_secret": WEBHOOK_SECRET,
+            "options": {"channel_key": "channel-key-9", "pg": "ksnet"}}  # fmt: skip
+    seen: list[str] = []
+    bad = await a.client.post("/v1/pg-accounts", json={**body, "kind": "toss"})
+    assert bad.status_code == 422
+    seen.append(bad.text)
+    made = await a.client.post("/v1/pg-accounts", json=body, headers={"Idempotency-Key": "k1"})
+    assert made.status_code == 201, made.text
+    seen.append(made.text)
+    assert made.json()["owned"] is True
+    assert made.json()["api_key"] == "••••7788"
+    again = await a.client.post("/v1/pg-accounts", json=body, headers={"Idempotency-Key": "k1"})
+    assert again.json() == made.json()  # replayed, not a second account
+    assert (await a.client.post("/v1/pg-accounts", json=body)).status_code == 409
+    stored_account = await api.runtime.services.pg_accounts.get("my-ksnet")
+    assert stored_account.api_secret == API_SECRET
+    assert stored_account.merchant_id == a.merchant_id
+    # the other merchant neither sees it nor routes to it nor changes it
+    assert "my-ksnet" not in [x["id"] for x in (await b.client.get("/v1/pg-accounts")).json()]
+    assert (await b.client.get("/v1/pg-accounts/my-ksnet")).status_code == 404
+    assert (await b.client.patch("/v1/pg-accounts/my-ksnet", json={"name": "x"})).status_code == 404
+    assert (await b.client.put("/v1/pg-routes", json={"primary": "my-ksnet"})).status_code == 422
+    # its owner does, and changes it without resending the secret
+    assert "my-ksnet" in [x["id"] for x in (await a.client.get("/v1/pg-accounts")).json()]
+    routed = await a.client.put("/v1/pg-routes", json={"primary": "my-ksnet", "secondary": None})
+    assert routed.status_code == 200, routed.text
+    patched = await a.client.patch("/v1/pg-accounts/my-ksnet", json={"name": "KSNET 본점"})
+    assert patched.status_code == 200, patched.text
+    seen.append(patched.text)
+    kept = await api.runtime.services.pg_accounts.get("my-ksnet")
+    assert (kept.name, kept.api_secret, kept.options["pg"]) == ("KSNET 본점", API_SECRET, "ksnet")
+    # an operators' account is not the merchant's to change
+    await _accounts(api)
+    assert (
+        await a.client.patch("/v1/pg-accounts/backup-pg", json={"name": "x"})
+    ).status_code == 404
+    for path in ("/v1/pg-accounts", "/v1/pg-accounts/my-ksnet", "/v1/pg-routes"):
+        seen.append((await a.client.get(path)).text)
+    text = "\n".join(seen)
+    for canary in (API_SECRET, WEBHOOK_SECRET, API_KEY, API_SECRET[-8:], WEBHOOK_SECRET[-8:]):
+        assert canary not in text
+    async with api.db.sessions() as s:
+        audits = [json.dumps(x.details) for x in (await s.scalars(select(AuditLog))).all()]
+        records = (await s.scalars(select(IdempotencyKey))).all()
+    assert not [x for x in audits + [str(r.__dict__) for r in records] if API_SECRET in x]
+    assert await stored(api.db, [API_SECRET, WEBHOOK_SECRET]) == []

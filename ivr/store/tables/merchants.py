@@ -41,6 +41,9 @@ class PgAccount(Base):
 
     __tablename__ = "pg_accounts"
     id: Mapped[Key]  # a slug the operator picks: ksnet-main, nice-backup …
+    # the merchant that brought its own PG contract (POST /v1/pg-accounts): only it sees
+    # and routes to the account; NULL: the operators', offered to every merchant
+    merchant_id: Mapped[str | None] = mapped_column(ForeignKey("merchants.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(16))  # sandbox | portone | portone_v2
     base_url: Mapped[str] = mapped_column(String(200))

@@ -16,6 +16,7 @@ def upgrade() -> None:
     op.create_table(
         "pg_accounts",
         sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("merchant_id", sa.String(length=40), nullable=True),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("base_url", sa.String(length=200), nullable=False),
@@ -25,8 +26,15 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=24), nullable=False),
         sa.Column("created_at", ivr.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", ivr.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["merchant_id"], ["merchants.id"], name=op.f("fk_pg_accounts_merchant_id_merchants")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pg_accounts")),
     )
+    with op.batch_alter_table("pg_accounts", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_pg_accounts_merchant_id"), ["merchant_id"], unique=False
+        )
     op.create_table(
         "card_migration_batches",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -128,4 +136,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_card_migration_batches_merchant_id"))
 
     op.drop_table("card_migration_batches")
+    with op.batch_alter_table("pg_accounts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_pg_accounts_merchant_id"))
     op.drop_table("pg_accounts")
