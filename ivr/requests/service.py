@@ -20,15 +20,17 @@ from ivr.domain.states import (
     CallRequestStatus,
     DeliveryStatus,
     LeaseStatus,
+    PaymentIntentStatus,
 )
 from ivr.domain.terms import check_amount
 from ivr.domain.text import clean_text
 from ivr.errors import InvalidInput, NotFound
 from ivr.merchants.policy import MerchantPolicy
+from ivr.notify.notices.router import NoticeRouter
 from ivr.notify.templates import payment_sms, registration_sms
 from ivr.store.db import Database, locked_in
 from ivr.store.scope import Scope
-from ivr.store.tables import CallRequest, Customer, Lease, Merchant, SmsMessage
+from ivr.store.tables import CallRequest, Customer, Lease, Merchant, PaymentIntent, SmsMessage
 from ivr.webhooks.notices import request_ended_in
 
 
@@ -163,6 +165,19 @@ class CallRequestService:
             await request_ended_in(s, self.clock, req)
         return req
 
+    async def payment_settled_in(self, s: AsyncSession, intent_id: str) -> None:
+        """A charge that was still unknown when its call ended ("pay.pending") succeeded
+        later (the sweeper, a PG webhook): its request, waiting for the next call, is
+        ``completed`` now instead of staying open until it expires."""
+        waiting = CallRequestStatus.sms_sent.value
+        rid = await s.scalar(
+            select(CallRequest.id).where(
+                CallRequest.payment_intent_id == intent_id, CallRequest.status == waiting
+            )
+        )
+        if rid is not None and await locked_in(s, CallRequest, rid, waiting) is not None:
+            await self.transition_in(s, rid, CallRequestStatus.completed, actor="system")
+
     def after_call(self, req: CallRequest, max_calls: int) -> CallRequestStatus:
         """Where a request goes when a call ends without an outcome: back to waiting for
         the next call, or ``failed`` after ``max_calls`` calls, or ``expired``."""
@@ -207,12 +222,21 @@ class CallRequestService:
         return done
 
     async def expire_due(self) -> int:
-        """Expire every open request past its lifetime that is not in a call now."""
+        """Expire every open request past its lifetime that is not in a call now, nor
+        waiting for a charge its call began (it ends with that charge's result)."""
         now = self.clock.now()
         open_states = [CallRequestStatus.created.value, CallRequestStatus.sms_sent.value]
+        charging = select(PaymentIntent.id).where(
+            PaymentIntent.status.in_(
+                [PaymentIntentStatus.created.value, PaymentIntentStatus.processing.value]
+            )
+        )
         ids = await self.db.all(
             select(CallRequest.id).where(
-                CallRequest.status.in_(open_states), CallRequest.expires_at <= now
+                CallRequest.status.in_(open_states),
+                CallRequest.expires_at <= now,
+                CallRequest.payment_intent_id.is_(None)
+                | CallRequest.payment_intent_id.not_in(charging),
             )
         )
         done = 0
@@ -233,8 +257,11 @@ class DevOutbox:
     db: Database
     clock: Clock
     requests: CallRequestService
+    notices: NoticeRouter | None = None
 
     async def deliver_pending(self) -> int:
+        if self.notices is not None:  # payer notices become outbox messages first
+            await self.notices.route_pending()
         pending = DeliveryStatus.pending.value
         ids = await self.db.all(
             select(SmsMessage.id).where(

@@ -99,3 +99,26 @@ def segments(body: str, *, concat_ref: int = 0) -> list[bytes]:
 
 def part_count(body: str) -> int:
     return len(encode(body).parts)
+
+
+# --------------------------------------------------------------- SMS or LMS (Korea)
+
+SMS_MAX_BYTES = 90  # a Korean carrier's SMS: 90 bytes of EUC-KR; longer goes as LMS
+
+
+def euckr_bytes(body: str) -> int:
+    """The body's length as Korean carriers count it: EUC-KR bytes (a Hangul syllable or
+    a full-width symbol 2, ASCII 1); a character EUC-KR lacks counts 2 (the CP949
+    extension holds every Hangul syllable; anything else is sent as 2 bytes or ?)."""
+    total = 0
+    for ch in body:
+        try:
+            total += len(ch.encode("euc-kr"))
+        except UnicodeEncodeError:
+            total += 2
+    return total
+
+
+def sms_format(body: str) -> str:
+    """``SMS`` when the body fits 90 EUC-KR bytes, else ``LMS``."""
+    return "SMS" if euckr_bytes(body) <= SMS_MAX_BYTES else "LMS"
