@@ -28,6 +28,7 @@ from ivr.api.routes import (
     bulk,
     call_requests,
     customers,
+    notices,
     payments,
     pg_webhooks,
     schedules,
@@ -39,7 +40,8 @@ from ivr.web.problems import MEDIA_TYPE as PROBLEM
 from ivr.web.problems import problem_for
 
 ROUTERS = tuple(
-    m.router for m in (customers, call_requests, payments, schedules, bulk, webhooks, pg_webhooks)
+    m.router
+    for m in (customers, call_requests, payments, schedules, bulk, webhooks, notices, pg_webhooks)
 )
 
 DESCRIPTION = """\

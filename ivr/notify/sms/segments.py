@@ -107,13 +107,14 @@ SMS_MAX_BYTES = 90  # a Korean carrier's SMS: 90 bytes of EUC-KR; longer goes as
 
 
 def euckr_bytes(body: str) -> int:
-    """The body's length as Korean carriers count it: EUC-KR bytes (a Hangul syllable or
-    a full-width symbol 2, ASCII 1); a character EUC-KR lacks counts 2 (the CP949
-    extension holds every Hangul syllable; anything else is sent as 2 bytes or ?)."""
+    """The body's length as Korean carriers count it: EUC-KR bytes — a Hangul syllable
+    or a full-width symbol 2, ASCII 1. Counted in CP949 (EUC-KR's superset, which
+    carriers take): a syllable EUC-KR lacks (똠) is 2 bytes there, not the 8 of an
+    EUC-KR composition sequence; a character neither has (an emoji) counts 2."""
     total = 0
     for ch in body:
         try:
-            total += len(ch.encode("euc-kr"))
+            total += len(ch.encode("cp949"))
         except UnicodeEncodeError:
             total += 2
     return total
