@@ -33,6 +33,15 @@ from ivr.store.scope import Scope
 from ivr.store.tables import CallRequest, Customer, Lease, Merchant, PaymentIntent, SmsMessage
 from ivr.webhooks.notices import request_ended_in
 
+PAID = frozenset(
+    status.value
+    for status in (
+        PaymentIntentStatus.succeeded,
+        PaymentIntentStatus.partially_refunded,
+        PaymentIntentStatus.refunded,
+    )
+)
+
 
 @dataclass(frozen=True, slots=True)
 class NewRequest:
@@ -187,6 +196,18 @@ class CallRequestService:
             return CallRequestStatus.failed
         return CallRequestStatus.sms_sent
 
+    async def _after_call_in(
+        self, s: AsyncSession, req: CallRequest, max_calls: int
+    ) -> CallRequestStatus:
+        """:meth:`after_call`, except that a request whose charge succeeded while the
+        call was still on (it ended on "pay.pending", and the sweeper settled the charge
+        before the hang-up) is ``completed``."""
+        if req.payment_intent_id:
+            intent = await s.get(PaymentIntent, req.payment_intent_id)
+            if intent is not None and intent.status in PAID:
+                return CallRequestStatus.completed
+        return self.after_call(req, max_calls)
+
     async def release_call(self, request_id: str, *, max_calls: int) -> CallRequestStatus | None:
         """After a call: a request still ``in_call`` moves on (:meth:`after_call`).
         Returns the new status, or None when the call's flow already ended it."""
@@ -194,7 +215,7 @@ class CallRequestService:
             req = await s.get(CallRequest, request_id, with_for_update=True)
             if req is None or req.status != CallRequestStatus.in_call.value:
                 return None
-            target = self.after_call(req, max_calls)
+            target = await self._after_call_in(s, req, max_calls)
             await self.transition_in(s, request_id, target, actor="call")
             return target
 
@@ -216,7 +237,7 @@ class CallRequestService:
                     continue
                 if req.updated_at > cutoff:
                     continue  # a new call took it meanwhile
-                target = self.after_call(req, max_calls)
+                target = await self._after_call_in(s, req, max_calls)
                 await self.transition_in(s, rid, target, actor="system")
                 done += 1
         return done

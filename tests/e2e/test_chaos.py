@@ -428,7 +428,8 @@ async def test_a_pg_recording_late_during_a_payment_call_charges_once(
                 told = list(await s.scalars(select(Notice.kind)))
             assert row is not None
             assert row.status == CallRequestStatus.completed.value
-            assert "payment_settled" in told
+            # settled after the hang-up, or (a slow line) while pay.pending still played
+            assert len([k for k in told if k in ("payment_settled", "payment_approved")]) == 1
             summary = await sandbox.summary()
             assert (summary["paid"], summary["charge_requests"]) == (1, 1)
 

@@ -237,3 +237,25 @@ async def test_a_card_keyed_in_a_payment_call_is_told_by_last4_only(stack: Stack
     for n in await notices(stack):
         assert not leaks(repr(n.variables))
     assert not leaks(body)
+
+
+async def test_a_charge_settled_before_the_hang_up_completes_the_request_at_release(
+    stack: Stack,
+) -> None:
+    """The sweeper can settle the charge while "pay.pending" still plays: the request
+    is in the call then, so the payer gets the approval notice, and the request is
+    completed when the call is released (not put back to wait for another call)."""
+    await register(stack)
+    req = await stack.request(CallRequestKind.payment, amount=30_000)
+    await stack.sandbox.fault("charge", "drop_before_record")
+    outcome, _ = await stack.call([Press("1"), *VERIFY, Press("1")])
+    assert outcome == "payment_pending"
+    requests = stack.runtime.services.requests
+    await requests.transition(req.id, CallRequestStatus.in_call, actor="test")  # on the line
+    stack.clock.advance(timedelta(seconds=121))
+    await stack.runtime.charger.reconcile()
+    assert (await stack.reload(req.id)).status == CallRequestStatus.in_call.value
+    released = await requests.release_call(req.id, max_calls=5)
+    assert released is CallRequestStatus.completed
+    kinds = [n.kind for n in await notices(stack)]
+    assert kinds == ["registration_completed", "payment_approved"]
