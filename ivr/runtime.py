@@ -46,6 +46,7 @@ from ivr.gateways.factory import build_gateway, gateway_for_route
 from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.jobs.queue import JobQueue
 from ivr.merchants.service import CustomerService, MerchantService
+from ivr.notify.notices.router import NoticeRouter
 from ivr.notify.sms import build_sender
 from ivr.notify.sms.dispatch import SmsDispatcher
 from ivr.payments.charger import ChargePolicy, Charger
@@ -185,6 +186,9 @@ def build(
     requests = CallRequestService(
         db, clock, pool, sms_sender=settings.sms.sender, sms_adapter=settings.sms.adapter
     )
+    notices = NoticeRouter(
+        db, clock, sms_sender=settings.sms.sender, sms_adapter=settings.sms.adapter
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -193,7 +197,8 @@ def build(
         merchants=MerchantService(db, clock),
         customers=CustomerService(db, clock),
         requests=requests,
-        outbox=DevOutbox(db, clock, requests),
+        outbox=DevOutbox(db, clock, requests, notices),
+        notices=notices,
         consent=ConsentLedger(
             db, clock, ConsentKeys.from_settings(settings), checkpoint_dir(settings)
         ),
@@ -260,7 +265,7 @@ async def open_runtime(
         book = PromptBook.from_settings(settings.prompts)
     policy = ChargePolicy.from_settings(settings.gateway)
     db, clock = services.db, services.clock
-    charger = Charger(db, clock, gateways, policy)
+    charger = Charger(db, clock, gateways, policy, requests=services.requests)
     cards = CardService(db, clock, vault)
     payments = PaymentService(db, clock, gateways, policy)
     key_requests = BillingKeyRequests(
@@ -295,7 +300,14 @@ async def open_runtime(
         requests=services.requests,
         lease_s=lease_s,
     )
-    sms = SmsDispatcher(db, clock, build_sender(settings.sms), settings.sms, services.requests)
+    sms = SmsDispatcher(
+        db,
+        clock,
+        build_sender(settings.sms),
+        settings.sms,
+        services.requests,
+        notices=services.notices,
+    )
     webhooks = WebhookDispatcher(db, clock, settings.webhooks)
     sweep = OrphanSweep(
         db,

@@ -19,6 +19,7 @@ from ivr.console.sessions import SessionStore
 from ivr.console.users import ConsoleUsers
 from ivr.dids.pool import DidPool
 from ivr.merchants.service import CustomerService, MerchantService
+from ivr.notify.notices.router import NoticeRouter
 from ivr.pg_accounts.store import PgAccounts
 from ivr.requests.service import CallRequestService, DevOutbox
 from ivr.settings import Settings
@@ -36,6 +37,7 @@ class Services:
     customers: CustomerService
     requests: CallRequestService
     outbox: DevOutbox
+    notices: NoticeRouter  # payer notices -> SMS messages (the dispatchers route them)
     consent: ConsentLedger
     schedules: ScheduleService
     verification: CardVerification  # the per-card limit on wrong birth dates

@@ -29,6 +29,7 @@ from ivr.api.routes import (
     call_requests,
     card_migrations,
     customers,
+    notices,
     payments,
     pg_accounts,
     pg_webhooks,
@@ -50,6 +51,7 @@ ROUTERS = tuple(
         bulk,
         card_migrations,
         webhooks,
+        notices,
         pg_accounts,
         pg_webhooks,
     )

@@ -54,28 +54,27 @@ from ivr.domain.states import (
     SCHEDULE,
     CallRequestKind,
     CallRequestStatus,
-    DeliveryStatus,
     PaymentIntentStatus,
     ScheduleStatus,
 )
 from ivr.errors import ArspayError, Conflict, NotFound
 from ivr.jobs.queue import JobQueue
-from ivr.notify.templates import receipt_sms
+from ivr.notify.notices.kinds import MAX_PRENOTICE_DAYS
+from ivr.notify.notices.record import notice_settings, prenotice_in
 from ivr.payments.charger import Charger
-from ivr.payments.queries import last_attempt, succeeded_attempt
+from ivr.payments.queries import last_attempt
 from ivr.payments.service import PaymentService
 from ivr.requests.service import CallRequestService
 from ivr.store.db import Database, locked_in
 from ivr.store.tables import (
     CallRequest,
     Card,
-    Customer,
     Job,
     Merchant,
+    Notice,
     PaymentAttempt,
     PaymentIntent,
     Schedule,
-    SmsMessage,
 )
 from ivr.webhooks.notices import schedule_charge_failed_in, schedule_cycle_declined_in
 from vault.bins import lookup
@@ -138,7 +137,46 @@ class Scheduler:
                 if row.next_run_at is None:
                     row.status = SCHEDULE.check(row.status, ScheduleStatus.completed).value
                 started += 1
+        await self.prenotify()
         return started
+
+    async def prenotify(self, limit: int = 500) -> int:
+        """Record the pre-notice of each automatic (``auto``) charge due within its
+        merchant's ``notices.prenotice_days`` (default 3): once per cycle (the notice's
+        dedupe key), none when the merchant switched it off. Returns how many."""
+        now = self.clock.now()
+        horizon = now + timedelta(days=MAX_PRENOTICE_DAYS)
+        async with self.db.sessions() as s:
+            due = [
+                (sid, runs, at, merchant_settings)
+                for sid, runs, at, merchant_settings in await s.execute(
+                    select(Schedule.id, Schedule.runs, Schedule.next_run_at, Merchant.settings)
+                    .join(Merchant, Merchant.id == Schedule.merchant_id)
+                    .where(
+                        Schedule.status == ScheduleStatus.active.value,
+                        Schedule.mode == "auto",
+                        Schedule.next_run_at > now,
+                        Schedule.next_run_at <= horizon,
+                    )
+                    .limit(limit)
+                )
+                if (wanted := notice_settings(merchant_settings)).schedule_prenotice
+                and at - timedelta(days=wanted.prenotice_days) <= now
+            ]
+            keys = [f"schedule_prenotice:{sid}:{runs + 1}" for sid, runs, _, _ in due]
+            done_keys = set(
+                await s.scalars(select(Notice.dedupe_key).where(Notice.dedupe_key.in_(keys)))
+            )
+        told = 0
+        for (sid, runs, _, _), key in zip(due, keys, strict=True):
+            if key in done_keys:
+                continue
+            async with self.db.transaction() as s:
+                row = await s.get(Schedule, sid, with_for_update=True)
+                active = ScheduleStatus.active.value
+                if row is not None and row.runs == runs and row.status == active:
+                    told += await prenotice_in(s, self.clock, row)
+        return told
 
     async def run(self, *, poll_s: float = 5.0) -> None:
         """Start due cycles and run cycle jobs until cancelled (one per engine process;
@@ -321,8 +359,7 @@ class Scheduler:
             intent_id = await self._new_intent(job, row, payload)
             intents = payload["intents"]
             status = await self.charger.drive(intent_id)
-        if status is PaymentIntentStatus.succeeded:
-            await self._receipt(row, intents[-1])
+        if status is PaymentIntentStatus.succeeded:  # its notice came with the charge
             await self.queue.complete(job)
             return
         if status in (PaymentIntentStatus.processing, PaymentIntentStatus.created):
@@ -405,40 +442,6 @@ class Scheduler:
         brand = lookup(card.bin6).brand if card is not None else "unknown"
         policy = SchedulePlan.of(row).retry
         return after_failure(policy, cycle, card_attempts, brand=brand, now=now)
-
-    async def _receipt(self, row: Schedule, intent_id: str) -> None:
-        """Queue the SMS receipt of a successful automatic charge (once per intent)."""
-        receipt_id = "sms_" + intent_id.removeprefix("pi_")  # one receipt per intent
-        async with self.db.transaction() as s:
-            if await s.get(SmsMessage, receipt_id) is not None:
-                return
-            merchant = await s.get(Merchant, row.merchant_id)
-            customer = await s.get(Customer, row.customer_id)
-            card = await s.get(Card, row.card_id) if row.card_id else None
-            attempt = await succeeded_attempt(s, intent_id)
-            if merchant is None or customer is None or card is None or attempt is None:
-                return
-            s.add(
-                SmsMessage(
-                    id=receipt_id,
-                    merchant_id=row.merchant_id,
-                    call_request_id=None,
-                    kind="receipt",
-                    to=customer.mobile,
-                    sender=self.requests.sms_sender,
-                    body=receipt_sms(
-                        merchant.name,
-                        row.amount,
-                        card.issuer,
-                        card.last4,
-                        attempt.approval_no or "-",
-                    ),
-                    adapter=self.requests.sms_adapter,
-                    status=DeliveryStatus.pending.value,
-                    attempts=0,
-                    created_at=self.clock.now(),
-                )
-            )
 
 
 async def pending_requests_for(db: Database, schedule_id: str) -> list[CallRequest]:

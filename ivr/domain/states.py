@@ -98,7 +98,8 @@ CallRequestStatus = StrEnum(
 )
 CALL_REQUEST = machine("call_request", CallRequestStatus, """
     created  -> sms_sent in_call failed expired cancelled
-    sms_sent -> in_call failed expired cancelled
+    # completed: a charge begun in a call ("pay.pending") settled after the call
+    sms_sent -> in_call completed failed expired cancelled
     # A call that ends without an outcome puts the request back to waiting for the
     # next call (docs/product.md §3: the payer may call again).
     in_call  -> sms_sent completed declined failed expired

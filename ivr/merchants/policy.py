@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ivr.domain.terms import MAX_INSTALLMENT_MONTHS, MIN_INSTALLMENT_MONTHS
 from ivr.domain.text import GuardedStr
 from ivr.errors import InvalidInput
+from ivr.notify.notices.kinds import NoticeSettings
 from ivr.settings import CallSettings
 from ivr.telephony.call import parse_destination
 
@@ -82,6 +83,8 @@ class MerchantPolicy(BaseModel):
     verify_registered_card: bool = True
     verify_max_failures: int = Field(5, ge=1, le=10)
     verify_lock_hours: int = Field(24, ge=1, le=7 * 24)
+    # the payer notices (docs/notices.md): each kind on/off, the pre-notice's lead days
+    notices: NoticeSettings = NoticeSettings()
 
     @model_validator(mode="after")
     def _destination(self) -> MerchantPolicy:

@@ -40,6 +40,7 @@ from ivr.errors import ArspayError
 from ivr.gateways.accounts import Gateways, as_gateways
 from ivr.gateways.contract import Buyer, ChargeRequest, ChargeStatus, Gateway, GatewayCharge
 from ivr.gateways.errors import GatewayError, GatewayUnavailable
+from ivr.notify.notices.record import payment_notices_in
 from ivr.payments.charger import ChargePolicy
 from ivr.payments.service import PaymentService, check_card, check_terms
 from ivr.store.core import table
@@ -287,6 +288,7 @@ class ChargeBatch:
         attempts: list[dict[str, Any]] = []
         intents: list[dict[str, Any]] = []
         ended = []
+        told: list[tuple[IntentRow, Outcome]] = []
         for answer in answers:
             opened = answer.opened
             attempt_status, intent_status = current[opened.attempt_id]
@@ -308,9 +310,12 @@ class ChargeBatch:
             status = PAYMENT_INTENT.check(intent_status, target).value
             intents.append({"intent_id": opened.intent_id, "new_status": status})
             out[opened.intent_id] = target
-            ended.append(payment_event(replace(opened.intent, status=status), outcome))
+            facts = replace(opened.intent, status=status)
+            ended.append(payment_event(facts, outcome))
+            told.append((facts, outcome))
         await self._update_in(s, attempts, intents, now)
         await emit_many_in(s, self.clock, [masked(e) for e in ended if e is not None])
+        await payment_notices_in(s, self.clock, told)  # the payers' notices
         return out
 
     @staticmethod

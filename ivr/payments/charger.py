@@ -62,6 +62,7 @@ from ivr.gateways.contract import (
 from ivr.gateways.errors import CircuitOpen, GatewayError, GatewayUnavailable
 from ivr.payments.queries import attempts_of
 from ivr.payments.sends import OPEN, Verdict, claim_send
+from ivr.requests.service import CallRequestService
 from ivr.settings import GatewaySettings
 from ivr.store.db import Database
 from ivr.store.tables import Card, Customer, PaymentAttempt, PaymentIntent
@@ -115,6 +116,10 @@ class PgRole:
 
 @dataclass(eq=False)
 class Charger(PgRole):
+    # Completes a payment request whose call ended before its charge did (None: the
+    # request is left to expire, as before).
+    requests: CallRequestService | None = None
+
     # ------------------------------------------------------------------ driving
 
     async def drive(self, intent_id: str) -> PaymentIntentStatus:
@@ -151,6 +156,8 @@ class Charger(PgRole):
             if won:
                 done = self._finish(intent, PaymentIntentStatus.succeeded, now)
                 await payment_ended_in(s, self.clock, intent, won[0])  # payment.succeeded
+                if self.requests is not None:
+                    await self.requests.payment_settled_in(s, intent.id)
                 return done
             open_ = [a for a in attempts if a.status in OPEN]
             if open_:

@@ -20,16 +20,27 @@ from ivr.domain.states import (
     CallRequestStatus,
     DeliveryStatus,
     LeaseStatus,
+    PaymentIntentStatus,
 )
 from ivr.domain.terms import check_amount
 from ivr.domain.text import clean_text
 from ivr.errors import InvalidInput, NotFound
 from ivr.merchants.policy import MerchantPolicy
+from ivr.notify.notices.router import NoticeRouter
 from ivr.notify.templates import payment_sms, registration_sms
 from ivr.store.db import Database, locked_in
 from ivr.store.scope import Scope
-from ivr.store.tables import CallRequest, Customer, Lease, Merchant, SmsMessage
+from ivr.store.tables import CallRequest, Customer, Lease, Merchant, PaymentIntent, SmsMessage
 from ivr.webhooks.notices import request_ended_in
+
+PAID = frozenset(
+    status.value
+    for status in (
+        PaymentIntentStatus.succeeded,
+        PaymentIntentStatus.partially_refunded,
+        PaymentIntentStatus.refunded,
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +174,19 @@ class CallRequestService:
             await request_ended_in(s, self.clock, req)
         return req
 
+    async def payment_settled_in(self, s: AsyncSession, intent_id: str) -> None:
+        """A charge that was still unknown when its call ended ("pay.pending") succeeded
+        later (the sweeper, a PG webhook): its request, waiting for the next call, is
+        ``completed`` now instead of staying open until it expires."""
+        waiting = CallRequestStatus.sms_sent.value
+        rid = await s.scalar(
+            select(CallRequest.id).where(
+                CallRequest.payment_intent_id == intent_id, CallRequest.status == waiting
+            )
+        )
+        if rid is not None and await locked_in(s, CallRequest, rid, waiting) is not None:
+            await self.transition_in(s, rid, CallRequestStatus.completed, actor="system")
+
     def after_call(self, req: CallRequest, max_calls: int) -> CallRequestStatus:
         """Where a request goes when a call ends without an outcome: back to waiting for
         the next call, or ``failed`` after ``max_calls`` calls, or ``expired``."""
@@ -172,6 +196,18 @@ class CallRequestService:
             return CallRequestStatus.failed
         return CallRequestStatus.sms_sent
 
+    async def _after_call_in(
+        self, s: AsyncSession, req: CallRequest, max_calls: int
+    ) -> CallRequestStatus:
+        """:meth:`after_call`, except that a request whose charge succeeded while the
+        call was still on (it ended on "pay.pending", and the sweeper settled the charge
+        before the hang-up) is ``completed``."""
+        if req.payment_intent_id:
+            intent = await s.get(PaymentIntent, req.payment_intent_id)
+            if intent is not None and intent.status in PAID:
+                return CallRequestStatus.completed
+        return self.after_call(req, max_calls)
+
     async def release_call(self, request_id: str, *, max_calls: int) -> CallRequestStatus | None:
         """After a call: a request still ``in_call`` moves on (:meth:`after_call`).
         Returns the new status, or None when the call's flow already ended it."""
@@ -179,7 +215,7 @@ class CallRequestService:
             req = await s.get(CallRequest, request_id, with_for_update=True)
             if req is None or req.status != CallRequestStatus.in_call.value:
                 return None
-            target = self.after_call(req, max_calls)
+            target = await self._after_call_in(s, req, max_calls)
             await self.transition_in(s, request_id, target, actor="call")
             return target
 
@@ -201,18 +237,27 @@ class CallRequestService:
                     continue
                 if req.updated_at > cutoff:
                     continue  # a new call took it meanwhile
-                target = self.after_call(req, max_calls)
+                target = await self._after_call_in(s, req, max_calls)
                 await self.transition_in(s, rid, target, actor="system")
                 done += 1
         return done
 
     async def expire_due(self) -> int:
-        """Expire every open request past its lifetime that is not in a call now."""
+        """Expire every open request past its lifetime that is not in a call now, nor
+        waiting for a charge its call began (it ends with that charge's result)."""
         now = self.clock.now()
         open_states = [CallRequestStatus.created.value, CallRequestStatus.sms_sent.value]
+        charging = select(PaymentIntent.id).where(
+            PaymentIntent.status.in_(
+                [PaymentIntentStatus.created.value, PaymentIntentStatus.processing.value]
+            )
+        )
         ids = await self.db.all(
             select(CallRequest.id).where(
-                CallRequest.status.in_(open_states), CallRequest.expires_at <= now
+                CallRequest.status.in_(open_states),
+                CallRequest.expires_at <= now,
+                CallRequest.payment_intent_id.is_(None)
+                | CallRequest.payment_intent_id.not_in(charging),
             )
         )
         done = 0
@@ -233,8 +278,11 @@ class DevOutbox:
     db: Database
     clock: Clock
     requests: CallRequestService
+    notices: NoticeRouter | None = None
 
     async def deliver_pending(self) -> int:
+        if self.notices is not None:  # payer notices become outbox messages first
+            await self.notices.route_pending()
         pending = DeliveryStatus.pending.value
         ids = await self.db.all(
             select(SmsMessage.id).where(

@@ -4,6 +4,9 @@ when the change committed — the outbox pattern) and only on the transition its
 re-driving a finished object emits nothing).
 
 Data carry ids, amounts and outcomes; cards appear as BIN + last 4 at most.
+
+The payer's notices of the same events (ivr/notify/notices, docs/notices.md) are
+recorded here too, in the same transaction: one notice per event.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from ivr.domain.ids import is_object_id
 from ivr.domain.states import CallRequestKind, CallRequestStatus, PaymentIntentStatus
 from ivr.domain.text import mask_card_numbers, remove_refused_characters
 from ivr.gateways.declines import PROMPT_TEXT, DeclineReason
+from ivr.notify.notices.record import (
+    payment_ended_notice_in,
+    refund_notice_in,
+    request_ended_notice_in,
+)
 from ivr.store.tables import CallRequest, Card, PaymentAttempt, PaymentIntent, Refund
 from ivr.webhooks.events import emit_in
 
@@ -80,6 +88,7 @@ async def request_ended_in(s: AsyncSession, clock: Clock, req: CallRequest) -> N
         await _emit(s, clock, req.merchant_id, _REGISTRATION[status], data)
     if status is CallRequestStatus.expired:
         await _emit(s, clock, req.merchant_id, "call_request.expired", data)
+    await request_ended_notice_in(s, clock, req)
 
 
 class IntentFacts(Protocol):
@@ -168,6 +177,7 @@ async def payment_ended_in(
     item = payment_event(intent, attempt)
     if item is not None:
         await _emit(s, clock, *item)
+        await payment_ended_notice_in(s, clock, intent, attempt)
 
 
 async def refunded_in(s: AsyncSession, clock: Clock, intent: PaymentIntent, refund: Refund) -> None:
@@ -184,6 +194,7 @@ async def refunded_in(s: AsyncSession, clock: Clock, intent: PaymentIntent, refu
             "status": intent.status,
         },
     )
+    await refund_notice_in(s, clock, intent, refund)
 
 
 async def schedule_charge_failed_in(

@@ -85,6 +85,8 @@ TABLE = [
     Row("PATCH", "/v1/webhook-endpoints/{endpoint_id}", {"url": "https://evil.example/h"}),
     Row("DELETE", "/v1/webhook-endpoints/{endpoint_id}"),
     Row("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"),
+    Row("GET", "/v1/notice-settings", listing=True),  # each merchant's own
+    Row("PATCH", "/v1/notice-settings", {"refund": False}, listing=True),
     Row("GET", "/v1/events", listing=True),
     Row("GET", "/v1/events/{event_id}"),
     Row("POST", "/v1/events/{event_id}/redeliver", {}),

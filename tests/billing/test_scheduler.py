@@ -13,7 +13,7 @@ from ivr.clock import SEOUL
 from ivr.domain.states import CallRequestStatus
 from ivr.gateways.fake import Outcome
 from ivr.jobs.queue import JobQueue
-from ivr.store.tables import CallRequest, PaymentAttempt, SmsMessage
+from ivr.store.tables import CallRequest, Notice, PaymentAttempt, SmsMessage
 
 from .conftest import Billing
 
@@ -54,10 +54,10 @@ async def test_twelve_months_auto_with_soft_declines_retries_and_dunning(billing
     feb = [i for i in intents if i.created_at.month == 2 and i.created_at.year == 2027]
     assert feb
     assert feb[0].created_at.astimezone(SEOUL).date().isoformat() == "2027-02-28"
-    # one receipt SMS per successful charge
+    # one receipt (the payment_approved notice) per successful charge
     async with b.db.sessions() as s:
         receipts = await s.scalar(
-            select(func.count()).select_from(SmsMessage).where(SmsMessage.kind == "receipt")
+            select(func.count()).select_from(Notice).where(Notice.kind == "payment_approved")
         )
     assert receipts == 11
     assert (await b.schedules.get(b.merchant_id, sched.id)).status == "completed"

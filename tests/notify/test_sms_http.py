@@ -75,7 +75,9 @@ async def test_given_2xx_with_id_then_sent_with_provider_ref(
     row = await world.sms(sms.id)
     assert (row.status, row.provider_ref, row.attempts) == (DeliveryStatus.sent.value, "P1", 1)
     assert (await world.request(req.id)).status == CallRequestStatus.sms_sent.value
-    assert provider.seen == [{"to": MOBILE, "from": "15880000", "text": sms.body, "ref": sms.id}]
+    assert provider.seen == [
+        {"to": MOBILE, "from": "15880000", "text": sms.body, "ref": sms.id, "type": "LMS"}
+    ]
     assert provider.headers[0]["Authorization"] == f"Bearer {KEY}"
     assert provider.headers[0]["Idempotency-Key"] == sms.id
 

@@ -30,6 +30,7 @@ from ivr.domain.states import ApiKeyStatus, MerchantStatus
 from ivr.errors import InvalidInput, NotFound
 from ivr.merchants import queries
 from ivr.merchants.policy import MerchantPolicy
+from ivr.notify.notices.kinds import NoticeKind, NoticeSettings
 from ivr.settings import Settings
 from ivr.store.db import Database
 from ivr.store.tables import ApiKey, Merchant
@@ -43,6 +44,9 @@ TEXTS = ("max_installment_months", "agent_destination", "first_digit_timeout_s",
          "inter_digit_timeout_s", "lease_minutes", "verify_max_failures",
          "verify_lock_hours")  # fmt: skip
 PROMO_FIELDS = ("issuer", "min_months", "max_months", "starts", "ends")
+# the payer-notice switches (docs/notices.md): a checkbox notice_<kind> each, the
+# pre-notice's lead days; changed only when the form carried them (notices_form)
+NOTICE_KINDS = tuple(kind.value for kind in NoticeKind)
 
 
 # ------------------------------------------------------------------ health
@@ -109,6 +113,13 @@ class PolicyForm:
         for name in TEXTS:
             value = stored.get(name, getattr(defaults, name))
             values[name] = "" if value is None else str(value)
+        raw = stored.get("notices")
+        notices: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        defaults_n = NoticeSettings().model_dump()
+        for kind in NOTICE_KINDS:
+            values[f"notice_{kind}"] = "on" if notices.get(kind, defaults_n[kind]) else ""
+        values["notice_prenotice_days"] = str(notices.get("prenotice_days", ""))
+        values["notices_form"] = "1"
         promos = [
             {k: "" if p.get(k) is None else str(p.get(k)) for k in PROMO_FIELDS}
             for p in stored.get("interest_free") or []
@@ -124,6 +135,8 @@ class PolicyForm:
 
         values = {name: "on" if one(name) else "" for name in CHECKBOXES}
         values |= {name: one(name) for name in TRISTATE + TEXTS}
+        values |= {f"notice_{k}": "on" if one(f"notice_{k}") else "" for k in NOTICE_KINDS}
+        values |= {name: one(name) for name in ("notice_prenotice_days", "notices_form")}
         columns = [
             [v.strip() if isinstance(v, str) else "" for v in form.getlist(f"if_{k}")]
             for k in PROMO_FIELDS
@@ -150,6 +163,13 @@ class PolicyForm:
             out[name] = self.values.get(name) or None
         promos = [{k: v for k, v in p.items() if v} for p in self.promotions]
         out["interest_free"] = promos or None
+        if self.values.get("notices_form"):
+            notices: dict[str, Any] = {
+                k: bool(self.values.get(f"notice_{k}")) for k in NOTICE_KINDS
+            }
+            if self.values.get("notice_prenotice_days"):
+                notices["prenotice_days"] = self.values["notice_prenotice_days"]
+            out["notices"] = notices
         return out
 
     @property
@@ -211,7 +231,8 @@ async def _settings_page(
     return page(request, who, "settings.html", status_code=status_code, merchant=merchant,
                 keys=keys, merchants=merchants, form=form, defaults=defaults,
                 policy_error=policy_error, key_error=key_error, new_key=new_key, saved=saved,
-                engine_lease=deps.settings.dids.lease_minutes)  # fmt: skip
+                engine_lease=deps.settings.dids.lease_minutes,
+                notice_kinds=NOTICE_KINDS)  # fmt: skip
 
 
 @router.get("/settings")

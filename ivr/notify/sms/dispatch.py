@@ -23,13 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ivr.clock import Clock
 from ivr.domain.states import CALL_REQUEST, DELIVERY, DeliveryStatus
 from ivr.jobs.pacing import Pacer
+from ivr.notify.notices.router import NoticeRouter
 from ivr.notify.sms.backoff import Backoff
 from ivr.notify.sms.base import Receipt, ReceiptSource, SendResult, SmsSender
 from ivr.notify.sms.errors import SmsSendError, SmsTooLong
 from ivr.requests.service import CallRequestService
 from ivr.settings import SmsSettings
 from ivr.store.db import Database, locked_in
-from ivr.store.tables import CallRequest, SmsMessage
+from ivr.store.tables import CallRequest, Notice, SmsMessage
 
 log = logging.getLogger(__name__)
 D = DeliveryStatus
@@ -49,6 +50,7 @@ class SmsDispatcher:
         poll_s: float = 1.0,
         idle_poll_s: float = 5.0,
         receipt_wait: timedelta = timedelta(minutes=10),
+        notices: NoticeRouter | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -60,6 +62,9 @@ class SmsDispatcher:
         self.pacer = Pacer(poll_s, max(poll_s, idle_poll_s))
         db.on_commit([SmsMessage.__tablename__], lambda: self.pacer.wake())
         self.receipt_wait = receipt_wait
+        self.notices = notices  # payer notices to render into messages each round
+        if notices is not None:
+            db.on_commit([Notice.__tablename__], lambda: self.pacer.wake())
         self._receipts: deque[tuple[Receipt, datetime]] = deque()
         if isinstance(sender, ReceiptSource):
             sender.on_receipt(self.receive)
@@ -69,6 +74,8 @@ class SmsDispatcher:
     async def run_once(self) -> int:
         """Send every message due now; then match the receipts heard so far. Returns
         the number of messages tried."""
+        if self.notices is not None:
+            await self.notices.route_pending()
         ids = await self._claim()
         for sms_id in ids:
             await self._send_one(sms_id)

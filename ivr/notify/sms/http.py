@@ -6,7 +6,8 @@ Contract (an operator maps it to their provider with a small proxy if needed)::
     Authorization: Bearer {sms.http_api_key}
     Idempotency-Key: {our message id}
     Content-Type: application/json
-    {"to": "01012345678", "from": "15880000", "text": "...", "ref": "sms_..."}
+    {"to": "01012345678", "from": "15880000", "text": "...", "ref": "sms_...",
+     "type": "SMS"}                       # or "LMS": over 90 EUC-KR bytes
 
     2xx  {"id": "<provider message id>"}   accepted
     408, 429, 5xx, timeout, connection error   retried later
@@ -24,7 +25,7 @@ import aiohttp
 
 from ivr.notify.sms.base import Receipt, SendResult, digits
 from ivr.notify.sms.errors import SmsSendError
-from ivr.notify.sms.segments import part_count
+from ivr.notify.sms.segments import part_count, sms_format
 from ivr.settings import SmsSettings
 
 RETRYABLE = frozenset({408, 429})
@@ -47,7 +48,8 @@ class HttpSender:
         return self._session
 
     async def send(self, to: str, sender: str, body: str, *, ref: str) -> SendResult:
-        payload = {"to": digits(to), "from": digits(sender), "text": body, "ref": ref}
+        payload = {"to": digits(to), "from": digits(sender), "text": body, "ref": ref,
+                   "type": sms_format(body)}  # fmt: skip
         headers = {"Idempotency-Key": ref}
         if self._key.get_secret_value():
             headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"

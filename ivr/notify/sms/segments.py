@@ -99,3 +99,27 @@ def segments(body: str, *, concat_ref: int = 0) -> list[bytes]:
 
 def part_count(body: str) -> int:
     return len(encode(body).parts)
+
+
+# --------------------------------------------------------------- SMS or LMS (Korea)
+
+SMS_MAX_BYTES = 90  # a Korean carrier's SMS: 90 bytes of EUC-KR; longer goes as LMS
+
+
+def euckr_bytes(body: str) -> int:
+    """The body's length as Korean carriers count it: EUC-KR bytes — a Hangul syllable
+    or a full-width symbol 2, ASCII 1. Counted in CP949 (EUC-KR's superset, which
+    carriers take): a syllable EUC-KR lacks (똠) is 2 bytes there, not the 8 of an
+    EUC-KR composition sequence; a character neither has (an emoji) counts 2."""
+    total = 0
+    for ch in body:
+        try:
+            total += len(ch.encode("cp949"))
+        except UnicodeEncodeError:
+            total += 2
+    return total
+
+
+def sms_format(body: str) -> str:
+    """``SMS`` when the body fits 90 EUC-KR bytes, else ``LMS``."""
+    return "SMS" if euckr_bytes(body) <= SMS_MAX_BYTES else "LMS"

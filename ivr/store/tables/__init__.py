@@ -26,7 +26,14 @@ from ivr.store.tables.money import (
     Refund,
     Schedule,
 )
-from ivr.store.tables.work import Job, SmsMessage, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from ivr.store.tables.work import (
+    Job,
+    Notice,
+    SmsMessage,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "NAMING",
@@ -51,6 +58,7 @@ __all__ = [
     "Job",
     "Lease",
     "Merchant",
+    "Notice",
     "PaymentAttempt",
     "PaymentIntent",
     "PgAccount",

@@ -1,4 +1,4 @@
-"""Durable work: the job queue and the outboxes (webhooks, SMS)."""
+"""Durable work: the job queue and the outboxes (webhooks, SMS, payer notices)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,25 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None]
 
 
+class Notice(MerchantPaged, Base):
+    """A payer notice (ivr/notify/notices): what happened, channel-independent — its
+    ``kind``, the recipient and the template ``variables`` (never a card number: issuer
+    and last 4 at most). Recorded in the transaction of the event; ``dedupe_key``
+    (kind + the object's id) makes a second recording of one event a no-op. ``pending``
+    until rendered into a channel's message (``routed``, ``channel``)."""
+
+    __tablename__ = "notices"
+    kind: Mapped[str] = mapped_column(String(30))
+    dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
+    subject_id: Mapped[str] = mapped_column(Id)
+    mobile: Mapped[str] = mapped_column(String(16))
+    variables: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(Status, index=True)
+    channel: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    routed_at: Mapped[datetime | None]
+
+
 class SmsMessage(MerchantPaged, Base):
     __tablename__ = "sms_messages"
     call_request_id: Mapped[str | None] = mapped_column(Id, index=True)
@@ -92,3 +111,4 @@ class SmsMessage(MerchantPaged, Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+    notice_id: Mapped[str | None] = mapped_column(Id)  # kind "notice": the notice it renders
