@@ -11,11 +11,12 @@ recorded here too, in the same transaction: one notice per event.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.clock import Clock
+from ivr.domain.facts import AttemptFacts, IntentFacts
 from ivr.domain.ids import is_object_id
 from ivr.domain.states import CallRequestKind, CallRequestStatus, PaymentIntentStatus
 from ivr.domain.text import mask_card_numbers, remove_refused_characters
@@ -89,47 +90,6 @@ async def request_ended_in(s: AsyncSession, clock: Clock, req: CallRequest) -> N
     if status is CallRequestStatus.expired:
         await _emit(s, clock, req.merchant_id, "call_request.expired", data)
     await request_ended_notice_in(s, clock, req)
-
-
-class IntentFacts(Protocol):
-    """What a payment event tells of an intent: a :class:`PaymentIntent` row, or the
-    values a batch writer inserted (it reads nothing back)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def merchant_id(self) -> str: ...
-    @property
-    def customer_id(self) -> str: ...
-    @property
-    def card_id(self) -> str | None: ...
-    @property
-    def schedule_id(self) -> str | None: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def amount(self) -> int: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def order_name(self) -> str: ...
-    @property
-    def installment_months(self) -> int: ...
-
-
-class AttemptFacts(Protocol):
-    """What a payment event tells of the deciding attempt (see :class:`IntentFacts`)."""
-
-    @property
-    def order_id(self) -> str: ...
-    @property
-    def approval_no(self) -> str | None: ...
-    @property
-    def decline_code(self) -> str | None: ...
-    @property
-    def decline_class(self) -> str | None: ...
 
 
 def _decline(attempt: AttemptFacts) -> dict[str, str | None]:

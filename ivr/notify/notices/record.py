@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.clock import SEOUL, Clock
+from ivr.domain.facts import AttemptFacts, IntentFacts
 from ivr.domain.ids import new_id
 from ivr.domain.states import CallRequestKind, CallRequestStatus, PaymentIntentStatus
 from ivr.notify.notices.kinds import NoticeKind, NoticeSettings
@@ -135,35 +136,6 @@ async def request_ended_notice_in(s: AsyncSession, clock: Clock, req: CallReques
                         dedupe_key=f"request_expired:{req.id}",
                         variables={"request_kind": req.kind, "product": req.product_name,
                                    "amount": req.amount})  # fmt: skip
-
-
-class IntentFacts(Protocol):
-    """What a payment notice reads of an intent: a :class:`PaymentIntent` row, or the
-    values a batch writer inserted (ivr/payments/batch.py)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def merchant_id(self) -> str: ...
-    @property
-    def customer_id(self) -> str: ...
-    @property
-    def card_id(self) -> str | None: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def amount(self) -> int: ...
-    @property
-    def installment_months(self) -> int: ...
-
-
-class AttemptFacts(Protocol):
-    @property
-    def approval_no(self) -> str | None: ...
-    @property
-    def decline_code(self) -> str | None: ...
 
 
 async def payment_ended_notice_in(
