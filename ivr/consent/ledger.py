@@ -69,9 +69,11 @@ __all__ = [
 _ADVISORY_LOCK = 0x4152_5350_4159  # "ARSPAY"
 MENU_KEYS: dict[str, str] = {
     "registration_consent": "12",  # reg.consent: 1 agree, 2 decline (and end)
-    "card_choice": "123",  # pay.card_choice: 1 registered card, 2 another, 3 no payment
+    "card_choice": "123",  # pay.card_choice: 1 registered card, 2 another, 3 no payment;
+    # pay.enter_or_decline (no registered card): 1 key a card, 3 no payment
     "save_card": "12",  # pay.save_card: 1 store it for automatic payment, 2 do not
     "installment_choice": "12",  # pay.installment: 1 lump sum, 2 installments
+    # (also pay.retry_lump_sum's 1 after an installment_unavailable decline)
     "payment_confirmation": "1",  # pay.confirm.*: 1 charge
 }
 """Every choice in a call that moves money or stores a card, and the keys it takes."""

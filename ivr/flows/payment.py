@@ -2,8 +2,13 @@
 for the registered card (:mod:`ivr.flows.knowledge`), installments, confirmation,
 charge, approval number.
 
+A payer with no registered card first hears ``pay.enter_or_decline`` (1 key a card, 3
+do not pay) before any card step. After an ``installment_unavailable`` decline of an
+installment charge, ``pay.retry_lump_sum`` offers the same card at once (일시불, 1)
+besides another card (2) and the end (3) (issue #28).
+
 Every choice that moves money or stores a card writes a consent record (docs/product.md §4.3):
-``card_choice`` (1/2/3), ``identity_verification``, ``save_card``,
+``card_choice`` (1/2/3, or 1/3 with no registered card), ``identity_verification``, ``save_card``,
 ``installment_choice``, ``installment_months`` and ``payment_confirmation``; what
 acts on a choice (the vault, the PG, the request's end) waits for its record.
 
@@ -55,6 +60,11 @@ async def payment_call(run: CallRun) -> Outcome:
     registered = cards[0] if cards else None
     use_other = registered is None
     verified = not a.policy.verify_registered_card
+    if registered is None:  # no card to offer: key one, or say no before any card step
+        choice = await voice.menu([say("pay.enter_or_decline")], "13")
+        run.record_consent("card_choice", choice, _choice(run, None, choice))
+        if choice == "3":
+            return await _declined(run)
     failures = 0
     while True:
         if failures >= run.timing.max_tries:
@@ -74,9 +84,7 @@ async def payment_call(run: CallRun) -> Outcome:
             )
             run.record_consent("card_choice", choice, _choice(run, registered, choice))
             if choice == "3":
-                await run.finish(CallRequestStatus.declined)
-                await voice.say("pay.declined", barge_in=False)
-                return "declined"
+                return await _declined(run)
             if choice == "1" and not verified:
                 verified = await verify_holder(run, registered)
                 if not verified:  # locked for phone payments: another card, or the end
@@ -100,23 +108,45 @@ async def payment_call(run: CallRun) -> Outcome:
                 continue
             card = keyed
         months, interest_free, merchant_pays = await choose_installments(run, card)
-        confirm = (
-            say("pay.confirm.installment", amount=a.amount, months=months)
-            if months
-            else say("pay.confirm.lump_sum", amount=a.amount)
-        )
-        key = await voice.menu([confirm], "1")
-        run.record_consent("payment_confirmation", key, _details(run, card, months, interest_free))
-        charged = await run.while_waiting(charge(run, card, months, merchant_pays))
-        said = await announce(run, charged)
-        if said is not None:
-            return said
-        failures += 1
-        await voice.say(decline_prompt(run, Stage.payment, charged.decline_code))
-        if await voice.menu([say("pay.retry")], "23") == "3":
+        while True:
+            confirm = (
+                say("pay.confirm.installment", amount=a.amount, months=months)
+                if months
+                else say("pay.confirm.lump_sum", amount=a.amount)
+            )
+            key = await voice.menu([confirm], "1")
+            details = _details(run, card, months, interest_free)
+            run.record_consent("payment_confirmation", key, details)
+            charged = await run.while_waiting(charge(run, card, months, merchant_pays))
+            said = await announce(run, charged)
+            if said is not None:
+                return said
+            failures += 1
+            await voice.say(decline_prompt(run, Stage.payment, charged.decline_code))
+            if not (months and charged.decline_code == DeclineReason.installment_unavailable):
+                next_key = await voice.menu([say("pay.retry")], "23")
+                break
+            # The card refused installments: the same card at once (일시불) is offered too.
+            next_key = await voice.menu([say("pay.retry_lump_sum")], "123")
+            if next_key != "1":
+                break
+            if failures >= run.timing.max_tries:
+                raise TooManyTries
+            run.record_consent("installment_choice", next_key, _payment(run) | _card(card) | {
+                "choice": "lump_sum", "after_decline": DeclineReason.installment_unavailable.value,
+            })  # fmt: skip
+            months, interest_free, merchant_pays = LUMP_SUM, False, False
+        if next_key == "3":
             await voice.say("common.goodbye", barge_in=False)
             return "payment_failed"
         use_other = True
+
+
+async def _declined(run: CallRun) -> Outcome:
+    """The payer chose not to pay (3): the request ends ``declined``."""
+    await run.finish(CallRequestStatus.declined)
+    await run.voice.say("pay.declined", barge_in=False)
+    return "declined"
 
 
 async def announce(run: CallRun, charged: Charged) -> Outcome | None:
@@ -135,6 +165,8 @@ async def announce(run: CallRun, charged: Charged) -> Outcome | None:
 
 
 CHOICES = {"1": "registered_card", "2": "other_card", "3": "no_payment"}
+# pay.enter_or_decline (no registered card): 1 keys a card, 3 does not pay
+NO_CARD_CHOICES = {"1": "other_card", "3": "no_payment"}
 
 
 def _payment(run: CallRun) -> dict[str, object]:
@@ -147,8 +179,11 @@ def _card(card: Card) -> dict[str, object]:
     return {"card_id": card.id, "last4": card.last4, "issuer": card.issuer}
 
 
-def _choice(run: CallRun, registered: Card, key: str) -> dict[str, object]:
-    """``card_choice``: the registered card offered, and what the payer chose."""
+def _choice(run: CallRun, registered: Card | None, key: str) -> dict[str, object]:
+    """``card_choice``: the registered card offered (None: none was, the payer heard
+    ``pay.enter_or_decline``), and what the payer chose."""
+    if registered is None:
+        return _payment(run) | {"choice": NO_CARD_CHOICES[key], "offered": None}
     return _payment(run) | {"choice": CHOICES[key], "offered": _card(registered)}
 
 

@@ -6,18 +6,31 @@ that checks the lease, under the request's row lock, so two calls cannot both ta
 A rejection changes nothing. :func:`release` puts the request back to waiting when a
 call ends without an outcome — or ends it ``failed`` once the request has used its
 allowed calls.
+
+A rejection says why (docs/product.md §4.1, issue #28), one prompt per reason
+(:data:`REJECTION_PROMPTS`): withheld caller ID, another call on the request now, the
+request's calls used up, a completed / declined or cancelled request, and for
+everything else "not leased to this phone or expired". What a request became is told
+only to the caller its lease names, and only while that lease's lifetime or cool-down
+lasts (:func:`_closed`): the lookup is keyed by (called DID, caller ID), so a caller
+whose number holds no lease on this DID learns nothing about anyone's request — they
+hear ``auth.rejected`` as for a number nobody leased (THREAT_MODEL.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ivr.domain.states import CallRequestKind, CallRequestStatus
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ivr.clock import Clock
+from ivr.domain.states import CallRequestKind, CallRequestStatus, LeaseStatus
 from ivr.merchants.policy import MerchantPolicy
 from ivr.phone import PhoneError, normalize, normalize_mobile
 from ivr.requests.service import CallRequestService
 from ivr.store.db import Database
-from ivr.store.tables import CallRequest, Customer, Merchant
+from ivr.store.tables import CallRequest, Customer, Lease, Merchant
 
 OPEN = (CallRequestStatus.created.value, CallRequestStatus.sms_sent.value)
 
@@ -40,7 +53,30 @@ class Admission:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    reason: str  # caller_id_missing | caller_id_invalid | unknown_did | no_lease | busy | ...
+    """Why a call was not admitted. ``reason`` goes to the session log
+    (``rejected:<reason>``); ``merchant_name`` is set only for a caller the lease names
+    (the payer hears whom to ask)."""
+
+    reason: str  # caller_id_withheld | no_lease | busy | request_completed | ...
+    merchant_name: str | None = None
+
+    @property
+    def prompt_id(self) -> str:
+        return REJECTION_PROMPTS.get(self.reason, "auth.rejected")
+
+
+# reason -> the prompt that says why and what to do; any other reason -> auth.rejected
+REJECTION_PROMPTS: dict[str, str] = {
+    "caller_id_missing": "auth.withheld",
+    "caller_id_withheld": "auth.withheld",
+    "busy": "auth.busy",
+    "too_many_calls": "auth.limit",
+    "request_completed": "auth.completed",
+    "request_declined": "auth.completed",
+    "request_cancelled": "auth.cancelled",
+}
+# prompts that name the merchant ({merchant}); said only to the lease's own caller
+NAMES_MERCHANT = frozenset({"auth.completed", "auth.cancelled", "auth.limit"})
 
 
 def _did_digits(raw: str) -> str | None:
@@ -69,17 +105,18 @@ async def admit(
     async with db.transaction() as s:
         lease = await requests.pool.match_in(s, number, mobile)
         if lease is None or lease.call_request_id is None:
-            return Rejection("no_lease")
+            return await _closed(s, requests.clock, number, mobile, max_calls)
         req = await s.get(CallRequest, lease.call_request_id, with_for_update=True)
         if req is None or req.lease_id != lease.id:
             return Rejection("no_lease")
-        if req.status == CallRequestStatus.in_call.value:
-            return Rejection("busy")  # another call of this payer is on this request now
-        if req.status not in OPEN:
-            return Rejection("request_closed")
-        if req.calls >= max_calls:
-            return Rejection("too_many_calls")
         merchant = await s.get(Merchant, req.merchant_id)
+        if req.status == CallRequestStatus.in_call.value:
+            # another call of this payer is on this request now
+            return Rejection("busy", merchant.name if merchant else None)
+        if req.status not in OPEN:
+            return _closed_request(req, merchant, max_calls)
+        if req.calls >= max_calls:
+            return Rejection("too_many_calls", merchant.name if merchant else None)
         customer = await s.get(Customer, req.customer_id)
         if merchant is None or customer is None or merchant.status != "active":
             return Rejection("merchant_inactive")
@@ -99,6 +136,49 @@ async def admit(
             did=number,
             caller=mobile,
         )
+
+
+async def _closed(
+    s: AsyncSession, clock: Clock, did: str, mobile: str, max_calls: int
+) -> Rejection:
+    """No active lease matches: if this caller's latest lease on this DID ended with its
+    request (completed, declined, cancelled, calls used up) and its lifetime or
+    cool-down has not run out, say what became of the request; else ``no_lease`` (never
+    leased to this caller, or expired)."""
+    lease = await s.scalar(
+        select(Lease)
+        .where(Lease.did == did, Lease.mobile == mobile)
+        .order_by(Lease.created_at.desc(), Lease.id.desc())
+        .limit(1)
+    )
+    if lease is None or lease.call_request_id is None:
+        return Rejection("no_lease")
+    now = clock.now()
+    if lease.status == LeaseStatus.active.value or lease.status == LeaseStatus.expired.value:
+        return Rejection("lease_expired")  # active here means past its expires_at
+    told_until = max(lease.expires_at, lease.cooldown_until or lease.expires_at)
+    if told_until <= now:
+        return Rejection("no_lease")
+    req = await s.get(CallRequest, lease.call_request_id)
+    if req is None or req.lease_id != lease.id:
+        return Rejection("no_lease")
+    return _closed_request(req, await s.get(Merchant, req.merchant_id), max_calls)
+
+
+def _closed_request(req: CallRequest, merchant: Merchant | None, max_calls: int) -> Rejection:
+    name = merchant.name if merchant is not None else None
+    status = req.status
+    if status == CallRequestStatus.completed.value:
+        return Rejection("request_completed", name)
+    if status == CallRequestStatus.declined.value:
+        return Rejection("request_declined", name)
+    if status == CallRequestStatus.cancelled.value:
+        return Rejection("request_cancelled", name)
+    if status == CallRequestStatus.failed.value and req.calls >= max_calls:
+        return Rejection("too_many_calls", name)
+    if status == CallRequestStatus.expired.value:
+        return Rejection("request_expired")
+    return Rejection("request_closed")
 
 
 async def release(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ivr.domain.states import CallRequestKind, CallSessionStatus
 from ivr.flows.payment import payment_call
-from ivr.flows.possession import Rejection, admit, release
+from ivr.flows.possession import NAMES_MERCHANT, Rejection, admit, release
 from ivr.flows.registration import registration_call
 from ivr.flows.run import FlowDeps, new_run
 from ivr.flows.voice import AgentTransfer, TooManyTries, Voice
@@ -44,7 +44,7 @@ class CallFlows:
             max_calls=calls.max_calls_per_request,
         )
         if isinstance(admission, Rejection):
-            await self._reject(call, admission.reason)
+            await self._reject(call, admission)
             return f"rejected:{admission.reason}"[:40]
         call.session.link_request(admission.request_id)
         run = new_run(
@@ -96,13 +96,23 @@ class CallFlows:
             )
         return outcome
 
-    async def _reject(self, call: LoggedCall, reason: str) -> None:
+    async def _reject(self, call: LoggedCall, rejection: Rejection) -> None:
+        """Say why (one prompt per reason, :data:`~ivr.flows.possession.REJECTION_PROMPTS`)
+        and hang up; the session log keeps ``rejected:<reason>`` and the prompt id."""
         timing = CallTiming.effective(self.deps.services.settings.calls, MerchantPolicy())
         voice = Voice(call, self.deps.book, timing, transcript=self._line(call))
+        prompt_id = rejection.prompt_id
+        values: dict[str, str] = {}
+        if prompt_id in NAMES_MERCHANT:
+            if rejection.merchant_name:
+                values["merchant"] = rejection.merchant_name
+            else:  # no name to say: the plain rejection
+                prompt_id = "auth.rejected"
+        outcome = f"rejected:{rejection.reason}"[:40]
         with contextlib.suppress(CallHungUp):
             await call.answer()
-            call.session.transition(CallSessionStatus.rejected, f"rejected:{reason}"[:40])
-            await voice.say("auth.rejected", barge_in=False)
+            call.session.transition(CallSessionStatus.rejected, outcome)
+            await voice.say(prompt_id, barge_in=False, **values)
             await call.hangup()
 
     def _line(self, call: LoggedCall) -> Callable[[str], None] | None:

@@ -63,6 +63,9 @@ class Played:
 
 
 SETTLE_S = 1.5  # docs/product.md §4.1: 6 birth digits are taken about 1.5 s after the 6th key
+# Senior mode waits longer, but never more than 2 s after the 6th key (issue #28): the
+# payer who stops there hears the next prompt soon; a 10-digit number keyed on goes on.
+SENIOR_SETTLE_S = 2.0
 
 Validator = Callable[[CollectResult], str | None]
 """Checks an entry; returns the id of the error prompt to play, or None if it is fine."""
@@ -115,7 +118,7 @@ class Voice:
         settle_after: int | None = None,
     ) -> CollectSpec:
         """A field's collect spec with the call's timeouts; ``settle_after`` keys are
-        taken after a short pause (``SETTLE_S``, doubled in senior mode)."""
+        taken after a short pause (``SETTLE_S``; ``SENIOR_SETTLE_S`` in senior mode)."""
         return CollectSpec(
             max_digits=max_digits,
             min_digits=min_digits,
@@ -124,7 +127,7 @@ class Voice:
             inter_timeout_s=self.timing.inter_digit_timeout_s,
             repeat_key="*",
             settle_after=settle_after,
-            settle_s=SETTLE_S * (2.0 if self.timing.senior_mode else 1.0),
+            settle_s=SENIOR_SETTLE_S if self.timing.senior_mode else SETTLE_S,
         )
 
     async def menu(self, prompts: Sequence[Say], choices: str) -> str:

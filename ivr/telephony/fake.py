@@ -74,6 +74,9 @@ class FakeCall(BufferedCall):
         self.transferred_to: str | None = None
         self.collects = 0
         self.specs: list[CollectSpec] = []  # every collect's spec, in order
+        # per collect (as ``specs``), how long each wait for a key would last on a real
+        # line, in order: the timing rules, checked without time passing
+        self.waits: list[list[float]] = []
 
     def _caller_acts(self) -> bool:
         """Run the caller's next action; True if it typed keys."""
@@ -110,6 +113,8 @@ class FakeCall(BufferedCall):
         return False
 
     async def _next_key(self, timeout_s: float) -> str | None:
+        if self.waits:
+            self.waits[-1].append(timeout_s)
         if not self.buffer.pending() and not self._caller_acts():
             return None  # silence: the timeout passes at once
         return await self.buffer.next_key(0)
@@ -118,6 +123,7 @@ class FakeCall(BufferedCall):
         self._check()
         self.collects += 1
         self.specs.append(spec)
+        self.waits.append([])
         return await super().collect(spec)
 
     async def transfer(self, destination: str) -> None:

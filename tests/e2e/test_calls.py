@@ -149,11 +149,18 @@ class Dialogue:
         SENT_DIGITS.append(digits)
         return self
 
-    def card(self, number: str = CARD, *, birth: str = BIRTH, password: str = "12") -> Dialogue:  # noqa: S107
+    def card(
+        self,
+        number: str = CARD,
+        *,
+        birth: str = BIRTH,
+        password: str = "12",  # noqa: S107
+        hash_: bool = True,
+    ) -> Dialogue:
         return (
             self.at("card.number", number)
             .at("card.expiry", EXPIRY)
-            .at("card.birth", birth + "#")
+            .at("card.birth", birth + ("#" if hash_ else ""))
             .at("card.password", password)
             .at("card.confirm", "1")
         )
@@ -201,11 +208,24 @@ async def calls(asterisk: Asterisk, prompts_dir: Path, tmp_path: Path) -> AsyncI
 
 
 async def test_registration_with_a_success_card(calls: Calls) -> None:
+    """The birth date keyed without # (issue #28): taken within 2 s of its 6th key."""
     req = await calls.request(CallRequestKind.registration)
-    result = await calls.talk(req, Dialogue().at("reg.consent", "1").card())
+    dialogue = Dialogue().at("reg.consent", "1").card(hash_=False)
+    result = await calls.talk(req, dialogue)
     assert result.ok, result.errors
     [session] = await calls.harness.wait_sessions_closed(1)
     assert session.outcome == "completed"
+    steps = await calls.harness.steps(session.id)
+    at = next(n for n, st in enumerate(steps) if st.prompt_id == "card.birth")
+    field = next(st for st in steps[at:] if st.step == "collect")
+    assert field.outcome == "inter_digit_timeout"  # 6 keys, then the short pause
+    assert field.ended_at is not None
+    took = (field.ended_at - field.started_at).total_seconds()
+    # the 1st key cut the prompt; 5 more came dialogue.gap_ms apart, then 1.5 s of silence
+    last_key_within = 5 * dialogue.gap_ms / 1000 + 0.5
+    assert took < last_key_within + 2.0, took
+    after = [st.prompt_id for st in steps[at:] if st.step == "play"]
+    assert after[1] == "card.password", after
     row = await calls.reload(req.id)
     assert row.status == CallRequestStatus.completed.value
     [card] = await calls.cards()
@@ -270,8 +290,26 @@ async def test_correct_caller_on_an_expired_lease_is_rejected(calls: Calls) -> N
     result = await calls.talk(req, Dialogue())  # auth.rejected, then we hang up
     assert result.ok, result.errors
     [session] = await calls.harness.wait_sessions_closed(1)
-    assert session.outcome == "rejected:no_lease"
+    assert session.outcome == "rejected:lease_expired"
     assert await calls.cards() == []
+
+
+async def test_a_cancelled_request_says_so_and_whom_to_ask(calls: Calls) -> None:
+    """Issue #28: the rejection says why, in its own prompt, to the lease's caller."""
+    req = await calls.request(CallRequestKind.payment, amount=30_000)
+    await calls.runtime.services.requests.transition(
+        req.id, CallRequestStatus.cancelled, actor="test"
+    )
+    result = await calls.talk(req, Dialogue())  # auth.cancelled, then the engine hangs up
+    assert result.ok, result.errors
+    [session] = await calls.harness.wait_sessions_closed(1)
+    assert (session.status, session.outcome) == ("rejected", "rejected:request_cancelled")
+    steps = await calls.harness.steps(session.id)
+    plays = [(st.prompt_id, st.outcome) for st in steps if st.step == "play"]
+    assert plays == [("auth.cancelled", "done")]  # played to its end on the line
+    assert calls.transcript == [
+        "♪ auth.cancelled: 취소된 요청입니다. 자세한 내용은 행복치과에 문의해 주세요."
+    ]
 
 
 async def test_wrong_password_then_another_password(calls: Calls) -> None:

@@ -138,19 +138,23 @@ async def test_another_card_saved(stack: Stack) -> None:
 
 async def test_another_card_not_saved_without_a_registered_one(stack: Stack) -> None:
     outcome, rows = await pay_call(
-        stack, [*card_keys(OTHER), Press("2"), Press("1")], amount=10_000
+        stack, [Press("1"), *card_keys(OTHER), Press("2"), Press("1")], amount=10_000
     )
     assert outcome == "completed"
-    assert kinds(rows) == [("save_card", "2"), ("payment_confirmation", "1")]
-    assert rows[0].details["save"] is False
+    assert kinds(rows) == [("card_choice", "1"), ("save_card", "2"), ("payment_confirmation", "1")]
+    assert rows[0].details == {"product": "임플란트 치료", "amount": 10_000,
+                               "choice": "other_card", "offered": None}  # fmt: skip
+    assert last_prompt(rows[0]) == "pay.enter_or_decline"
+    assert rows[1].details["save"] is False
     await check_evidence(stack, rows)
 
 
 async def test_no_save_question_no_save_record(stack: Stack) -> None:
     await set_policy(stack, allow_save_card=False)
-    outcome, rows = await pay_call(stack, [*card_keys(OTHER), Press("1")], amount=10_000)
+    script = [Press("1"), *card_keys(OTHER), Press("1")]
+    outcome, rows = await pay_call(stack, script, amount=10_000)
     assert outcome == "completed"
-    assert kinds(rows) == [("payment_confirmation", "1")]
+    assert kinds(rows) == [("card_choice", "1"), ("payment_confirmation", "1")]
 
 
 async def test_saying_no_is_recorded_as_the_card_choice(stack: Stack) -> None:
@@ -176,7 +180,8 @@ async def test_a_card_is_stored_only_once_its_save_choice_is_recorded(
         return await real(item)
 
     monkeypatch.setattr(ledger, "append", append)
-    outcome, _ = await pay_call(stack, [*card_keys(OTHER), Press("1"), Press("1")], amount=10_000)
+    script = [Press("1"), *card_keys(OTHER), Press("1"), Press("1")]
+    outcome, _ = await pay_call(stack, script, amount=10_000)
     assert outcome == "error"
     async with stack.db.sessions() as s:
         assert list(await s.scalars(select(Card))) == []

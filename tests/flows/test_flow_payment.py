@@ -187,9 +187,10 @@ async def test_months_beyond_the_merchant_maximum_are_refused(stack: Stack) -> N
 
 async def test_another_card_without_a_registered_one_and_not_saved(stack: Stack) -> None:
     req = await stack.request(CallRequestKind.payment, amount=10_000)
-    outcome, call = await stack.call([*card_keys(), Press("2"), Press("1")])
+    outcome, call = await stack.call([Press("1"), *card_keys(), Press("2"), Press("1")])
     assert outcome == "completed"
     assert "arspay/pay.card_choice" not in call.played
+    assert call.played[2:4] == ["arspay/pay.enter_or_decline", "arspay/card.number"]
     assert "arspay/pay.save_card" in call.played
     async with stack.db.sessions() as s:
         [card] = list(await s.scalars(select(Card)))
@@ -211,7 +212,7 @@ async def test_another_card_saved_becomes_the_registered_card(stack: Stack) -> N
 
 async def test_soft_decline_plays_the_prompt_and_offers_another_card(stack: Stack) -> None:
     await stack.request(CallRequestKind.payment, amount=10_000)
-    script = [*card_keys("4000000000009995"), Press("2"), Press("1"),  # declined: funds
+    script = [Press("1"), *card_keys("4000000000009995"), Press("2"), Press("1"),  # funds
               Press("2"), *card_keys(), Press("2"), Press("1")]  # fmt: skip
     outcome, call = await stack.call(script)
     assert outcome == "completed"
@@ -224,7 +225,7 @@ async def test_soft_decline_plays_the_prompt_and_offers_another_card(stack: Stac
 
 async def test_decline_then_end_keeps_the_request_open(stack: Stack) -> None:
     req = await stack.request(CallRequestKind.payment, amount=10_000)
-    script = [*card_keys("4000000000009995"), Press("2"), Press("1"), Press("3")]
+    script = [Press("1"), *card_keys("4000000000009995"), Press("2"), Press("1"), Press("3")]
     outcome, _ = await stack.call(script)
     assert outcome == "payment_failed"
     assert (await stack.reload(req.id)).status == CallRequestStatus.sms_sent.value

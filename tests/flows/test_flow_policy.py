@@ -66,8 +66,9 @@ async def test_fifth_call_without_outcome_fails_the_request(stack: Stack) -> Non
         row = await stack.reload(req.id)
         assert row.calls == n
     assert row.status == CallRequestStatus.failed.value
-    outcome, _ = await stack.call([Press("1")])
-    assert outcome == "rejected:no_lease"  # the lease ended with the request
+    outcome, call = await stack.call([Press("1")])
+    assert outcome == "rejected:too_many_calls"  # the lease ended with the request
+    assert call.played == ["arspay/auth.limit"]
 
 
 async def test_a_request_left_in_call_by_a_dead_engine_is_released(stack: Stack) -> None:

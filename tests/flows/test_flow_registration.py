@@ -184,16 +184,17 @@ async def test_the_wait_prompt_is_on_its_way_before_the_pg_work_starts(
 
 
 @pytest.mark.parametrize(
-    ("did", "caller"),
-    [(DID, "01099990000"), ("05059999999", "01012345678"), (DID, "anonymous"), (DID, "")],
-)
+    ("did", "caller", "prompt"),
+    [(DID, "01099990000", "auth.rejected"), ("05059999999", "01012345678", "auth.rejected"),
+     (DID, "anonymous", "auth.withheld"), (DID, "", "auth.withheld")],
+)  # fmt: skip
 async def test_wrong_caller_or_number_is_rejected_and_nothing_changes(
-    stack: Stack, did: str, caller: str
+    stack: Stack, did: str, caller: str, prompt: str
 ) -> None:
     req = await stack.request(CallRequestKind.registration)
     outcome, call = await stack.call([Press("1"), *card_keys()], did=did, caller_id=caller)
     assert outcome.startswith("rejected:")
-    assert call.played == ["arspay/auth.rejected"]
+    assert call.played == [f"arspay/{prompt}"]
     row = await stack.reload(req.id)
     assert (row.status, row.calls) == (CallRequestStatus.sms_sent.value, 0)
     assert await cards(stack) == []
@@ -205,8 +206,9 @@ async def test_wrong_caller_or_number_is_rejected_and_nothing_changes(
 async def test_expired_lease_is_rejected(stack: Stack) -> None:
     req = await stack.request(CallRequestKind.registration)
     stack.clock.advance(31 * 60)
-    outcome, _ = await stack.call([Press("1"), *card_keys()])
-    assert outcome == "rejected:no_lease"
+    outcome, call = await stack.call([Press("1"), *card_keys()])
+    assert outcome == "rejected:lease_expired"
+    assert call.played == ["arspay/auth.rejected"]
     assert await cards(stack) == []
     assert (await stack.reload(req.id)).status == CallRequestStatus.sms_sent.value
 

@@ -24,7 +24,8 @@ REQUIRED = [
     "pay.card_choice", "pay.save_card", "pay.installment", "pay.interest_free",
     "pay.installment_months", "pay.confirm.lump_sum", "pay.confirm.installment", "pay.done",
     "pay.declined", "pay.retry", "pay.pending", "pay.verify_birth", "pay.verify_locked",
-    "err.verify_mismatch",
+    "err.verify_mismatch", "auth.completed", "auth.cancelled", "auth.busy", "auth.limit",
+    "auth.withheld", "pay.enter_or_decline", "pay.retry_lump_sum",
 ]  # fmt: skip
 
 SAMPLE: dict[str, object] = {
@@ -68,6 +69,25 @@ def test_the_spec_texts_are_kept_exactly(book: PromptBook) -> None:
         "본인 확인을 위해 생년월일 여섯 자리를 눌러 주세요. "
         "법인카드는 사업자등록번호 열 자리를 누르신 후 우물 정자를 눌러 주세요."
     )
+
+
+def test_rejections_say_why_in_the_spec_words(book: PromptBook) -> None:
+    """docs/product.md §4.1 (issue #28): one prompt per reason, with the spec's words
+    and what to do; {merchant} where the payer is told whom to ask."""
+    words = {
+        "auth.rejected": ("등록되지 않은 번호이거나 유효 시간이 지났습니다.", "다시 걸어 주세요"),
+        "auth.completed": ("이미 처리된 요청입니다.", "{merchant}에 문의해 주세요"),
+        "auth.cancelled": ("취소된 요청입니다.", "{merchant}에 문의해 주세요"),
+        "auth.busy": ("이 요청으로 이미 통화 중입니다.", "다시 걸어 주세요"),
+        "auth.limit": ("통화 횟수를 초과했습니다.", "{merchant}에 문의해 주세요"),
+        "auth.withheld": ("발신번호 표시를 켜고 다시 걸어 주세요.",),
+    }
+    for pid, needles in words.items():
+        assert all(n in book.template(pid) for n in needles), pid
+    assert book.template("pay.enter_or_decline") == (  # docs/product.md §4.2
+        "카드 정보를 입력하시려면 1번, 결제를 원하지 않으시면 3번을 눌러 주세요."
+    )
+    assert "일시불" in book.template("pay.retry_lump_sum")
 
 
 def test_every_prompt_has_text_with_sample_values(book: PromptBook) -> None:
