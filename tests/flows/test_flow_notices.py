@@ -232,7 +232,8 @@ async def test_kinds_switched_off_tell_nothing(stack: Stack) -> None:
 
 async def test_a_card_keyed_in_a_payment_call_is_told_by_last4_only(stack: Stack) -> None:
     await stack.request(CallRequestKind.payment, amount=30_000)
-    outcome, _ = await stack.call([*card_keys(CANARY), Press("2"), Press("1")])
+    # no card registered: 1 = key a card (pay.enter_or_decline), then no save, then pay
+    outcome, _ = await stack.call([Press("1"), *card_keys(CANARY), Press("2"), Press("1")])
     assert outcome == "completed"
     body = (await texts(stack))["payment_approved"]
     assert "끝자리 1881" in body
