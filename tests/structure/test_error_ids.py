@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.structure.source import parse
 from vault.errors import BY_ID, ArspayError, InvalidCard, RemoteError, VaultError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +25,7 @@ def error_classes() -> dict[str, tuple[str, str | None, bool]]:
     where: dict[str, str] = {}
     for package in ("ivr", "vault"):
         for path in sorted((ROOT / package).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            for node in ast.walk(parse(path)):
                 if isinstance(node, ast.ClassDef):
                     classes[node.name] = node
                     where[node.name] = str(path.relative_to(ROOT))

@@ -15,6 +15,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.structure.source import parse
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "ivr"
 
@@ -46,7 +48,7 @@ def import_graph() -> dict[str, set[str]]:
     modules = _modules()
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        tree = parse(path)
         is_package = path.name == "__init__.py"
         for node in ast.walk(tree):
             if not isinstance(node, ast.Import | ast.ImportFrom):

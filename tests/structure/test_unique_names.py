@@ -7,6 +7,8 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+from tests.structure.source import parse
+
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWED: set[str] = set()  # a name both packages must share, with the reason
 
@@ -14,7 +16,7 @@ ALLOWED: set[str] = set()  # a name both packages must share, with the reason
 def class_names(package: str) -> dict[str, list[str]]:
     names: dict[str, list[str]] = defaultdict(list)
     for path in sorted((ROOT / package).rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parse(path)):
             if isinstance(node, ast.ClassDef):
                 names[node.name].append(str(path.relative_to(ROOT)))
     return names

@@ -24,6 +24,8 @@ DECLINE_WORDS: dict[str, tuple[str, str]] = {
     "expired_card": ("유효기간이 지난 카드", "새 카드로 다시 결제해 주세요."),
     "invalid_card": ("카드 정보 불일치", "카드 정보를 확인하신 뒤 다시 결제해 주세요."),
     "wrong_password": ("카드 비밀번호 불일치", "비밀번호를 확인하신 뒤 다시 결제해 주세요."),
+    "password_required": ("카드 비밀번호 확인 필요",
+                          "전화로 카드 비밀번호 앞 두 자리를 입력해 다시 결제해 주세요."),
     "identity_mismatch": ("생년월일 또는 사업자번호 불일치",
                           "카드 명의자의 정보로 다시 결제해 주세요."),
     "installment_unavailable": ("할부가 안 되는 카드 또는 금액", "일시불로 다시 결제해 주세요."),
