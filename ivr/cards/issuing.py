@@ -16,6 +16,7 @@ from ivr.cards.key_requests import BillingKeyRequests
 from ivr.cards.sweep import billing_key_uid
 from ivr.gateways.breaker import CircuitBreaker
 from ivr.gateways.errors import GatewayUnavailable
+from ivr.pg_accounts.model import DEFAULT, stored_id
 from vault.client import VaultClient
 from vault.forwarding import BillingKeyResult, Route
 from vault.models import CardMetadata
@@ -43,10 +44,6 @@ class Issued(NamedTuple):
     account_id: str | None  # as rows store it: None is the default account
 
 
-def stored(account_id: str) -> str | None:
-    return None if account_id == "default" else account_id
-
-
 async def issue_billing_key(
     vault: VaultClient,
     key_requests: BillingKeyRequests,
@@ -62,15 +59,15 @@ async def issue_billing_key(
     is an answer: it is returned, not tried elsewhere. Raises :class:`NoAccountAnswers`
     when no account answered."""
     merchant_id = meta.merchant_id
-    order = await accounts.registration_accounts(merchant_id) if accounts else ["default"]
+    order = await accounts.registration_accounts(merchant_id) if accounts else [DEFAULT]
     for account in order:
-        uid = billing_key_uid(meta.token, stored(account))
+        uid = billing_key_uid(meta.token, stored_id(account))
         breaker = accounts.breaker(account) if accounts else None
         if breaker is not None and not breaker.allow():
             continue  # opened meanwhile, or its one probe is in flight
         try:
             route = await accounts.vault_route(account) if accounts else None
-            await key_requests.note(merchant_id, uid, stored(account))
+            await key_requests.note(merchant_id, uid, stored_id(account))
             key = await vault.issue_billing_key(
                 meta.token, merchant_id, password2=password2, customer_uid=uid,
                 who=who, why=why, route=route,
@@ -89,5 +86,5 @@ async def issue_billing_key(
             await key_requests.issued(uid)
         else:
             await key_requests.declined(uid)
-        return Issued(key, stored(account))
+        return Issued(key, stored_id(account))
     raise NoAccountAnswers(merchant_id)
