@@ -40,6 +40,8 @@ class Coalescer(Generic[I, R]):
         """Wait for the writes under way (a runner leaves none behind when it stops)."""
         while self._draining is not None and not self._draining.done():
             await asyncio.gather(self._draining, return_exceptions=True)
+        if self._draining is not None and not self._draining.cancelled():
+            self._draining.exception()  # its callers already have the error: retrieved, not logged
 
     async def _drain(self) -> None:
         try:

@@ -211,8 +211,9 @@ class _Run:
                     tasks.add(asyncio.create_task(self._card(c)))
                 if tasks and (not claimed or len(tasks) >= self.m.concurrency):
                     finished, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                    for t in finished:
-                        t.result()
+                    failed = [e for t in finished if not t.cancelled() and (e := t.exception())]
+                    if failed:  # every finished task's error is retrieved; the first is raised
+                        raise failed[0]
         finally:  # stopped (or failed): nothing of this run goes on behind the next one
             for t in tasks:
                 t.cancel()

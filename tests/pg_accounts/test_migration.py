@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 
 import pytest
 from sqlalchemy import select
@@ -164,7 +165,11 @@ async def test_old_key_delete_failing_stays_switched(db: Database, clock: FakeCl
 
 @pytest.mark.parametrize("step", ["issue", "lost_answer", "switch", "delete"])
 async def test_a_runner_killed_at_any_step_is_resumed(
-    db: Database, clock: FakeClock, step: str, monkeypatch: pytest.MonkeyPatch
+    db: Database,
+    clock: FakeClock,
+    step: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     w = await world(db, clock, 2)
     victim = w.cards[0]
@@ -198,6 +203,8 @@ async def test_a_runner_killed_at_any_step_is_resumed(
     assert card.pg_account_id == B
     assert len(await actions(db, "card.migrate")) == 2  # switched once each
     assert set(w.vault.issued) == {billing_key_uid(f"tok_{c}", B) for c in w.cards}
+    gc.collect()  # the dead run's tasks are finalised now: each error was retrieved
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
 
 
 async def test_two_runners_at_once_move_each_card_once(db: Database, clock: FakeClock) -> None:

@@ -1,19 +1,25 @@
 """Parsing the project's sources for the structure tests.
 
-``ast.parse`` runs in a worker thread, which starts at recursion depth 0: CPython 3.11's
-AST validator counts the caller's recursion depth and, deep inside a long test session's
-stack, can fail a correct file with ``SystemError: AST constructor recursion depth
+``ast.parse`` runs with the garbage collector paused. CPython 3.11 keeps the AST
+converter's recursion count in one per-interpreter slot: a collection inside the
+conversion can run a finaliser (an asyncio task's "exception was never retrieved" log,
+whose traceback formatting itself calls ``ast.parse``), which resets that slot, and the
+outer parse then fails a correct file with ``SystemError: AST constructor recursion depth
 mismatch`` (CPython gh-106905, fixed in 3.12)."""
 
 from __future__ import annotations
 
 import ast
-from concurrent.futures import ThreadPoolExecutor
+import gc
 from pathlib import Path
-
-_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ast-parse")
 
 
 def parse(path: Path) -> ast.Module:
     source = path.read_text(encoding="utf-8")
-    return _POOL.submit(ast.parse, source, str(path)).result()
+    was_enabled = gc.isenabled()
+    gc.disable()  # no collection, so no finaliser, between the conversion's start and end
+    try:
+        return ast.parse(source, str(path))
+    finally:
+        if was_enabled:
+            gc.enable()
