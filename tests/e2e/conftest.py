@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import select
 
 from ivr.engine import Engine, Flow, running
+from ivr.prompts import PromptBook
 from ivr.runtime import build
 from ivr.settings import load_settings
 from ivr.store import migrate
@@ -149,3 +150,19 @@ async def engine(asterisk: Asterisk, tmp_path: Path) -> AsyncIterator[EngineHarn
 
 def set_flow(harness: EngineHarness, flow: Flow) -> None:
     harness.engine.flow = flow
+
+
+@pytest.fixture(scope="session")
+def prompts_dir(asterisk: Asterisk) -> Path:
+    """The manifest built once into Asterisk's sounds directory (cached by text hash)."""
+    import asyncio
+
+    settings = load_settings(
+        env={
+            "ARSPAY_CONFIG": "/nonexistent.toml",
+            "ARSPAY_PROMPTS_SOUNDS_DIR": str(asterisk.sounds_dir),
+        }
+    )
+    report = asyncio.run(PromptBook.from_settings(settings.prompts).build())
+    print(f"\nprompts: {report.total} segments in {report.seconds:.1f} s ({report.built} built)")
+    return asterisk.sounds_dir

@@ -8,6 +8,7 @@ call-session log), then keys its digits — as a payer who waits for the questio
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,7 +20,6 @@ from sqlalchemy import select
 from ivr.domain.ids import new_id
 from ivr.domain.states import CallRequestKind, CallRequestStatus, CardStatus
 from ivr.engine import running
-from ivr.prompts import PromptBook
 from ivr.runtime import Runtime, open_runtime
 from ivr.settings import Settings, load_settings
 from ivr.store import migrate
@@ -43,22 +43,6 @@ EXPIRY = "1230"
 BIRTH = "880101"
 CANARY_NEEDLES = {CARD, "4000000000009995", "4012888888881881", "5555555555554444",
                   EXPIRY + BIRTH}  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def prompts_dir(asterisk: Asterisk) -> Path:
-    """The manifest built once into Asterisk's sounds directory (cached by text hash)."""
-    import asyncio
-
-    settings = load_settings(
-        env={
-            "ARSPAY_CONFIG": "/nonexistent.toml",
-            "ARSPAY_PROMPTS_SOUNDS_DIR": str(asterisk.sounds_dir),
-        }
-    )
-    report = asyncio.run(PromptBook.from_settings(settings.prompts).build())
-    print(f"\nprompts: {report.total} segments in {report.seconds:.1f} s ({report.built} built)")
-    return asterisk.sounds_dir
 
 
 @dataclass
@@ -149,6 +133,13 @@ class Dialogue:
         SENT_DIGITS.append(digits)
         return self
 
+    def until(self, prompt_id: str) -> Dialogue:
+        """Wait, keying nothing, until the engine plays ``prompt_id``."""
+        signal = f"s{len(self.waits)}"
+        self.waits.append((signal, prompt_id))
+        self._script = self._script.wait_for(signal, timeout_ms=60_000)
+        return self
+
     def card(
         self,
         number: str = CARD,
@@ -175,13 +166,19 @@ class Dialogue:
         return self._script.expect_hangup(timeout_ms=90_000)
 
 
-@pytest.fixture
-async def calls(asterisk: Asterisk, prompts_dir: Path, tmp_path: Path) -> AsyncIterator[Calls]:
+@contextlib.asynccontextmanager
+async def open_calls(
+    prompts_dir: Path, tmp_path: Path, *, dids: list[str] = DIDS, **extra_env: str
+) -> AsyncIterator[Calls]:
+    """An engine on the real Asterisk, its sandbox PG and one merchant and payer;
+    ``extra_env`` adds ``ARSPAY_*`` settings (e.g. a lower call limit)."""
     CANARY_DIRS.append(tmp_path)
     async with running_sandbox(tmp_path / "pg" / "ledger.db") as sandbox:
         env = {k: v for k, v in os.environ.items() if k.startswith("ARSPAY_")}
         env.pop("ARSPAY_DATABASE_URL", None)
-        env |= engine_env(tmp_path, sandbox.url, ARSPAY_PROMPTS_SOUNDS_DIR=str(prompts_dir))
+        env |= engine_env(
+            tmp_path, sandbox.url, ARSPAY_PROMPTS_SOUNDS_DIR=str(prompts_dir), **extra_env
+        )
         settings: Settings = load_settings(env=env)
         init_keys(settings)
         db = Database(settings.database_url)
@@ -191,7 +188,7 @@ async def calls(asterisk: Asterisk, prompts_dir: Path, tmp_path: Path) -> AsyncI
             settings, db=db, transcript=lambda _call, line: lines.append(line)
         )
         services = runtime.services
-        await services.dids.import_numbers(DIDS)
+        await services.dids.import_numbers(dids)
         merchant = await services.merchants.create("행복치과")
         customer = await services.customers.create(merchant.id, mobile=MOBILE)
         engine = runtime.engine(sweep_interval_s=3600)
@@ -202,6 +199,12 @@ async def calls(asterisk: Asterisk, prompts_dir: Path, tmp_path: Path) -> AsyncI
                             lines)  # fmt: skip
         finally:
             await runtime.close()
+
+
+@pytest.fixture
+async def calls(asterisk: Asterisk, prompts_dir: Path, tmp_path: Path) -> AsyncIterator[Calls]:
+    async with open_calls(prompts_dir, tmp_path) as stack:
+        yield stack
 
 
 # --------------------------------------------------------------------------- registration

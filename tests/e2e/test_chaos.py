@@ -54,7 +54,7 @@ from .chaos_support import (
 )
 
 # the call stack fixtures of the call tests (pytest finds fixtures imported into a module)
-from .test_calls import BIRTH, CARD, MOBILE, Calls, Dialogue, calls, prompts_dir  # noqa: F401
+from .test_calls import BIRTH, CARD, MOBILE, Calls, Dialogue, calls  # noqa: F401
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -186,7 +186,7 @@ async def test_asterisk_restart_with_calls_in_progress(
 @pytest.mark.parametrize("kill_at", ["pay.card_choice", "pay.confirm.lump_sum"])
 async def test_engine_killed_mid_payment_call(
     asterisk: Asterisk,
-    prompts_dir: Path,  # noqa: F811
+    prompts_dir: Path,
     tmp_path: Path,
     kill_at: str,
 ) -> None:
@@ -248,7 +248,7 @@ REGISTRATION_STOPS = ["reg.consent", "card.number", "card.expiry", "card.birth",
 
 async def test_engine_killed_at_a_random_point_of_a_registration_call(
     asterisk: Asterisk,
-    prompts_dir: Path,  # noqa: F811
+    prompts_dir: Path,
     tmp_path: Path,
 ) -> None:
     """SIGKILL at a random prompt of a registration call, or just after the confirm key
@@ -328,7 +328,7 @@ async def test_engine_killed_at_a_random_point_of_a_registration_call(
 
 async def test_pg_unreachable_during_a_payment_call(
     asterisk: Asterisk,
-    prompts_dir: Path,  # noqa: F811
+    prompts_dir: Path,
     tmp_path: Path,
 ) -> None:
     """The PG stops answering (port closed) after the payer chose the card, before the
@@ -393,7 +393,7 @@ async def test_pg_unreachable_during_a_payment_call(
 
 async def test_a_pg_recording_late_during_a_payment_call_charges_once(
     asterisk: Asterisk,
-    prompts_dir: Path,  # noqa: F811
+    prompts_dir: Path,
     tmp_path: Path,
 ) -> None:
     """Issue #25 on the real phone path: the PG records the charge only after the
@@ -443,7 +443,7 @@ async def test_a_pg_recording_late_during_a_payment_call_charges_once(
 @pytest.mark.postgres
 async def test_database_connections_killed_during_and_between_calls(
     asterisk: Asterisk,
-    prompts_dir: Path,  # noqa: F811
+    prompts_dir: Path,
     tmp_path: Path,
     pg_factory: PgFactory,
 ) -> None:

@@ -21,7 +21,7 @@ from ivr.web.app import create_app
 from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for, serving
 
 # the call stack fixtures of the call tests (pytest finds fixtures imported into a module)
-from .test_calls import BIRTH, CANARY_NEEDLES, Calls, Dialogue, calls, prompts_dir  # noqa: F401
+from .test_calls import BIRTH, CANARY_NEEDLES, Calls, Dialogue, calls  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"

@@ -15,7 +15,7 @@ from tests.gateways.support import KEY, SECRET
 from tests.payments.support import start_sandbox
 
 # the call stack fixtures of the call tests (pytest finds fixtures imported into a module)
-from .test_calls import Calls, Dialogue, calls, prompts_dir  # noqa: F401
+from .test_calls import Calls, Dialogue, calls  # noqa: F401
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
