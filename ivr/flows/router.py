@@ -47,6 +47,8 @@ class CallFlows:
             await self._reject(call, admission)
             return f"rejected:{admission.reason}"[:40]
         call.session.link_request(admission.request_id)
+        if call.meter is not None:
+            call.meter.flow(admission.kind.value)
         run = new_run(
             self.deps,
             call,
