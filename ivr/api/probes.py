@@ -59,20 +59,22 @@ def add_probes(app: FastAPI, telemetry: Telemetry | None, metrics_token: str) ->
     )
     async def ready() -> Any:
         if telemetry is None:
-            raise Problem(503, "not-ready", "not ready: no runtime", extra={"down": ["runtime"]})
+            no = Problem(503, "not-ready", "not ready: no runtime", extra={"down": ["runtime"]})
+            return no.response("/ready")
         report = await telemetry.readiness.check()
         body = report.as_json()
         if report.down:
             detail = "not ready: " + ", ".join(report.down) + " down"
-            raise Problem(503, "not-ready", detail, extra=body)
+            return Problem(503, "not-ready", detail, extra=body).response("/ready")
         return JSONResponse(body)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         if telemetry is None:
-            raise Problem(404, "not-found")
+            return Problem(404, "not-found").response("/metrics")
         if metrics_token:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {metrics_token}".encode()):
-                raise Problem(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
+                refused = Problem(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
+                return refused.response("/metrics")
         return Response(await telemetry.exposition(), media_type=CONTENT_TYPE)
