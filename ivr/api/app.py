@@ -75,10 +75,10 @@ receive webhooks.
 
 
 def create_api(deps: ApiDeps | None, *, key_cache_s: float = 5.0) -> FastAPI:
-    """The API's app (``/v1``, ``/health``, ``/ready``, ``/metrics``: ivr/api/probes.py,
-    the docs when enabled); ``deps=None`` builds
-    it only to render the OpenAPI document. ``ivr.web.app.create_app`` puts the edge
-    middleware around it and mounts the console beside it."""
+    """The API's app (``/v1``; ``/health``, ``/ready``, ``/metrics``: ivr/api/probes.py;
+    the docs when enabled); ``deps=None`` builds it only to render the OpenAPI document.
+    ``ivr.web.app.create_app`` puts the edge middleware around it and mounts the
+    console beside it."""
     app = FastAPI(
         title="arspay",
         version=__version__,
@@ -97,12 +97,11 @@ def create_api(deps: ApiDeps | None, *, key_cache_s: float = 5.0) -> FastAPI:
         app.state.portone_webhooks = deps.portone_webhooks  # PG notifications (pg_webhooks.py)
     for router in ROUTERS:
         app.include_router(router)
-    if (deps.settings if deps is not None else ApiSettings()).docs_enabled:
-        app.include_router(docs.router())
-
     settings = deps.settings if deps is not None else ApiSettings()
-    add_probes(app, deps.telemetry if deps is not None else None,
-               settings.metrics_token.get_secret_value())  # fmt: skip
+    if settings.docs_enabled:
+        app.include_router(docs.router())
+    telemetry = deps.telemetry if deps is not None else None
+    add_probes(app, telemetry, settings.metrics_token.get_secret_value())
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

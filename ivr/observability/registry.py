@@ -9,7 +9,8 @@ meaning of each metric are in docs/operating.md; the rules for labels:
   value is a word from a closed set (path, flow, outcome, operation, reason, queue,
   state) or a PG account id (operator-made: a handful per deployment);
 * outcome words come from the code, never from input, and are still passed through
-  :func:`word` (lower-case ``[a-z0-9_]``, at most 40 characters, ``other`` otherwise).
+  :func:`word` (a lower-case letter, then ``[a-z0-9_]``, at most 40 characters, no
+  four digits in a row; ``other`` otherwise).
 """
 
 from __future__ import annotations
@@ -36,13 +37,14 @@ PG_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0)
 VAULT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CALL_BUCKETS = (5.0, 15.0, 30.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
 
-_WORD = re.compile(r"[a-z0-9_]{1,40}")
+_WORD = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_DIGITS = re.compile(r"\d{4}")  # no label holds a run of digits (a number, a card)
 _ACCOUNT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # PG account ids (ivr/pg_accounts/model.py)
 
 
 def word(value: str | None, default: str = "other") -> str:
     """``value`` when it is a bounded label word, else ``default``."""
-    if value and _WORD.fullmatch(value):
+    if value and _WORD.fullmatch(value) and not _DIGITS.search(value):
         return value
     return default
 
@@ -51,7 +53,8 @@ def account(value: str | None) -> str:
     """A PG account id as a label (``default`` for none, ``other`` if it is not one)."""
     if not value:
         return "default"
-    return value if _ACCOUNT.fullmatch(value) else "other"
+    ok = _ACCOUNT.fullmatch(value) and not _DIGITS.search(value)
+    return value if ok else "other"
 
 
 @dataclass(eq=False)

@@ -56,7 +56,15 @@ class Ops:
 
 
 @pytest.fixture
-async def ops(tmp_path: Path) -> AsyncIterator[Ops]:
+def ops_db_url() -> str | None:
+    """The engine database (None: SQLite in the work directory); a test module that
+    reads or writes rows on its own overrides it with ``db_url`` (SQLite and
+    PostgreSQL)."""
+    return None
+
+
+@pytest.fixture
+async def ops(tmp_path: Path, ops_db_url: str | None) -> AsyncIterator[Ops]:
     port = free_port()
     async with running_sandbox(tmp_path / "pg-ledger.db") as sandbox:
         env = engine_env(
@@ -68,6 +76,8 @@ async def ops(tmp_path: Path) -> AsyncIterator[Ops]:
             ARSPAY_ASTERISK_ARI_PASSWORD="ari-password-for-tests",
             ARSPAY_ASTERISK_AGI_SECRET="agi-secret-for-tests",
         )
+        if ops_db_url is not None:
+            env["ARSPAY_DATABASE_URL"] = ops_db_url
         settings = load_settings(env=env)
         init_keys(settings)
         db = Database(settings.database_url)

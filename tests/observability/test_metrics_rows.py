@@ -22,6 +22,11 @@ from .conftest import Ops
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+def ops_db_url(db_url: str) -> str:
+    return db_url  # the counting queries on SQLite and PostgreSQL
+
+
 async def add_rows(ops: Ops) -> None:
     """Two due jobs (one 10 minutes late), one not due yet, one dead; two SMS waiting
     (the older from 5 minutes ago) and one failed; one notice pending 3 minutes; one
