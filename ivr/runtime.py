@@ -341,7 +341,9 @@ async def open_runtime(
         gateway=pg,
     )
     readiness = Readiness(db, vault, gateways.breakers, metrics)
-    sampler = Sampler(db, clock, metrics, gateways.breakers, readiness)
+    sampler = Sampler(
+        db, clock, metrics, gateways.breakers, readiness, did_cooldown=services.dids.cooldown
+    )
     return Runtime(
         services=services,
         gateway=pg,

@@ -4,7 +4,7 @@ pool. Counts and ages only — no row's content leaves these functions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
@@ -88,14 +88,21 @@ async def queues(s: AsyncSession, now: datetime) -> dict[str, QueueSample]:
     }  # fmt: skip
 
 
-async def did_pool(s: AsyncSession, now: datetime) -> PoolSample:
+async def did_pool(s: AsyncSession, now: datetime, cooldown: timedelta) -> PoolSample:
+    """``cooldown``: the pool's; an ended lease cools down at most that long after its
+    ``expires_at``, which bounds the scan on the (status, expires_at) index."""
     numbers = {status.value: 0 for status in DidStatus}
     for status, n in await s.execute(select(Did.status, func.count()).group_by(Did.status)):
         numbers[str(status)] = int(n)
     live = (Lease.status == LeaseStatus.active.value) & (Lease.expires_at > now)
     leases = await _count(s, select(func.count()).select_from(Lease).where(live))
     mobiles = await _count(s, select(func.count(func.distinct(Lease.mobile))).where(live))
-    blocking = or_(live, Lease.cooldown_until > now)
+    cooling = (
+        Lease.status.in_([LeaseStatus.released.value, LeaseStatus.expired.value])
+        & (Lease.expires_at > now - cooldown)
+        & (Lease.cooldown_until > now)
+    )
+    blocking = or_(live, cooling)
     per_mobile = (
         select(Lease.mobile, func.count(func.distinct(Lease.did)).label("n"))
         .where(blocking)

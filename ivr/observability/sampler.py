@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from ivr.clock import Clock
 from ivr.gateways.breaker import BreakerSnapshot, BreakerState
@@ -33,6 +34,7 @@ class Sampler:
     breakers: Callable[[], list[BreakerSnapshot]]
     readiness: Readiness | None = None
     timeout_s: float = 5.0
+    did_cooldown: timedelta = timedelta(minutes=10)  # the pool's (dids.cooldown_minutes)
 
     async def sample(self) -> None:
         """Set the scrape-time gauges (never raises: a failed read is counted)."""
@@ -59,7 +61,7 @@ class Sampler:
                 m.queue_depth.labels(name).set(q.depth)
                 m.queue_oldest.labels(name).set(q.oldest_age_s)
                 m.queue_dead.labels(name).set(q.dead)
-            pool = await queries.did_pool(s, now)
+            pool = await queries.did_pool(s, now, self.did_cooldown)
         for status, n in pool.numbers.items():
             m.did_numbers.labels(status).set(n)
         m.did_leases.set(pool.active_leases)

@@ -89,12 +89,19 @@ async def test_did_pool_use_and_exhaustion(ops: Ops) -> None:
     assert got.value("arspay_did_pool_mobiles") == 2
     assert got.value("arspay_did_pool_max_mobile_utilisation") == pytest.approx(1 / 3)
     await pool.lease(MOBILE, "test")
-    await pool.lease(MOBILE, "test")
+    third = await pool.lease(MOBILE, "test")
     with pytest.raises(PoolExhausted):
         await pool.lease(MOBILE, "test")
     got = await ops.metrics()
     assert got.value("arspay_did_pool_max_mobile_utilisation") == 1
     assert got.value("arspay_did_pool_exhausted_total") == 1
+    await pool.release(third.id)  # ended, but cooling down for that mobile: still blocked
+    got = await ops.metrics()
+    assert got.value("arspay_did_pool_max_mobile_utilisation") == 1
+    assert got.value("arspay_did_pool_active_leases") == 3
+    ops.stack.clock.advance(pool.cooldown + timedelta(seconds=1))
+    got = await ops.metrics()
+    assert got.value("arspay_did_pool_max_mobile_utilisation") == pytest.approx(2 / 3)
 
 
 async def test_each_runtime_counts_in_its_own_registry(ops: Ops) -> None:
