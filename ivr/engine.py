@@ -29,6 +29,8 @@ from sqlalchemy import or_, select, update
 from ivr.cards.billing_keys import BillingKeyReaper
 from ivr.cards.key_requests import BillingKeyRequests
 from ivr.domain.states import CallSessionStatus
+from ivr.observability.calls import CallMeter
+from ivr.observability.registry import Metrics
 from ivr.payments.charger import Charger
 from ivr.payments.refunds import Refunder
 from ivr.store.tables import CallSession, CallStep
@@ -69,10 +71,13 @@ class Engine:
         refunds: Refunder | None = None,
         key_requests: BillingKeyRequests | None = None,
         workers: Mapping[str, Callable[[], Coroutine[Any, Any, None]]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """``workers``: more long-running loops for the task group, by name (the
-        scheduler, the webhook and SMS dispatchers, the REST API server)."""
+        scheduler, the webhook and SMS dispatchers, the REST API server); ``metrics``:
+        the runtime's (a private registry when not given)."""
         self.services = services
+        self.metrics = metrics or Metrics(process=False)
         self.charger = charger
         self.refunds = refunds
         self.key_requests = key_requests
@@ -92,10 +97,12 @@ class Engine:
             rest_over_ws=settings.ari_rest_over_ws,
             events=HANDLED_EVENTS,
         )
-        self.ari_app = AriApp(self.ari_client, self.handle) if ari else None
+        self.ari_app = (
+            AriApp(self.ari_client, self._handle_ari, on_link=self._ari_link) if ari else None
+        )
         self.agi_server = (
             AgiServer(
-                self.handle,
+                self._handle_agi,
                 "127.0.0.1",
                 settings.agi_port,
                 secret=creds.agi_secret.get_secret_value(),
@@ -115,9 +122,11 @@ class Engine:
             else None
         )
 
-    async def handle(self, call: Call) -> None:
+    async def handle(self, call: Call, *, path: str = "other") -> None:
+        """Run one call (``path``: ari, agi, or other for an in-process fake)."""
         handle = self.session_log.open(call)
-        logged = LoggedCall(call, handle)
+        meter = CallMeter.start(self.metrics, path)
+        logged = LoggedCall(call, handle, meter)
         outcome: str | None = "error"
         try:
             outcome = await self.flow(logged)
@@ -126,6 +135,23 @@ class Engine:
             raise
         finally:
             handle.close(outcome or "ended")
+            meter.end(outcome)
+
+    async def _handle_ari(self, call: Call) -> None:
+        await self.handle(call, path="ari")
+
+    async def _handle_agi(self, call: Call) -> None:
+        await self.handle(call, path="agi")
+
+    def _ari_link(self, up: bool) -> None:
+        self.metrics.ari_connected.set(1 if up else 0)
+        if up:
+            self.metrics.ari_connects.inc()
+
+    @property
+    def ari_up(self) -> bool | None:
+        """Whether the ARI WebSocket is up now; ``None`` when ARI is off."""
+        return None if self.ari_app is None else self.ari_app.connected.is_set()
 
     async def run(self) -> None:
         started = self.services.clock.now()

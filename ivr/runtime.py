@@ -49,6 +49,11 @@ from ivr.merchants.service import CustomerService, MerchantService
 from ivr.notify.notices.router import NoticeRouter
 from ivr.notify.sms import build_sender
 from ivr.notify.sms.dispatch import SmsDispatcher
+from ivr.observability.readiness import Readiness
+from ivr.observability.registry import Metrics
+from ivr.observability.sampler import Sampler
+from ivr.observability.telemetry import Telemetry
+from ivr.observability.vault import MeteredVault
 from ivr.payments.charger import ChargePolicy, Charger
 from ivr.payments.service import PaymentService
 from ivr.pg_accounts.book import GatewayBook
@@ -84,6 +89,7 @@ class Runtime:
     webhooks: WebhookDispatcher
     sweep: OrphanSweep
     migrations: CardMigrator  # cards moving between PG accounts (arspay cards migrate)
+    telemetry: Telemetry  # metrics, readiness (served at /metrics, /ready)
 
     def engine(
         self,
@@ -114,7 +120,7 @@ class Runtime:
                 workers["vault-audit-checkpoints"] = self.vault_audit_checkpoints
         if api is not None:
             workers["api"] = lambda: api(self)
-        return Engine(
+        engine = Engine(
             self.services,
             CallFlows(self.deps),
             charger=self.charger,
@@ -126,7 +132,15 @@ class Runtime:
             ari=settings.asterisk.ari_enabled if ari is None else ari,
             agi=agi,
             workers=workers,
+            metrics=self.telemetry.metrics,
         )
+        links = self.telemetry.readiness.links
+        links["engine"] = lambda: None if engine.ready.is_set() else "starting"
+        if engine.ari_app is not None:
+            links["ari"] = lambda: None if engine.ari_up else "disconnected"
+        else:
+            links.pop("ari", None)
+        return engine
 
     async def orphan_sweep(self) -> None:
         """Erase vault records no card refers to, every ``vault.sweep_interval_minutes``."""
@@ -172,9 +186,14 @@ class Runtime:
 
 
 def build(
-    settings: Settings, *, clock: Clock | None = None, db: Database | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    metrics: Metrics | None = None,
 ) -> Services:
-    """The core services (the database's, no PG or vault)."""
+    """The core services (the database's, no PG or vault); ``metrics``: where the DID
+    pool counts the leases it refused."""
     clock = clock or SystemClock()
     db = db or Database.from_settings(settings)
     pool = DidPool(
@@ -182,6 +201,7 @@ def build(
         clock,
         lease_lifetime=timedelta(minutes=settings.dids.lease_minutes),
         cooldown=timedelta(minutes=settings.dids.cooldown_minutes),
+        on_exhausted=metrics.did_exhausted.inc if metrics is not None else None,
     )
     requests = CallRequestService(
         db, clock, pool, sms_sender=settings.sms.sender, sms_adapter=settings.sms.adapter
@@ -249,12 +269,15 @@ async def open_runtime(
     gateway: Gateway | None = None,
     vault: VaultClient | None = None,
     transcript: Callable[[str, str], None] | None = None,
+    metrics: Metrics | None = None,
 ) -> Runtime:
     """Everything the engine process runs, each service built once; ``clock``, ``db``,
-    ``book``, ``gateway`` and ``vault`` replace the configured ones (tests, the demo)."""
-    services = build(settings, clock=clock, db=db)
+    ``book``, ``gateway`` and ``vault`` replace the configured ones (tests, the demo).
+    ``metrics``: this runtime's instruments (by default a registry of its own)."""
+    metrics = metrics or Metrics()
+    services = build(settings, clock=clock, db=db, metrics=metrics)
     default: Gateway = gateway or build_gateway(settings.gateway)
-    gateways = GatewayBook(services.pg_accounts, services.clock, default=default)
+    gateways = GatewayBook(services.pg_accounts, services.clock, default=default, metrics=metrics)
     pg = await gateways.of(None)  # the default account's, behind its breaker
     if vault is None:
         card_gateway = card_gateway_of(settings, default)
@@ -265,8 +288,9 @@ async def open_runtime(
         book = PromptBook.from_settings(settings.prompts)
     policy = ChargePolicy.from_settings(settings.gateway)
     db, clock = services.db, services.clock
+    metered = MeteredVault(vault, metrics)  # what the services use; ``vault`` is closed
     charger = Charger(db, clock, gateways, policy, requests=services.requests)
-    cards = CardService(db, clock, vault)
+    cards = CardService(db, clock, metered)
     payments = PaymentService(db, clock, gateways, policy)
     key_requests = BillingKeyRequests(
         db,
@@ -278,7 +302,7 @@ async def open_runtime(
     deps = FlowDeps(
         services=services,
         book=book,
-        vault=vault,
+        vault=metered,
         cards=cards,
         payments=payments,
         charger=charger,
@@ -311,10 +335,14 @@ async def open_runtime(
     webhooks = WebhookDispatcher(db, clock, settings.webhooks)
     sweep = OrphanSweep(
         db,
-        vault,
+        metered,
         clock,
         grace=timedelta(minutes=settings.vault.orphan_grace_minutes),
         gateway=pg,
+    )
+    readiness = Readiness(db, vault, gateways.breakers, metrics)
+    sampler = Sampler(
+        db, clock, metrics, gateways.breakers, readiness, did_cooldown=services.dids.cooldown
     )
     return Runtime(
         services=services,
@@ -332,5 +360,6 @@ async def open_runtime(
         sms=sms,
         webhooks=webhooks,
         sweep=sweep,
-        migrations=card_migrator(db, clock, vault, gateways),
+        migrations=card_migrator(db, clock, metered, gateways),
+        telemetry=Telemetry(metrics, readiness, sampler),
     )

@@ -199,6 +199,11 @@ class ApiSettings(_Section):
         description="comma-separated addresses or networks (CIDR) of reverse proxies whose "
         "X-Forwarded-For / X-Forwarded-Proto are believed; empty: none",
     )
+    metrics_token: SecretStr = Field(
+        SecretStr(""),
+        description="bearer token /metrics asks for (empty: /metrics is open, like /health "
+        "and /ready; see docs/operating.md)",
+    )
     docs_enabled: bool = Field(
         False,
         description="serve interactive API docs at /docs (Swagger UI from files packaged "

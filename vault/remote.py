@@ -181,6 +181,21 @@ class RemoteVault:
     async def status(self) -> VaultStatus:
         return load(VaultStatus, await self.call("status"))
 
+    async def ping(self) -> None:
+        """Raise :class:`VaultUnavailable` unless the vault greets a new connection now
+        (its socket is there, its process answers, and it grants this peer a role):
+        the engine's readiness check. Opens its own connection, outside the pool."""
+        try:
+            reader, writer = await asyncio.open_unix_connection(self.path)
+        except OSError as exc:
+            raise VaultUnavailable(f"cannot reach the vault socket ({exc.strerror})") from None
+        try:
+            await self._greeted(reader, writer)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
     async def close(self) -> None:
         while self._idle:
             _reader, writer, _since = self._idle.pop()

@@ -134,6 +134,11 @@ class LocalVault:
             raise
         return self
 
+    async def ping(self) -> None:
+        """Raise unless the vault's database answers a read now (the engine's
+        readiness check of an in-process vault)."""
+        await self.store.ping()
+
     async def close(self) -> None:
         try:
             if self.gateway is not None:

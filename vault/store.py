@@ -81,6 +81,17 @@ class VaultStore(VaultDatabase):
         except (DBAPIError, OSError) as exc:
             raise VaultUnavailable(f"vault database unreachable ({type(exc).__name__})") from None
 
+    async def ping(self) -> None:
+        """One trivial read (:class:`VaultUnavailable` when the database is gone)."""
+
+        def work(conn: Connection) -> None:
+            conn.execute(text("SELECT 1"))
+
+        try:
+            await self.read(work)
+        except (DBAPIError, OSError, RuntimeError) as exc:
+            raise VaultUnavailable(f"vault database unreachable ({type(exc).__name__})") from None
+
     async def close(self) -> None:
         """Wait for queued writes, then close every connection (idempotent)."""
         await self._writes.close()

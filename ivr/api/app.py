@@ -23,6 +23,7 @@ from ivr.api import docs
 from ivr.api.auth import AuthFailureLimiter, KeyCache, RateLimiter
 from ivr.api.deps import ApiDeps
 from ivr.api.idempotency import IdempotencyStore
+from ivr.api.probes import add_probes
 from ivr.api.route import Gate
 from ivr.api.routes import (
     bulk,
@@ -74,9 +75,10 @@ receive webhooks.
 
 
 def create_api(deps: ApiDeps | None, *, key_cache_s: float = 5.0) -> FastAPI:
-    """The API's app (``/v1``, ``/health``, the docs when enabled); ``deps=None`` builds
-    it only to render the OpenAPI document. ``ivr.web.app.create_app`` puts the edge
-    middleware around it and mounts the console beside it."""
+    """The API's app (``/v1``; ``/health``, ``/ready``, ``/metrics``: ivr/api/probes.py;
+    the docs when enabled); ``deps=None`` builds it only to render the OpenAPI document.
+    ``ivr.web.app.create_app`` puts the edge middleware around it and mounts the
+    console beside it."""
     app = FastAPI(
         title="arspay",
         version=__version__,
@@ -95,12 +97,11 @@ def create_api(deps: ApiDeps | None, *, key_cache_s: float = 5.0) -> FastAPI:
         app.state.portone_webhooks = deps.portone_webhooks  # PG notifications (pg_webhooks.py)
     for router in ROUTERS:
         app.include_router(router)
-    if (deps.settings if deps is not None else ApiSettings()).docs_enabled:
+    settings = deps.settings if deps is not None else ApiSettings()
+    if settings.docs_enabled:
         app.include_router(docs.router())
-
-    @app.get("/health", tags=["health"], summary="Liveness (no auth)")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    telemetry = deps.telemetry if deps is not None else None
+    add_probes(app, telemetry, settings.metrics_token.get_secret_value())
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

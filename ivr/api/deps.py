@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ivr.gateways.portone_v2.webhooks import PortOneWebhooks
+from ivr.observability.telemetry import Telemetry
 from ivr.pg_accounts.migration import CardMigrator
 from ivr.runtime import Runtime
 from ivr.settings import ApiSettings, GatewaySettings
@@ -18,6 +19,7 @@ class ApiDeps(WebDeps):
     settings: ApiSettings
     portone_webhooks: PortOneWebhooks | None = None  # set when gateway.webhook_secret is
     card_migrations: CardMigrator | None = None  # starts batches; the engine moves cards
+    telemetry: Telemetry | None = None  # /ready and /metrics (ivr/api/probes.py)
 
     @classmethod
     def from_runtime(cls, rt: Runtime) -> ApiDeps:
@@ -40,6 +42,7 @@ class ApiDeps(WebDeps):
             pg_accounts=sv.pg_accounts,
             portone_webhooks=portone_webhooks(sv.settings.gateway),
             card_migrations=rt.migrations,
+            telemetry=rt.telemetry,
         )
 
 

@@ -19,7 +19,7 @@ unique violation (inside a savepoint) makes the lease look again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -78,6 +78,7 @@ class DidPool:
     _: KW_ONLY
     lease_lifetime: timedelta = timedelta(minutes=30)
     cooldown: timedelta = timedelta(minutes=10)
+    on_exhausted: Callable[[], None] | None = None  # told of each refused lease (metrics)
 
     # ------------------------------------------------------------------ import
 
@@ -159,6 +160,8 @@ class DidPool:
             # another transaction may be stale.
             did = await self._least_recently_used(s, mobile, now, tried)
             if did is None:
+                if self.on_exhausted is not None:
+                    self.on_exhausted()
                 raise await self._exhausted(s, mobile, now)
             tried.add(did)
             lease = Lease(

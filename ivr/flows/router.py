@@ -44,9 +44,13 @@ class CallFlows:
             max_calls=calls.max_calls_per_request,
         )
         if isinstance(admission, Rejection):
+            if call.meter is not None:
+                call.meter.flow("rejected")
             await self._reject(call, admission)
             return f"rejected:{admission.reason}"[:40]
         call.session.link_request(admission.request_id)
+        if call.meter is not None:
+            call.meter.flow(admission.kind.value)
         run = new_run(
             self.deps,
             call,

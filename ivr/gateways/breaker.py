@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from ivr.clock import Clock
 from ivr.gateways.config import GatewaySettings
@@ -287,37 +287,56 @@ class Guard:
             self._breaker._end(self._ticket, False if exc is None else verdict(exc))
 
 
+class Meter(Protocol):
+    """What counts and times a guarded gateway's requests
+    (:class:`ivr.observability.gateways.GatewayMeter`)."""
+
+    async def observe(self, operation: str, call: Callable[[], Awaitable[T]]) -> T: ...
+
+
 class GuardedGateway:
     """``gateway`` behind ``breaker``: every call first asks the breaker (``CircuitOpen``
     without calling the PG when it says no) and tells it how the call ended. Answers and
-    exceptions pass through unchanged."""
+    exceptions pass through unchanged; ``meter`` sees each call, the breaker's refusals
+    included."""
 
-    def __init__(self, gateway: Gateway, breaker: CircuitBreaker) -> None:
+    def __init__(
+        self, gateway: Gateway, breaker: CircuitBreaker, meter: Meter | None = None
+    ) -> None:
         self.gateway = gateway
         self.breaker = breaker
+        self.meter = meter
 
-    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, call: Callable[[], Awaitable[T]], operation: str = "") -> T:
+        if self.meter is not None:
+            return await self.meter.observe(operation, lambda: self._guarded(call))
+        return await self._guarded(call)
+
+    async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T:
         with self.breaker.guard():
             return await call()
 
     async def register_billing_key(self, req: BillingKeyRequest) -> BillingKey:
-        return await self._call(lambda: self.gateway.register_billing_key(req))
+        return await self._call(
+            lambda: self.gateway.register_billing_key(req), "register_billing_key"
+        )
 
     async def charge_billing_key(self, req: ChargeRequest) -> GatewayCharge:
-        return await self._call(lambda: self.gateway.charge_billing_key(req))
+        return await self._call(lambda: self.gateway.charge_billing_key(req), "charge_billing_key")
 
     async def keyed_charge(self, req: KeyedChargeRequest) -> GatewayCharge:
-        return await self._call(lambda: self.gateway.keyed_charge(req))
+        return await self._call(lambda: self.gateway.keyed_charge(req), "keyed_charge")
 
     async def cancel(self, req: CancelRequest) -> CancelResult:
-        return await self._call(lambda: self.gateway.cancel(req))
+        return await self._call(lambda: self.gateway.cancel(req), "cancel")
 
     async def find(self, order_id: str) -> OrderStatus | None:
-        return await self._call(lambda: self.gateway.find(order_id))
+        return await self._call(lambda: self.gateway.find(order_id), "find")
 
     async def delete_billing_key(self, customer_uid: str, *, reason: str) -> bool:
         return await self._call(
-            lambda: self.gateway.delete_billing_key(customer_uid, reason=reason)
+            lambda: self.gateway.delete_billing_key(customer_uid, reason=reason),
+            "delete_billing_key",
         )
 
     # --- the connection, when the inner gateway holds one --------------------------------

@@ -35,6 +35,8 @@ from ivr.gateways.breaker import (
 from ivr.gateways.config import GatewaySettings
 from ivr.gateways.contract import Gateway
 from ivr.gateways.factory import ConnectedGateway, build_gateway
+from ivr.observability.gateways import GatewayMeter
+from ivr.observability.registry import Metrics
 from ivr.pg_accounts.model import DEFAULT, OPTIONS, Account, account_key
 from ivr.pg_accounts.store import PgAccounts
 from vault.forwarding import Route
@@ -59,9 +61,12 @@ class GatewayBook:
         default: Gateway | None = None,
         refresh_s: float = 10.0,
         now: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         """``default``: the default account's gateway, when the caller made it (tests,
-        the demo); else it is built from the ``[gateway]`` settings like any other."""
+        the demo); else it is built from the ``[gateway]`` settings like any other.
+        ``metrics``: each account's requests are counted and timed there."""
+        self.metrics = metrics
         self.accounts, self.clock, self.build = accounts, clock, build
         self.base = accounts.base
         self.policy = BreakerPolicy.from_settings(self.base)
@@ -107,7 +112,8 @@ class GatewayBook:
         if built is not None:  # its credentials changed: requests in flight finish
             self._retired.append(built.inner)
             log.info("PG account %s changed: its gateway is rebuilt", account.id)
-        guarded = GuardedGateway(inner, self.breaker(account.id))
+        meter = GatewayMeter(account.id, self.metrics) if self.metrics is not None else None
+        guarded = GuardedGateway(inner, self.breaker(account.id), meter)
         self._built[account.id] = _Built(account.version, guarded, inner)
         return guarded
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import CALL_SESSION, CallSessionStatus
+from ivr.observability.calls import CallMeter
 from ivr.store.db import Database
 from ivr.store.tables import CallSession, CallStep
 from ivr.telephony.call import Call, CollectResult, CollectSpec
@@ -231,11 +232,13 @@ class SessionHandle:
 
 
 class LoggedCall:
-    """A :class:`Call` that writes its steps to the session log."""
+    """A :class:`Call` that writes its steps to the session log (and, with ``meter``,
+    marks each input read and prompt requested: the turnaround metric)."""
 
-    def __init__(self, call: Call, handle: SessionHandle) -> None:
+    def __init__(self, call: Call, handle: SessionHandle, meter: CallMeter | None = None) -> None:
         self.inner = call
         self.session = handle
+        self.meter = meter
         self.call_id, self.did, self.caller_id = call.call_id, call.did, call.caller_id
 
     @property
@@ -261,6 +264,8 @@ class LoggedCall:
         self, prompts: Sequence[str], *, barge_in: bool = True, label: str | None = None
     ) -> bool:
         """``label``: the prompt id to log (default: the first sound name)."""
+        if self.meter is not None:
+            self.meter.prompt_requested()
         seq = self.session.step("play", label or (prompts[0] if prompts else None))
         op = self.inner.play(prompts, barge_in=barge_in)
         return await self._logged(seq, op, lambda cut: "interrupted" if cut else "done")
@@ -270,6 +275,8 @@ class LoggedCall:
         result: CollectResult = await self._logged(
             seq, self.inner.collect(spec), lambda r: r.end.value
         )
+        if self.meter is not None:
+            self.meter.input_read()
         return result
 
     async def transfer(self, destination: str) -> None:

@@ -48,6 +48,7 @@ TITLES: dict[str, str] = {
     "cancel-refused": "The payment gateway refused the cancellation",
     "vault-invalid-request": "Internal error",
     "internal-error": "Internal error",
+    "not-ready": "The engine is not ready to serve",
 }
 
 

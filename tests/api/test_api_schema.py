@@ -38,7 +38,7 @@ def test_every_error_answer_is_documented_as_problem_json() -> None:
     doc = json.loads(DOC.read_text(encoding="utf-8"))
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
-            assert "security" in op or path == "/health", (method, path)
+            assert "security" in op or path in ("/health", "/ready"), (method, path)
             for status, response in op["responses"].items():
                 if status[0] in "45":
                     assert list(response["content"]) == ["application/problem+json"], (
