@@ -101,11 +101,11 @@ async def create_backup(
             vault=DatabaseInfo("vault", "sqlite" if vault.file else "postgresql",
                                vault_member, vault_facts.vault_schema,
                                vault_facts.part("vault")),
-            members=tuple(sha256_file(f) for f in files),
+            members=tuple([await asyncio.to_thread(sha256_file, f) for f in files]),
             kek_ids=vault_facts.kek_ids,
             tools=tools,
         )  # fmt: skip
-        write_archive(out, manifest, files, compression)
+        await asyncio.to_thread(write_archive, out, manifest, files, compression)
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
