@@ -11,6 +11,7 @@ version one it reads.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +60,10 @@ def _sqlite_problems(path: Path, db: DatabaseInfo, manifest: Manifest) -> list[s
     problems = [f"{path.name}: {p}" for p in sqlite_integrity(path)]
     if problems:
         return problems
-    facts = sqlite_facts(path)
+    try:
+        facts = sqlite_facts(path)
+    except sqlite3.DatabaseError as exc:
+        return [f"{path.name}: not readable ({exc})"]
     revision = facts.revision if db.role == "engine" else facts.vault_schema
     if revision != db.revision:
         problems.append(f"{path.name}: revision {revision!r}, the manifest says {db.revision!r}")
