@@ -162,14 +162,17 @@ def same_database(a: str, b: str) -> bool:
 
 
 def pg_env(url: URL) -> dict[str, str]:
-    """The libpq environment naming ``url``'s server, user and database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    """The libpq environment naming ``url``'s server, user, database and SSL mode (over
+    any ``PG*`` variables of this process)."""
+    env = dict(os.environ)
+    ssl = url.query.get("sslmode") or url.query.get("ssl")
     pairs = {
         "PGHOST": url.host,
         "PGPORT": str(url.port) if url.port else None,
         "PGUSER": url.username,
         "PGPASSWORD": url.password if isinstance(url.password, str) else None,
         "PGDATABASE": url.database,
+        "PGSSLMODE": ssl if isinstance(ssl, str) else None,
     }
     env.update({k: v for k, v in pairs.items() if v})
     return env
@@ -209,9 +212,10 @@ async def tool_version(name: str) -> str:
 
 async def connect(url: URL) -> asyncpg.Connection:
     password = url.password if isinstance(url.password, str) else None
+    ssl = url.query.get("ssl") or url.query.get("sslmode")
     return await asyncpg.connect(
         host=url.host, port=url.port, user=url.username, password=password,
-        database=url.database, timeout=15,
+        database=url.database, ssl=ssl if isinstance(ssl, str) else None, timeout=15,
     )  # fmt: skip
 
 
