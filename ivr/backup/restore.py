@@ -70,6 +70,7 @@ def restored_settings(settings: Settings, target: Target, manifest: Manifest) ->
         "audit_checkpoint_dir": var / "vault" / "audit-checkpoints",
     })  # fmt: skip
     gateway_key = s.gateway.accounts_key_file or s.paths.var_dir / "pg-accounts.key"
+    ari = s.asterisk.credentials_file or s.paths.var_dir / "asterisk" / "credentials.toml"
     return s.model_copy(update={
         "paths": s.paths.model_copy(update={"var_dir": var}),
         "database": s.database.model_copy(
@@ -82,6 +83,7 @@ def restored_settings(settings: Settings, target: Target, manifest: Manifest) ->
         }),
         "console": s.console.model_copy(update={"mfa_key_file": mfa_key_path(s).absolute()}),
         "gateway": s.gateway.model_copy(update={"accounts_key_file": gateway_key.absolute()}),
+        "asterisk": s.asterisk.model_copy(update={"credentials_file": ari.absolute()}),
     })  # fmt: skip
 
 
@@ -100,6 +102,7 @@ def _toml(settings: Settings) -> str:
         ("consent", "key_file", str(settings.consent.key_file)),
         ("console", "mfa_key_file", str(settings.console.mfa_key_file)),
         ("gateway", "accounts_key_file", str(settings.gateway.accounts_key_file)),
+        ("asterisk", "credentials_file", str(settings.asterisk.credentials_file)),
     ]
     out = ["# The restored system: merge into arspay.toml (passwords are not written).\n"]
     section = ""
@@ -107,7 +110,8 @@ def _toml(settings: Settings) -> str:
         if sec != section:
             out.append(f"\n[{sec}]\n")
             section = sec
-        out.append(f'{key} = "{value}"\n')
+        quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+        out.append(f'{key} = "{quoted}"\n')
     return "".join(out)
 
 

@@ -130,8 +130,12 @@ async def test_restore_refuses_a_non_empty_target_unless_forced(
     (target / "something").write_text("x")
     with pytest.raises(RestoreRefused, match="not empty"):
         await restore_backup(live, archive, Target(target))
-    await restore_backup(live, archive, Target(target), force=True)
+    _, restored = await restore_backup(live, archive, Target(target), force=True)
     assert (target / "arspay.db").exists()
+    from_file = load_settings(target / "restored.toml", env={})  # what the operator merges
+    assert from_file.database_url == restored.database_url
+    assert from_file.vault.key_file == live.vault.key_file.absolute()
+    assert from_file.paths.var_dir == target.resolve()
     assert (target / "vault" / "vault.db").exists()
     assert not (target / ".restore-staging").exists()
 
