@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ivr.cli.api_cmd  # noqa: F401, RUF100
 import ivr.cli.asterisk_cmd  # noqa: F401, RUF100
+import ivr.cli.backup_cmd  # noqa: F401, RUF100
 import ivr.cli.bulk_cmd  # noqa: F401, RUF100
 import ivr.cli.consent_cmd  # noqa: F401, RUF100
 import ivr.cli.console_cmd  # noqa: F401, RUF100

@@ -13,12 +13,19 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _not_the_vaults(obj: object, name: str | None, type_: str, reflected: bool, _: object) -> bool:
+    """The vault's tables (``vault_*``, created by the vault itself, vault/schema.py) may
+    share the engine's database; they are not this chain's to compare or drop."""
+    return not (type_ == "table" and reflected and (name or "").startswith("vault_"))
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=_not_the_vaults,
     )
     with context.begin_transaction():
         context.run_migrations()
