@@ -37,9 +37,7 @@ async def served(
     async with open_calls(
         prompts_dir, tmp_path, ARSPAY_API_PORT=port, ARSPAY_API_METRICS_TOKEN=TOKEN
     ) as calls:
-        api = load_settings(
-            env={"ARSPAY_CONFIG": "/nonexistent.toml", "ARSPAY_API_PORT": port}
-        ).api
+        api = load_settings(env={"ARSPAY_CONFIG": "/nonexistent.toml", "ARSPAY_API_PORT": port}).api
         server = asyncio.create_task(serve(create_app(ApiDeps.from_runtime(calls.runtime)), api))
         url = f"http://127.0.0.1:{port}/metrics"
         try:
