@@ -33,7 +33,8 @@ def test_doctor_passes_a_healthy_deployment_and_fails_a_broken_one(
         bad = arspay(*args, env=d.env)
     assert bad.returncode == 1
     failing = [line for line in bad.stdout.splitlines() if line.startswith("fail")]
-    assert len(failing) == 1 and "evidence.key" in failing[0], bad.stdout
+    assert len(failing) == 1, bad.stdout
+    assert "evidence.key" in failing[0]
     assert f"(fix: chmod 600 {d.var / 'consent' / 'evidence.key'})" in failing[0]
     assert "Traceback" not in bad.stderr
 
@@ -44,7 +45,8 @@ def test_doctor_json_and_an_unreachable_ari(tmp_path: Path, sqlite_template: Pat
     assert out.returncode == 1
     rows = json.loads(out.stdout)
     ari = [r for r in rows if r["check"] == "ari"]
-    assert ari[0]["status"] == "fail" and "does not answer" in ari[0]["message"]
+    assert ari[0]["status"] == "fail"
+    assert "does not answer" in ari[0]["message"]
     assert {r["status"] for r in rows if r["check"] != "ari"} <= {"ok", "warn", "skip"}
 
 

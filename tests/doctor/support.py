@@ -95,7 +95,7 @@ def fake_ari(settings: Settings, port: int) -> Iterator[None]:
     wanted = "Basic " + base64.b64encode(f"arspay:{password}".encode()).decode()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server hook
+        def do_GET(self) -> None:
             ok = self.headers.get("Authorization") == wanted
             body = json.dumps({"system": {"version": "22.0.0"}}).encode() if ok else b"{}"
             self.send_response(200 if ok else 401)

@@ -48,7 +48,8 @@ def test_a_key_readable_by_the_group_fails_with_chmod(deployment: Deployment) ->
     kek.chmod(0o640)
     bad = [f for f in files.check_key_files(deployment.settings) if f.status == Status.FAIL]
     assert len(bad) == 1
-    assert str(kek) in bad[0].message and "0640" in bad[0].message
+    assert str(kek) in bad[0].message
+    assert "0640" in bad[0].message
     assert bad[0].fix == f"chmod 600 {kek}"
 
 
@@ -67,13 +68,15 @@ def test_a_config_file_others_may_read_fails(tmp_path: Path) -> None:
     assert files.check_config_file(path).status == Status.OK
     path.chmod(0o644)
     finding = files.check_config_file(path)
-    assert finding.status == Status.FAIL and "chmod 640" in finding.fix
+    assert finding.status == Status.FAIL
+    assert "chmod 640" in finding.fix
 
 
 def test_an_invalid_configuration_fails_and_stops(tmp_path: Path) -> None:
     env = {"ARSPAY_CONFIG": "/nonexistent.toml", "ARSPAY_DIDS_LEASE_MINUTES": "soon"}
     findings = asyncio.run(run_all(Options(env=env)))
-    assert findings[0].status == Status.FAIL and "dids.lease_minutes" in findings[0].message
+    assert findings[0].status == Status.FAIL
+    assert "dids.lease_minutes" in findings[0].message
     assert len(findings) == 2  # the config and its file: nothing else runs
 
 
@@ -85,7 +88,8 @@ def test_an_old_engine_schema_fails(deployment: Deployment) -> None:
     engine.dispose()
     finding = asyncio.run(schema.check_engine_schema(deployment.settings))
     assert finding.status == Status.FAIL
-    assert "0001" in finding.message and str(migrate.head()) in finding.message
+    assert "0001" in finding.message
+    assert str(migrate.head()) in finding.message
     assert "arspay migrate" in finding.fix
 
 
@@ -95,10 +99,12 @@ def test_an_unknown_or_missing_engine_schema_fails(deployment: Deployment) -> No
         conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
     engine.dispose()
     finding = asyncio.run(schema.check_engine_schema(deployment.settings))
-    assert finding.status == Status.FAIL and "unknown" in finding.message
+    assert finding.status == Status.FAIL
+    assert "unknown" in finding.message
     (deployment.var / "arspay.db").unlink()
     finding = asyncio.run(schema.check_engine_schema(deployment.settings))
-    assert finding.status == Status.FAIL and finding.fix == "arspay migrate"
+    assert finding.status == Status.FAIL
+    assert finding.fix == "arspay migrate"
     assert not (deployment.var / "arspay.db").exists()  # the doctor made none
 
 
@@ -123,7 +129,8 @@ def test_a_drifted_asterisk_config_fails_by_file_name(deployment: Deployment) ->
     (deployment.asterisk_dir / "pjsip.conf").unlink()
     finding = asterisk.check_drift(settings, deployment.asterisk_dir)
     assert finding.status == Status.FAIL
-    assert "differ: ari.conf" in finding.message and "missing: pjsip.conf" in finding.message
+    assert "differ: ari.conf" in finding.message
+    assert "missing: pjsip.conf" in finding.message
     assert "arspay asterisk render --out" in finding.fix
     secret = settings.asterisk.ari_password.get_secret_value()
     assert not secret or secret not in finding.line()
@@ -136,7 +143,8 @@ def test_settings_changed_since_the_render_are_drift(deployment: Deployment) -> 
 
 def test_ari_on_a_closed_port_fails(deployment: Deployment) -> None:
     finding = asterisk.check_ari(deployment.settings, timeout_s=1.0)
-    assert finding.status == Status.FAIL and "does not answer" in finding.message
+    assert finding.status == Status.FAIL
+    assert "does not answer" in finding.message
 
 
 def test_ari_answers_and_refuses_a_wrong_password(deployment: Deployment) -> None:
@@ -144,12 +152,17 @@ def test_ari_answers_and_refuses_a_wrong_password(deployment: Deployment) -> Non
     with fake_ari(deployment.settings, port):
         good = asterisk.check_ari(deployment.settings)
         wrong = load_settings(
-            env={**deployment.env, "ARSPAY_ASTERISK_ARI_PASSWORD": "w" * 20,
-                 "ARSPAY_ASTERISK_AGI_SECRET": "a" * 20}  # fmt: skip
+            env={
+                **deployment.env,
+                "ARSPAY_ASTERISK_ARI_PASSWORD": "w" * 20,
+                "ARSPAY_ASTERISK_AGI_SECRET": "a" * 20,
+            }
         )
         refused = asterisk.check_ari(wrong)
-    assert good.status == Status.OK and "22.0.0" in good.message
-    assert refused.status == Status.FAIL and "401" in refused.message
+    assert good.status == Status.OK
+    assert "22.0.0" in good.message
+    assert refused.status == Status.FAIL
+    assert "401" in refused.message
     off = load_settings(env={**deployment.env, "ARSPAY_ASTERISK_ARI_ENABLED": "false"})
     assert asterisk.check_ari(off).status == Status.SKIP
 
@@ -176,7 +189,10 @@ def test_clock_and_time_zone() -> None:
 )
 def test_the_sms_sender(sender: str, adapter: str, status: Status) -> None:
     settings = load_settings(
-        env={"ARSPAY_CONFIG": "/nonexistent.toml", "ARSPAY_SMS_SENDER": sender,
-             "ARSPAY_SMS_ADAPTER": adapter}  # fmt: skip
+        env={
+            "ARSPAY_CONFIG": "/nonexistent.toml",
+            "ARSPAY_SMS_SENDER": sender,
+            "ARSPAY_SMS_ADAPTER": adapter,
+        }
     )
     assert host.check_sms_sender(settings).status == status
