@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,5 +131,30 @@ async def test_rows_from_the_first_migration_survive_the_upgrade(empty_db_url: s
             left = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         assert not (set(Base.metadata.tables) & left)
         assert await migrate.upgrade(db) == migrate.head()
+    finally:
+        await db.close()
+
+
+async def test_a_sqlite_migration_leaving_dangling_references_is_rolled_back(
+    tmp_path: Path,
+) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'fk.db'}")
+    try:
+
+        def schema(conn: Connection) -> None:
+            conn.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+            conn.exec_driver_sql(
+                "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent)"
+            )
+
+        def dangling(conn: Connection) -> None:
+            conn.exec_driver_sql("INSERT INTO child VALUES (1, 42)")  # accepted: keys are off
+
+        await migrate._run(db, schema)
+        with pytest.raises(migrate.ForeignKeyViolation, match="child"):
+            await migrate._run(db, dangling)
+        async with db.engine.connect() as conn:
+            assert (await conn.exec_driver_sql("SELECT count(*) FROM child")).scalar() == 0
+            assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
     finally:
         await db.close()
