@@ -15,7 +15,7 @@ import typer
 from ivr.cli.app import app, state
 from ivr.doctor.asterisk import DEFAULT_DIR
 from ivr.doctor.report import failed
-from ivr.doctor.run import Options, run_all
+from ivr.doctor.run import Options, Role, run_all
 from ivr.settings import ENV_PREFIX
 
 
@@ -31,6 +31,12 @@ def config_path(given: Path | None) -> Path | None:
 @app.command("doctor")
 def doctor(
     ctx: typer.Context,
+    role: Role = typer.Option(
+        Role.ENGINE,
+        "--role",
+        help="what this configuration runs: engine (arspay engine run) or vault "
+        "(arspay vault serve: its keys, its database, the clock)",
+    ),
     asterisk_dir: Path = typer.Option(
         DEFAULT_DIR, "--asterisk-dir", help="where the Asterisk config is deployed"
     ),
@@ -39,8 +45,9 @@ def doctor(
     """Check this deployment: key-file permissions, the configuration, migrations, the
     Asterisk config against `arspay asterisk render`, ARI, the clock and time zone, the
     SMS sender number. Says how to fix each problem; exits 1 if a check fails. Changes
-    nothing."""
+    nothing. On the vault's host: arspay -c /etc/arspay/vault.toml doctor --role vault."""
     options = Options(
+        role=role,
         config_path=config_path(state(ctx).config),
         asterisk_dir=asterisk_dir,
         ari_timeout_s=ari_timeout,

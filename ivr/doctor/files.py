@@ -39,15 +39,17 @@ def mfa_key_path(settings: Settings) -> Path:
     return settings.console.mfa_key_file or settings.paths.var_dir / "console" / "mfa.key"
 
 
-def key_files(settings: Settings) -> list[KeyFile]:
+def key_files(settings: Settings, *, vault_only: bool = False) -> list[KeyFile]:
     v = settings.vault
-    local = v.mode == "local"
+    local = v.mode == "local" or vault_only
     vault_files = [
         KeyFile("vault fingerprint key", v.fingerprint_key_file),
         KeyFile("vault audit key", audit_key_path(settings)),
     ]
     if v.kek_provider == "file":
         vault_files.insert(0, KeyFile("vault KEK", v.key_file, required=local))
+    if vault_only:
+        return vault_files
     files = [
         KeyFile("PG accounts key", accounts_key(settings.gateway, settings.paths.var_dir).path),
         KeyFile("console one-time-code key", mfa_key_path(settings)),
@@ -61,9 +63,9 @@ def key_files(settings: Settings) -> list[KeyFile]:
     return (vault_files if local else [f for f in vault_files if f.path.exists()]) + files
 
 
-def check_key_files(settings: Settings) -> list[Finding]:
+def check_key_files(settings: Settings, *, vault_only: bool = False) -> list[Finding]:
     out: list[Finding] = []
-    for key in key_files(settings):
+    for key in key_files(settings, vault_only=vault_only):
         try:
             mode = stat.S_IMODE(key.path.stat().st_mode)
         except FileNotFoundError:

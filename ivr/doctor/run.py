@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from ivr.doctor import asterisk, files, host, schema
@@ -15,8 +16,18 @@ from ivr.settings import Settings, load_settings
 CONFIG_CHECK = "config"
 
 
+class Role(StrEnum):
+    """What the configuration runs: ``arspay engine run`` (everything it needs, the
+    vault's files too when vault.mode is local) or ``arspay vault serve`` (its keys, its
+    database, the clock)."""
+
+    ENGINE = "engine"
+    VAULT = "vault"
+
+
 @dataclass(frozen=True)
 class Options:
+    role: Role = Role.ENGINE
     config_path: Path | None = None  # the file the settings come from, if any
     asterisk_dir: Path = asterisk.DEFAULT_DIR
     ari_timeout_s: float = 2.0
@@ -39,12 +50,17 @@ async def run_all(options: Options) -> list[Finding]:
     findings = [loaded, files.check_config_file(options.config_path)]
     if settings is None:
         return findings  # nothing else can be checked without settings
-    findings += files.check_key_files(settings)
-    findings.append(await schema.check_engine_schema(settings))
-    findings.append(await schema.check_vault_schema(settings))
-    findings.append(asterisk.check_drift(settings, options.asterisk_dir))
-    findings.append(asterisk.check_ari(settings, options.ari_timeout_s))
+    if options.role == Role.VAULT:
+        findings += files.check_key_files(settings, vault_only=True)
+        findings.append(await schema.check_vault_schema(settings, vault_only=True))
+    else:
+        findings += files.check_key_files(settings)
+        findings.append(await schema.check_engine_schema(settings))
+        findings.append(await schema.check_vault_schema(settings))
+        findings.append(asterisk.check_drift(settings, options.asterisk_dir))
+        findings.append(asterisk.check_ari(settings, options.ari_timeout_s))
     findings += host.check_time_zone(options.zone)
     findings.append(host.check_ntp(options.ntp))
-    findings.append(host.check_sms_sender(settings))
+    if options.role == Role.ENGINE:
+        findings.append(host.check_sms_sender(settings))
     return findings

@@ -73,10 +73,11 @@ async def check_engine_schema(settings: Settings) -> Finding:
     )
 
 
-async def check_vault_schema(settings: Settings) -> Finding:
-    if settings.vault.mode != "local":
+async def check_vault_schema(settings: Settings, *, vault_only: bool = False) -> Finding:
+    if settings.vault.mode != "local" and not vault_only:
         return skip(
-            VAULT_CHECK, "vault.mode is remote: run arspay doctor with the vault's own config"
+            VAULT_CHECK,
+            "vault.mode is remote: run arspay doctor --role vault with the vault's config",
         )
     url = vault_database_url(settings)
     if (path := _missing_sqlite_file(url)) is not None:

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 
 from ivr.doctor import asterisk, files, host, schema
 from ivr.doctor.report import Finding, Status
-from ivr.doctor.run import Options, run_all
+from ivr.doctor.run import Options, Role, run_all
 from ivr.settings import load_settings
 from ivr.store import migrate
 from tests.doctor.support import Deployment, build, fake_ari, free_port
@@ -196,3 +196,23 @@ def test_the_sms_sender(sender: str, adapter: str, status: Status) -> None:
         }
     )
     assert host.check_sms_sender(settings).status == status
+
+
+def test_the_vault_role_checks_the_vault_only(deployment: Deployment) -> None:
+    options = Options(
+        role=Role.VAULT,
+        config_path=deployment.config,
+        env={**deployment.env, "ARSPAY_VAULT_MODE": "remote"},  # ignored for the vault
+        zone=lambda: "Asia/Seoul",
+        ntp=lambda: True,
+    )
+    findings = asyncio.run(run_all(options))
+    assert [f.status for f in findings] == [Status.OK] * len(findings)
+    assert {f.check for f in findings} == {
+        "config", "config-file", "key-files", "vault-schema", "time-zone", "clock"
+    }  # fmt: skip
+    keys = [f.message.split(":")[0] for f in findings if f.check == "key-files"]
+    assert keys == ["vault KEK", "vault fingerprint key", "vault audit key"]
+    (deployment.var / "vault" / "kek.key").unlink()
+    failed = [f for f in asyncio.run(run_all(options)) if f.status == Status.FAIL]
+    assert [f.check for f in failed] == ["key-files"]
