@@ -36,7 +36,7 @@ def check_drift(settings: Settings, deployed: Path) -> Finding:
             f"no deployed Asterisk config at {deployed}",
             f"{fix}; or name the directory: arspay doctor --asterisk-dir DIR",
         )
-    missing, changed = [], []
+    missing, changed, unreadable = [], [], []
     for name, text in sorted(wanted.items()):
         path = deployed / name
         try:
@@ -44,7 +44,10 @@ def check_drift(settings: Settings, deployed: Path) -> Finding:
         except FileNotFoundError:
             missing.append(name)
             continue
-        except (PermissionError, UnicodeDecodeError):
+        except PermissionError:
+            unreadable.append(name)
+            continue
+        except UnicodeDecodeError:
             changed.append(name)
             continue
         if current != text:
@@ -53,6 +56,12 @@ def check_drift(settings: Settings, deployed: Path) -> Finding:
         parts = [f"differ: {', '.join(changed)}"] if changed else []
         parts += [f"missing: {', '.join(missing)}"] if missing else []
         return fail(DRIFT_CHECK, f"{deployed} drifted from the settings ({'; '.join(parts)})", fix)
+    if unreadable:
+        return warn(
+            DRIFT_CHECK,
+            f"cannot read {', '.join(unreadable)} in {deployed} as this user",
+            "add the engine's user to the group asterisk (usermod -aG asterisk arspay)",
+        )
     return ok(DRIFT_CHECK, f"{deployed} matches the rendered config ({len(wanted)} files)")
 
 

@@ -17,6 +17,7 @@ from ivr.clock import SEOUL
 from ivr.doctor.report import Finding, fail, ok, skip, warn
 from ivr.settings import Settings, SmsSettings
 
+USER_CHECK = "user"
 TZ_CHECK = "time-zone"
 NTP_CHECK = "clock"
 SMS_CHECK = "sms-sender"
@@ -113,3 +114,15 @@ def check_sms_sender(settings: Settings) -> Finding:
             "set sms.sender to your registered 발신번호",
         )
     return ok(SMS_CHECK, f"SMS go out from {sender} (adapter {sms.adapter})")
+
+
+def check_user(euid: int) -> Finding:
+    """Root would read everything, and could leave root-owned files (a SQLite database's
+    -wal and -shm) the service cannot open: run as the service's user."""
+    if euid == 0:
+        return warn(
+            USER_CHECK,
+            "running as root: files opened now may be left owned by root",
+            "run as the service's user: sudo -u arspay arspay doctor",
+        )
+    return ok(USER_CHECK, f"running as uid {euid}")

@@ -3,6 +3,7 @@ keys, databases, Asterisk, the clock, messages."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,6 +34,7 @@ class Options:
     ari_timeout_s: float = 2.0
     zone: Callable[[], str | None] = host.system_zone
     ntp: Callable[[], bool | None] = host.ntp_synchronized
+    euid: Callable[[], int] = os.geteuid
     env: dict[str, str] | None = field(default=None)  # None: os.environ
 
 
@@ -47,7 +49,8 @@ def load(options: Options) -> tuple[Settings | None, Finding]:
 
 async def run_all(options: Options) -> list[Finding]:
     settings, loaded = load(options)
-    findings = [loaded, files.check_config_file(options.config_path)]
+    findings = [host.check_user(options.euid()), loaded]
+    findings.append(files.check_config_file(options.config_path))
     if settings is None:
         return findings  # nothing else can be checked without settings
     if options.role == Role.VAULT:

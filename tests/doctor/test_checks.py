@@ -33,13 +33,14 @@ def test_a_healthy_deployment_has_no_failure(deployment: Deployment) -> None:
         env=deployment.env,
         zone=lambda: "Asia/Seoul",
         ntp=lambda: True,
+        euid=lambda: 1000,
     )
     with fake_ari(deployment.settings, port):
         findings = asyncio.run(run_all(options))
     assert [f for f in findings if f.status != Status.OK] == []
     checks = {f.check for f in findings}
-    assert checks >= {"config", "key-files", "migrations", "vault-schema", "asterisk-config",
-                      "ari", "time-zone", "clock", "sms-sender"}  # fmt: skip
+    assert checks >= {"user", "config", "key-files", "migrations", "vault-schema",
+                      "asterisk-config", "ari", "time-zone", "clock", "sms-sender"}  # fmt: skip
 
 
 def test_a_key_readable_by_the_group_fails_with_chmod(deployment: Deployment) -> None:
@@ -74,10 +75,10 @@ def test_a_config_file_others_may_read_fails(tmp_path: Path) -> None:
 
 def test_an_invalid_configuration_fails_and_stops(tmp_path: Path) -> None:
     env = {"ARSPAY_CONFIG": "/nonexistent.toml", "ARSPAY_DIDS_LEASE_MINUTES": "soon"}
-    findings = asyncio.run(run_all(Options(env=env)))
-    assert findings[0].status == Status.FAIL
-    assert "dids.lease_minutes" in findings[0].message
-    assert len(findings) == 2  # the config and its file: nothing else runs
+    findings = asyncio.run(run_all(Options(env=env, euid=lambda: 1000)))
+    assert [f.check for f in findings] == ["user", "config", "config-file"]  # nothing else
+    assert findings[1].status == Status.FAIL
+    assert "dids.lease_minutes" in findings[1].message
 
 
 def test_an_old_engine_schema_fails(deployment: Deployment) -> None:
@@ -167,6 +168,13 @@ def test_ari_answers_and_refuses_a_wrong_password(deployment: Deployment) -> Non
     assert asterisk.check_ari(off).status == Status.SKIP
 
 
+def test_running_as_root_is_a_warning() -> None:
+    assert host.check_user(1000).status == Status.OK
+    root = host.check_user(0)
+    assert root.status == Status.WARN
+    assert "sudo -u arspay" in root.fix
+
+
 def test_clock_and_time_zone() -> None:
     assert statuses(host.check_time_zone(lambda: "Asia/Seoul")) == {Status.OK}
     utc = host.check_time_zone(lambda: "Etc/UTC")
@@ -205,11 +213,12 @@ def test_the_vault_role_checks_the_vault_only(deployment: Deployment) -> None:
         env={**deployment.env, "ARSPAY_VAULT_MODE": "remote"},  # ignored for the vault
         zone=lambda: "Asia/Seoul",
         ntp=lambda: True,
+        euid=lambda: 1000,
     )
     findings = asyncio.run(run_all(options))
     assert [f.status for f in findings] == [Status.OK] * len(findings)
     assert {f.check for f in findings} == {
-        "config", "config-file", "key-files", "vault-schema", "time-zone", "clock"
+        "user", "config", "config-file", "key-files", "vault-schema", "time-zone", "clock"
     }  # fmt: skip
     keys = [f.message.split(":")[0] for f in findings if f.check == "key-files"]
     assert keys == ["vault KEK", "vault fingerprint key", "vault audit key"]
