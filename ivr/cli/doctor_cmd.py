@@ -15,7 +15,7 @@ import typer
 from ivr.cli.app import app, state
 from ivr.doctor.asterisk import DEFAULT_DIR
 from ivr.doctor.report import failed
-from ivr.doctor.run import Options, Role, run_all
+from ivr.doctor.run import Options, ProcessRole, run_all
 from ivr.settings import ENV_PREFIX
 
 
@@ -31,8 +31,8 @@ def config_path(given: Path | None) -> Path | None:
 @app.command("doctor")
 def doctor(
     ctx: typer.Context,
-    role: Role = typer.Option(
-        Role.ENGINE,
+    role: ProcessRole = typer.Option(
+        ProcessRole.ENGINE,
         "--role",
         help="what this configuration runs: engine (arspay engine run) or vault "
         "(arspay vault serve: its keys, its database, the clock)",

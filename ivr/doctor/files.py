@@ -27,7 +27,7 @@ CONFIG_CHECK = "config-file"
 
 
 @dataclass(frozen=True)
-class KeyFile:
+class SecretFile:
     purpose: str
     path: Path
     required: bool = False  # missing is a failure (else: made on first use)
@@ -39,26 +39,26 @@ def mfa_key_path(settings: Settings) -> Path:
     return settings.console.mfa_key_file or settings.paths.var_dir / "console" / "mfa.key"
 
 
-def key_files(settings: Settings, *, vault_only: bool = False) -> list[KeyFile]:
+def key_files(settings: Settings, *, vault_only: bool = False) -> list[SecretFile]:
     v = settings.vault
     local = v.mode == "local" or vault_only
     vault_files = [
-        KeyFile("vault fingerprint key", v.fingerprint_key_file),
-        KeyFile("vault audit key", audit_key_path(settings)),
+        SecretFile("vault fingerprint key", v.fingerprint_key_file),
+        SecretFile("vault audit key", audit_key_path(settings)),
     ]
     if v.kek_provider == "file":
-        vault_files.insert(0, KeyFile("vault KEK", v.key_file, required=local))
+        vault_files.insert(0, SecretFile("vault KEK", v.key_file, required=local))
     if vault_only:
         return vault_files
     files = [
-        KeyFile("PG accounts key", accounts_key(settings.gateway, settings.paths.var_dir).path),
-        KeyFile("console one-time-code key", mfa_key_path(settings)),
-        KeyFile("consent evidence key", consent_key_path(settings)),
+        SecretFile("PG accounts key", accounts_key(settings.gateway, settings.paths.var_dir).path),
+        SecretFile("console one-time-code key", mfa_key_path(settings)),
+        SecretFile("consent evidence key", consent_key_path(settings)),
     ]
     if not credentials.explicit(settings):
-        files.append(KeyFile("telephony credentials", credentials.credentials_path(settings)))
+        files.append(SecretFile("telephony credentials", credentials.credentials_path(settings)))
     if settings.asterisk.softphone:
-        files.append(KeyFile("softphone password", softphone.password_path(settings)))
+        files.append(SecretFile("softphone password", softphone.password_path(settings)))
     # A remote vault's keys live on its own host: checked there when they are not here.
     return (vault_files if local else [f for f in vault_files if f.path.exists()]) + files
 

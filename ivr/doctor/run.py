@@ -17,7 +17,7 @@ from ivr.settings import Settings, load_settings
 CONFIG_CHECK = "config"
 
 
-class Role(StrEnum):
+class ProcessRole(StrEnum):
     """What the configuration runs: ``arspay engine run`` (everything it needs, the
     vault's files too when vault.mode is local) or ``arspay vault serve`` (its keys, its
     database, the clock)."""
@@ -28,7 +28,7 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class Options:
-    role: Role = Role.ENGINE
+    role: ProcessRole = ProcessRole.ENGINE
     config_path: Path | None = None  # the file the settings come from, if any
     asterisk_dir: Path = asterisk.DEFAULT_DIR
     ari_timeout_s: float = 2.0
@@ -53,7 +53,7 @@ async def run_all(options: Options) -> list[Finding]:
     findings.append(files.check_config_file(options.config_path))
     if settings is None:
         return findings  # nothing else can be checked without settings
-    if options.role == Role.VAULT:
+    if options.role == ProcessRole.VAULT:
         findings += files.check_key_files(settings, vault_only=True)
         findings.append(await schema.check_vault_schema(settings, vault_only=True))
     else:
@@ -64,6 +64,6 @@ async def run_all(options: Options) -> list[Finding]:
         findings.append(asterisk.check_ari(settings, options.ari_timeout_s))
     findings += host.check_time_zone(options.zone)
     findings.append(host.check_ntp(options.ntp))
-    if options.role == Role.ENGINE:
+    if options.role == ProcessRole.ENGINE:
         findings.append(host.check_sms_sender(settings))
     return findings

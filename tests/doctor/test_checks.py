@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 
 from ivr.doctor import asterisk, files, host, schema
 from ivr.doctor.report import Finding, Status
-from ivr.doctor.run import Options, Role, run_all
+from ivr.doctor.run import Options, ProcessRole, run_all
 from ivr.settings import load_settings
 from ivr.store import migrate
 from tests.doctor.support import Deployment, build, fake_ari, free_port
@@ -208,7 +208,7 @@ def test_the_sms_sender(sender: str, adapter: str, status: Status) -> None:
 
 def test_the_vault_role_checks_the_vault_only(deployment: Deployment) -> None:
     options = Options(
-        role=Role.VAULT,
+        role=ProcessRole.VAULT,
         config_path=deployment.config,
         env={**deployment.env, "ARSPAY_VAULT_MODE": "remote"},  # ignored for the vault
         zone=lambda: "Asia/Seoul",
