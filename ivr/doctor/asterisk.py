@@ -56,6 +56,13 @@ def check_drift(settings: Settings, deployed: Path) -> Finding:
         parts = [f"differ: {', '.join(changed)}"] if changed else []
         parts += [f"missing: {', '.join(missing)}"] if missing else []
         return fail(DRIFT_CHECK, f"{deployed} drifted from the settings ({'; '.join(parts)})", fix)
+    extra = sorted(p.name for p in deployed.glob("*.conf") if p.name not in wanted)
+    if extra:
+        return warn(
+            DRIFT_CHECK,
+            f"{deployed} also holds files arspay does not write: {', '.join(extra)}",
+            "remove them (a module may load one); scripts/asterisk start deploys ours only",
+        )
     if unreadable:
         return warn(
             DRIFT_CHECK,

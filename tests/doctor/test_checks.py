@@ -137,6 +137,13 @@ def test_a_drifted_asterisk_config_fails_by_file_name(deployment: Deployment) ->
     assert not secret or secret not in finding.line()
 
 
+def test_a_config_file_arspay_does_not_write_is_a_warning(deployment: Deployment) -> None:
+    (deployment.asterisk_dir / "sip.conf").write_text("; the package's sample\n")
+    finding = asterisk.check_drift(deployment.settings, deployment.asterisk_dir)
+    assert finding.status == Status.WARN
+    assert "sip.conf" in finding.message
+
+
 def test_settings_changed_since_the_render_are_drift(deployment: Deployment) -> None:
     moved = load_settings(env={**deployment.env, "ARSPAY_ASTERISK_SIP_PORT": "5071"})
     assert asterisk.check_drift(moved, deployment.asterisk_dir).status == Status.FAIL
