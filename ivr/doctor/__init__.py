@@ -7,6 +7,7 @@ a fix); none of them changes anything on the machine. ``fail`` makes the command
 * :mod:`.files` — key files and credentials readable by their owner only;
 * :mod:`.schema` — the engine database at the newest migration, the vault's at its
   schema version;
+* :mod:`.vault_socket` — a remote vault answers and gives this user the engine role;
 * :mod:`.asterisk` — the deployed Asterisk config against ``arspay asterisk render``,
   ARI answering with the configured credentials;
 * :mod:`.host` — the business time zone, the system clock (NTP), the SMS sender number;

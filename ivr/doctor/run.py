@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from ivr.doctor import asterisk, files, host, schema
+from ivr.doctor import asterisk, files, host, schema, vault_socket
 from ivr.doctor.report import Finding, fail, ok
 from ivr.errors import ConfigError
 from ivr.settings import Settings, load_settings
@@ -60,6 +60,7 @@ async def run_all(options: Options) -> list[Finding]:
         findings += files.check_key_files(settings)
         findings.append(await schema.check_engine_schema(settings))
         findings.append(await schema.check_vault_schema(settings))
+        findings.append(await vault_socket.check_vault_socket(settings))
         findings.append(asterisk.check_drift(settings, options.asterisk_dir))
         findings.append(asterisk.check_ari(settings, options.ari_timeout_s))
     findings += host.check_time_zone(options.zone)

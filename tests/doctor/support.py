@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from ivr.consent.keys import key_path as consent_key_path
+from ivr.consent.keys import ConsentKeys
 from ivr.doctor.files import mfa_key_path
 from ivr.pg_accounts.store import accounts_key
 from ivr.settings import Settings, load_settings
@@ -25,7 +25,7 @@ from ivr.store.sealing import SealingKey
 from ivr.telephony import credentials
 from ivr.telephony.asterisk_config import write
 from vault import schema
-from vault.factory import init_keys
+from vault.factory import audit_key_file, init_keys
 
 
 @dataclass
@@ -76,13 +76,10 @@ def build(root: Path, sqlite_template: Path, ari_port: int) -> Deployment:
     with engine.begin() as conn:
         schema.create(conn)
     engine.dispose()
-    for path in (
-        accounts_key(settings.gateway, var).path,
-        mfa_key_path(settings),
-        consent_key_path(settings),
-        var / "vault" / "audit.key",
-    ):
+    for path in (accounts_key(settings.gateway, var).path, mfa_key_path(settings)):
         SealingKey(path, "test").seal(b"x", "t")  # made owner-only on first use
+    ConsentKeys.from_settings(settings).load(create=True)
+    audit_key_file(settings).create()
     credentials.generate(credentials.credentials_path(settings))
     write(settings, d.asterisk_dir)
     return d

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from ivr.doctor import asterisk, files, host, schema
+from ivr.doctor import asterisk, files, host, schema, vault_socket
 from ivr.doctor.report import Finding, Status
 from ivr.doctor.run import Options, ProcessRole, run_all
 from ivr.settings import load_settings
 from ivr.store import migrate
 from tests.doctor.support import Deployment, build, fake_ari, free_port
+from vault.access import PeerPolicy
+from vault.factory import open_vault
+from vault.protocol import encode_frame
+from vault.server import VaultServer
 
 
 @pytest.fixture
@@ -37,7 +43,8 @@ def test_a_healthy_deployment_has_no_failure(deployment: Deployment) -> None:
     )
     with fake_ari(deployment.settings, port):
         findings = asyncio.run(run_all(options))
-    assert [f for f in findings if f.status != Status.OK] == []
+    not_ok = [f for f in findings if f.status != Status.OK]
+    assert [(f.check, f.status) for f in not_ok] == [("vault-socket", Status.SKIP)]  # local
     checks = {f.check for f in findings}
     assert checks >= {"user", "config", "key-files", "migrations", "vault-schema",
                       "asterisk-config", "ari", "time-zone", "clock", "sms-sender"}  # fmt: skip
@@ -232,3 +239,93 @@ def test_the_vault_role_checks_the_vault_only(deployment: Deployment) -> None:
     (deployment.var / "vault" / "kek.key").unlink()
     failed = [f for f in asyncio.run(run_all(options)) if f.status == Status.FAIL]
     assert [f.check for f in failed] == ["key-files"]
+
+
+async def _fake_vault(path: Path, greeting: dict[str, object]) -> asyncio.Server:
+    async def greet(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(encode_frame(greeting))
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_unix_server(greet, path)
+
+
+@pytest.mark.parametrize(
+    ("greeting", "status", "words"),
+    [
+        ({"ok": True, "result": {"protocol": 1, "user": "arspay", "roles": ["engine"]}},
+         Status.OK, "engine role"),
+        ({"ok": True, "result": {"protocol": 1, "user": "arspay", "roles": ["admin"]}},
+         Status.FAIL, "no engine role"),
+        ({"ok": False, "error": {"id": "vault-peer-not-allowed", "message": "m", "status": 403}},
+         Status.FAIL, "refuses this user (vault-peer-not-allowed)"),
+    ],
+)  # fmt: skip
+def test_a_remote_vault_must_greet_with_the_engine_role(
+    tmp_path: Path, greeting: dict[str, object], status: Status, words: str
+) -> None:
+    path = tmp_path / "v.sock"
+    settings = load_settings(
+        env={
+            "ARSPAY_CONFIG": "/nonexistent.toml",
+            "ARSPAY_VAULT_MODE": "remote",
+            "ARSPAY_VAULT_SOCKET": str(path),
+        }
+    )
+
+    async def go() -> Finding:
+        server = await _fake_vault(path, greeting)
+        try:
+            return await vault_socket.check_vault_socket(settings)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    finding = asyncio.run(go())
+    assert finding.status == status
+    assert words in finding.message
+    if status == Status.FAIL:
+        assert "engine_gids" in finding.fix
+
+
+def test_a_missing_or_stale_vault_socket_fails(tmp_path: Path) -> None:
+    path = tmp_path / "v.sock"
+    env = {"ARSPAY_CONFIG": "/nonexistent.toml", "ARSPAY_VAULT_MODE": "remote",
+           "ARSPAY_VAULT_SOCKET": str(path)}  # fmt: skip
+    settings = load_settings(env=env)
+    missing = asyncio.run(vault_socket.check_vault_socket(settings))
+    assert missing.status == Status.FAIL
+    assert "systemctl start arspay-vault" in missing.fix
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))  # a socket file nobody listens on
+    stale = asyncio.run(vault_socket.check_vault_socket(settings))
+    assert stale.status == Status.FAIL
+    assert "stale" in stale.message
+    local = load_settings(env={**env, "ARSPAY_VAULT_MODE": "local"})
+    assert asyncio.run(vault_socket.check_vault_socket(local)).status == Status.SKIP
+
+
+def test_the_real_vault_server_greets_this_user_by_its_policy(deployment: Deployment) -> None:
+    path = deployment.var / "v.sock"
+    env = {**deployment.env, "ARSPAY_VAULT_MODE": "remote", "ARSPAY_VAULT_SOCKET": str(path)}
+    settings = load_settings(env=env)
+    other_uid = load_settings(env={**env, "ARSPAY_VAULT_ENGINE_UIDS": str(os.getuid() + 1)})
+
+    async def go() -> list[Finding]:
+        vault = await open_vault(settings)
+        try:
+            found = []
+            for policy in (settings.vault, other_uid.vault):
+                server = VaultServer(vault, path, policy=PeerPolicy.from_settings(policy))
+                await server.start()
+                try:
+                    found.append(await vault_socket.check_vault_socket(settings))
+                finally:
+                    await server.close()
+            return found
+        finally:
+            await vault.close()
+
+    mine, others = asyncio.run(go())
+    assert mine.status == Status.OK
+    assert others.status == Status.FAIL  # root still holds the admin role, not the engine's
