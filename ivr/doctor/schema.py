@@ -10,10 +10,11 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ivr.doctor.report import Finding, fail, ok, skip, warn
+from ivr.errors import ConfigError
 from ivr.settings import Settings
 from ivr.store import migrate
 from ivr.store.db import Database
@@ -25,7 +26,10 @@ VAULT_CHECK = "vault-schema"
 
 
 def _missing_sqlite_file(url: str) -> Path | None:
-    u = make_url(url)
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return None  # reported when the URL is used
     if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
         return None
     path = Path(u.database)
@@ -43,7 +47,10 @@ async def check_engine_schema(settings: Settings) -> Finding:
     if (path := _missing_sqlite_file(url)) is not None:
         return fail(ENGINE_CHECK, f"the engine database {path} does not exist", "arspay migrate")
     head = migrate.head()
-    db = Database.from_settings(settings)
+    try:
+        db = Database.from_settings(settings)
+    except ConfigError as exc:
+        return fail(ENGINE_CHECK, exc.message, "correct database.url")
     try:
         current = await migrate.current(db)
     except (OSError, SQLAlchemyError) as exc:
@@ -84,7 +91,12 @@ async def check_vault_schema(settings: Settings, *, vault_only: bool = False) ->
         return warn(
             VAULT_CHECK, f"the vault database {path} does not exist yet", "arspay vault init"
         )
-    engine = create_async_engine(url)
+    try:
+        engine = create_async_engine(url)
+    except (SQLAlchemyError, ValueError) as exc:
+        return fail(
+            VAULT_CHECK, f"vault.database_url: {_reason(exc)}", "correct vault.database_url"
+        )
     try:
         async with engine.connect() as conn:
             found = (

@@ -116,6 +116,20 @@ def test_an_unknown_or_missing_engine_schema_fails(deployment: Deployment) -> No
     assert not (deployment.var / "arspay.db").exists()  # the doctor made none
 
 
+def test_a_database_url_that_is_no_url_fails_cleanly(deployment: Deployment) -> None:
+    bad = load_settings(
+        env={
+            **deployment.env,
+            "ARSPAY_DATABASE_URL": "mysql://x/y",
+            "ARSPAY_VAULT_DATABASE_URL": "not a url",
+        }
+    )
+    engine = asyncio.run(schema.check_engine_schema(bad))
+    assert engine.status == Status.FAIL
+    assert "unsupported database" in engine.message
+    assert asyncio.run(schema.check_vault_schema(bad)).status == Status.FAIL
+
+
 def test_a_vault_schema_version_is_checked(deployment: Deployment) -> None:
     assert asyncio.run(schema.check_vault_schema(deployment.settings)).status == Status.OK
     engine = create_engine(f"sqlite:///{deployment.var / 'vault' / 'vault.db'}")
