@@ -24,13 +24,17 @@ from vault.factory import audit_key_path
 
 CHECK = "key-files"
 CONFIG_CHECK = "config-file"
+VAULT_INIT = "arspay vault init"
+CREDENTIALS = "arspay asterisk credentials"
+RENDER = "arspay asterisk render"
 
 
 @dataclass(frozen=True)
 class SecretFile:
     purpose: str
     path: Path
-    required: bool = False  # missing is a failure (else: made on first use)
+    required: bool = False  # missing is a failure
+    made_by: str = "the engine, on first use"
 
 
 def mfa_key_path(settings: Settings) -> Path:
@@ -43,8 +47,8 @@ def key_files(settings: Settings, *, vault_only: bool = False) -> list[SecretFil
     v = settings.vault
     local = v.mode == "local" or vault_only
     vault_files = [
-        SecretFile("vault fingerprint key", v.fingerprint_key_file),
-        SecretFile("vault audit key", audit_key_path(settings)),
+        SecretFile("vault fingerprint key", v.fingerprint_key_file, made_by=VAULT_INIT),
+        SecretFile("vault audit key", audit_key_path(settings), made_by=VAULT_INIT),
     ]
     if v.kek_provider == "file":
         vault_files.insert(0, SecretFile("vault KEK", v.key_file, required=local))
@@ -56,9 +60,12 @@ def key_files(settings: Settings, *, vault_only: bool = False) -> list[SecretFil
         SecretFile("consent evidence key", consent_key_path(settings)),
     ]
     if not credentials.explicit(settings):
-        files.append(SecretFile("telephony credentials", credentials.credentials_path(settings)))
+        path = credentials.credentials_path(settings)
+        files.append(SecretFile("telephony credentials", path, made_by=CREDENTIALS))
     if settings.asterisk.softphone:
-        files.append(SecretFile("softphone password", softphone.password_path(settings)))
+        files.append(
+            SecretFile("softphone password", softphone.password_path(settings), made_by=RENDER)
+        )
     # A remote vault's keys live on its own host: checked there when they are not here.
     return (vault_files if local else [f for f in vault_files if f.path.exists()]) + files
 
@@ -78,7 +85,7 @@ def check_key_files(settings: Settings, *, vault_only: bool = False) -> list[Fin
                     )
                 )
             else:
-                out.append(skip(CHECK, f"{key.purpose}: {key.path} not made yet (first use)"))
+                out.append(skip(CHECK, f"{key.purpose}: no {key.path} yet (made by {key.made_by})"))
             continue
         except PermissionError:
             out.append(
