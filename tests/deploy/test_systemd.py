@@ -113,3 +113,11 @@ def test_systemd_verifies_the_units(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "", done.stderr  # an unknown key or bad value is a warning
+    # systemd's own exposure score (0 best, 10 worst; --threshold counts tenths): at most
+    # 2.0, where "OK" ends. 1.4 for both now.
+    for copy in copies:
+        score = subprocess.run(
+            ["systemd-analyze", "security", "--offline=yes", "--threshold=20", copy],
+            capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        )  # fmt: skip
+        assert score.returncode == 0, score.stdout[-2000:] + score.stderr
