@@ -8,6 +8,7 @@ import ivr.cli.backup_cmd  # noqa: F401, RUF100
 import ivr.cli.bulk_cmd  # noqa: F401, RUF100
 import ivr.cli.consent_cmd  # noqa: F401, RUF100
 import ivr.cli.console_cmd  # noqa: F401, RUF100
+import ivr.cli.doctor_cmd  # noqa: F401, RUF100
 import ivr.cli.engine_cmd  # noqa: F401, RUF100
 import ivr.cli.gateway_cmd  # noqa: F401, RUF100
 import ivr.cli.migrate_cmd  # noqa: F401, RUF100

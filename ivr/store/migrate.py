@@ -1,8 +1,18 @@
-"""Run and check Alembic migrations on a :class:`~ivr.store.db.Database`."""
+"""Run and check Alembic migrations on a :class:`~ivr.store.db.Database`.
+
+On SQLite a batch migration rebuilds a table (copy, ``DROP``, rename); with foreign keys
+enforced, dropping a table other rows refer to fails, so a database holding payments
+could not be upgraded. Migrations therefore run as SQLite's own guide for rebuilding
+tables says: ``PRAGMA foreign_keys=OFF`` before the transaction (it is a no-op inside
+one), ``PRAGMA foreign_key_check`` before the commit (any violation rolls it all back),
+and enforcement back on after. PostgreSQL alters tables in place and needs none of it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -12,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from ivr.store.db import Database
 
+T = TypeVar("T")
 _HERE = Path(__file__).resolve().parent
 
 
@@ -19,6 +30,43 @@ def alembic_config() -> Config:
     cfg = Config(str(_HERE / "alembic.ini"))
     cfg.set_main_option("script_location", str(_HERE / "migrations"))
     return cfg
+
+
+class ForeignKeyViolation(RuntimeError):
+    """A migration left rows referring to rows that do not exist (rolled back)."""
+
+
+def _pragma(conn: Connection, statement: str) -> None:
+    """Outside any transaction: straight to the driver (SQLAlchemy would begin one)."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
+
+
+def _migrating(conn: Connection, action: Callable[[Connection], T]) -> T:
+    """Run ``action`` in one transaction; on SQLite with foreign keys off (see above)."""
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        _pragma(conn, "PRAGMA foreign_keys=OFF")
+    try:
+        with conn.begin():
+            result = action(conn)
+            if sqlite and (bad := conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
+                tables = sorted({str(row[0]) for row in bad})
+                raise ForeignKeyViolation(
+                    f"the migration left {len(bad)} dangling reference(s) in {', '.join(tables)}"
+                )
+        return result
+    finally:
+        if sqlite:
+            _pragma(conn, "PRAGMA foreign_keys=ON")
+
+
+async def _run(db: Database, action: Callable[[Connection], T]) -> T:
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(_migrating, action)
 
 
 async def upgrade(db: Database, revision: str = "head") -> str | None:
@@ -30,8 +78,20 @@ async def upgrade(db: Database, revision: str = "head") -> str | None:
         command.upgrade(cfg, revision)
         return MigrationContext.configure(conn).get_current_revision()
 
-    async with db.engine.begin() as conn:
-        return await conn.run_sync(_go)
+    return await _run(db, _go)
+
+
+async def downgrade(db: Database, revision: str) -> str | None:
+    """Take the schema down to ``revision`` (``"base"``: no tables); return the revision
+    now current."""
+    cfg = alembic_config()
+
+    def _go(conn: Connection) -> str | None:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+        return MigrationContext.configure(conn).get_current_revision()
+
+    return await _run(db, _go)
 
 
 async def check(db: Database) -> None:
