@@ -138,6 +138,48 @@ class SmsSettings(_Section):
     max_attempts: int = Field(8, ge=1, le=100, description="sends before a message is failed")
 
 
+class AlimtalkSettings(_Section):
+    """KakaoTalk 알림톡 for payer notices (docs/notices.md): tried first for a notice
+    kind that has a template code here, the SMS/LMS (대체 발송) when it is refused."""
+
+    provider: Literal["none", "nhn"] = Field(
+        "none", description="none: notices go by SMS only; nhn: NHN Cloud KakaoTalk Bizmessage"
+    )
+    base_url: str = Field(
+        "https://kakaotalk-bizmessage.api.nhncloudservice.com", description="API domain"
+    )
+    app_key: str = Field("", description="the NHN Cloud project's app key (not a secret)")
+    secret_key_file: Path | None = Field(
+        None, description="file holding the X-Secret-Key (mode 0600; never in the config)"
+    )
+    sender_key: str = Field("", description="발신 프로필 키 of the KakaoTalk channel (40 chars)")
+    templates: dict[str, str] = Field(
+        default_factory=dict,
+        description="notice kind -> approved template code; a kind without one goes by SMS",
+    )
+    timeout_s: float = Field(10.0, gt=0, description="per request")
+    max_attempts: int = Field(
+        4, ge=1, le=20, description="sends while the provider is down before the SMS fallback"
+    )
+    retry_base_s: float = Field(30.0, gt=0, description="first retry delay (doubles)")
+    result_wait_s: float = Field(
+        600.0, gt=0, description="poll an accepted message's result this long; then no fallback"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.provider != "none" and bool(self.templates)
+
+    def template_for(self, kind: str) -> str | None:
+        return self.templates.get(kind) if self.provider != "none" else None
+
+    def secret_key(self) -> SecretStr:
+        """The X-Secret-Key, read from ``secret_key_file`` (stripped)."""
+        if self.secret_key_file is None:
+            return SecretStr("")
+        return SecretStr(self.secret_key_file.read_text(encoding="utf-8").strip())
+
+
 class WebhookSettings(_Section):
     timeout_s: float = Field(10.0, gt=0, description="per delivery request")
     retry_hours: float = Field(
@@ -322,6 +364,7 @@ class Settings(_Section):
     vault: VaultSettings = VaultSettings()
     gateway: GatewaySettings = GatewaySettings()
     sms: SmsSettings = SmsSettings()
+    alimtalk: AlimtalkSettings = AlimtalkSettings()
     prompts: PromptSettings = PromptSettings()
     webhooks: WebhookSettings = WebhookSettings()
     api: ApiSettings = ApiSettings()
