@@ -15,6 +15,7 @@ here); it is re-exported under its old name.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -166,6 +167,23 @@ class AlimtalkSettings(_Section):
         600.0, gt=0, description="poll an accepted message's result this long; then no fallback"
     )
 
+    @field_validator("templates", mode="before")
+    @classmethod
+    def _templates(cls, value: Any) -> Any:
+        """A TOML table, or JSON in ``ARSPAY_ALIMTALK_TEMPLATES``; keys are notice kinds."""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError("alimtalk.templates: a JSON object of kind -> code") from None
+        if isinstance(value, Mapping):
+            from ivr.notify.notices.kinds import NoticeKind  # no engine imports there
+
+            unknown = sorted(set(value) - {k.value for k in NoticeKind})
+            if unknown:
+                raise ValueError(f"alimtalk.templates: unknown notice kind(s) {unknown}")
+        return value
+
     @property
     def enabled(self) -> bool:
         return self.provider != "none" and bool(self.templates)
@@ -177,7 +195,10 @@ class AlimtalkSettings(_Section):
         """The X-Secret-Key, read from ``secret_key_file`` (stripped)."""
         if self.secret_key_file is None:
             return SecretStr("")
-        return SecretStr(self.secret_key_file.read_text(encoding="utf-8").strip())
+        path = self.secret_key_file
+        if os.name == "posix" and path.stat().st_mode & 0o077:
+            raise ConfigError(f"alimtalk.secret_key_file {path} must be readable by its owner only")
+        return SecretStr(path.read_text(encoding="utf-8").strip())
 
 
 class WebhookSettings(_Section):

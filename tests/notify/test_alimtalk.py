@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from ivr.clock import FakeClock
 from ivr.domain.states import AlimtalkStatus
+from ivr.errors import ConfigError
 from ivr.notify.alimtalk import fake as fake_nhn
 from ivr.notify.alimtalk.contract import AlimtalkRequest
 from ivr.notify.alimtalk.dispatch import AlimtalkDispatcher
@@ -346,3 +347,28 @@ async def test_given_a_kind_without_a_template_then_it_goes_by_sms(world: World)
     assert "KB국민 끝자리 1234" in sms.body
     async with world.db.sessions() as s:
         assert await s.scalar(select(AlimtalkMessage.id)) is None
+
+
+def test_templates_come_from_toml_or_json_and_name_notice_kinds(tmp_path: Path) -> None:
+    env = {"ARSPAY_CONFIG": "/nonexistent.toml", "ARSPAY_ALIMTALK_PROVIDER": "nhn",
+           "ARSPAY_ALIMTALK_TEMPLATES": '{"refund": "T_REFUND"}'}  # fmt: skip
+    got = load_settings(env=env).alimtalk
+    assert got.enabled
+    assert got.template_for("refund") == "T_REFUND"
+    assert got.template_for("payment_approved") is None
+    with pytest.raises(ConfigError, match="unknown notice kind"):
+        load_settings(env=env | {"ARSPAY_ALIMTALK_TEMPLATES": '{"refnud": "T"}'})
+    assert not load_settings(env={"ARSPAY_CONFIG": "/nonexistent.toml"}).alimtalk.enabled
+
+
+def test_a_secret_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o644)
+    settings = load_settings(env={"ARSPAY_CONFIG": "/nonexistent.toml"}).alimtalk
+    loose = settings.model_copy(update={"secret_key_file": secret})
+    with pytest.raises(ConfigError, match="owner only"):
+        loose.secret_key()
+    secret.chmod(0o600)
+    assert loose.secret_key().get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(loose.secret_key())
