@@ -372,3 +372,20 @@ def test_a_secret_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
     secret.chmod(0o600)
     assert loose.secret_key().get_secret_value() == "s3cret"
     assert "s3cret" not in repr(loose.secret_key())
+
+
+async def test_given_a_merchant_that_switched_alimtalk_off_then_sms_only(world: World) -> None:
+    async with world.db.transaction() as s:
+        merchant = await s.get(Merchant, world.merchant_id)
+        assert merchant is not None
+        merchant.settings = {"notices": {"alimtalk": False}}
+    notice = await world.notice("01099990000")
+    d = world.dispatcher()
+    await world.rounds(d, 2)
+    [sms] = await world.sms_of(notice)
+    assert sms.body == sms_text(NoticeKind.payment_approved, {"merchant": "행복한미소치과",
+                                                             **CARD_VARS})  # fmt: skip
+    async with world.db.sessions() as s:
+        assert await s.scalar(select(AlimtalkMessage.id)) is None
+    assert world.fake.sends == 0
+    await d.provider.close()

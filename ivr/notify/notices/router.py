@@ -1,5 +1,6 @@
 """Rendering recorded notices into channel messages. A notice whose kind has a
-KakaoTalk 알림톡 template (``alimtalk.templates``, provider configured) becomes one
+KakaoTalk 알림톡 template (``alimtalk.templates``, provider configured), and whose
+merchant keeps its switch ``notices.alimtalk`` on (the default), becomes one
 ``alimtalk_messages`` row: its template parameters from the notice's variables
 (:mod:`ivr.notify.alimtalk.params`) and the SMS text kept for the fallback, which
 :mod:`ivr.notify.alimtalk.dispatch` queues when 알림톡 is refused. Any other notice
@@ -15,17 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.clock import Clock
 from ivr.domain.ids import new_id
 from ivr.domain.states import AlimtalkStatus, DeliveryStatus
 from ivr.notify.alimtalk.params import parameters, receipt_url
 from ivr.notify.notices.kinds import NoticeKind
-from ivr.notify.notices.record import PENDING, ROUTED
+from ivr.notify.notices.record import PENDING, ROUTED, notice_settings
 from ivr.notify.notices.texts import sms_text
 from ivr.settings import AlimtalkSettings
 from ivr.store.db import Database
-from ivr.store.tables import AlimtalkMessage, Notice, SmsMessage
+from ivr.store.tables import AlimtalkMessage, Merchant, Notice, SmsMessage
 
 SMS_CHANNEL = "sms"
 ALIMTALK_CHANNEL = "alimtalk"
@@ -55,10 +57,15 @@ class NoticeRouter:
                     )
                 )
                 now = self.clock.now()
+                kakao = await self._alimtalk_merchants(s, {n.merchant_id for n in rows})
                 for notice in rows:
                     kind = NoticeKind(notice.kind)
                     text = sms_text(kind, notice.variables)
-                    code = self.alimtalk.template_for(kind.value) if self.alimtalk else None
+                    code = (
+                        self.alimtalk.template_for(kind.value)
+                        if self.alimtalk is not None and notice.merchant_id in kakao
+                        else None
+                    )
                     if code:
                         s.add(
                             AlimtalkMessage(
@@ -99,3 +106,13 @@ class NoticeRouter:
             done += len(rows)
             if len(rows) < self.batch:
                 return done
+
+    async def _alimtalk_merchants(self, s: AsyncSession, merchant_ids: set[str]) -> set[str]:
+        """Those of ``merchant_ids`` whose notices go by 알림톡 first (their switch
+        ``notices.alimtalk``, on by default), when the deployment has it set up."""
+        if self.alimtalk is None or not merchant_ids:
+            return set()
+        found = await s.execute(
+            select(Merchant.id, Merchant.settings).where(Merchant.id.in_(merchant_ids))
+        )
+        return {mid for mid, settings in found if notice_settings(settings).alimtalk}
