@@ -389,3 +389,17 @@ async def test_given_a_merchant_that_switched_alimtalk_off_then_sms_only(world: 
         assert await s.scalar(select(AlimtalkMessage.id)) is None
     assert world.fake.sends == 0
     await d.provider.close()
+
+
+async def test_given_the_provider_unreachable_then_retried_as_not_sent(
+    world: World, tmp_path: Path
+) -> None:
+    notice = await world.notice("01012120000")
+    await world.fake.stop()  # nothing listens on its port now: connection refused
+    d = world.dispatcher()
+    await d.run_once()
+    row = await world.message(notice)
+    assert (row.status, row.attempts) == (A.retrying, 1)
+    assert row.last_error is not None
+    assert row.last_error.startswith("nhn: cannot connect")
+    await d.provider.close()

@@ -42,6 +42,7 @@ from ivr.settings import AlimtalkSettings
 RETRYABLE = frozenset({408, 429})
 DUPLICATE_KEY = -1005  # the same X-NC-API-IDEMPOTENCY-KEY within 10 minutes
 FINAL = {"COMPLETED": True, "FAILED": False, "CANCEL": False}
+LOOKUP_RANGE = timedelta(days=29)
 
 
 def _stamp(at: datetime) -> str:
@@ -99,7 +100,8 @@ class NhnAlimtalk:
             ) as resp:
                 status = resp.status
                 data = await _json(resp) if 200 <= status < 300 else None
-        except aiohttp.ClientConnectorError as exc:
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # no connection, so no request: nothing reached the provider
             return RetryLater(f"nhn: cannot connect ({type(exc).__name__})")
         except TimeoutError:
             return Unknown("nhn: timed out after sending")
@@ -123,6 +125,8 @@ class NhnAlimtalk:
     async def find(
         self, ref: str, since: datetime, until: datetime
     ) -> Accepted | RetryLater | None:
+        # the API answers for at most a 30-day range, and nothing older than 90 days
+        since = max(since, until - LOOKUP_RANGE)
         params = {
             "startRequestDate": _stamp(since - timedelta(minutes=1)),
             "endRequestDate": _stamp(until + timedelta(minutes=1)),
