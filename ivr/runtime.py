@@ -46,6 +46,8 @@ from ivr.gateways.factory import build_gateway, gateway_for_route
 from ivr.gateways.vault_forwarding import VaultCardGateway
 from ivr.jobs.queue import JobQueue
 from ivr.merchants.service import CustomerService, MerchantService
+from ivr.notify.alimtalk.dispatch import AlimtalkDispatcher
+from ivr.notify.alimtalk.factory import build_provider
 from ivr.notify.notices.router import NoticeRouter
 from ivr.notify.sms import build_sender
 from ivr.notify.sms.dispatch import SmsDispatcher
@@ -86,6 +88,7 @@ class Runtime:
     scheduler: Scheduler
     bulk: Bulk
     sms: SmsDispatcher
+    alimtalk: AlimtalkDispatcher | None  # KakaoTalk 알림톡 first, when configured
     webhooks: WebhookDispatcher
     sweep: OrphanSweep
     migrations: CardMigrator  # cards moving between PG accounts (arspay cards migrate)
@@ -112,6 +115,8 @@ class Runtime:
             workers["bulk"] = self.bulk.charges.run
             workers["bulk-registrations"] = self.bulk.registrations.run
             workers["sms"] = self.sms.run
+            if self.alimtalk is not None:
+                workers["alimtalk"] = self.alimtalk.run
             workers["webhooks"] = self.webhooks.run
             workers["orphan-sweep"] = self.orphan_sweep
             workers["consent-checkpoints"] = self.consent_checkpoints
@@ -176,6 +181,8 @@ class Runtime:
     async def close(self) -> None:
         await self.migrations.close()
         await self.sms.sender.close()
+        if self.alimtalk is not None:
+            await self.alimtalk.provider.close()
         await self.webhooks.close()
         await self.vault.close()
         await self.gateways.aclose()
@@ -207,7 +214,11 @@ def build(
         db, clock, pool, sms_sender=settings.sms.sender, sms_adapter=settings.sms.adapter
     )
     notices = NoticeRouter(
-        db, clock, sms_sender=settings.sms.sender, sms_adapter=settings.sms.adapter
+        db,
+        clock,
+        sms_sender=settings.sms.sender,
+        sms_adapter=settings.sms.adapter,
+        alimtalk=settings.alimtalk if settings.alimtalk.enabled else None,
     )
     return Services(
         settings=settings,
@@ -332,6 +343,14 @@ async def open_runtime(
         services.requests,
         notices=services.notices,
     )
+    provider = build_provider(settings.alimtalk) if settings.alimtalk.enabled else None
+    alimtalk = (
+        AlimtalkDispatcher(
+            db, clock, provider, settings.alimtalk, settings.sms, notices=services.notices
+        )
+        if provider is not None
+        else None
+    )
     webhooks = WebhookDispatcher(db, clock, settings.webhooks)
     sweep = OrphanSweep(
         db,
@@ -358,6 +377,7 @@ async def open_runtime(
         scheduler=scheduler,
         bulk=bulk,
         sms=sms,
+        alimtalk=alimtalk,
         webhooks=webhooks,
         sweep=sweep,
         migrations=card_migrator(db, clock, metered, gateways),

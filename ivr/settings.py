@@ -15,6 +15,7 @@ here); it is re-exported under its old name.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -136,6 +137,68 @@ class SmsSettings(_Section):
     http_api_key: SecretStr = SecretStr("")
     timeout_s: float = Field(10.0, gt=0, description="per send")
     max_attempts: int = Field(8, ge=1, le=100, description="sends before a message is failed")
+
+
+class AlimtalkSettings(_Section):
+    """KakaoTalk 알림톡 for payer notices (docs/notices.md): tried first for a notice
+    kind that has a template code here, the SMS/LMS (대체 발송) when it is refused."""
+
+    provider: Literal["none", "nhn"] = Field(
+        "none", description="none: notices go by SMS only; nhn: NHN Cloud KakaoTalk Bizmessage"
+    )
+    base_url: str = Field(
+        "https://kakaotalk-bizmessage.api.nhncloudservice.com", description="API domain"
+    )
+    app_key: str = Field("", description="the NHN Cloud project's app key (not a secret)")
+    secret_key_file: Path | None = Field(
+        None, description="file holding the X-Secret-Key (mode 0600; never in the config)"
+    )
+    sender_key: str = Field("", description="발신 프로필 키 of the KakaoTalk channel (40 chars)")
+    templates: dict[str, str] = Field(
+        default_factory=dict,
+        description="notice kind -> approved template code; a kind without one goes by SMS",
+    )
+    timeout_s: float = Field(10.0, gt=0, description="per request")
+    max_attempts: int = Field(
+        4, ge=1, le=20, description="sends while the provider is down before the SMS fallback"
+    )
+    retry_base_s: float = Field(30.0, gt=0, description="first retry delay (doubles)")
+    result_wait_s: float = Field(
+        600.0, gt=0, description="poll an accepted message's result this long; then no fallback"
+    )
+
+    @field_validator("templates", mode="before")
+    @classmethod
+    def _templates(cls, value: Any) -> Any:
+        """A TOML table, or JSON in ``ARSPAY_ALIMTALK_TEMPLATES``; keys are notice kinds."""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError("alimtalk.templates: a JSON object of kind -> code") from None
+        if isinstance(value, Mapping):
+            from ivr.notify.notices.kinds import NoticeKind  # no engine imports there
+
+            unknown = sorted(set(value) - {k.value for k in NoticeKind})
+            if unknown:
+                raise ValueError(f"alimtalk.templates: unknown notice kind(s) {unknown}")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.provider != "none" and bool(self.templates)
+
+    def template_for(self, kind: str) -> str | None:
+        return self.templates.get(kind) if self.provider != "none" else None
+
+    def secret_key(self) -> SecretStr:
+        """The X-Secret-Key, read from ``secret_key_file`` (stripped)."""
+        if self.secret_key_file is None:
+            return SecretStr("")
+        path = self.secret_key_file
+        if os.name == "posix" and path.stat().st_mode & 0o077:
+            raise ConfigError(f"alimtalk.secret_key_file {path} must be readable by its owner only")
+        return SecretStr(path.read_text(encoding="utf-8").strip())
 
 
 class WebhookSettings(_Section):
@@ -327,6 +390,7 @@ class Settings(_Section):
     vault: VaultSettings = VaultSettings()
     gateway: GatewaySettings = GatewaySettings()
     sms: SmsSettings = SmsSettings()
+    alimtalk: AlimtalkSettings = AlimtalkSettings()
     prompts: PromptSettings = PromptSettings()
     webhooks: WebhookSettings = WebhookSettings()
     api: ApiSettings = ApiSettings()

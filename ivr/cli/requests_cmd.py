@@ -10,12 +10,13 @@ from sqlalchemy import select
 from ivr.cli.app import app, emit, fields, with_services
 from ivr.domain.states import DELIVERY, CallRequestKind, CallRequestStatus, DeliveryStatus
 from ivr.errors import NotFound
+from ivr.notify.sms.segments import sms_format
 from ivr.phone import normalize
-from ivr.store.tables import CallRequest, SmsMessage
+from ivr.store.tables import AlimtalkMessage, CallRequest, SmsMessage
 from ivr.wiring import Services
 
 requests_app = typer.Typer(help="Call requests (registration / payment).", no_args_is_help=True)
-sms_app = typer.Typer(help="SMS messages.", no_args_is_help=True)
+sms_app = typer.Typer(help="SMS messages and KakaoTalk 알림톡.", no_args_is_help=True)
 app.add_typer(requests_app, name="requests")
 app.add_typer(sms_app, name="sms")
 
@@ -94,8 +95,35 @@ def outbox(
             rows = await session.scalars(q)
             emit(ctx, "SMS", [
                 {"id": m.id, "kind": m.kind, "to": m.to, "adapter": m.adapter,
-                 "status": m.status, "attempts": m.attempts, "last_error": m.last_error,
+                 "format": sms_format(m.body), "status": m.status, "attempts": m.attempts,
+                 "last_error": m.last_error,
                  "sent_at": m.sent_at, "delivered_at": m.delivered_at, "body": m.body}
+                for m in rows
+            ])  # fmt: skip
+
+    with_services(ctx, body)
+
+
+@sms_app.command("alimtalk")
+def alimtalk(
+    ctx: typer.Context,
+    status: str | None = typer.Option(None, help="only messages in this status"),
+    limit: int = typer.Option(20, min=1, max=1000),
+) -> None:
+    """KakaoTalk 알림톡 messages of payer notices, newest first: template, status, the
+    provider's result code, and the SMS/LMS queued as their fallback (대체 발송)."""
+
+    async def body(s: Services) -> None:
+        async with s.db.sessions() as session:
+            q = select(AlimtalkMessage).order_by(AlimtalkMessage.id.desc()).limit(limit)
+            if status:
+                q = q.where(AlimtalkMessage.status == status)
+            rows = await session.scalars(q)
+            emit(ctx, "알림톡", [
+                {"id": m.id, "notice": m.notice_id, "to": m.to, "template": m.template_code,
+                 "status": m.status, "attempts": m.attempts, "result": m.result_code,
+                 "request_id": m.request_id, "fallback_sms": m.fallback_sms_id,
+                 "last_error": m.last_error, "created_at": m.created_at}
                 for m in rows
             ])  # fmt: skip
 

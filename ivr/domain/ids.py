@@ -16,7 +16,7 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PREFIXES = frozenset(
     {
         "mer", "key", "cus", "did", "lse", "creq", "cses", "card", "bk", "bulk", "pi", "pa", "rf",
-        "sch", "evt", "whe", "whd", "sms", "cns", "aud", "usr", "cmb", "cmg", "ntc",
+        "sch", "evt", "whe", "whd", "sms", "cns", "aud", "usr", "cmb", "cmg", "ntc", "atk",
     }
 )  # fmt: skip
 

@@ -192,6 +192,28 @@ DELIVERY = machine("delivery", DeliveryStatus, """
     failed   -> pending
 """)
 
+class AlimtalkStatus(StrEnum):
+    """A KakaoTalk 알림톡 message of a payer notice (ivr/notify/alimtalk/)."""
+
+    pending = "pending"
+    sending = "sending"  # claimed; the request may be on the wire
+    retrying = "retrying"  # provider down before it accepted: send again later
+    unknown = "unknown"  # the send's answer was lost: look it up before anything else
+    sent = "sent"  # the provider accepted it (request id kept): waiting for the result
+    delivered = "delivered"
+    fallback = "fallback"  # refused or failed for good: the SMS/LMS (대체 발송) queued
+    unconfirmed = "unconfirmed"  # accepted, no result within the wait: no fallback
+
+
+ALIMTALK = machine("alimtalk", AlimtalkStatus, """
+    pending  -> sending fallback
+    sending  -> sent retrying unknown fallback
+    retrying -> sending fallback
+    # unknown: the provider is asked by our message id (its recipientGroupingKey)
+    unknown  -> sent retrying fallback
+    sent     -> delivered fallback unconfirmed
+""")
+
 # A card moving to another PG account (ivr/pg_accounts/migration.py): the key issued
 # there, the card switched to it, the old key deleted; or failed, or the payer needed
 # (the new PG wants the card password, never stored).
@@ -216,5 +238,5 @@ ENDPOINT = machine("webhook_endpoint", EndpointStatus, "enabled <-> disabled")
 MACHINES: tuple[StateMachine, ...] = (  # type: ignore[type-arg]
     MERCHANT, API_KEY, DID, LEASE, CALL_REQUEST, CALL_SESSION, CARD,
     PAYMENT_INTENT, ATTEMPT, SCHEDULE, JOB, DELIVERY, ENDPOINT, BILLING_KEY_REQUEST,
-    CARD_MIGRATION, CARD_MIGRATION_BATCH,
+    CARD_MIGRATION, CARD_MIGRATION_BATCH, ALIMTALK,
 )  # fmt: skip

@@ -20,6 +20,7 @@ DEFAULTS = {
     "schedule_prenotice": True,
     "request_expired": False,
     "prenotice_days": 3,
+    "alimtalk": True,
 }
 
 
@@ -33,8 +34,9 @@ async def test_switches_are_read_and_changed_per_merchant(api: Api) -> None:
     )
     assert r.status_code == 200, r.text
     assert r.json() == DEFAULTS | {"request_expired": True, "prenotice_days": 5}
-    r = await a.client.patch("/v1/notice-settings", json={"refund": False})
-    changed = DEFAULTS | {"request_expired": True, "prenotice_days": 5, "refund": False}
+    r = await a.client.patch("/v1/notice-settings", json={"refund": False, "alimtalk": False})
+    changed = DEFAULTS | {"request_expired": True, "prenotice_days": 5, "refund": False,
+                          "alimtalk": False}  # fmt: skip
     assert r.json() == changed
     assert (await a.client.get("/v1/notice-settings")).json() == changed
     assert (await b.client.get("/v1/notice-settings")).json() == DEFAULTS

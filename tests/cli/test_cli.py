@@ -199,3 +199,40 @@ def test_cards_unlock_lifts_a_phone_payment_lock(db_url: str) -> None:
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)[0]["phone_locked_until"] is None
     assert asyncio.run(unlocks()) == ["cli"]
+
+
+def test_sms_alimtalk_lists_the_alimtalk_outbox(tmp_path: Path) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from ivr.store.db import Database
+    from ivr.store.tables import AlimtalkMessage, Merchant
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    at = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+
+    async def seed() -> None:
+        db = Database(url)
+        try:
+            await migrate.upgrade(db)
+            async with db.transaction() as s:
+                s.add(Merchant(id="mer_01", name="행복치과", status="active", settings={},
+                               created_at=at))  # fmt: skip
+                await s.flush()
+                s.add(AlimtalkMessage(
+                    id="atk_01", merchant_id="mer_01", notice_id="ntc_01", to="01012345678",
+                    template_code="PAY_OK", parameters={"merchant": "행복치과"},
+                    button_url=None, fallback_text="[행복치과] …", status="fallback",
+                    attempts=1, result_code="3018", fallback_sms_id="sms_01",
+                    created_at=at, next_try_at=at,
+                ))  # fmt: skip
+        finally:
+            await db.close()
+
+    asyncio.run(seed())
+    out = arspay("--json", "sms", "alimtalk", url=url)
+    assert out.returncode == 0, out.stderr
+    [row] = json.loads(out.stdout)
+    assert (row["template"], row["status"], row["result"], row["fallback_sms"]) == (
+        "PAY_OK", "fallback", "3018", "sms_01")  # fmt: skip
+    assert json.loads(arspay("--json", "sms", "alimtalk", "--status", "sent", url=url).stdout) == []

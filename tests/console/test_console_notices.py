@@ -21,6 +21,7 @@ async def test_the_notice_switches_are_shown_saved_and_checked(console: Console)
     for kind in ON:
         assert f'name="notice_{kind}" value="on" checked' in page
     assert 'name="notice_request_expired" value="on" >' in page  # off by default
+    assert 'name="notice_alimtalk" value="on" checked' in page  # 알림톡 first by default
     switches = {"notices_form": "1", "notice_payment_approved": "on",
                 "notice_request_expired": "on", "notice_prenotice_days": "5"}  # fmt: skip
     r = await post(c, "/console/settings", "/console/settings/policy", policy_form(**switches))

@@ -353,6 +353,7 @@ async def test_every_page_renders_in_both_languages(console: Console, lang: str)
         "customer_id": t.customer_id, "product_name": "치료비", "amount": 1000})  # fmt: skip
     titles = {"/console/bulk": ("대량 작업", "Bulk jobs"), job: ("결과 파일", "Result file"),
               "/console/sms": ("문자 발송함", "SMS outbox"),
+              "/console/alimtalk": ("알림톡 발송함", "KakaoTalk Alimtalk outbox"),
               "/console/audit": ("감사 로그", "Audit log")}  # fmt: skip
     pages = [(c, path, title) for path, title in titles.items()]
     pages += [(op, path, title) for path, title in titles.items()]

@@ -33,7 +33,7 @@ FAMILIES: dict[str, list[str]] = {
     "creq.kind.": [k.value for k in CallRequestKind],
     "role.": ["operator", "merchant"],
     "settings.": [*settings.CHECKBOXES, *settings.TRISTATE, *settings.TEXTS],
-    "settings.notice.": list(settings.NOTICE_KINDS),
+    "settings.notice.": list(settings.NOTICE_SWITCHES),
     "sms.kind.": SMS_KINDS,
     "wh.delivery.": [s.value for s in DeliveryStatus],
     "wh.state.": [s.value for s in EndpointStatus],

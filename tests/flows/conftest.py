@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,8 +116,15 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with make_stack(tmp_path) as st:
+        yield st
+
+
+@asynccontextmanager
+async def make_stack(tmp_path: Path, **env_extra: str) -> AsyncIterator[Stack]:
+    """The stack, its settings given ``env_extra`` (``ARSPAY_*`` variables) besides."""
     async with running_sandbox(tmp_path / "pg-ledger.db") as sandbox:
-        env = engine_env(tmp_path, sandbox.url, ARSPAY_DATABASE_BUSY_TIMEOUT_MS="3000")
+        env = engine_env(tmp_path, sandbox.url, ARSPAY_DATABASE_BUSY_TIMEOUT_MS="3000", **env_extra)
         settings = load_settings(env=env)
         init_keys(settings)
         db = Database(settings.database_url)

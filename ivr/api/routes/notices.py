@@ -1,5 +1,6 @@
 """The merchant's payer-notice switches (docs/notices.md): which notices its payers get
-by SMS/LMS, and how many days ahead a scheduled charge is pre-noticed. Stored in the
+(by KakaoTalk 알림톡 first where the deployment has it and ``alimtalk`` is on, else by
+SMS/LMS), and how many days ahead a scheduled charge is pre-noticed. Stored in the
 merchant's settings (``notices``), as the CLI (``arspay merchants policy``) sets them."""
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class NoticeSettingsPatch(BaseModel):
     schedule_prenotice: bool | None = None
     request_expired: bool | None = None
     prenotice_days: int | None = Field(None, ge=1, le=MAX_PRENOTICE_DAYS)
+    alimtalk: bool | None = None
 
 
 @router.get("/notice-settings", summary="The payer notices this merchant sends")

@@ -47,6 +47,8 @@ PROMO_FIELDS = ("issuer", "min_months", "max_months", "starts", "ends")
 # the payer-notice switches (docs/notices.md): a checkbox notice_<kind> each, the
 # pre-notice's lead days; changed only when the form carried them (notices_form)
 NOTICE_KINDS = tuple(kind.value for kind in NoticeKind)
+# the notices box's checkboxes: one per kind, and 알림톡 first (docs/notices.md §6)
+NOTICE_SWITCHES = (*NOTICE_KINDS, "alimtalk")
 
 
 # ------------------------------------------------------------------ health
@@ -116,7 +118,7 @@ class PolicyForm:
         raw = stored.get("notices")
         notices: dict[str, Any] = raw if isinstance(raw, dict) else {}
         defaults_n = NoticeSettings().model_dump()
-        for kind in NOTICE_KINDS:
+        for kind in NOTICE_SWITCHES:
             values[f"notice_{kind}"] = "on" if notices.get(kind, defaults_n[kind]) else ""
         values["notice_prenotice_days"] = str(notices.get("prenotice_days", ""))
         values["notices_form"] = "1"
@@ -135,7 +137,7 @@ class PolicyForm:
 
         values = {name: "on" if one(name) else "" for name in CHECKBOXES}
         values |= {name: one(name) for name in TRISTATE + TEXTS}
-        values |= {f"notice_{k}": "on" if one(f"notice_{k}") else "" for k in NOTICE_KINDS}
+        values |= {f"notice_{k}": "on" if one(f"notice_{k}") else "" for k in NOTICE_SWITCHES}
         values |= {name: one(name) for name in ("notice_prenotice_days", "notices_form")}
         columns = [
             [v.strip() if isinstance(v, str) else "" for v in form.getlist(f"if_{k}")]
@@ -165,7 +167,7 @@ class PolicyForm:
         out["interest_free"] = promos or None
         if self.values.get("notices_form"):
             notices: dict[str, Any] = {
-                k: bool(self.values.get(f"notice_{k}")) for k in NOTICE_KINDS
+                k: bool(self.values.get(f"notice_{k}")) for k in NOTICE_SWITCHES
             }
             if self.values.get("notice_prenotice_days"):
                 notices["prenotice_days"] = self.values["notice_prenotice_days"]
@@ -232,7 +234,7 @@ async def _settings_page(
                 keys=keys, merchants=merchants, form=form, defaults=defaults,
                 policy_error=policy_error, key_error=key_error, new_key=new_key, saved=saved,
                 engine_lease=deps.settings.dids.lease_minutes,
-                notice_kinds=NOTICE_KINDS)  # fmt: skip
+                notice_kinds=NOTICE_SWITCHES)  # fmt: skip
 
 
 @router.get("/settings")

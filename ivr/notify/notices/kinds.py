@@ -57,6 +57,11 @@ class NoticeSettings(BaseModel):
     prenotice_days: int = Field(
         3, ge=1, le=MAX_PRENOTICE_DAYS, description="days before a scheduled charge"
     )
+    alimtalk: bool = Field(
+        True,
+        description="KakaoTalk 알림톡 first, the SMS/LMS when it is refused, where the "
+        "deployment has 알림톡 set up (a template code for the kind); off: SMS/LMS only",
+    )
 
     def enabled(self, kind: NoticeKind) -> bool:
         return bool(getattr(self, kind.value))

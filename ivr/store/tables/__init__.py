@@ -27,6 +27,7 @@ from ivr.store.tables.money import (
     Schedule,
 )
 from ivr.store.tables.work import (
+    AlimtalkMessage,
     Job,
     Notice,
     SmsMessage,
@@ -37,6 +38,7 @@ from ivr.store.tables.work import (
 
 __all__ = [
     "NAMING",
+    "AlimtalkMessage",
     "ApiKey",
     "AuditLog",
     "Base",

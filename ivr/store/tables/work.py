@@ -96,6 +96,36 @@ class Notice(MerchantPaged, Base):
     routed_at: Mapped[datetime | None]
 
 
+class AlimtalkMessage(MerchantPaged, Base):
+    """A payer notice sent as a KakaoTalk 알림톡 (ivr/notify/alimtalk): the template
+    code and its parameters (the notice's variables: never more than the last 4 card
+    digits), the receipt button link, and the SMS/LMS text kept for the fallback.
+    ``request_id``/``recipient_seq``: the provider's ids once it accepted the message;
+    our ``id`` goes with the send as its idempotency key and recipient grouping key, so
+    a send whose answer was lost is looked up, not repeated. ``fallback_sms_id``: the
+    ``sms_messages`` row queued when it was refused (대체 발송) — set once, under the
+    row's lock, so a notice is never both."""
+
+    __tablename__ = "alimtalk_messages"
+    notice_id: Mapped[str] = mapped_column(Id, unique=True)
+    to: Mapped[str] = mapped_column(String(16))
+    template_code: Mapped[str] = mapped_column(String(40))
+    parameters: Mapped[dict[str, Any]]
+    button_url: Mapped[str | None] = mapped_column(String(500))
+    fallback_text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Status, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    request_id: Mapped[str | None] = mapped_column(String(100))
+    recipient_seq: Mapped[int | None] = mapped_column(Integer)
+    result_code: Mapped[str | None] = mapped_column(String(40))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    fallback_sms_id: Mapped[str | None] = mapped_column(Id)
+    created_at: Mapped[datetime]
+    next_try_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+
+
 class SmsMessage(MerchantPaged, Base):
     __tablename__ = "sms_messages"
     call_request_id: Mapped[str | None] = mapped_column(Id, index=True)
