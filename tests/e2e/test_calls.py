@@ -27,6 +27,7 @@ from ivr.store.db import Database
 from ivr.store.tables import CallRequest, Card, ConsentRecord, PaymentAttempt, PaymentIntent
 from ivr.testing.asterisk import Asterisk
 from ivr.testing.sipp import CallResult, CallScript, DtmfMethod, SippCall, start_call
+from tests.flows.test_flow_rejections import TEXTS as REJECTION_TEXTS
 from tests.gateways.support import Sandbox, running_sandbox
 from tests.stack import engine_env
 from vault.card import CardData
@@ -278,6 +279,7 @@ async def test_wrong_caller_is_rejected(calls: Calls) -> None:
     assert (session.status, session.outcome) == ("rejected", "rejected:no_lease")
     steps = await calls.harness.steps(session.id)
     assert [s.prompt_id for s in steps if s.step == "play"] == ["auth.rejected"]
+    assert calls.transcript == [f"♪ auth.rejected: {REJECTION_TEXTS['auth.rejected']}"]
     assert (await calls.reload(req.id)).status == CallRequestStatus.sms_sent.value
     assert await calls.cards() == []
 
@@ -294,6 +296,7 @@ async def test_correct_caller_on_an_expired_lease_is_rejected(calls: Calls) -> N
     assert result.ok, result.errors
     [session] = await calls.harness.wait_sessions_closed(1)
     assert session.outcome == "rejected:lease_expired"
+    assert calls.transcript == [f"♪ auth.rejected: {REJECTION_TEXTS['auth.rejected']}"]
     assert await calls.cards() == []
 
 
