@@ -12,6 +12,8 @@ import asyncio
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -55,7 +57,8 @@ class PgFactory:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        self.prefix = f"arspay_t_{secrets.token_hex(3)}"
+        # the pid lets tests/pg_cleanup.py drop a killed session's leftovers
+        self.prefix = f"arspay_t_{os.getpid()}_{secrets.token_hex(3)}"
         self.template = f"{self.prefix}_tmpl"
         self.made: list[str] = []
 
@@ -80,9 +83,17 @@ class PgFactory:
         self.made.append(name)
         return self.url_for(name)
 
-    async def teardown(self) -> None:
-        drops = [f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in self.made]
-        await _pg_exec(self.base_url, *drops, f'DROP DATABASE IF EXISTS "{self.template}"')
+    def teardown(self) -> None:
+        """Drop this session's databases in a detached process (tests/pg_cleanup.py): each
+        DROP DATABASE waits for a checkpoint, minutes in all at the end of a full run."""
+        # sh starts the cleaner in the background and exits: nothing is left to wait for
+        subprocess.run(
+            ["sh", "-c", '"$0" "$@" </dev/null >/dev/null 2>&1 &', sys.executable,
+             str(Path(__file__).with_name("pg_cleanup.py")), _admin_dsn(self.base_url),
+             *self.made, self.template],
+            check=True,
+            start_new_session=True,
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +107,7 @@ def pg_factory() -> Iterator[PgFactory]:
             pytest.fail(f"PostgreSQL at {make_url(url).host} is required but failed: {exc}")
         pytest.skip(f"PostgreSQL not reachable: {exc}")
     yield factory
-    asyncio.run(factory.teardown())
+    factory.teardown()
 
 
 @pytest.fixture(scope="session")
