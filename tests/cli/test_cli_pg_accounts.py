@@ -23,6 +23,9 @@ WEBHOOK_SECRET = "whsec_CANARY_cli_9876543210"
 ENV_SECRET = "sk_live_CANARY_env_5555666677"
 
 
+# The CLI's wiring, on SQLite: the store under it is tested on both databases
+# (tests/store, tests/pg_accounts), and each CLI process costs a second or more.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_accounts_from_the_command_line(db_url: str, tmp_path: Path) -> None:
     var = {"ARSPAY_PATHS_VAR_DIR": str(tmp_path / "var")}
     outputs: list[str] = []

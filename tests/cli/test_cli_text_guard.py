@@ -17,6 +17,9 @@ pytestmark = pytest.mark.slow  # many CLI processes
 FORMS = ["4000.0566.5566.5556", "4000 0566 5566 5556", "４０００－０５６６－５５６６－５５５６"]
 
 
+# The CLI's wiring, on SQLite: the store under it is tested on both databases
+# (tests/store, tests/pg_accounts), and each CLI process costs a second or more.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_cli_arguments_refuse_card_numbers_and_store_nothing(db_url: str) -> None:
     out = arspay("--json", "merchants", "create", "행복치과", url=db_url)
     assert out.returncode == 0, out.stderr
