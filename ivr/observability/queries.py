@@ -11,9 +11,17 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
-from ivr.domain.states import DeliveryStatus, DidStatus, JobStatus, LeaseStatus
+from ivr.domain.states import AlimtalkStatus, DeliveryStatus, DidStatus, JobStatus, LeaseStatus
 from ivr.notify.notices.record import PENDING as NOTICE_PENDING
-from ivr.store.tables import Did, Job, Lease, Notice, SmsMessage, WebhookDelivery
+from ivr.store.tables import (
+    AlimtalkMessage,
+    Did,
+    Job,
+    Lease,
+    Notice,
+    SmsMessage,
+    WebhookDelivery,
+)
 
 D = DeliveryStatus
 OPEN_DELIVERY = (D.pending.value, D.sending.value, D.retrying.value)
@@ -49,7 +57,11 @@ async def _count(s: AsyncSession, q: Select[Any]) -> int:
 async def _queue(
     s: AsyncSession,
     now: datetime,
-    table: type[Job] | type[SmsMessage] | type[WebhookDelivery] | type[Notice],
+    table: type[Job]
+    | type[SmsMessage]
+    | type[WebhookDelivery]
+    | type[Notice]
+    | type[AlimtalkMessage],
     open_: ColumnElement[bool],
     due: ColumnElement[bool],
     since: QueryableAttribute[datetime],
@@ -66,7 +78,9 @@ async def _queue(
 async def queues(s: AsyncSession, now: datetime) -> dict[str, QueueSample]:
     """Jobs (due: queued with ``run_at`` passed, aged from ``run_at``), SMS and webhook
     deliveries (pending, sending or retrying, aged from creation) and payer notices
-    (pending, not yet rendered into a message)."""
+    (pending, not yet rendered into a message), and KakaoTalk 알림톡 messages not yet
+    ended (pending, sending, retrying, unknown, sent: due once ``next_try_at`` has
+    passed, aged from creation; none is ever given up: a refused one becomes an SMS)."""
     job_open = Job.status.in_([JobStatus.queued.value, JobStatus.running.value])
     job_due = (Job.status == JobStatus.queued.value) & (Job.run_at <= now)
     sms_open = SmsMessage.status.in_(OPEN_DELIVERY)
@@ -75,6 +89,11 @@ async def queues(s: AsyncSession, now: datetime) -> dict[str, QueueSample]:
         WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now
     )
     notice_open = Notice.status == NOTICE_PENDING
+    talk_open = AlimtalkMessage.status.in_(
+        [AlimtalkStatus.pending.value, AlimtalkStatus.sending.value,
+         AlimtalkStatus.retrying.value, AlimtalkStatus.unknown.value, AlimtalkStatus.sent.value]
+    )  # fmt: skip
+    talk_due = talk_open & (AlimtalkMessage.next_try_at <= now)
     return {
         "jobs": await _queue(s, now, Job, job_open, job_due, Job.run_at,
                              Job.status == JobStatus.dead.value),
@@ -85,6 +104,8 @@ async def queues(s: AsyncSession, now: datetime) -> dict[str, QueueSample]:
                                  WebhookDelivery.status == D.failed.value),
         "notices": await _queue(s, now, Notice, notice_open, notice_open, Notice.created_at,
                                 None),
+        "alimtalk": await _queue(s, now, AlimtalkMessage, talk_open, talk_due,
+                                 AlimtalkMessage.created_at, None),
     }  # fmt: skip
 
 

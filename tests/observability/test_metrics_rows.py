@@ -12,7 +12,7 @@ from ivr.domain.ids import new_id
 from ivr.errors import PoolExhausted
 from ivr.observability.registry import Metrics
 from ivr.observability.scrape import Samples
-from ivr.store.tables import Job, Notice, SmsMessage
+from ivr.store.tables import AlimtalkMessage, Job, Notice, SmsMessage
 from ivr.telephony.fake import Press
 from ivr.webhooks.events import emit_in
 from tests.flows.conftest import MOBILE
@@ -30,7 +30,8 @@ def ops_db_url(db_url: str) -> str:
 async def add_rows(ops: Ops) -> None:
     """Two due jobs (one 10 minutes late), one not due yet, one dead; two SMS waiting
     (the older from 5 minutes ago) and one failed; one notice pending 3 minutes; one
-    webhook delivery pending (an endpoint and an event)."""
+    webhook delivery pending (an endpoint and an event); 알림톡: one sent 7 minutes ago
+    awaiting its result, one retrying not due for a minute, one delivered."""
     st = ops.stack
     now, mid = st.clock.now(), st.merchant_id
     sms = {"kind": "notice", "to": MOBILE, "sender": "0212345678", "body": "x", "adapter": "log",
@@ -45,6 +46,12 @@ async def add_rows(ops: Ops) -> None:
         s.add(Notice(id=new_id("ntc"), merchant_id=mid, kind="test", dedupe_key="test:1",
                      subject_id="x", mobile=MOBILE, variables={}, status="pending",
                      created_at=now - timedelta(minutes=3)))  # fmt: skip
+        talk = {"merchant_id": mid, "to": MOBILE, "template_code": "T", "parameters": {},
+                "fallback_text": "x", "attempts": 0}  # fmt: skip
+        for ago, due, status in ((7, 0, "sent"), (4, -1, "retrying"), (20, 0, "delivered")):
+            s.add(AlimtalkMessage(id=new_id("atk"), notice_id=new_id("ntc"), status=status,
+                                  created_at=now - timedelta(minutes=ago),
+                                  next_try_at=now - timedelta(minutes=due), **talk))  # fmt: skip
     await st.runtime.services.endpoints.create_endpoint(
         mid, "https://hooks.example.com/a", None, actor="test"
     )
@@ -54,7 +61,7 @@ async def add_rows(ops: Ops) -> None:
 
 async def test_queue_gauges_reflect_the_rows(ops: Ops) -> None:
     empty = await ops.metrics()
-    for queue in ("jobs", "sms", "webhooks", "notices"):
+    for queue in ("jobs", "sms", "webhooks", "notices", "alimtalk"):
         assert empty.value("arspay_queue_depth", queue=queue) == 0, queue
         assert empty.value("arspay_queue_oldest_age_seconds", queue=queue) == 0, queue
     await add_rows(ops)
@@ -72,6 +79,8 @@ async def test_queue_gauges_reflect_the_rows(ops: Ops) -> None:
     assert of("arspay_queue_depth", "notices") == 1
     assert of("arspay_queue_oldest_age_seconds", "notices") == 180
     assert of("arspay_queue_depth", "webhooks") == 1
+    assert of("arspay_queue_depth", "alimtalk") == 2  # sent and retrying; delivered ended
+    assert of("arspay_queue_oldest_age_seconds", "alimtalk") == 420  # the retry is not due
     ops.stack.clock.advance(timedelta(minutes=1))
     later = await ops.metrics()
     assert later.value("arspay_queue_oldest_age_seconds", queue="sms") == 360
