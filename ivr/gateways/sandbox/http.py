@@ -26,6 +26,11 @@ def envelope(
     return web.json_response(body, status=status)
 
 
+def origin(request: web.Request) -> str:
+    """``scheme://host[:port]`` as the client reached the sandbox (its receipt links)."""
+    return f"{request.scheme}://{request.host}"
+
+
 def ok(response: Any) -> web.Response:
     return envelope(0, None, response)
 
