@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from ivr.gateways.sandbox.cards import Failure
+from ivr.gateways.sandbox.state import STATE
 
 UID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 MERCHANT_UID = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -27,8 +28,10 @@ def envelope(
 
 
 def origin(request: web.Request) -> str:
-    """``scheme://host[:port]`` as the client reached the sandbox (its receipt links)."""
-    return f"{request.scheme}://{request.host}"
+    """The origin of the sandbox's receipt links: ``receipt_base`` when configured (a
+    proxy in front), else ``scheme://host[:port]`` as the client reached it."""
+    configured: str = request.app[STATE].config.receipt_base
+    return configured.rstrip("/") or f"{request.scheme}://{request.host}"
 
 
 def ok(response: Any) -> web.Response:
