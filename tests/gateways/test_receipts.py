@@ -141,3 +141,19 @@ async def test_a_declined_charge_has_no_receipt(sandbox: Sandbox) -> None:
         )
     assert not declined.succeeded
     assert declined.receipt_url is None
+
+
+async def test_the_v2_sandbox_links_its_receipt_page_too(sandbox: Sandbox) -> None:
+    async with connector_v2(sandbox.url) as pg:
+        await pg.register_billing_key(BillingKeyRequest("cus_rcpt2", card()))
+        oid = order()
+        charged = await pg.charge_billing_key(ChargeRequest("cus_rcpt2", oid, 7_700, "x"))
+        found = await pg.find(oid)
+    assert charged.succeeded
+    assert charged.receipt_url is not None
+    assert charged.receipt_url.startswith(f"{sandbox.url}/sandbox/receipts/imp_")
+    assert found is not None
+    assert found.receipt_url == charged.receipt_url
+    async with sandbox.http.get(charged.receipt_url) as r:
+        assert r.status == 200
+        assert "7,700원" in await r.text()

@@ -30,7 +30,7 @@ def envelope(
 def origin(request: web.Request) -> str:
     """The origin of the sandbox's receipt links: ``receipt_base`` when configured (a
     proxy in front), else ``scheme://host[:port]`` as the client reached it."""
-    configured: str = request.app[STATE].config.receipt_base
+    configured: str = request.config_dict[STATE].config.receipt_base
     return configured.rstrip("/") or f"{request.scheme}://{request.host}"
 
 
