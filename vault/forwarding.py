@@ -175,6 +175,9 @@ class ChargeResult:
     decline_code: str | None = None
     decline_kind: DeclineKind | None = None
     message: str | None = None
+    # The PG's receipt page, already checked by the connector (ivr/gateways/receipts.py):
+    # a link, not card data, so it may leave the vault.
+    receipt_url: str | None = None
 
 
 class CardGateway(Protocol):

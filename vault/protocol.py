@@ -224,6 +224,8 @@ def load(cls: type[T], data: Any) -> T:
     kwargs = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.name not in data:
+            if f.default is not dataclasses.MISSING:
+                continue  # a field newer than the other side (e.g. receipt_url): its default
             raise InvalidRequest(f"{cls.__name__}: missing {f.name}")
         kwargs[f.name] = _load_value(hints[f.name], data[f.name])
     return cls(**kwargs)

@@ -277,6 +277,9 @@ class AttemptOut(_Out):
     amount: int
     status: str
     approval_no: str | None
+    receipt_url: str | None = Field(
+        description="the PG's receipt (매출전표) page of a paid attempt, when it gave one"
+    )
     decline_code: str | None
     decline_class: str | None = Field(description="soft (retry later) | hard (another card)")
     created_at: datetime
@@ -324,6 +327,10 @@ class PaymentOut(_Out):
     card_id: str | None
     source: str
     schedule_id: str | None
+    receipt_url: str | None = Field(
+        description="the PG's receipt (매출전표) page of the paid attempt, when the PG gave "
+        'one on a known receipt host (docs/portone.md "Receipts")',
+    )
     created_at: datetime
     updated_at: datetime
     attempts: list[AttemptOut]

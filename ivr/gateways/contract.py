@@ -179,6 +179,9 @@ class GatewayCharge:
     # request of an order id that is a decline; when the same order id was sent before,
     # it may be the PG's duplicate-order refusal of an order already paid: look it up.
     refused: bool = False
+    # The PG's receipt (매출전표) page, when it gave one on an allowed host
+    # (ivr/gateways/receipts.py); never card data.
+    receipt_url: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -238,6 +241,7 @@ class OrderStatus:
     failed_at: datetime | None
     cancelled_at: datetime | None
     decline: Decline | None = None  # set when state is failed
+    receipt_url: str | None = None  # as in GatewayCharge
 
     @property
     def refundable(self) -> int:

@@ -115,6 +115,8 @@ class FakeGateway:
         self._always: dict[str, Scripted] = {}
         # play a PG that wants the card password to issue a billing key (pgs.py)
         self.register_password = False
+        # the receipt link paid charges (and their lookups) carry; None: the PG gives none
+        self.receipt_url: str | None = None
 
     # --- configuration ---------------------------------------------------------------
     def script(self, op: Op, *outcomes: Scripted) -> FakeGateway:
@@ -201,6 +203,7 @@ class FakeGateway:
         now = self.clock.now()
         if outcome is Outcome.approve:
             result = approved_charge(order_id, amount, installment_months=months, paid_at=now)
+            result = replace(result, receipt_url=self.receipt_url)
             state, failed_at = PgState.paid, None
         else:
             why = declined(_SOFT if outcome is Outcome.soft_decline else _HARD)
@@ -211,6 +214,7 @@ class FakeGateway:
             self.orders[order_id] = OrderStatus(
                 order_id, state, amount, 0, result.pg_tx_id, result.approval_no,
                 result.card_issuer, None, result.paid_at, failed_at, None, result.decline,
+                result.receipt_url,
             )  # fmt: skip
         return result
 

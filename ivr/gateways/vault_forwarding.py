@@ -145,6 +145,7 @@ class VaultCardGateway:
                 amount=result.amount,
                 pg_transaction_id=result.pg_tx_id,
                 approval_number=result.approval_no,
+                receipt_url=result.receipt_url,
             )
         d = result.decline
         return ChargeResult(

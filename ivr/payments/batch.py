@@ -122,6 +122,7 @@ class Outcome:
     approval_no: str | None = None
     decline_code: str | None = None
     decline_class: str | None = None
+    receipt_url: str | None = None  # the PG's receipt page (ivr/gateways/receipts.py)
 
     @classmethod
     def of(cls, answer: Answer) -> Outcome:
@@ -131,7 +132,8 @@ class Outcome:
         if result is None:
             return cls(AttemptStatus.unknown, order_id)
         if result.status is ChargeStatus.succeeded:
-            return cls(AttemptStatus.succeeded, order_id, result.pg_tx_id, result.approval_no)
+            return cls(AttemptStatus.succeeded, order_id, result.pg_tx_id, result.approval_no,
+                       receipt_url=result.receipt_url)  # fmt: skip
         d = result.decline
         code, kind = (d.reason.value, d.kind.value) if d else ("rejected", "hard")
         return cls(AttemptStatus.failed, order_id, None, None, code, kind)
@@ -301,6 +303,7 @@ class ChargeBatch:
             attempts.append({
                 "attempt_id": opened.attempt_id, "new_status": outcome.status.value,
                 "pg_tx_id": outcome.pg_tx_id, "approval_no": outcome.approval_no,
+                "receipt_url": outcome.receipt_url,
                 "decline_code": outcome.decline_code, "decline_class": outcome.decline_class,
                 "finished_at": finished,
             })  # fmt: skip
@@ -350,6 +353,7 @@ class ChargeBatch:
                     status=bindparam("new_status"),
                     pg_tx_id=bindparam("pg_tx_id"),
                     approval_no=bindparam("approval_no"),
+                    receipt_url=bindparam("receipt_url"),
                     decline_code=bindparam("decline_code"),
                     decline_class=bindparam("decline_class"),
                     finished_at=bindparam("finished_at"),

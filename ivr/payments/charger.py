@@ -281,7 +281,8 @@ class Charger(PgRole):
                     attempt.order_id, found.amount, attempt.amount,
                 )  # fmt: skip
             await self._settle(attempt.id, AttemptStatus.succeeded, pg_tx_id=found.pg_tx_id,
-                               approval_no=found.approval_no)  # fmt: skip
+                               approval_no=found.approval_no,
+                               receipt_url=found.receipt_url)  # fmt: skip
             return Verdict.settled
         if found is not None and found.state is PgState.failed and not in_flight:
             d = found.decline
@@ -302,6 +303,7 @@ class Charger(PgRole):
                 AttemptStatus.succeeded,
                 pg_tx_id=result.pg_tx_id,
                 approval_no=result.approval_no,
+                receipt_url=result.receipt_url,
             )
         else:
             d = result.decline
@@ -317,6 +319,7 @@ class Charger(PgRole):
         code: str | None = None,
         pg_tx_id: str | None = None,
         approval_no: str | None = None,
+        receipt_url: str | None = None,
     ) -> None:
         """Record what the PG said. An attempt already ended by another process (a
         lookup that got there first) keeps its end."""
@@ -340,6 +343,7 @@ class Charger(PgRole):
                 row.decline_code = code
             row.pg_tx_id = pg_tx_id or row.pg_tx_id
             row.approval_no = approval_no or row.approval_no
+            row.receipt_url = receipt_url or row.receipt_url
 
     # ------------------------------------------------------------------ sweeping
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from ivr.api import schemas as S
 from ivr.cards.verification import locked_until
 from ivr.consent.evidence import Evidence, RecordEvidence
+from ivr.domain.states import AttemptStatus
 from ivr.phone import PhoneError, normalize
 from ivr.store.tables import (
     CallRequest,
@@ -111,12 +112,25 @@ def refund(row: Refund) -> S.RefundOut:
     return from_row(S.RefundOut, row, payment_id=row.intent_id, failure_code=row.error_code)
 
 
+def receipt_of(attempts: Sequence[PaymentAttempt]) -> str | None:
+    """The receipt page of a payment: its paid attempt's, when the PG gave one."""
+    ok = AttemptStatus.succeeded.value
+    paid = [a.receipt_url for a in attempts if a.status == ok and a.receipt_url]
+    return paid[-1] if paid else None
+
+
 def payment(
     row: PaymentIntent, attempts: Sequence[PaymentAttempt], refunds: Sequence[Refund]
 ) -> S.PaymentOut:
+    paid = [
+        a.receipt_url
+        for a in attempts
+        if a.status == AttemptStatus.succeeded.value and a.receipt_url
+    ]
     return from_row(
         S.PaymentOut,
         row,
+        receipt_url=paid[-1] if paid else None,
         attempts=[from_row(S.AttemptOut, a) for a in attempts],
         refunds=[refund(r) for r in refunds],
     )

@@ -124,6 +124,7 @@ def payment_event(
         data["order_id"] = attempt.order_id
         if status is PaymentIntentStatus.succeeded:
             data["approval_no"] = attempt.approval_no
+            data["receipt_url"] = attempt.receipt_url  # the PG's receipt page, or null
         else:
             data["decline"] = _decline(attempt)
     event = "payment.succeeded" if status is PaymentIntentStatus.succeeded else "payment.failed"

@@ -264,3 +264,18 @@ async def test_a_card_locked_for_phone_payments_is_shown_and_unlocked(console: C
         )
     assert actor is not None
     assert actor.startswith("console:")
+
+
+async def test_the_payment_page_links_the_pg_receipt(console: Console) -> None:
+    t, c = await console.tenant("행복치과")
+    pid = await charge(t, 27_000)
+    async with console.api.db.sessions() as s:
+        url = await s.scalar(
+            select(PaymentAttempt.receipt_url).where(PaymentAttempt.intent_id == pid)
+        )
+    assert url is not None
+    assert url.startswith(f"{console.api.sandbox.url}/sandbox/receipts/")
+    shown = await c.get(f"/console/payments/{pid}")
+    assert shown.status_code == 200
+    assert f'href="{url}" data-testid="receipt"' in shown.text
+    assert 'rel="noopener noreferrer"' in shown.text

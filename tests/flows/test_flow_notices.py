@@ -66,6 +66,17 @@ async def approval_of(stack: Stack) -> str:
     return attempt.approval_no
 
 
+async def receipt_link(stack: Stack) -> str:
+    """The sandbox PG's receipt page of the paid attempt (the notice links it)."""
+    async with stack.db.sessions() as s:
+        url = await s.scalar(
+            select(PaymentAttempt.receipt_url).where(PaymentAttempt.status == "succeeded")
+        )
+    assert url is not None
+    assert url.startswith(f"{stack.sandbox.url}/sandbox/receipts/")
+    return url
+
+
 async def test_a_registration_call_tells_the_card_by_issuer_and_last4(stack: Stack) -> None:
     await register(stack, CANARY)
     card = await the_card(stack)
@@ -86,13 +97,13 @@ async def test_a_payment_call_tells_the_approval(stack: Stack) -> None:
     outcome, _ = await stack.call([Press("1"), *VERIFY, Press("1")])
     assert outcome == "completed"
     body = (await texts(stack))["payment_approved"]
-    approval = await approval_of(stack)
+    approval, receipt = await approval_of(stack), await receipt_link(stack)
     assert body == (
         f"[행복치과] 30,000원 결제가 승인되었습니다. "
-        f"(일시불, {card.issuer} 끝자리 1111, 승인번호 {approval})"
+        f"(일시불, {card.issuer} 끝자리 1111, 승인번호 {approval}) 영수증 {receipt}"
     )
     assert sms_format(body) == ("SMS" if euckr_bytes(body) <= 90 else "LMS")
-    assert sms_format(body) == "LMS"  # the approval number makes it longer than 90 bytes
+    assert sms_format(body) == "LMS"  # the approval number and link: longer than 90 bytes
 
 
 async def test_a_declined_card_tells_why_and_what_to_do(stack: Stack) -> None:
@@ -133,10 +144,10 @@ async def test_a_pending_charge_settled_by_the_sweeper_is_told_and_closes_the_re
     row = await stack.reload(req.id)
     assert row.status == CallRequestStatus.completed.value
     body = (await texts(stack))["payment_settled"]
-    approval = await approval_of(stack)
+    approval, receipt = await approval_of(stack), await receipt_link(stack)
     assert body == (
         f"[행복치과] 확인 중이던 30,000원 결제가 승인되었습니다. "
-        f"(일시불, {card.issuer} 끝자리 1111, 승인번호 {approval})"
+        f"(일시불, {card.issuer} 끝자리 1111, 승인번호 {approval}) 영수증 {receipt}"
     )
     assert [n.kind for n in await notices(stack)] == ["registration_completed", "payment_settled"]
 

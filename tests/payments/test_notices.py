@@ -82,10 +82,13 @@ async def test_concurrent_drives_tell_once_and_concurrent_routers_send_once(
     await asyncio.gather(*(r.route_pending() for r in routers))
     [sms] = await messages(db)
     async with db.sessions() as s:
-        approval = await s.scalar(select(PaymentAttempt.approval_no))
+        approval, receipt = (await s.execute(
+            select(PaymentAttempt.approval_no, PaymentAttempt.receipt_url)
+        )).one()  # fmt: skip
+    assert receipt is not None  # the sandbox PG links its receipt page
     assert sms.body == (
         f"[행복치과] 60,000원 결제가 승인되었습니다. "
-        f"(3개월 할부, 테스트카드 끝자리 1111, 승인번호 {approval})"
+        f"(3개월 할부, 테스트카드 끝자리 1111, 승인번호 {approval}) 영수증 {receipt}"
     )
     assert (sms.to, sms.sender, sms.notice_id, sms.call_request_id) == (
         "01012340000", "1588-0000", notice.id, None,

@@ -64,6 +64,9 @@ async def test_billing_key_and_keyed_charge_through_the_vault(tmp_path: Path) ->
             )
             assert charge.status == "succeeded"
             assert charge.approval_number
+            # the PG's receipt link is not card data: it comes back through the vault
+            slip = f"{sandbox.url}/sandbox/receipts/{charge.pg_transaction_id}"
+            assert charge.receipt_url == slip
             [payment] = (await sandbox.ledger(order))["payments"]
             assert payment["status"] == "paid"
         finally:

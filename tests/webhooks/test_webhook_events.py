@@ -51,6 +51,8 @@ async def test_charges_and_refunds_emit_payment_events_once(api: Api) -> None:  
     ok, failed = await events(api.db, "payment.succeeded"), await events(api.db, "payment.failed")
     assert [e.payload["data"]["payment_id"] for e in ok] == [pay["id"]]
     assert ok[0].payload["data"]["approval_no"] == pay["attempts"][0]["approval_no"]
+    assert ok[0].payload["data"]["receipt_url"] == pay["receipt_url"]
+    assert pay["receipt_url"]  # the sandbox PG links its receipt page
     assert [e.payload["data"]["payment_id"] for e in failed] == [bad["id"]]
     assert failed[0].payload["data"]["decline"]["kind"] == "soft"
     await a.client.post(f"/v1/payments/{pay['id']}/refunds", json={"amount": 4_000})

@@ -30,6 +30,7 @@ from ivr.errors import Conflict, InvalidInput
 from ivr.gateways.errors import GatewayError
 from ivr.payments import queries
 from ivr.store.tables import Card, Customer, PaymentIntent, Refund
+from ivr.web.views import receipt_of
 
 router = APIRouter()
 STATUSES = [s.value for s in PaymentIntentStatus]
@@ -93,6 +94,7 @@ async def _detail(
     return page(
         request, who, "payment.html", status_code=status_code, p=intent, customer=customer,
         card=card, attempts=attempts, refunds=refunds, names=names, form=form,
+        receipt=receipt_of(attempts),
         done=next((r for r in refunds if r.id == refunded), None),
         left=intent.amount - intent.refunded_amount, refundable=intent.status in REFUNDABLE,
         **labels(who),

@@ -19,13 +19,14 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
 from ivr.errors import ConfigError, InvalidInput
+from ivr.gateways import receipts
 from ivr.gateways.contract import (
     BillingKey,
     BillingKeyRequest,
@@ -270,7 +271,12 @@ class PortOneGateway(HttpConnector):
             log.warning("portone %s %s: not sent (%s)", op, req.order_id, exc.code)
             return self._not_sent(req.order_id, req.amount, req.installment_months, exc.code)
         env = await self._post(path, call, sent)
-        return results.charge(env, call, req.amount, req.installment_months)
+        charged = results.charge(env, call, req.amount, req.installment_months)
+        return replace(charged, receipt_url=self._receipt(charged.receipt_url))
+
+    def _receipt(self, url: str | None) -> str | None:
+        """The PG's receipt link, when on an allowed host (ivr/gateways/receipts.py)."""
+        return receipts.kept(url, self._config.base_url) if url else None
 
     async def charge_billing_key(self, req: ChargeRequest) -> GatewayCharge:
         account = self._config.account
@@ -307,4 +313,7 @@ class PortOneGateway(HttpConnector):
             raise InvalidInput("invalid order id")
         call = Call("find", mutating=False, order_id=order_id)
         env = await self._call("GET", f"/payments/findAll/{order_id}?limit=100", call)
-        return results.order_status_all(env, call)
+        found = results.order_status_all(env, call)
+        if found is None:
+            return None
+        return replace(found, receipt_url=self._receipt(found.receipt_url))

@@ -122,6 +122,7 @@ def charge(env: wire.PortOneEnvelope, call: Call, amount: int, months: int) -> G
         installment_months=p.card_quota,
         paid_at=p.paid_at,
         decline=d,
+        receipt_url=p.receipt_url if status is ChargeStatus.succeeded else None,
     )
 
 
@@ -165,6 +166,7 @@ def _order(p: wire.Payment, call: Call) -> OrderStatus:
         failed_at=p.failed_at,
         cancelled_at=p.cancelled_at,
         decline=d,
+        receipt_url=p.receipt_url if state in (PgState.paid, PgState.cancelled) else None,
     )
 
 

@@ -284,6 +284,7 @@ class Payment:
     fail_reason: str | None
     last_cancel_at: datetime | None  # of the latest cancel_history entry
     pg_provider: str = ""  # which PG answered (its decline codes)
+    receipt_url: str | None = None  # unchecked: the connector filters it (receipts.kept)
 
 
 def payment(obj: Mapping[str, Any]) -> Payment:
@@ -315,6 +316,7 @@ def payment(obj: Mapping[str, Any]) -> Payment:
         fail_reason=get_str(obj, "fail_reason"),
         last_cancel_at=last_cancel_at,
         pg_provider=get_str(obj, "pg_provider") or "",
+        receipt_url=get_str(obj, "receipt_url"),
     )
 
 

@@ -27,13 +27,14 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
 
 from ivr.errors import InvalidInput
+from ivr.gateways import receipts
 from ivr.gateways.contract import (
     BillingKey,
     BillingKeyRequest,
@@ -293,7 +294,12 @@ class PortOneV2Gateway(HttpConnector):
     async def _lookup(self, order_id: str) -> tuple[OrderStatus, wire.CardInfo] | None:
         call = Call("find", mutating=False, order_id=order_id)
         path = self._payment_path(order_id) + self._scope_query()
-        return results.order(call, await self._call("GET", path, call))
+        found = results.order(call, await self._call("GET", path, call))
+        if found is None or found[0].receipt_url is None:
+            return found
+        # The PG's receipt link, when on an allowed host (ivr/gateways/receipts.py).
+        url = receipts.kept(found[0].receipt_url, self._config.base_url)
+        return replace(found[0], receipt_url=url), found[1]
 
     async def find(self, order_id: str) -> OrderStatus | None:
         found = await self._lookup(order_id)

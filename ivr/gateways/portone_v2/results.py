@@ -247,6 +247,7 @@ def succeeded(
         card_type=card.type if card else None,
         installment_months=months,
         paid_at=done.paid_at or (found.paid_at if found else None),
+        receipt_url=found.receipt_url if found else None,
     )
 
 
@@ -281,6 +282,7 @@ def order(call: Call, r: Reply) -> tuple[OrderStatus, wire.CardInfo] | None:
         failed_at=p.failed_at,
         cancelled_at=p.cancelled_at if p.status == "CANCELLED" else None,
         decline=d,
+        receipt_url=p.receipt_url if state in (PgState.paid, PgState.cancelled) else None,
     )
     return status, p.card
 

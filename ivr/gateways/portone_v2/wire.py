@@ -290,6 +290,7 @@ class Payment:
     cancelled_at: datetime | None
     pg_code: str | None  # failure.pgCode
     pg_message: str | None  # failure.pgMessage (read to classify, never kept)
+    receipt_url: str | None = None  # receiptUrl, unchecked: the connector filters it
 
 
 def payment(obj: Mapping[str, Any]) -> Payment:
@@ -312,6 +313,7 @@ def payment(obj: Mapping[str, Any]) -> Payment:
         cancelled_at=get_time(obj, "cancelledAt"),
         pg_code=get_str(failure, "pgCode"),
         pg_message=get_str(failure, "pgMessage") or get_str(failure, "reason"),
+        receipt_url=get_str(obj, "receiptUrl"),
     )
 
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from ivr.gateways.sandbox import billing, inspect, payments
+from ivr.gateways.sandbox import billing, inspect, payments, receipts
 from ivr.gateways.sandbox import http as h
 from ivr.gateways.sandbox.config import SandboxConfig
 from ivr.gateways.sandbox.faults import FaultPlan
@@ -83,6 +83,7 @@ def create_app(config: SandboxConfig) -> web.Application:
     app.router.add_get("/payments/findAll/{merchant_uid}", payments.find_all)
     app.router.add_get("/payments/findAll/{merchant_uid}/{payment_status}", payments.find_all)
     app.router.add_get("/sandbox/health", inspect.health)
+    app.router.add_get("/sandbox/receipts/{imp_uid}", receipts.page)
     app.router.add_get("/sandbox/ledger", inspect.ledger)
     app.router.add_get("/sandbox/ledger/summary", inspect.summary)
     app.router.add_post("/sandbox/tokens/revoke", inspect.revoke_tokens)

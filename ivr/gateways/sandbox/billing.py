@@ -182,11 +182,13 @@ async def record_payment(
     return await st.ledger.finish(recorded.imp_uid, payment)
 
 
-async def _record_payment(st: SandboxState, fault: Fault, payment: PaymentRecord) -> web.Response:
+async def _record_payment(
+    st: SandboxState, fault: Fault, payment: PaymentRecord, origin: str
+) -> web.Response:
     recorded = await record_payment(st, fault, payment)
     if isinstance(recorded, Failure):
         return h.refused(recorded)
-    return h.ok(recorded.to_portone(pg=st.config.pg))
+    return h.ok(recorded.to_portone(pg=st.config.pg, origin=origin))
 
 
 async def again(request: web.Request) -> web.StreamResponse:
@@ -218,7 +220,7 @@ async def again(request: web.Request) -> web.StreamResponse:
             st, merchant_uid=merchant_uid, customer_uid=customer_uid, name=name,
             amount=amount, quota=quota, customer=customer, failure=failure,
         )  # fmt: skip
-        return await _record_payment(st, fault, payment)
+        return await _record_payment(st, fault, payment, h.origin(request))
 
     return await play(request, st, fault, record)
 
@@ -262,7 +264,7 @@ async def onetime(request: web.Request) -> web.StreamResponse:
             st, merchant_uid=merchant_uid, customer_uid=save_as, name=name,
             amount=amount, quota=quota, customer=customer, failure=failure,
         )  # fmt: skip
-        answer = await _record_payment(st, fault, payment)
+        answer = await _record_payment(st, fault, payment, h.origin(request))
         if save_as is not None and failure is None and answer.status == 200:
             paid = await st.ledger.payment(merchant_uid, "paid")
             if paid is not None and paid.imp_uid == payment.imp_uid:

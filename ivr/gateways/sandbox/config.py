@@ -29,6 +29,8 @@ class SandboxConfig:
     v2_store_id: str = "store-arspay-sandbox"
     v2_webhook_url: str = ""
     v2_webhook_secret: str = field(default="", repr=False)  # whsec_…
+    # the origin its receipt links (receipt_url) name; "": the origin a request came to
+    receipt_base: str = ""
 
     def __post_init__(self) -> None:
         if not self.imp_key or not self.imp_secret:

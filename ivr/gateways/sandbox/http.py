@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from ivr.gateways.sandbox.cards import Failure
+from ivr.gateways.sandbox.state import STATE
 
 UID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 MERCHANT_UID = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -24,6 +25,13 @@ def envelope(
 ) -> web.Response:
     body = {"code": code, "message": message, "response": response}
     return web.json_response(body, status=status)
+
+
+def origin(request: web.Request) -> str:
+    """The origin of the sandbox's receipt links: ``receipt_base`` when configured (a
+    proxy in front), else ``scheme://host[:port]`` as the client reached it."""
+    configured: str = request.config_dict[STATE].config.receipt_base
+    return configured.rstrip("/") or f"{request.scheme}://{request.host}"
 
 
 def ok(response: Any) -> web.Response:

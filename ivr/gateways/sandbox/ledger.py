@@ -168,6 +168,14 @@ class Ledger:
         ``/payments/find/{merchant_uid}[/{status}]``."""
         return await self._run(self._payment, merchant_uid, status)
 
+    def _by_imp_uid(self, imp_uid: str) -> PaymentRecord | None:
+        row = self.db.execute("SELECT * FROM payments WHERE imp_uid=?", (imp_uid,)).fetchone()
+        return PaymentRecord.from_row(row, self._cancels(imp_uid)) if row is not None else None
+
+    async def by_imp_uid(self, imp_uid: str) -> PaymentRecord | None:
+        """One payment by its PG id (the receipt page)."""
+        return await self._run(self._by_imp_uid, imp_uid)
+
     async def payments(self, merchant_uid: str, status: str | None = None) -> list[PaymentRecord]:
         """Every payment of the order, newest first — ``/payments/findAll``."""
         found = await self._run(self._records, merchant_uid)

@@ -50,7 +50,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
         result = await st.ledger.cancel(merchant_uid, amount, checksum, entry)
         if isinstance(result, cards.Failure):
             return h.refused(result, code=1 if result is CANCEL_NOT_FOUND else -1)
-        return h.ok(result.to_portone(pg=st.config.pg))
+        return h.ok(result.to_portone(pg=st.config.pg, origin=h.origin(request)))
 
     return await play(request, st, fault, record)
 
@@ -62,7 +62,7 @@ async def find(request: web.Request) -> web.Response:
     payment = await st.ledger.payment(merchant_uid, wanted or None)
     if payment is None:
         return h.envelope(1, _NOT_FOUND.text, status=404)
-    return h.ok(payment.to_portone(pg=st.config.pg))
+    return h.ok(payment.to_portone(pg=st.config.pg, origin=h.origin(request)))
 
 
 async def find_all(request: web.Request) -> web.Response:
@@ -72,5 +72,5 @@ async def find_all(request: web.Request) -> web.Response:
     found = await st.ledger.payments(merchant_uid, wanted or None)
     if not found:
         return h.envelope(1, _NOT_FOUND.text, status=404)
-    page = [p.to_portone(pg=st.config.pg) for p in found[:1000]]
+    page = [p.to_portone(pg=st.config.pg, origin=h.origin(request)) for p in found[:1000]]
     return h.ok({"total": len(found), "previous": 0, "next": 0, "list": page})

@@ -16,6 +16,9 @@ from ivr.gateways.portone.pgs import provider, rules_for
 
 PG_PROVIDER = "arspay_sandbox"
 PG_ID = "sandbox"
+# the sandbox's card-slip pages (ivr/gateways/sandbox/receipts.py): not PortOne's
+# ``GET /receipts/{imp_uid}``, which is its (token-guarded) cash-receipt API
+RECEIPT_PATH = "/sandbox/receipts/"
 
 
 def _as_pg(pg: str, card_type: int | None) -> dict[str, Any]:
@@ -91,7 +94,13 @@ class PaymentRecord:
     def refundable(self) -> int:
         return self.amount - self.cancel_amount if self.status in ("paid", "cancelled") else 0
 
-    def to_portone(self, *, pg: str = "") -> dict[str, Any]:
+    def receipt_url(self, origin: str) -> str | None:
+        """The sandbox's own receipt page of a paid payment (PortOne ``receipt_url``)."""
+        if not origin or self.status not in ("paid", "cancelled"):
+            return None
+        return f"{origin}{RECEIPT_PATH}{self.imp_uid}"
+
+    def to_portone(self, *, pg: str = "", origin: str = "") -> dict[str, Any]:
         return {
             "imp_uid": self.imp_uid,
             "merchant_uid": self.merchant_uid,
@@ -119,6 +128,7 @@ class PaymentRecord:
             "cancelled_at": self.cancelled_at,
             "fail_reason": self.fail_reason,
             "cancel_reason": self.cancels[-1].reason if self.cancels else None,
+            "receipt_url": self.receipt_url(origin),
             "cancel_history": [
                 {
                     "pg_tid": c.pg_tid,

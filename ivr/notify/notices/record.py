@@ -206,9 +206,9 @@ async def payment_notices_in(
                 "months": intent.installment_months,
                 **cards.get(intent.card_id or "", {}),
                 "approval_no": attempt.approval_no if attempt is not None else None,
-                # The gateway contract (ivr/gateways/contract.py) carries no receipt
-                # URL: the text names the approval number instead.
-                "receipt_url": None,
+                # the PG's receipt page, kept only on an allowed host
+                # (ivr/gateways/receipts.py): the SMS links it, Alimtalk's button too
+                "receipt_url": attempt.receipt_url if attempt is not None else None,
             }
         else:
             variables["decline_code"] = attempt.decline_code if attempt is not None else None

@@ -80,6 +80,8 @@ class PaymentAttempt(Base):
     status: Mapped[str] = mapped_column(Status, index=True)
     pg_tx_id: Mapped[str | None] = mapped_column(String(100))
     approval_no: Mapped[str | None] = mapped_column(String(20))
+    # the PG's receipt page of a paid attempt, on an allowed host (ivr/gateways/receipts.py)
+    receipt_url: Mapped[str | None] = mapped_column(String(500))
     decline_code: Mapped[str | None] = mapped_column(String(60))
     decline_class: Mapped[str | None] = mapped_column(String(8))  # soft | hard
     created_at: Mapped[datetime]

@@ -182,7 +182,7 @@ async def get(request: web.Request) -> web.Response:
     if p is None:
         return a.error(*_NOT_FOUND)
     store = request.query.get("storeId") or st.config.v2_store_id
-    return a.ok(r.payment(p, store, DEFAULT_CHANNEL))
+    return a.ok(r.payment(p, store, DEFAULT_CHANNEL, h.origin(request)))
 
 
 async def cancel(request: web.Request) -> web.StreamResponse:

@@ -165,8 +165,9 @@ def cancellation(c: CancelRecord) -> dict[str, Any]:
     }
 
 
-def payment(p: PaymentRecord, store_id: str, channel_key: str) -> dict[str, Any]:
-    """``Payment`` (one of PaidPayment, FailedPayment, … by ``status``)."""
+def payment(p: PaymentRecord, store_id: str, channel_key: str, origin: str = "") -> dict[str, Any]:
+    """``Payment`` (one of PaidPayment, FailedPayment, … by ``status``); ``origin``: the
+    sandbox's, for ``receiptUrl`` (its own receipt page, as v1's ``receipt_url``)."""
     st = status(p)
     method: dict[str, Any] = {
         "type": "PaymentMethodCard",
@@ -214,6 +215,8 @@ def payment(p: PaymentRecord, store_id: str, channel_key: str) -> dict[str, Any]
         out["disputes"] = []
     if st in ("PAID", "PARTIAL_CANCELLED", "CANCELLED"):
         out["cancellations"] = [cancellation(c) for c in p.cancels]
+        if receipt := p.receipt_url(origin):
+            out["receiptUrl"] = receipt
     if st in ("PARTIAL_CANCELLED", "CANCELLED"):
         out["cancelledAt"] = rfc3339(max(c.cancelled_at for c in p.cancels))
     if st == "FAILED":
