@@ -111,8 +111,7 @@ class CustomerChanges:
                               {"customer_id": row.id, "cards": cards,
                                "call_requests_cancelled": cancelled,
                                "schedules_cancelled": schedules})  # fmt: skip
-            tokens = await s.scalars(select(Card).where(Card.customer_id == row.id))
-            every = list(tokens)
+            every = list(await s.scalars(Scope.of(merchant_id).select(Card, customer_id=row.id)))
         for card in every:  # after the commit: a vault that fails leaves a retry
             await self.cards.erase(card, actor=actor, why="customer deleted")
         return Changed(row, cancelled)
@@ -122,10 +121,11 @@ class CustomerChanges:
     ) -> list[str]:
         """Cancel the customer's open requests (their leases released); refuse while one
         is in a call."""
+        open_or_in_call = (*OPEN, CallRequestStatus.in_call.value)
         q = select(CallRequest.id, CallRequest.status).where(
-            CallRequest.customer_id == row.id,
-            CallRequest.status.in_((*OPEN, CallRequestStatus.in_call.value)),
+            CallRequest.customer_id == row.id, CallRequest.status.in_(open_or_in_call)
         )
+        q = Scope.of(row.merchant_id).where(q, CallRequest)
         found = [(rid, status) for rid, status in await s.execute(q)]
         if any(status == CallRequestStatus.in_call.value for _, status in found):
             raise CustomerInCall(
@@ -142,9 +142,8 @@ class CustomerChanges:
     async def _cancel_schedules_in(
         self, s: AsyncSession, row: Customer, *, actor: str
     ) -> list[str]:
-        q = select(Schedule).where(
-            Schedule.customer_id == row.id, Schedule.status.in_(LIVE_SCHEDULES)
-        )
+        scope = Scope.of(row.merchant_id)
+        q = scope.select(Schedule, customer_id=row.id).where(Schedule.status.in_(LIVE_SCHEDULES))
         done = []
         for sch in await s.scalars(q.with_for_update()):
             sch.status = SCHEDULE.check(sch.status, ScheduleStatus.cancelled).value
@@ -155,7 +154,8 @@ class CustomerChanges:
         return sorted(done)
 
     async def _delete_cards_in(self, s: AsyncSession, row: Customer, *, actor: str) -> list[str]:
-        q = select(Card).where(Card.customer_id == row.id, Card.status == CardStatus.active.value)
+        active = CardStatus.active.value
+        q = Scope.of(row.merchant_id).select(Card, customer_id=row.id, status=active)
         done = []
         for card in await s.scalars(q.with_for_update()):
             card.status = CARD.check(card.status, CardStatus.deleted).value
