@@ -41,3 +41,12 @@ class PoolExhausted(Conflict, error_id="did-pool-exhausted"): ...
 
 
 class IntegrityViolation(ArspayError, error_id="integrity-violation"): ...
+
+
+class CustomerInCall(Conflict, error_id="customer-in-call"):
+    """A customer's mobile cannot change, nor the customer be deleted, while one of
+    their requests is in a call: try again when the call has ended."""
+
+
+class CustomerDeleted(Conflict, error_id="customer-deleted"):
+    """The customer was deleted: their row stays for the records, nothing new is made."""

@@ -77,6 +77,17 @@ class CustomerIn(_In):
     )
 
 
+class CustomerPatch(_In):
+    """Only the fields given change (``external_ref: null`` removes it); a new mobile
+    cancels the customer's open call requests (docs/api.md#customers)."""
+
+    mobile: Text | None = Field(None, min_length=1, max_length=20)
+    name: Text | None = Field(None, max_length=100)
+    external_ref: Text | None = Field(
+        None, min_length=1, max_length=100, description="your own id, unique per merchant"
+    )
+
+
 class CustomerOut(_Out):
     id: str
     object: Literal["customer"] = "customer"
@@ -84,6 +95,14 @@ class CustomerOut(_Out):
     name: str
     external_ref: str | None
     created_at: datetime
+    deleted_at: datetime | None = Field(
+        None, description="set once deleted: name, mobile and external_ref are removed"
+    )
+
+
+class CustomerChangeOut(CustomerOut):
+    # the open call requests the change cancelled (their numbers stop answering)
+    cancelled_call_requests: list[str] = Field(default_factory=list)
 
 
 # ------------------------------------------------------------------ call requests

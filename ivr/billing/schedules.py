@@ -24,7 +24,7 @@ from ivr.domain.ids import new_id
 from ivr.domain.states import SCHEDULE, CardStatus, ScheduleStatus
 from ivr.domain.terms import check_amount
 from ivr.domain.text import clean_text
-from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.errors import Conflict, CustomerDeleted, InvalidInput, NotFound
 from ivr.payments.queries import schedule_payments
 from ivr.store.db import Database
 from ivr.store.scope import Scope
@@ -106,7 +106,9 @@ class ScheduleService:
         now = self.clock.now()
         skipped, first = first_due(parsed, now)
         async with self.db.transaction() as s:
-            await Scope.of(merchant_id).one(s, Customer, customer_id, "customer")
+            payer = await Scope.of(merchant_id).one(s, Customer, customer_id, "customer")
+            if payer.deleted_at is not None:
+                raise CustomerDeleted(f"customer {customer_id} was deleted")
             if mode != "consent":
                 if card_id is None:
                     raise InvalidInput(f"mode {mode} charges a registered card: give card_id")

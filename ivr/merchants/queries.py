@@ -33,11 +33,21 @@ async def api_keys(s: AsyncSession, scope: Scope, merchant_id: str) -> list[ApiK
 
 
 def customers(
-    scope: Scope, *, external_ref: str | None = None, search: str = ""
+    scope: Scope,
+    *,
+    external_ref: str | None = None,
+    search: str = "",
+    name: str = "",
+    mobile: str = "",
 ) -> Select[Customer]:
-    """The customers in ``scope`` (to page): one ``external_ref``; or ``search``, an
+    """The customers in ``scope`` (to page), deleted ones left out: one ``external_ref``;
+    ``name`` a part of the name; ``mobile`` normalized digits, exact; or ``search``, an
     external ref or the last four digits of a mobile number (the console's search box)."""
-    q = scope.select(Customer, external_ref=external_ref)
+    q = scope.select(Customer, external_ref=external_ref).where(Customer.deleted_at.is_(None))
+    if name:
+        q = q.where(Customer.name.like(f"%{_like_escaped(name)}%", escape="\\"))
+    if mobile:
+        q = q.where(Customer.mobile == mobile)
     if search:
         match = Customer.external_ref == search
         if len(search) == 4 and search.isdigit():
@@ -66,9 +76,12 @@ async def newest_of_customer(
     return list(await s.scalars(q.order_by(column.id.desc()).limit(limit)))
 
 
+def _like_escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like_prefix(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + ".%"
+    return _like_escaped(value) + ".%"
 
 
 def audit_log(

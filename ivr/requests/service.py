@@ -24,7 +24,7 @@ from ivr.domain.states import (
 )
 from ivr.domain.terms import check_amount
 from ivr.domain.text import clean_text
-from ivr.errors import InvalidInput, NotFound
+from ivr.errors import CustomerDeleted, InvalidInput, NotFound
 from ivr.merchants.policy import MerchantPolicy
 from ivr.notify.notices.router import NoticeRouter
 from ivr.notify.templates import payment_sms, registration_sms
@@ -83,6 +83,8 @@ class CallRequestService:
             scope = Scope.of(merchant_id)
             merchant = await scope.one(s, Merchant, merchant_id, "merchant")
             customer = await scope.one(s, Customer, customer_id, "customer")
+            if customer.deleted_at is not None:
+                raise CustomerDeleted(f"customer {customer_id} was deleted")
             if lease_minutes is None:  # the merchant's default, else the operator's
                 lease_minutes = MerchantPolicy.parse(merchant.settings).lease_minutes
             request_id = request_id or new_id("creq")

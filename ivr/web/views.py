@@ -54,7 +54,17 @@ def dialable(number: str) -> str:
 
 
 def customer(row: Customer) -> S.CustomerOut:
-    return from_row(S.CustomerOut, row, mobile=dialable(row.mobile))
+    return from_row(S.CustomerOut, row, mobile=dialable(row.mobile), deleted_at=row.deleted_at)
+
+
+def customer_change(row: Customer, cancelled: list[str]) -> S.CustomerChangeOut:
+    return from_row(
+        S.CustomerChangeOut,
+        row,
+        mobile=dialable(row.mobile),
+        deleted_at=row.deleted_at,
+        cancelled_call_requests=cancelled,
+    )
 
 
 def call_request(row: CallRequest) -> S.CallRequestOut:

@@ -44,6 +44,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "schedule.charge_failed",
         "schedule.cycle_declined",
         "bulk_job.completed",
+        "customer.deleted",
     }
 )
 

@@ -37,6 +37,8 @@ TABLE = [
     Row("POST", "/v1/customers", {"mobile": "010-5555-6666"}, listing=True),
     Row("GET", "/v1/customers", listing=True),
     Row("GET", "/v1/customers/{customer_id}"),
+    Row("PATCH", "/v1/customers/{customer_id}", {"mobile": "010-5555-7777"}),
+    Row("DELETE", "/v1/customers/{customer_id}"),
     Row("POST", "/v1/registration-requests", {"customer_id": "{customer_id}"}),
     Row(
         "POST",

@@ -282,6 +282,8 @@ ACTIONS = [
     ("/console/schedules/{schedule_id}/pause", {}),
     ("/console/schedules/{schedule_id}/resume", {}),
     ("/console/schedules/{schedule_id}/cancel", {"confirm": "yes"}),
+    ("/console/customers/{customer_id}/edit", {"name": "x", "mobile": "010-5555-7777"}),
+    ("/console/customers/{customer_id}/delete", {"confirm": "yes"}),
 ]
 
 

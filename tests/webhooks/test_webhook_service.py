@@ -85,7 +85,7 @@ async def test_given_ordinary_data_and_types_when_emitting_then_checked(
         await svc.create_endpoint(merchant, "https://x.example", ["nope"], actor="t")
     with pytest.raises(InvalidInput):
         await svc.create_endpoint(merchant, "ftp://x.example", None, actor="t")
-    assert len(EVENT_TYPES) == 12
+    assert len(EVENT_TYPES) == 13
 
 
 async def test_given_subscriptions_then_only_wanted_types_get_deliveries(

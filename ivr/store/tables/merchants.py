@@ -80,6 +80,9 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     mobile: Mapped[str] = mapped_column(String(16), index=True)  # normalized, 010XXXXXXXX
     created_at: Mapped[datetime]
+    # deleted (ivr/merchants/customer_changes.py): name, mobile and external_ref are
+    # blanked; the row stays for the payments, cards and consent records naming it
+    deleted_at: Mapped[datetime | None]
 
 
 # --------------------------------------------------------------------------- DID pool
