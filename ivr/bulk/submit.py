@@ -9,6 +9,7 @@ in :mod:`ivr.bulk.jobs`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,8 @@ class BulkSubmissions:
         if kind not in KINDS:
             raise InvalidInput(f"bulk kind must be one of {', '.join(KINDS)}")
         check, required = CHECKS[kind]
-        file = read_file(data, fmt, required)
+        # an .xlsx of 100,000 rows takes seconds to read: not on the event loop
+        file = await asyncio.to_thread(read_file, data, fmt, required)
         rows = file.rows
         valid, invalid = sort_rows(rows, check)
         bulk_id = bulk_id or new_id("bulk")

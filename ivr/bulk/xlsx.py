@@ -111,35 +111,40 @@ def _row(header: Sequence[str], cells: Sequence[Any], extra_key: str) -> dict[st
 
 def write_sheet(columns: Sequence[str], rows: Iterable[Sequence[Any]],
                 text_columns: Sequence[str] = ()) -> bytes:  # fmt: skip
-    """A one-sheet workbook: a bold header, then ``rows``; a column in ``text_columns``
-    is formatted as text, so Excel keeps a mobile number's leading 0."""
+    """A one-sheet workbook (written streaming: 100,000 rows take seconds): a bold
+    header, then ``rows``; a column in ``text_columns`` is formatted as text, so Excel
+    keeps a mobile number's leading 0."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    book = Workbook()
-    sheet = book.active
-    sheet.append(list(columns))
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet()
     for i, name in enumerate(columns, start=1):
-        letter = get_column_letter(i)
-        sheet.column_dimensions[letter].width = max(12, len(name) + 4)
+        dim = sheet.column_dimensions[get_column_letter(i)]
+        dim.width = max(12, len(name) + 4)
         if name in text_columns:
-            sheet.column_dimensions[letter].number_format = "@"
+            dim.number_format = "@"
+    header = []
+    for name in columns:
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.font = Font(bold=True)
+        header.append(cell)
+    sheet.append(header)
     for r in rows:
-        sheet.append([_cell(v) for v in r])
-        for cell in sheet[sheet.max_row]:
-            if isinstance(cell.value, str):
-                cell.data_type = "s"  # text, even one starting with "=": never a formula
+        sheet.append([_cell(sheet, v) for v in r])
     buf = io.BytesIO()
     book.save(buf)
     return buf.getvalue()
 
 
-def _cell(value: Any) -> Any:
+def _cell(sheet: Any, value: Any) -> Any:
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     if isinstance(value, (int, float)) or value is None:
         return value
-    return ILLEGAL_CHARACTERS_RE.sub("", str(value))  # control characters: not in XML
+    cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", str(value)))
+    cell.data_type = "s"  # text, even one starting with "=": never a formula
+    return cell

@@ -220,6 +220,14 @@ def test_result_file_in_the_uploaded_format() -> None:
     assert result_file(RESULTS, Source("csv", "cp949"), "xlsx").extension == "xlsx"
 
 
+def test_the_xlsx_writer_writes_text_as_text_never_a_formula() -> None:
+    data = xlsx.write_sheet(["ref", "mobile"], [["=1+2", "01012345678"], [3, None]], ["mobile"])
+    sheet = load_workbook(io.BytesIO(data)).active
+    assert [(c.value, c.data_type) for c in sheet[2]] == [("=1+2", "s"), ("01012345678", "s")]
+    assert sheet["A3"].value == 3
+    assert sheet.column_dimensions["B"].number_format == "@"  # Excel keeps the 0
+
+
 @pytest.mark.parametrize("kind", ["charges", "registrations"])
 def test_templates(kind: str) -> None:
     fields = charge_rows.FIELDS if kind == "charges" else registrations.FIELDS
