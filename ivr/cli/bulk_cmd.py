@@ -1,4 +1,5 @@
-"""``arspay bulk``: submit a file of charges, follow its progress, get the results."""
+"""``arspay bulk``: submit a file of charges or registrations (CSV, .xlsx, JSON), follow
+its progress, get the results, write a template."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from ivr.bulk.files import format_of
 from ivr.cli.app import app, emit, run, state
 from ivr.runtime import Runtime, open_runtime
 
-bulk_app = typer.Typer(help="Bulk charges (CSV or JSON).", no_args_is_help=True)
+bulk_app = typer.Typer(
+    help="Bulk charges and registrations (CSV, .xlsx or JSON).", no_args_is_help=True
+)
 app.add_typer(bulk_app, name="bulk")
 
 
@@ -45,7 +49,9 @@ def submit(
     ctx: typer.Context,
     merchant_id: str,
     file: Path,
-    fmt: str | None = typer.Option(None, "--format", help="csv | json (default: by extension)"),
+    fmt: str | None = typer.Option(
+        None, "--format", help="csv | xlsx | json (default: by extension, else csv)"
+    ),
     follow: bool = typer.Option(False, "--follow", help="show a progress bar until done"),
     here: bool = typer.Option(False, "--here", help="process in this process (no engine running)"),
     kind: str = typer.Option(
@@ -56,7 +62,7 @@ def submit(
     or registrations (customer_id, or mobile[, name][, external_ref]; [product_name],
     [lease_minutes], [ref]). Invalid rows are listed; valid rows are processed exactly
     once each."""
-    file_format = fmt or file.suffix.lstrip(".").lower()
+    file_format = fmt or format_of(file.name)
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -110,18 +116,42 @@ def results(
     ctx: typer.Context,
     merchant_id: str,
     bulk_id: str,
-    out: Path | None = typer.Option(None, "--out", help="write the result CSV here"),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="write the result file here (.xlsx: a workbook, else CSV in "
+        "the uploaded file's encoding)",
+    ),
 ) -> None:
     """Per-row results (the result file)."""
+    from ivr.bulk.files import Source
+    from ivr.bulk.results import result_file
 
-    async def body(rt: Runtime) -> list[dict[str, Any]]:
-        return await rt.bulk.results.rows(merchant_id, bulk_id)
+    async def body(rt: Runtime) -> tuple[list[dict[str, Any]], Source]:
+        rows = await rt.bulk.results.rows(merchant_id, bulk_id)
+        return rows, await rt.bulk.results.source(merchant_id, bulk_id)
 
-    rows = run(_with_runtime(ctx, body))
+    rows, source = run(_with_runtime(ctx, body))
     if out is not None:
-        from ivr.bulk.results import results_csv
-
-        out.write_text(results_csv(rows), encoding="utf-8")
+        fmt = "xlsx" if format_of(out.name) == "xlsx" else "csv"
+        out.write_bytes(result_file(rows, source, fmt).body)
         typer.echo(f"{len(rows)} row(s) written to {out}")
     else:
         emit(ctx, "results", rows)
+
+
+@bulk_app.command("template")
+def write_template(
+    kind: str = typer.Argument(..., help="charges | registrations"),
+    out: Path = typer.Option(..., "--out", help="the file to write: .xlsx, else CSV"),
+) -> None:
+    """Write the template of a bulk kind (its header row) to fill in and submit."""
+    from ivr.bulk.templates import template
+    from ivr.errors import InvalidInput
+
+    try:
+        file = template(kind, "xlsx" if format_of(out.name) == "xlsx" else "csv")
+    except InvalidInput as exc:
+        raise typer.BadParameter(exc.message) from None
+    out.write_bytes(file.body)
+    typer.echo(f"{kind} template written to {out}")

@@ -110,7 +110,9 @@ HEADER = ",".join(REQUIRED).encode()
 
 
 @FUZZ
-@given(data=st.binary(max_size=512), fmt=st.sampled_from(["csv", "json", "xml", ""]))
+@given(data=st.binary(max_size=512), fmt=st.sampled_from(["csv", "json", "xlsx", "xml", ""]))
+@example(data=b"PK\x03\x04" + b"\x00" * 40, fmt="xlsx")  # a zip header, nothing behind it
+@example(data=b"PK\x05\x06" + b"\x00" * 18, fmt="xlsx")  # an empty zip
 @example(data=b"[" * 100_000, fmt="json")  # was RecursionError
 @example(data=b"[" + b"1" * 5000 + b"]", fmt="json")  # was ValueError (int digit limit)
 @example(data=b"\xff\xfe" + "card_id".encode("utf-16-le"), fmt="csv")

@@ -236,3 +236,21 @@ def test_sms_alimtalk_lists_the_alimtalk_outbox(tmp_path: Path) -> None:
     assert (row["template"], row["status"], row["result"], row["fallback_sms"]) == (
         "PAY_OK", "fallback", "3018", "sms_01")  # fmt: skip
     assert json.loads(arspay("--json", "sms", "alimtalk", "--status", "sent", url=url).stdout) == []
+
+
+def test_bulk_template_writes_csv_or_xlsx(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    from ivr.bulk.charge_rows import FIELDS as CHARGE_FIELDS
+    from ivr.bulk.registrations import FIELDS as REGISTRATION_FIELDS
+
+    out = arspay("bulk", "template", "charges", "--out", str(tmp_path / "c.csv"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "c.csv").read_text(encoding="utf-8-sig").strip() == ",".join(CHARGE_FIELDS)
+    out = arspay("bulk", "template", "registrations", "--out", str(tmp_path / "r.xlsx"))
+    assert out.returncode == 0, out.stderr
+    sheet = load_workbook(tmp_path / "r.xlsx").active
+    assert list(sheet.values) == [REGISTRATION_FIELDS]
+    out = arspay("bulk", "template", "refunds", "--out", str(tmp_path / "x.csv"))
+    assert out.returncode != 0
+    assert not (tmp_path / "x.csv").exists()

@@ -18,6 +18,7 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
+from openpyxl import Workbook, load_workbook
 from playwright.async_api import Page, expect
 
 from ivr.console import totp
@@ -29,6 +30,7 @@ from tests.console.conftest import PASSWORD, RENDERED, Console
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 CARDS = (VISA,)
 TIMEOUT_MS = 10_000
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @pytest.fixture
@@ -211,6 +213,34 @@ async def test_refund_a_payment_and_a_bulk_upload_with_one_bad_row(
     assert (rows["good1"]["result"], rows["good2"]["result"]) == ("succeeded", "succeeded")
     assert rows["bad1"]["result"] != "succeeded"
     assert "amount" in rows["bad1"]["error"]
+
+    # the same from Excel: an .xlsx with a half-won amount; its result file is an .xlsx
+    book = Workbook()
+    for r in (
+        ["card_id", "amount", "order_name", "installment_months", "ref"],
+        [tenant.card_id, 3000.0, "회비", 0, "xgood"],
+        [tenant.card_id, 3000.5, "회비", 0, "xbad"],
+    ):
+        book.active.append(r)
+    sheet_bytes = io.BytesIO()
+    book.save(sheet_bytes)
+    await page.click("a[href='/console/bulk']")
+    upload = page.get_by_test_id("bulk-upload")
+    await upload.get_by_test_id("bulk-file").set_input_files(
+        {"name": "charges.xlsx", "mimeType": XLSX, "buffer": sheet_bytes.getvalue()}
+    )
+    await upload.get_by_test_id("bulk-submit").click()
+    await expect(page).to_have_url(re.compile(r"/console/bulk/bulk_"), timeout=TIMEOUT_MS)
+    await expect(page.get_by_test_id("bulk-status")).to_have_text("완료", timeout=30_000)
+    await expect(page.get_by_test_id("bulk-invalid")).to_contain_text("xbad")
+    async with page.expect_download() as waiting:
+        await page.get_by_test_id("bulk-result").click()
+    download = await waiting.value
+    assert download.suggested_filename.endswith(".xlsx")
+    saved = (await download.path()).read_bytes()  # a temp name: no .xlsx for openpyxl
+    header, *got = list(load_workbook(io.BytesIO(saved)).active.values)
+    results = {r[header.index("ref")]: r[header.index("result")] for r in got}
+    assert results == {"xgood": "succeeded", "xbad": "invalid"}, results
 
     # the other main pages, for the record (screenshots) and the card scan
     for name in ("customers", "cards", "schedules", "webhooks", "sms", "consent", "settings",

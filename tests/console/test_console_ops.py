@@ -134,7 +134,8 @@ async def test_a_form_sent_twice_makes_one_job(console: Console) -> None:
     [
         ("empty.csv", "text/csv", b"", "빈 파일"),
         ("blank.csv", "text/csv", b"\n \n", "빈 파일"),
-        ("sheet.xlsx", "application/vnd.ms-excel", b"PK\x03\x04garbage", "CSV 또는 JSON"),
+        ("sheet.xlsx", "application/vnd.ms-excel", b"PK\x03\x04garbage", ".xlsx workbook"),
+        ("sheet.xls", "application/vnd.ms-excel", b"\xd0\xcf\x11\xe0", "엑셀(.xlsx)"),
         ("garbage.csv", "text/csv", b"\xff\xfe\x00\x81\x90binary", "UTF-8"),
         ("wrong.csv", "text/csv", b"a,b\n1,2\n", "header"),
         ("broken.json", "application/json", b"[{", "malformed"),

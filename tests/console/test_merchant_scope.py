@@ -119,6 +119,7 @@ async def test_every_read_goes_through_the_scope(console: Console, watch: Watch)
     ids["record_id"] = found.group(1) if found else "cr_none"
     ids["to"] = "ko"
     ids["account_id"] = "default"  # a PG account (operators' pages: 403 to a merchant)
+    ids["kind"] = "charges"  # a bulk kind (its template)
 
     walked = []
     paths = _get_paths(API_ROUTERS, "") + _get_paths(CONSOLE_ROUTERS, "/console")

@@ -1,16 +1,18 @@
-"""Bulk jobs: the merchant's bulk jobs with their progress, an upload form (a CSV or JSON
-file of charges or registrations, through :class:`~ivr.bulk.submit.BulkSubmissions` as
-the API's upload does), a job page whose progress refreshes live until the job ends,
-and the result file (every row: the outcome of the processed ones, the error of the
-invalid ones).
+"""Bulk jobs: the merchant's bulk jobs with their progress, an upload form (a CSV, .xlsx
+or JSON file of charges or registrations, through
+:class:`~ivr.bulk.submit.BulkSubmissions` as the API's upload does), templates to fill
+in (CSV, .xlsx), a job page whose progress refreshes live until the job ends, and the
+result file (every row: the outcome of the processed ones, the error of the invalid
+ones) in the uploaded file's format.
 
-A bad file (empty, not CSV/JSON, no usable header, not UTF-8) is refused on the page
-with 422 and nothing is submitted. The upload form carries a one-time job id, so a form
-sent twice (a double click, a browser resubmitting) lands on the job it already made
-instead of charging every row again."""
+A bad file (empty, not CSV/.xlsx/JSON, no usable header, neither UTF-8 nor CP949) is
+refused on the page with 422 and nothing is submitted. The upload form carries a
+one-time job id, so a form sent twice (a double click, a browser resubmitting) lands
+on the job it already made instead of charging every row again."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,10 +22,12 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import RedirectResponse, Response
 
-from ivr.bulk.files import MAX_BYTES
+from ivr.bulk.files import MAX_BYTES, format_of
 from ivr.bulk.jobs import KINDS, find_parent, id_taken, parents
 from ivr.bulk.progress import BulkJobs
-from ivr.bulk.results import results_csv
+from ivr.bulk.results import ResultFile, result_file
+from ivr.bulk.templates import template
+from ivr.bulk.xlsx import ZIP_MAGIC
 from ivr.console.access import Deps, Reader, Viewer, Writer
 from ivr.console.pages.common import (
     PAGE,
@@ -144,16 +148,17 @@ async def list_rows(request: Request, deps: Deps, who: Reader) -> Response:
 
 
 def _format(filename: str, content_type: str, data: bytes) -> str | None:
-    """``csv`` or ``json`` from the file's name, else its type, else its first byte."""
-    name = filename.lower()
-    if name.endswith(".json"):
-        return "json"
-    if name.endswith((".csv", ".txt")):
-        return "csv"
-    if "." in name.rsplit("/", 1)[-1]:
-        return None  # .xlsx, .pdf …: not a file the engine reads
+    """``csv``, ``xlsx`` or ``json`` from the file's name, else its type, else its first
+    bytes."""
+    known = format_of(filename, "")
+    if known:
+        return known
+    if "." in filename.lower().rsplit("/", 1)[-1]:
+        return None  # .xls, .pdf …: not a file the engine reads
     if "json" in content_type:
         return "json"
+    if "spreadsheetml" in content_type or data.startswith(ZIP_MAGIC):
+        return "xlsx"
     if "csv" in content_type or content_type.startswith("text/"):
         return "csv"
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
@@ -247,14 +252,40 @@ async def job_progress(bulk_id: str, request: Request, deps: Deps, who: Reader) 
     return page(request, who, "fragments/bulk_progress.html", job=job, status_code=code)
 
 
-@router.get("/bulk/{bulk_id}/results.csv")
-async def job_results(bulk_id: str, deps: Deps, who: Reader) -> Response:
-    """The result file, the same as the API's: processed rows with their outcome and
-    invalid rows with their error."""
-    parent = await _owned_job(deps, who, bulk_id)
-    rows = await deps.api.bulk.results.rows(_merchant_of(parent), bulk_id)
+def _download(file: ResultFile, name: str) -> Response:
     return Response(
-        results_csv(rows),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{bulk_id}.csv"'},
+        file.body,
+        media_type=file.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}.{file.extension}"'},
     )
+
+
+@router.get("/bulk/templates/{kind}")
+async def kind_template(kind: str, who: Reader, format: str = "xlsx") -> Response:
+    """The kind's template (its header row) as .xlsx or CSV."""
+    if kind not in KINDS or format not in ("csv", "xlsx"):
+        raise NotFound("template not found")
+    return _download(template(kind, format), f"arspay-bulk-{kind}")
+
+
+async def _results(deps: Deps, who: Viewer, bulk_id: str, fmt: str | None) -> Response:
+    parent = await _owned_job(deps, who, bulk_id)
+    merchant_id = _merchant_of(parent)
+    rows = await deps.api.bulk.results.rows(merchant_id, bulk_id)
+    source = await deps.api.bulk.results.source(merchant_id, bulk_id)
+    file = await asyncio.to_thread(result_file, rows, source, fmt)  # seconds for an .xlsx
+    return _download(file, bulk_id)
+
+
+@router.get("/bulk/{bulk_id}/results")
+async def job_results(bulk_id: str, deps: Deps, who: Reader) -> Response:
+    """The result file, the same as the API's, in the uploaded file's format (.xlsx,
+    CP949 or UTF-8 CSV): processed rows with their outcome and invalid rows with their
+    error."""
+    return await _results(deps, who, bulk_id, None)
+
+
+@router.get("/bulk/{bulk_id}/results.csv")
+async def job_results_csv(bulk_id: str, deps: Deps, who: Reader) -> Response:
+    """The result file as CSV (CP949 when the upload was)."""
+    return await _results(deps, who, bulk_id, "csv")
