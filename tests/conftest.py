@@ -8,14 +8,18 @@ when ``CI=true`` or ``ARSPAY_TEST_REQUIRE_PG=1``, where they fail.
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import functools
+import gc
 import os
 import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -27,6 +31,36 @@ from ivr.store import migrate
 from ivr.store.db import Database
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def _parse_without_collection(
+    parse: Callable[..., ast.AST],
+) -> Callable[..., ast.AST]:
+    """``ast.parse`` with the garbage collector paused, for the whole test session.
+
+    CPython 3.11 keeps the AST converter's recursion count in one per-interpreter slot. A
+    collection inside a conversion can run a finaliser (an asyncio task's "exception was
+    never retrieved" log), whose traceback formatting calls ``ast.parse`` itself and
+    resets that slot: the outer parse then fails a correct source with ``SystemError:
+    AST constructor recursion depth mismatch`` (CPython gh-106905, fixed in 3.12). Seen
+    in the structure tests and in Schemathesis's (hypothesis's) own parsing, late in a
+    long run."""
+
+    @functools.wraps(parse)
+    def wrapper(*args: Any, **kwargs: Any) -> ast.AST:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return parse(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return wrapper
+
+
+if sys.version_info < (3, 12):
+    ast.parse = _parse_without_collection(ast.parse)  # type: ignore[assignment]
 
 
 def _require_pg() -> bool:
