@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from ivr.api import schemas as S
+from ivr.api import webhook_schemas as W
 from ivr.cards.verification import locked_until
 from ivr.consent.evidence import Evidence, RecordEvidence
 from ivr.domain.states import AttemptStatus
@@ -150,13 +151,13 @@ def schedule(row: Schedule) -> S.ScheduleOut:
     return from_row(S.ScheduleOut, row, plan=row.rule)
 
 
-def endpoint(row: WebhookEndpoint) -> S.WebhookEndpointOut:
-    return from_row(S.WebhookEndpointOut, row, event_types=subscribed_types(row))
+def endpoint(row: WebhookEndpoint) -> W.WebhookEndpointOut:
+    return from_row(W.WebhookEndpointOut, row, event_types=subscribed_types(row))
 
 
-def event(row: WebhookEvent) -> S.EventOut:
-    return from_row(S.EventOut, row)
+def event(row: WebhookEvent) -> W.EventOut:
+    return from_row(W.EventOut, row)
 
 
-def delivery(row: WebhookDelivery) -> S.DeliveryOut:
-    return from_row(S.DeliveryOut, row)
+def delivery(row: WebhookDelivery) -> W.DeliveryOut:
+    return from_row(W.DeliveryOut, row)

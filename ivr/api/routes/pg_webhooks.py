@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import APIKeyHeader
 from starlette.responses import Response
 
-from ivr.api import schemas as S
+from ivr.api import webhook_schemas as W
 from ivr.api.route import deps
 from ivr.errors import NotFound
 from ivr.gateways.portone_v2.webhooks import InvalidSignature, PortOneWebhooks
@@ -48,26 +48,26 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "/portone-v2/webhooks",
-    response_model=S.PgWebhookOut,
+    response_model=W.PgWebhookOut,
     responses=RESPONSES,
     summary="Receive a PortOne V2 webhook (Standard Webhooks signature)",
     dependencies=[Depends(_signature)],
 )
-async def portone_v2_webhook(request: Request) -> S.PgWebhookOut | Response:
+async def portone_v2_webhook(request: Request) -> W.PgWebhookOut | Response:
     verifier: PortOneWebhooks | None = getattr(request.app.state, "portone_webhooks", None)
     return await _receive(request, verifier)
 
 
 @router.post(
     "/portone-v2/webhooks/{account_id}",
-    response_model=S.PgWebhookOut,
+    response_model=W.PgWebhookOut,
     responses=RESPONSES,
     summary="Receive a PortOne V2 webhook for a stored PG account",
     dependencies=[Depends(_signature)],
 )
 async def portone_v2_account_webhook(
     request: Request, account_id: str
-) -> S.PgWebhookOut | Response:
+) -> W.PgWebhookOut | Response:
     try:
         verifier = await _account_verifier(request, account_id)
     except NotFound as exc:
@@ -93,7 +93,7 @@ async def _account_verifier(request: Request, account_id: str) -> PortOneWebhook
     return verifiers[key]
 
 
-async def _receive(request: Request, verifier: PortOneWebhooks | None) -> S.PgWebhookOut | Response:
+async def _receive(request: Request, verifier: PortOneWebhooks | None) -> W.PgWebhookOut | Response:
     try:
         if verifier is None:
             raise NotFound("PortOne V2 webhooks are not configured")
@@ -101,12 +101,12 @@ async def _receive(request: Request, verifier: PortOneWebhooks | None) -> S.PgWe
     except (NotFound, InvalidSignature) as exc:
         return problem_for(exc).response(request.url.path)
     if verifier.seen(notice):
-        return S.PgWebhookOut(result="duplicate")
+        return W.PgWebhookOut(result="duplicate")
     if not notice.about_a_payment:
         verifier.handled(notice)
-        return S.PgWebhookOut(result="ignored")
+        return W.PgWebhookOut(result="ignored")
     assert notice.payment_id is not None
     d = deps(request)
     noticed = await order_noticed(d.db, d.charger, d.payments.refunds, notice.payment_id)
     verifier.handled(notice)
-    return S.PgWebhookOut(result=noticed.value)
+    return W.PgWebhookOut(result=noticed.value)

@@ -7,6 +7,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from ivr.api import schemas as S
+from ivr.api import webhook_schemas as W
 from ivr.api.route import actor
 from ivr.api.routes.common import WRITE_ERRORS, Deps, Me, Paging, retried
 from ivr.api.routes.common import router as make_router
@@ -26,25 +27,25 @@ router = make_router("webhooks")
     summary="Add an endpoint; its signing secret is shown only in this answer",
 )
 async def create_endpoint(
-    body: S.WebhookEndpointIn, request: Request, d: Deps, me: Me
-) -> S.WebhookEndpointCreated:
+    body: W.WebhookEndpointIn, request: Request, d: Deps, me: Me
+) -> W.WebhookEndpointCreated:
     rid, done = await retried(request, d, me, WebhookEndpoint, "whe")
     if done is not None:  # a retry whose first answer was lost: the secret is the newest
         secret = done.secret.split(" ")[0]
-        return S.WebhookEndpointCreated(**views.endpoint(done).model_dump(), secret=secret)
+        return W.WebhookEndpointCreated(**views.endpoint(done).model_dump(), secret=secret)
     row, secret = await d.webhooks.create_endpoint(
         me.merchant_id, body.url, body.event_types, actor=actor(me), endpoint_id=rid
     )
-    return S.WebhookEndpointCreated(**views.endpoint(row).model_dump(), secret=secret)
+    return W.WebhookEndpointCreated(**views.endpoint(row).model_dump(), secret=secret)
 
 
 @router.get("/webhook-endpoints")
-async def list_endpoints(d: Deps, me: Me) -> list[S.WebhookEndpointOut]:
+async def list_endpoints(d: Deps, me: Me) -> list[W.WebhookEndpointOut]:
     return [views.endpoint(r) for r in await d.webhooks.list_endpoints(me.merchant_id)]
 
 
 @router.get("/webhook-endpoints/{endpoint_id}")
-async def get_endpoint(endpoint_id: str, d: Deps, me: Me) -> S.WebhookEndpointOut:
+async def get_endpoint(endpoint_id: str, d: Deps, me: Me) -> W.WebhookEndpointOut:
     return views.endpoint(await d.webhooks.get_endpoint(me.merchant_id, endpoint_id))
 
 
@@ -54,8 +55,8 @@ async def get_endpoint(endpoint_id: str, d: Deps, me: Me) -> S.WebhookEndpointOu
     summary="Change the URL or event types; enabled=true re-enables a disabled endpoint",
 )
 async def update_endpoint(
-    endpoint_id: str, body: S.WebhookEndpointPatch, d: Deps, me: Me
-) -> S.WebhookEndpointOut:
+    endpoint_id: str, body: W.WebhookEndpointPatch, d: Deps, me: Me
+) -> W.WebhookEndpointOut:
     row = await d.webhooks.update_endpoint(
         me.merchant_id,
         endpoint_id,
@@ -83,22 +84,22 @@ async def delete_endpoint(endpoint_id: str, d: Deps, me: Me) -> Response:
     responses=WRITE_ERRORS,
     summary="A new signing secret; messages carry both signatures for 24 h",
 )
-async def rotate_secret(endpoint_id: str, d: Deps, me: Me) -> S.SecretOut:
+async def rotate_secret(endpoint_id: str, d: Deps, me: Me) -> W.SecretOut:
     secret = await d.webhooks.rotate_secret(me.merchant_id, endpoint_id, actor=actor(me))
-    return S.SecretOut(endpoint_id=endpoint_id, secret=secret)
+    return W.SecretOut(endpoint_id=endpoint_id, secret=secret)
 
 
 @router.get("/events")
-async def list_events(d: Deps, me: Me, page: Paging, type: str | None = None) -> S.Page[S.EventOut]:
+async def list_events(d: Deps, me: Me, page: Paging, type: str | None = None) -> S.Page[W.EventOut]:
     q = events(Scope.of(me.merchant_id), type=type)
-    return await listed(d, page, S.Page[S.EventOut], q, WebhookEvent.id, views.event)
+    return await listed(d, page, S.Page[W.EventOut], q, WebhookEvent.id, views.event)
 
 
 @router.get("/events/{event_id}")
-async def get_event(event_id: str, d: Deps, me: Me) -> S.EventDetailOut:
+async def get_event(event_id: str, d: Deps, me: Me) -> W.EventDetailOut:
     row = await d.webhooks.get_event(me.merchant_id, event_id)
     deliveries = await d.webhooks.deliveries(me.merchant_id, event_id)
-    return S.EventDetailOut(
+    return W.EventDetailOut(
         **views.event(row).model_dump(), deliveries=[views.delivery(x) for x in deliveries]
     )
 
@@ -109,8 +110,8 @@ async def get_event(event_id: str, d: Deps, me: Me) -> S.EventDetailOut:
     responses=WRITE_ERRORS,
     summary="Queue the event again now (same webhook-id: receivers dedupe)",
 )
-async def redeliver_event(event_id: str, body: S.RedeliverIn, d: Deps, me: Me) -> S.RedeliverOut:
+async def redeliver_event(event_id: str, body: W.RedeliverIn, d: Deps, me: Me) -> W.RedeliverOut:
     n = await d.webhooks.redeliver(
         me.merchant_id, event_id, endpoint_id=body.endpoint_id, actor=actor(me)
     )
-    return S.RedeliverOut(event_id=event_id, queued=n)
+    return W.RedeliverOut(event_id=event_id, queued=n)
