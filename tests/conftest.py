@@ -17,6 +17,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,15 +47,18 @@ def _parse_without_collection(
     in the structure tests and in Schemathesis's (hypothesis's) own parsing, late in a
     long run."""
 
+    lock = threading.RLock()  # threads (Schemathesis's workers) parse one at a time
+
     @functools.wraps(parse)
     def wrapper(*args: Any, **kwargs: Any) -> ast.AST:
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return parse(*args, **kwargs)
-        finally:
-            if was_enabled:
-                gc.enable()
+        with lock:
+            was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                return parse(*args, **kwargs)
+            finally:
+                if was_enabled:
+                    gc.enable()
 
     return wrapper
 
