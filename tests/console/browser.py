@@ -10,23 +10,17 @@ all that was rendered for card numbers with :func:`scan_for`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
-import socket
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
 from playwright.async_api import Browser as PlaywrightBrowser
 from playwright.async_api import BrowserContext, Page, Route, async_playwright
 from playwright.async_api import Error as PlaywrightError
-
-from ivr.settings import ApiSettings
-from ivr.web.serve import serve
 
 CHROMIUM = "/usr/bin/chromium"
 # We run as root, where Chromium refuses to start with its sandbox; /dev/shm may be small
@@ -145,30 +139,3 @@ def scan_for(texts: Iterable[str | tuple[str, str]], needles: Iterable[str]) -> 
             if found:
                 hits.append(f"{url}: card number {needle} found as {found.group()!r}")
     return hits
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@asynccontextmanager
-async def serving(app: FastAPI, settings: ApiSettings) -> AsyncIterator[str]:
-    """``app`` served by uvicorn (the engine's ``serve``) on a free port; yields its URL
-    once it accepts connections."""
-    port = free_port()
-    server = asyncio.create_task(serve(app, settings.model_copy(update={"port": port})))
-    try:
-        for _ in range(200):
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.cancel()
-        await asyncio.gather(server, return_exceptions=True)

@@ -24,8 +24,9 @@ from playwright.async_api import Page, expect
 from ivr.console import totp
 from ivr.domain.states import CallRequestStatus
 from tests.api.conftest import VISA
-from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for, serving
+from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for
 from tests.console.conftest import PASSWORD, RENDERED, Console
+from tests.stack import serving
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 CARDS = (VISA,)

@@ -11,8 +11,9 @@ from playwright.async_api import ConsoleMessage, Request, expect
 
 from ivr.api.deps import ApiDeps
 from ivr.web.app import create_app
-from tests.console.browser import artifacts_dir, open_browser, serving
+from tests.console.browser import artifacts_dir, open_browser
 from tests.console.conftest import Console
+from tests.stack import serving
 
 pytestmark = pytest.mark.anyio
 

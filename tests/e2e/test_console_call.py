@@ -18,7 +18,8 @@ from ivr.api.deps import ApiDeps
 from ivr.console.web import ConsoleDeps
 from ivr.store.tables import CallRequest
 from ivr.web.app import create_app
-from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for, serving
+from tests.console.browser import Browser, artifacts_dir, open_browser, scan_for
+from tests.stack import serving
 
 # the call stack fixtures of the call tests (pytest finds fixtures imported into a module)
 from .test_calls import BIRTH, CANARY_NEEDLES, Calls, Dialogue, calls  # noqa: F401

@@ -5,8 +5,6 @@ turnaround, PG request and vault counters move by what the call did."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,8 +17,7 @@ from ivr.settings import load_settings
 from ivr.testing.asterisk import Asterisk
 from ivr.testing.sipp import SippCall, start_call
 from ivr.web.app import create_app
-from ivr.web.serve import serve
-from tests.observability.conftest import free_port
+from tests.stack import serving
 
 from .test_calls import BIRTH, CARD, MOBILE, Calls, Dialogue, open_calls
 
@@ -33,25 +30,11 @@ TOKEN = "metrics-token-for-the-e2e-test"
 async def served(
     asterisk: Asterisk, prompts_dir: Path, tmp_path: Path
 ) -> AsyncIterator[tuple[Calls, str]]:
-    port = str(free_port())
-    async with open_calls(
-        prompts_dir, tmp_path, ARSPAY_API_PORT=port, ARSPAY_API_METRICS_TOKEN=TOKEN
-    ) as calls:
-        api = load_settings(env={"ARSPAY_CONFIG": "/nonexistent.toml", "ARSPAY_API_PORT": port}).api
-        server = asyncio.create_task(serve(create_app(ApiDeps.from_runtime(calls.runtime)), api))
-        url = f"http://127.0.0.1:{port}/metrics"
-        try:
-            for _ in range(100):  # until uvicorn listens
-                with contextlib.suppress(OSError):
-                    _, writer = await asyncio.open_connection("127.0.0.1", int(port))
-                    writer.close()
-                    break
-                await asyncio.sleep(0.05)
-            yield calls, url
-        finally:
-            server.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await server
+    async with open_calls(prompts_dir, tmp_path, ARSPAY_API_METRICS_TOKEN=TOKEN) as calls:
+        api = load_settings(env={"ARSPAY_CONFIG": "/nonexistent.toml"}).api
+        app = create_app(ApiDeps.from_runtime(calls.runtime))
+        async with serving(app, api) as url:
+            yield calls, url + "/metrics"
 
 
 def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:

@@ -23,7 +23,8 @@ from ivr.testing.asterisk import Asterisk
 from ivr.testing.demo import CARD, CONVERSATIONS, converse
 from ivr.testing.sip_account import SipAccount, register
 from tests.cli.tables import problems
-from tests.console.browser import artifacts_dir, free_port, open_browser
+from tests.console.browser import artifacts_dir, open_browser
+from tests.stack import free_port
 
 from .conftest import CANARY_DIRS, REPO, SENT_DIGITS
 

@@ -5,8 +5,6 @@ for the phone line) with the API served for real on a TCP port, so ``/metrics`` 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,20 +21,12 @@ from ivr.settings import load_settings
 from ivr.store import migrate
 from ivr.store.db import Database
 from ivr.web.app import create_app
-from ivr.web.serve import serve
 from tests.flows.conftest import DID, MOBILE, FakeBook, Stack
 from tests.gateways.support import running_sandbox
-from tests.stack import engine_env
+from tests.stack import engine_env, serving
 from vault.factory import init_keys
 
 TOKEN = "metrics-token-for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -65,13 +55,11 @@ def ops_db_url() -> str | None:
 
 @pytest.fixture
 async def ops(tmp_path: Path, ops_db_url: str | None) -> AsyncIterator[Ops]:
-    port = free_port()
     async with running_sandbox(tmp_path / "pg-ledger.db") as sandbox:
         env = engine_env(
             tmp_path,
             sandbox.url,
             ARSPAY_DATABASE_BUSY_TIMEOUT_MS="3000",
-            ARSPAY_API_PORT=str(port),
             ARSPAY_API_METRICS_TOKEN=TOKEN,
             ARSPAY_ASTERISK_ARI_PASSWORD="ari-password-for-tests",
             ARSPAY_ASTERISK_AGI_SECRET="agi-secret-for-tests",
@@ -93,19 +81,10 @@ async def ops(tmp_path: Path, ops_db_url: str | None) -> AsyncIterator[Ops]:
         st.customer_id = (await services.customers.create(merchant.id, mobile=MOBILE)).id
         app = create_app(ApiDeps.from_runtime(runtime))
         log_task = asyncio.create_task(engine.session_log.run())
-        server = asyncio.create_task(serve(app, settings.api))
-        url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(100):
-                with contextlib.suppress(OSError):
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.close()
-                    break
-                await asyncio.sleep(0.05)
-            yield Ops(st, url)
+            async with serving(app, settings.api) as url:
+                yield Ops(st, url)
         finally:
-            server.cancel()
             log_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await server
+            await asyncio.gather(log_task, return_exceptions=True)
             await runtime.close()
