@@ -6,23 +6,14 @@ from __future__ import annotations
 import io
 
 import pytest
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 
 from ivr.bulk.charge_rows import FIELDS
+from tests.api.test_api_bulk_excel import XLSX, workbook
 from tests.console.conftest import Console
 from tests.console.test_console_ops import HEADER, upload
 
 pytestmark = pytest.mark.anyio
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def workbook(*rows: list[object]) -> bytes:
-    book = Workbook()
-    for r in rows:
-        book.active.append(r)
-    buf = io.BytesIO()
-    book.save(buf)
-    return buf.getvalue()
 
 
 async def test_an_xlsx_upload_with_a_bad_row_and_its_xlsx_result(console: Console) -> None:
